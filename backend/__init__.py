@@ -1,0 +1,1 @@
+"""PaaSTech platform backend: API, domain services, data model, deployment manager."""

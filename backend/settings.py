@@ -1,0 +1,92 @@
+"""All platform settings in one place, read from the environment with the PAASTECH_ prefix."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PAASTECH_", extra="ignore")
+
+    data_dir: Path = Path(".data")
+    # Empty means the embedded default: a SQLite file in the data dir.
+    database_url: str = ""
+    base_domain: str = "localhost"
+    development: bool = True
+
+    host: str = "127.0.0.1"
+    api_port: int = 8000
+    web_port: int = 3000
+    ingress_port: int = 8080
+    gitd_port: int = 2222
+    api_grpc_port: int = 50052
+    pomegranate_port: int = 50051
+
+    # Key for encryption at rest and for the internal gRPC shared secret.
+    # Generated and kept in the data dir on first start when not given.
+    secret_key: str = ""
+
+    session_token_days: int = 30
+    login_max_failures_per_account: int = 5
+    login_max_failures_per_address: int = 20
+    login_failure_window_seconds: int = 900
+
+    max_query_depth: int = 10
+    max_query_tokens: int = 2000
+    max_request_bytes: int = 1_000_000
+
+    applications_page_max: int = Field(default=100, ge=1)
+
+    # Pomegranate (deployment manager). Base images are built locally by scripts/base-images.sh.
+    docker_url: str = ""  # empty: the local engine (DOCKER_HOST or /var/run/docker.sock)
+    docker_network: str = "paastech"
+    python_base_image: str = "paastech/python:bookworm"
+    node_base_image: str = "paastech/node:bookworm"
+    static_base_image: str = "paastech/busybox:latest"
+    default_port: int = 5000
+    default_memory_mb: int = 256
+    default_cpu: float = 0.5
+    pids_limit: int = 256
+    build_timeout_seconds: int = 600
+    health_check_timeout_seconds: float = 30.0
+    images_kept_per_project: int = 5
+    max_concurrent_builds: int = 2
+    tls: bool = False
+    certresolver: str = "letsencrypt"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite://{self.data_dir.resolve() / 'paastech.sqlite3'}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}/graphql"
+
+    def project_hostname(self, project_name: str) -> str:
+        return f"{project_name}.{self.base_domain}"
+
+    def resolved_secret_key(self) -> str:
+        """The configured key, else the one kept in the data dir (created on first use)."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            # O_EXCL: two processes starting together must not write two different keys.
+            try:
+                with path.open("x") as fh:
+                    fh.write(secrets.token_urlsafe(48))
+                path.chmod(0o600)
+            except FileExistsError:
+                pass
+        return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
