@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     api_port: int = 8000
     web_port: int = 3000
     ingress_port: int = 8080
+    # Port users reach apps on: the embedded ingress here, 80/443 behind Traefik in production.
+    public_port: int = 8080
     gitd_port: int = 2222
     api_grpc_port: int = 50052
     pomegranate_port: int = 50051
@@ -69,6 +71,13 @@ class Settings(BaseSettings):
 
     def project_hostname(self, project_name: str) -> str:
         return f"{project_name}.{self.base_domain}"
+
+    def app_url(self, hostname: str) -> str:
+        """Public URL of an app host, as users reach it through the ingress."""
+        scheme = "https" if self.tls else "http"
+        default_port = 443 if self.tls else 80
+        port = "" if self.public_port == default_port else f":{self.public_port}"
+        return f"{scheme}://{hostname}{port}"
 
     def resolved_secret_key(self) -> str:
         """The configured key, else the one kept in the data dir (created on first use)."""

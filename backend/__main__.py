@@ -1,0 +1,51 @@
+"""Platform process entry points: `python -m backend migrate|api|export-schema`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import typer
+import uvicorn
+
+from backend.settings import get_settings
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False)
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply pending database migrations."""
+    from backend.db.config import migrate as run
+
+    asyncio.run(run())
+    typer.echo(f"database migrated: {get_settings().db_url.split('@')[-1]}")
+
+
+@cli.command()
+def api() -> None:
+    """Run the GraphQL API."""
+    s = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    uvicorn.run(
+        "backend.api.app:create_app",
+        factory=True,
+        host=s.host,
+        port=s.api_port,
+        proxy_headers=False,
+        log_level="info",
+    )
+
+
+@cli.command("export-schema")
+def export_schema(path: Path = Path("schema.graphql")) -> None:
+    """Write the GraphQL schema in SDL (schema.graphql is kept in sync by a test)."""
+    from backend.api.schema import build_schema
+
+    path.write_text(build_schema().as_str() + "\n")
+    typer.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    cli()

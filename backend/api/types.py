@@ -1,0 +1,264 @@
+"""GraphQL object types. Each wraps a model and resolves relations through the services."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+
+from backend import security
+from backend.db import models
+from backend.events import Event, EventKind
+from backend.services import config, projects
+from backend.settings import get_settings
+
+ApplicationStatus = strawberry.enum(models.ApplicationStatus, name="ApplicationStatus")
+ProjectEventKind = strawberry.enum(EventKind, name="ProjectEventKind")
+
+
+@strawberry.type
+class ProcessScale:
+    process_type: str
+    replicas: int
+
+
+def _scales(replicas: dict[str, int]) -> list[ProcessScale]:
+    return [ProcessScale(process_type=k, replicas=v) for k, v in sorted(replicas.items())]
+
+
+@strawberry.type(name="Application", description="One immutable release of a project.")
+class ApplicationType:
+    model: strawberry.Private[models.Application]
+    project_name: str
+    number: int
+    status: ApplicationStatus
+    cause: str
+    commit_sha: str | None
+    image: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    failure_reason: str | None
+    domains: list[str]
+
+    @strawberry.field
+    def replicas(self) -> list[ProcessScale]:
+        return _scales(self.model.replicas)
+
+    @strawberry.field(description="Names of the env vars this release runs with (values hidden).")
+    def env_keys(self) -> list[str]:
+        if not self.model.env_snapshot:
+            return []
+        import json
+
+        return sorted(json.loads(security.decrypt(self.model.env_snapshot)))
+
+    @classmethod
+    def of(cls, app: models.Application, project_name: str) -> ApplicationType:
+        return cls(
+            model=app,
+            project_name=project_name,
+            number=app.number,
+            status=app.status,
+            cause=app.cause,
+            commit_sha=app.commit_sha,
+            image=app.image,
+            created_at=app.created_at,
+            finished_at=app.finished_at,
+            failure_reason=app.failure_reason,
+            domains=list(app.domains),
+        )
+
+
+@strawberry.type(name="EnvVar")
+class EnvVarType:
+    key: str
+    value: str
+
+
+@strawberry.type(name="Domain")
+class DomainType:
+    hostname: str
+    url: str
+    default: bool
+
+
+@strawberry.type(name="ProjectSettings")
+class ProjectSettingsType:
+    replicas: list[ProcessScale]
+    memory_mb: int
+    cpu: float
+    port: int | None
+    health_check_path: str
+    deploy_branch: str
+
+
+@strawberry.type(name="Project")
+class ProjectType:
+    model: strawberry.Private[models.Project]
+    name: str
+    created_at: datetime
+
+    @strawberry.field(description="The project's default URL.")
+    def url(self) -> str:
+        return get_settings().app_url(config.default_hostname(self.model))
+
+    @strawberry.field
+    def settings(self) -> ProjectSettingsType:
+        s, p = get_settings(), self.model
+        return ProjectSettingsType(
+            replicas=_scales(p.replicas),
+            memory_mb=p.memory_mb or s.default_memory_mb,
+            cpu=p.cpu or s.default_cpu,
+            port=p.port,
+            health_check_path=p.health_check_path,
+            deploy_branch=p.deploy_branch,
+        )
+
+    @strawberry.field(description="Every hostname routed to the project; the default one first.")
+    async def domains(self) -> list[DomainType]:
+        hostnames = await config.hostnames_of(self.model)
+        app_url = get_settings().app_url
+        return [
+            DomainType(hostname=h, url=app_url(h), default=i == 0) for i, h in enumerate(hostnames)
+        ]
+
+    @strawberry.field
+    async def env_vars(self) -> list[EnvVarType]:
+        env = await config.env_of(self.model)
+        return [EnvVarType(key=k, value=v) for k, v in env.items()]
+
+    @strawberry.field(description="Releases, newest first.")
+    async def applications(self, first: int = 20, offset: int = 0) -> list[ApplicationType]:
+        apps = await projects.list_applications(
+            self.model, first=first, offset=offset, max_page=get_settings().applications_page_max
+        )
+        return [ApplicationType.of(a, self.name) for a in apps]
+
+    @strawberry.field
+    async def application_count(self) -> int:
+        return await projects.count_applications(self.model)
+
+    @strawberry.field(description="The release serving traffic, if any.")
+    async def live_application(self) -> ApplicationType | None:
+        app = await projects.live_application(self.model)
+        return ApplicationType.of(app, self.name) if app else None
+
+    @classmethod
+    def of(cls, project: models.Project) -> ProjectType:
+        return cls(model=project, name=project.name, created_at=project.created_at)
+
+
+@strawberry.type(name="SSHKey")
+class SSHKeyType:
+    id: strawberry.ID
+    title: str
+    fingerprint: str
+    public_key: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, key: models.SSHKey) -> SSHKeyType:
+        return cls(
+            id=strawberry.ID(str(key.id)),
+            title=key.title,
+            fingerprint=key.fingerprint,
+            public_key=key.public_key,
+            created_at=key.created_at,
+        )
+
+
+@strawberry.enum
+class TokenKind(Enum):
+    SESSION = "session"
+    API = "api"
+
+
+@strawberry.type(name="ApiToken")
+class ApiTokenType:
+    id: strawberry.ID
+    name: str
+    kind: TokenKind
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+
+    @classmethod
+    def of(cls, token: models.ApiToken) -> ApiTokenType:
+        return cls(
+            id=strawberry.ID(str(token.id)),
+            name=token.name,
+            kind=TokenKind(token.kind),
+            created_at=token.created_at,
+            last_used_at=token.last_used_at,
+            expires_at=token.expires_at,
+        )
+
+
+@strawberry.type(name="Client")
+class ClientType:
+    model: strawberry.Private[models.Client]
+    id: strawberry.ID
+    email: str
+    username: str
+    created_at: datetime
+
+    @strawberry.field
+    async def projects(self) -> list[ProjectType]:
+        return [ProjectType.of(p) for p in await projects.list_projects(self.model)]
+
+    @classmethod
+    def of(cls, client: models.Client) -> ClientType:
+        return cls(
+            model=client,
+            id=strawberry.ID(str(client.id)),
+            email=client.email,
+            username=client.username,
+            created_at=client.created_at,
+        )
+
+
+@strawberry.type
+class AuthPayload:
+    token: str = strawberry.field(description="Bearer token; shown once, only its hash is kept.")
+    expires_at: datetime | None
+    client: ClientType
+
+
+@strawberry.type
+class CreatedApiToken:
+    token: str = strawberry.field(description="Shown once, only its hash is kept.")
+    api_token: ApiTokenType
+
+
+@strawberry.type
+class DeletedProject:
+    name: str
+
+
+@strawberry.input
+class EnvVarInput:
+    key: str
+    value: str
+
+
+@strawberry.type
+class ProjectEvent:
+    kind: ProjectEventKind
+    project: str
+    message: str | None
+    application_number: int | None
+    status: ApplicationStatus | None
+    at: datetime
+
+    @classmethod
+    def of(cls, event: Event) -> ProjectEvent:
+        p = event.payload
+        return cls(
+            kind=event.kind,
+            project=p["project"],
+            message=p.get("message"),
+            application_number=p.get("number"),
+            status=p.get("status"),
+            at=event.at,
+        )

@@ -1,0 +1,1 @@
+"""Database: Tortoise ORM models, configuration and migrations."""

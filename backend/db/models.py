@@ -1,0 +1,145 @@
+"""The data model (see docs/architecture.md, Database)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class ApplicationStatus(StrEnum):
+    QUEUED = "queued"
+    BUILDING = "building"
+    DEPLOYING = "deploying"
+    RUNNING = "running"
+    SUPERSEDED = "superseded"
+    FAILED = "failed"
+    CRASHED = "crashed"
+    STOPPED = "stopped"
+
+
+class Client(Model):
+    id = fields.IntField(primary_key=True)
+    email = fields.CharField(max_length=254, unique=True)
+    username = fields.CharField(max_length=32, unique=True)
+    password_hash = fields.CharField(max_length=255)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "client"
+
+
+class ApiToken(Model):
+    """A bearer token: a login session or a named token for the CLI. Only its SHA-256 is kept."""
+
+    id = fields.IntField(primary_key=True)
+    client: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
+        "models.Client", related_name="tokens", on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=64)
+    kind = fields.CharField(max_length=16, default="api")  # "session" (login) or "api"
+    token_sha256 = fields.CharField(max_length=64, unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    last_used_at = fields.DatetimeField(null=True)
+    expires_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "api_token"
+
+
+class SSHKey(Model):
+    id = fields.IntField(primary_key=True)
+    client: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
+        "models.Client", related_name="ssh_keys", on_delete=fields.CASCADE
+    )
+    title = fields.CharField(max_length=100)
+    public_key = fields.TextField()
+    fingerprint = fields.CharField(max_length=100, unique=True)  # "SHA256:..."
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "ssh_key"
+
+
+class Project(Model):
+    id = fields.IntField(primary_key=True)
+    owner: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
+        "models.Client", related_name="projects", on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=40, unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    # Settings: replicas per process type, limits, health check, deploy branch.
+    replicas = fields.JSONField(default=dict)
+    memory_mb = fields.IntField(null=True)  # null: the platform default
+    cpu = fields.FloatField(null=True)
+    port = fields.IntField(null=True)
+    health_check_path = fields.CharField(max_length=200, default="/")
+    deploy_branch = fields.CharField(max_length=100, default="main")
+
+    class Meta:
+        table = "project"
+
+
+class Application(Model):
+    """One immutable release: image + env + scale + domains of a Project."""
+
+    id = fields.IntField(primary_key=True)
+    project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="applications", on_delete=fields.CASCADE
+    )
+    number = fields.IntField()
+    cause = fields.CharField(max_length=200, default="")  # "push abc1234", "env: set FOO", ...
+    commit_sha = fields.CharField(max_length=40, null=True)
+    image = fields.CharField(max_length=255, null=True)
+    status = fields.CharEnumField(ApplicationStatus, default=ApplicationStatus.QUEUED)
+    env_snapshot = fields.TextField(default="")  # encrypted JSON of the env vars it runs with
+    replicas = fields.JSONField(default=dict)
+    domains = fields.JSONField(default=list)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    finished_at = fields.DatetimeField(null=True)
+    failure_reason = fields.TextField(null=True)
+
+    class Meta:
+        table = "application"
+        unique_together = (("project", "number"),)
+
+
+class BuildLog(Model):
+    id = fields.BigIntField(primary_key=True)
+    application: fields.ForeignKeyRelation[Application] = fields.ForeignKeyField(
+        "models.Application", related_name="build_logs", on_delete=fields.CASCADE
+    )
+    seq = fields.IntField()
+    line = fields.TextField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "build_log"
+        unique_together = (("application", "seq"),)
+
+
+class EnvVar(Model):
+    id = fields.IntField(primary_key=True)
+    project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="env_vars", on_delete=fields.CASCADE
+    )
+    key = fields.CharField(max_length=128)
+    value_encrypted = fields.TextField()
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "env_var"
+        unique_together = (("project", "key"),)
+
+
+class Domain(Model):
+    id = fields.IntField(primary_key=True)
+    project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="domains", on_delete=fields.CASCADE
+    )
+    hostname = fields.CharField(max_length=253, unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "domain"

@@ -1,0 +1,174 @@
+"""The one home of the container label format.
+
+Every container Pomegranate starts carries two groups of labels:
+
+* ownership labels (``paastech.*``): which project, application (release number), process type
+  and replica the container belongs to. Reconciliation and event handling read them back with
+  :func:`parse_labels`.
+* routing labels (``traefik.*``), for ``web`` processes only, in Traefik v3's documented Docker
+  provider format. Traefik reads them in production; the embedded ingress reads the same labels
+  with :func:`routes_from_labels`. Every other process type gets ``traefik.enable=false``.
+
+The router and the service are both named after the project. Project names are lowercase DNS
+labels, so they are valid Traefik router/service names. Containers of every release of a project
+share the same router and service: Traefik merges same-named services of several containers into
+one load balancer, which is what lets an old and a new release serve side by side during a switch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+MANAGED = "paastech.managed"
+MANAGED_VALUE = "true"
+PROJECT = "paastech.project"
+APPLICATION = "paastech.application"
+PROCESS = "paastech.process"
+REPLICA = "paastech.replica"
+
+# For Docker API filters, e.g. {"label": [MANAGED_FILTER]}.
+MANAGED_FILTER = f"{MANAGED}={MANAGED_VALUE}"
+
+WEB_PROCESS = "web"
+HEALTHCHECK_INTERVAL = "5s"
+
+# A lowercase DNS label: safe as a Traefik router/service name and in container names.
+_DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# A hostname made of DNS labels (no backticks, spaces or other characters that would break a rule).
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+_PROCESS = re.compile(r"^[a-z][a-z0-9_-]*$")
+_HOST_RULE = re.compile(r"Host\(`([^`]+)`\)")
+
+
+@dataclass(frozen=True, slots=True)
+class Ownership:
+    """Who a container belongs to, as read back from its labels."""
+
+    project: str
+    application: int
+    process: str
+    replica: int
+
+
+def ownership_labels(
+    project: str, application: int | None = None, process_type: str | None = None,
+    replica: int | None = None,
+) -> dict[str, str]:
+    """The ``paastech.*`` labels. Images get project + application; containers get all four."""
+    labels = {MANAGED: MANAGED_VALUE, PROJECT: project}
+    if application is not None:
+        labels[APPLICATION] = str(application)
+    if process_type is not None:
+        labels[PROCESS] = process_type
+    if replica is not None:
+        labels[REPLICA] = str(replica)
+    return labels
+
+
+def container_labels(
+    project: str,
+    application: int,
+    process_type: str,
+    replica: int,
+    hostnames: list[str],
+    port: int,
+    *,
+    network: str,
+    tls: bool,
+    certresolver: str,
+    health_path: str | None,
+) -> dict[str, str]:
+    """All labels of one container: ownership, plus Traefik routing for ``web`` processes.
+
+    Raises ValueError on a project, process type or hostname that would produce unsafe labels,
+    and for a ``web`` process without any hostname.
+    """
+    if not _DNS_LABEL.match(project):
+        raise ValueError(f"invalid project name for labels: {project!r}")
+    if not _PROCESS.match(process_type):
+        raise ValueError(f"invalid process type: {process_type!r}")
+    if application < 1 or replica < 1:
+        raise ValueError("application and replica numbers start at 1")
+    labels = ownership_labels(project, application, process_type, replica)
+    if process_type != WEB_PROCESS:
+        labels["traefik.enable"] = "false"
+        return labels
+
+    if not hostnames:
+        raise ValueError("a web process needs at least one hostname")
+    for host in hostnames:
+        if not _HOSTNAME.match(host):
+            raise ValueError(f"invalid hostname: {host!r}")
+    if not 0 < port < 65536:
+        raise ValueError(f"invalid port: {port}")
+    if health_path is not None and (not health_path.startswith("/") or "`" in health_path):
+        raise ValueError(f"health check path must start with '/': {health_path!r}")
+
+    router = f"traefik.http.routers.{project}"
+    service = f"traefik.http.services.{project}"
+    labels["traefik.enable"] = "true"
+    labels["traefik.docker.network"] = network
+    labels[f"{router}.rule"] = " || ".join(f"Host(`{host}`)" for host in hostnames)
+    labels[f"{router}.entrypoints"] = "websecure" if tls else "web"
+    if tls:
+        labels[f"{router}.tls.certresolver"] = certresolver
+    labels[f"{router}.service"] = project
+    labels[f"{service}.loadbalancer.server.port"] = str(port)
+    if health_path:
+        labels[f"{service}.loadbalancer.healthcheck.path"] = health_path
+        labels[f"{service}.loadbalancer.healthcheck.interval"] = HEALTHCHECK_INTERVAL
+    return labels
+
+
+def parse_labels(labels: Mapping[str, str] | None) -> Ownership | None:
+    """Ownership of a container from its labels; None when it is not a well-formed one of ours."""
+    if not labels or labels.get(MANAGED) != MANAGED_VALUE:
+        return None
+    try:
+        project = labels[PROJECT]
+        application = int(labels[APPLICATION])
+        process = labels[PROCESS]
+        replica = int(labels[REPLICA])
+    except (KeyError, ValueError):
+        return None
+    if not project or not process or application < 1 or replica < 1:
+        return None
+    return Ownership(project=project, application=application, process=process, replica=replica)
+
+
+def routes_from_labels(labels: Mapping[str, str] | None) -> tuple[list[str], int] | None:
+    """(hostnames, container port) of a routed container, parsed back from its Traefik labels.
+
+    None when the container is not routed (``traefik.enable`` not true, or labels incomplete).
+    """
+    if not labels or labels.get("traefik.enable") != "true":
+        return None
+    project = labels.get(PROJECT)
+    if not project:
+        return None
+    rule = labels.get(f"traefik.http.routers.{project}.rule")
+    port = labels.get(f"traefik.http.services.{project}.loadbalancer.server.port")
+    if not rule or not port:
+        return None
+    hostnames = _HOST_RULE.findall(rule)
+    try:
+        port_number = int(port)
+    except ValueError:
+        return None
+    if not hostnames:
+        return None
+    return hostnames, port_number
+
+
+def health_path_from_labels(labels: Mapping[str, str] | None) -> str | None:
+    """The Traefik health-check path of a routed container, if any."""
+    if not labels:
+        return None
+    project = labels.get(PROJECT)
+    if not project:
+        return None
+    return labels.get(f"traefik.http.services.{project}.loadbalancer.healthcheck.path")

@@ -1,0 +1,58 @@
+"""Procfile parsing: one ``type: command`` per line, ``#`` comments and blank lines ignored."""
+
+from __future__ import annotations
+
+import re
+
+PROCESS_TYPE = re.compile(r"^[a-z][a-z0-9_-]*$")
+MAX_PROCESS_TYPE_LENGTH = 30
+
+
+def validate_process_type(name: str) -> str:
+    """Return ``name`` when it is a valid process type, else raise ValueError."""
+    if not PROCESS_TYPE.match(name):
+        raise ValueError(
+            f"invalid process type {name!r}: use lowercase letters, digits, '-' and '_', "
+            "starting with a letter"
+        )
+    if len(name) > MAX_PROCESS_TYPE_LENGTH:
+        raise ValueError(
+            f"invalid process type {name!r}: at most {MAX_PROCESS_TYPE_LENGTH} characters"
+        )
+    return name
+
+
+def parse_procfile(text: str | bytes) -> dict[str, str]:
+    """Parse a Procfile into an ordered {process type: command} dict.
+
+    Raises ValueError with the line number on a malformed line, an invalid or duplicate process
+    type, an empty command, or a Procfile that defines no process at all.
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError("Procfile is not valid UTF-8") from exc
+    text = text.removeprefix("\ufeff")
+    processes: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, command = line.partition(":")
+        if not sep:
+            raise ValueError(f"Procfile line {number}: expected 'type: command', got {line!r}")
+        name = name.strip()
+        command = command.strip()
+        try:
+            validate_process_type(name)
+        except ValueError as exc:
+            raise ValueError(f"Procfile line {number}: {exc}") from None
+        if not command:
+            raise ValueError(f"Procfile line {number}: process type {name!r} has no command")
+        if name in processes:
+            raise ValueError(f"Procfile line {number}: process type {name!r} defined twice")
+        processes[name] = command
+    if not processes:
+        raise ValueError("Procfile defines no process")
+    return processes

@@ -1,0 +1,135 @@
+"""The Runtime interface Pomegranate drives, and the data types that cross it.
+
+``DockerRuntime`` (docker_runtime.py) is the only implementation today; a cluster runtime can be
+added later by implementing the same Protocol. Nothing outside a Runtime talks to the container
+engine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from backend.labels import Ownership
+
+if TYPE_CHECKING:
+    from backend.pomegranate.buildpacks import BuildPlan
+
+LogCallback = Callable[[str], Awaitable[None]]
+# A source tree as an uncompressed (or gzip/bz2/xz) tar archive: the bytes themselves, or the path
+# of a file holding them (e.g. where the gRPC servicer spooled a client-streamed `git archive`).
+SourceTar = bytes | str | os.PathLike[str]
+
+
+class BuildError(Exception):
+    """A build failed. ``step`` names the failing Dockerfile step when known."""
+
+    def __init__(self, step: str | None, message: str, last_lines: list[str] | None = None):
+        self.step = step
+        self.message = message
+        self.last_lines = list(last_lines or [])
+        super().__init__(f"{message} (at {step})" if step else message)
+
+
+class HealthCheckError(Exception):
+    """A started container never became healthy; ``reason`` says why."""
+
+    def __init__(self, reason: str, last_lines: list[str] | None = None):
+        self.reason = reason
+        self.last_lines = list(last_lines or [])
+        super().__init__(reason)
+
+
+@dataclass(slots=True)
+class ProcessSpec:
+    """One container to run: one replica of one process type of one Application."""
+
+    project: str
+    application: int
+    process_type: str
+    replica: int
+    image: str
+    command: str | None  # run with /bin/sh -c; None: the image's own CMD
+    env: dict[str, str]  # the project's variables; the runtime adds PORT and PAASTECH_*
+    port: int  # the port the app listens on inside the container (PORT)
+    hostnames: list[str]  # routed hostnames (web only): the default domain + custom domains
+    memory_mb: int
+    cpu: float
+    pids_limit: int
+    health_path: str | None = None
+
+
+@dataclass(slots=True)
+class ContainerInfo:
+    id: str
+    name: str
+    ownership: Ownership | None
+    state: str  # the engine's state: created, running, restarting, exited, dead, ...
+    running: bool
+    host_port: int | None  # the 127.0.0.1 port the web port is published on, while running
+    exit_code: int | None
+    oom_killed: bool
+    started_at: datetime | None
+    image: str = ""
+    restart_count: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BuiltImage:
+    image: str  # the tag, e.g. paastech/app-<project>:<application>
+    plan: BuildPlan
+    image_id: str | None = None
+
+
+@dataclass(slots=True)
+class RuntimeEvent:
+    # start, die, oom, health_status, stop, kill, restart, destroy, create, ...
+    kind: str
+    container_id: str
+    ownership: Ownership | None
+    exit_code: int | None = None
+    detail: str | None = None  # e.g. "healthy" for health_status
+    time: datetime | None = None
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    async def build(self, project: str, application: int, source: SourceTar,
+                    on_log: LogCallback) -> BuiltImage:
+        """Build the source tree into ``paastech/app-<project>:<application>``.
+
+        Streams every build output line to ``on_log``; raises BuildError on failure or timeout.
+        """
+        ...
+
+    async def start(self, spec: ProcessSpec) -> ContainerInfo:
+        """Create and start one container; returns it with its published host port."""
+        ...
+
+    async def wait_healthy(self, container: ContainerInfo, path: str | None,
+                           timeout: float) -> None:
+        """Return when the container answers; raise HealthCheckError otherwise."""
+        ...
+
+    async def stop(self, container_id: str, timeout: float = 10) -> None: ...
+
+    async def remove(self, container_id: str) -> None: ...
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None: ...
+
+    async def list_containers(self, project: str | None = None) -> list[ContainerInfo]: ...
+
+    def logs(self, container_id: str, *, follow: bool,
+             tail: int | None) -> AsyncIterator[str]: ...
+
+    def events(self) -> AsyncIterator[RuntimeEvent]: ...
+
+    async def list_images(self, project: str) -> list[str]: ...
+
+    async def remove_image(self, tag: str, *, force: bool = False) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,138 @@
+"""Sign-up, login/logout, bearer tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from backend import security, validation
+from backend.db.models import ApiToken, Client
+from backend.errors import Conflict, NotFound, RateLimited, Unauthenticated, ValidationFailed
+from backend.ratelimit import FailureLimiter
+from backend.settings import get_settings
+
+SESSION = "session"
+API = "api"
+API_TOKEN_MAX_DAYS = 3650
+
+_login_failures: FailureLimiter | None = None
+
+
+def login_limiter() -> FailureLimiter:
+    global _login_failures
+    if _login_failures is None:
+        _login_failures = FailureLimiter(get_settings().login_failure_window_seconds)
+    return _login_failures
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str  # shown once; only its digest is stored
+    record: ApiToken
+
+
+async def signup(email: str, username: str, password: str) -> Client:
+    email = validation.email(email)
+    username = validation.username(username)
+    validation.password(password, user=username, mail=email)
+    if await Client.filter(email=email).exists():
+        raise Conflict("an account with this email already exists", field="email")
+    if await Client.filter(username=username).exists():
+        raise Conflict("this username is taken", field="username")
+    try:
+        return await Client.create(
+            email=email, username=username, password_hash=security.hash_password(password)
+        )
+    except IntegrityError as exc:  # lost a race with an identical sign-up
+        raise Conflict("an account with this email or username already exists") from exc
+
+
+async def login(identifier: str, password: str, remote_addr: str) -> IssuedToken:
+    """Email or username + password -> a new session token. Failures are rate limited."""
+    settings = get_settings()
+    limiter = login_limiter()
+    ident = identifier.strip().lower()
+    account_key, address_key = f"account:{ident}", f"address:{remote_addr}"
+    wait = max(
+        limiter.retry_after(account_key, settings.login_max_failures_per_account),
+        limiter.retry_after(address_key, settings.login_max_failures_per_address),
+    )
+    if wait:
+        raise RateLimited(f"too many failed logins; try again in {wait} s", retry_after=wait)
+
+    field = "email" if "@" in ident else "username"
+    client = await Client.get_or_none(**{field: ident})
+    # Always verify a hash, so the response time does not say whether the account exists.
+    ok = security.verify_password(client.password_hash if client else security.dummy_hash(), password)
+    if client is None or not ok:
+        limiter.fail(account_key)
+        limiter.fail(address_key)
+        raise Unauthenticated("wrong username/email or password")
+    limiter.reset(account_key)
+    expires = datetime.now(UTC) + timedelta(days=settings.session_token_days)
+    return await _issue(client, name="login", kind=SESSION, expires_at=expires)
+
+
+async def _issue(client: Client, *, name: str, kind: str, expires_at: datetime | None) -> IssuedToken:
+    token = security.new_token()
+    record = await ApiToken.create(
+        client=client,
+        name=name,
+        kind=kind,
+        token_sha256=security.token_digest(token),
+        expires_at=expires_at,
+    )
+    return IssuedToken(token=token, record=record)
+
+
+async def authenticate(token: str | None) -> tuple[Client, ApiToken] | None:
+    """The Client and token record behind a bearer token, or None if unknown/expired/revoked."""
+    if not token or not token.startswith(security.TOKEN_PREFIX) or len(token) > 200:
+        return None
+    record = await ApiToken.get_or_none(token_sha256=security.token_digest(token)).prefetch_related(
+        "client"
+    )
+    if record is None:
+        return None
+    now = datetime.now(UTC)
+    if record.expires_at is not None and record.expires_at <= now:
+        return None
+    # Coarse last-used stamp: one write per minute per token at most.
+    if record.last_used_at is None or now - record.last_used_at > timedelta(minutes=1):
+        record.last_used_at = now
+        await record.save(update_fields=["last_used_at"])
+    return record.client, record
+
+
+async def logout(token: ApiToken) -> None:
+    await token.delete()
+
+
+async def create_api_token(client: Client, name: str, expires_in_days: int | None) -> IssuedToken:
+    name = validation.title(name, field="name", max_length=64)
+    expires_at = None
+    if expires_in_days is not None:
+        if not 1 <= expires_in_days <= API_TOKEN_MAX_DAYS:
+            raise ValidationFailed(
+                f"expiresInDays must be between 1 and {API_TOKEN_MAX_DAYS}", field="expiresInDays"
+            )
+        expires_at = datetime.now(UTC) + timedelta(days=expires_in_days)
+    if await ApiToken.filter(client=client, kind=API, name=name).exists():
+        raise Conflict(f"you already have a token named {name!r}", field="name")
+    return await _issue(client, name=name, kind=API, expires_at=expires_at)
+
+
+async def list_tokens(client: Client) -> list[ApiToken]:
+    return await ApiToken.filter(client=client).order_by("-created_at", "-id")
+
+
+async def revoke_token(client: Client, token_id: int) -> ApiToken:
+    async with in_transaction():
+        record = await ApiToken.get_or_none(id=token_id, client=client)
+        if record is None:
+            raise NotFound("token not found", field="id")
+        await record.delete()
+    return record

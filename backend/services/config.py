@@ -1,0 +1,110 @@
+"""A project's configuration: env vars (encrypted at rest) and custom domains."""
+
+from __future__ import annotations
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from backend import security, validation
+from backend.db.models import Client, Domain, EnvVar, Project
+from backend.errors import Conflict, NotFound, ValidationFailed
+from backend.events import EventKind, get_bus, project_topic
+from backend.services.projects import get_owned
+from backend.settings import get_settings
+
+
+async def env_of(project: Project) -> dict[str, str]:
+    rows = await EnvVar.filter(project=project).order_by("key")
+    return {row.key: security.decrypt(row.value_encrypted) for row in rows}
+
+
+async def set_env_vars(client: Client, project_name: str, values: dict[str, str]) -> Project:
+    project = await get_owned(client, project_name)
+    if not values:
+        raise ValidationFailed("give at least one variable", field="vars")
+    if len(values) > validation.ENV_VARS_MAX:
+        raise ValidationFailed(f"at most {validation.ENV_VARS_MAX} variables at once", field="vars")
+    # Validate everything before writing anything.
+    checked = {validation.env_key(k): validation.env_value(k, v) for k, v in values.items()}
+    existing = await EnvVar.filter(project=project).count()
+    new_keys = set(checked) - set(await EnvVar.filter(project=project).values_list("key", flat=True))
+    if existing + len(new_keys) > validation.ENV_VARS_MAX:
+        raise ValidationFailed(f"a project has at most {validation.ENV_VARS_MAX} variables", field="vars")
+    async with in_transaction():
+        for key, value in checked.items():
+            encrypted = security.encrypt(value)
+            updated = await EnvVar.filter(project=project, key=key).update(value_encrypted=encrypted)
+            if not updated:
+                await EnvVar.create(project=project, key=key, value_encrypted=encrypted)
+    await get_bus().publish(
+        project_topic(project.id),
+        EventKind.ENV_CHANGED,
+        {"project": project.name, "message": "set " + ", ".join(sorted(checked))},
+    )
+    return project
+
+
+async def unset_env_vars(client: Client, project_name: str, keys: list[str]) -> Project:
+    project = await get_owned(client, project_name)
+    if not keys:
+        raise ValidationFailed("give at least one variable name", field="keys")
+    present = set(await EnvVar.filter(project=project, key__in=keys).values_list("key", flat=True))
+    missing = sorted(set(keys) - present)
+    if missing:
+        raise NotFound(f"not set: {', '.join(k[:128] for k in missing)}", field="keys")
+    await EnvVar.filter(project=project, key__in=keys).delete()
+    await get_bus().publish(
+        project_topic(project.id),
+        EventKind.ENV_CHANGED,
+        {"project": project.name, "message": "unset " + ", ".join(sorted(present))},
+    )
+    return project
+
+
+def default_hostname(project: Project) -> str:
+    return get_settings().project_hostname(project.name)
+
+
+async def hostnames_of(project: Project) -> list[str]:
+    custom = await Domain.filter(project=project).order_by("hostname").values_list("hostname", flat=True)
+    return [default_hostname(project), *custom]
+
+
+async def add_domain(client: Client, project_name: str, hostname: str) -> Domain:
+    project = await get_owned(client, project_name)
+    hostname = validation.hostname(hostname)
+    base = get_settings().base_domain
+    own = default_hostname(project)
+    if hostname == own:
+        raise Conflict(f"{hostname} is already the project's default domain", field="hostname")
+    if (hostname == base or hostname.endswith("." + base)) and not hostname.endswith("." + own):
+        raise ValidationFailed(
+            f"names under {base} are reserved for projects; use one under {own} or your own domain",
+            field="hostname",
+        )
+    if await Domain.filter(hostname=hostname).exists():
+        raise Conflict(f"{hostname} is already in use", field="hostname")
+    try:
+        domain = await Domain.create(project=project, hostname=hostname)
+    except IntegrityError as exc:
+        raise Conflict(f"{hostname} is already in use", field="hostname") from exc
+    await get_bus().publish(
+        project_topic(project.id),
+        EventKind.DOMAINS_CHANGED,
+        {"project": project.name, "message": f"added {hostname}"},
+    )
+    return domain
+
+
+async def remove_domain(client: Client, project_name: str, hostname: str) -> Domain:
+    project = await get_owned(client, project_name)
+    domain = await Domain.get_or_none(project=project, hostname=hostname.strip().lower().rstrip("."))
+    if domain is None:
+        raise NotFound(f"domain {hostname[:253]!r} not found on {project.name}", field="hostname")
+    await domain.delete()
+    await get_bus().publish(
+        project_topic(project.id),
+        EventKind.DOMAINS_CHANGED,
+        {"project": project.name, "message": f"removed {domain.hostname}"},
+    )
+    return domain

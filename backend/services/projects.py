@@ -1,0 +1,75 @@
+"""Projects and their applications, always scoped to the owner."""
+
+from __future__ import annotations
+
+from tortoise.exceptions import IntegrityError
+
+from backend import validation
+from backend.db.models import Application, ApplicationStatus, Client, Project
+from backend.errors import Conflict, NotFound, ValidationFailed
+from backend.events import EventKind, get_bus, project_topic
+
+LIVE_STATUSES = (ApplicationStatus.RUNNING, ApplicationStatus.CRASHED)
+
+
+def _not_found(name: str) -> NotFound:
+    # The same answer whether the project does not exist or belongs to someone else.
+    return NotFound(f"project {name!r} not found", field="project")
+
+
+async def get_owned(client: Client, name: str) -> Project:
+    project = await Project.get_or_none(name=name, owner=client) if isinstance(name, str) else None
+    if project is None:
+        raise _not_found(str(name)[:60])
+    return project
+
+
+async def list_projects(client: Client) -> list[Project]:
+    return await Project.filter(owner=client).order_by("name")
+
+
+async def create_project(client: Client, name: str) -> Project:
+    name = validation.project_name(name)
+    if await Project.filter(name=name).exists():
+        raise Conflict(f"project name {name!r} is taken", field="name")
+    try:
+        return await Project.create(owner=client, name=name, replicas={"web": 1})
+    except IntegrityError as exc:
+        raise Conflict(f"project name {name!r} is taken", field="name") from exc
+
+
+async def delete_project(client: Client, name: str) -> Project:
+    project = await get_owned(client, name)
+    await project.delete()
+    await get_bus().publish(
+        project_topic(project.id), EventKind.PROJECT_DELETED, {"project": project.name}
+    )
+    return project
+
+
+async def list_applications(project: Project, *, first: int, offset: int, max_page: int) -> list[Application]:
+    if not 1 <= first <= max_page:
+        raise ValidationFailed(f"first must be between 1 and {max_page}", field="first")
+    if offset < 0:
+        raise ValidationFailed("offset must not be negative", field="offset")
+    return await Application.filter(project=project).order_by("-number").offset(offset).limit(first)
+
+
+async def count_applications(project: Project) -> int:
+    return await Application.filter(project=project).count()
+
+
+async def live_application(project: Project) -> Application | None:
+    return (
+        await Application.filter(project=project, status__in=LIVE_STATUSES)
+        .order_by("-number")
+        .first()
+    )
+
+
+async def get_application(client: Client, project_name: str, number: int) -> Application:
+    project = await get_owned(client, project_name)
+    app = await Application.get_or_none(project=project, number=number)
+    if app is None:
+        raise NotFound(f"release v{number} of {project_name!r} not found", field="number")
+    return app

@@ -1,0 +1,122 @@
+"""Every input rule of the platform, in one place (API, gitd and CLI all import these)."""
+
+from __future__ import annotations
+
+import re
+
+from backend.errors import ValidationFailed
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{2,31}$")
+# A lowercase DNS label, 2-40 chars, starting with a letter, not ending with a hyphen.
+PROJECT_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
+ENV_KEY_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+HOST_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+PASSWORD_MIN = 10
+PASSWORD_MAX = 256
+ENV_KEY_MAX = 128
+ENV_VALUE_MAX = 32 * 1024
+ENV_VARS_MAX = 200
+RESERVED_ENV_KEYS = frozenset({"PORT"})
+RESERVED_ENV_PREFIX = "PAASTECH_"
+RESERVED_PROJECT_NAMES = frozenset({"api", "git", "www", "admin", "traefik", "paastech"})
+COMMON_PASSWORDS = frozenset(
+    {"password123", "1234567890", "qwertyuiop", "password1234", "letmein1234", "iloveyou12"}
+)
+
+
+def email(value: str) -> str:
+    value = value.strip().lower()
+    if len(value) > 254 or not EMAIL_RE.match(value):
+        raise ValidationFailed("email must look like name@example.com", field="email")
+    return value
+
+
+def username(value: str) -> str:
+    if not USERNAME_RE.match(value):
+        raise ValidationFailed(
+            "username must be 3-32 characters: lowercase letters, digits, '-' or '_', "
+            "starting with a letter or digit",
+            field="username",
+        )
+    return value
+
+
+def password(value: str, *, user: str = "", mail: str = "") -> str:
+    if len(value) < PASSWORD_MIN:
+        raise ValidationFailed(
+            f"password must be at least {PASSWORD_MIN} characters", field="password"
+        )
+    if len(value) > PASSWORD_MAX:
+        raise ValidationFailed(
+            f"password must be at most {PASSWORD_MAX} characters", field="password"
+        )
+    if value.isalpha() or value.isdigit():
+        raise ValidationFailed(
+            "password must mix letters with digits or symbols", field="password"
+        )
+    lowered = value.lower()
+    if lowered in COMMON_PASSWORDS or (user and user in lowered) or (mail and lowered == mail):
+        raise ValidationFailed("password is too easy to guess", field="password")
+    return value
+
+
+def project_name(value: str, *, field: str = "name") -> str:
+    if not PROJECT_NAME_RE.match(value) or "--" in value:
+        raise ValidationFailed(
+            "project name must be 2-40 characters: lowercase letters, digits and '-', "
+            "starting with a letter and not ending with '-'",
+            field=field,
+        )
+    if value in RESERVED_PROJECT_NAMES:
+        raise ValidationFailed(f"project name {value!r} is reserved", field=field)
+    return value
+
+
+def env_key(value: str) -> str:
+    if len(value) > ENV_KEY_MAX or not ENV_KEY_RE.match(value):
+        raise ValidationFailed(
+            f"invalid env var name {value[:ENV_KEY_MAX]!r}: use A-Z, 0-9 and '_', "
+            "not starting with a digit",
+            field="key",
+        )
+    if value in RESERVED_ENV_KEYS or value.startswith(RESERVED_ENV_PREFIX):
+        raise ValidationFailed(
+            f"env var {value} is reserved: the platform sets it", field="key"
+        )
+    return value
+
+
+def env_value(key: str, value: str) -> str:
+    if len(value.encode()) > ENV_VALUE_MAX:
+        raise ValidationFailed(
+            f"value of {key} is larger than {ENV_VALUE_MAX} bytes", field="value"
+        )
+    if "\x00" in value:
+        raise ValidationFailed(f"value of {key} contains a NUL byte", field="value")
+    return value
+
+
+def hostname(value: str) -> str:
+    value = value.strip().lower().rstrip(".")
+    labels = value.split(".")
+    if (
+        len(value) > 253
+        or len(labels) < 2
+        or not all(HOST_LABEL_RE.match(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        raise ValidationFailed(
+            f"{value[:253]!r} is not a valid hostname (like app.example.com)", field="hostname"
+        )
+    return value
+
+
+def title(value: str, *, field: str = "title", max_length: int = 100) -> str:
+    value = value.strip()
+    if not value or len(value) > max_length or not value.isprintable():
+        raise ValidationFailed(
+            f"{field} must be 1-{max_length} printable characters", field=field
+        )
+    return value

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Build the base images the PaaSTech builder uses, locally (the machine has no
+# container registry). Each tag is built once and then cached: an existing tag
+# is never rebuilt (remove it with `docker rmi TAG` to force a rebuild).
+#
+#   paastech/python:bookworm  debootstrap minbase + python3, python3-pip
+#   paastech/node:bookworm    debootstrap minbase + nodejs (Debian's, v18)
+#   paastech/busybox:latest   scratch rootfs with Debian's busybox-static
+#
+# Env: PAASTECH_DEBIAN_MIRROR (default: read from the apt sources),
+#      PAASTECH_STATE_DIR (work/cache dir root, default /var/cache/paastech).
+set -euo pipefail
+
+die() { echo "base-images.sh: $*" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap, chroot)"
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+"$HERE/docker.sh"
+
+SUITE=bookworm
+PATH_ENV='ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+STATE=${PAASTECH_STATE_DIR:-/var/cache/paastech}
+CACHE=$STATE/debootstrap-cache
+mkdir -p "$STATE" "$CACHE"
+
+# One run at a time (a second run waits, then finds the tags cached).
+exec 9>"$STATE/base-images.lock"
+flock 9
+
+have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+
+apt_install() {
+    export DEBIAN_FRONTEND=noninteractive
+    if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
+        apt-get update -qq >/dev/null || die "apt-get update failed"
+    fi
+    if ! apt-get install -y -qq "$@" >/dev/null 2>&1; then
+        apt-get update -qq >/dev/null || die "apt-get update failed"
+        apt-get install -y -qq "$@" >/dev/null || die "apt-get install $* failed"
+    fi
+}
+
+# Debian mirror from the machine's apt configuration (deb822 or one-line format).
+debian_mirror() {
+    if [ -n "${PAASTECH_DEBIAN_MIRROR:-}" ]; then echo "$PAASTECH_DEBIAN_MIRROR"; return; fi
+    local f uri
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        uri=$(awk 'tolower($1)=="uris:" { for (i = 2; i <= NF; i++) print $i }' "$f" \
+              | grep -v -- '-security' | grep -E '^https?://' | head -n1 || true)
+        [ -n "$uri" ] && { echo "${uri%/}"; return; }
+    done
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [ -f "$f" ] || continue
+        uri=$(sed -E 's/\[[^]]*\]//' "$f" \
+              | awk '$1=="deb" && $3 !~ /-security/ && $2 ~ /^https?:\/\// { print $2; exit }')
+        [ -n "$uri" ] && { echo "${uri%/}"; return; }
+    done
+    echo http://deb.debian.org/debian
+}
+
+# Remove what a container never needs from a debootstrapped rootfs.
+trim_rootfs() {
+    local r=$1
+    rm -rf "$r"/var/lib/apt/lists/* "$r"/var/cache/apt/* "$r"/var/cache/debconf/*-old \
+           "$r"/usr/share/doc/* "$r"/usr/share/man/* "$r"/usr/share/info/* \
+           "$r"/usr/share/locale/* "$r"/usr/share/lintian "$r"/var/log/*.log \
+           "$r"/var/log/apt/* "$r"/var/lib/dpkg/*-old "$r"/tmp/* "$r"/root/.cache
+    find "$r"/usr/lib -name __pycache__ -type d -prune -exec rm -rf {} + 2>/dev/null || true
+    : >"$r"/etc/resolv.conf
+    rm -f "$r"/etc/hostname
+}
+
+import_rootfs() { # rootfs tag extra-change...
+    local r=$1 tag=$2; shift 2
+    local changes=(--change "$PATH_ENV")
+    local c
+    for c in "$@"; do changes+=(--change "$c"); done
+    tar --numeric-owner -C "$r" -c . | docker import "${changes[@]}" - "$tag" >/dev/null
+}
+
+build_debian() { # tag name packages
+    local tag=$1 name=$2 pkgs=$3 root="$WORK/$2"
+    mkdir -p "$CACHE/$name"
+    debootstrap --variant=minbase --include="$pkgs" --cache-dir="$CACHE/$name" \
+        "$SUITE" "$root" "$MIRROR"
+    trim_rootfs "$root"
+    case $name in
+    python)
+        ln -sf python3 "$root/usr/bin/python"
+        # A container image is its own environment: let pip install into it (PEP 668).
+        rm -f "$root"/usr/lib/python3*/EXTERNALLY-MANAGED
+        import_rootfs "$root" "$tag" 'ENV PYTHONUNBUFFERED=1' \
+            'ENV PIP_BREAK_SYSTEM_PACKAGES=1' 'ENV PIP_DISABLE_PIP_VERSION_CHECK=1' \
+            'ENV PIP_NO_CACHE_DIR=1' 'ENV PIP_ROOT_USER_ACTION=ignore' 'CMD ["python3"]' ;;
+    node)
+        import_rootfs "$root" "$tag" 'ENV NODE_ENV=production' 'CMD ["node"]' ;;
+    esac
+}
+
+build_busybox() { # tag
+    local tag=$1 root="$WORK/busybox" bb=/bin/busybox p
+    mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,root,srv,var,tmp,home}
+    chmod 1777 "$root/tmp"
+    cp /bin/busybox "$root/bin/busybox"
+    # Symlink every applet to /bin/busybox (no chroot/proc needed).
+    for p in $("$bb" --list-full); do
+        [ "$p" = bin/busybox ] && continue
+        mkdir -p "$root/$(dirname "$p")"
+        ln -sf /bin/busybox "$root/$p"
+    done
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+    import_rootfs "$root" "$tag" 'CMD ["sh"]'
+}
+
+TODO=()
+for tag in paastech/python:bookworm paastech/node:bookworm paastech/busybox:latest; do
+    if have_image "$tag"; then echo "cached  $tag"; else TODO+=("$tag"); fi
+done
+[ ${#TODO[@]} -eq 0 ] && exit 0
+
+NEED=()
+case " ${TODO[*]} " in *bookworm*) command -v debootstrap >/dev/null 2>&1 || NEED+=(debootstrap);; esac
+case " ${TODO[*]} " in *busybox*)
+    # Must be the static build: it runs in an empty image.
+    if ! [ -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then NEED+=(busybox-static); fi;;
+esac
+[ ${#NEED[@]} -gt 0 ] && apt_install "${NEED[@]}"
+
+MIRROR=$(debian_mirror)
+WORK=$(mktemp -d "$STATE/build.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+declare -A PIDS START
+build=()
+for tag in "${TODO[@]}"; do
+    name=${tag#paastech/}; name=${name%%:*}
+    START[$tag]=$(date +%s)
+    case $name in
+    python)  build=(build_debian "$tag" python python3,python3-pip) ;;
+    node)    build=(build_debian "$tag" node nodejs) ;;
+    busybox) build=(build_busybox "$tag") ;;
+    *) die "unknown image $tag" ;;
+    esac
+    ( "${build[@]}" && echo $(( $(date +%s) - START[$tag] )) >"$WORK/$name.secs" ) >"$WORK/$name.log" 2>&1 &
+    PIDS[$tag]=$!
+done
+
+failed=0
+for tag in "${TODO[@]}"; do
+    name=${tag#paastech/}; name=${name%%:*}
+    if wait "${PIDS[$tag]}" && have_image "$tag"; then
+        size=$(docker image inspect -f '{{.Size}}' "$tag")
+        echo "built   $tag ($(cat "$WORK/$name.secs")s, $(( size / 1000000 )) MB)"
+    else
+        echo "base-images.sh: FAILED to build $tag (mirror $MIRROR); last log lines:" >&2
+        tail -n 25 "$WORK/$name.log" >&2 || true
+        failed=1
+    fi
+done
+exit $failed
