@@ -55,7 +55,9 @@ class Ownership:
 
 
 def ownership_labels(
-    project: str, application: int | None = None, process_type: str | None = None,
+    project: str,
+    application: int | None = None,
+    process_type: str | None = None,
     replica: int | None = None,
 ) -> dict[str, str]:
     """The ``paastech.*`` labels. Images get project + application; containers get all four."""

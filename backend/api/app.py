@@ -14,6 +14,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from backend.api.context import Context, bearer_from_header
@@ -26,6 +28,14 @@ log = logging.getLogger("paastech.api")
 
 
 class PaasGraphQL(GraphQL):
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        # Errors raised before execution (syntax, token limit) bypass schema extensions:
+        # give them a code here so every error a caller sees has one.
+        response = await super().process_result(request, result)
+        for error in response.get("errors") or []:
+            error.setdefault("extensions", {}).setdefault("code", "BAD_REQUEST")
+        return response
+
     async def get_context(self, request: Request | WebSocket, response: object = None) -> Context:
         remote = request.client.host if request.client else "unknown"
         ctx = Context(request=request, remote_addr=remote)

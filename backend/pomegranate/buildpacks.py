@@ -184,7 +184,7 @@ def _static(files: Mapping[str, str | bytes | None], settings: Settings) -> Buil
         f"FROM {settings.static_base_image}",
         f"COPY --chown={APP_USER} . /srv",
         f"USER {APP_USER}",
-        f"CMD [\"/bin/sh\", \"-c\", {json.dumps(STATIC_COMMAND)}]",
+        f'CMD ["/bin/sh", "-c", {json.dumps(STATIC_COMMAND)}]',
     ]
     return BuildPlan(stack="static", dockerfile="\n".join(lines) + "\n", processes=processes)
 

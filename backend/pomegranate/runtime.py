@@ -98,8 +98,9 @@ class RuntimeEvent:
 
 @runtime_checkable
 class Runtime(Protocol):
-    async def build(self, project: str, application: int, source: SourceTar,
-                    on_log: LogCallback) -> BuiltImage:
+    async def build(
+        self, project: str, application: int, source: SourceTar, on_log: LogCallback
+    ) -> BuiltImage:
         """Build the source tree into ``paastech/app-<project>:<application>``.
 
         Streams every build output line to ``on_log``; raises BuildError on failure or timeout.
@@ -110,12 +111,18 @@ class Runtime(Protocol):
         """Create and start one container; returns it with its published host port."""
         ...
 
-    async def wait_healthy(self, container: ContainerInfo, path: str | None,
-                           timeout: float) -> None:
+    async def wait_healthy(
+        self,
+        container: ContainerInfo,
+        path: str | None,
+        timeout: float,  # noqa: ASYNC109 - the grace period of the check, part of the API
+    ) -> None:
         """Return when the container answers; raise HealthCheckError otherwise."""
         ...
 
-    async def stop(self, container_id: str, timeout: float = 10) -> None: ...
+    async def stop(self, container_id: str, timeout: float = 10) -> None:  # noqa: ASYNC109
+        """SIGTERM, then SIGKILL after ``timeout`` seconds; a missing container is fine."""
+        ...
 
     async def remove(self, container_id: str) -> None: ...
 
@@ -123,8 +130,7 @@ class Runtime(Protocol):
 
     async def list_containers(self, project: str | None = None) -> list[ContainerInfo]: ...
 
-    def logs(self, container_id: str, *, follow: bool,
-             tail: int | None) -> AsyncIterator[str]: ...
+    def logs(self, container_id: str, *, follow: bool, tail: int | None) -> AsyncIterator[str]: ...
 
     def events(self) -> AsyncIterator[RuntimeEvent]: ...
 

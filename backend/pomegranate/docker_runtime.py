@@ -1,0 +1,679 @@
+"""The Docker Engine implementation of the Runtime protocol, on aiodocker.
+
+Builds use the engine's classic builder (the ``/build`` endpoint without BuildKit). Containers run
+on the platform network, with the web port also published on 127.0.0.1 on an ephemeral host port,
+and with the platform's hardening: all capabilities dropped, no-new-privileges, memory (swap
+included), CPU and PID limits, json-file log rotation, a restart policy, no binds, no Docker socket,
+never privileged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import re
+import tarfile
+import tempfile
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import aiodocker
+import aiohttp
+import httpx
+from aiodocker.exceptions import DockerError, DockerStreamError
+
+from backend import labels as L
+from backend.pomegranate.buildpacks import DOCKERFILE, FILES_TO_READ, BuildPlan, plan_build
+from backend.pomegranate.runtime import (
+    BuildError,
+    BuiltImage,
+    ContainerInfo,
+    HealthCheckError,
+    LogCallback,
+    ProcessSpec,
+    RuntimeEvent,
+    SourceTar,
+)
+from backend.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+GENERATED_DOCKERFILE = "Dockerfile.paastech"
+BUILD_LOG_KEEP = 20
+MAX_ROOT_FILE_BYTES = 1_000_000
+# Restart policy: a crashing process is restarted by the engine a few times (covers transient
+# failures) and then left exited, so a crash loop does not burn the host forever; Pomegranate's
+# event watcher sees each "die" and marks the Application crashed. A container stopped on purpose
+# (docker stop / Runtime.stop) is not restarted by "on-failure".
+RESTART_POLICY = {"Name": "on-failure", "MaximumRetryCount": 5}
+LOG_CONFIG = {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
+# How long a container without a published port (a worker) must stay up to count as started.
+WORKER_SETTLE_SECONDS = 2.0
+EVENT_ACTIONS = [
+    "create",
+    "start",
+    "restart",
+    "die",
+    "oom",
+    "kill",
+    "stop",
+    "destroy",
+    "health_status",
+]
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
+_STEP = re.compile(r"^Step \d+/\d+ : ")
+
+
+def image_repository(project: str) -> str:
+    return f"paastech/app-{project}"
+
+
+def image_tag(project: str, application: int) -> str:
+    return f"{image_repository(project)}:{application}"
+
+
+def container_name(project: str, application: int, process_type: str, replica: int) -> str:
+    return f"paastech-{project}-{application}-{process_type}-{replica}"
+
+
+def _clean(line: str) -> str:
+    return _ANSI.sub("", line).replace("\r", "").rstrip()
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value or value.startswith("0001-01-01"):
+        return None
+    # Docker gives RFC 3339 with nanoseconds; Python takes at most microseconds.
+    match = re.match(r"^(.*?T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})?$", value)
+    if not match:
+        return None
+    base, frac, zone = match.groups()
+    text = base + (f".{frac[:6]}" if frac else "") + ("+00:00" if zone in (None, "Z") else zone)
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+class _LineSplitter:
+    """Turns text chunks into complete lines."""
+
+    def __init__(self) -> None:
+        self._buffer = ""
+
+    def feed(self, chunk: str) -> list[str]:
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split("\n")
+        return [_clean(line) for line in lines]
+
+    def flush(self) -> list[str]:
+        rest, self._buffer = self._buffer, ""
+        return [_clean(rest)] if rest.strip() else []
+
+
+# --------------------------------------------------------------------------------------------
+# Build context handling (blocking; run in a thread)
+
+
+def _open_source(source: SourceTar) -> IO[bytes]:
+    if isinstance(source, bytes | bytearray):
+        return io.BytesIO(source)
+    return open(source, "rb")  # the caller closes it
+
+
+def _normalise(name: str) -> str:
+    while name.startswith("./"):
+        name = name[2:]
+    return name.lstrip("/")
+
+
+def _read_root_files(source: SourceTar) -> dict[str, str | bytes | None]:
+    """Names of the files at the tree's root, with the content of those detection needs."""
+    files: dict[str, str | bytes | None] = {}
+    with _open_source(source) as fh:
+        try:
+            tar = tarfile.open(fileobj=fh, mode="r:*")  # noqa: SIM115 - `with tar` below
+        except tarfile.TarError as exc:
+            raise BuildError(None, f"the source is not a readable tar archive: {exc}") from None
+        with tar:
+            for member in tar:
+                name = _normalise(member.name)
+                if not name or "/" in name.rstrip("/") or member.isdir():
+                    continue
+                content: bytes | None = None
+                if name in FILES_TO_READ and member.isfile():
+                    if member.size > MAX_ROOT_FILE_BYTES:
+                        raise BuildError(name, f"{name} is larger than {MAX_ROOT_FILE_BYTES} bytes")
+                    extracted = tar.extractfile(member)
+                    content = extracted.read() if extracted else b""
+                files[name] = content
+    return files
+
+
+def _context_with_dockerfile(
+    source: SourceTar, dockerfile: str, names: set[str]
+) -> tuple[IO[bytes], str]:
+    """A copy of the tar with the generated Dockerfile added under a name no user file has."""
+    name = GENERATED_DOCKERFILE
+    counter = 1
+    while name in names:
+        name = f"{GENERATED_DOCKERFILE}.{counter}"
+        counter += 1
+    out = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)  # noqa: SIM115
+    with (
+        _open_source(source) as fh,
+        tarfile.open(fileobj=fh, mode="r:*") as src,
+        tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as dst,
+    ):
+        for member in src:
+            if member.isfile():
+                dst.addfile(member, src.extractfile(member))
+            else:
+                dst.addfile(member)
+        data = dockerfile.encode()
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mode = 0o644
+        info.mtime = 0
+        dst.addfile(info, io.BytesIO(data))
+    out.seek(0)
+    return out, name
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class DockerRuntime:
+    """Runtime on a Docker Engine. One instance per process; call ``close()`` when done."""
+
+    def __init__(self, settings: Settings | None = None, docker: aiodocker.Docker | None = None):
+        self.settings = settings or get_settings()
+        self._docker = docker
+        self._network_ready = False
+        self._network_lock = asyncio.Lock()
+
+    @property
+    def docker(self) -> aiodocker.Docker:
+        if self._docker is None:
+            self._docker = aiodocker.Docker(url=self.settings.docker_url or None)
+        return self._docker
+
+    async def close(self) -> None:
+        if self._docker is not None:
+            await self._docker.close()
+            self._docker = None
+
+    # ---------------------------------------------------------------------------------- build
+
+    async def build(
+        self, project: str, application: int, source: SourceTar, on_log: LogCallback
+    ) -> BuiltImage:
+        """Build ``source`` (a tar archive: bytes, or the path of a tar file) into
+        ``paastech/app-<project>:<application>``.
+
+        Every output line goes to ``on_log`` as it comes. Raises BuildError naming the failing
+        step with the last 20 lines, on an unrecognised tree, or after build_timeout_seconds.
+        """
+        files = await asyncio.to_thread(_read_root_files, source)
+        plan = plan_build(files, self.settings)
+        tag = image_tag(project, application)
+        if plan.dockerfile is None:
+            context: IO[bytes] = await asyncio.to_thread(_open_source, source)
+            dockerfile_name = DOCKERFILE
+        else:
+            context, dockerfile_name = await asyncio.to_thread(
+                _context_with_dockerfile, source, plan.dockerfile, set(files)
+            )
+            await on_log(f"-----> {plan.stack.capitalize()} app detected")
+        if plan.stack == "dockerfile":
+            await on_log("-----> Building with the repository's Dockerfile")
+
+        last_lines: list[str] = []
+        step: str | None = None
+        image_id: str | None = None
+        splitter = _LineSplitter()
+
+        async def emit(line: str) -> None:
+            nonlocal step
+            if _STEP.match(line):
+                step = line
+            last_lines.append(line)
+            del last_lines[:-BUILD_LOG_KEEP]
+            await on_log(line)
+
+        timeout = self.settings.build_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                stream = self.docker.images.build(
+                    fileobj=context,
+                    encoding="application/x-tar",
+                    path_dockerfile=dockerfile_name,
+                    tag=tag,
+                    labels=L.ownership_labels(project, application),
+                    stream=True,
+                    rm=True,
+                    forcerm=True,
+                )
+                async for item in stream:
+                    if "stream" in item:
+                        for line in splitter.feed(item["stream"]):
+                            await emit(line)
+                    elif item.get("status"):
+                        await emit(_clean(str(item["status"])))
+                    aux = item.get("aux")
+                    if isinstance(aux, dict) and aux.get("ID"):
+                        image_id = aux["ID"]
+                for line in splitter.flush():
+                    await emit(line)
+        except DockerStreamError as exc:
+            for line in splitter.flush():
+                await emit(line)
+            message = _clean(exc.message)
+            last_lines.append(message)
+            raise BuildError(step, message, last_lines[-BUILD_LOG_KEEP:]) from None
+        except TimeoutError:
+            raise BuildError(step, f"build timed out after {timeout}s", last_lines) from None
+        except DockerError as exc:
+            raise BuildError(step, f"the build could not run: {exc.message}", last_lines) from None
+        finally:
+            context.close()
+        if image_id is None:
+            with contextlib.suppress(DockerError):
+                image_id = (await self.docker.images.inspect(tag)).get("Id")
+        return BuiltImage(image=tag, plan=plan, image_id=image_id)
+
+    # ---------------------------------------------------------------------------------- run
+
+    async def ensure_network(self) -> None:
+        """Create the platform's bridge network when it does not exist (checked once)."""
+        if self._network_ready:
+            return
+        async with self._network_lock:
+            if self._network_ready:
+                return
+            name = self.settings.docker_network
+            try:
+                await self.docker.networks.get(name)
+            except DockerError as exc:
+                if exc.status != 404:
+                    raise
+                try:
+                    await self.docker.networks.create(
+                        {
+                            "Name": name,
+                            "Driver": "bridge",
+                            "CheckDuplicate": True,
+                            "Labels": {L.MANAGED: L.MANAGED_VALUE},
+                        }
+                    )
+                except DockerError as create_exc:
+                    if create_exc.status != 409:  # created concurrently by someone else
+                        raise
+            self._network_ready = True
+
+    def _container_config(self, spec: ProcessSpec) -> dict[str, Any]:
+        s = self.settings
+        env = dict(spec.env)
+        env.update(
+            {
+                "PORT": str(spec.port),
+                "PAASTECH_APP": spec.project,
+                "PAASTECH_RELEASE": str(spec.application),
+                "PAASTECH_PROCESS": spec.process_type,
+                "PAASTECH_REPLICA": str(spec.replica),
+            }
+        )
+        memory = spec.memory_mb * 1024 * 1024
+        host_config: dict[str, Any] = {
+            "NetworkMode": s.docker_network,
+            "Memory": memory,
+            "MemorySwap": memory,  # equal to Memory: no swap on top, the limit is real
+            "NanoCpus": int(spec.cpu * 1_000_000_000),
+            "PidsLimit": spec.pids_limit,
+            "CapDrop": ["ALL"],
+            "SecurityOpt": ["no-new-privileges=true"],
+            "Privileged": False,
+            "ReadonlyRootfs": False,
+            "Binds": [],
+            "LogConfig": LOG_CONFIG,
+            "RestartPolicy": RESTART_POLICY,
+            # tini as PID 1: forwards SIGTERM to `sh -c` commands and reaps zombies.
+            "Init": True,
+        }
+        config: dict[str, Any] = {
+            "Image": spec.image,
+            "Env": [f"{k}={v}" for k, v in env.items()],
+            "Labels": L.container_labels(
+                spec.project,
+                spec.application,
+                spec.process_type,
+                spec.replica,
+                spec.hostnames,
+                spec.port,
+                network=s.docker_network,
+                tls=s.tls,
+                certresolver=s.certresolver,
+                health_path=spec.health_path,
+            ),
+            "HostConfig": host_config,
+            "Tty": False,
+            "AttachStdin": False,
+            "OpenStdin": False,
+        }
+        if spec.command is not None:
+            config["Entrypoint"] = []
+            config["Cmd"] = ["/bin/sh", "-c", spec.command]
+        if spec.process_type == L.WEB_PROCESS:
+            port_key = f"{spec.port}/tcp"
+            config["ExposedPorts"] = {port_key: {}}
+            host_config["PortBindings"] = {port_key: [{"HostIp": "127.0.0.1", "HostPort": ""}]}
+        return config
+
+    async def start(self, spec: ProcessSpec) -> ContainerInfo:
+        """Create and start one container named paastech-<project>-<app>-<process>-<replica>.
+
+        A leftover container of ours with the same name (a half-started release from a crash)
+        is replaced.
+        """
+        await self.ensure_network()
+        config = self._container_config(spec)
+        name = container_name(spec.project, spec.application, spec.process_type, spec.replica)
+        try:
+            container = await self.docker.containers.create(config, name=name)
+        except DockerError as exc:
+            if exc.status != 409:
+                raise
+            existing = await self.inspect(name)
+            if existing is None or existing.ownership is None:
+                raise
+            await self.remove(existing.id)
+            container = await self.docker.containers.create(config, name=name)
+        try:
+            await container.start()
+        except DockerError:
+            await self.remove(container.id)
+            raise
+        info = await self.inspect(container.id)
+        if info is None:
+            raise HealthCheckError(f"container {name} vanished right after it started")
+        return info
+
+    # ---------------------------------------------------------------------------------- inspect
+
+    @staticmethod
+    def _info(data: dict[str, Any]) -> ContainerInfo:
+        state = data.get("State") or {}
+        labels = (data.get("Config") or {}).get("Labels") or {}
+        host_port = None
+        ports = (data.get("NetworkSettings") or {}).get("Ports") or {}
+        for bindings in ports.values():
+            for binding in bindings or []:
+                if binding.get("HostPort"):
+                    host_port = int(binding["HostPort"])
+                    break
+            if host_port:
+                break
+        status = state.get("Status", "unknown")
+        return ContainerInfo(
+            id=data["Id"],
+            name=(data.get("Name") or "").lstrip("/"),
+            ownership=L.parse_labels(labels),
+            state=status,
+            running=bool(state.get("Running")) and not state.get("Restarting"),
+            host_port=host_port,
+            exit_code=state.get("ExitCode") if status in ("exited", "dead", "restarting") else None,
+            oom_killed=bool(state.get("OOMKilled")),
+            started_at=_parse_time(state.get("StartedAt")),
+            image=(data.get("Config") or {}).get("Image", ""),
+            restart_count=int(data.get("RestartCount") or 0),
+            labels=dict(labels),
+        )
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None:
+        """The container's current state; None when it does not exist."""
+        try:
+            container = await self.docker.containers.get(container_id)
+        except DockerError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return self._info(container._container)
+
+    async def list_containers(self, project: str | None = None) -> list[ContainerInfo]:
+        """Containers labelled paastech.managed=true (all states), optionally of one project."""
+        label_filters = [L.MANAGED_FILTER]
+        if project is not None:
+            label_filters.append(f"{L.PROJECT}={project}")
+        found = await self.docker.containers.list(all=True, filters={"label": label_filters})
+        infos = await asyncio.gather(*(self.inspect(c.id) for c in found))
+        return sorted((info for info in infos if info is not None), key=lambda i: i.name)
+
+    # ---------------------------------------------------------------------------------- health
+
+    async def _last_lines(self, container_id: str, count: int = 20) -> list[str]:
+        lines: list[str] = []
+        with contextlib.suppress(DockerError):
+            async for line in self.logs(container_id, follow=False, tail=count):
+                lines.append(line)
+        return lines[-count:]
+
+    async def _probe(self, port: int, path: str | None) -> str | None:
+        """None when the app answered; else why not."""
+        if path is not None:
+            try:
+                async with httpx.AsyncClient(timeout=2.0) as client:
+                    response = await client.get(f"http://127.0.0.1:{port}{path}")
+            except httpx.HTTPError as exc:
+                return f"GET {path}: {type(exc).__name__} {exc}".strip()
+            if response.status_code < 500:
+                return None
+            return f"GET {path} answered {response.status_code}"
+        # TCP: docker-proxy accepts connections even when nothing listens in the container and
+        # then closes them at once. An app that listens either answers our bytes or keeps the
+        # connection open; an immediate EOF means nobody is listening yet.
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", port), timeout=2.0
+            )
+        except (OSError, TimeoutError) as exc:
+            return f"TCP connect: {exc}"
+        try:
+            writer.write(b"HEAD / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            await writer.drain()
+            try:
+                data = await asyncio.wait_for(reader.read(1), timeout=1.0)
+            except TimeoutError:
+                return None  # held open: something listens and waits for more
+            return None if data else "TCP connection closed without an answer"
+        except OSError as exc:
+            return f"TCP exchange: {exc}"
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    async def wait_healthy(
+        self,
+        container: ContainerInfo,
+        path: str | None,
+        timeout: float,  # noqa: ASYNC109 - a deadline for the whole wait, part of the API
+    ) -> None:
+        """Wait until the container answers on its published port.
+
+        With ``path``: HTTP GET http://127.0.0.1:<host_port><path>, healthy on a status < 500.
+        Without: a TCP exchange that proves the app itself listens (see _probe). A container
+        without a published port (a worker) is healthy once it has stayed up for a short while.
+        Fails fast when the container exits or restarts; HealthCheckError carries its last lines.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        reason = "not checked"
+        settle_until = loop.time() + min(WORKER_SETTLE_SECONDS, timeout / 2)
+        delay = 0.1
+        while True:
+            info = await self.inspect(container.id)
+            if info is None:
+                raise HealthCheckError(f"container {container.name} was removed")
+            if not info.running or info.restart_count > container.restart_count:
+                await asyncio.sleep(0.2)  # let the last output reach the log
+                lines = await self._last_lines(container.id)
+                code = (await self.inspect(container.id) or info).exit_code
+                what = (
+                    "was killed: out of memory"
+                    if info.oom_killed
+                    else (f"exited with code {code}" if code is not None else f"is {info.state}")
+                )
+                raise HealthCheckError(f"container {info.name} {what}", lines)
+            if info.host_port is None:
+                if loop.time() >= settle_until:
+                    return
+            else:
+                problem = await self._probe(info.host_port, path)
+                if problem is None:
+                    return
+                reason = problem
+            if loop.time() >= deadline:
+                lines = await self._last_lines(container.id)
+                raise HealthCheckError(
+                    f"container {info.name} not healthy after {timeout:g}s: {reason}", lines
+                )
+            await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
+            delay = min(delay * 1.5, 1.0)
+
+    # ---------------------------------------------------------------------------------- stop
+
+    async def stop(self, container_id: str, timeout: float = 10) -> None:  # noqa: ASYNC109
+        """Stop gracefully (SIGTERM, SIGKILL after ``timeout`` s). A missing container is fine."""
+        try:
+            await self.docker.containers.container(container_id).stop(t=int(timeout))
+        except DockerError as exc:
+            if exc.status not in (304, 404):
+                raise
+
+    async def remove(self, container_id: str) -> None:
+        """Remove (killing it if needed). A missing container is fine."""
+        try:
+            await self.docker.containers.container(container_id).delete(force=True, v=True)
+        except DockerError as exc:
+            if exc.status == 409 and "already in progress" in exc.message:
+                return
+            if exc.status != 404:
+                raise
+
+    # ---------------------------------------------------------------------------------- logs
+
+    async def logs(
+        self, container_id: str, *, follow: bool, tail: int | None = None
+    ) -> AsyncIterator[str]:
+        """stdout and stderr lines of a container, oldest first; ``follow`` keeps streaming until
+        the container stops (or the consumer stops iterating)."""
+        container = self.docker.containers.container(container_id)
+        params: dict[str, Any] = {"tail": "all" if tail is None else str(tail)}
+        splitter = _LineSplitter()
+        if follow:
+            stream = container.log(stdout=True, stderr=True, follow=True, **params)
+            try:
+                async for chunk in stream:
+                    for line in splitter.feed(chunk):
+                        yield line
+            finally:
+                await stream.aclose()
+        else:
+            chunks = await container.log(stdout=True, stderr=True, follow=False, **params)
+            for chunk in chunks:
+                for line in splitter.feed(chunk):
+                    yield line
+        for line in splitter.flush():
+            yield line
+
+    # ---------------------------------------------------------------------------------- events
+
+    async def events(self) -> AsyncIterator[RuntimeEvent]:
+        """Container events of our containers, as they happen, until the consumer stops.
+
+        Each call opens its own event stream from the engine (filtered to paastech.managed=true),
+        so several consumers do not share or stop each other's streams.
+        """
+        filters = {"type": ["container"], "label": [L.MANAGED_FILTER], "event": EVENT_ACTIONS}
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+        async with self.docker._query(
+            "events", method="GET", params={"filters": filters}, timeout=timeout
+        ) as response:
+            try:
+                while True:
+                    raw = await response.content.readline()
+                    if not raw:
+                        return
+                    try:
+                        data = json.loads(raw)
+                    except ValueError:
+                        continue
+                    event = self._event(data)
+                    if event is not None:
+                        yield event
+            finally:
+                response.close()
+
+    @staticmethod
+    def _event(data: dict[str, Any]) -> RuntimeEvent | None:
+        action = str(data.get("Action") or data.get("status") or "")
+        if not action:
+            return None
+        kind, _, detail = action.partition(":")
+        actor = data.get("Actor") or {}
+        attributes = actor.get("Attributes") or {}
+        exit_code = attributes.get("exitCode")
+        when = data.get("timeNano") or data.get("time")
+        time = None
+        if isinstance(when, int):
+            seconds = when / 1e9 if when > 1e12 else when
+            time = datetime.fromtimestamp(seconds, UTC)
+        return RuntimeEvent(
+            kind=kind.strip(),
+            container_id=actor.get("ID") or data.get("id", ""),
+            ownership=L.parse_labels(attributes),
+            exit_code=int(exit_code) if exit_code not in (None, "") else None,
+            detail=detail.strip() or None,
+            time=time,
+        )
+
+    # ---------------------------------------------------------------------------------- images
+
+    async def list_images(self, project: str) -> list[str]:
+        """Tags of the project's images, newest Application first."""
+        images = await self.docker.images.list(
+            filters={"label": [L.MANAGED_FILTER, f"{L.PROJECT}={project}"]}
+        )
+        repository = image_repository(project)
+        tags: list[tuple[int, str]] = []
+        for image in images:
+            for tag in image.get("RepoTags") or []:
+                repo, _, version = tag.rpartition(":")
+                if repo == repository and version.isdigit():
+                    tags.append((int(version), tag))
+        return [tag for _, tag in sorted(tags, reverse=True)]
+
+    async def remove_image(self, tag: str, *, force: bool = False) -> None:
+        """Untag/remove an image; a missing one is fine. In use by a container: DockerError 409
+        unless ``force``."""
+        try:
+            await self.docker.images.delete(tag, force=force)
+        except DockerError as exc:
+            if exc.status != 404:
+                raise
+
+
+__all__ = [
+    "GENERATED_DOCKERFILE",
+    "RESTART_POLICY",
+    "BuildPlan",
+    "DockerRuntime",
+    "container_name",
+    "image_repository",
+    "image_tag",
+]

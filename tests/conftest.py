@@ -1,0 +1,80 @@
+"""Shared fixtures: a real API server per database backend, and signed-up clients."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.databases import BACKENDS, RawDb, database
+from tests.support.gqlclient import SIGNUP, Api
+from tests.support.servers import api_server
+
+PASSWORD = "correct-horse-7"
+
+
+@dataclass
+class Server:
+    backend: str
+    url: str
+    db: RawDb
+    data_dir: Path
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The API on SQLite and on PostgreSQL: every test using it runs on both."""
+    backend = request.param
+    data_dir = tmp_path_factory.mktemp(f"api-{backend}")
+    with database(backend, data_dir) as url, api_server(
+        data_dir, url, login_max_failures_per_address=100_000
+    ) as api_url:
+        yield Server(backend, api_url, RawDb(data_dir, url), data_dir)
+
+
+@pytest.fixture
+def anon(server: Server) -> Api:
+    return Api(server.url)
+
+
+def unique(prefix: str = "u") -> str:
+    return f"{prefix}{secrets.token_hex(4)}"
+
+
+@dataclass
+class Account:
+    api: Api
+    username: str
+    email: str
+    id: str
+    token: str
+
+
+SignUp = Callable[[], Awaitable[Account]]
+
+
+@pytest.fixture
+def signup(server: Server) -> SignUp:
+    async def make() -> Account:
+        username = unique()
+        email = f"{username}@example.com"
+        data = await Api(server.url)(SIGNUP, email=email, username=username, password=PASSWORD)
+        token = data["signup"]["token"]
+        return Account(
+            Api(server.url, token), username, email, data["signup"]["client"]["id"], token
+        )
+
+    return make
+
+
+@pytest.fixture
+async def alice(signup: SignUp) -> Account:
+    return await signup()
+
+
+@pytest.fixture
+async def bob(signup: SignUp) -> Account:
+    return await signup()

@@ -1,0 +1,398 @@
+"""DockerRuntime against a real Docker engine, with the fixture apps.
+
+Needs a running engine (scripts/docker.sh) and the local base images (scripts/base-images.sh).
+Missing ones make these tests fail, never skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import shutil
+import tarfile
+import time
+import uuid
+from pathlib import Path
+
+import aiodocker
+import httpx
+import pytest
+
+from backend.labels import Ownership
+from backend.pomegranate.docker_runtime import DockerRuntime, container_name
+from backend.pomegranate.runtime import (
+    BuildError,
+    BuiltImage,
+    ContainerInfo,
+    HealthCheckError,
+    ProcessSpec,
+    Runtime,
+)
+from backend.settings import Settings
+
+pytestmark = pytest.mark.docker
+
+APPS = Path(__file__).resolve().parents[1] / "fixtures" / "apps"
+SETTINGS = Settings()
+BASE_IMAGES = (
+    SETTINGS.python_base_image,
+    SETTINGS.node_base_image,
+    SETTINGS.static_base_image,
+)
+
+
+def tar_dir(path: Path) -> bytes:
+    """The directory as an uncompressed tar with root-relative names, like `git archive`."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for item in sorted(path.rglob("*")):
+            if "__pycache__" in item.parts:
+                continue
+            tar.add(item, arcname=str(item.relative_to(path)), recursive=False)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def base_images_present():
+    async with aiodocker.Docker() as docker:
+        try:
+            await docker.version()
+        except aiodocker.DockerError as exc:
+            pytest.fail(f"no Docker engine answers (run scripts/docker.sh): {exc}")
+        for image in BASE_IMAGES:
+            try:
+                await docker.images.inspect(image)
+            except aiodocker.DockerError:
+                pytest.fail(f"base image {image} is missing: run scripts/base-images.sh")
+
+
+@pytest.fixture
+async def runtime():
+    rt = DockerRuntime(SETTINGS)
+    yield rt
+    await rt.close()
+
+
+@pytest.fixture
+async def project(runtime: DockerRuntime):
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    yield name
+    for info in await runtime.list_containers(name):
+        await runtime.remove(info.id)
+    for tag in await runtime.list_images(name):
+        with contextlib.suppress(aiodocker.DockerError):
+            await runtime.remove_image(tag, force=True)
+
+
+class Logs:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    async def __call__(self, line: str) -> None:
+        self.lines.append(line)
+
+
+async def build(runtime: DockerRuntime, project: str, app: str, application: int = 1, **kw):
+    logs = Logs()
+    source = kw.pop("source", None) or tar_dir(APPS / app)
+    built = await runtime.build(project, application, source, logs)
+    return built, logs
+
+
+def spec(project: str, built: BuiltImage, process: str = "web", **overrides) -> ProcessSpec:
+    values = {
+        "project": project,
+        "application": int(built.image.rsplit(":", 1)[1]),
+        "process_type": process,
+        "replica": 1,
+        "image": built.image,
+        "command": built.plan.processes[process],
+        "env": {"GREETING": "hello"},
+        "port": built.plan.exposed_port or SETTINGS.default_port,
+        "hostnames": [f"{project}.{SETTINGS.base_domain}"],
+        "memory_mb": SETTINGS.default_memory_mb,
+        "cpu": SETTINGS.default_cpu,
+        "pids_limit": SETTINGS.pids_limit,
+        "health_path": None,
+    }
+    values.update(overrides)
+    return ProcessSpec(**values)
+
+
+async def get(info: ContainerInfo, path: str = "/") -> httpx.Response:
+    async with httpx.AsyncClient(timeout=5) as client:
+        return await client.get(f"http://127.0.0.1:{info.host_port}{path}")
+
+
+def test_docker_runtime_implements_the_protocol():
+    assert isinstance(DockerRuntime(SETTINGS), Runtime)
+
+
+async def test_dockerfile_app(runtime: DockerRuntime, project: str, tmp_path: Path):
+    # The source handed over as the path of a tar file.
+    tar_path = tmp_path / "src.tar"
+    tar_path.write_bytes(tar_dir(APPS / "dockerfile"))
+    built, logs = await build(runtime, project, "dockerfile", source=tar_path)
+    assert built.image == f"paastech/app-{project}:1"
+    assert built.plan.stack == "dockerfile"
+    assert built.plan.dockerfile is None
+    assert built.plan.exposed_port == 5000
+    assert built.plan.processes == {"web": None}
+    assert any(line.startswith("Step 1/") for line in logs.lines)
+    assert any("Successfully tagged" in line for line in logs.lines)
+
+    info = await runtime.start(spec(project, built, health_path="/health"))
+    assert info.name == container_name(project, 1, "web", 1)
+    assert info.ownership == Ownership(project, 1, "web", 1)
+    assert info.running and info.host_port
+    await runtime.wait_healthy(info, "/health", 20)
+    body = (await get(info)).json()
+    assert body["app"] == "dockerfile"
+    assert body["env"] == {
+        "GREETING": "hello",
+        "PAASTECH_APP": project,
+        "PAASTECH_RELEASE": "1",
+        "PAASTECH_PROCESS": "web",
+        "PAASTECH_REPLICA": "1",
+    }
+
+    listed = await runtime.list_containers(project)
+    assert [c.id for c in listed] == [info.id]
+    assert await runtime.list_images(project) == [built.image]
+
+    await runtime.stop(info.id, timeout=5)
+    stopped = await runtime.inspect(info.id)
+    assert stopped is not None and not stopped.running and stopped.state == "exited"
+    await runtime.remove(info.id)
+    assert await runtime.inspect(info.id) is None
+    # Already gone: both are no-ops.
+    await runtime.stop(info.id)
+    await runtime.remove(info.id)
+
+
+async def test_python_app(runtime: DockerRuntime, project: str):
+    built, logs = await build(runtime, project, "python")
+    assert built.plan.stack == "python"
+    assert built.plan.processes == {"web": "python3 app.py"}
+    assert "-----> Python app detected" in logs.lines
+    info = await runtime.start(spec(project, built))
+    await runtime.wait_healthy(info, "/health", 20)
+    response = await get(info)
+    assert response.status_code == 200
+    assert response.json()["app"] == "python"
+    # The generated image runs as a non-root user.
+    async with aiodocker.Docker() as docker:
+        image = await docker.images.inspect(built.image)
+    assert image["Config"]["User"] == "1000:1000"
+    assert image["Config"]["Labels"]["paastech.project"] == project
+
+
+async def test_static_app(runtime: DockerRuntime, project: str):
+    built, _ = await build(runtime, project, "static")
+    assert built.plan.stack == "static"
+    info = await runtime.start(spec(project, built))
+    await runtime.wait_healthy(info, "/", 20)
+    response = await get(info)
+    assert response.status_code == 200
+    assert "PaaSTech static fixture v1" in response.text
+    assert "font-family" in (await get(info, "/style.css")).text
+
+
+async def test_worker_app(runtime: DockerRuntime, project: str):
+    built, _ = await build(runtime, project, "worker")
+    assert built.plan.processes == {"web": "python3 web.py", "worker": "python3 worker.py"}
+    web = await runtime.start(spec(project, built, "web"))
+    worker = await runtime.start(spec(project, built, "worker"))
+    assert worker.host_port is None
+    assert worker.labels["traefik.enable"] == "false"
+    # No path: the TCP check must see the app itself, not just docker-proxy.
+    await runtime.wait_healthy(web, None, 20)
+    assert (await get(web)).json()["app"] == "worker-web"
+    await runtime.wait_healthy(worker, None, 20)
+    info = await runtime.inspect(worker.id)
+    assert info is not None and info.running
+    lines = [line async for line in runtime.logs(worker.id, follow=False, tail=None)]
+    assert "worker tick 1" in lines
+    listed = await runtime.list_containers(project)
+    assert {c.ownership.process for c in listed if c.ownership} == {"web", "worker"}
+
+
+async def test_build_failure_names_the_run_step(runtime: DockerRuntime, project: str):
+    with pytest.raises(BuildError) as info:
+        await build(runtime, project, "build-fails")
+    error = info.value
+    assert error.step is not None
+    assert error.step.startswith("Step 2/")
+    assert "RUN" in error.step and "exit 3" in error.step
+    assert "non-zero code: 3" in error.message
+    assert "error: fixture build-fails always fails here" in error.last_lines
+    assert len(error.last_lines) <= 20
+    assert await runtime.list_images(project) == []
+
+
+async def test_unrecognised_source_fails_clearly(runtime: DockerRuntime, project: str, tmp_path):
+    (tmp_path / "README.md").write_text("nothing to run\n")
+    with pytest.raises(BuildError, match=r"no Dockerfile, Procfile with requirements\.txt"):
+        await build(runtime, project, "", source=tar_dir(tmp_path))
+
+
+async def test_crash_on_start_fails_fast(runtime: DockerRuntime, project: str):
+    built, _ = await build(runtime, project, "crash-on-start")
+    info = await runtime.start(spec(project, built))
+    started = time.monotonic()
+    with pytest.raises(HealthCheckError) as error:
+        await runtime.wait_healthy(info, "/", 30)
+    assert time.monotonic() - started < 10
+    assert "boom: missing DATABASE_URL" in error.value.last_lines
+    assert "exited with code 1" in error.value.reason or "restarting" in error.value.reason
+
+
+async def test_never_healthy_times_out(runtime: DockerRuntime, project: str):
+    built, _ = await build(runtime, project, "never-healthy")
+    info = await runtime.start(spec(project, built))
+    started = time.monotonic()
+    with pytest.raises(HealthCheckError) as error:
+        await runtime.wait_healthy(info, "/health", 4)
+    assert 4 <= time.monotonic() - started < 8
+    assert "not healthy after 4s" in error.value.reason
+    assert "answered 500" in error.value.reason
+
+
+async def test_resource_limits_and_hardening(runtime: DockerRuntime, project: str):
+    built, _ = await build(runtime, project, "dockerfile")
+    info = await runtime.start(spec(project, built, memory_mb=96, cpu=0.25, pids_limit=64))
+    async with aiodocker.Docker() as docker:
+        data = (await docker.containers.get(info.id))._container
+    host = data["HostConfig"]
+    assert host["Memory"] == 96 * 1024 * 1024
+    assert host["MemorySwap"] == 96 * 1024 * 1024
+    assert host["NanoCpus"] == 250_000_000
+    assert host["PidsLimit"] == 64
+    assert host["CapDrop"] == ["ALL"]
+    assert host["SecurityOpt"] == ["no-new-privileges=true"]
+    assert host["Privileged"] is False
+    assert not host.get("Binds")
+    assert host["NetworkMode"] == SETTINGS.docker_network
+    assert host["LogConfig"] == {
+        "Type": "json-file",
+        "Config": {"max-size": "10m", "max-file": "3"},
+    }
+    assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 5}
+    assert host["PortBindings"] == {"5000/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
+    assert data["NetworkSettings"]["Ports"]["5000/tcp"][0]["HostIp"] == "127.0.0.1"
+    assert SETTINGS.docker_network in data["NetworkSettings"]["Networks"]
+    assert data["Config"]["Labels"]["traefik.http.routers." + project + ".rule"] == (
+        f"Host(`{project}.{SETTINGS.base_domain}`)"
+    )
+
+
+async def test_memory_hog_is_oom_killed(runtime: DockerRuntime, project: str):
+    built, _ = await build(runtime, project, "memory-hog")
+    info = await runtime.start(spec(project, built, memory_mb=64))
+    await runtime.wait_healthy(info, "/", 20)
+
+    oom_event = asyncio.Event()
+
+    async def watch():
+        async for event in runtime.events():
+            if event.container_id == info.id and event.kind == "oom":
+                assert event.ownership == Ownership(project, 1, "web", 1)
+                oom_event.set()
+                return
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await asyncio.sleep(0.3)  # let the event stream open
+        with contextlib.suppress(httpx.HTTPError):
+            await get(info, "/hog")
+        oom_seen = False
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not oom_seen:
+            current = await runtime.inspect(info.id)
+            oom_seen = oom_event.is_set() or bool(current and current.oom_killed)
+            await asyncio.sleep(0.2)
+        assert oom_seen
+        async with asyncio.timeout(10):
+            await oom_event.wait()
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
+async def test_ticker_logs_follow_in_order(runtime: DockerRuntime, project: str):
+    built, _ = await build(runtime, project, "ticker")
+    info = await runtime.start(spec(project, built))
+    await runtime.wait_healthy(info, "/", 20)
+    ticks: list[str] = []
+    async with asyncio.timeout(10):
+        async for line in runtime.logs(info.id, follow=True, tail=None):
+            ticks.append(line)
+            if len(ticks) == 8:
+                break
+    assert ticks == [f"tick {n}" for n in range(1, 9)]
+    tail = [line async for line in runtime.logs(info.id, follow=False, tail=3)]
+    assert len(tail) == 3 and all(line.startswith("tick ") for line in tail)
+
+
+async def test_events_report_start_and_die(runtime: DockerRuntime, project: str):
+    built, _ = await build(runtime, project, "crash-on-start")
+    events = []
+
+    async def watch():
+        async for event in runtime.events():
+            if event.ownership and event.ownership.project == project:
+                events.append(event)
+                if event.kind == "die":
+                    return
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0.3)
+    await runtime.start(spec(project, built))
+    async with asyncio.timeout(15):
+        await watcher
+    kinds = [e.kind for e in events]
+    assert "start" in kinds and kinds[-1] == "die"
+    assert events[-1].exit_code == 1
+    assert events[-1].ownership == Ownership(project, 1, "web", 1)
+
+
+async def test_rebuild_reuses_dependency_layer(runtime: DockerRuntime, project: str, tmp_path):
+    source = tmp_path / "python"
+    shutil.copytree(APPS / "python", source)
+    # A real (offline-installable) requirement line, so there is a dependency layer to cache.
+    (source / "requirements.txt").write_text("--no-index\nsetuptools\n")
+    first, first_logs = await build(runtime, project, "", 1, source=tar_dir(source))
+    assert "RUN python3 -m pip install" in first.plan.dockerfile
+
+    app = source / "app.py"
+    app.write_text(app.read_text().replace('"v1"', '"v2"'))
+    second, logs = await build(runtime, project, "", 2, source=tar_dir(source))
+
+    def step_output(lines: list[str], needle: str) -> list[str]:
+        start = next(
+            i for i, line in enumerate(lines) if line.startswith("Step ") and needle in line
+        )
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("Step ")), len(lines)
+        )
+        return lines[start + 1 : end]
+
+    assert " ---> Using cache" not in step_output(first_logs.lines, "COPY --chown")
+    assert " ---> Using cache" in step_output(logs.lines, "RUN python3 -m pip install")
+    assert " ---> Using cache" not in step_output(logs.lines, "COPY --chown")
+    assert await runtime.list_images(project) == [second.image, first.image]
+
+    info = await runtime.start(spec(project, second))
+    await runtime.wait_healthy(info, "/health", 20)
+    assert (await get(info)).json()["version"] == "v2"
+
+
+async def test_start_replaces_a_leftover_container(runtime: DockerRuntime, project: str):
+    built, _ = await build(runtime, project, "python")
+    first = await runtime.start(spec(project, built))
+    second = await runtime.start(spec(project, built))
+    assert second.id != first.id
+    assert await runtime.inspect(first.id) is None
+    await runtime.wait_healthy(second, "/health", 20)

@@ -1,0 +1,166 @@
+"""Tenant isolation: for EVERY operation of the schema, a second Client gets NOT_FOUND or an empty
+result for the first Client's objects, and the first Client's data is unchanged afterwards.
+
+The table below must name every Query, Mutation and Subscription field; a new operation without an
+isolation case makes test_every_operation_has_a_case fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from backend.api.schema import build_schema
+from tests.conftest import Account, Server, unique
+from tests.support.gqlclient import Api, GraphQLErrors
+from tests.support.keys import new_public_key
+
+
+@dataclass
+class Owned:
+    """Alice's objects that Bob must not reach."""
+
+    project: str
+    hostname: str
+    key_id: str
+    public_key: str
+    token_id: str
+    app_number: int
+
+
+@dataclass
+class Case:
+    query: str
+    variables: Any  # callable (Owned) -> dict
+    expect: str  # "NOT_FOUND", "CONFLICT", "PUBLIC" or "OWN" (acts on Bob's own data only)
+    check: Any = None  # callable (data, Owned) -> None, for OWN results
+
+
+def _lacks(field: str, attr: str, key: str = "name"):
+    def check(data: dict, owned: Owned) -> None:
+        values = {item[key] for item in data[field]}
+        assert getattr(owned, attr) not in values
+
+    return check
+
+
+CASES: dict[str, Case] = {
+    # Queries
+    "me": Case("{ me { projects { name } } }", lambda o: {}, "OWN",
+               lambda d, o: _lacks("projects", "project")(d["me"], o)),
+    "projects": Case("{ projects { name } }", lambda o: {}, "OWN", _lacks("projects", "project")),
+    "project": Case("query($p: String!) { project(name: $p) { name } }",
+                    lambda o: {"p": o.project}, "NOT_FOUND"),
+    "application": Case("query($p: String!, $n: Int!) { application(project: $p, number: $n) { number } }",
+                        lambda o: {"p": o.project, "n": o.app_number}, "NOT_FOUND"),
+    "sshKeys": Case("{ sshKeys { id } }", lambda o: {}, "OWN", _lacks("sshKeys", "key_id", "id")),
+    "apiTokens": Case("{ apiTokens { id } }", lambda o: {}, "OWN", _lacks("apiTokens", "token_id", "id")),
+    # Mutations
+    # Public: they act on no existing object.
+    "signup": Case("", None, "PUBLIC"),
+    "login": Case("", None, "PUBLIC"),
+    "logout": Case("mutation { logout }", lambda o: {}, "OWN", lambda d, o: None),
+    "createApiToken": Case("mutation { createApiToken(name: \"bob\") { apiToken { id } } }",
+                           lambda o: {}, "OWN", lambda d, o: None),
+    "revokeApiToken": Case("mutation($id: ID!) { revokeApiToken(id: $id) { id } }",
+                           lambda o: {"id": o.token_id}, "NOT_FOUND"),
+    "addSshKey": Case("mutation($k: String!) { addSshKey(publicKey: $k) { id } }",
+                      lambda o: {"k": o.public_key}, "CONFLICT"),
+    "removeSshKey": Case("mutation($id: ID!) { removeSshKey(id: $id) { id } }",
+                         lambda o: {"id": o.key_id}, "NOT_FOUND"),
+    "createProject": Case("mutation($p: String!) { createProject(name: $p) { name } }",
+                          lambda o: {"p": o.project}, "CONFLICT"),
+    "deleteProject": Case("mutation($p: String!) { deleteProject(name: $p) { name } }",
+                          lambda o: {"p": o.project}, "NOT_FOUND"),
+    "setEnvVars": Case("mutation($p: String!) { setEnvVars(project: $p, vars: [{key: \"FOO\", value: \"pwned\"}]) { name } }",
+                       lambda o: {"p": o.project}, "NOT_FOUND"),
+    "unsetEnvVars": Case("mutation($p: String!) { unsetEnvVars(project: $p, keys: [\"FOO\"]) { name } }",
+                         lambda o: {"p": o.project}, "NOT_FOUND"),
+    "addDomain": Case("mutation($p: String!) { addDomain(project: $p, hostname: \"evil.example.net\") { name } }",
+                      lambda o: {"p": o.project}, "NOT_FOUND"),
+    "removeDomain": Case("mutation($p: String!, $h: String!) { removeDomain(project: $p, hostname: $h) { name } }",
+                         lambda o: {"p": o.project, "h": o.hostname}, "NOT_FOUND"),
+    # Subscriptions
+    "projectEvents": Case("subscription($p: String!) { projectEvents(project: $p) { kind } }",
+                          lambda o: {"p": o.project}, "NOT_FOUND"),
+}
+
+
+def _operations() -> set[str]:
+    schema = build_schema()._schema
+    names: set[str] = set()
+    for root in (schema.query_type, schema.mutation_type, schema.subscription_type):
+        if root is not None:
+            names |= set(root.fields)
+    return names
+
+
+def test_every_operation_has_a_case() -> None:
+    assert set(CASES) == _operations()
+
+
+async def _setup_alice(server: Server, alice: Account) -> Owned:
+    project = unique("iso")
+    await alice.api("mutation($p: String!) { createProject(name: $p) { name } }", p=project)
+    await alice.api('mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "FOO", value: "secret"}]) { name } }', p=project)
+    hostname = f"{project}.example.com"
+    await alice.api("mutation($p: String!, $h: String!) { addDomain(project: $p, hostname: $h) { name } }", p=project, h=hostname)
+    public_key = new_public_key()
+    key = await alice.api("mutation($k: String!) { addSshKey(publicKey: $k) { id } }", k=public_key)
+    token = await alice.api('mutation { createApiToken(name: "ci") { apiToken { id } } }')
+    # Releases come from deploys; one row is enough to prove it cannot be read across tenants.
+    rows = await server.db.fetch("SELECT id FROM project WHERE name = $1", project)
+    await server.db.fetch(
+        "INSERT INTO application (project_id, number, cause, status, env_snapshot, replicas, domains, created_at)"
+        " VALUES ($1, 1, 'test', 'running', '', '{}', '[]', CURRENT_TIMESTAMP)",
+        rows[0][0],
+    )
+    return Owned(project, hostname, key["addSshKey"]["id"], public_key,
+                 token["createApiToken"]["apiToken"]["id"], 1)
+
+
+async def _snapshot(alice: Account, owned: Owned) -> dict:
+    return await alice.api(
+        """query($p: String!, $n: Int!) {
+          project(name: $p) { name envVars { key value } domains { hostname } }
+          application(project: $p, number: $n) { number status }
+          sshKeys { id } apiTokens { id } }""",
+        p=owned.project,
+        n=owned.app_number,
+    )
+
+
+@pytest.mark.parametrize("operation", sorted(op for op, c in CASES.items() if c.expect != "PUBLIC"))
+async def test_second_client_cannot_reach_first_clients_objects(
+    server: Server, alice: Account, bob: Account, operation: str
+) -> None:
+    case = CASES[operation]
+    owned = await _setup_alice(server, alice)
+    before = await _snapshot(alice, owned)
+    variables = case.variables(owned)
+
+    if operation in {"projectEvents"}:
+        result = await _subscribe_first(bob.api, case.query, variables)
+        assert isinstance(result, GraphQLErrors) and result.code == case.expect, result
+    elif case.expect == "OWN":
+        data = await bob.api(case.query, **variables)
+        case.check(data, owned)
+    else:
+        err = await bob.api.error(case.query, **variables)
+        assert err.code == case.expect, err.errors
+
+    assert await _snapshot(alice, owned) == before
+
+
+async def _subscribe_first(api: Api, query: str, variables: dict) -> object:
+    from gql.transport.exceptions import TransportQueryError
+
+    try:
+        async with api.subscribe(query, **variables) as events:
+            async for event in events:
+                return event
+    except TransportQueryError as exc:
+        return GraphQLErrors(exc.errors or [{"message": str(exc)}])
+    return None

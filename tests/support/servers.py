@@ -1,0 +1,80 @@
+"""Real platform processes for tests: each runs as a subprocess on a free 127.0.0.1 port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PG_ADMIN_URL = "postgres://paastech:paastech@127.0.0.1:55432/paastech"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def base_env(data_dir: Path, database_url: str = "", **settings: object) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAASTECH_")}
+    env["PAASTECH_DATA_DIR"] = str(data_dir)
+    env["PAASTECH_DATABASE_URL"] = database_url
+    env["PAASTECH_SECRET_KEY"] = "test-secret-key-0123456789"
+    for key, value in settings.items():
+        env[f"PAASTECH_{key.upper()}"] = str(value)
+    return env
+
+
+def migrate(env: dict[str, str]) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "backend", "migrate"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+@contextmanager
+def api_server(data_dir: Path, database_url: str = "", **settings: object) -> Iterator[str]:
+    """Migrate, start `python -m backend api`, wait for /healthz; yields the /graphql URL."""
+    port = free_port()
+    env = base_env(data_dir, database_url, api_port=port, **settings)
+    migrate(env)
+    log = (data_dir / f"api-{port}.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backend", "api"], env=env, cwd=ROOT, stdout=log, stderr=log
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+        yield f"http://127.0.0.1:{port}/graphql"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
