@@ -28,13 +28,13 @@ COMMON_PASSWORDS = frozenset(
 
 def email(value: str) -> str:
     value = value.strip().lower()
-    if len(value) > 254 or not EMAIL_RE.match(value):
+    if len(value) > 254 or not EMAIL_RE.fullmatch(value):
         raise ValidationFailed("email must look like name@example.com", field="email")
     return value
 
 
 def username(value: str) -> str:
-    if not USERNAME_RE.match(value):
+    if not USERNAME_RE.fullmatch(value):
         raise ValidationFailed(
             "username must be 3-32 characters: lowercase letters, digits, '-' or '_', "
             "starting with a letter or digit",
@@ -53,9 +53,7 @@ def password(value: str, *, user: str = "", mail: str = "") -> str:
             f"password must be at most {PASSWORD_MAX} characters", field="password"
         )
     if value.isalpha() or value.isdigit():
-        raise ValidationFailed(
-            "password must mix letters with digits or symbols", field="password"
-        )
+        raise ValidationFailed("password must mix letters with digits or symbols", field="password")
     lowered = value.lower()
     if lowered in COMMON_PASSWORDS or (user and user in lowered) or (mail and lowered == mail):
         raise ValidationFailed("password is too easy to guess", field="password")
@@ -63,7 +61,7 @@ def password(value: str, *, user: str = "", mail: str = "") -> str:
 
 
 def project_name(value: str, *, field: str = "name") -> str:
-    if not PROJECT_NAME_RE.match(value) or "--" in value:
+    if not PROJECT_NAME_RE.fullmatch(value) or "--" in value:
         raise ValidationFailed(
             "project name must be 2-40 characters: lowercase letters, digits and '-', "
             "starting with a letter and not ending with '-'",
@@ -75,16 +73,14 @@ def project_name(value: str, *, field: str = "name") -> str:
 
 
 def env_key(value: str) -> str:
-    if len(value) > ENV_KEY_MAX or not ENV_KEY_RE.match(value):
+    if len(value) > ENV_KEY_MAX or not ENV_KEY_RE.fullmatch(value):
         raise ValidationFailed(
             f"invalid env var name {value[:ENV_KEY_MAX]!r}: use A-Z, 0-9 and '_', "
             "not starting with a digit",
             field="key",
         )
     if value in RESERVED_ENV_KEYS or value.startswith(RESERVED_ENV_PREFIX):
-        raise ValidationFailed(
-            f"env var {value} is reserved: the platform sets it", field="key"
-        )
+        raise ValidationFailed(f"env var {value} is reserved: the platform sets it", field="key")
     return value
 
 
@@ -104,7 +100,7 @@ def hostname(value: str) -> str:
     if (
         len(value) > 253
         or len(labels) < 2
-        or not all(HOST_LABEL_RE.match(label) for label in labels)
+        or not all(HOST_LABEL_RE.fullmatch(label) for label in labels)
         or labels[-1].isdigit()
     ):
         raise ValidationFailed(
@@ -116,7 +112,5 @@ def hostname(value: str) -> str:
 def title(value: str, *, field: str = "title", max_length: int = 100) -> str:
     value = value.strip()
     if not value or len(value) > max_length or not value.isprintable():
-        raise ValidationFailed(
-            f"{field} must be 1-{max_length} printable characters", field=field
-        )
+        raise ValidationFailed(f"{field} must be 1-{max_length} printable characters", field=field)
     return value

@@ -25,13 +25,16 @@ class Server:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     """The API on SQLite and on PostgreSQL: every test using it runs on both."""
     backend = request.param
     data_dir = tmp_path_factory.mktemp(f"api-{backend}")
-    with database(backend, data_dir) as url, api_server(
-        data_dir, url, login_max_failures_per_address=100_000
-    ) as api_url:
+    with (
+        database(backend, data_dir) as url,
+        api_server(data_dir, url, login_max_failures_per_address=100_000) as api_url,
+    ):
         yield Server(backend, api_url, RawDb(data_dir, url), data_dir)
 
 

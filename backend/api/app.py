@@ -15,8 +15,8 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
-from strawberry.types import ExecutionResult
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 
 from backend.api.context import Context, bearer_from_header
 from backend.api.schema import build_schema
@@ -28,7 +28,9 @@ log = logging.getLogger("paastech.api")
 
 
 class PaasGraphQL(GraphQL):
-    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
         # Errors raised before execution (syntax, token limit) bypass schema extensions:
         # give them a code here so every error a caller sees has one.
         response = await super().process_result(request, result)
@@ -46,7 +48,9 @@ class PaasGraphQL(GraphQL):
         params = context.connection_params or {}
         token = params.get("token") if isinstance(params, dict) else None
         if not token and isinstance(params, dict):
-            token = bearer_from_header(str(params.get("Authorization") or params.get("authorization") or ""))
+            token = bearer_from_header(
+                str(params.get("Authorization") or params.get("authorization") or "")
+            )
         if isinstance(token, str) and token:
             await _authenticate(context, token)
         if context.client is None:
@@ -106,7 +110,14 @@ class _BodyTooLarge(Exception):
 
 def _too_large(limit: int) -> JSONResponse:
     return JSONResponse(
-        {"errors": [{"message": f"request body over {limit} bytes", "extensions": {"code": "BAD_REQUEST"}}]},
+        {
+            "errors": [
+                {
+                    "message": f"request body over {limit} bytes",
+                    "extensions": {"code": "BAD_REQUEST"},
+                }
+            ]
+        },
         status_code=413,
     )
 

@@ -104,7 +104,9 @@ class Mutation:
         return ApiTokenType.of(await accounts.revoke_token(require_client(info), _id(id)))
 
     @strawberry.mutation
-    async def add_ssh_key(self, info: Info, public_key: str, title: str | None = None) -> SSHKeyType:
+    async def add_ssh_key(
+        self, info: Info, public_key: str, title: str | None = None
+    ) -> SSHKeyType:
         return SSHKeyType.of(await keys.add_key(require_client(info), public_key, title))
 
     @strawberry.mutation

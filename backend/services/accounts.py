@@ -66,7 +66,9 @@ async def login(identifier: str, password: str, remote_addr: str) -> IssuedToken
     field = "email" if "@" in ident else "username"
     client = await Client.get_or_none(**{field: ident})
     # Always verify a hash, so the response time does not say whether the account exists.
-    ok = security.verify_password(client.password_hash if client else security.dummy_hash(), password)
+    ok = security.verify_password(
+        client.password_hash if client else security.dummy_hash(), password
+    )
     if client is None or not ok:
         limiter.fail(account_key)
         limiter.fail(address_key)
@@ -76,7 +78,9 @@ async def login(identifier: str, password: str, remote_addr: str) -> IssuedToken
     return await _issue(client, name="login", kind=SESSION, expires_at=expires)
 
 
-async def _issue(client: Client, *, name: str, kind: str, expires_at: datetime | None) -> IssuedToken:
+async def _issue(
+    client: Client, *, name: str, kind: str, expires_at: datetime | None
+) -> IssuedToken:
     token = security.new_token()
     record = await ApiToken.create(
         client=client,

@@ -27,13 +27,19 @@ async def set_env_vars(client: Client, project_name: str, values: dict[str, str]
     # Validate everything before writing anything.
     checked = {validation.env_key(k): validation.env_value(k, v) for k, v in values.items()}
     existing = await EnvVar.filter(project=project).count()
-    new_keys = set(checked) - set(await EnvVar.filter(project=project).values_list("key", flat=True))
+    new_keys = set(checked) - set(
+        await EnvVar.filter(project=project).values_list("key", flat=True)
+    )
     if existing + len(new_keys) > validation.ENV_VARS_MAX:
-        raise ValidationFailed(f"a project has at most {validation.ENV_VARS_MAX} variables", field="vars")
+        raise ValidationFailed(
+            f"a project has at most {validation.ENV_VARS_MAX} variables", field="vars"
+        )
     async with in_transaction():
         for key, value in checked.items():
             encrypted = security.encrypt(value)
-            updated = await EnvVar.filter(project=project, key=key).update(value_encrypted=encrypted)
+            updated = await EnvVar.filter(project=project, key=key).update(
+                value_encrypted=encrypted
+            )
             if not updated:
                 await EnvVar.create(project=project, key=key, value_encrypted=encrypted)
     await get_bus().publish(
@@ -66,7 +72,9 @@ def default_hostname(project: Project) -> str:
 
 
 async def hostnames_of(project: Project) -> list[str]:
-    custom = await Domain.filter(project=project).order_by("hostname").values_list("hostname", flat=True)
+    custom = (
+        await Domain.filter(project=project).order_by("hostname").values_list("hostname", flat=True)
+    )
     return [default_hostname(project), *custom]
 
 
@@ -98,7 +106,9 @@ async def add_domain(client: Client, project_name: str, hostname: str) -> Domain
 
 async def remove_domain(client: Client, project_name: str, hostname: str) -> Domain:
     project = await get_owned(client, project_name)
-    domain = await Domain.get_or_none(project=project, hostname=hostname.strip().lower().rstrip("."))
+    domain = await Domain.get_or_none(
+        project=project, hostname=hostname.strip().lower().rstrip(".")
+    )
     if domain is None:
         raise NotFound(f"domain {hostname[:253]!r} not found on {project.name}", field="hostname")
     await domain.delete()

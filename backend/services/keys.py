@@ -39,7 +39,9 @@ def parse_public_key(text: str) -> tuple[str, str, str]:
             f"key type {key.algorithm.decode()} is not accepted", field="publicKey"
         )
     if key.algorithm == b"ssh-rsa" and key.pyca_key.key_size < MIN_RSA_BITS:
-        raise ValidationFailed(f"RSA keys must have at least {MIN_RSA_BITS} bits", field="publicKey")
+        raise ValidationFailed(
+            f"RSA keys must have at least {MIN_RSA_BITS} bits", field="publicKey"
+        )
     comment = (key.get_comment() or "").strip()
     line = key.export_public_key("openssh").decode().strip()
     return line, key.get_fingerprint("sha256"), comment
@@ -51,7 +53,9 @@ async def add_key(client: Client, public_key: str, title: str | None) -> SSHKey:
     if await SSHKey.filter(fingerprint=fingerprint).exists():
         raise Conflict("this key is already registered", field="publicKey")
     try:
-        return await SSHKey.create(client=client, title=title, public_key=line, fingerprint=fingerprint)
+        return await SSHKey.create(
+            client=client, title=title, public_key=line, fingerprint=fingerprint
+        )
     except IntegrityError as exc:
         raise Conflict("this key is already registered", field="publicKey") from exc
 

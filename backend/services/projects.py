@@ -47,7 +47,9 @@ async def delete_project(client: Client, name: str) -> Project:
     return project
 
 
-async def list_applications(project: Project, *, first: int, offset: int, max_page: int) -> list[Application]:
+async def list_applications(
+    project: Project, *, first: int, offset: int, max_page: int
+) -> list[Application]:
     if not 1 <= first <= max_page:
         raise ValidationFailed(f"first must be between 1 and {max_page}", field="first")
     if offset < 0:

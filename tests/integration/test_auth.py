@@ -28,7 +28,9 @@ async def test_signup_logs_in_and_me_answers(alice: Account) -> None:
 
 
 async def test_password_is_stored_as_argon2id(server: Server, alice: Account) -> None:
-    rows = await server.db.fetch("SELECT password_hash FROM client WHERE username = $1", alice.username)
+    rows = await server.db.fetch(
+        "SELECT password_hash FROM client WHERE username = $1", alice.username
+    )
     assert rows[0][0].startswith("$argon2id$")
     assert PASSWORD not in rows[0][0]
 
@@ -74,7 +76,9 @@ async def test_signup_rules_reported_per_field(
     server: Server, anon: Api, email: str, username: str, password: str, field: str
 ) -> None:
     username = username if username != "validname" else unique("valid")
-    err = await anon.error(SIGNUP, email=email, username=username, password=password.replace("validname", username))
+    err = await anon.error(
+        SIGNUP, email=email, username=username, password=password.replace("validname", username)
+    )
     assert err.code == "VALIDATION"
     assert err.field == field
     assert await count_clients(server, username) == 0
@@ -120,7 +124,12 @@ async def test_api_tokens_create_list_use_revoke(alice: Account) -> None:
 
 async def test_api_token_bad_inputs_change_nothing(alice: Account) -> None:
     before = (await alice.api(TOKENS))["apiTokens"]
-    for name, days, field in (("", None, "name"), ("x" * 65, None, "name"), ("ok", 0, "expiresInDays"), ("ok", 99999, "expiresInDays")):
+    for name, days, field in (
+        ("", None, "name"),
+        ("x" * 65, None, "name"),
+        ("ok", 0, "expiresInDays"),
+        ("ok", 99999, "expiresInDays"),
+    ):
         err = await alice.api.error(CREATE_TOKEN, name=name, days=days)
         assert (err.code, err.field) == ("VALIDATION", field)
     await alice.api(CREATE_TOKEN, name="dup", days=None)
@@ -153,7 +162,9 @@ def _past(server: Server) -> object:
 
 async def test_failed_logins_are_rate_limited_per_account(anon: Api, alice: Account) -> None:
     for _ in range(5):
-        assert (await anon.error(LOGIN, login=alice.username, password="wrong-pass-99")).code == "UNAUTHENTICATED"
+        assert (
+            await anon.error(LOGIN, login=alice.username, password="wrong-pass-99")
+        ).code == "UNAUTHENTICATED"
     err = await anon.error(LOGIN, login=alice.username, password=PASSWORD)
     assert err.code == "RATE_LIMITED"
     assert err.errors[0]["extensions"]["retryAfter"] > 0

@@ -396,3 +396,33 @@ async def test_start_replaces_a_leftover_container(runtime: DockerRuntime, proje
     assert second.id != first.id
     assert await runtime.inspect(first.id) is None
     await runtime.wait_healthy(second, "/health", 20)
+
+
+async def test_build_timeout(project: str, tmp_path: Path):
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {SETTINGS.python_base_image}\nRUN echo waiting && sleep 60\n"
+    )
+    runtime = DockerRuntime(Settings(build_timeout_seconds=3))
+    try:
+        started = time.monotonic()
+        with pytest.raises(BuildError) as info:
+            await build(runtime, project, "", source=tar_dir(tmp_path))
+        assert time.monotonic() - started < 10
+        assert info.value.message == "build timed out after 3s"
+        assert info.value.step is not None and "sleep 60" in info.value.step
+        assert "waiting" in info.value.last_lines
+    finally:
+        await runtime.close()
+
+
+async def test_generated_dockerfile_does_not_clobber_a_user_file(
+    runtime: DockerRuntime, project: str, tmp_path: Path
+):
+    source = tmp_path / "static"
+    shutil.copytree(APPS / "static", source)
+    (source / "Dockerfile.paastech").write_text("user file, kept as is\n")
+    built, _ = await build(runtime, project, "", source=tar_dir(source))
+    info = await runtime.start(spec(project, built))
+    await runtime.wait_healthy(info, "/", 20)
+    assert (await get(info, "/Dockerfile.paastech")).text == "user file, kept as is\n"
+    assert (await get(info, "/Dockerfile.paastech.1")).text.startswith("FROM ")

@@ -48,43 +48,87 @@ def _lacks(field: str, attr: str, key: str = "name"):
 
 CASES: dict[str, Case] = {
     # Queries
-    "me": Case("{ me { projects { name } } }", lambda o: {}, "OWN",
-               lambda d, o: _lacks("projects", "project")(d["me"], o)),
+    "me": Case(
+        "{ me { projects { name } } }",
+        lambda o: {},
+        "OWN",
+        lambda d, o: _lacks("projects", "project")(d["me"], o),
+    ),
     "projects": Case("{ projects { name } }", lambda o: {}, "OWN", _lacks("projects", "project")),
-    "project": Case("query($p: String!) { project(name: $p) { name } }",
-                    lambda o: {"p": o.project}, "NOT_FOUND"),
-    "application": Case("query($p: String!, $n: Int!) { application(project: $p, number: $n) { number } }",
-                        lambda o: {"p": o.project, "n": o.app_number}, "NOT_FOUND"),
+    "project": Case(
+        "query($p: String!) { project(name: $p) { name } }", lambda o: {"p": o.project}, "NOT_FOUND"
+    ),
+    "application": Case(
+        "query($p: String!, $n: Int!) { application(project: $p, number: $n) { number } }",
+        lambda o: {"p": o.project, "n": o.app_number},
+        "NOT_FOUND",
+    ),
     "sshKeys": Case("{ sshKeys { id } }", lambda o: {}, "OWN", _lacks("sshKeys", "key_id", "id")),
-    "apiTokens": Case("{ apiTokens { id } }", lambda o: {}, "OWN", _lacks("apiTokens", "token_id", "id")),
+    "apiTokens": Case(
+        "{ apiTokens { id } }", lambda o: {}, "OWN", _lacks("apiTokens", "token_id", "id")
+    ),
     # Mutations
     # Public: they act on no existing object.
     "signup": Case("", None, "PUBLIC"),
     "login": Case("", None, "PUBLIC"),
     "logout": Case("mutation { logout }", lambda o: {}, "OWN", lambda d, o: None),
-    "createApiToken": Case("mutation { createApiToken(name: \"bob\") { apiToken { id } } }",
-                           lambda o: {}, "OWN", lambda d, o: None),
-    "revokeApiToken": Case("mutation($id: ID!) { revokeApiToken(id: $id) { id } }",
-                           lambda o: {"id": o.token_id}, "NOT_FOUND"),
-    "addSshKey": Case("mutation($k: String!) { addSshKey(publicKey: $k) { id } }",
-                      lambda o: {"k": o.public_key}, "CONFLICT"),
-    "removeSshKey": Case("mutation($id: ID!) { removeSshKey(id: $id) { id } }",
-                         lambda o: {"id": o.key_id}, "NOT_FOUND"),
-    "createProject": Case("mutation($p: String!) { createProject(name: $p) { name } }",
-                          lambda o: {"p": o.project}, "CONFLICT"),
-    "deleteProject": Case("mutation($p: String!) { deleteProject(name: $p) { name } }",
-                          lambda o: {"p": o.project}, "NOT_FOUND"),
-    "setEnvVars": Case("mutation($p: String!) { setEnvVars(project: $p, vars: [{key: \"FOO\", value: \"pwned\"}]) { name } }",
-                       lambda o: {"p": o.project}, "NOT_FOUND"),
-    "unsetEnvVars": Case("mutation($p: String!) { unsetEnvVars(project: $p, keys: [\"FOO\"]) { name } }",
-                         lambda o: {"p": o.project}, "NOT_FOUND"),
-    "addDomain": Case("mutation($p: String!) { addDomain(project: $p, hostname: \"evil.example.net\") { name } }",
-                      lambda o: {"p": o.project}, "NOT_FOUND"),
-    "removeDomain": Case("mutation($p: String!, $h: String!) { removeDomain(project: $p, hostname: $h) { name } }",
-                         lambda o: {"p": o.project, "h": o.hostname}, "NOT_FOUND"),
+    "createApiToken": Case(
+        'mutation { createApiToken(name: "bob") { apiToken { id } } }',
+        lambda o: {},
+        "OWN",
+        lambda d, o: None,
+    ),
+    "revokeApiToken": Case(
+        "mutation($id: ID!) { revokeApiToken(id: $id) { id } }",
+        lambda o: {"id": o.token_id},
+        "NOT_FOUND",
+    ),
+    "addSshKey": Case(
+        "mutation($k: String!) { addSshKey(publicKey: $k) { id } }",
+        lambda o: {"k": o.public_key},
+        "CONFLICT",
+    ),
+    "removeSshKey": Case(
+        "mutation($id: ID!) { removeSshKey(id: $id) { id } }",
+        lambda o: {"id": o.key_id},
+        "NOT_FOUND",
+    ),
+    "createProject": Case(
+        "mutation($p: String!) { createProject(name: $p) { name } }",
+        lambda o: {"p": o.project},
+        "CONFLICT",
+    ),
+    "deleteProject": Case(
+        "mutation($p: String!) { deleteProject(name: $p) { name } }",
+        lambda o: {"p": o.project},
+        "NOT_FOUND",
+    ),
+    "setEnvVars": Case(
+        'mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "FOO", value: "pwned"}]) { name } }',
+        lambda o: {"p": o.project},
+        "NOT_FOUND",
+    ),
+    "unsetEnvVars": Case(
+        'mutation($p: String!) { unsetEnvVars(project: $p, keys: ["FOO"]) { name } }',
+        lambda o: {"p": o.project},
+        "NOT_FOUND",
+    ),
+    "addDomain": Case(
+        'mutation($p: String!) { addDomain(project: $p, hostname: "evil.example.net") { name } }',
+        lambda o: {"p": o.project},
+        "NOT_FOUND",
+    ),
+    "removeDomain": Case(
+        "mutation($p: String!, $h: String!) { removeDomain(project: $p, hostname: $h) { name } }",
+        lambda o: {"p": o.project, "h": o.hostname},
+        "NOT_FOUND",
+    ),
     # Subscriptions
-    "projectEvents": Case("subscription($p: String!) { projectEvents(project: $p) { kind } }",
-                          lambda o: {"p": o.project}, "NOT_FOUND"),
+    "projectEvents": Case(
+        "subscription($p: String!) { projectEvents(project: $p) { kind } }",
+        lambda o: {"p": o.project},
+        "NOT_FOUND",
+    ),
 }
 
 
@@ -104,9 +148,16 @@ def test_every_operation_has_a_case() -> None:
 async def _setup_alice(server: Server, alice: Account) -> Owned:
     project = unique("iso")
     await alice.api("mutation($p: String!) { createProject(name: $p) { name } }", p=project)
-    await alice.api('mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "FOO", value: "secret"}]) { name } }', p=project)
+    await alice.api(
+        'mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "FOO", value: "secret"}]) { name } }',
+        p=project,
+    )
     hostname = f"{project}.example.com"
-    await alice.api("mutation($p: String!, $h: String!) { addDomain(project: $p, hostname: $h) { name } }", p=project, h=hostname)
+    await alice.api(
+        "mutation($p: String!, $h: String!) { addDomain(project: $p, hostname: $h) { name } }",
+        p=project,
+        h=hostname,
+    )
     public_key = new_public_key()
     key = await alice.api("mutation($k: String!) { addSshKey(publicKey: $k) { id } }", k=public_key)
     token = await alice.api('mutation { createApiToken(name: "ci") { apiToken { id } } }')
@@ -117,8 +168,14 @@ async def _setup_alice(server: Server, alice: Account) -> Owned:
         " VALUES ($1, 1, 'test', 'running', '', '{}', '[]', CURRENT_TIMESTAMP)",
         rows[0][0],
     )
-    return Owned(project, hostname, key["addSshKey"]["id"], public_key,
-                 token["createApiToken"]["apiToken"]["id"], 1)
+    return Owned(
+        project,
+        hostname,
+        key["addSshKey"]["id"],
+        public_key,
+        token["createApiToken"]["apiToken"]["id"],
+        1,
+    )
 
 
 async def _snapshot(alice: Account, owned: Owned) -> dict:

@@ -34,7 +34,9 @@ async def test_project_lifecycle(alice: Account) -> None:
     created = (await alice.api(CREATE, name=name))["createProject"]
     assert created["url"] == f"http://{name}.localhost:8080"
     project = (await alice.api(PROJECT, name=name))["project"]
-    assert project["domains"] == [{"hostname": f"{name}.localhost", "url": created["url"], "default": True}]
+    assert project["domains"] == [
+        {"hostname": f"{name}.localhost", "url": created["url"], "default": True}
+    ]
     assert project["applications"] == [] and project["liveApplication"] is None
     assert project["settings"]["replicas"] == [{"processType": "web", "replicas": 1}]
     assert name in [p["name"] for p in (await alice.api("{ projects { name } }"))["projects"]]
@@ -45,7 +47,18 @@ async def test_project_lifecycle(alice: Account) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["a", "A-upper", "1starts-digit", "ends-", "has_underscore", "x" * 41, "double--dash", "api", "dots.in", ""],
+    [
+        "a",
+        "A-upper",
+        "1starts-digit",
+        "ends-",
+        "has_underscore",
+        "x" * 41,
+        "double--dash",
+        "api",
+        "dots.in",
+        "",
+    ],
 )
 async def test_project_name_rules(server: Server, alice: Account, name: str) -> None:
     err = await alice.api.error(CREATE, name=name)
@@ -61,10 +74,19 @@ async def test_project_name_unique_across_clients(alice: Account, bob: Account) 
     assert name not in [p["name"] for p in (await bob.api("{ projects { name } }"))["projects"]]
 
 
-async def test_env_vars_set_update_unset_and_encrypted_at_rest(server: Server, alice: Account) -> None:
+async def test_env_vars_set_update_unset_and_encrypted_at_rest(
+    server: Server, alice: Account
+) -> None:
     name = await new_project(alice)
     tricky = "a=b c ünïcødé \"quoted\" 'single' $HOME \\n"
-    data = await alice.api(SET_ENV, p=name, vars=[{"key": "DATABASE_URL", "value": "postgres://u:secret@h/db"}, {"key": "TRICKY", "value": tricky}])
+    data = await alice.api(
+        SET_ENV,
+        p=name,
+        vars=[
+            {"key": "DATABASE_URL", "value": "postgres://u:secret@h/db"},
+            {"key": "TRICKY", "value": tricky},
+        ],
+    )
     env = {v["key"]: v["value"] for v in data["setEnvVars"]["envVars"]}
     assert env == {"DATABASE_URL": "postgres://u:secret@h/db", "TRICKY": tricky}
     rows = await server.db.fetch("SELECT value_encrypted FROM env_var")
@@ -88,10 +110,14 @@ async def test_env_vars_set_update_unset_and_encrypted_at_rest(server: Server, a
         ("NUL", "a\x00b", "value"),
     ],
 )
-async def test_env_var_rules_all_or_nothing(alice: Account, key: str, value: str, field: str) -> None:
+async def test_env_var_rules_all_or_nothing(
+    alice: Account, key: str, value: str, field: str
+) -> None:
     name = await new_project(alice)
     await alice.api(SET_ENV, p=name, vars=[{"key": "KEEP", "value": "1"}])
-    err = await alice.api.error(SET_ENV, p=name, vars=[{"key": "GOOD", "value": "ok"}, {"key": key, "value": value}])
+    err = await alice.api.error(
+        SET_ENV, p=name, vars=[{"key": "GOOD", "value": "ok"}, {"key": key, "value": value}]
+    )
     assert (err.code, err.field) == ("VALIDATION", field)
     env = (await alice.api(PROJECT, name=name))["project"]["envVars"]
     assert env == [{"key": "KEEP", "value": "1"}]
@@ -104,7 +130,9 @@ async def test_env_unset_unknown_and_empty(alice: Account) -> None:
     assert (err.code, err.field) == ("NOT_FOUND", "keys")
     assert (await alice.api.error(UNSET_ENV, p=name, keys=[])).code == "VALIDATION"
     assert (await alice.api.error(SET_ENV, p=name, vars=[])).code == "VALIDATION"
-    assert (await alice.api(PROJECT, name=name))["project"]["envVars"] == [{"key": "KEEP", "value": "1"}]
+    assert (await alice.api(PROJECT, name=name))["project"]["envVars"] == [
+        {"key": "KEEP", "value": "1"}
+    ]
 
 
 async def test_domains_add_remove(alice: Account) -> None:

@@ -37,11 +37,22 @@ async def test_subscription_receives_changes_made_by_another_connection(alice: A
     subscribed = asyncio.Event()
     task = asyncio.create_task(collect())
     await asyncio.wait_for(subscribed.wait(), 10)
-    await other('mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "A", value: "1"}]) { name } }', p=name)
-    await other('mutation($p: String!) { addDomain(project: $p, hostname: "sub.example.com") { name } }', p=name)
+    await other(
+        'mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "A", value: "1"}]) { name } }',
+        p=name,
+    )
+    await other(
+        'mutation($p: String!) { addDomain(project: $p, hostname: "sub.example.com") { name } }',
+        p=name,
+    )
     await other("mutation($p: String!) { deleteProject(name: $p) { name } }", p=name)
     seen = await asyncio.wait_for(task, 10)
-    assert [e["kind"] for e in seen] == ["SUBSCRIBED", "ENV_CHANGED", "DOMAINS_CHANGED", "PROJECT_DELETED"]
+    assert [e["kind"] for e in seen] == [
+        "SUBSCRIBED",
+        "ENV_CHANGED",
+        "DOMAINS_CHANGED",
+        "PROJECT_DELETED",
+    ]
     assert seen[1]["message"] == "set A"
     assert all(e["project"] == name for e in seen)
 
@@ -69,7 +80,9 @@ async def test_query_depth_limit(tmp_path) -> None:
     # limit of 3 proves the limiter is wired in and reports clearly.
     with api_server(tmp_path, max_query_depth=3) as url:
         anon = Api(url)
-        signed = await anon(SIGNUP, email="deep@example.com", username="deep", password="correct-horse-7")
+        signed = await anon(
+            SIGNUP, email="deep@example.com", username="deep", password="correct-horse-7"
+        )
         api = anon.with_token(signed["signup"]["token"])
         assert await api("{ me { projects { name } } }")
         err = await api.error("{ me { projects { applications { number } } } }")
@@ -93,7 +106,9 @@ async def test_alias_limit(alice: Account) -> None:
 async def test_request_body_size_limit(server: Server) -> None:
     body = '{"query": "{ me { username } }", "variables": {"pad": "' + "x" * 1_100_000 + '"}}'
     async with httpx.AsyncClient() as http:
-        resp = await http.post(server.url, content=body, headers={"content-type": "application/json"})
+        resp = await http.post(
+            server.url, content=body, headers={"content-type": "application/json"}
+        )
         assert resp.status_code == 413
         assert resp.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
 
@@ -101,12 +116,16 @@ async def test_request_body_size_limit(server: Server) -> None:
             for _ in range(12):
                 yield b"x" * 100_000
 
-        resp = await http.post(server.url, content=chunks(), headers={"content-type": "application/json"})
+        resp = await http.post(
+            server.url, content=chunks(), headers={"content-type": "application/json"}
+        )
         assert resp.status_code == 413
 
 
 async def test_internal_errors_are_masked(server: Server) -> None:
     async with httpx.AsyncClient() as http:
-        resp = await http.post(server.url, content=b"{not json", headers={"content-type": "application/json"})
+        resp = await http.post(
+            server.url, content=b"{not json", headers={"content-type": "application/json"}
+        )
     assert resp.status_code == 400
     assert "Traceback" not in resp.text

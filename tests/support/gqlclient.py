@@ -40,7 +40,9 @@ class Api:
         client = Client(transport=transport, fetch_schema_from_transport=False)
         try:
             async with client as session:
-                return await session.execute(GraphQLRequest(query, variable_values=variables or None))
+                return await session.execute(
+                    GraphQLRequest(query, variable_values=variables or None)
+                )
         except TransportQueryError as exc:
             raise GraphQLErrors(exc.errors or [{"message": str(exc)}]) from None
 

@@ -1,0 +1,39 @@
+# The two commands of the README: `make up` and `make test`. Both install what is missing.
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: up test test-fast lint fmt schema bench deps test-deps
+
+deps:
+	scripts/bootstrap.sh up
+
+test-deps:
+	scripts/bootstrap.sh test
+	scripts/postgres.sh >/dev/null
+	scripts/docker.sh
+	scripts/base-images.sh
+
+up: deps
+	scripts/up.sh
+
+test: test-deps lint
+	$(BIN)/pytest
+
+# Unit tests only, no services.
+test-fast: deps
+	$(BIN)/pytest tests/unit
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt:
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+schema: deps
+	$(BIN)/python -m backend export-schema
+
+bench: test-deps
+	$(BIN)/python -m bench

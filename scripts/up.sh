@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Start the whole platform on the embedded defaults and print every URL (`make up`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+export PATH="$PWD/$VENV/bin:$PATH"
+
+python -m backend migrate
+python - <<'PY'
+from backend.settings import get_settings
+
+s = get_settings()
+print()
+print(f"PaaSTech is starting (data in {s.data_dir.resolve()}, database {s.db_url.split('@')[-1]})")
+print(f"  GraphQL API   http://{s.host}:{s.api_port}/graphql")
+if s.development:
+    print(f"  GraphiQL      http://{s.host}:{s.api_port}/graphql  (open in a browser)")
+print(f"  Subscriptions ws://{s.host}:{s.api_port}/graphql  (graphql-transport-ws)")
+print()
+PY
+exec honcho start -f Procfile

@@ -1,0 +1,104 @@
+"""The input rules, one by one."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend import validation
+from backend.errors import ValidationFailed
+
+
+@pytest.mark.parametrize("name", ["ab", "my-app", "a1", "x" * 40, "app-2-go"])
+def test_valid_project_names(name: str) -> None:
+    assert validation.project_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["a", "", "-ab", "ab-", "Ab", "a_b", "a.b", "1ab", "x" * 41, "a--b", "git", "a b", "ab\n"],
+)
+def test_invalid_project_names(name: str) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        validation.project_name(name)
+    assert info.value.field == "name"
+
+
+@pytest.mark.parametrize("key", ["A", "_X", "DATABASE_URL", "K9"])
+def test_valid_env_keys(key: str) -> None:
+    assert validation.env_key(key) == key
+
+
+@pytest.mark.parametrize("key", ["a", "9A", "A-B", "PORT", "PAASTECH_X", "", "A B", "É"])
+def test_invalid_env_keys(key: str) -> None:
+    with pytest.raises(ValidationFailed):
+        validation.env_key(key)
+
+
+def test_env_value_limits() -> None:
+    assert validation.env_value("K", "x=y z ü") == "x=y z ü"
+    with pytest.raises(ValidationFailed):
+        validation.env_value("K", "ü" * (validation.ENV_VALUE_MAX // 2 + 1))
+    with pytest.raises(ValidationFailed):
+        validation.env_value("K", "a\x00")
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("WWW.Example.COM.", "www.example.com"),
+        ("a.b", "a.b"),
+        ("xn--bcher-kva.example", "xn--bcher-kva.example"),
+    ],
+)
+def test_hostnames_normalised(raw: str, clean: str) -> None:
+    assert validation.hostname(raw) == clean
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "localhost",
+        "a..b",
+        "-a.com",
+        "a-.com",
+        "a_b.com",
+        "1.2.3.4",
+        "a" * 64 + ".com",
+        ("a" * 60 + ".") * 5 + "com",
+        "a b.com",
+    ],
+)
+def test_invalid_hostnames(raw: str) -> None:
+    with pytest.raises(ValidationFailed):
+        validation.hostname(raw)
+
+
+@pytest.mark.parametrize(
+    ("pw", "ok"),
+    [
+        ("correct-horse-7", True),
+        ("short1", False),
+        ("allletterslong", False),
+        ("12345678901", False),
+        ("password123", False),
+        ("bobby-is-cool-1", False),
+    ],
+)
+def test_password_rules(pw: str, ok: bool) -> None:
+    if ok:
+        assert validation.password(pw, user="bobby") == pw
+    else:
+        with pytest.raises(ValidationFailed):
+            validation.password(pw, user="bobby")
+
+
+@pytest.mark.parametrize(
+    ("email", "ok"),
+    [("a@b.io", True), (" A@B.IO ", True), ("a@b", False), ("@b.io", False), ("a b@c.io", False)],
+)
+def test_email(email: str, ok: bool) -> None:
+    if ok:
+        assert validation.email(email) == email.strip().lower()
+    else:
+        with pytest.raises(ValidationFailed):
+            validation.email(email)
