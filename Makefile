@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: up test test-fast lint fmt schema bench deps test-deps
+.PHONY: up test test-fast lint fmt schema protos bench deps test-deps
 
 deps:
 	scripts/bootstrap.sh up
@@ -34,6 +34,9 @@ fmt:
 
 schema: deps
 	$(BIN)/python -m backend export-schema
+
+protos: deps
+	scripts/gen-protos.sh
 
 bench: test-deps
 	$(BIN)/python -m bench

@@ -1,0 +1,1 @@
+"""Internal gRPC contracts (.proto files here) and their generated stubs (`make protos`)."""

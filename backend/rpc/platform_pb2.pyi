@@ -1,0 +1,58 @@
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class DeployChunk(_message.Message):
+    __slots__ = ("header", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: DeployHeader
+    data: bytes
+    def __init__(self, header: _Optional[_Union[DeployHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class DeployHeader(_message.Message):
+    __slots__ = ("project", "client_id", "commit_sha", "cause")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_SHA_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    client_id: int
+    commit_sha: str
+    cause: str
+    def __init__(self, project: _Optional[str] = ..., client_id: _Optional[int] = ..., commit_sha: _Optional[str] = ..., cause: _Optional[str] = ...) -> None: ...
+
+class DeployEvent(_message.Message):
+    __slots__ = ("log", "status", "finished")
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    log: str
+    status: StatusChange
+    finished: Finished
+    def __init__(self, log: _Optional[str] = ..., status: _Optional[_Union[StatusChange, _Mapping]] = ..., finished: _Optional[_Union[Finished, _Mapping]] = ...) -> None: ...
+
+class StatusChange(_message.Message):
+    __slots__ = ("application", "status")
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    application: int
+    status: str
+    def __init__(self, application: _Optional[int] = ..., status: _Optional[str] = ...) -> None: ...
+
+class Finished(_message.Message):
+    __slots__ = ("ok", "application", "url", "reason", "code")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    application: int
+    url: str
+    reason: str
+    code: str
+    def __init__(self, ok: _Optional[bool] = ..., application: _Optional[int] = ..., url: _Optional[str] = ..., reason: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,253 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Empty(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ProjectRef(_message.Message):
+    __slots__ = ("project",)
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    def __init__(self, project: _Optional[str] = ...) -> None: ...
+
+class BuildChunk(_message.Message):
+    __slots__ = ("header", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: BuildHeader
+    data: bytes
+    def __init__(self, header: _Optional[_Union[BuildHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class BuildHeader(_message.Message):
+    __slots__ = ("project", "application")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    application: int
+    def __init__(self, project: _Optional[str] = ..., application: _Optional[int] = ...) -> None: ...
+
+class BuildEvent(_message.Message):
+    __slots__ = ("log", "result", "failure")
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    log: str
+    result: BuildResult
+    failure: Failure
+    def __init__(self, log: _Optional[str] = ..., result: _Optional[_Union[BuildResult, _Mapping]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
+
+class BuildResult(_message.Message):
+    __slots__ = ("image", "stack", "processes", "exposed_port")
+    class ProcessesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    STACK_FIELD_NUMBER: _ClassVar[int]
+    PROCESSES_FIELD_NUMBER: _ClassVar[int]
+    EXPOSED_PORT_FIELD_NUMBER: _ClassVar[int]
+    image: str
+    stack: str
+    processes: _containers.ScalarMap[str, str]
+    exposed_port: int
+    def __init__(self, image: _Optional[str] = ..., stack: _Optional[str] = ..., processes: _Optional[_Mapping[str, str]] = ..., exposed_port: _Optional[int] = ...) -> None: ...
+
+class Failure(_message.Message):
+    __slots__ = ("reason", "last_lines")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    LAST_LINES_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    last_lines: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, reason: _Optional[str] = ..., last_lines: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Process(_message.Message):
+    __slots__ = ("type", "command", "replicas")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    command: str
+    replicas: int
+    def __init__(self, type: _Optional[str] = ..., command: _Optional[str] = ..., replicas: _Optional[int] = ...) -> None: ...
+
+class ReleaseSpec(_message.Message):
+    __slots__ = ("project", "application", "image", "processes", "env", "port", "hostnames", "memory_mb", "cpu", "health_path", "health_timeout")
+    class EnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    PROCESSES_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAMES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_MB_FIELD_NUMBER: _ClassVar[int]
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_PATH_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    application: int
+    image: str
+    processes: _containers.RepeatedCompositeFieldContainer[Process]
+    env: _containers.ScalarMap[str, str]
+    port: int
+    hostnames: _containers.RepeatedScalarFieldContainer[str]
+    memory_mb: int
+    cpu: float
+    health_path: str
+    health_timeout: float
+    def __init__(self, project: _Optional[str] = ..., application: _Optional[int] = ..., image: _Optional[str] = ..., processes: _Optional[_Iterable[_Union[Process, _Mapping]]] = ..., env: _Optional[_Mapping[str, str]] = ..., port: _Optional[int] = ..., hostnames: _Optional[_Iterable[str]] = ..., memory_mb: _Optional[int] = ..., cpu: _Optional[float] = ..., health_path: _Optional[str] = ..., health_timeout: _Optional[float] = ...) -> None: ...
+
+class ReleaseEvent(_message.Message):
+    __slots__ = ("log", "failure", "done")
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    log: str
+    failure: Failure
+    done: ReleaseDone
+    def __init__(self, log: _Optional[str] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., done: _Optional[_Union[ReleaseDone, _Mapping]] = ...) -> None: ...
+
+class ReleaseDone(_message.Message):
+    __slots__ = ("containers", "stopped_applications")
+    CONTAINERS_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_APPLICATIONS_FIELD_NUMBER: _ClassVar[int]
+    containers: _containers.RepeatedCompositeFieldContainer[Container]
+    stopped_applications: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, containers: _Optional[_Iterable[_Union[Container, _Mapping]]] = ..., stopped_applications: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class Container(_message.Message):
+    __slots__ = ("id", "name", "project", "application", "process", "replica", "state", "running", "host_port", "exit_code", "oom_killed", "started_at", "restart_count")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    PROCESS_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    HOST_PORT_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    OOM_KILLED_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    RESTART_COUNT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    project: str
+    application: int
+    process: str
+    replica: int
+    state: str
+    running: bool
+    host_port: int
+    exit_code: int
+    oom_killed: bool
+    started_at: str
+    restart_count: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project: _Optional[str] = ..., application: _Optional[int] = ..., process: _Optional[str] = ..., replica: _Optional[int] = ..., state: _Optional[str] = ..., running: _Optional[bool] = ..., host_port: _Optional[int] = ..., exit_code: _Optional[int] = ..., oom_killed: _Optional[bool] = ..., started_at: _Optional[str] = ..., restart_count: _Optional[int] = ...) -> None: ...
+
+class ProcessList(_message.Message):
+    __slots__ = ("containers",)
+    CONTAINERS_FIELD_NUMBER: _ClassVar[int]
+    containers: _containers.RepeatedCompositeFieldContainer[Container]
+    def __init__(self, containers: _Optional[_Iterable[_Union[Container, _Mapping]]] = ...) -> None: ...
+
+class LogsRequest(_message.Message):
+    __slots__ = ("project", "tail", "follow")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    tail: int
+    follow: bool
+    def __init__(self, project: _Optional[str] = ..., tail: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+
+class LogLine(_message.Message):
+    __slots__ = ("process", "replica", "application", "line")
+    PROCESS_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    process: str
+    replica: int
+    application: int
+    line: str
+    def __init__(self, process: _Optional[str] = ..., replica: _Optional[int] = ..., application: _Optional[int] = ..., line: _Optional[str] = ...) -> None: ...
+
+class WatchRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RuntimeEvent(_message.Message):
+    __slots__ = ("kind", "project", "application", "process", "replica", "exit_code", "oom_killed", "container_id")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    PROCESS_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    OOM_KILLED_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    project: str
+    application: int
+    process: str
+    replica: int
+    exit_code: int
+    oom_killed: bool
+    container_id: str
+    def __init__(self, kind: _Optional[str] = ..., project: _Optional[str] = ..., application: _Optional[int] = ..., process: _Optional[str] = ..., replica: _Optional[int] = ..., exit_code: _Optional[int] = ..., oom_killed: _Optional[bool] = ..., container_id: _Optional[str] = ...) -> None: ...
+
+class DesiredProject(_message.Message):
+    __slots__ = ("project", "live", "in_flight")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    LIVE_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    live: ReleaseSpec
+    in_flight: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, project: _Optional[str] = ..., live: _Optional[_Union[ReleaseSpec, _Mapping]] = ..., in_flight: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class DesiredState(_message.Message):
+    __slots__ = ("projects",)
+    PROJECTS_FIELD_NUMBER: _ClassVar[int]
+    projects: _containers.RepeatedCompositeFieldContainer[DesiredProject]
+    def __init__(self, projects: _Optional[_Iterable[_Union[DesiredProject, _Mapping]]] = ...) -> None: ...
+
+class ReconcileReport(_message.Message):
+    __slots__ = ("adopted", "started", "removed")
+    ADOPTED_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    adopted: _containers.RepeatedScalarFieldContainer[str]
+    started: _containers.RepeatedScalarFieldContainer[str]
+    removed: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, adopted: _Optional[_Iterable[str]] = ..., started: _Optional[_Iterable[str]] = ..., removed: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PruneRequest(_message.Message):
+    __slots__ = ("project", "keep")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    KEEP_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    keep: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, project: _Optional[str] = ..., keep: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PruneReply(_message.Message):
+    __slots__ = ("removed",)
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    removed: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, removed: _Optional[_Iterable[str]] = ...) -> None: ...
