@@ -1,4 +1,4 @@
-"""Platform process entry points: `python -m backend migrate|api|export-schema`."""
+"""Platform process entry points: `python -m backend migrate|api|pomegranate|export-schema`."""
 
 from __future__ import annotations
 
@@ -36,6 +36,15 @@ def api() -> None:
         proxy_headers=False,
         log_level="info",
     )
+
+
+@cli.command()
+def pomegranate() -> None:
+    """Run Pomegranate, the deployment manager (gRPC, the only process that talks to Docker)."""
+    from backend.pomegranate.server import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(serve())
 
 
 @cli.command("export-schema")

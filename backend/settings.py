@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     health_check_timeout_seconds: float = 30.0
     images_kept_per_project: int = 5
     max_concurrent_builds: int = 2
+    reconcile_interval_seconds: float = 30.0
+    max_source_bytes: int = 512 * 1024 * 1024
+    build_log_line_max: int = 4000
     tls: bool = False
     certresolver: str = "letsencrypt"
 

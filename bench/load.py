@@ -68,7 +68,7 @@ async def run_load(
     concurrency: int = 16,
     duration: float = 10.0,
     warmup: float = 2.0,
-    timeout: float = 30.0,
+    request_timeout: float = 30.0,
     check: Check | None = None,
 ) -> LoadResult:
     """Keep `concurrency` requests in flight against `url`: `warmup` s discarded, then
@@ -79,7 +79,7 @@ async def run_load(
         content = jsonlib.dumps(json).encode()
         headers = {"content-type": "application/json", **(headers or {})}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=timeout, headers=headers) as client:
+    async with httpx.AsyncClient(limits=limits, timeout=request_timeout, headers=headers) as client:
 
         async def one() -> tuple[float, str | None]:
             start = time.perf_counter()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what is missing: Debian packages (when root) and the project's virtualenv.
 #   scripts/bootstrap.sh up     what `make up` needs
-#   scripts/bootstrap.sh test   what `make test` needs (adds PostgreSQL, Docker, image tools, Chromium)
+#   scripts/bootstrap.sh test   what `make test` needs (adds PostgreSQL, Docker, image-building tools)
 # Idempotent: a second run installs nothing and takes about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -19,9 +19,12 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
 from backend.api.context import Context, bearer_from_header
+from backend.api.internal import start_internal_server
 from backend.api.schema import build_schema
 from backend.db.config import close_db, init_db
+from backend.rpc.pomegranate_client import PomegranateClient
 from backend.services import accounts
+from backend.services.deployments import Deployer, set_deployer
 from backend.settings import Settings, get_settings
 
 log = logging.getLogger("paastech.api")
@@ -128,9 +131,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await init_db(settings)
+        deployer = Deployer(PomegranateClient(settings), settings)
+        set_deployer(deployer)
+        await deployer.start()
+        internal = await start_internal_server(settings)
         try:
             yield
         finally:
+            await internal.stop(grace=2)
+            await deployer.stop()
+            set_deployer(None)
             await close_db()
 
     graphql = PaasGraphQL(

@@ -18,19 +18,24 @@ from backend.api.context import Context, require_client, require_token
 from backend.api.extensions import ErrorCodes
 from backend.api.types import (
     ApiTokenType,
+    ApplicationStatusEvent,
     ApplicationType,
     AuthPayload,
     ClientType,
     CreatedApiToken,
     DeletedProject,
     EnvVarInput,
+    LogLine,
     ProjectEvent,
     ProjectType,
+    RuntimeLogLine,
     SSHKeyType,
 )
-from backend.errors import NotFound
+from backend.db.models import ApplicationStatus
+from backend.errors import NotFound, ValidationFailed
 from backend.events import Event, EventKind, get_bus, project_topic
 from backend.services import accounts, config, keys, projects
+from backend.services.deployments import follow_build_log, get_deployer, owned_application
 from backend.settings import Settings, get_settings
 
 
@@ -74,7 +79,7 @@ class Mutation:
     @strawberry.mutation(description="Create an account and log in.")
     async def signup(self, info: Info, email: str, username: str, password: str) -> AuthPayload:
         client = await accounts.signup(email, username, password)
-        issued = await accounts.login(client.username, password, info.context.remote_addr)
+        issued = await accounts.start_session(client)
         return AuthPayload(
             token=issued.token, expires_at=issued.record.expires_at, client=ClientType.of(client)
         )
@@ -119,29 +124,85 @@ class Mutation:
 
     @strawberry.mutation
     async def delete_project(self, info: Info, name: str) -> DeletedProject:
+        owned = await projects.get_owned(require_client(info), name)
+        await get_deployer().remove_project(owned)
         project = await projects.delete_project(require_client(info), name)
         return DeletedProject(name=project.name)
+
+    @strawberry.mutation(description="Build and release the project's current source again.")
+    async def deploy(self, info: Info, project: str) -> ApplicationType:
+        owned = await projects.get_owned(require_client(info), project)
+        return ApplicationType.of(await get_deployer().redeploy(owned), project)
+
+    @strawberry.mutation(
+        description="Release an earlier release's image and config again, as a new release. "
+        "Without a number: the release before the live one."
+    )
+    async def rollback(
+        self, info: Info, project: str, number: int | None = None
+    ) -> ApplicationType:
+        owned = await projects.get_owned(require_client(info), project)
+        return ApplicationType.of(await get_deployer().rollback(owned, number), project)
+
+    @strawberry.mutation(description="Replace every container of the live release (new release).")
+    async def restart(self, info: Info, project: str) -> ApplicationType:
+        owned = await projects.get_owned(require_client(info), project)
+        return ApplicationType.of(await get_deployer().restart(owned), project)
+
+    @strawberry.mutation(description="Set the replicas of a process type (releases if running).")
+    async def scale(
+        self, info: Info, project: str, process_type: str, replicas: int
+    ) -> ProjectType:
+        owned = await projects.get_owned(require_client(info), project)
+        await get_deployer().scale(owned, process_type, replicas)
+        return ProjectType.of(owned)
+
+    @strawberry.mutation(description="Set memory (MB) and/or CPU limits (releases if running).")
+    async def set_resources(
+        self, info: Info, project: str, memory_mb: int | None = None, cpu: float | None = None
+    ) -> ProjectType:
+        owned = await projects.get_owned(require_client(info), project)
+        await get_deployer().set_resources(owned, memory_mb, cpu)
+        return ProjectType.of(owned)
+
+    @strawberry.mutation(description="Stop every container; the release is kept for start.")
+    async def stop(self, info: Info, project: str) -> ApplicationType:
+        owned = await projects.get_owned(require_client(info), project)
+        return ApplicationType.of(await get_deployer().stop_project(owned), project)
+
+    @strawberry.mutation(description="Start the last stopped release again (new release).")
+    async def start(self, info: Info, project: str) -> ApplicationType:
+        owned = await projects.get_owned(require_client(info), project)
+        return ApplicationType.of(await get_deployer().start_project(owned), project)
 
     @strawberry.mutation(description="Set several env vars at once; all or nothing.")
     async def set_env_vars(self, info: Info, project: str, vars: list[EnvVarInput]) -> ProjectType:
         values: dict[str, str] = {}
         for item in vars:
             values[item.key] = item.value
-        return ProjectType.of(await config.set_env_vars(require_client(info), project, values))
+        changed = await config.set_env_vars(require_client(info), project, values)
+        await get_deployer().release_config(changed, "env: set " + ", ".join(sorted(values)))
+        return ProjectType.of(changed)
 
     @strawberry.mutation
     async def unset_env_vars(self, info: Info, project: str, keys: list[str]) -> ProjectType:
-        return ProjectType.of(await config.unset_env_vars(require_client(info), project, keys))
+        changed = await config.unset_env_vars(require_client(info), project, keys)
+        await get_deployer().release_config(changed, "env: unset " + ", ".join(sorted(keys)))
+        return ProjectType.of(changed)
 
     @strawberry.mutation
     async def add_domain(self, info: Info, project: str, hostname: str) -> ProjectType:
         domain = await config.add_domain(require_client(info), project, hostname)
-        return ProjectType.of(await domain.project)
+        changed = await domain.project
+        await get_deployer().release_config(changed, f"domains: add {domain.hostname}")
+        return ProjectType.of(changed)
 
     @strawberry.mutation
     async def remove_domain(self, info: Info, project: str, hostname: str) -> ProjectType:
         domain = await config.remove_domain(require_client(info), project, hostname)
-        return ProjectType.of(await domain.project)
+        changed = await domain.project
+        await get_deployer().release_config(changed, f"domains: remove {domain.hostname}")
+        return ProjectType.of(changed)
 
 
 @strawberry.type
@@ -160,6 +221,67 @@ class Subscription:
                 yield ProjectEvent.of(event)
                 if event.kind == EventKind.PROJECT_DELETED:
                     return
+
+    @strawberry.subscription(
+        description="Status changes of a project's releases; first the latest release's status."
+    )
+    async def application_status(
+        self, info: Info, project: str
+    ) -> AsyncGenerator[ApplicationStatusEvent, None]:
+        owned = await projects.get_owned(require_client(info), project)
+        kinds = (EventKind.APPLICATION_CREATED, EventKind.APPLICATION_STATUS)
+        async with get_bus().subscribe(project_topic(owned.id)) as events:
+            latest = await projects.list_applications(owned, first=1, offset=0, max_page=1)
+            if latest:
+                app = latest[0]
+                yield ApplicationStatusEvent(
+                    project=owned.name,
+                    number=app.number,
+                    status=app.status,
+                    message=app.failure_reason,
+                    at=app.finished_at or app.created_at,
+                )
+            async for event in events:
+                if event.kind == EventKind.PROJECT_DELETED:
+                    return
+                if event.kind in kinds:
+                    p = event.payload
+                    yield ApplicationStatusEvent(
+                        project=owned.name,
+                        number=p["number"],
+                        status=ApplicationStatus(p["status"]),
+                        message=p.get("message"),
+                        at=event.at,
+                    )
+
+    @strawberry.subscription(
+        description="A release's build and deploy log: every line so far, then live lines "
+        "until the release finishes."
+    )
+    async def build_logs(
+        self, info: Info, project: str, number: int
+    ) -> AsyncGenerator[LogLine, None]:
+        app = await owned_application(require_client(info), project, number)
+        async for seq, line in follow_build_log(app):
+            yield LogLine(seq=seq, line=line)
+
+    @strawberry.subscription(
+        description="Live output of every container of the project, labelled by process and "
+        "replica; starts with the last `tail` lines of each."
+    )
+    async def runtime_logs(
+        self, info: Info, project: str, tail: int = 100
+    ) -> AsyncGenerator[RuntimeLogLine, None]:
+        owned = await projects.get_owned(require_client(info), project)
+        if not 0 <= tail <= 10_000:
+            raise ValidationFailed("tail must be between 0 and 10000", field="tail")
+        async for line in get_deployer().client.runtime_logs(owned.name, tail, follow=True):
+            yield RuntimeLogLine(
+                process_type=line.process,
+                replica=line.replica,
+                application=line.application,
+                line=line.line,
+            )
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:

@@ -53,6 +53,22 @@ class ApplicationType:
 
         return sorted(json.loads(security.decrypt(self.model.env_snapshot)))
 
+    @strawberry.field(description="The build and deploy log, oldest line first.")
+    async def build_log(self, first: int = 1000, offset: int = 0) -> list[LogLine]:
+        rows = (
+            await models.BuildLog.filter(application=self.model)
+            .order_by("seq")
+            .offset(max(offset, 0))
+            .limit(min(max(first, 1), 10_000))
+            .values_list("seq", "line")
+        )
+        return [LogLine(seq=seq, line=line) for seq, line in rows]
+
+    @strawberry.field
+    async def status_history(self) -> list[StatusChangeType]:
+        rows = await models.StatusChange.filter(application=self.model).order_by("id")
+        return [StatusChangeType(status=r.status, message=r.message, at=r.at) for r in rows]
+
     @classmethod
     def of(cls, app: models.Application, project_name: str) -> ApplicationType:
         return cls(
@@ -134,6 +150,26 @@ class ProjectType:
             self.model, first=first, offset=offset, max_page=get_settings().applications_page_max
         )
         return [ApplicationType.of(a, self.name) for a in apps]
+
+    @strawberry.field(description="The project's containers as the engine reports them.")
+    async def processes(self) -> list[ProcessInfo]:
+        from backend.services.deployments import get_deployer
+
+        containers = await get_deployer().client.list_processes(self.name)
+        return [
+            ProcessInfo(
+                process_type=c.process,
+                replica=c.replica,
+                application=c.application,
+                state=c.state,
+                running=c.running,
+                restart_count=c.restart_count,
+                exit_code=c.exit_code if not c.running else None,
+                oom_killed=c.oom_killed,
+                started_at=c.started_at or None,
+            )
+            for c in sorted(containers, key=lambda c: (c.process, c.replica, c.application))
+        ]
 
     @strawberry.field
     async def application_count(self) -> int:
@@ -262,3 +298,46 @@ class ProjectEvent:
             status=p.get("status"),
             at=event.at,
         )
+
+
+@strawberry.type
+class ProcessInfo:
+    process_type: str
+    replica: int
+    application: int
+    state: str
+    running: bool
+    restart_count: int
+    exit_code: int | None
+    oom_killed: bool
+    started_at: str | None
+
+
+@strawberry.type
+class LogLine:
+    seq: int
+    line: str
+
+
+@strawberry.type
+class StatusChangeType:
+    status: ApplicationStatus
+    message: str | None
+    at: datetime
+
+
+@strawberry.type
+class ApplicationStatusEvent:
+    project: str
+    number: int
+    status: ApplicationStatus
+    message: str | None
+    at: datetime
+
+
+@strawberry.type
+class RuntimeLogLine:
+    process_type: str
+    replica: int
+    application: int
+    line: str

@@ -41,7 +41,7 @@ async def init_db(settings: Settings | None = None) -> None:
 
 
 async def migrate(settings: Settings | None = None) -> None:
-    """Apply every pending migration (used by `make up`, the API on start, and the tests)."""
+    """Apply every pending migration (`python -m backend migrate`: `make up` and the tests)."""
     from tortoise.migrations.api import migrate as run_migrations
 
     _ensure_data_dir(settings)

@@ -96,6 +96,11 @@ class Application(Model):
     env_snapshot = fields.TextField(default="")  # encrypted JSON of the env vars it runs with
     replicas = fields.JSONField(default=dict)
     domains = fields.JSONField(default=list)
+    # What the build found: process type -> command ("" = the image's CMD), and the app's PORT.
+    processes = fields.JSONField(default=dict)
+    port = fields.IntField(null=True)
+    memory_mb = fields.IntField(null=True)
+    cpu = fields.FloatField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     finished_at = fields.DatetimeField(null=True)
     failure_reason = fields.TextField(null=True)
@@ -103,6 +108,21 @@ class Application(Model):
     class Meta:
         table = "application"
         unique_together = (("project", "number"),)
+
+
+class StatusChange(Model):
+    """The history of an Application's status, kept as it happens."""
+
+    id = fields.BigIntField(primary_key=True)
+    application: fields.ForeignKeyRelation[Application] = fields.ForeignKeyField(
+        "models.Application", related_name="status_changes", on_delete=fields.CASCADE
+    )
+    status = fields.CharEnumField(ApplicationStatus)
+    message = fields.TextField(null=True)
+    at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "status_change"
 
 
 class BuildLog(Model):

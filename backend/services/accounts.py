@@ -54,8 +54,12 @@ async def login(identifier: str, password: str, remote_addr: str) -> IssuedToken
     """Email or username + password -> a new session token. Failures are rate limited."""
     settings = get_settings()
     limiter = login_limiter()
-    ident = identifier.strip().lower()
-    account_key, address_key = f"account:{ident}", f"address:{remote_addr}"
+    ident = identifier.strip().lower()[:254]
+    field = "email" if "@" in ident else "username"
+    client = await Client.get_or_none(**{field: ident})
+    # One counter per account whichever name was typed; per typed name for unknown accounts.
+    account_key = f"account:{client.id}" if client else f"unknown:{ident}"
+    address_key = f"address:{remote_addr}"
     wait = max(
         limiter.retry_after(account_key, settings.login_max_failures_per_account),
         limiter.retry_after(address_key, settings.login_max_failures_per_address),
@@ -63,8 +67,6 @@ async def login(identifier: str, password: str, remote_addr: str) -> IssuedToken
     if wait:
         raise RateLimited(f"too many failed logins; try again in {wait} s", retry_after=wait)
 
-    field = "email" if "@" in ident else "username"
-    client = await Client.get_or_none(**{field: ident})
     # Always verify a hash, so the response time does not say whether the account exists.
     ok = security.verify_password(
         client.password_hash if client else security.dummy_hash(), password
@@ -74,7 +76,11 @@ async def login(identifier: str, password: str, remote_addr: str) -> IssuedToken
         limiter.fail(address_key)
         raise Unauthenticated("wrong username/email or password")
     limiter.reset(account_key)
-    expires = datetime.now(UTC) + timedelta(days=settings.session_token_days)
+    return await start_session(client)
+
+
+async def start_session(client: Client) -> IssuedToken:
+    expires = datetime.now(UTC) + timedelta(days=get_settings().session_token_days)
     return await _issue(client, name="login", kind=SESSION, expires_at=expires)
 
 

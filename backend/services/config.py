@@ -118,3 +118,15 @@ async def remove_domain(client: Client, project_name: str, hostname: str) -> Dom
         {"project": project.name, "message": f"removed {domain.hostname}"},
     )
     return domain
+
+
+async def replace_env(project: Project, values: dict[str, str]) -> None:
+    """Make the project's env exactly ``values`` (a rollback restores a release's config)."""
+    await EnvVar.filter(project=project).delete()
+    for key, value in values.items():
+        await EnvVar.create(project=project, key=key, value_encrypted=security.encrypt(value))
+    await get_bus().publish(
+        project_topic(project.id),
+        EventKind.ENV_CHANGED,
+        {"project": project.name, "message": "restored " + ", ".join(sorted(values))},
+    )

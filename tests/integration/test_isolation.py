@@ -123,7 +123,23 @@ CASES: dict[str, Case] = {
         lambda o: {"p": o.project, "h": o.hostname},
         "NOT_FOUND",
     ),
+    "deploy": Case("mutation($p: String!) { deploy(project: $p) { number } }", lambda o: {"p": o.project}, "NOT_FOUND"),
+    "rollback": Case("mutation($p: String!, $n: Int) { rollback(project: $p, number: $n) { number } }",
+                     lambda o: {"p": o.project, "n": o.app_number}, "NOT_FOUND"),
+    "restart": Case("mutation($p: String!) { restart(project: $p) { number } }", lambda o: {"p": o.project}, "NOT_FOUND"),
+    "scale": Case("mutation($p: String!) { scale(project: $p, processType: \"web\", replicas: 3) { name } }",
+                  lambda o: {"p": o.project}, "NOT_FOUND"),
+    "setResources": Case("mutation($p: String!) { setResources(project: $p, memoryMb: 64) { name } }",
+                         lambda o: {"p": o.project}, "NOT_FOUND"),
+    "stop": Case("mutation($p: String!) { stop(project: $p) { number } }", lambda o: {"p": o.project}, "NOT_FOUND"),
+    "start": Case("mutation($p: String!) { start(project: $p) { number } }", lambda o: {"p": o.project}, "NOT_FOUND"),
     # Subscriptions
+    "applicationStatus": Case("subscription($p: String!) { applicationStatus(project: $p) { number } }",
+                              lambda o: {"p": o.project}, "NOT_FOUND"),
+    "buildLogs": Case("subscription($p: String!, $n: Int!) { buildLogs(project: $p, number: $n) { line } }",
+                      lambda o: {"p": o.project, "n": o.app_number}, "NOT_FOUND"),
+    "runtimeLogs": Case("subscription($p: String!) { runtimeLogs(project: $p) { line } }",
+                        lambda o: {"p": o.project}, "NOT_FOUND"),
     "projectEvents": Case(
         "subscription($p: String!) { projectEvents(project: $p) { kind } }",
         lambda o: {"p": o.project},
@@ -164,8 +180,8 @@ async def _setup_alice(server: Server, alice: Account) -> Owned:
     # Releases come from deploys; one row is enough to prove it cannot be read across tenants.
     rows = await server.db.fetch("SELECT id FROM project WHERE name = $1", project)
     await server.db.fetch(
-        "INSERT INTO application (project_id, number, cause, status, env_snapshot, replicas, domains, created_at)"
-        " VALUES ($1, 1, 'test', 'running', '', '{}', '[]', CURRENT_TIMESTAMP)",
+        "INSERT INTO application (project_id, number, cause, status, env_snapshot, replicas, domains, processes, created_at)"
+        " VALUES ($1, 1, 'test', 'running', '', '{}', '[]', '{}', CURRENT_TIMESTAMP)",
         rows[0][0],
     )
     return Owned(
@@ -181,7 +197,8 @@ async def _setup_alice(server: Server, alice: Account) -> Owned:
 async def _snapshot(alice: Account, owned: Owned) -> dict:
     return await alice.api(
         """query($p: String!, $n: Int!) {
-          project(name: $p) { name envVars { key value } domains { hostname } }
+          project(name: $p) { name envVars { key value } domains { hostname } applicationCount
+            settings { replicas { processType replicas } memoryMb cpu } }
           application(project: $p, number: $n) { number status }
           sshKeys { id } apiTokens { id } }""",
         p=owned.project,
@@ -198,7 +215,7 @@ async def test_second_client_cannot_reach_first_clients_objects(
     before = await _snapshot(alice, owned)
     variables = case.variables(owned)
 
-    if operation in {"projectEvents"}:
+    if case.query.startswith("subscription"):
         result = await _subscribe_first(bob.api, case.query, variables)
         assert isinstance(result, GraphQLErrors) and result.code == case.expect, result
     elif case.expect == "OWN":

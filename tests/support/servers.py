@@ -48,6 +48,8 @@ def migrate(env: dict[str, str]) -> None:
 def api_server(data_dir: Path, database_url: str = "", **settings: object) -> Iterator[str]:
     """Migrate, start `python -m backend api`, wait for /healthz; yields the /graphql URL."""
     port = free_port()
+    settings.setdefault("api_grpc_port", free_port())
+    settings.setdefault("pomegranate_port", free_port())  # nothing listens: no deploys
     env = base_env(data_dir, database_url, api_port=port, **settings)
     migrate(env)
     log = (data_dir / f"api-{port}.log").open("wb")

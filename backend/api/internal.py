@@ -1,0 +1,140 @@
+"""The API's internal gRPC server (127.0.0.1, shared secret): services for platform processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+
+from backend.db.models import ApplicationStatus as S
+from backend.db.models import Client
+from backend.errors import PaasError
+from backend.events import EventKind, get_bus, project_topic
+from backend.rpc import platform_pb2 as pb
+from backend.rpc import platform_pb2_grpc as pb_grpc
+from backend.rpc.auth import SharedSecretInterceptor
+from backend.services.deployments import FINISHED, follow_build_log, get_deployer
+from backend.services.projects import get_owned
+from backend.settings import Settings, get_settings
+
+log = logging.getLogger("paastech.internal")
+
+
+class DeploymentsServicer(pb_grpc.DeploymentsServicer):
+    async def Deploy(
+        self, request_iterator: AsyncIterator[pb.DeployChunk], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.DeployEvent]:
+        settings = get_settings()
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("part") != "header":
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a header"
+            )
+        header = first.header
+        try:
+            client = await Client.get_or_none(id=header.client_id)
+            if client is None:
+                raise PaasError("unknown client")
+            project = await get_owned(client, header.project)
+        except PaasError as exc:
+            yield pb.DeployEvent(finished=pb.Finished(ok=False, reason=exc.message, code=exc.code))
+            return
+
+        source = await _spool(request_iterator, settings)
+        if source is None:
+            yield pb.DeployEvent(
+                finished=pb.Finished(
+                    ok=False,
+                    reason=f"source larger than {settings.max_source_bytes} bytes",
+                    code="VALIDATION",
+                )
+            )
+            return
+        deployer = get_deployer()
+        queue: asyncio.Queue[pb.DeployEvent | None] = asyncio.Queue()
+        async with get_bus().subscribe(project_topic(project.id)) as statuses:
+            app = await deployer.deploy_source(
+                project, source, commit_sha=header.commit_sha or None, cause=header.cause or "push"
+            )
+
+            async def pump_logs() -> None:
+                async for _seq, line in follow_build_log(app):
+                    await queue.put(pb.DeployEvent(log=line))
+                await queue.put(None)
+
+            async def pump_statuses() -> None:
+                # The final status is sent last, with the outcome, after every log line.
+                async for event in statuses:
+                    p = event.payload
+                    if (
+                        event.kind == EventKind.APPLICATION_STATUS
+                        and p["number"] == app.number
+                        and p["status"] not in FINISHED_VALUES
+                    ):
+                        change = pb.StatusChange(application=app.number, status=p["status"])
+                        await queue.put(pb.DeployEvent(status=change))
+
+            tasks = [asyncio.create_task(pump_logs()), asyncio.create_task(pump_statuses())]
+            try:
+                while (item := await queue.get()) is not None:
+                    yield item
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        await app.refresh_from_db()
+        ok = app.status == S.RUNNING
+        url = settings.app_url(settings.project_hostname(project.name))
+        yield pb.DeployEvent(
+            status=pb.StatusChange(application=app.number, status=app.status.value)
+        )
+        yield pb.DeployEvent(
+            finished=pb.Finished(
+                ok=ok,
+                application=app.number,
+                url=url if ok else "",
+                reason="" if ok else (app.failure_reason or app.status.value),
+            )
+        )
+
+
+FINISHED_VALUES = frozenset(s.value for s in FINISHED)
+
+
+async def _spool(chunks: AsyncIterator[pb.DeployChunk], settings: Settings) -> Path | None:
+    """Write the tar stream to a temp file; None when it is over the size limit.
+
+    Local writes of chunk-sized buffers: cheap enough for the event loop.
+    """
+    tmp_dir = settings.data_dir / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="source-", suffix=".tar", dir=tmp_dir)
+    path = Path(name)
+    size = 0
+    try:
+        with open(fd, "wb") as fh:  # noqa: ASYNC230
+            async for chunk in chunks:
+                size += len(chunk.data)
+                if size > settings.max_source_bytes:
+                    path.unlink(missing_ok=True)  # noqa: ASYNC240
+                    return None
+                fh.write(chunk.data)
+    except BaseException:
+        path.unlink(missing_ok=True)  # noqa: ASYNC240
+        raise
+    return path
+
+
+async def start_internal_server(settings: Settings) -> grpc.aio.Server:
+    server = grpc.aio.server(interceptors=[SharedSecretInterceptor()])
+    pb_grpc.add_DeploymentsServicer_to_server(DeploymentsServicer(), server)
+    server.add_insecure_port(f"{settings.host}:{settings.api_grpc_port}")
+    await server.start()
+    return server

@@ -1,0 +1,116 @@
+"""Protobuf messages <-> Pomegranate's dataclasses (the gRPC edge only)."""
+
+from __future__ import annotations
+
+from backend import labels as L
+from backend.pomegranate.reconciler import DesiredProject, ReconcileResult
+from backend.pomegranate.release import Process, ReleasePlan
+from backend.pomegranate.runtime import BuiltImage, ContainerInfo, RuntimeEvent
+from backend.rpc import pomegranate_pb2 as pb
+from backend.settings import Settings
+from backend.validation import PROJECT_NAME_RE
+
+
+class BadRequest(ValueError):
+    """The request cannot be acted on; the servicer answers INVALID_ARGUMENT."""
+
+
+def check_project(project: str) -> str:
+    if not PROJECT_NAME_RE.fullmatch(project or ""):
+        raise BadRequest(f"invalid project name: {project!r}")
+    return project
+
+
+def release_plan(spec: pb.ReleaseSpec, settings: Settings) -> ReleasePlan:
+    """The spec with the platform's defaults filled in; BadRequest when it is unusable."""
+    check_project(spec.project)
+    if spec.application < 1:
+        raise BadRequest("application numbers start at 1")
+    if not spec.image:
+        raise BadRequest("image is required")
+    seen: set[str] = set()
+    processes: list[Process] = []
+    for process in spec.processes:
+        if not process.type or process.type in seen:
+            raise BadRequest(f"process types must be distinct and named: {process.type!r}")
+        if process.replicas < 0:
+            raise BadRequest(f"replicas of {process.type} must not be negative")
+        seen.add(process.type)
+        processes.append(Process(process.type, process.command or None, process.replicas))
+    if spec.memory_mb < 0 or spec.cpu < 0 or spec.health_timeout < 0:
+        raise BadRequest("memory, cpu and health timeout must not be negative")
+    if spec.port and not 0 < spec.port < 65536:
+        raise BadRequest(f"invalid port: {spec.port}")
+    return ReleasePlan(
+        project=spec.project,
+        application=spec.application,
+        image=spec.image,
+        processes=processes,
+        env=dict(spec.env),
+        port=spec.port or settings.default_port,
+        # The project's own hostname is always routed; custom domains come on top.
+        hostnames=list(spec.hostnames) or [settings.project_hostname(spec.project)],
+        memory_mb=spec.memory_mb or settings.default_memory_mb,
+        cpu=spec.cpu or settings.default_cpu,
+        health_path=spec.health_path or None,
+        health_timeout=spec.health_timeout or settings.health_check_timeout_seconds,
+    )
+
+
+def desired_state(state: pb.DesiredState, settings: Settings) -> list[DesiredProject]:
+    projects: list[DesiredProject] = []
+    for item in state.projects:
+        check_project(item.project)
+        live = release_plan(item.live, settings) if item.HasField("live") else None
+        if live is not None and live.project != item.project:
+            raise BadRequest(f"live spec of {item.project} names project {live.project}")
+        projects.append(DesiredProject(item.project, live, set(item.in_flight)))
+    return projects
+
+
+def container(info: ContainerInfo) -> pb.Container:
+    own = info.ownership
+    return pb.Container(
+        id=info.id,
+        name=info.name,
+        project=own.project if own else info.labels.get(L.PROJECT, ""),
+        application=own.application if own else 0,
+        process=own.process if own else "",
+        replica=own.replica if own else 0,
+        state=info.state,
+        running=info.running,
+        host_port=info.host_port or 0,
+        exit_code=info.exit_code or 0,
+        oom_killed=info.oom_killed,
+        started_at=info.started_at.isoformat() if info.started_at else "",
+        restart_count=info.restart_count,
+    )
+
+
+def build_result(built: BuiltImage) -> pb.BuildResult:
+    return pb.BuildResult(
+        image=built.image,
+        stack=built.plan.stack,
+        processes={k: v or "" for k, v in built.plan.processes.items()},
+        exposed_port=built.plan.exposed_port or 0,
+    )
+
+
+def runtime_event(event: RuntimeEvent, oom_killed: bool) -> pb.RuntimeEvent:
+    own = event.ownership
+    return pb.RuntimeEvent(
+        kind=event.kind,
+        project=own.project if own else "",
+        application=own.application if own else 0,
+        process=own.process if own else "",
+        replica=own.replica if own else 0,
+        exit_code=event.exit_code or 0,
+        oom_killed=oom_killed,
+        container_id=event.container_id,
+    )
+
+
+def reconcile_report(result: ReconcileResult) -> pb.ReconcileReport:
+    return pb.ReconcileReport(
+        adopted=result.adopted, started=result.started, removed=result.removed
+    )

@@ -1,0 +1,226 @@
+"""The zero-downtime release of one Application, over a Runtime (no gRPC here).
+
+A release starts every replica of the new Application, waits until all of them are healthy, and
+only then stops the project's other containers (the previous release, or any leftover). If a start
+or a health check fails, or the caller goes away before the switch, the new containers are removed
+and the old ones are left serving untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from backend import labels as L
+from backend.pomegranate.runtime import ContainerInfo, HealthCheckError, ProcessSpec, Runtime
+from backend.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ReleaseLog = Callable[[str], Awaitable[None]]
+
+# Routers (Traefik's Docker provider, the embedded ingress) learn about the new containers from
+# Docker events, with a short throttle. Stopping the old web containers at once could leave a
+# moment where the router has dropped the old backends but not yet added the new ones; waiting this
+# long first lets every router see the new containers (and finish requests in flight on the old).
+WEB_DRAIN_SECONDS = 1.0
+# SIGTERM -> SIGKILL grace of the containers a switch stops.
+STOP_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(slots=True)
+class Process:
+    type: str
+    command: str | None  # None: the image's own CMD
+    replicas: int
+
+
+@dataclass(slots=True)
+class ReleasePlan:
+    """What must run for one Application (the gRPC ReleaseSpec, defaults applied)."""
+
+    project: str
+    application: int
+    image: str
+    processes: list[Process]
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = 5000
+    hostnames: list[str] = field(default_factory=list)
+    memory_mb: int = 256
+    cpu: float = 0.5
+    health_path: str | None = None  # None: TCP check
+    health_timeout: float = 30.0
+
+    def process_spec(self, process: Process, replica: int, settings: Settings) -> ProcessSpec:
+        web = process.type == L.WEB_PROCESS
+        return ProcessSpec(
+            project=self.project,
+            application=self.application,
+            process_type=process.type,
+            replica=replica,
+            image=self.image,
+            command=process.command,
+            env=dict(self.env),
+            port=self.port,
+            hostnames=list(self.hostnames) if web else [],
+            memory_mb=self.memory_mb,
+            cpu=self.cpu,
+            pids_limit=settings.pids_limit,
+            health_path=self.health_path if web else None,
+        )
+
+    def process_specs(self, settings: Settings) -> list[ProcessSpec]:
+        """Every container of the release, replicas numbered from 1."""
+        return [
+            self.process_spec(process, replica, settings)
+            for process in self.processes
+            for replica in range(1, process.replicas + 1)
+        ]
+
+    def wants(self, process: str, replica: int) -> bool:
+        return any(p.type == process and 1 <= replica <= p.replicas for p in self.processes)
+
+
+@dataclass(slots=True)
+class ReleaseResult:
+    containers: list[ContainerInfo]
+    stopped_applications: list[int]
+
+
+class ReleaseFailed(Exception):
+    def __init__(self, reason: str, last_lines: list[str] | None = None):
+        self.reason = reason
+        self.last_lines = list(last_lines or [])
+        super().__init__(reason)
+
+
+def replica_name(process: str, replica: int) -> str:
+    return f"{process}.{replica}"
+
+
+async def stop_and_remove(runtime: Runtime, containers: list[ContainerInfo]) -> None:
+    """Stop (gracefully) then remove the containers, all in parallel."""
+
+    async def one(info: ContainerInfo) -> None:
+        try:
+            await runtime.stop(info.id, timeout=STOP_TIMEOUT_SECONDS)
+        finally:
+            await runtime.remove(info.id)
+
+    results = await asyncio.gather(*(one(c) for c in containers), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        raise errors[0]
+
+
+async def remove_application(runtime: Runtime, project: str, application: int) -> None:
+    """Remove every container of one Application, whatever the engine knows of them.
+
+    Listing (instead of trusting what this process started) also catches a container created by
+    a start that was interrupted before it returned.
+    """
+    containers = [
+        c
+        for c in await runtime.list_containers(project)
+        if c.ownership is not None and c.ownership.application == application
+    ]
+    results = await asyncio.gather(
+        *(runtime.remove(c.id) for c in containers), return_exceptions=True
+    )
+    for container, result in zip(containers, results, strict=True):
+        if isinstance(result, BaseException):
+            log.warning("could not remove %s: %s", container.name, result)
+
+
+async def release(
+    runtime: Runtime, plan: ReleasePlan, on_log: ReleaseLog, settings: Settings
+) -> ReleaseResult:
+    """Start ``plan``, wait until healthy, then switch: stop the project's other containers.
+
+    Raises ReleaseFailed (after removing the new containers) when a start or a health check
+    fails. When cancelled before the switch, removes the new containers and re-raises; once the
+    switch has begun it runs to the end even if cancelled, so the project is never left without
+    its live release.
+    """
+    specs = plan.process_specs(settings)
+    started: list[tuple[ProcessSpec, ContainerInfo]] = []
+    try:
+        for spec in specs:
+            name = replica_name(spec.process_type, spec.replica)
+            await on_log(f"Starting {name}")
+            try:
+                info = await runtime.start(spec)
+            except Exception as exc:
+                log.exception("starting %s of %s failed", name, plan.project)
+                raise ReleaseFailed(f"{name} failed to start: {exc}") from None
+            started.append((spec, info))
+        await _wait_all_healthy(runtime, plan, started, on_log)
+    except BaseException:
+        # ReleaseFailed, CancelledError (the caller went away), anything unexpected: the new
+        # Application must not stay half started. Shielded so a second cancel cannot cut it short.
+        await asyncio.shield(remove_application(runtime, plan.project, plan.application))
+        raise
+
+    switch = asyncio.ensure_future(_switch(runtime, plan, on_log))
+    try:
+        stopped = await asyncio.shield(switch)
+    except asyncio.CancelledError:
+        # The switch keeps running on its own; wait for it without letting the cancel stop it.
+        with contextlib.suppress(Exception):
+            await switch
+        raise
+    return ReleaseResult(containers=[info for _, info in started], stopped_applications=stopped)
+
+
+async def _wait_all_healthy(
+    runtime: Runtime,
+    plan: ReleasePlan,
+    started: list[tuple[ProcessSpec, ContainerInfo]],
+    on_log: ReleaseLog,
+) -> None:
+    async def one(spec: ProcessSpec, info: ContainerInfo) -> None:
+        name = replica_name(spec.process_type, spec.replica)
+        path = spec.health_path if spec.process_type == L.WEB_PROCESS else None
+        try:
+            await runtime.wait_healthy(info, path, plan.health_timeout)
+        except HealthCheckError as exc:
+            raise ReleaseFailed(
+                f"{name} failed its health check: {exc.reason}", exc.last_lines
+            ) from None
+        await on_log(f"{name} is healthy")
+
+    tasks = [asyncio.create_task(one(spec, info)) for spec, info in started]
+    if not tasks:
+        return
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _switch(runtime: Runtime, plan: ReleasePlan, on_log: ReleaseLog) -> list[int]:
+    """Stop and remove every container of the project that is not of the new Application."""
+    others = [
+        c
+        for c in await runtime.list_containers(plan.project)
+        if c.ownership is None or c.ownership.application != plan.application
+    ]
+    if not others:
+        await on_log(f"Release {plan.application} is live")
+        return []
+    applications = sorted({c.ownership.application for c in others if c.ownership is not None})
+    if any(c.ownership is None or c.ownership.process == L.WEB_PROCESS for c in others):
+        await asyncio.sleep(WEB_DRAIN_SECONDS)
+    names = ", ".join(c.name for c in others)
+    await on_log(f"Stopping {names}")
+    await stop_and_remove(runtime, others)
+    await on_log(f"Release {plan.application} is live")
+    return applications

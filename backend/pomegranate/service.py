@@ -1,0 +1,426 @@
+"""The Pomegranate gRPC servicer (grpc.aio): the contract of backend/rpc/pomegranate.proto on top
+of a Runtime. The deployment logic lives in release.py and reconciler.py; this module only moves
+messages, streams and errors across the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+
+from backend.pomegranate import convert
+from backend.pomegranate.convert import BadRequest
+from backend.pomegranate.reconciler import reconcile
+from backend.pomegranate.release import ReleaseFailed, release, stop_and_remove
+from backend.pomegranate.runtime import BuildError, ContainerInfo, Runtime
+from backend.rpc import pomegranate_pb2 as pb
+from backend.rpc import pomegranate_pb2_grpc as pb_grpc
+from backend.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+# A pushed source tree larger than this is refused (the API streams `git archive` output);
+# Settings.max_source_bytes overrides it where that setting exists.
+MAX_SOURCE_BYTES = 512 * 1024 * 1024
+TMP_PREFIX = "build-"
+TMP_SUFFIX = ".tar"
+# An "oom" event is followed by the container's "die" within moments; older ones are stale.
+OOM_MEMORY_SECONDS = 30.0
+_DONE = object()
+
+T = TypeVar("T")
+
+
+def _size(n: int) -> str:
+    return f"{n // (1024 * 1024)} MB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
+def _failure(reason: str, last_lines: list[str] | None = None) -> pb.Failure:
+    return pb.Failure(reason=reason, last_lines=list(last_lines or []))
+
+
+def _unary(
+    method: Callable[..., Awaitable[T]],
+) -> Callable[..., Awaitable[T]]:
+    """Bad input -> INVALID_ARGUMENT; an engine error -> INTERNAL with its message."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> T:
+        try:
+            return await method(self, request, context)
+        except BadRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            log.exception("%s failed", method.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, f"{method.__name__} failed: {exc}")
+        raise AssertionError("unreachable")  # pragma: no cover - abort always raises
+
+    return wrapper
+
+
+class PomegranateService(pb_grpc.PomegranateServicer):
+    def __init__(self, runtime: Runtime, settings: Settings | None = None) -> None:
+        self.runtime = runtime
+        self.settings = settings or get_settings()
+        self._build_slots = asyncio.Semaphore(self.settings.max_concurrent_builds)
+        self._builds_running = 0
+        # One release (or stop/remove) of a project at a time.
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Releases whose caller went away finish their clean-up on their own; keep them referenced.
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------------------------ helpers
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.settings.data_dir / "tmp"
+
+    def clean_tmp(self) -> int:
+        """Remove spooled build sources left behind by a previous run (a crash mid-build)."""
+        removed = 0
+        if not self.tmp_dir.is_dir():
+            return 0
+        for path in self.tmp_dir.glob(f"{TMP_PREFIX}*{TMP_SUFFIX}"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+        return removed
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for background clean-ups (releases whose caller left) before shutting down."""
+        if self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    # ------------------------------------------------------------------------------ Build
+
+    async def Build(
+        self, request_iterator: AsyncIterator[pb.BuildChunk], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.BuildEvent]:
+        requests = aiter(request_iterator)
+        first = await anext(requests, None)
+        if first is None or first.WhichOneof("part") != "header":
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "the first Build message must be the header (project, application)",
+            )
+        header = first.header
+        try:
+            convert.check_project(header.project)
+        except BadRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if header.application < 1:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "application numbers start at 1")
+
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(
+            prefix=f"{TMP_PREFIX}{header.project}-{header.application}-",
+            suffix=TMP_SUFFIX,
+            dir=self.tmp_dir,
+        )
+        path = Path(name)
+        limit = getattr(self.settings, "max_source_bytes", MAX_SOURCE_BYTES)
+        try:
+            size = 0
+            with os.fdopen(fd, "wb") as fh:
+                async for chunk in requests:
+                    if chunk.WhichOneof("part") != "data":
+                        await context.abort(
+                            grpc.StatusCode.INVALID_ARGUMENT,
+                            "only the first Build message may be a header; then tar data",
+                        )
+                    size += len(chunk.data)
+                    if size > limit:
+                        yield pb.BuildEvent(
+                            failure=_failure(f"the source archive is larger than {_size(limit)}")
+                        )
+                        return
+                    await asyncio.to_thread(fh.write, chunk.data)
+            if size == 0:
+                yield pb.BuildEvent(failure=_failure("no source archive was received"))
+                return
+            async for event in self._build(header.project, header.application, path):
+                yield event
+        finally:
+            # Synchronous on purpose: it must also run when the call was cancelled.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+
+    async def _build(
+        self, project: str, application: int, source: Path
+    ) -> AsyncIterator[pb.BuildEvent]:
+        if self._build_slots.locked():
+            yield pb.BuildEvent(
+                log=f"-----> waiting for a build slot ({self._builds_running} builds running)"
+            )
+        async with self._build_slots:
+            self._builds_running += 1
+            queue: asyncio.Queue[Any] = asyncio.Queue()
+
+            async def on_log(line: str) -> None:
+                queue.put_nowait(line)
+
+            async def run() -> Any:
+                try:
+                    return await self.runtime.build(project, application, source, on_log)
+                finally:
+                    queue.put_nowait(_DONE)
+
+            task = asyncio.create_task(run())
+            try:
+                while (line := await queue.get()) is not _DONE:
+                    yield pb.BuildEvent(log=line)
+                try:
+                    built = await task
+                except BuildError as exc:
+                    yield pb.BuildEvent(failure=_failure(str(exc), exc.last_lines))
+                    return
+                except Exception as exc:
+                    log.exception("build of %s/%d failed", project, application)
+                    yield pb.BuildEvent(failure=_failure(f"build failed: {exc}"))
+                    return
+                yield pb.BuildEvent(result=convert.build_result(built))
+            finally:
+                self._builds_running -= 1
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
+
+    # ------------------------------------------------------------------------------ Release
+
+    async def Release(
+        self, request: pb.ReleaseSpec, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ReleaseEvent]:
+        try:
+            plan = convert.release_plan(request, self.settings)
+        except BadRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        # Unbounded on purpose: the release must never block on a slow or vanished reader.
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+
+        async def on_log(line: str) -> None:
+            queue.put_nowait(pb.ReleaseEvent(log=line))
+
+        async def run() -> None:
+            try:
+                lock = self._locks[plan.project]
+                if lock.locked():
+                    await on_log(f"Waiting for another release of {plan.project} to finish")
+                async with lock:
+                    try:
+                        result = await release(self.runtime, plan, on_log, self.settings)
+                    except ReleaseFailed as exc:
+                        queue.put_nowait(
+                            pb.ReleaseEvent(failure=_failure(exc.reason, exc.last_lines))
+                        )
+                    except Exception as exc:
+                        log.exception("release of %s/%d failed", plan.project, plan.application)
+                        queue.put_nowait(
+                            pb.ReleaseEvent(failure=_failure(f"release failed: {exc}"))
+                        )
+                    else:
+                        done = pb.ReleaseDone(
+                            containers=[convert.container(c) for c in result.containers],
+                            stopped_applications=result.stopped_applications,
+                        )
+                        queue.put_nowait(pb.ReleaseEvent(done=done))
+            finally:
+                queue.put_nowait(_DONE)
+
+        task = asyncio.create_task(run())
+        self._track(task)
+        try:
+            while (event := await queue.get()) is not _DONE:
+                yield event
+        finally:
+            if not task.done():
+                # The caller went away: release() removes the new containers on cancel (or, past
+                # the switch, finishes it). The task stays tracked until its clean-up is over.
+                log.warning(
+                    "release of %s/%d cancelled by the caller", plan.project, plan.application
+                )
+                task.cancel()
+
+    # ------------------------------------------------------------------------------ projects
+
+    @_unary
+    async def StopProject(
+        self, request: pb.ProjectRef, context: grpc.aio.ServicerContext
+    ) -> pb.Empty:
+        project = convert.check_project(request.project)
+        async with self._locks[project]:
+            await stop_and_remove(self.runtime, await self.runtime.list_containers(project))
+        return pb.Empty()
+
+    @_unary
+    async def RemoveProject(
+        self, request: pb.ProjectRef, context: grpc.aio.ServicerContext
+    ) -> pb.Empty:
+        project = convert.check_project(request.project)
+        async with self._locks[project]:
+            containers = await self.runtime.list_containers(project)
+            await asyncio.gather(*(self.runtime.remove(c.id) for c in containers))
+            for tag in await self.runtime.list_images(project):
+                await self.runtime.remove_image(tag, force=True)
+        self._locks.pop(project, None)
+        return pb.Empty()
+
+    @_unary
+    async def ListProcesses(
+        self, request: pb.ProjectRef, context: grpc.aio.ServicerContext
+    ) -> pb.ProcessList:
+        project = convert.check_project(request.project)
+        containers = await self.runtime.list_containers(project)
+        return pb.ProcessList(containers=[convert.container(c) for c in containers])
+
+    @_unary
+    async def PruneImages(
+        self, request: pb.PruneRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PruneReply:
+        project = convert.check_project(request.project)
+        keep = set(request.keep)
+        removed: list[str] = []
+        for tag in await self.runtime.list_images(project):
+            # Tags are paastech/app-<project>:<application>; a bare application number also keeps.
+            if tag in keep or tag.rpartition(":")[2] in keep:
+                continue
+            try:
+                await self.runtime.remove_image(tag)
+            except Exception as exc:
+                # Still used by a container: it stays until that container is gone.
+                log.warning("kept image %s: %s", tag, exc)
+                continue
+            removed.append(tag)
+        return pb.PruneReply(removed=removed)
+
+    @_unary
+    async def Reconcile(
+        self, request: pb.DesiredState, context: grpc.aio.ServicerContext
+    ) -> pb.ReconcileReport:
+        desired = convert.desired_state(request, self.settings)
+        # A release running here right now owns its project's containers: leave them to it.
+        busy = {project for project, lock in self._locks.items() if lock.locked()}
+        result = await reconcile(self.runtime, desired, self.settings, skip=busy)
+        log.info(
+            "reconciled: adopted %d, started %s, removed %s",
+            len(result.adopted),
+            result.started,
+            result.removed,
+        )
+        return convert.reconcile_report(result)
+
+    # ------------------------------------------------------------------------------ streams
+
+    async def RuntimeLogs(
+        self, request: pb.LogsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.LogLine]:
+        try:
+            project = convert.check_project(request.project)
+        except BadRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if request.tail < 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "tail must not be negative")
+        follow = request.follow
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=1000)
+        tasks: dict[str, asyncio.Task[None]] = {}
+        seen: set[str] = set()
+
+        async def pump(info: ContainerInfo, tail: int | None) -> None:
+            own = info.ownership
+            assert own is not None
+            try:
+                async with contextlib.aclosing(
+                    self.runtime.logs(info.id, follow=follow, tail=tail)
+                ) as lines:
+                    async for line in lines:
+                        await queue.put(
+                            pb.LogLine(
+                                process=own.process,
+                                replica=own.replica,
+                                application=own.application,
+                                line=line,
+                            )
+                        )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # e.g. the container was removed meanwhile
+                log.debug("logs of %s ended: %s", info.name, exc)
+            if not follow:
+                await queue.put(_DONE)
+
+        def attach(info: ContainerInfo, tail: int | None) -> None:
+            current = tasks.get(info.id)
+            if info.ownership is None or (current is not None and not current.done()):
+                return
+            seen.add(info.id)
+            tasks[info.id] = asyncio.create_task(pump(info, tail))
+
+        async def watch_starts() -> None:
+            async with contextlib.aclosing(self.runtime.events()) as events:
+                async for event in events:
+                    own = event.ownership
+                    if event.kind != "start" or own is None or own.project != project:
+                        continue
+                    info = await self.runtime.inspect(event.container_id)
+                    if info is not None:
+                        # A new container: all its output; a restarted one: only what is new.
+                        attach(info, 0 if event.container_id in seen else None)
+
+        watcher = asyncio.create_task(watch_starts()) if follow else None
+        try:
+            if watcher is not None:
+                await asyncio.sleep(0)  # let the event stream start opening first
+            containers = [c for c in await self.runtime.list_containers(project) if c.running]
+            for info in containers:
+                attach(info, request.tail)
+            remaining = len(tasks)
+            while follow or remaining:
+                item = await queue.get()
+                if item is _DONE:
+                    remaining -= 1
+                else:
+                    yield item
+        finally:
+            everything = [*tasks.values(), *([watcher] if watcher else [])]
+            for task in everything:
+                task.cancel()
+            await asyncio.gather(*everything, return_exceptions=True)
+
+    async def Watch(
+        self, request: pb.WatchRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.RuntimeEvent]:
+        recent_oom: dict[str, float] = {}
+        async with contextlib.aclosing(self.runtime.events()) as events:
+            async for event in events:
+                now = time.monotonic()
+                oom_killed = event.kind == "oom"
+                if event.kind == "oom":
+                    recent_oom[event.container_id] = now
+                elif event.kind == "die":
+                    when = recent_oom.pop(event.container_id, None)
+                    oom_killed = when is not None and now - when < OOM_MEMORY_SECONDS
+                    if not oom_killed:
+                        with contextlib.suppress(Exception):
+                            info = await self.runtime.inspect(event.container_id)
+                            oom_killed = bool(info and info.oom_killed)
+                for cid, when in list(recent_oom.items()):
+                    if now - when > OOM_MEMORY_SECONDS:
+                        del recent_oom[cid]
+                yield convert.runtime_event(event, oom_killed)

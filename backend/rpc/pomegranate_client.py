@@ -1,0 +1,151 @@
+"""The API's client of Pomegranate: typed calls over the stubs, RPC errors made domain errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from backend.errors import Unavailable
+from backend.rpc import pomegranate_pb2 as pb
+from backend.rpc import pomegranate_pb2_grpc as pb_grpc
+from backend.rpc.auth import call_metadata
+from backend.settings import Settings, get_settings
+
+CHUNK = 256 * 1024
+LogSink = Callable[[str], Awaitable[None]]
+
+
+class DeployFailed(Exception):
+    """A build or release failed; the reason is for the user, last_lines are the app's output."""
+
+    def __init__(self, reason: str, last_lines: list[str] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.last_lines = list(last_lines or [])
+
+
+@dataclass
+class BuildOutput:
+    image: str
+    stack: str
+    processes: dict[str, str]
+    exposed_port: int | None
+
+
+@dataclass
+class ReleaseOutput:
+    containers: list[pb.Container]
+    stopped_applications: list[int] = field(default_factory=list)
+
+
+def _unavailable(exc: grpc.aio.AioRpcError) -> Unavailable:
+    return Unavailable(f"the deployment manager is not reachable ({exc.code().name.lower()})")
+
+
+class PomegranateClient:
+    def __init__(self, settings: Settings | None = None, target: str | None = None) -> None:
+        s = settings or get_settings()
+        self.target = target or f"{s.host}:{s.pomegranate_port}"
+        self._channel: grpc.aio.Channel | None = None
+
+    @property
+    def stub(self) -> pb_grpc.PomegranateStub:
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(
+                self.target,
+                options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)],
+            )
+        return pb_grpc.PomegranateStub(self._channel)
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+    async def build(
+        self, project: str, application: int, source: Path, on_log: LogSink
+    ) -> BuildOutput:
+        async def chunks() -> AsyncIterator[pb.BuildChunk]:
+            yield pb.BuildChunk(header=pb.BuildHeader(project=project, application=application))
+            with source.open("rb") as fh:
+                while data := fh.read(CHUNK):
+                    yield pb.BuildChunk(data=data)
+
+        try:
+            async for event in self.stub.Build(chunks(), metadata=call_metadata()):
+                kind = event.WhichOneof("event")
+                if kind == "log":
+                    await on_log(event.log)
+                elif kind == "failure":
+                    raise DeployFailed(event.failure.reason, list(event.failure.last_lines))
+                elif kind == "result":
+                    r = event.result
+                    return BuildOutput(r.image, r.stack, dict(r.processes), r.exposed_port or None)
+        except grpc.aio.AioRpcError as exc:
+            raise _rpc_failure("build", exc) from exc
+        raise DeployFailed("the build ended without a result")
+
+    async def release(self, spec: pb.ReleaseSpec, on_log: LogSink) -> ReleaseOutput:
+        try:
+            async for event in self.stub.Release(spec, metadata=call_metadata()):
+                kind = event.WhichOneof("event")
+                if kind == "log":
+                    await on_log(event.log)
+                elif kind == "failure":
+                    raise DeployFailed(event.failure.reason, list(event.failure.last_lines))
+                elif kind == "done":
+                    return ReleaseOutput(
+                        list(event.done.containers), list(event.done.stopped_applications)
+                    )
+        except grpc.aio.AioRpcError as exc:
+            raise _rpc_failure("release", exc) from exc
+        raise DeployFailed("the release ended without a result")
+
+    async def _unary(self, method: str, request: object) -> object:
+        try:
+            return await getattr(self.stub, method)(request, metadata=call_metadata(), timeout=120)
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(exc) from exc
+
+    async def stop_project(self, project: str) -> None:
+        await self._unary("StopProject", pb.ProjectRef(project=project))
+
+    async def remove_project(self, project: str) -> None:
+        await self._unary("RemoveProject", pb.ProjectRef(project=project))
+
+    async def list_processes(self, project: str) -> list[pb.Container]:
+        reply = await self._unary("ListProcesses", pb.ProjectRef(project=project))
+        return list(reply.containers)  # type: ignore[attr-defined]
+
+    async def reconcile(self, desired: pb.DesiredState) -> pb.ReconcileReport:
+        return await self._unary("Reconcile", desired)  # type: ignore[return-value]
+
+    async def prune_images(self, project: str, keep: list[str]) -> list[str]:
+        reply = await self._unary("PruneImages", pb.PruneRequest(project=project, keep=keep))
+        return list(reply.removed)  # type: ignore[attr-defined]
+
+    async def runtime_logs(
+        self, project: str, tail: int, follow: bool
+    ) -> AsyncIterator[pb.LogLine]:
+        call = self.stub.RuntimeLogs(
+            pb.LogsRequest(project=project, tail=tail, follow=follow), metadata=call_metadata()
+        )
+        try:
+            async for line in call:
+                yield line
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(exc) from exc
+        finally:
+            call.cancel()
+
+    def watch(self) -> grpc.aio.UnaryStreamCall:
+        return self.stub.Watch(pb.WatchRequest(), metadata=call_metadata())
+
+
+def _rpc_failure(what: str, exc: grpc.aio.AioRpcError) -> DeployFailed:
+    if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+        return DeployFailed(f"{what} interrupted: the deployment manager is not reachable")
+    return DeployFailed(f"{what} failed: {exc.details() or exc.code().name}")

@@ -1,0 +1,623 @@
+"""Releases: the API's orchestration of Pomegranate.
+
+Every push, config change, scale, rollback or restart becomes a new Application (release) that
+goes through one queue per project: queued -> building (source only) -> deploying -> running, or
+failed. A newer queued release replaces an older queued one. Status changes and log lines are
+persisted first, then published on the event bus, so a subscriber that reconnects loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+from tortoise.transactions import in_transaction
+
+from backend import security, validation
+from backend.db.models import Application, BuildLog, Client, Project, StatusChange
+from backend.db.models import ApplicationStatus as S
+from backend.errors import NotFound, Unavailable, ValidationFailed
+from backend.events import EventKind, build_log_topic, get_bus, project_topic
+from backend.rpc import pomegranate_pb2 as pb
+from backend.rpc.pomegranate_client import DeployFailed, PomegranateClient
+from backend.services import config
+from backend.services.projects import get_owned
+from backend.settings import Settings, get_settings
+
+log = logging.getLogger("paastech.deployments")
+
+IN_PROGRESS = (S.QUEUED, S.BUILDING, S.DEPLOYING)
+FINISHED = (S.RUNNING, S.SUPERSEDED, S.FAILED, S.CRASHED, S.STOPPED)
+LIVE = (S.RUNNING, S.CRASHED)
+# Releases whose image may be reused (rollback, config change, start).
+RELEASED = (S.RUNNING, S.SUPERSEDED, S.CRASHED, S.STOPPED)
+MAX_REPLICAS = 20
+MEMORY_RANGE_MB = (32, 16384)
+CPU_RANGE = (0.05, 16.0)
+LAST_LINES_IN_REASON = 10
+
+
+@dataclass
+class Job:
+    application_id: int
+    source: Path | None = None  # build this tar; None: reuse an image
+    image_from: int | None = None  # application id whose image is reused; None: the live one
+
+
+# ---------------------------------------------------------------------------------------------
+# Status and log persistence (persist, then publish)
+
+
+async def set_status(app: Application, status: S, reason: str | None = None) -> None:
+    app.status = status
+    fields = ["status"]
+    if status in FINISHED:
+        app.finished_at = datetime.now(UTC)
+        fields.append("finished_at")
+    if reason is not None:
+        app.failure_reason = reason
+        fields.append("failure_reason")
+    async with in_transaction():
+        await app.save(update_fields=fields)
+        await StatusChange.create(application=app, status=status, message=reason)
+    project = await app.project
+    await get_bus().publish(
+        project_topic(project.id),
+        EventKind.APPLICATION_STATUS,
+        {"project": project.name, "number": app.number, "status": status.value, "message": reason},
+    )
+
+
+class BuildLogWriter:
+    """Appends numbered lines to an Application's log and publishes each."""
+
+    def __init__(self, app: Application, start_seq: int) -> None:
+        self.app = app
+        self.seq = start_seq
+        self.max = get_settings().build_log_line_max
+
+    @classmethod
+    async def open(cls, app: Application) -> BuildLogWriter:
+        return cls(app, await BuildLog.filter(application=app).count())
+
+    async def write(self, line: str) -> None:
+        line = line.rstrip("\n")[: self.max]
+        self.seq += 1
+        await BuildLog.create(application=self.app, seq=self.seq, line=line)
+        await get_bus().publish(
+            build_log_topic(self.app.id), EventKind.BUILD_LOG, {"seq": self.seq, "line": line}
+        )
+
+
+async def follow_build_log(app: Application) -> AsyncIterator[tuple[int, str]]:
+    """Every line logged so far, then new lines until the release finishes."""
+    async with get_bus().subscribe(build_log_topic(app.id)) as live:
+        last = 0
+        for seq, line in (
+            await BuildLog.filter(application=app).order_by("seq").values_list("seq", "line")
+        ):
+            last = seq
+            yield seq, line
+        await app.refresh_from_db(fields=["status"])
+        if app.status in FINISHED:
+            return
+        async with get_bus().subscribe(project_topic(app.project_id)) as statuses:  # type: ignore[attr-defined]
+            merged = _merge(live, statuses)
+            async for source, event in merged:
+                if source == "log" and event.payload["seq"] > last:
+                    last = event.payload["seq"]
+                    yield last, event.payload["line"]
+                elif (
+                    source == "status"
+                    and event.kind == EventKind.APPLICATION_STATUS
+                    and event.payload["number"] == app.number
+                    and event.payload["status"] in {s.value for s in FINISHED}
+                ):
+                    # Lines are published before the final status: drain what is queued.
+                    for seq, line in (
+                        await BuildLog.filter(application=app, seq__gt=last)
+                        .order_by("seq")
+                        .values_list("seq", "line")
+                    ):
+                        yield seq, line
+                    return
+
+
+async def _merge(logs: AsyncIterator, statuses: AsyncIterator) -> AsyncIterator[tuple[str, object]]:
+    queue: asyncio.Queue = asyncio.Queue()
+
+    async def pump(name: str, it: AsyncIterator) -> None:
+        async for item in it:
+            await queue.put((name, item))
+
+    tasks = [asyncio.create_task(pump("log", logs)), asyncio.create_task(pump("status", statuses))]
+    try:
+        while True:
+            yield await queue.get()
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+# ---------------------------------------------------------------------------------------------
+# The deployer: one per API process
+
+
+class Deployer:
+    def __init__(self, client: PomegranateClient, settings: Settings | None = None) -> None:
+        self.client = client
+        self.settings = settings or get_settings()
+        self._pending: dict[int, Job] = {}
+        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._background: list[asyncio.Task[None]] = []
+        self.connected = asyncio.Event()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Mark releases a previous API process left half-done, then watch Pomegranate."""
+        for app in await Application.filter(status__in=IN_PROGRESS):
+            await set_status(app, S.FAILED, "interrupted: the API restarted during this release")
+        self._background = [
+            asyncio.create_task(self._watch_forever(), name="pomegranate-watch"),
+            asyncio.create_task(self._reconcile_periodically(), name="reconcile"),
+        ]
+
+    async def stop(self) -> None:
+        for task in [*self._background, *self._workers.values()]:
+            task.cancel()
+        for task in [*self._background, *self._workers.values()]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.client.close()
+
+    @property
+    def sources_dir(self) -> Path:
+        path = self.settings.data_dir / "sources"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def source_path(self, project: Project) -> Path:
+        return self.sources_dir / f"{project.name}.tar"
+
+    # -- entry points (callers have checked ownership) ----------------------------------------
+
+    async def deploy_source(
+        self, project: Project, source: Path, *, commit_sha: str | None, cause: str
+    ) -> Application:
+        """Queue a build of ``source`` (a tar file this call takes ownership of)."""
+        app = await self._new_application(project, cause, commit_sha=commit_sha)
+        await self._enqueue(project, Job(app.id, source=source))
+        return app
+
+    async def redeploy(self, project: Project) -> Application:
+        current = self.source_path(project)
+        if not current.exists():
+            raise ValidationFailed("nothing to deploy yet: push your code first", field="project")
+        copy = self.sources_dir / f".{project.name}.{datetime.now(UTC).timestamp()}.tar"
+        await asyncio.to_thread(shutil.copyfile, current, copy)
+        return await self.deploy_source(project, copy, commit_sha=None, cause="redeploy")
+
+    async def release_config(self, project: Project, cause: str) -> Application | None:
+        """A config change (env, domains, scale, resources): a new release of the live image.
+
+        Nothing is released while nothing runs: the next deploy picks the change up.
+        """
+        if await self._base(project) is None:
+            return None
+        app = await self._new_application(project, cause)
+        await self._enqueue(project, Job(app.id))
+        return app
+
+    async def rollback(self, project: Project, number: int | None) -> Application:
+        target = await self._rollback_target(project, number)
+        async with in_transaction():
+            # As on Heroku, a rollback restores the config of that release too.
+            await config.replace_env(project, _env_of(target))
+        app = await self._new_application(
+            project, f"rollback to v{target.number}", commit_sha=target.commit_sha
+        )
+        await self._enqueue(project, Job(app.id, image_from=target.id))
+        return app
+
+    async def restart(self, project: Project) -> Application:
+        base = await self._base(project)
+        if base is None:
+            raise ValidationFailed("nothing is running: deploy first", field="project")
+        app = await self._new_application(project, "restart", commit_sha=base.commit_sha)
+        await self._enqueue(project, Job(app.id, image_from=base.id))
+        return app
+
+    async def scale(self, project: Project, process_type: str, replicas: int) -> Application | None:
+        from backend.pomegranate.procfile import validate_process_type
+
+        try:
+            validate_process_type(process_type)
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), field="processType") from None
+        if not 0 <= replicas <= MAX_REPLICAS:
+            raise ValidationFailed(
+                f"replicas must be between 0 and {MAX_REPLICAS}", field="replicas"
+            )
+        base = await self._base(project)
+        if base is not None and process_type not in base.processes:
+            known = ", ".join(sorted(base.processes)) or "none"
+            raise ValidationFailed(
+                f"no process type {process_type!r} in the running release (it has: {known})",
+                field="processType",
+            )
+        project.replicas = {**project.replicas, process_type: replicas}
+        await project.save(update_fields=["replicas"])
+        await _settings_changed(project, f"scale {process_type}={replicas}")
+        return await self.release_config(project, f"scale {process_type}={replicas}")
+
+    async def set_resources(
+        self, project: Project, memory_mb: int | None, cpu: float | None
+    ) -> Application | None:
+        if memory_mb is None and cpu is None:
+            raise ValidationFailed("give memoryMb, cpu or both", field="memoryMb")
+        if memory_mb is not None and not MEMORY_RANGE_MB[0] <= memory_mb <= MEMORY_RANGE_MB[1]:
+            lo, hi = MEMORY_RANGE_MB
+            raise ValidationFailed(f"memoryMb must be between {lo} and {hi}", field="memoryMb")
+        if cpu is not None and not CPU_RANGE[0] <= cpu <= CPU_RANGE[1]:
+            raise ValidationFailed(
+                f"cpu must be between {CPU_RANGE[0]} and {CPU_RANGE[1]}", field="cpu"
+            )
+        if memory_mb is not None:
+            project.memory_mb = memory_mb
+        if cpu is not None:
+            project.cpu = cpu
+        await project.save(update_fields=["memory_mb", "cpu"])
+        parts = [f"memory={memory_mb}MB"] if memory_mb is not None else []
+        parts += [f"cpu={cpu}"] if cpu is not None else []
+        await _settings_changed(project, "resources " + " ".join(parts))
+        return await self.release_config(project, "resources " + " ".join(parts))
+
+    async def stop_project(self, project: Project) -> Application:
+        live = await _live(project)
+        if live is None:
+            raise ValidationFailed("nothing is running", field="project")
+        await self.client.stop_project(project.name)
+        await set_status(live, S.STOPPED, "stopped by the owner")
+        return live
+
+    async def start_project(self, project: Project) -> Application:
+        if await _live(project) is not None:
+            raise ValidationFailed("already running", field="project")
+        base = (
+            await Application.filter(project=project, status__in=RELEASED, image__not_isnull=True)
+            .order_by("-number")
+            .first()
+        )
+        if base is None:
+            raise ValidationFailed("nothing to start: deploy first", field="project")
+        app = await self._new_application(project, "start", commit_sha=base.commit_sha)
+        await self._enqueue(project, Job(app.id, image_from=base.id))
+        return app
+
+    async def remove_project(self, project: Project) -> None:
+        pending = self._pending.pop(project.id, None)
+        worker = self._workers.pop(project.id, None)
+        if worker is not None:
+            worker.cancel()
+        if pending and pending.source:
+            pending.source.unlink(missing_ok=True)
+        self.source_path(project).unlink(missing_ok=True)
+        try:
+            await self.client.remove_project(project.name)
+        except Unavailable:
+            # The periodic reconcile removes the containers of deleted projects later.
+            log.warning("could not remove containers of %s now; reconcile will", project.name)
+
+    # -- the queue ----------------------------------------------------------------------------
+
+    async def _new_application(
+        self, project: Project, cause: str, *, commit_sha: str | None = None
+    ) -> Application:
+        async with in_transaction():
+            last = await Application.filter(project=project).order_by("-number").first()
+            app = await Application.create(
+                project=project,
+                number=(last.number if last else 0) + 1,
+                cause=cause[:200],
+                commit_sha=commit_sha,
+                status=S.QUEUED,
+            )
+            await StatusChange.create(application=app, status=S.QUEUED, message=cause[:200])
+        await get_bus().publish(
+            project_topic(project.id),
+            EventKind.APPLICATION_CREATED,
+            {
+                "project": project.name,
+                "number": app.number,
+                "status": S.QUEUED.value,
+                "message": cause,
+            },
+        )
+        return app
+
+    async def _enqueue(self, project: Project, job: Job) -> None:
+        replaced = self._pending.get(project.id)
+        self._pending[project.id] = job
+        if replaced is not None:
+            old = await Application.get(id=replaced.application_id)
+            new = await Application.get(id=job.application_id)
+            await set_status(old, S.FAILED, f"replaced by v{new.number} before it started")
+            if replaced.source:
+                replaced.source.unlink(missing_ok=True)
+        worker = self._workers.get(project.id)
+        if worker is None or worker.done():
+            self._workers[project.id] = asyncio.create_task(
+                self._work(project.id), name=f"deploy-{project.name}"
+            )
+
+    async def _work(self, project_id: int) -> None:
+        while (job := self._pending.pop(project_id, None)) is not None:
+            try:
+                await self._run(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("release %s failed unexpectedly", job.application_id)
+                app = await Application.get_or_none(id=job.application_id)
+                if app is not None and app.status in IN_PROGRESS:
+                    await set_status(app, S.FAILED, "internal error; it has been logged")
+            finally:
+                if job.source is not None:
+                    job.source.unlink(missing_ok=True)
+        # No await between the empty queue and this line: an enqueue cannot slip in between.
+        self._workers.pop(project_id, None)
+
+    async def _run(self, job: Job) -> None:
+        app = await Application.get(id=job.application_id).prefetch_related("project")
+        project: Project = app.project
+        out = await BuildLogWriter.open(app)
+        try:
+            if job.source is not None:
+                await set_status(app, S.BUILDING)
+                await out.write(f"-----> Building {project.name} (v{app.number})")
+                built = await self.client.build(project.name, app.number, job.source, out.write)
+                app.image, app.processes = built.image, built.processes
+                app.port = project.port or built.exposed_port or self.settings.default_port
+                await asyncio.to_thread(shutil.copyfile, job.source, self.source_path(project))
+                await out.write(f"-----> Built {built.stack} app into {built.image}")
+            else:
+                base = await (
+                    Application.get(id=job.image_from) if job.image_from else self._base(project)
+                )
+                if base is None or not base.image:
+                    raise DeployFailed("nothing to release: the live release is gone")
+                app.image, app.processes = base.image, base.processes
+                app.port = project.port or base.port or self.settings.default_port
+            await self._snapshot_config(app, project)
+            await set_status(app, S.DEPLOYING)
+            await out.write(f"-----> Deploying v{app.number}")
+            released = await self.client.release(self._spec(app, project), out.write)
+            await self._finish(app, project, released.stopped_applications)
+            url = self.settings.app_url(self.settings.project_hostname(project.name))
+            await out.write(f"=====> Application deployed: {url}")
+        except DeployFailed as exc:
+            for line in exc.last_lines[-LAST_LINES_IN_REASON:]:
+                await out.write(f"       {line}")
+            await out.write(f" !     {exc.reason}")
+            reason = exc.reason
+            if exc.last_lines:
+                reason += "\n" + "\n".join(exc.last_lines[-LAST_LINES_IN_REASON:])
+            await set_status(app, S.FAILED, reason)
+
+    async def _snapshot_config(self, app: Application, project: Project) -> None:
+        env = await config.env_of(project)
+        app.env_snapshot = security.encrypt(json.dumps(env))
+        app.domains = await config.hostnames_of(project)
+        app.replicas = effective_replicas(project.replicas, app.processes)
+        app.memory_mb = project.memory_mb or self.settings.default_memory_mb
+        app.cpu = project.cpu or self.settings.default_cpu
+        await app.save()
+
+    def _spec(self, app: Application, project: Project) -> pb.ReleaseSpec:
+        return pb.ReleaseSpec(
+            project=project.name,
+            application=app.number,
+            image=app.image or "",
+            processes=[
+                pb.Process(type=t, command=app.processes.get(t) or "", replicas=n)
+                for t, n in sorted(app.replicas.items())
+            ],
+            env=_env_of(app),
+            port=app.port or self.settings.default_port,
+            hostnames=list(app.domains),
+            memory_mb=app.memory_mb or self.settings.default_memory_mb,
+            cpu=app.cpu or self.settings.default_cpu,
+            health_path=project.health_check_path,
+            health_timeout=self.settings.health_check_timeout_seconds,
+        )
+
+    async def _finish(self, app: Application, project: Project, stopped: list[int]) -> None:
+        previous = await Application.filter(
+            project=project, status__in=(*LIVE, S.STOPPED), number__lt=app.number
+        )
+        for old in previous:
+            await set_status(old, S.SUPERSEDED, f"replaced by v{app.number}")
+        await set_status(app, S.RUNNING)
+        keep = await self._images_to_keep(project)
+        try:
+            await self.client.prune_images(project.name, keep)
+        except Unavailable:
+            log.warning("image pruning of %s skipped: Pomegranate unreachable", project.name)
+
+    async def _images_to_keep(self, project: Project) -> list[str]:
+        images: list[str] = []
+        for image in (
+            await Application.filter(project=project, status__in=RELEASED, image__not_isnull=True)
+            .order_by("-number")
+            .values_list("image", flat=True)
+        ):
+            if image not in images:
+                images.append(image)
+        return images[: self.settings.images_kept_per_project]
+
+    async def _base(self, project: Project) -> Application | None:
+        return await _live(project)
+
+    async def _rollback_target(self, project: Project, number: int | None) -> Application:
+        live = await _live(project)
+        if number is None:
+            if live is None:
+                raise ValidationFailed("nothing is running to roll back from", field="number")
+            target = (
+                await Application.filter(
+                    project=project, status__in=RELEASED, number__lt=live.number
+                )
+                .exclude(image=live.image)
+                .order_by("-number")
+                .first()
+            )
+            if target is None:
+                raise ValidationFailed("no earlier release to roll back to", field="number")
+            return target
+        target = await Application.get_or_none(project=project, number=number)
+        if target is None:
+            raise NotFound(f"release v{number} of {project.name!r} not found", field="number")
+        if target.status not in RELEASED or not target.image:
+            raise ValidationFailed(
+                f"v{number} never ran ({target.status.value}): roll back to a release that did",
+                field="number",
+            )
+        if target.image not in await self._images_to_keep(project):
+            raise ValidationFailed(
+                f"the image of v{number} was pruned: only the last "
+                f"{self.settings.images_kept_per_project} images are kept",
+                field="number",
+            )
+        return target
+
+    # -- reconciliation and runtime events ----------------------------------------------------
+
+    async def desired_state(self) -> pb.DesiredState:
+        desired = pb.DesiredState()
+        in_flight: dict[int, list[int]] = {}
+        for pid, number in await Application.filter(status__in=IN_PROGRESS).values_list(
+            "project_id", "number"
+        ):
+            in_flight.setdefault(pid, []).append(number)
+        for project in await Project.all():
+            entry = pb.DesiredProject(project=project.name, in_flight=in_flight.get(project.id, []))
+            live = await _live(project)
+            if live is not None and live.image:
+                entry.live.CopyFrom(self._spec(live, project))
+            desired.projects.append(entry)
+        return desired
+
+    async def reconcile(self) -> pb.ReconcileReport:
+        report = await self.client.reconcile(await self.desired_state())
+        if report.removed or report.started:
+            log.info(
+                "reconciled: started %s, removed %s", list(report.started), list(report.removed)
+            )
+        return report
+
+    async def _reconcile_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reconcile_interval_seconds)
+            with contextlib.suppress(Unavailable):
+                await self.reconcile()
+
+    async def _watch_forever(self) -> None:
+        delay = 0.2
+        while True:
+            call = self.client.watch()
+            try:
+                await call.wait_for_connection()
+                # Connected (again): Pomegranate may have restarted, so converge first.
+                await self.reconcile()
+                self.connected.set()
+                delay = 0.2
+                async for event in call:
+                    await self._on_runtime_event(event)
+            except asyncio.CancelledError:
+                call.cancel()
+                raise
+            except (grpc.aio.AioRpcError, Unavailable) as exc:
+                log.debug("pomegranate watch interrupted: %s", exc)
+            except Exception:
+                log.exception("pomegranate watch failed")
+            finally:
+                self.connected.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _on_runtime_event(self, event: pb.RuntimeEvent) -> None:
+        project = await Project.get_or_none(name=event.project)
+        if project is None:
+            return
+        app = await Application.get_or_none(project=project, number=event.application)
+        if app is None:
+            return
+        name = f"{event.process}.{event.replica}"
+        if event.kind in ("die", "oom") and app.status == S.RUNNING:
+            # Exits by SIGTERM (143) or a clean 0 are our own stops during a switch.
+            if event.oom_killed or event.kind == "oom":
+                await set_status(
+                    app, S.CRASHED, f"{name} ran out of memory (limit {app.memory_mb} MB)"
+                )
+            elif event.exit_code not in (0, 143):
+                await set_status(app, S.CRASHED, f"{name} exited with code {event.exit_code}")
+        elif event.kind == "start" and app.status == S.CRASHED:
+            await set_status(app, S.RUNNING, f"{name} restarted")
+
+
+async def _live(project: Project) -> Application | None:
+    return await Application.filter(project=project, status__in=LIVE).order_by("-number").first()
+
+
+def _env_of(app: Application) -> dict[str, str]:
+    return json.loads(security.decrypt(app.env_snapshot)) if app.env_snapshot else {}
+
+
+def effective_replicas(scale: dict[str, int], processes: dict[str, str]) -> dict[str, int]:
+    """web runs 1 replica unless scaled; other process types run only when scaled (as Heroku)."""
+    return {t: scale.get(t, 1 if t == "web" else 0) for t in processes}
+
+
+async def _settings_changed(project: Project, message: str) -> None:
+    await get_bus().publish(
+        project_topic(project.id),
+        EventKind.SETTINGS_CHANGED,
+        {"project": project.name, "message": message},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Process-wide instance (the API process creates it in its lifespan)
+
+_deployer: Deployer | None = None
+
+
+def set_deployer(deployer: Deployer | None) -> None:
+    global _deployer
+    _deployer = deployer
+
+
+def get_deployer() -> Deployer:
+    if _deployer is None:
+        raise Unavailable("deployments are not enabled in this process")
+    return _deployer
+
+
+async def owned_application(client: Client, project_name: str, number: int) -> Application:
+    project = await get_owned(client, project_name)
+    app = await Application.get_or_none(project=project, number=number)
+    if app is None:
+        raise NotFound(f"release v{number} of {project_name!r} not found", field="number")
+    return app
+
+
+__all__ = ["Deployer", "follow_build_log", "get_deployer", "owned_application", "validation"]

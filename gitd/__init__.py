@@ -1,0 +1,1 @@
+"""git over SSH (asyncssh): arrives with issue #4."""

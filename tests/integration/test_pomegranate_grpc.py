@@ -1,0 +1,518 @@
+"""Pomegranate's gRPC contract against the real process (`python -m backend pomegranate`) and a
+real Docker engine, with the fixture apps.
+
+Needs a running engine (scripts/docker.sh) and the local base images (scripts/base-images.sh).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import io
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiodocker
+import grpc
+import httpx
+import pytest
+
+from backend.labels import parse_labels
+from backend.rpc import pomegranate_pb2 as pb
+from backend.rpc.pomegranate_pb2_grpc import PomegranateStub
+from tests.support.servers import ROOT, base_env, free_port
+
+pytestmark = pytest.mark.docker
+
+APPS = ROOT / "tests" / "fixtures" / "apps"
+SECRET_KEY = "pomegranate-test-secret-0123456789"
+# The server derives its gRPC secret from the secret key exactly like backend.security does.
+SECRET = hmac.new(SECRET_KEY.encode(), b"internal-grpc", hashlib.sha256).digest().hex()
+MD = (("x-paastech-secret", SECRET),)
+MAX_SOURCE_BYTES = 4 * 1024 * 1024
+CHUNK = 64 * 1024
+
+
+def tar_dir(path: Path) -> bytes:
+    """The directory as an uncompressed tar with root-relative names, like `git archive`."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for item in sorted(path.rglob("*")):
+            if "__pycache__" in item.parts:
+                continue
+            tar.add(item, arcname=str(item.relative_to(path)), recursive=False)
+    return buffer.getvalue()
+
+
+# ------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The real process on a free port; yields (address, data dir)."""
+    data_dir = tmp_path_factory.mktemp("pomegranate")
+    leftover = data_dir / "tmp" / "build-crashed-1-abcd.tar"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"left by a crash mid-build")
+    port = free_port()
+    env = base_env(
+        data_dir,
+        pomegranate_port=port,
+        secret_key=SECRET_KEY,
+        max_source_bytes=MAX_SOURCE_BYTES,
+        health_check_timeout_seconds=20,
+    )
+    log = (data_dir / "pomegranate.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backend", "pomegranate"], env=env, cwd=ROOT, stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"pomegranate exited with {proc.returncode}: see {log.name}")
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail("pomegranate did not listen within 30 s")
+            time.sleep(0.1)
+        yield f"127.0.0.1:{port}", data_dir
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture
+async def stub(server: tuple[str, Path]) -> AsyncIterator[PomegranateStub]:
+    async with grpc.aio.insecure_channel(server[0]) as channel:
+        yield PomegranateStub(channel)
+
+
+@pytest.fixture
+async def docker() -> AsyncIterator[aiodocker.Docker]:
+    async with aiodocker.Docker() as client:
+        yield client
+
+
+def new_project() -> str:
+    return f"t-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def project(stub: PomegranateStub) -> AsyncIterator[str]:
+    name = new_project()
+    yield name
+    await stub.RemoveProject(pb.ProjectRef(project=name), metadata=MD)
+
+
+@pytest.fixture
+async def other_project(stub: PomegranateStub) -> AsyncIterator[str]:
+    name = new_project()
+    yield name
+    await stub.RemoveProject(pb.ProjectRef(project=name), metadata=MD)
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+async def chunks_of(project: str, application: int, source: bytes) -> AsyncIterator[pb.BuildChunk]:
+    yield pb.BuildChunk(header=pb.BuildHeader(project=project, application=application))
+    for start in range(0, len(source), CHUNK):
+        yield pb.BuildChunk(data=source[start : start + CHUNK])
+
+
+async def build(
+    stub: PomegranateStub, project: str, app: str, application: int = 1, source: bytes = b""
+) -> tuple[list[str], pb.BuildEvent]:
+    """(log lines, final event) of a Build; the final event is a result or a failure."""
+    events = [
+        e
+        async for e in stub.Build(
+            chunks_of(project, application, source or tar_dir(APPS / app)), metadata=MD
+        )
+    ]
+    assert events, "Build streamed nothing"
+    *lines, last = events
+    assert all(e.WhichOneof("event") == "log" for e in lines)
+    assert last.WhichOneof("event") in ("result", "failure")
+    return [e.log for e in lines], last
+
+
+async def built(stub: PomegranateStub, project: str, app: str, application: int) -> pb.BuildResult:
+    _, last = await build(stub, project, app, application)
+    assert last.WhichOneof("event") == "result", last.failure
+    return last.result
+
+
+def release_spec(
+    project: str,
+    application: int,
+    image: pb.BuildResult,
+    replicas: int = 1,
+    health_path: str = "/health",
+    **kw: object,
+) -> pb.ReleaseSpec:
+    return pb.ReleaseSpec(
+        project=project,
+        application=application,
+        image=image.image,
+        processes=[
+            pb.Process(type=kind, command=command, replicas=replicas)
+            for kind, command in image.processes.items()
+        ],
+        hostnames=[f"{project}.localhost"],
+        health_path=health_path,
+        health_timeout=kw.pop("health_timeout", 20),
+        **kw,
+    )
+
+
+async def release(stub: PomegranateStub, spec: pb.ReleaseSpec) -> tuple[list[str], pb.ReleaseEvent]:
+    events = [e async for e in stub.Release(spec, metadata=MD)]
+    *lines, last = events
+    assert all(e.WhichOneof("event") == "log" for e in lines)
+    assert last.WhichOneof("event") in ("done", "failure")
+    return [e.log for e in lines], last
+
+
+async def deploy(
+    stub: PomegranateStub, project: str, app: str, application: int, **kw: object
+) -> pb.ReleaseDone:
+    image = await built(stub, project, app, application)
+    _, last = await release(stub, release_spec(project, application, image, **kw))
+    assert last.WhichOneof("event") == "done", last.failure
+    return last.done
+
+
+async def get(port: int, path: str = "/") -> httpx.Response:
+    async with httpx.AsyncClient(timeout=5) as client:
+        return await client.get(f"http://127.0.0.1:{port}{path}")
+
+
+async def processes(stub: PomegranateStub, project: str) -> list[pb.Container]:
+    reply = await stub.ListProcesses(pb.ProjectRef(project=project), metadata=MD)
+    return list(reply.containers)
+
+
+async def other_projects_left_alone(docker: aiodocker.Docker, *exclude: str) -> list:
+    """Desired entries that leave every other managed container on this engine untouched.
+
+    The engine is shared with other test runs; Reconcile treats projects missing from the desired
+    state as deleted, so each one found is declared with all its Applications in flight.
+    """
+    found = await docker.containers.list(all=True, filters={"label": ["paastech.managed=true"]})
+    apps: dict[str, set[int]] = {}
+    for container in found:
+        own = parse_labels(container._container.get("Labels"))
+        if own is not None and own.project not in exclude:
+            apps.setdefault(own.project, set()).add(own.application)
+    return [pb.DesiredProject(project=p, in_flight=sorted(a)) for p, a in apps.items()]
+
+
+# ------------------------------------------------------------------------------------ tests
+
+
+async def test_shared_secret_is_required(stub: PomegranateStub, server: tuple[str, Path]):
+    ref = pb.ProjectRef(project="t-00000000")
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await stub.ListProcesses(ref)
+    assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await stub.ListProcesses(ref, metadata=(("x-paastech-secret", "wrong"),))
+    assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        async for _ in stub.Watch(pb.WatchRequest(), metadata=(("x-paastech-secret", "x"),)):
+            pass
+    assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert list(await processes(stub, "t-00000000")) == []
+    # Spooled sources left by a crash were removed when the server started.
+    assert list((server[1] / "tmp").iterdir()) == []
+
+
+async def test_build_streams_logs_then_result(stub: PomegranateStub, project: str):
+    lines, last = await build(stub, project, "dockerfile")
+    assert "-----> Building with the repository's Dockerfile" in lines
+    assert any(line.startswith("Step 1/") for line in lines)
+    assert last.WhichOneof("event") == "result"
+    assert last.result.image == f"paastech/app-{project}:1"
+    assert last.result.stack == "dockerfile"
+    assert dict(last.result.processes) == {"web": ""}
+    assert last.result.exposed_port == 5000
+
+
+async def test_build_logs_arrive_live(
+    stub: PomegranateStub, project: str, tmp_path: Path, server: tuple[str, Path]
+):
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM paastech/busybox:latest\nRUN echo started-{project} && sleep 2 && echo finished\n"
+    )
+    arrivals: dict[str, float] = {}
+    async for event in stub.Build(chunks_of(project, 1, tar_dir(tmp_path)), metadata=MD):
+        kind = event.WhichOneof("event")
+        arrivals.setdefault(event.log if kind == "log" else kind, time.monotonic())
+    assert "result" in arrivals
+    # The line printed before the sleep arrived while the build was still running.
+    assert arrivals["result"] - arrivals[f"started-{project}"] > 1.5
+    assert list((server[1] / "tmp").iterdir()) == []
+
+
+async def test_build_failure_names_the_run_step(stub: PomegranateStub, project: str):
+    lines, last = await build(stub, project, "build-fails")
+    assert last.WhichOneof("event") == "failure"
+    assert "Step 2/" in last.failure.reason and "RUN" in last.failure.reason
+    assert "non-zero code: 3" in last.failure.reason
+    assert "error: fixture build-fails always fails here" in last.failure.last_lines
+    assert "error: fixture build-fails always fails here" in lines
+
+
+async def test_unrecognised_source_fails_clearly(
+    stub: PomegranateStub, project: str, tmp_path: Path
+):
+    (tmp_path / "README.md").write_text("nothing to run\n")
+    _, last = await build(stub, project, "", source=tar_dir(tmp_path))
+    assert "no Dockerfile, Procfile" in last.failure.reason
+
+
+async def test_build_bad_messages_are_invalid_argument(stub: PomegranateStub, project: str):
+    async def data_first():
+        yield pb.BuildChunk(data=b"not a header")
+
+    async def two_headers():
+        yield pb.BuildChunk(header=pb.BuildHeader(project=project, application=1))
+        yield pb.BuildChunk(header=pb.BuildHeader(project=project, application=1))
+
+    async def nothing():
+        return
+        yield  # an empty request stream
+
+    async def bad_project():
+        yield pb.BuildChunk(header=pb.BuildHeader(project="../etc", application=1))
+
+    for requests in (data_first, two_headers, nothing, bad_project):
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            async for _ in stub.Build(requests(), metadata=MD):
+                pass
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, requests.__name__
+
+
+async def test_build_source_size_is_limited(stub: PomegranateStub, project: str):
+    big = b"\0" * (MAX_SOURCE_BYTES + CHUNK)
+    _, last = await build(stub, project, "", source=big)
+    assert last.failure.reason == "the source archive is larger than 4 MB"
+
+
+async def test_release_switches_to_the_new_application(stub: PomegranateStub, project: str):
+    v1 = await deploy(stub, project, "python", 1)
+    assert [(c.process, c.replica, c.application) for c in v1.containers] == [("web", 1, 1)]
+    assert list(v1.stopped_applications) == []
+    old_port = v1.containers[0].host_port
+    assert (await get(old_port)).json()["version"] == "v1"
+
+    image = await built(stub, project, "python", 2)
+    spec = release_spec(project, 2, image, replicas=2, env={"VERSION": "v2"})
+    lines, last = await release(stub, spec)
+    assert last.WhichOneof("event") == "done", last.failure
+    assert "Starting web.1" in lines and "Starting web.2" in lines
+    assert "web.1 is healthy" in lines and "web.2 is healthy" in lines
+    assert list(last.done.stopped_applications) == [1]
+    assert sorted(c.replica for c in last.done.containers) == [1, 2]
+    for container in last.done.containers:
+        body = (await get(container.host_port)).json()
+        assert body["version"] == "v2"
+        assert body["env"]["PAASTECH_RELEASE"] == "2"
+    with pytest.raises(httpx.HTTPError):
+        await get(old_port)
+
+    listed = await processes(stub, project)
+    assert [(c.application, c.process, c.replica) for c in listed] == [(2, "web", 1), (2, "web", 2)]
+    assert all(c.running and c.state == "running" and c.started_at for c in listed)
+    assert {c.id for c in listed} == {c.id for c in last.done.containers}
+
+    await stub.StopProject(pb.ProjectRef(project=project), metadata=MD)
+    assert await processes(stub, project) == []
+
+
+async def test_failed_release_keeps_the_old_one_live(stub: PomegranateStub, project: str):
+    v1 = await deploy(stub, project, "python", 1)
+    image = await built(stub, project, "crash-on-start", 2)
+    lines, last = await release(stub, release_spec(project, 2, image, health_path="/"))
+    assert last.WhichOneof("event") == "failure"
+    assert last.failure.reason.startswith("web.1 failed its health check: ")
+    assert any("boom" in line for line in last.failure.last_lines)
+    assert "Starting web.1" in lines
+    assert (await get(v1.containers[0].host_port)).json()["version"] == "v1"
+    listed = await processes(stub, project)
+    assert [(c.application, c.id) for c in listed] == [(1, v1.containers[0].id)]
+
+
+async def test_cancelled_release_leaves_no_new_containers(stub: PomegranateStub, project: str):
+    v1 = await deploy(stub, project, "python", 1)
+    image = await built(stub, project, "never-healthy", 2)
+    call = stub.Release(release_spec(project, 2, image, health_timeout=60), metadata=MD)
+    async for event in call:
+        if event.log == "Starting web.1":
+            break
+    # The new container exists and is being health-checked; the API goes away.
+    await asyncio.sleep(1)
+    assert {c.application for c in await processes(stub, project)} == {1, 2}
+    call.cancel()
+    deadline = time.monotonic() + 15
+    while {c.application for c in await processes(stub, project)} != {1}:
+        assert time.monotonic() < deadline, "the cancelled release's containers stayed"
+        await asyncio.sleep(0.2)
+    assert (await get(v1.containers[0].host_port)).json()["version"] == "v1"
+
+
+async def test_bad_release_spec_is_invalid_argument(stub: PomegranateStub, project: str):
+    for spec in (
+        pb.ReleaseSpec(project="Not_A_Name", application=1, image="x"),
+        pb.ReleaseSpec(project=project, application=0, image="x"),
+        pb.ReleaseSpec(project=project, application=1, image=""),
+        pb.ReleaseSpec(
+            project=project, application=1, image="x", processes=[pb.Process(type="web")] * 2
+        ),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            async for _ in stub.Release(spec, metadata=MD):
+                pass
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_runtime_logs_follow_in_order_and_pick_up_new_releases(
+    stub: PomegranateStub, project: str
+):
+    await deploy(stub, project, "ticker", 1, health_path="/")
+    call = stub.RuntimeLogs(pb.LogsRequest(project=project, tail=100_000, follow=True), metadata=MD)
+    received: list[pb.LogLine] = []
+    new_release: asyncio.Task | None = None
+    try:
+        async with asyncio.timeout(90):
+            async for line in call:
+                received.append(line)
+                if len(received) == 30:
+                    # Containers started while following are attached too.
+                    new_release = asyncio.create_task(deploy(stub, project, "ticker", 2))
+                if line.application == 2:
+                    break
+    finally:
+        call.cancel()
+    assert new_release is not None
+    await new_release
+    first = [(line.process, line.replica, line.application, line.line) for line in received[:3]]
+    assert first == [("web", 1, 1, "tick 1"), ("web", 1, 1, "tick 2"), ("web", 1, 1, "tick 3")]
+    v1 = [line.line for line in received if line.application == 1]
+    assert v1 == [f"tick {n}" for n in range(1, len(v1) + 1)]
+    assert received[-1].application == 2 and received[-1].line.startswith("tick ")
+
+
+async def test_runtime_logs_without_follow_end(stub: PomegranateStub, project: str):
+    await deploy(stub, project, "ticker", 1, health_path="/")
+    async with asyncio.timeout(15):
+        lines = [
+            line
+            async for line in stub.RuntimeLogs(
+                pb.LogsRequest(project=project, tail=3, follow=False), metadata=MD
+            )
+        ]
+    assert len(lines) == 3 and all(line.line.startswith("tick ") for line in lines)
+
+
+async def test_watch_reports_oom_kill(stub: PomegranateStub, project: str):
+    done = await deploy(stub, project, "memory-hog", 1, health_path="/", memory_mb=64)
+    container = done.containers[0]
+    call = stub.Watch(pb.WatchRequest(), metadata=MD)
+    events: list[pb.RuntimeEvent] = []
+
+    async def collect() -> pb.RuntimeEvent:
+        async for event in call:
+            if event.project == project:
+                events.append(event)
+                if event.kind == "die":
+                    return event
+        raise AssertionError("Watch ended")
+
+    watcher = asyncio.create_task(collect())
+    try:
+        await asyncio.sleep(0.5)  # let the event stream open
+        with contextlib.suppress(httpx.HTTPError):
+            await get(container.host_port, "/hog")
+        async with asyncio.timeout(30):
+            died = await watcher
+    finally:
+        call.cancel()
+        watcher.cancel()
+    assert died.oom_killed
+    assert died.container_id == container.id
+    assert (died.application, died.process, died.replica) == (1, "web", 1)
+    assert died.exit_code == 137
+
+
+async def test_reconcile(
+    stub: PomegranateStub, project: str, other_project: str, docker: aiodocker.Docker
+):
+    await deploy(stub, project, "python", 1, replicas=2)
+    await deploy(stub, other_project, "python", 1)  # a project about to be "deleted"
+    listed = await processes(stub, project)
+    web1, web2 = sorted(listed, key=lambda c: c.replica)
+    await docker.containers.container(web2.id).delete(force=True)  # docker rm -f
+
+    image = pb.BuildResult(image=f"paastech/app-{project}:1", processes={"web": "python3 app.py"})
+    desired = pb.DesiredState(
+        projects=[
+            pb.DesiredProject(project=project, live=release_spec(project, 1, image, replicas=2)),
+            *await other_projects_left_alone(docker, project, other_project),
+        ]
+    )
+    report = await stub.Reconcile(desired, metadata=MD)
+    assert list(report.adopted) == [web1.name]
+    assert list(report.started) == [web2.name]
+    assert list(report.removed) == [f"paastech-{other_project}-1-web-1"]
+    assert await processes(stub, other_project) == []
+
+    listed = await processes(stub, project)
+    assert [(c.replica, c.running) for c in listed] == [(1, True), (2, True)]
+    restarted = next(c for c in listed if c.replica == 2)
+    assert restarted.id != web2.id
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if (await get(restarted.host_port, "/health")).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the re-started replica never answered"
+        await asyncio.sleep(0.2)
+
+    # Scaled down to one replica in the desired state: the extra one goes; a second run adopts.
+    desired = pb.DesiredState(
+        projects=[
+            pb.DesiredProject(project=project, live=release_spec(project, 1, image, replicas=1)),
+            *await other_projects_left_alone(docker, project),
+        ]
+    )
+    report = await stub.Reconcile(desired, metadata=MD)
+    assert (list(report.adopted), list(report.started)) == ([web1.name], [])
+    assert list(report.removed) == [web2.name]
+
+
+async def test_prune_images_keeps_only_listed_tags(
+    stub: PomegranateStub, project: str, docker: aiodocker.Docker
+):
+    tags = [(await built(stub, project, "static", n)).image for n in (1, 2, 3)]
+    reply = await stub.PruneImages(pb.PruneRequest(project=project, keep=[tags[2]]), metadata=MD)
+    assert sorted(reply.removed) == sorted(tags[:2])
+    images = await docker.images.list(filters={"label": [f"paastech.project={project}"]})
+    assert sorted(t for i in images for t in i.get("RepoTags") or []) == [tags[2]]
