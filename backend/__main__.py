@@ -44,6 +44,7 @@ def pomegranate() -> None:
     from backend.pomegranate.server import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health probe otherwise
     asyncio.run(serve())
 
 

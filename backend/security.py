@@ -43,8 +43,8 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _derive(purpose: str) -> bytes:
-    key = get_settings().resolved_secret_key().encode()
+def _derive(purpose: str, secret_key: str | None = None) -> bytes:
+    key = (secret_key or get_settings().resolved_secret_key()).encode()
     return hmac.new(key, purpose.encode(), hashlib.sha256).digest()
 
 
@@ -64,6 +64,6 @@ def decrypt(ciphertext: str) -> str:
         raise RuntimeError("cannot decrypt a stored secret: was the secret key changed?") from exc
 
 
-def internal_secret() -> str:
+def internal_secret(secret_key: str | None = None) -> str:
     """Shared secret of the internal gRPC services, derived from the secret key."""
-    return _derive("internal-grpc").hex()
+    return _derive("internal-grpc", secret_key).hex()

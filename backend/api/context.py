@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.websockets import WebSocket
 from strawberry.types import Info
 
+from backend.api.loaders import Loaders
 from backend.db.models import ApiToken, Client
 from backend.errors import Unauthenticated
 
@@ -20,6 +21,7 @@ class Context:
     token: ApiToken | None = None
     bad_token: bool = False  # a token was sent but is unknown, expired or revoked
     connection_params: dict[str, object] = field(default_factory=dict)
+    loaders: Loaders = field(default_factory=Loaders)
 
 
 def bearer_from_header(value: str | None) -> str | None:

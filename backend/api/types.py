@@ -145,10 +145,11 @@ class ProjectType:
         return [EnvVarType(key=k, value=v) for k, v in env.items()]
 
     @strawberry.field(description="Releases, newest first.")
-    async def applications(self, first: int = 20, offset: int = 0) -> list[ApplicationType]:
-        apps = await projects.list_applications(
-            self.model, first=first, offset=offset, max_page=get_settings().applications_page_max
-        )
+    async def applications(
+        self, info: strawberry.Info, first: int = 20, offset: int = 0
+    ) -> list[ApplicationType]:
+        projects.check_page(first, offset, get_settings().applications_page_max)
+        apps = await info.context.loaders.applications.load((self.model.id, first, offset))
         return [ApplicationType.of(a, self.name) for a in apps]
 
     @strawberry.field(description="The project's containers as the engine reports them.")
@@ -167,6 +168,7 @@ class ProjectType:
                 exit_code=c.exit_code if not c.running else None,
                 oom_killed=c.oom_killed,
                 started_at=c.started_at or None,
+                host_port=c.host_port or None,
             )
             for c in sorted(containers, key=lambda c: (c.process, c.replica, c.application))
         ]
@@ -176,8 +178,8 @@ class ProjectType:
         return await projects.count_applications(self.model)
 
     @strawberry.field(description="The release serving traffic, if any.")
-    async def live_application(self) -> ApplicationType | None:
-        app = await projects.live_application(self.model)
+    async def live_application(self, info: strawberry.Info) -> ApplicationType | None:
+        app = await info.context.loaders.live_application.load(self.model.id)
         return ApplicationType.of(app, self.name) if app else None
 
     @classmethod
@@ -311,6 +313,9 @@ class ProcessInfo:
     exit_code: int | None
     oom_killed: bool
     started_at: str | None
+    host_port: int | None = strawberry.field(
+        description="The 127.0.0.1 port the web port is published on (web, while running)."
+    )
 
 
 @strawberry.type

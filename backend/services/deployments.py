@@ -401,9 +401,10 @@ class Deployer:
             await set_status(app, S.DEPLOYING)
             await out.write(f"-----> Deploying v{app.number}")
             released = await self.client.release(self._spec(app, project), out.write)
-            await self._finish(app, project, released.stopped_applications)
+            # Every line before the final status: followers stop reading at the status.
             url = self.settings.app_url(self.settings.project_hostname(project.name))
             await out.write(f"=====> Application deployed: {url}")
+            await self._finish(app, project, released.stopped_applications)
         except DeployFailed as exc:
             for line in exc.last_lines[-LAST_LINES_IN_REASON:]:
                 await out.write(f"       {line}")

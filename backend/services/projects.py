@@ -47,13 +47,17 @@ async def delete_project(client: Client, name: str) -> Project:
     return project
 
 
-async def list_applications(
-    project: Project, *, first: int, offset: int, max_page: int
-) -> list[Application]:
+def check_page(first: int, offset: int, max_page: int) -> None:
     if not 1 <= first <= max_page:
         raise ValidationFailed(f"first must be between 1 and {max_page}", field="first")
     if offset < 0:
         raise ValidationFailed("offset must not be negative", field="offset")
+
+
+async def list_applications(
+    project: Project, *, first: int, offset: int, max_page: int
+) -> list[Application]:
+    check_page(first, offset, max_page)
     return await Application.filter(project=project).order_by("-number").offset(offset).limit(first)
 
 

@@ -69,6 +69,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         secret_key=SECRET_KEY,
         max_source_bytes=MAX_SOURCE_BYTES,
         health_check_timeout_seconds=20,
+        max_concurrent_builds=1,
     )
     log = (data_dir / "pomegranate.log").open("wb")
     proc = subprocess.Popen(
@@ -269,6 +270,23 @@ async def test_build_logs_arrive_live(
     assert list((server[1] / "tmp").iterdir()) == []
 
 
+async def test_builds_wait_for_a_slot(stub: PomegranateStub, project: str, tmp_path: Path):
+    async def slow_build(n: int) -> list[str]:
+        source = tmp_path / str(n)
+        source.mkdir()
+        (source / "Dockerfile").write_text(
+            f"FROM paastech/busybox:latest\nRUN echo {project}-{n} && sleep 1\n"
+        )
+        lines, last = await build(stub, project, "", n, source=tar_dir(source))
+        assert last.WhichOneof("event") == "result", last.failure
+        return lines
+
+    # The test server allows one build at a time.
+    first, second = await asyncio.gather(slow_build(1), slow_build(2))
+    waited = [lines for lines in (first, second) if "waiting for a build slot" in lines[0]]
+    assert len(waited) == 1
+
+
 async def test_build_failure_names_the_run_step(stub: PomegranateStub, project: str):
     lines, last = await build(stub, project, "build-fails")
     assert last.WhichOneof("event") == "failure"
@@ -374,6 +392,14 @@ async def test_cancelled_release_leaves_no_new_containers(stub: PomegranateStub,
         assert time.monotonic() < deadline, "the cancelled release's containers stayed"
         await asyncio.sleep(0.2)
     assert (await get(v1.containers[0].host_port)).json()["version"] == "v1"
+
+
+async def test_release_of_a_missing_image_fails_to_start(stub: PomegranateStub, project: str):
+    image = pb.BuildResult(image=f"paastech/app-{project}:9", processes={"web": ""})
+    lines, last = await release(stub, release_spec(project, 9, image))
+    assert lines == ["Starting web.1"]
+    assert last.failure.reason.startswith("web.1 failed to start: ")
+    assert await processes(stub, project) == []
 
 
 async def test_bad_release_spec_is_invalid_argument(stub: PomegranateStub, project: str):

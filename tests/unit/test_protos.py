@@ -21,4 +21,6 @@ def test_generated_stubs_match_protos(tmp_path: Path) -> None:
     for rel in generated:
         committed = ROOT / rel
         assert committed.exists(), f"{rel} is not committed: run `make protos`"
-        assert committed.read_text() == (tmp_path / rel).read_text(), f"{rel} is stale: run `make protos`"
+        assert committed.read_text() == (tmp_path / rel).read_text(), (
+            f"{rel} is stale: run `make protos`"
+        )

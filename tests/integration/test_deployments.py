@@ -1,0 +1,378 @@
+"""Releases end to end: GraphQL + the internal Deployments service + Pomegranate + real Docker."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD
+from tests.support.gqlclient import SIGNUP, Api
+from tests.support.platform import (
+    Platform,
+    cleanup_project,
+    docker_containers,
+    docker_inspect,
+    fixture,
+    get_json,
+    platform,
+    push,
+    tar_dir,
+)
+
+pytestmark = pytest.mark.docker
+
+PROJECT = """query($p: String!) { project(name: $p) {
+  liveApplication { number status image }
+  applications(first: 10) { number status cause failureReason }
+  processes { processType replica application running hostPort state oomKilled } } }"""
+
+
+@pytest.fixture(scope="module")
+def plat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    with platform(tmp_path_factory.mktemp("platform"), health_check_timeout_seconds=20) as p:
+        yield p
+
+
+class User:
+    def __init__(self, api: Api, client_id: str) -> None:
+        self.api = api
+        self.id = client_id
+
+    async def project(self, plat: Platform) -> str:
+        name = f"t-{secrets.token_hex(4)}"
+        await self.api("mutation($n: String!) { createProject(name: $n) { name } }", n=name)
+        plat.projects.append(name)
+        return name
+
+    async def state(self, project: str) -> dict:
+        return (await self.api(PROJECT, p=project))["project"]
+
+    async def web_port(self, project: str, replica: int = 1) -> int:
+        for p in (await self.state(project))["processes"]:
+            if p["processType"] == "web" and p["replica"] == replica and p["running"]:
+                return p["hostPort"]
+        raise AssertionError(f"no running web.{replica} in {await self.state(project)}")
+
+    async def wait_status(
+        self, project: str, number: int, wanted: set[str], within: float = 120
+    ) -> dict:
+        async with asyncio.timeout(within):
+            while True:
+                apps = (await self.state(project))["applications"]
+                app = next((a for a in apps if a["number"] == number), None)
+                if app and app["status"].lower() in wanted:
+                    return app
+                await asyncio.sleep(0.3)
+
+
+@pytest.fixture
+async def user(plat: Platform) -> AsyncIterator[User]:
+    name = f"u{secrets.token_hex(4)}"
+    data = await Api(plat.api_url)(
+        SIGNUP, email=f"{name}@example.com", username=name, password=PASSWORD
+    )
+    u = User(Api(plat.api_url, data["signup"]["token"]), data["signup"]["client"]["id"])
+    before = len(plat.projects)
+    yield u
+    for project in plat.projects[before:]:
+        cleanup_project(project)
+
+
+@pytest.mark.parametrize("app", ["dockerfile", "python", "static"])
+async def test_fixture_app_builds_runs_and_answers(plat: Platform, user: User, app: str) -> None:
+    project = await user.project(plat)
+    outcome = await push(plat, user.id, project, tar_dir(fixture(app)), commit="a" * 40)
+    assert outcome.ok, outcome
+    assert outcome.url == f"http://{project}.localhost:8080"
+    assert outcome.statuses == ["building", "deploying", "running"]
+    assert any(line.startswith("-----> Building") for line in outcome.lines)
+    assert outcome.lines[-1] == f"=====> Application deployed: {outcome.url}"
+    body = await get_json(await user.web_port(project))
+    if app == "static":
+        assert "PaaSTech static fixture" in body["text"]
+    else:
+        assert body["app"] == app
+        assert body["env"]["PAASTECH_APP"] == project
+        assert body["env"]["PAASTECH_RELEASE"] == "1"
+    state = await user.state(project)
+    assert state["liveApplication"]["status"] == "RUNNING"
+    assert state["liveApplication"]["image"] == f"paastech/app-{project}:1"
+
+
+async def test_failed_build_keeps_previous_release(plat: Platform, user: User) -> None:
+    project = await user.project(plat)
+    assert (await push(plat, user.id, project, tar_dir(fixture("python")))).ok
+    port = await user.web_port(project)
+    outcome = await push(plat, user.id, project, tar_dir(fixture("build-fails")))
+    assert not outcome.ok
+    assert (
+        "RUN" in outcome.reason and "exit 3" in outcome.reason
+    ) or "code: 3" in outcome.reason, outcome.reason
+    assert any("compiling..." in line for line in outcome.lines)
+    state = await user.state(project)
+    assert state["liveApplication"]["number"] == 1
+    assert [a["status"] for a in state["applications"]] == ["FAILED", "RUNNING"]
+    assert (await get_json(port))["app"] == "python"
+
+
+@pytest.mark.parametrize(
+    ("app", "needle"), [("crash-on-start", "boom"), ("never-healthy", "health")]
+)
+async def test_failed_start_keeps_previous_release(
+    plat: Platform, user: User, app: str, needle: str
+) -> None:
+    project = await user.project(plat)
+    assert (await push(plat, user.id, project, tar_dir(fixture("python")))).ok
+    port = await user.web_port(project)
+    outcome = await push(plat, user.id, project, tar_dir(fixture(app)))
+    assert not outcome.ok
+    assert needle in outcome.reason, outcome.reason
+    assert (await get_json(port))["app"] == "python"
+    rows = docker_containers(project)
+    assert [r["application"] for r in rows] == ["1"], rows
+
+
+async def test_env_change_rollback_scale_and_resources(plat: Platform, user: User) -> None:
+    project = await user.project(plat)
+    assert (await push(plat, user.id, project, tar_dir(fixture("python")))).ok
+    assert (await get_json(await user.web_port(project)))["version"] == "v1"
+
+    # An env change is a new release that runs with the new values.
+    await user.api(
+        'mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "VERSION", value: "v2"}, {key: "GREETING", value: "héllo"}]) { name } }',
+        p=project,
+    )
+    await user.wait_status(project, 2, {"running"})
+    body = await get_json(await user.web_port(project))
+    assert (body["version"], body["env"]["GREETING"]) == ("v2", "héllo")
+    assert [r["application"] for r in docker_containers(project)] == ["2"]
+
+    # Rollback: a new release with v1's image and config.
+    data = await user.api(
+        "mutation($p: String!) { rollback(project: $p, number: 1) { number cause } }", p=project
+    )
+    assert data["rollback"] == {"number": 3, "cause": "rollback to v1"}
+    await user.wait_status(project, 3, {"running"})
+    assert (await get_json(await user.web_port(project)))["version"] == "v1"
+    env = await user.api("query($p: String!) { project(name: $p) { envVars { key } } }", p=project)
+    assert env["project"]["envVars"] == []
+
+    # Scale 1 -> 3 -> 1.
+    await user.api(
+        'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 3) { name } }',
+        p=project,
+    )
+    await user.wait_status(project, 4, {"running"})
+    web = [p for p in (await user.state(project))["processes"] if p["running"]]
+    assert sorted(p["replica"] for p in web) == [1, 2, 3]
+    hostnames = {(await get_json(p["hostPort"]))["hostname"] for p in web}
+    assert len(hostnames) == 3
+    await user.api(
+        'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 1) { name } }',
+        p=project,
+    )
+    await user.wait_status(project, 5, {"running"})
+    assert len(docker_containers(project)) == 1
+
+    # Resource limits are visible to Docker.
+    await user.api(
+        "mutation($p: String!) { setResources(project: $p, memoryMb: 128, cpu: 0.25) { name } }",
+        p=project,
+    )
+    await user.wait_status(project, 6, {"running"})
+    host = docker_inspect(docker_containers(project)[0]["name"])["HostConfig"]
+    assert host["Memory"] == 128 * 1024 * 1024
+    assert host["NanoCpus"] == 250_000_000
+    assert host["PidsLimit"] > 0
+    assert host["CapDrop"] == ["ALL"]
+    assert host["Privileged"] is False
+    assert any("no-new-privileges" in opt for opt in host["SecurityOpt"])
+    assert host["LogConfig"]["Type"] == "json-file"
+    assert not any("docker.sock" in b for b in host.get("Binds") or [])
+
+
+async def test_bad_release_inputs_change_nothing(plat: Platform, user: User) -> None:
+    project = await user.project(plat)
+    for query, code, field in [
+        (
+            'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 99) { name } }',
+            "VALIDATION",
+            "replicas",
+        ),
+        (
+            'mutation($p: String!) { scale(project: $p, processType: "Bad Type", replicas: 1) { name } }',
+            "VALIDATION",
+            "processType",
+        ),
+        (
+            "mutation($p: String!) { setResources(project: $p, memoryMb: 1) { name } }",
+            "VALIDATION",
+            "memoryMb",
+        ),
+        (
+            "mutation($p: String!) { setResources(project: $p, cpu: 99) { name } }",
+            "VALIDATION",
+            "cpu",
+        ),
+        ("mutation($p: String!) { setResources(project: $p) { name } }", "VALIDATION", "memoryMb"),
+        ("mutation($p: String!) { deploy(project: $p) { number } }", "VALIDATION", "project"),
+        ("mutation($p: String!) { rollback(project: $p) { number } }", "VALIDATION", "number"),
+        (
+            "mutation($p: String!) { rollback(project: $p, number: 7) { number } }",
+            "NOT_FOUND",
+            "number",
+        ),
+        ("mutation($p: String!) { restart(project: $p) { number } }", "VALIDATION", "project"),
+        ("mutation($p: String!) { stop(project: $p) { number } }", "VALIDATION", "project"),
+        ("mutation($p: String!) { start(project: $p) { number } }", "VALIDATION", "project"),
+    ]:
+        err = await user.api.error(query, p=project)
+        assert (err.code, err.field) == (code, field), (query, err.errors)
+    state = await user.state(project)
+    assert state["applications"] == []
+    settings = await user.api(
+        "query($p: String!) { project(name: $p) { settings { memoryMb cpu replicas { processType replicas } } } }",
+        p=project,
+    )
+    assert settings["project"]["settings"] == {
+        "memoryMb": 256,
+        "cpu": 0.5,
+        "replicas": [{"processType": "web", "replicas": 1}],
+    }
+    outcome = await push(plat, user.id, "no-such-project", tar_dir(fixture("python")))
+    assert (outcome.ok, outcome.code) == (False, "NOT_FOUND")
+
+
+async def test_worker_process_scaled_and_stop_start(plat: Platform, user: User) -> None:
+    project = await user.project(plat)
+    assert (await push(plat, user.id, project, tar_dir(fixture("worker")))).ok
+    assert {p["processType"] for p in (await user.state(project))["processes"]} == {"web"}
+    await user.api(
+        'mutation($p: String!) { scale(project: $p, processType: "worker", replicas: 1) { name } }',
+        p=project,
+    )
+    await user.wait_status(project, 2, {"running"})
+    procs = (await user.state(project))["processes"]
+    assert sorted((p["processType"], p["running"]) for p in procs) == [
+        ("web", True),
+        ("worker", True),
+    ]
+
+    stopped = await user.api(
+        "mutation($p: String!) { stop(project: $p) { number status } }", p=project
+    )
+    assert stopped["stop"] == {"number": 2, "status": "STOPPED"}
+    assert docker_containers(project) == []
+    started = await user.api("mutation($p: String!) { start(project: $p) { number } }", p=project)
+    await user.wait_status(project, started["start"]["number"], {"running"})
+    assert len(docker_containers(project)) == 2
+
+
+async def test_memory_hog_is_reported_crashed(plat: Platform, user: User) -> None:
+    project = await user.project(plat)
+    await user.api(
+        "mutation($p: String!) { setResources(project: $p, memoryMb: 64) { name } }", p=project
+    )
+    assert (await push(plat, user.id, project, tar_dir(fixture("memory-hog")))).ok
+    port = await user.web_port(project)
+    async with httpx.AsyncClient(timeout=30) as http:
+        with pytest.raises(httpx.HTTPError):
+            await http.get(f"http://127.0.0.1:{port}/hog")
+    app = await user.wait_status(project, 1, {"crashed"}, within=60)
+    assert "out of memory" in app["failureReason"]
+
+
+async def test_build_and_runtime_log_subscriptions(plat: Platform, user: User) -> None:
+    project = await user.project(plat)
+    outcome = await push(plat, user.id, project, tar_dir(fixture("ticker")))
+    assert outcome.ok
+    # A finished release's log replays in order and ends.
+    lines = []
+    async with user.api.subscribe(
+        "subscription($p: String!) { buildLogs(project: $p, number: 1) { seq line } }", p=project
+    ) as events:
+        async for event in events:
+            lines.append(event["buildLogs"])
+    assert [x["line"] for x in lines] == outcome.lines
+    assert [x["seq"] for x in lines] == list(range(1, len(lines) + 1))
+
+    ticks: list[int] = []
+    async with user.api.subscribe(
+        "subscription($p: String!) { runtimeLogs(project: $p, tail: 0) { processType replica line } }",
+        p=project,
+    ) as events:
+        async with asyncio.timeout(20):
+            async for event in events:
+                log = event["runtimeLogs"]
+                assert (log["processType"], log["replica"]) == ("web", 1)
+                if log["line"].startswith("tick "):
+                    ticks.append(int(log["line"].split()[1]))
+                if len(ticks) == 5:
+                    break
+    assert ticks == list(range(ticks[0], ticks[0] + 5))
+
+
+async def test_live_build_log_and_status_subscription(plat: Platform, user: User) -> None:
+    project = await user.project(plat)
+    statuses: list[tuple[int, str]] = []
+    ready = asyncio.Event()
+
+    async def watch() -> None:
+        async with user.api.subscribe(
+            "subscription($p: String!) { applicationStatus(project: $p) { number status } }",
+            p=project,
+        ) as events:
+            ready.set()
+            async for event in events:
+                s = event["applicationStatus"]
+                statuses.append((s["number"], s["status"]))
+                if s["status"] in ("RUNNING", "FAILED"):
+                    return
+
+    task = asyncio.create_task(watch())
+    await ready.wait()
+    await asyncio.sleep(0.5)  # the websocket subscription is registered server-side
+    outcome = await push(plat, user.id, project, tar_dir(fixture("python")))
+    assert outcome.ok
+    await asyncio.wait_for(task, 30)
+    assert statuses == [(1, "QUEUED"), (1, "BUILDING"), (1, "DEPLOYING"), (1, "RUNNING")]
+
+
+async def test_pomegranate_killed_mid_deploy(plat: Platform, user: User) -> None:
+    project = await user.project(plat)
+    assert (await push(plat, user.id, project, tar_dir(fixture("python")))).ok
+    slow = tar_dir(fixture("python"), {"Procfile": "web: sleep 3 && python3 app.py\n"})
+    deploy = asyncio.create_task(push(plat, user.id, project, slow))
+    await user.wait_status(project, 2, {"deploying"}, within=60)
+    plat.pomegranate.kill9()
+    outcome = await deploy
+    assert not outcome.ok
+    plat.pomegranate.start()
+    # The API reconnects, reconciles: v1 serves, v2 left nothing behind.
+    async with asyncio.timeout(60):
+        while {r["application"] for r in docker_containers(project)} != {"1"} or any(
+            r["state"] != "running" for r in docker_containers(project)
+        ):
+            await asyncio.sleep(0.5)
+    state = await user.state(project)
+    assert state["liveApplication"]["number"] == 1
+    assert [a["status"] for a in state["applications"]] == ["FAILED", "RUNNING"]
+    assert (await get_json(await user.web_port(project)))["app"] == "python"
+
+
+async def test_delete_project_removes_containers_and_images(plat: Platform, user: User) -> None:
+    project = await user.project(plat)
+    assert (await push(plat, user.id, project, tar_dir(fixture("python")))).ok
+    await user.api("mutation($p: String!) { deleteProject(name: $p) { name } }", p=project)
+    assert docker_containers(project) == []
+    import subprocess
+
+    images = subprocess.run(
+        ["docker", "images", "-q", f"paastech/app-{project}"], capture_output=True, text=True
+    ).stdout
+    assert images.strip() == ""
+    assert not (plat.data_dir / "sources" / f"{project}.tar").exists()

@@ -1,0 +1,47 @@
+"""A project's releases: newest first, paginated, batched across projects, on both databases."""
+
+from __future__ import annotations
+
+from tests.conftest import Account, Server, unique
+
+PAGE = """query($first: Int!, $offset: Int!) { projects { name applicationCount
+  applications(first: $first, offset: $offset) { number status } liveApplication { number } } }"""
+
+
+async def _releases(server: Server, project: str, statuses: list[str]) -> None:
+    pid = (await server.db.fetch("SELECT id FROM project WHERE name = $1", project))[0][0]
+    for number, status in enumerate(statuses, start=1):
+        await server.db.fetch(
+            "INSERT INTO application (project_id, number, cause, status, env_snapshot, replicas, domains, processes, created_at)"
+            " VALUES ($1, $2, 'test', $3, '', '{}', '[]', '{}', CURRENT_TIMESTAMP)",
+            pid,
+            number,
+            status,
+        )
+
+
+async def test_applications_newest_first_paginated_per_project(
+    server: Server, alice: Account
+) -> None:
+    a, b = unique("pa"), unique("pb")
+    for name in (a, b):
+        await alice.api("mutation($n: String!) { createProject(name: $n) { name } }", n=name)
+    await _releases(server, a, ["superseded", "superseded", "running", "failed", "building"])
+    await _releases(server, b, ["failed"])
+
+    data = await alice.api(PAGE, first=2, offset=0)
+    got = {p["name"]: p for p in data["projects"]}
+    assert [x["number"] for x in got[a]["applications"]] == [5, 4]
+    assert got[a]["applicationCount"] == 5
+    assert got[a]["liveApplication"] == {"number": 3}
+    assert [x["number"] for x in got[b]["applications"]] == [1]
+    assert got[b]["liveApplication"] is None
+
+    data = await alice.api(PAGE, first=2, offset=2)
+    got = {p["name"]: p for p in data["projects"]}
+    assert [x["number"] for x in got[a]["applications"]] == [3, 2]
+    assert got[b]["applications"] == []
+
+    for first, offset, field in ((0, 0, "first"), (101, 0, "first"), (5, -1, "offset")):
+        err = await alice.api.error(PAGE, first=first, offset=offset)
+        assert (err.code, err.field) == ("VALIDATION", field)

@@ -1,0 +1,224 @@
+"""The platform's real processes for end-to-end tests: Pomegranate and the API, as subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import httpx
+
+from backend.rpc import platform_pb2 as pb
+from backend.rpc import platform_pb2_grpc as pb_grpc
+from backend.security import internal_secret
+from tests.support.servers import ROOT, api_server, base_env, free_port
+
+TEST_SECRET = "test-secret-key-0123456789"  # what base_env gives every process
+FIXTURES = ROOT / "tests" / "fixtures" / "apps"
+
+
+@dataclass
+class Pomegranate:
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "backend", "pomegranate"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+        )
+        wait_tcp(self.port, self.proc)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@dataclass
+class Platform:
+    api_url: str
+    api_grpc_port: int
+    pomegranate: Pomegranate
+    data_dir: Path
+    projects: list[str] = field(default_factory=list)
+
+
+def wait_tcp(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process on port {port} exited with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+@contextmanager
+def platform(data_dir: Path, database_url: str = "", **settings: object) -> Iterator[Platform]:
+    pom_port, grpc_port = free_port(), free_port()
+    env = base_env(data_dir, database_url, pomegranate_port=pom_port, **settings)
+    pom = Pomegranate(pom_port, env, data_dir / "pomegranate.log")
+    pom.start()
+    try:
+        with api_server(
+            data_dir,
+            database_url,
+            pomegranate_port=pom_port,
+            api_grpc_port=grpc_port,
+            login_max_failures_per_address=100_000,
+            **settings,
+        ) as url:
+            yield Platform(url, grpc_port, pom, data_dir)
+    finally:
+        pom.stop()
+
+
+def tar_dir(path: Path, changes: dict[str, str] | None = None) -> bytes:
+    """A tar of a fixture directory, with some files replaced or added (like a new commit)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for file in sorted(path.rglob("*")):
+            if file.is_file() and file.relative_to(path).as_posix() not in (changes or {}):
+                tar.add(file, arcname=file.relative_to(path).as_posix())
+        for name, text in (changes or {}).items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@dataclass
+class DeployOutcome:
+    ok: bool
+    number: int
+    url: str
+    reason: str
+    code: str
+    lines: list[str]
+    statuses: list[str]
+
+
+async def push(
+    platform: Platform, client_id: str | int, project: str, source: bytes, *, commit: str = ""
+) -> DeployOutcome:
+    """Deploy a tar through the API's internal Deployments service, as gitd does."""
+
+    async def chunks():
+        yield pb.DeployChunk(
+            header=pb.DeployHeader(
+                project=project, client_id=int(client_id), commit_sha=commit, cause="push"
+            )
+        )
+        for i in range(0, len(source), 256 * 1024):
+            yield pb.DeployChunk(data=source[i : i + 256 * 1024])
+
+    lines: list[str] = []
+    statuses: list[str] = []
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{platform.api_grpc_port}") as channel:
+        stub = pb_grpc.DeploymentsStub(channel)
+        metadata = (("x-paastech-secret", internal_secret(TEST_SECRET)),)
+        async for event in stub.Deploy(chunks(), metadata=metadata):
+            kind = event.WhichOneof("event")
+            if kind == "log":
+                lines.append(event.log)
+            elif kind == "status":
+                statuses.append(event.status.status)
+            elif kind == "finished":
+                f = event.finished
+                return DeployOutcome(f.ok, f.application, f.url, f.reason, f.code, lines, statuses)
+    raise AssertionError("the deploy stream ended without an outcome")
+
+
+def fixture(name: str) -> Path:
+    return FIXTURES / name
+
+
+async def get_json(port: int, path: str = "/", within: float = 20) -> dict:
+    """GET 127.0.0.1:<port><path>, retrying while the app is not yet answering."""
+    deadline = time.monotonic() + within
+    last: Exception | None = None
+    async with httpx.AsyncClient(timeout=5) as http:
+        while time.monotonic() < deadline:
+            try:
+                resp = await http.get(f"http://127.0.0.1:{port}{path}")
+                if resp.status_code == 200:
+                    return (
+                        resp.json()
+                        if "json" in resp.headers.get("content-type", "")
+                        else {"text": resp.text}
+                    )
+                last = AssertionError(f"HTTP {resp.status_code}")
+            except httpx.HTTPError as exc:
+                last = exc
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"127.0.0.1:{port}{path} did not answer 200: {last}")
+
+
+def docker_containers(project: str) -> list[dict[str, str]]:
+    """The project's containers as the docker CLI sees them (independent of our code)."""
+    out = subprocess.run(
+        [
+            "docker",
+            "ps",
+            "-a",
+            "--filter",
+            f"label=paastech.project={project}",
+            "--format",
+            '{{.Names}}\t{{.State}}\t{{.Label "paastech.application"}}',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rows = []
+    for line in out.splitlines():
+        name, state, app = line.split("\t")
+        rows.append({"name": name, "state": state, "application": app})
+    return rows
+
+
+def docker_inspect(name: str) -> dict:
+    import json
+
+    out = subprocess.run(["docker", "inspect", name], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)[0]
+
+
+def cleanup_project(project: str) -> None:
+    for row in docker_containers(project):
+        subprocess.run(["docker", "rm", "-f", row["name"]], capture_output=True)
+    images = subprocess.run(
+        ["docker", "images", "-q", f"paastech/app-{project}"], capture_output=True, text=True
+    ).stdout.split()
+    if images:
+        subprocess.run(["docker", "rmi", "-f", *images], capture_output=True)

@@ -1,0 +1,263 @@
+"""Reconciliation decisions and the release switch, over an in-memory fake Runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+
+import pytest
+
+from backend.labels import Ownership
+from backend.pomegranate import release as release_module
+from backend.pomegranate.reconciler import DesiredProject, decide, reconcile
+from backend.pomegranate.release import Process, ReleaseFailed, ReleasePlan, release
+from backend.pomegranate.runtime import (
+    BuiltImage,
+    ContainerInfo,
+    HealthCheckError,
+    ProcessSpec,
+    Runtime,
+    RuntimeEvent,
+)
+from backend.settings import Settings
+
+SETTINGS = Settings(secret_key="unit")
+
+
+def name_of(project: str, application: int, process: str, replica: int) -> str:
+    return f"paastech-{project}-{application}-{process}-{replica}"
+
+
+class FakeRuntime:
+    """Containers in a dict; health checks fail for names listed in ``unhealthy`` and hang for
+    names in ``slow``."""
+
+    def __init__(self) -> None:
+        self.containers: dict[str, ContainerInfo] = {}
+        self.unhealthy: dict[str, str] = {}
+        self.slow: set[str] = set()
+        self.waiting = asyncio.Event()  # set when a slow health check is under way
+        self.stopped: list[str] = []
+        self.started_specs: list[ProcessSpec] = []
+        self._ids = itertools.count(1)
+
+    def add(
+        self, project: str, application: int, process: str, replica: int, state: str = "running"
+    ) -> ContainerInfo:
+        info = ContainerInfo(
+            id=f"c{next(self._ids)}",
+            name=name_of(project, application, process, replica),
+            ownership=Ownership(project, application, process, replica),
+            state=state,
+            running=state == "running",
+            host_port=None,
+            exit_code=None if state == "running" else 1,
+            oom_killed=False,
+            started_at=None,
+        )
+        self.containers[info.id] = info
+        return info
+
+    async def build(self, project, application, source, on_log) -> BuiltImage:
+        raise NotImplementedError
+
+    async def start(self, spec: ProcessSpec) -> ContainerInfo:
+        name = name_of(spec.project, spec.application, spec.process_type, spec.replica)
+        for info in list(self.containers.values()):
+            if info.name == name:
+                del self.containers[info.id]
+        self.started_specs.append(spec)
+        info = self.add(spec.project, spec.application, spec.process_type, spec.replica)
+        info.image = spec.image
+        return info
+
+    async def wait_healthy(self, container: ContainerInfo, path, timeout) -> None:  # noqa: ASYNC109
+        if container.name in self.slow:
+            self.waiting.set()
+            await asyncio.sleep(3600)
+        if container.name in self.unhealthy:
+            raise HealthCheckError(self.unhealthy[container.name], ["boom"])
+
+    async def stop(self, container_id: str, timeout: float = 10) -> None:  # noqa: ASYNC109
+        info = self.containers.get(container_id)
+        if info is not None:
+            self.stopped.append(info.name)
+            info.state, info.running = "exited", False
+
+    async def remove(self, container_id: str) -> None:
+        self.containers.pop(container_id, None)
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None:
+        return self.containers.get(container_id)
+
+    async def list_containers(self, project: str | None = None) -> list[ContainerInfo]:
+        return sorted(
+            (
+                c
+                for c in self.containers.values()
+                if project is None or (c.ownership and c.ownership.project == project)
+            ),
+            key=lambda c: c.name,
+        )
+
+    async def logs(self, container_id, *, follow, tail) -> AsyncIterator[str]:
+        return
+        yield
+
+    async def events(self) -> AsyncIterator[RuntimeEvent]:
+        return
+        yield
+
+    async def list_images(self, project: str) -> list[str]:
+        return []
+
+    async def remove_image(self, tag: str, *, force: bool = False) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def names(self) -> list[str]:
+        return sorted(c.name for c in self.containers.values())
+
+
+def plan(project: str, application: int, **replicas: int) -> ReleasePlan:
+    return ReleasePlan(
+        project=project,
+        application=application,
+        image=f"paastech/app-{project}:{application}",
+        processes=[Process(kind, f"run {kind}", n) for kind, n in replicas.items()],
+        hostnames=[f"{project}.localhost"],
+        health_path="/health",
+        health_timeout=5,
+    )
+
+
+class Logs(list):
+    async def __call__(self, line: str) -> None:
+        self.append(line)
+
+
+def test_fake_runtime_implements_the_protocol():
+    assert isinstance(FakeRuntime(), Runtime)
+
+
+def test_decide_covers_every_case():
+    rt = FakeRuntime()
+    adopted = rt.add("live", 3, "web", 1)
+    restarting = rt.add("live", 3, "web", 2, state="restarting")
+    exited = rt.add("live", 3, "worker", 1, state="exited")
+    beyond_scale = rt.add("live", 3, "web", 3)
+    unknown_process = rt.add("live", 3, "cron", 1)
+    old_release = rt.add("live", 2, "web", 1)
+    in_flight = rt.add("live", 4, "web", 1)
+    half_started = rt.add("live", 5, "web", 1)
+    orphan = rt.add("deleted", 1, "web", 1)
+    stopped_project = rt.add("stopped", 7, "web", 1)
+    malformed = rt.add("live", 3, "web", 9)
+    malformed.ownership = None
+    desired = [
+        DesiredProject("live", plan("live", 3, web=2, worker=2), in_flight={4}),
+        DesiredProject("stopped", None),
+        DesiredProject("fresh", plan("fresh", 1, web=1)),
+    ]
+    decisions = decide(desired, list(rt.containers.values()))
+    assert decisions.adopt == [adopted, restarting]
+    assert decisions.recreate == [exited]
+    assert decisions.leave == [in_flight]
+    assert sorted(c.name for c in decisions.remove) == sorted(
+        c.name
+        for c in (
+            beyond_scale,
+            unknown_process,
+            old_release,
+            half_started,
+            orphan,
+            stopped_project,
+            malformed,
+        )
+    )
+    assert decisions.missing == [("live", "worker", 2), ("fresh", "web", 1)]
+
+
+async def test_reconcile_applies_the_decisions():
+    rt = FakeRuntime()
+    rt.add("app", 2, "web", 1)
+    rt.add("app", 2, "worker", 1, state="exited")
+    rt.add("app", 1, "web", 1)  # the previous release, left by a crash mid-switch
+    rt.add("app", 3, "web", 1)  # being deployed right now
+    rt.add("gone", 4, "web", 1)
+    rt.add("busy", 1, "web", 1)  # a release of it runs in this process: untouched
+    desired = [
+        DesiredProject("app", plan("app", 2, web=2, worker=1), in_flight={3}),
+    ]
+    result = await reconcile(rt, desired, SETTINGS, skip={"busy"})
+    assert result.adopted == ["paastech-app-2-web-1"]
+    assert sorted(result.started) == ["paastech-app-2-web-2", "paastech-app-2-worker-1"]
+    assert sorted(result.removed) == ["paastech-app-1-web-1", "paastech-gone-4-web-1"]
+    assert rt.names() == [
+        "paastech-app-2-web-1",
+        "paastech-app-2-web-2",
+        "paastech-app-2-worker-1",
+        "paastech-app-3-web-1",
+        "paastech-busy-1-web-1",
+    ]
+    assert all(c.running for c in rt.containers.values())
+    worker = next(s for s in rt.started_specs if s.process_type == "worker")
+    assert worker.command == "run worker" and worker.hostnames == [] and worker.health_path is None
+    web = next(s for s in rt.started_specs if s.process_type == "web")
+    assert web.hostnames == ["app.localhost"] and web.health_path == "/health"
+    assert web.pids_limit == SETTINGS.pids_limit
+
+    # Nothing left to do: a second pass only adopts.
+    again = await reconcile(rt, desired, SETTINGS, skip={"busy"})
+    assert (len(again.adopted), again.started, again.removed) == (3, [], [])
+
+
+@pytest.fixture(autouse=True)
+def no_drain(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(release_module, "WEB_DRAIN_SECONDS", 0.0)
+
+
+async def test_release_switches_and_reports_stopped_applications():
+    rt = FakeRuntime()
+    rt.add("app", 1, "web", 1)
+    rt.add("app", 2, "web", 1, state="exited")  # a failed earlier attempt
+    rt.add("other", 1, "web", 1)
+    logs = Logs()
+    result = await release(rt, plan("app", 3, web=2, worker=1), logs, SETTINGS)
+    assert sorted(c.name for c in result.containers) == [
+        "paastech-app-3-web-1",
+        "paastech-app-3-web-2",
+        "paastech-app-3-worker-1",
+    ]
+    assert result.stopped_applications == [1, 2]
+    assert rt.names() == [*sorted(c.name for c in result.containers), "paastech-other-1-web-1"]
+    assert logs[:3] == ["Starting web.1", "Starting web.2", "Starting worker.1"]
+    assert {"web.1 is healthy", "web.2 is healthy", "worker.1 is healthy"} <= set(logs)
+    assert logs[-1] == "Release 3 is live"
+
+
+async def test_failed_health_check_removes_the_new_containers_only():
+    rt = FakeRuntime()
+    old = rt.add("app", 1, "web", 1)
+    rt.unhealthy["paastech-app-2-web-2"] = "container exited with code 1"
+    with pytest.raises(ReleaseFailed) as error:
+        await release(rt, plan("app", 2, web=2), Logs(), SETTINGS)
+    assert error.value.reason == "web.2 failed its health check: container exited with code 1"
+    assert error.value.last_lines == ["boom"]
+    assert rt.names() == [old.name] and old.running and rt.stopped == []
+
+
+async def test_cancelled_release_removes_the_new_containers():
+    rt = FakeRuntime()
+    old = rt.add("app", 1, "web", 1)
+    rt.slow.add("paastech-app-2-web-1")
+    task = asyncio.create_task(release(rt, plan("app", 2, web=1), Logs(), SETTINGS))
+    await rt.waiting.wait()
+    assert "paastech-app-2-web-1" in rt.names()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert rt.names() == [old.name] and old.running
