@@ -3,18 +3,21 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: up test test-fast lint fmt schema protos bench deps test-deps
+.PHONY: up test test-fast lint fmt schema protos bench deps engine test-deps
 
 deps:
 	scripts/bootstrap.sh up
 
-test-deps:
-	scripts/bootstrap.sh test
-	scripts/postgres.sh >/dev/null
+# The engine Pomegranate drives and the base images its builder uses (built locally, cached).
+engine:
 	scripts/docker.sh
 	scripts/base-images.sh
 
-up: deps
+test-deps: engine
+	scripts/bootstrap.sh test
+	scripts/postgres.sh >/dev/null
+
+up: deps engine
 	scripts/up.sh
 
 test: test-deps lint

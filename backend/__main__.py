@@ -48,6 +48,15 @@ def pomegranate() -> None:
     asyncio.run(serve())
 
 
+@cli.command()
+def ingress() -> None:
+    """Run the embedded ingress: routes app hostnames to containers, from their labels."""
+    from backend.ingress.server import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(serve())
+
+
 @cli.command("export-schema")
 def export_schema(path: Path = Path("schema.graphql")) -> None:
     """Write the GraphQL schema in SDL (schema.graphql is kept in sync by a test)."""

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what is missing: Debian packages (when root) and the project's virtualenv.
-#   scripts/bootstrap.sh up     what `make up` needs
-#   scripts/bootstrap.sh test   what `make test` needs (adds PostgreSQL, Docker, image-building tools)
+#   scripts/bootstrap.sh up     what `make up` needs (git, ssh, Docker, image-building tools)
+#   scripts/bootstrap.sh test   what `make test` needs (adds PostgreSQL)
 # Idempotent: a second run installs nothing and takes about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +11,8 @@ VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 
 need_cmds=(git ssh ssh-keygen make curl)
-pkgs_up=(git openssh-client make curl ca-certificates)
-pkgs_test=(postgresql docker.io debootstrap busybox-static)
+pkgs_up=(git openssh-client make curl ca-certificates docker.io debootstrap busybox-static)
+pkgs_test=(postgresql)
 
 missing_pkgs() {
     local p

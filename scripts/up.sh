@@ -16,6 +16,8 @@ print(f"  GraphQL API   http://{s.host}:{s.api_port}/graphql")
 if s.development:
     print(f"  GraphiQL      http://{s.host}:{s.api_port}/graphql  (open in a browser)")
 print(f"  Subscriptions ws://{s.host}:{s.api_port}/graphql  (graphql-transport-ws)")
+print(f"  Apps          {s.app_url(s.project_hostname('<project>'))}")
+print(f"  Internal gRPC API {s.host}:{s.api_grpc_port}, Pomegranate {s.host}:{s.pomegranate_port}")
 print()
 PY
 exec honcho start -f Procfile

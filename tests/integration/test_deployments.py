@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import subprocess
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -369,10 +371,64 @@ async def test_delete_project_removes_containers_and_images(plat: Platform, user
     assert (await push(plat, user.id, project, tar_dir(fixture("python")))).ok
     await user.api("mutation($p: String!) { deleteProject(name: $p) { name } }", p=project)
     assert docker_containers(project) == []
-    import subprocess
-
     images = subprocess.run(
         ["docker", "images", "-q", f"paastech/app-{project}"], capture_output=True, text=True
     ).stdout
     assert images.strip() == ""
     assert not (plat.data_dir / "sources" / f"{project}.tar").exists()
+
+
+async def test_newer_queued_release_replaces_older_queued_one(plat: Platform, user: User) -> None:
+    project = await user.project(plat)
+    assert (await push(plat, user.id, project, tar_dir(fixture("python")))).ok
+    slow = tar_dir(fixture("python"), {"Procfile": "web: sleep 2 && python3 app.py\n"})
+    first = asyncio.create_task(push(plat, user.id, project, slow))
+    await user.wait_status(project, 2, {"building", "deploying"}, within=60)
+    second = asyncio.create_task(
+        push(plat, user.id, project, tar_dir(fixture("python"), {"VERSION": "x"}))
+    )
+    await user.wait_status(project, 3, {"queued"}, within=30)
+    third = await push(plat, user.id, project, tar_dir(fixture("python"), {"VERSION": "y"}))
+    outcomes = [await first, await second, third]
+    assert [o.ok for o in outcomes] == [True, False, True]
+    assert outcomes[1].reason == "replaced by v4 before it started"
+    state = await user.state(project)
+    assert [(a["number"], a["status"]) for a in state["applications"]] == [
+        (4, "RUNNING"),
+        (3, "FAILED"),
+        (2, "SUPERSEDED"),
+        (1, "SUPERSEDED"),
+    ]
+
+
+async def test_only_the_last_images_are_kept(tmp_path: Path) -> None:
+    with platform(tmp_path, images_kept_per_project=2, health_check_timeout_seconds=20) as plat2:
+        name = f"u{secrets.token_hex(4)}"
+        data = await Api(plat2.api_url)(
+            SIGNUP, email=f"{name}@example.com", username=name, password=PASSWORD
+        )
+        user = User(Api(plat2.api_url, data["signup"]["token"]), data["signup"]["client"]["id"])
+        project = await user.project(plat2)
+        try:
+            for version in ("a", "b", "c"):
+                source = tar_dir(fixture("python"), {"VERSION": version})
+                assert (await push(plat2, user.id, project, source)).ok
+            images = subprocess.run(
+                ["docker", "images", "--format", "{{.Tag}}", f"paastech/app-{project}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
+            assert sorted(images) == ["2", "3"]
+            err = await user.api.error(
+                "mutation($p: String!) { rollback(project: $p, number: 1) { number } }", p=project
+            )
+            assert (err.code, err.field) == ("VALIDATION", "number")
+            assert "pruned" in str(err)
+            rolled = await user.api(
+                "mutation($p: String!) { rollback(project: $p) { number cause } }", p=project
+            )
+            assert rolled["rollback"]["cause"] == "rollback to v2"
+            await user.wait_status(project, 4, {"running"})
+        finally:
+            cleanup_project(project)
