@@ -57,6 +57,16 @@ def ingress() -> None:
     asyncio.run(serve())
 
 
+@cli.command()
+def gitd() -> None:
+    """Run gitd, the SSH server of `git push` (deploys) and `git fetch`/`git clone`."""
+    from gitd.server import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)  # several lines per connection
+    asyncio.run(serve())
+
+
 @cli.command("export-schema")
 def export_schema(path: Path = Path("schema.graphql")) -> None:
     """Write the GraphQL schema in SDL (schema.graphql is kept in sync by a test)."""

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     # Port users reach apps on: the embedded ingress here, 80/443 behind Traefik in production.
     public_port: int = 8080
     gitd_port: int = 2222
+    git_host: str = ""  # the host name users put in git URLs; empty: the same as host
     api_grpc_port: int = 50052
     pomegranate_port: int = 50051
 

@@ -11,10 +11,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# Modules holding benchmarks, in the order they run. Later: deploy latency, ingress
-# throughput, push-to-live.
+# Modules holding benchmarks, in the order they run. Later: ingress throughput, push-to-live.
 MODULES = [
     "bench.graphql_projects",
+    "bench.deploy_latency",
 ]
 
 

@@ -11,15 +11,17 @@ from pathlib import Path
 
 import grpc
 
+from backend import repos, validation
 from backend.db.models import ApplicationStatus as S
 from backend.db.models import Client
-from backend.errors import PaasError
+from backend.errors import NotFound, PaasError
 from backend.events import EventKind, get_bus, project_topic
 from backend.rpc import platform_pb2 as pb
 from backend.rpc import platform_pb2_grpc as pb_grpc
 from backend.rpc.auth import SharedSecretInterceptor
+from backend.services import keys
 from backend.services.deployments import FINISHED, follow_build_log, get_deployer
-from backend.services.projects import get_owned
+from backend.services.projects import get_owned, list_projects
 from backend.settings import Settings, get_settings
 
 log = logging.getLogger("paastech.internal")
@@ -105,6 +107,50 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
         )
 
 
+class GitAccessServicer(pb_grpc.GitAccessServicer):
+    """Key and repository checks for gitd. Never says whether someone else's project exists."""
+
+    async def AuthorizeKey(
+        self, request: pb.KeyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.KeyReply:
+        fingerprint = request.fingerprint
+        if not fingerprint.startswith("SHA256:") or len(fingerprint) > 100:
+            return pb.KeyReply(found=False)
+        client = await keys.client_for_fingerprint(fingerprint)
+        if client is None:
+            return pb.KeyReply(found=False)
+        return pb.KeyReply(found=True, client_id=client.id, username=client.username)
+
+    async def AuthorizeRepo(
+        self, request: pb.RepoRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RepoReply:
+        try:
+            name = validation.project_name(request.project, field="project")
+            client = await Client.get_or_none(id=request.client_id)
+            if client is None:
+                raise NotFound(f"project {name!r} not found", field="project")
+            project = await get_owned(client, name)
+            if not repos.exists(name):
+                log.warning("project %s has no repository on disk", name)
+                raise NotFound(f"project {name!r} not found", field="project")
+        except PaasError as exc:
+            return pb.RepoReply(ok=False, code=exc.code, message=exc.message)
+        return pb.RepoReply(
+            ok=True,
+            repo_path=str(repos.repo_path(name)),
+            deploy_branch=project.deploy_branch,
+        )
+
+    async def Whoami(
+        self, request: pb.ClientRef, context: grpc.aio.ServicerContext
+    ) -> pb.WhoamiReply:
+        client = await Client.get_or_none(id=request.client_id)
+        if client is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "client not found")
+        projects = await list_projects(client)
+        return pb.WhoamiReply(username=client.username, projects=[p.name for p in projects])
+
+
 FINISHED_VALUES = frozenset(s.value for s in FINISHED)
 
 
@@ -135,6 +181,7 @@ async def _spool(chunks: AsyncIterator[pb.DeployChunk], settings: Settings) -> P
 async def start_internal_server(settings: Settings) -> grpc.aio.Server:
     server = grpc.aio.server(interceptors=[SharedSecretInterceptor()])
     pb_grpc.add_DeploymentsServicer_to_server(DeploymentsServicer(), server)
+    pb_grpc.add_GitAccessServicer_to_server(GitAccessServicer(), server)
     server.add_insecure_port(f"{settings.host}:{settings.api_grpc_port}")
     await server.start()
     return server

@@ -7,7 +7,7 @@ from enum import Enum
 
 import strawberry
 
-from backend import security
+from backend import repos, security
 from backend.db import models
 from backend.events import Event, EventKind
 from backend.services import config, projects
@@ -118,6 +118,10 @@ class ProjectType:
     @strawberry.field(description="The project's default URL.")
     def url(self) -> str:
         return get_settings().app_url(config.default_hostname(self.model))
+
+    @strawberry.field(description="Where to push: `git remote add paastech <gitUrl>`.")
+    def git_url(self) -> str:
+        return repos.git_url(self.name)
 
     @strawberry.field
     def settings(self) -> ProjectSettingsType:

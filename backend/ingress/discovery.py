@@ -67,6 +67,7 @@ class Discovery:
                 try:
                     await self._follow()
                     delay = 0.5
+                    await asyncio.sleep(delay)  # the engine closed the stream: reopen soon
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:

@@ -279,7 +279,6 @@ class PomegranateService(pb_grpc.PomegranateServicer):
             await asyncio.gather(*(self.runtime.remove(c.id) for c in containers))
             for tag in await self.runtime.list_images(project):
                 await self.runtime.remove_image(tag, force=True)
-        self._locks.pop(project, None)
         return pb.Empty()
 
     @_unary

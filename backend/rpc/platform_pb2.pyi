@@ -1,6 +1,7 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -56,3 +57,57 @@ class Finished(_message.Message):
     reason: str
     code: str
     def __init__(self, ok: _Optional[bool] = ..., application: _Optional[int] = ..., url: _Optional[str] = ..., reason: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+
+class KeyRequest(_message.Message):
+    __slots__ = ("fingerprint",)
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    fingerprint: str
+    def __init__(self, fingerprint: _Optional[str] = ...) -> None: ...
+
+class KeyReply(_message.Message):
+    __slots__ = ("found", "client_id", "username")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    client_id: int
+    username: str
+    def __init__(self, found: _Optional[bool] = ..., client_id: _Optional[int] = ..., username: _Optional[str] = ...) -> None: ...
+
+class RepoRequest(_message.Message):
+    __slots__ = ("client_id", "project", "write")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    WRITE_FIELD_NUMBER: _ClassVar[int]
+    client_id: int
+    project: str
+    write: bool
+    def __init__(self, client_id: _Optional[int] = ..., project: _Optional[str] = ..., write: _Optional[bool] = ...) -> None: ...
+
+class RepoReply(_message.Message):
+    __slots__ = ("ok", "code", "message", "repo_path", "deploy_branch")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REPO_PATH_FIELD_NUMBER: _ClassVar[int]
+    DEPLOY_BRANCH_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    code: str
+    message: str
+    repo_path: str
+    deploy_branch: str
+    def __init__(self, ok: _Optional[bool] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., repo_path: _Optional[str] = ..., deploy_branch: _Optional[str] = ...) -> None: ...
+
+class ClientRef(_message.Message):
+    __slots__ = ("client_id",)
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    client_id: int
+    def __init__(self, client_id: _Optional[int] = ...) -> None: ...
+
+class WhoamiReply(_message.Message):
+    __slots__ = ("username", "projects")
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PROJECTS_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    projects: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, username: _Optional[str] = ..., projects: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -98,3 +98,168 @@ class Deployments:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class GitAccessStub:
+    """gitd asks the API who a key belongs to and whether its Client may use a repository.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.AuthorizeKey = channel.unary_unary(
+                '/paastech.platform.v1.GitAccess/AuthorizeKey',
+                request_serializer=backend_dot_rpc_dot_platform__pb2.KeyRequest.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_platform__pb2.KeyReply.FromString,
+                _registered_method=True)
+        self.AuthorizeRepo = channel.unary_unary(
+                '/paastech.platform.v1.GitAccess/AuthorizeRepo',
+                request_serializer=backend_dot_rpc_dot_platform__pb2.RepoRequest.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_platform__pb2.RepoReply.FromString,
+                _registered_method=True)
+        self.Whoami = channel.unary_unary(
+                '/paastech.platform.v1.GitAccess/Whoami',
+                request_serializer=backend_dot_rpc_dot_platform__pb2.ClientRef.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_platform__pb2.WhoamiReply.FromString,
+                _registered_method=True)
+
+
+class GitAccessServicer:
+    """gitd asks the API who a key belongs to and whether its Client may use a repository.
+    """
+
+    def AuthorizeKey(self, request, context):
+        """The Client owning an SSH public key, by its SHA256 fingerprint ("SHA256:...").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AuthorizeRepo(self, request, context):
+        """May the Client read (upload-pack) or write (receive-pack) the project's repository?
+        Another Client's project and a nonexistent one get the same NOT_FOUND answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Whoami(self, request, context):
+        """What a plain `ssh` login prints: who you are and your projects.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_GitAccessServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'AuthorizeKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.AuthorizeKey,
+                    request_deserializer=backend_dot_rpc_dot_platform__pb2.KeyRequest.FromString,
+                    response_serializer=backend_dot_rpc_dot_platform__pb2.KeyReply.SerializeToString,
+            ),
+            'AuthorizeRepo': grpc.unary_unary_rpc_method_handler(
+                    servicer.AuthorizeRepo,
+                    request_deserializer=backend_dot_rpc_dot_platform__pb2.RepoRequest.FromString,
+                    response_serializer=backend_dot_rpc_dot_platform__pb2.RepoReply.SerializeToString,
+            ),
+            'Whoami': grpc.unary_unary_rpc_method_handler(
+                    servicer.Whoami,
+                    request_deserializer=backend_dot_rpc_dot_platform__pb2.ClientRef.FromString,
+                    response_serializer=backend_dot_rpc_dot_platform__pb2.WhoamiReply.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'paastech.platform.v1.GitAccess', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('paastech.platform.v1.GitAccess', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class GitAccess:
+    """gitd asks the API who a key belongs to and whether its Client may use a repository.
+    """
+
+    @staticmethod
+    def AuthorizeKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paastech.platform.v1.GitAccess/AuthorizeKey',
+            backend_dot_rpc_dot_platform__pb2.KeyRequest.SerializeToString,
+            backend_dot_rpc_dot_platform__pb2.KeyReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AuthorizeRepo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paastech.platform.v1.GitAccess/AuthorizeRepo',
+            backend_dot_rpc_dot_platform__pb2.RepoRequest.SerializeToString,
+            backend_dot_rpc_dot_platform__pb2.RepoReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Whoami(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paastech.platform.v1.GitAccess/Whoami',
+            backend_dot_rpc_dot_platform__pb2.ClientRef.SerializeToString,
+            backend_dot_rpc_dot_platform__pb2.WhoamiReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

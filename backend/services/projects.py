@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from tortoise.exceptions import IntegrityError
 
-from backend import validation
+from backend import repos, validation
 from backend.db.models import Application, ApplicationStatus, Client, Project
-from backend.errors import Conflict, NotFound, ValidationFailed
+from backend.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from backend.events import EventKind, get_bus, project_topic
 
 LIVE_STATUSES = (ApplicationStatus.RUNNING, ApplicationStatus.CRASHED)
@@ -33,14 +33,23 @@ async def create_project(client: Client, name: str) -> Project:
     if await Project.filter(name=name).exists():
         raise Conflict(f"project name {name!r} is taken", field="name")
     try:
-        return await Project.create(owner=client, name=name, replicas={"web": 1})
+        project = await Project.create(owner=client, name=name, replicas={"web": 1})
     except IntegrityError as exc:
         raise Conflict(f"project name {name!r} is taken", field="name") from exc
+    try:
+        await repos.init_bare(name)
+    except BaseException as exc:
+        await project.delete()  # no project without its repository
+        if isinstance(exc, repos.RepoError):
+            raise Unavailable("could not create the project's git repository") from exc
+        raise
+    return project
 
 
 async def delete_project(client: Client, name: str) -> Project:
     project = await get_owned(client, name)
     await project.delete()
+    await repos.remove(project.name)
     await get_bus().publish(
         project_topic(project.id), EventKind.PROJECT_DELETED, {"project": project.name}
     )

@@ -1,8 +1,10 @@
 """The embedded ingress end to end: `python -m backend ingress` as a subprocess, app containers
 started with the real DockerRuntime, requests through the ingress's 127.0.0.1 port.
 
-Not covered here: a 20 MB *download* (no fixture app serves a large body, and fixtures are not
-changed for this test); the upload path is covered with the dockerfile fixture's POST /echo.
+No fixture app serves a large body (and fixtures are not changed for this test), so the 20 MB
+*download* runs in-process instead: the ingress's proxy in front of a local aiohttp upstream
+(the tests at the end, which need no Docker); they also pin forwarded headers, retries, 413, 502
+and 504.
 """
 
 from __future__ import annotations
@@ -22,14 +24,19 @@ import aiodocker
 import aiohttp
 import httpx
 import pytest
+from aiohttp import web
 
+from backend.ingress import proxy as proxy_module
+from backend.ingress.proxy import Proxy, make_session
+from backend.ingress.routes import Container, RouteTable
+from backend.ingress.server import create_app
 from backend.pomegranate.docker_runtime import DockerRuntime
 from backend.pomegranate.runtime import BuiltImage, ContainerInfo, ProcessSpec
 from backend.settings import Settings
 from tests.integration.test_docker_runtime import Logs, tar_dir
 from tests.support.servers import ROOT, free_port
 
-pytestmark = pytest.mark.docker
+docker = pytest.mark.docker
 
 APPS = Path(__file__).resolve().parents[1] / "fixtures" / "apps"
 SETTINGS = Settings()
@@ -163,6 +170,7 @@ def ok(response: httpx.Response) -> bool:
 # ----------------------------------------------------------------------------------- tests
 
 
+@docker
 async def test_routes_default_and_custom_hostnames_and_404s_unknown(ingress, runtime, project):
     built = await build(runtime, project, "python")
     info = await start_web(runtime, project, built)
@@ -190,6 +198,7 @@ async def test_routes_default_and_custom_hostnames_and_404s_unknown(ingress, run
     assert response.headers["content-type"].startswith("text/plain")
 
 
+@docker
 async def test_three_replicas_all_receive_traffic(ingress, runtime, project):
     built = await build(runtime, project, "python")
     infos = await asyncio.gather(
@@ -211,6 +220,7 @@ async def test_three_replicas_all_receive_traffic(ingress, runtime, project):
     assert min(seen.values()) >= 3, seen
 
 
+@docker
 async def test_websocket_echo_through_the_ingress(ingress, runtime, project):
     built = await build(runtime, project, "websocket")
     await start_web(runtime, project, built, health_path=None)
@@ -234,6 +244,7 @@ async def test_websocket_echo_through_the_ingress(ingress, runtime, project):
     assert ws.closed
 
 
+@docker
 async def test_20mb_upload_streams_through(ingress, runtime, project):
     built = await build(runtime, project, "dockerfile")
     await start_web(runtime, project, built)
@@ -253,6 +264,7 @@ async def test_20mb_upload_streams_through(ingress, runtime, project):
     assert response.json() == {"app": "dockerfile", "received": size}
 
 
+@docker
 async def test_replacing_a_replica_under_load_fails_no_request(ingress, runtime, project):
     v1 = await build(runtime, project, "python", application=1)
     v2 = await build(runtime, project, "python", application=2)
@@ -300,6 +312,7 @@ async def test_replacing_a_replica_under_load_fails_no_request(ingress, runtime,
         assert response.json()["hostname"] == new.id[:12]
 
 
+@docker
 async def test_stopped_app_answers_503_then_recovers(ingress, runtime, project):
     built = await build(runtime, project, "python")
     only = await start_web(runtime, project, built)
@@ -321,3 +334,170 @@ async def test_stopped_app_answers_503_then_recovers(ingress, runtime, project):
     replacement = await start_web(runtime, project, built, replica=2)
     response = await wait_for(ingress, host, ok)
     assert response.json()["hostname"] == replacement.id[:12]
+
+
+# ----------------------------------------------------------------------------------- in-process
+# The proxy in front of a local aiohttp upstream, with a hand-made route table (no Docker).
+
+LOCAL_HOST = "local.test"
+
+
+async def upstream_app() -> web.Application:
+    async def headers(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"headers": {k.lower(): v for k, v in request.headers.items()}, "path": request.path_qs}
+        )
+
+    async def big(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_length = 20 * MB
+        await response.prepare(request)
+        chunk = b"y" * MB
+        for _ in range(20):
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+    async def count(request: web.Request) -> web.Response:
+        total = 0
+        async for chunk in request.content.iter_any():
+            total += len(chunk)
+        return web.json_response(
+            {
+                "received": total,
+                "chunked": "chunked" in request.headers.get("Transfer-Encoding", ""),
+            }
+        )
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(2)
+        return web.Response(text="late")
+
+    app = web.Application()
+    app.router.add_get("/headers", headers)
+    app.router.add_get("/big", big)
+    app.router.add_post("/count", count)
+    app.router.add_get("/slow", slow)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application):
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield port
+    finally:
+        await runner.cleanup()
+
+
+def local_container(cid: str, port: int, replica: int = 1) -> Container:
+    return Container(
+        id=cid,
+        name=cid,
+        project="local",
+        application=1,
+        replica=replica,
+        hostnames=(LOCAL_HOST,),
+        container_port=5000,
+        host_port=port,
+        running=True,
+        health=None,
+    )
+
+
+@contextlib.asynccontextmanager
+async def local_ingress(*ports: int):
+    table = RouteTable()
+    table.sync(
+        [local_container(f"c{i}", p, i + 1) for i, p in enumerate(ports)], trust_running=True
+    )
+    session = make_session()
+    try:
+        async with (
+            serving(create_app(Proxy(table, session))) as port,
+            httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}", headers={"Host": LOCAL_HOST}, timeout=30
+            ) as client,
+        ):
+            yield client
+    finally:
+        await session.close()
+
+
+async def test_forwarded_headers_and_hop_by_hop_headers():
+    async with serving(await upstream_app()) as up, local_ingress(up) as client:
+        response = await client.get(
+            "/headers?q=a%2Fb",
+            headers={
+                "Host": f"{LOCAL_HOST}:8080",
+                "X-Forwarded-For": "203.0.113.7",
+                "X-Forwarded-Proto": "https",
+                "Connection": "keep-alive, X-Secret-Hop",
+                "X-Secret-Hop": "drop me",
+                "X-App": "kept",
+            },
+        )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["path"] == "/headers?q=a%2Fb"
+    headers = body["headers"]
+    assert headers["host"] == f"{LOCAL_HOST}:8080"
+    assert headers["x-forwarded-for"] == "203.0.113.7, 127.0.0.1"
+    assert headers["x-forwarded-proto"] == "http"
+    assert headers["x-forwarded-host"] == f"{LOCAL_HOST}:8080"
+    assert headers["x-app"] == "kept"
+    assert "x-secret-hop" not in headers
+    assert "user-agent" in headers  # httpx's own, passed through; aiohttp adds none
+
+
+async def test_20mb_download_and_chunked_upload_stream_through():
+    async with serving(await upstream_app()) as up, local_ingress(up) as client:
+        received = 0
+        async with client.stream("GET", "/big") as response:
+            assert response.status_code == 200
+            assert response.headers["content-length"] == str(20 * MB)
+            async for chunk in response.aiter_raw():
+                received += len(chunk)
+        assert received == 20 * MB
+
+        async def body():
+            for _ in range(20):
+                yield b"z" * MB
+
+        response = await client.post("/count", content=body())  # no length: chunked
+        assert response.json() == {"received": 20 * MB, "chunked": True}
+
+
+async def test_refused_replica_is_skipped_and_all_refused_is_502():
+    dead = free_port()  # nothing listens there
+    async with serving(await upstream_app()) as up, local_ingress(dead, up) as client:
+        for _ in range(6):  # round robin starts at the dead one every other request
+            assert (await client.get("/headers")).status_code == 200
+            response = await client.post("/count", content=b"small body")
+            assert response.json()["received"] == 10
+    async with local_ingress(free_port(), free_port()) as client:
+        response = await client.get("/headers")
+        assert response.status_code == 502
+        assert response.text.strip() == f"Bad gateway: {LOCAL_HOST} is not answering"
+
+
+async def test_upstream_timeout_is_504_and_oversized_body_is_413(monkeypatch):
+    monkeypatch.setattr(proxy_module, "RESPONSE_HEADERS_TIMEOUT", 0.5)
+    monkeypatch.setattr(proxy_module, "CONNECT_TIMEOUT", 0.5)
+    monkeypatch.setattr(proxy_module, "MAX_BODY_BYTES", MB)
+    async with serving(await upstream_app()) as up, local_ingress(up) as client:
+        response = await client.get("/slow")
+        assert response.status_code == 504
+        response = await client.post("/count", content=b"x" * (2 * MB))
+        assert response.status_code == 413
+
+        async def body():
+            for _ in range(4):
+                yield b"x" * (MB // 2)
+
+        response = await client.post("/count", content=body())
+        assert response.status_code == 413
+        assert (await client.get("/headers")).status_code == 200

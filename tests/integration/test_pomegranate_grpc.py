@@ -446,6 +446,7 @@ async def test_runtime_logs_follow_in_order_and_pick_up_new_releases(
 
 async def test_runtime_logs_without_follow_end(stub: PomegranateStub, project: str):
     await deploy(stub, project, "ticker", 1, health_path="/")
+    await asyncio.sleep(1)  # ~10 ticks printed
     async with asyncio.timeout(15):
         lines = [
             line
@@ -454,6 +455,7 @@ async def test_runtime_logs_without_follow_end(stub: PomegranateStub, project: s
             )
         ]
     assert len(lines) == 3 and all(line.line.startswith("tick ") for line in lines)
+    assert [int(line.line.split()[1]) for line in lines] != [1, 2, 3]  # the last three
 
 
 async def test_watch_reports_oom_kill(stub: PomegranateStub, project: str):

@@ -1,0 +1,85 @@
+"""What an SSH exec request may ask for: a pure parser, no I/O.
+
+git sends ``git-receive-pack '<path>'`` (push) or ``git-upload-pack '<path>'`` (fetch, clone).
+The path names a project's repository: ``<project>.git``, optionally with a leading ``/`` or
+``~/``, the ``.git`` suffix optional, single-quoted as git sends it or bare. Anything else is
+refused; nothing here ever reaches a shell.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from backend import validation
+from backend.errors import ValidationFailed
+
+RECEIVE_PACK = "git-receive-pack"
+UPLOAD_PACK = "git-upload-pack"
+MAX_COMMAND_LENGTH = 200
+
+# One space, then the path: single-quoted (no quote inside) or bare (no quote, no whitespace).
+_COMMAND_RE = re.compile(
+    r"(?P<service>git-receive-pack|git-upload-pack) (?:'(?P<quoted>[^']*)'|(?P<bare>[^'\s]+))"
+)
+_PRINTABLE_ASCII_RE = re.compile(r"[\x21-\x7e ]*")
+
+NOT_ALLOWED = (
+    "refused: this server only runs `git push` and `git fetch`/`git clone` of your projects; "
+    "there is no shell"
+)
+BAD_PATH = "refused: the repository path must be <project>.git, e.g. 'myapp.git'"
+
+
+class Refused(ValueError):
+    """The command is not allowed. ``message`` is one line, safe to show (never echoes input)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class GitCommand:
+    service: str  # RECEIVE_PACK or UPLOAD_PACK
+    project: str
+
+    @property
+    def write(self) -> bool:
+        return self.service == RECEIVE_PACK
+
+
+def parse(command: str | bytes | None) -> GitCommand:
+    """The git service and project a command asks for, or Refused."""
+    if command is None:
+        raise Refused(NOT_ALLOWED)
+    if isinstance(command, bytes):
+        try:
+            command = command.decode("ascii")
+        except UnicodeDecodeError:
+            raise Refused(NOT_ALLOWED) from None
+    if len(command) > MAX_COMMAND_LENGTH or not _PRINTABLE_ASCII_RE.fullmatch(command):
+        raise Refused(NOT_ALLOWED)
+    match = _COMMAND_RE.fullmatch(command)
+    if match is None:
+        service = command.split(" ", 1)[0]
+        if service in (RECEIVE_PACK, UPLOAD_PACK):
+            raise Refused(BAD_PATH)
+        raise Refused(NOT_ALLOWED)
+    path = match["quoted"] if match["quoted"] is not None else match["bare"]
+    return GitCommand(match["service"], project_from_path(path))
+
+
+def project_from_path(path: str) -> str:
+    """``/x.git``, ``~/x.git``, ``x.git``, ``x`` -> ``x``; the name must be a valid project name."""
+    for prefix in ("~/", "/"):
+        if path.startswith(prefix):
+            path = path[len(prefix) :]
+            break
+    name = path.removesuffix(".git")
+    try:
+        return validation.project_name(name, field="project")
+    except ValidationFailed as exc:
+        if validation.PROJECT_NAME_RE.fullmatch(name):
+            raise Refused(f"refused: {exc.message}") from None  # e.g. a reserved name
+        raise Refused(BAD_PATH) from None

@@ -1,0 +1,196 @@
+"""The pre-receive hook gitd installs: a push to the deploy branch deploys, or the push is rejected.
+
+git runs it inside ``git receive-pack`` with "<old> <new> <ref>" lines on stdin, before any ref is
+updated; the pushed objects are readable (in quarantine). Everything printed here reaches the
+pusher as ``remote:`` lines. Exit 0 accepts the whole push, anything else rejects it.
+
+gitd sets PAASTECH_PUSH_CLIENT_ID, PAASTECH_PUSH_PROJECT and PAASTECH_DEPLOY_BRANCH, and passes
+the platform settings (PAASTECH_*) through, so the hook reaches the API's internal gRPC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+
+from backend.rpc import platform_pb2 as pb
+from backend.rpc import platform_pb2_grpc as pb_grpc
+from backend.rpc.auth import call_metadata
+from backend.settings import get_settings
+
+ZERO = "0" * 40
+CHUNK_BYTES = 256 * 1024
+INDENT = "       "
+HEADINGS = ("----->", "=====>", " !")
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    old: str
+    new: str
+    ref: str
+
+    @property
+    def deletes(self) -> bool:
+        return set(self.new) == {"0"}
+
+    @property
+    def branch(self) -> str | None:
+        return self.ref.removeprefix("refs/heads/") if self.ref.startswith("refs/heads/") else None
+
+
+def say(line: str = "") -> None:
+    """One line to the pusher, flushed now (git relays it as it comes)."""
+    sys.stdout.buffer.write(line.encode("utf-8", "replace") + b"\n")
+    sys.stdout.buffer.flush()
+
+
+def fail(message: str) -> int:
+    for line in message.splitlines() or [""]:
+        say(f" !     {line}")
+    return 1
+
+
+def format_log(line: str) -> str:
+    return line if line.startswith(HEADINGS) else INDENT + line
+
+
+def deploy_refs(deploy_branch: str) -> set[str]:
+    refs = {f"refs/heads/{deploy_branch}"}
+    if deploy_branch == "main":
+        refs.add("refs/heads/master")
+    return refs
+
+
+def read_updates(text: str) -> list[RefUpdate]:
+    updates = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            updates.append(RefUpdate(*parts))
+    return updates
+
+
+async def archive_chunks(sha: str) -> AsyncIterator[bytes]:
+    """`git archive --format=tar <sha>`, read in chunks as git writes it."""
+    proc = await asyncio.create_subprocess_exec(
+        "git",
+        "archive",
+        "--format=tar",
+        sha,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    errors = asyncio.create_task(proc.stderr.read())
+    try:
+        while chunk := await proc.stdout.read(CHUNK_BYTES):
+            yield chunk
+        if await proc.wait() != 0:
+            raise RuntimeError(f"git archive failed: {(await errors).decode(errors='replace')}")
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        errors.cancel()
+
+
+async def deploy(project: str, client_id: int, sha: str) -> int:
+    settings = get_settings()
+    host = settings.host if settings.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+
+    async def chunks() -> AsyncIterator[pb.DeployChunk]:
+        yield pb.DeployChunk(
+            header=pb.DeployHeader(
+                project=project, client_id=client_id, commit_sha=sha, cause=f"push {sha[:7]}"
+            )
+        )
+        async for data in archive_chunks(sha):
+            yield pb.DeployChunk(data=data)
+
+    say(f"-----> Received {sha[:7]}; deploying {project}")
+    deployed_line = False
+    async with grpc.aio.insecure_channel(f"{host}:{settings.api_grpc_port}") as channel:
+        stub = pb_grpc.DeploymentsStub(channel)
+        try:
+            async for event in stub.Deploy(chunks(), metadata=call_metadata()):
+                kind = event.WhichOneof("event")
+                if kind == "log":
+                    deployed_line |= event.log.startswith("=====> Application deployed")
+                    say(format_log(event.log))
+                elif kind == "status" and event.status.status == "queued":
+                    say(f"-----> Queued as v{event.status.application}")
+                elif kind == "finished":
+                    f = event.finished
+                    if f.ok:
+                        if not deployed_line:
+                            say(f"=====> Application deployed: {f.url}")
+                        return 0
+                    if f.application:
+                        # The log already ended with the reason and the last build lines.
+                        return fail(f"Push rejected: v{f.application} of {project} failed")
+                    return fail(f"Push rejected: {f.reason}")
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                return fail("Push rejected: the platform is not reachable; try again later")
+            return fail(f"Push rejected: the platform answered {exc.code().name}")
+    return fail("Push rejected: the deploy ended without an outcome")
+
+
+async def run(stdin_text: str, env: dict[str, str]) -> int:
+    project = env.get("PAASTECH_PUSH_PROJECT", "")
+    client = env.get("PAASTECH_PUSH_CLIENT_ID", "")
+    branch = env.get("PAASTECH_DEPLOY_BRANCH", "") or "main"
+    if not project or not client.isdigit():
+        return fail("Push rejected: this repository only accepts pushes through PaaSTech's gitd")
+    targets = deploy_refs(branch)
+    to_deploy: list[RefUpdate] = []
+    for update in read_updates(stdin_text):
+        if update.ref in targets:
+            if update.deletes:
+                return fail("Deleting the deploy branch is refused")
+            to_deploy.append(update)
+        elif update.branch is not None and update.deletes:
+            say(f"-----> Deleted branch {update.branch}")
+        elif update.branch is not None:
+            say(f"-----> Stored branch {update.branch}; only {branch} deploys")
+        else:
+            say(f"-----> Stored {update.ref}")
+    if len(to_deploy) > 1:
+        return fail(f"Push one deploy branch at a time ({' or '.join(sorted(targets))})")
+    if not to_deploy:
+        return 0
+    return await deploy(project, int(client), to_deploy[0].new)
+
+
+def _log_error() -> None:
+    import traceback
+
+    try:
+        path = get_settings().data_dir / "gitd-hook.log"
+        with path.open("a") as fh:
+            fh.write(traceback.format_exc())
+    except OSError:
+        pass
+
+
+def main() -> None:
+    text = sys.stdin.read()
+    try:
+        code = asyncio.run(run(text, dict(os.environ)))
+    except KeyboardInterrupt:
+        code = 1
+    except Exception:  # never a traceback to the pusher: it goes to the data dir's log
+        _log_error()
+        code = fail("Push rejected: internal error in the deploy hook")
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,458 @@
+"""gitd: the SSH server of `git push` / `git fetch` (asyncssh).
+
+Public-key authentication only, each key looked up through the API's internal GitAccess service.
+An exec request may only run `git-receive-pack` or `git-upload-pack` on one of the caller's own
+repositories (gitd/commands.py parses it); the real git runs as a subprocess wired to the channel.
+receive-pack runs with gitd's pre-receive hook (gitd/hook.py), which deploys the pushed revision
+and rejects the push when the deploy fails. A plain `ssh` login prints a greeting and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+
+import asyncssh
+import grpc
+
+from backend import repos
+from backend.rpc import platform_pb2 as pb
+from backend.rpc import platform_pb2_grpc as pb_grpc
+from backend.rpc.auth import call_metadata
+from backend.settings import Settings, get_settings
+from gitd import commands
+
+log = logging.getLogger("paastech.gitd")
+
+HOST_KEY_FILE = "ssh_host_ed25519_key"
+HOOKS_DIR = "hooks"
+
+MAX_CONNECTIONS = 64  # further connections are closed at once
+MAX_SESSIONS_PER_CONNECTION = 4
+LOGIN_TIMEOUT_SECONDS = 20  # from TCP accept to successful authentication
+KEEPALIVE_INTERVAL_SECONDS = 30
+KEEPALIVE_COUNT_MAX = 3
+IDLE_TIMEOUT_SECONDS = 180  # no byte either way (git sends keepalives while hooks run)
+COMMAND_MAX_SECONDS = 30 * 60  # total time of one git command, deploy included
+RPC_TIMEOUT_SECONDS = 10
+WATCHDOG_INTERVAL_SECONDS = 1.0
+CHUNK_BYTES = 64 * 1024
+# What gitd passes to git and the hook besides PAASTECH_*; never GIT_* from its own environment.
+PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
+
+
+class Access:
+    """Client of the API's GitAccess service (shared secret)."""
+
+    def __init__(self, settings: Settings) -> None:
+        host = settings.host if settings.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        self._channel = grpc.aio.insecure_channel(f"{host}:{settings.api_grpc_port}")
+        self._stub = pb_grpc.GitAccessStub(self._channel)
+
+    async def authorize_key(self, fingerprint: str) -> pb.KeyReply:
+        return await self._stub.AuthorizeKey(
+            pb.KeyRequest(fingerprint=fingerprint),
+            metadata=call_metadata(),
+            timeout=RPC_TIMEOUT_SECONDS,
+        )
+
+    async def authorize_repo(self, client_id: int, project: str, write: bool) -> pb.RepoReply:
+        return await self._stub.AuthorizeRepo(
+            pb.RepoRequest(client_id=client_id, project=project, write=write),
+            metadata=call_metadata(),
+            timeout=RPC_TIMEOUT_SECONDS,
+        )
+
+    async def whoami(self, client_id: int) -> pb.WhoamiReply:
+        return await self._stub.Whoami(
+            pb.ClientRef(client_id=client_id), metadata=call_metadata(), timeout=RPC_TIMEOUT_SECONDS
+        )
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+class Connection(asyncssh.SSHServer):
+    """One SSH connection: its authenticated Client, its sessions, its idle clock."""
+
+    def __init__(self, gitd: Gitd) -> None:
+        self.gitd = gitd
+        self.conn: asyncssh.SSHServerConnection | None = None
+        self.client_id = 0
+        self.username = ""
+        self.sessions = 0
+        self.last_activity = time.monotonic()
+        self._counted = False
+        self._watchdog: asyncio.Task | None = None
+
+    def touch(self) -> None:
+        self.last_activity = time.monotonic()
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.conn = conn
+        self.gitd.connections += 1
+        self._counted = True
+        if self.gitd.connections > self.gitd.max_connections:
+            log.warning("too many connections (%d): closing one", self.gitd.connections)
+            asyncio.get_running_loop().call_soon(conn.close)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._counted:
+            self.gitd.connections -= 1
+            self._counted = False
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+
+    def begin_auth(self, username: str) -> bool:
+        return True  # any user name; the key says who it is
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def kbdint_auth_supported(self) -> bool:
+        return False
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        try:
+            reply = await self.gitd.access.authorize_key(key.get_fingerprint("sha256"))
+        except grpc.aio.AioRpcError as exc:
+            log.error("GitAccess.AuthorizeKey failed: %s", exc.code().name)
+            return False
+        if not reply.found:
+            return False
+        # asyncssh verifies the signature right after this returns True; the last key
+        # validated is the one that authenticates the connection.
+        self.client_id, self.username = reply.client_id, reply.username
+        return True
+
+    def auth_completed(self) -> None:
+        log.info("client %d (%s) authenticated", self.client_id, self.username)
+        self.touch()
+        self._watchdog = asyncio.get_running_loop().create_task(self._idle_watchdog())
+
+    async def _idle_watchdog(self) -> None:
+        while True:
+            await asyncio.sleep(WATCHDOG_INTERVAL_SECONDS)
+            if time.monotonic() - self.last_activity > self.gitd.idle_timeout:
+                log.info("closing idle connection of client %d", self.client_id)
+                if self.conn is not None:
+                    self.conn.close()
+                return
+
+
+class Gitd:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.data_dir = self.settings.data_dir.resolve()
+        self.access = Access(self.settings)
+        self.connections = 0
+        self.max_connections = MAX_CONNECTIONS
+        self.idle_timeout = IDLE_TIMEOUT_SECONDS
+        self.command_max_seconds = COMMAND_MAX_SECONDS
+        self._push_locks: dict[str, asyncio.Lock] = {}
+        self._server: asyncssh.SSHAcceptor | None = None
+
+    @property
+    def hooks_dir(self) -> Path:
+        return self.data_dir / HOOKS_DIR
+
+    # -- setup -----------------------------------------------------------------------------
+
+    def host_key(self) -> asyncssh.SSHKey:
+        """The server's ed25519 key, generated once and kept in the data dir (0600)."""
+        path = self.data_dir / HOST_KEY_FILE
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            key = asyncssh.generate_private_key("ssh-ed25519", comment="paastech-gitd")
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # another gitd made it just now
+            else:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(key.export_private_key())
+                path.with_suffix(".pub").write_bytes(key.export_public_key())
+        return asyncssh.read_private_key(path)
+
+    def install_hook(self) -> None:
+        """DATA_DIR/hooks/pre-receive: runs gitd.hook with this interpreter."""
+        self.hooks_dir.mkdir(parents=True, exist_ok=True)
+        script = f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m gitd.hook\n"
+        target = self.hooks_dir / "pre-receive"
+        tmp = target.with_name(f".pre-receive.{os.getpid()}")
+        tmp.write_text(script)
+        tmp.chmod(0o755)
+        tmp.replace(target)
+
+    async def start(self) -> asyncssh.SSHAcceptor:
+        self.install_hook()
+        s = self.settings
+        self._server = await asyncssh.create_server(
+            lambda: Connection(self),
+            s.host,
+            s.gitd_port,
+            server_host_keys=[self.host_key()],
+            process_factory=self.handle,
+            encoding=None,
+            allow_pty=False,
+            line_editor=False,
+            agent_forwarding=False,
+            x11_forwarding=False,
+            allow_scp=False,
+            password_auth=False,
+            kbdint_auth=False,
+            login_timeout=LOGIN_TIMEOUT_SECONDS,
+            keepalive_interval=KEEPALIVE_INTERVAL_SECONDS,
+            keepalive_count_max=KEEPALIVE_COUNT_MAX,
+            server_version="PaaSTech_gitd",
+        )
+        log.info(
+            "gitd listening on %s:%d (push to %s)",
+            s.host,
+            s.gitd_port,
+            repos.git_url("<project>", s),
+        )
+        return self._server
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        await self.access.close()
+
+    # -- sessions --------------------------------------------------------------------------
+
+    async def handle(self, process: asyncssh.SSHServerProcess) -> None:
+        conn: Connection = process.get_extra_info("connection").get_owner()
+        conn.sessions += 1
+        conn.touch()
+        status = 1
+        try:
+            if conn.sessions > MAX_SESSIONS_PER_CONNECTION:
+                status = refuse(process, "refused: too many sessions on one connection")
+            elif process.subsystem is not None:
+                status = refuse(process, commands.NOT_ALLOWED)
+            elif process.command is None:
+                status = await self.greet(process, conn)
+            else:
+                status = await self.run_command(process, conn)
+        except grpc.aio.AioRpcError as exc:
+            log.error("GitAccess call failed: %s", exc.code().name)
+            status = refuse(process, "the platform is not reachable; try again later")
+        except Exception:
+            log.exception("session of client %d failed", conn.client_id)
+            status = refuse(process, "internal error")
+        finally:
+            conn.sessions -= 1
+            conn.touch()
+        with contextlib.suppress(Exception):
+            process.exit(status)
+
+    async def greet(self, process: asyncssh.SSHServerProcess, conn: Connection) -> int:
+        who = await self.access.whoami(conn.client_id)
+        lines = [f"Hi {who.username}! You've authenticated to PaaSTech.", ""]
+        if who.projects:
+            lines.append("Your projects:")
+            width = max(len(p) for p in who.projects)
+            lines += [f"  {p:<{width}}  {repos.git_url(p, self.settings)}" for p in who.projects]
+        else:
+            lines.append("You have no projects yet: create one first.")
+        example = who.projects[0] if who.projects else "<name>"
+        lines += [
+            "",
+            "To deploy a project:",
+            f"  git remote add paastech {repos.git_url(example, self.settings)}",
+            "  git push paastech main",
+            "",
+            "There is no shell access.",
+        ]
+        process.stdout.write(("\n".join(lines) + "\n").encode())
+        return 0
+
+    async def run_command(self, process: asyncssh.SSHServerProcess, conn: Connection) -> int:
+        try:
+            cmd = commands.parse(process.command)
+        except commands.Refused as exc:
+            log.info("client %d: refused a command", conn.client_id)
+            return refuse(process, exc.message)
+        reply = await self.access.authorize_repo(conn.client_id, cmd.project, cmd.write)
+        if not reply.ok:
+            return refuse(process, reply.message or f"project {cmd.project!r} not found")
+        path = Path(reply.repo_path)
+        if not repos.is_repo_path(path, self.settings) or not path.is_dir():  # noqa: ASYNC240
+            log.error("refusing repository path %s for %s", path, cmd.project)
+            return refuse(process, f"project {cmd.project!r} not found")
+        log.info("client %d: %s %s", conn.client_id, cmd.service, cmd.project)
+        if not cmd.write:
+            argv = ["git", "upload-pack", "--strict", str(path)]
+            return await self.run_git(process, conn, argv, self.git_env({}), path)
+        argv = [
+            "git",
+            "-c",
+            f"core.hooksPath={self.hooks_dir}",
+            "-c",
+            "receive.fsckObjects=true",
+            "receive-pack",
+            str(path),
+        ]
+        env = self.git_env(
+            {
+                "PAASTECH_PUSH_CLIENT_ID": str(conn.client_id),
+                "PAASTECH_PUSH_PROJECT": cmd.project,
+                "PAASTECH_DEPLOY_BRANCH": reply.deploy_branch or "main",
+            }
+        )
+        # One push per project at a time: a second push waits, then git checks it against the
+        # ref the first one left (non-fast-forward pushes are rejected unless forced).
+        lock = self._push_locks.setdefault(cmd.project, asyncio.Lock())
+        if lock.locked():
+            process.stderr.write(b"remote: waiting for another push to this project to finish\n")
+        acquire = asyncio.ensure_future(lock.acquire())
+        try:
+            while not acquire.done():  # waiting for the lock is not idling
+                await asyncio.wait({acquire}, timeout=WATCHDOG_INTERVAL_SECONDS)
+                conn.touch()
+        except BaseException:
+            if acquire.done() and not acquire.cancelled():
+                lock.release()
+            else:
+                acquire.cancel()
+            raise
+        try:
+            return await self.run_git(process, conn, argv, env, path)
+        finally:
+            lock.release()
+
+    def git_env(self, extra: dict[str, str]) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k.startswith("PAASTECH_") or k in PASSED_ENV}
+        env.setdefault("PATH", os.defpath)
+        env["HOME"] = str(self.data_dir)  # no user's ~/.gitconfig
+        env["GIT_CONFIG_NOSYSTEM"] = "1"
+        # The hook runs inside the repository: give it absolute settings.
+        env["PAASTECH_DATA_DIR"] = str(self.data_dir)
+        env["PAASTECH_HOST"] = self.settings.host
+        env["PAASTECH_API_GRPC_PORT"] = str(self.settings.api_grpc_port)
+        root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        env.update(extra)
+        return env
+
+    async def run_git(
+        self,
+        process: asyncssh.SSHServerProcess,
+        conn: Connection,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: Path,
+    ) -> int:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,  # its own process group: a timeout kills git and its hook
+        )
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        client_gone = asyncio.Event()
+
+        async def to_git() -> None:
+            try:
+                while data := await process.stdin.read(CHUNK_BYTES):
+                    conn.touch()
+                    proc.stdin.write(data)
+                    await proc.stdin.drain()
+            except Exception:
+                pass  # client gone, or git stopped reading
+            finally:
+                with contextlib.suppress(Exception):
+                    proc.stdin.close()
+
+        async def from_git(reader: asyncio.StreamReader, writer: asyncssh.SSHWriter) -> None:
+            # Keep reading after the client is gone: git must not block on a full pipe (a
+            # running deploy finishes and its push is recorded either way).
+            while data := await reader.read(CHUNK_BYTES):
+                conn.touch()
+                if client_gone.is_set():
+                    continue
+                try:
+                    writer.write(data)
+                    await writer.drain()
+                except Exception:
+                    client_gone.set()
+
+        async def watchdog() -> str:
+            started = time.monotonic()
+            while True:
+                await asyncio.sleep(WATCHDOG_INTERVAL_SECONDS)
+                now = time.monotonic()
+                if now - started > self.command_max_seconds:
+                    return f"the command took longer than {self.command_max_seconds} s"
+                if now - conn.last_activity > self.idle_timeout:
+                    return f"no data for {self.idle_timeout} s"
+
+        pumps = [
+            asyncio.create_task(from_git(proc.stdout, process.stdout)),
+            asyncio.create_task(from_git(proc.stderr, process.stderr)),
+        ]
+        feeder = asyncio.create_task(to_git())
+        guard = asyncio.create_task(watchdog())
+        exited = asyncio.create_task(proc.wait())
+        try:
+            await asyncio.wait({exited, guard}, return_when=asyncio.FIRST_COMPLETED)
+            if not exited.done():
+                reason = guard.result()
+                log.warning("killing %s: %s", argv[-2], reason)
+                kill_group(proc)
+                await exited
+                with contextlib.suppress(Exception):
+                    process.stderr.write(f"remote: gitd: stopped: {reason}\n".encode())
+                return 1
+            # Output git wrote before exiting still goes out, then the channel closes.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*pumps), 10)
+            return exited.result()
+        finally:
+            if proc.returncode is None:
+                kill_group(proc)
+                await proc.wait()
+            for task in (*pumps, feeder, guard, exited):
+                task.cancel()
+            await asyncio.gather(*pumps, feeder, guard, exited, return_exceptions=True)
+
+
+def kill_group(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def refuse(process: asyncssh.SSHServerProcess, message: str) -> int:
+    """One line on stderr, exit status 1."""
+    line = message.replace("\n", " ").replace("\r", " ")
+    process.stderr.write(f"remote: {line}\n".encode())
+    return 1
+
+
+async def serve(settings: Settings | None = None) -> None:
+    gitd = Gitd(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await gitd.start()
+    try:
+        await stop.wait()
+        log.info("gitd stopping")
+    finally:
+        await gitd.close()
