@@ -27,9 +27,19 @@ PROJECT = "paastech.project"
 APPLICATION = "paastech.application"
 PROCESS = "paastech.process"
 REPLICA = "paastech.replica"
+# Which PaaSTech installation owns the object: several can share one Docker engine (and the
+# tests run many), and each manages, routes and reconciles only its own.
+INSTANCE = "paastech.instance"
+DEFAULT_INSTANCE = "paastech"
 
 # For Docker API filters, e.g. {"label": [MANAGED_FILTER]}.
 MANAGED_FILTER = f"{MANAGED}={MANAGED_VALUE}"
+
+
+def instance_filters(instance: str) -> list[str]:
+    """Docker label filters selecting what one installation manages."""
+    return [MANAGED_FILTER, f"{INSTANCE}={instance}"]
+
 
 WEB_PROCESS = "web"
 HEALTHCHECK_INTERVAL = "5s"
@@ -59,9 +69,11 @@ def ownership_labels(
     application: int | None = None,
     process_type: str | None = None,
     replica: int | None = None,
+    *,
+    instance: str = DEFAULT_INSTANCE,
 ) -> dict[str, str]:
     """The ``paastech.*`` labels. Images get project + application; containers get all four."""
-    labels = {MANAGED: MANAGED_VALUE, PROJECT: project}
+    labels = {MANAGED: MANAGED_VALUE, INSTANCE: instance, PROJECT: project}
     if application is not None:
         labels[APPLICATION] = str(application)
     if process_type is not None:
@@ -83,6 +95,7 @@ def container_labels(
     tls: bool,
     certresolver: str,
     health_path: str | None,
+    instance: str = DEFAULT_INSTANCE,
 ) -> dict[str, str]:
     """All labels of one container: ownership, plus Traefik routing for ``web`` processes.
 
@@ -95,7 +108,7 @@ def container_labels(
         raise ValueError(f"invalid process type: {process_type!r}")
     if application < 1 or replica < 1:
         raise ValueError("application and replica numbers start at 1")
-    labels = ownership_labels(project, application, process_type, replica)
+    labels = ownership_labels(project, application, process_type, replica, instance=instance)
     if process_type != WEB_PROCESS:
         labels["traefik.enable"] = "false"
         return labels

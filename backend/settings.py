@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     # Pomegranate (deployment manager). Base images are built locally by scripts/base-images.sh.
     docker_url: str = ""  # empty: the local engine (DOCKER_HOST or /var/run/docker.sock)
     docker_network: str = "paastech"
+    # This installation's name on the Docker engine (label paastech.instance).
+    instance: str = "paastech"
     python_base_image: str = "paastech/python:bookworm"
     node_base_image: str = "paastech/node:bookworm"
     static_base_image: str = "paastech/busybox:latest"

@@ -75,7 +75,8 @@ def _ratio(row: Row) -> str:
     if row.baseline:
         return "1.00 (baseline)"
     if row.rps_ratio is None:
-        return "-"
+        # Latency-only rows (deploys): the ratio of medians.
+        return f"p50 x{row.p50_ratio:.2f}" if row.p50_ratio is not None else "-"
     text = f"rps x{row.rps_ratio:.2f}"
     if row.p50_ratio is not None:
         text += f", p50 x{row.p50_ratio:.2f}"

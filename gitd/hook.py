@@ -57,7 +57,8 @@ def fail(message: str) -> int:
 
 
 def format_log(line: str) -> str:
-    return line if line.startswith(HEADINGS) else INDENT + line
+    """Headings as they are, everything else indented under them (once)."""
+    return line if line.startswith((*HEADINGS, INDENT)) else INDENT + line
 
 
 def deploy_refs(deploy_branch: str) -> set[str]:

@@ -48,7 +48,8 @@ if ! pgrep -x dockerd >/dev/null 2>&1; then
     if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid 2>/dev/null)" 2>/dev/null; then
         rm -f /var/run/docker.pid
     fi
-    nohup "$DOCKERD" >>"$LOG" 2>&1 </dev/null &
+    # setsid: its own session, so ending the shell or job that started it does not end it.
+    setsid nohup "$DOCKERD" >>"$LOG" 2>&1 </dev/null &
     disown || true
 fi
 

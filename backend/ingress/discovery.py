@@ -46,9 +46,14 @@ TERMINATING_SIGNALS = {"2", "3", "9", "15", "SIGINT", "SIGQUIT", "SIGKILL", "SIG
 
 class Discovery:
     def __init__(
-        self, docker: aiodocker.Docker, table: RouteTable, session: aiohttp.ClientSession
+        self,
+        docker: aiodocker.Docker,
+        table: RouteTable,
+        session: aiohttp.ClientSession,
+        instance: str = L.DEFAULT_INSTANCE,
     ) -> None:
         self.docker = docker
+        self.label_filters = L.instance_filters(instance)
         self.table = table
         self.session = session
         self._probes: dict[str, asyncio.Task[None]] = {}
@@ -82,7 +87,7 @@ class Discovery:
                 await resync
 
     async def _follow(self) -> None:
-        filters = {"type": ["container"], "label": [L.MANAGED_FILTER], "event": EVENT_ACTIONS}
+        filters = {"type": ["container"], "label": self.label_filters, "event": EVENT_ACTIONS}
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
         # The engine answers the headers at once; events queue in the stream while we list.
         async with self.docker._query(
@@ -123,7 +128,7 @@ class Discovery:
         """Rebuild the table from a full listing of our containers (all states)."""
         async with self._lock:
             found = await self.docker.containers.list(
-                all=True, filters={"label": [L.MANAGED_FILTER]}
+                all=True, filters={"label": self.label_filters}
             )
             datas = await asyncio.gather(*(self._inspect(c.id) for c in found))
             containers = [c for d in datas if d and (c := container_from_inspect(d)) is not None]

@@ -39,7 +39,7 @@ async def serve(settings: Settings | None = None) -> None:
     table = RouteTable()
     session = make_session()
     docker = aiodocker.Docker(url=s.docker_url or None)
-    discovery = Discovery(docker, table, session)
+    discovery = Discovery(docker, table, session, instance=s.instance)
     proxy = Proxy(table, session)
     runner = web.AppRunner(
         create_app(proxy),

@@ -254,7 +254,9 @@ class DockerRuntime:
                     encoding="application/x-tar",
                     path_dockerfile=dockerfile_name,
                     tag=tag,
-                    labels=L.ownership_labels(project, application),
+                    labels=L.ownership_labels(
+                        project, application, instance=self.settings.instance
+                    ),
                     stream=True,
                     rm=True,
                     forcerm=True,
@@ -359,6 +361,7 @@ class DockerRuntime:
                 tls=s.tls,
                 certresolver=s.certresolver,
                 health_path=spec.health_path,
+                instance=s.instance,
             ),
             "HostConfig": host_config,
             "Tty": False,
@@ -446,7 +449,7 @@ class DockerRuntime:
 
     async def list_containers(self, project: str | None = None) -> list[ContainerInfo]:
         """Containers labelled paastech.managed=true (all states), optionally of one project."""
-        label_filters = [L.MANAGED_FILTER]
+        label_filters = L.instance_filters(self.settings.instance)
         if project is not None:
             label_filters.append(f"{L.PROJECT}={project}")
         found = await self.docker.containers.list(all=True, filters={"label": label_filters})
@@ -599,7 +602,11 @@ class DockerRuntime:
         Each call opens its own event stream from the engine (filtered to paastech.managed=true),
         so several consumers do not share or stop each other's streams.
         """
-        filters = {"type": ["container"], "label": [L.MANAGED_FILTER], "event": EVENT_ACTIONS}
+        filters = {
+            "type": ["container"],
+            "label": L.instance_filters(self.settings.instance),
+            "event": EVENT_ACTIONS,
+        }
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
         async with self.docker._query(
             "events", method="GET", params={"filters": filters}, timeout=timeout
@@ -647,7 +654,9 @@ class DockerRuntime:
     async def list_images(self, project: str) -> list[str]:
         """Tags of the project's images, newest Application first."""
         images = await self.docker.images.list(
-            filters={"label": [L.MANAGED_FILTER, f"{L.PROJECT}={project}"]}
+            filters={
+                "label": [*L.instance_filters(self.settings.instance), f"{L.PROJECT}={project}"]
+            }
         )
         repository = image_repository(project)
         tags: list[tuple[int, str]] = []

@@ -60,8 +60,12 @@ def decide(desired: list[DesiredProject], containers: list[ContainerInfo]) -> De
     present: set[tuple[str, str, int]] = set()
     for info in sorted(containers, key=lambda c: c.name):
         own = info.ownership
-        want = by_project.get(own.project) if own is not None else None
-        if own is None or want is None:
+        if own is None:
+            # Not a release container: e.g. the legacy builder's intermediate containers carry
+            # the image's build labels. The builder removes them itself.
+            continue
+        want = by_project.get(own.project)
+        if want is None:
             out.remove.append(info)
             continue
         live = want.live

@@ -432,3 +432,63 @@ async def test_only_the_last_images_are_kept(tmp_path: Path) -> None:
             await user.wait_status(project, 4, {"running"})
         finally:
             cleanup_project(project)
+
+
+async def test_redeploy_under_continuous_load_has_zero_failed_requests(
+    plat: Platform, user: User
+) -> None:
+    """A client hammers the app through the embedded ingress during a code push and an env change."""
+    project = await user.project(plat)
+    await user.api(
+        'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 2) { name } }',
+        p=project,
+    )
+    assert (await push(plat, user.id, project, tar_dir(fixture("python")))).ok
+    url, host = f"http://127.0.0.1:{plat.ingress_port}/", {"Host": f"{project}.localhost"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        await _until_ok(http, url, host)
+        results: list[str] = []
+        stop = asyncio.Event()
+
+        async def hammer() -> None:
+            while not stop.is_set():
+                try:
+                    resp = await http.get(url, headers=host)
+                    results.append(
+                        resp.json()["version"]
+                        if resp.status_code == 200
+                        else f"HTTP {resp.status_code}"
+                    )
+                except httpx.HTTPError as exc:
+                    results.append(f"error {exc!r}")
+
+        workers = [asyncio.create_task(hammer()) for _ in range(4)]
+        try:
+            changed = tar_dir(fixture("python"), {"VERSION": "file"})
+            assert (await push(plat, user.id, project, changed)).ok
+            await user.api(
+                'mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "VERSION", value: "v3"}]) { name } }',
+                p=project,
+            )
+            await user.wait_status(project, 3, {"running"})
+            async with asyncio.timeout(10):
+                while not results or results[-1] != "v3":
+                    await asyncio.sleep(0.1)
+        finally:
+            stop.set()
+            await asyncio.gather(*workers)
+    failures = [r for r in results if not r.startswith("v")]
+    assert len(results) > 100
+    assert failures == [], failures[:5]
+    assert results[0] == "v1" and results[-1] == "v3"
+
+
+async def _until_ok(http: httpx.AsyncClient, url: str, headers: dict) -> None:
+    async with asyncio.timeout(20):
+        while True:
+            try:
+                if (await http.get(url, headers=headers)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)

@@ -64,6 +64,7 @@ class Platform:
     api_grpc_port: int
     pomegranate: Pomegranate
     data_dir: Path
+    ingress_port: int
     projects: list[str] = field(default_factory=list)
 
 
@@ -83,11 +84,22 @@ def wait_tcp(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
 
 @contextmanager
 def platform(data_dir: Path, database_url: str = "", **settings: object) -> Iterator[Platform]:
-    pom_port, grpc_port = free_port(), free_port()
-    env = base_env(data_dir, database_url, pomegranate_port=pom_port, **settings)
+    pom_port, grpc_port, ingress_port = free_port(), free_port(), free_port()
+    env = base_env(
+        data_dir, database_url, pomegranate_port=pom_port, ingress_port=ingress_port, **settings
+    )
     pom = Pomegranate(pom_port, env, data_dir / "pomegranate.log")
     pom.start()
+    ingress_log = (data_dir / "ingress.log").open("ab")
+    ingress = subprocess.Popen(
+        [sys.executable, "-m", "backend", "ingress"],
+        env=env,
+        cwd=ROOT,
+        stdout=ingress_log,
+        stderr=ingress_log,
+    )
     try:
+        wait_tcp(ingress_port, ingress)
         with api_server(
             data_dir,
             database_url,
@@ -96,8 +108,11 @@ def platform(data_dir: Path, database_url: str = "", **settings: object) -> Iter
             login_max_failures_per_address=100_000,
             **settings,
         ) as url:
-            yield Platform(url, grpc_port, pom, data_dir)
+            yield Platform(url, grpc_port, pom, data_dir, ingress_port)
     finally:
+        ingress.terminate()
+        ingress.wait(15)
+        ingress_log.close()
         pom.stop()
 
 

@@ -28,6 +28,8 @@ def base_env(data_dir: Path, database_url: str = "", **settings: object) -> dict
     env["PAASTECH_DATA_DIR"] = str(data_dir)
     env["PAASTECH_DATABASE_URL"] = database_url
     env["PAASTECH_SECRET_KEY"] = "test-secret-key-0123456789"
+    # Each test platform manages only its own containers on the shared engine.
+    env["PAASTECH_INSTANCE"] = f"test-{data_dir.name}-{os.getpid()}"
     for key, value in settings.items():
         env[f"PAASTECH_{key.upper()}"] = str(value)
     return env

@@ -42,6 +42,7 @@ def labels(**overrides):
 def test_default_domain_only():
     assert labels() == {
         "paastech.managed": "true",
+        "paastech.instance": "paastech",
         "paastech.project": "shop",
         "paastech.application": "3",
         "paastech.process": "web",
@@ -67,6 +68,7 @@ def test_two_custom_domains_with_tls_and_health_check():
     )
     assert result == {
         "paastech.managed": "true",
+        "paastech.instance": "paastech",
         "paastech.project": "shop",
         "paastech.application": "3",
         "paastech.process": "web",
@@ -88,6 +90,7 @@ def test_two_custom_domains_with_tls_and_health_check():
 def test_worker_is_not_routed():
     assert labels(process_type="worker", replica=4, tls=True, health_path="/x") == {
         "paastech.managed": "true",
+        "paastech.instance": "paastech",
         "paastech.project": "shop",
         "paastech.application": "3",
         "paastech.process": "worker",

@@ -165,6 +165,8 @@ def test_decide_covers_every_case():
     decisions = decide(desired, list(rt.containers.values()))
     assert decisions.adopt == [adopted, restarting]
     assert decisions.recreate == [exited]
+    # Not a release container (e.g. a legacy-builder intermediate): never touched.
+    assert malformed not in decisions.remove and malformed not in decisions.leave
     assert decisions.leave == [in_flight]
     assert sorted(c.name for c in decisions.remove) == sorted(
         c.name
@@ -175,7 +177,6 @@ def test_decide_covers_every_case():
             half_started,
             orphan,
             stopped_project,
-            malformed,
         )
     )
     assert decisions.missing == [("live", "worker", 2), ("fresh", "web", 1)]
