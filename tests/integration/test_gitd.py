@@ -462,6 +462,16 @@ async def test_connection_limit(alice: User, gitd: Gitd) -> None:
     assert alice.ssh().returncode == 0
 
 
+async def test_login_timeout(gitd: Gitd) -> None:
+    """A connection that never authenticates is closed after the login timeout (20 s)."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", gitd.port), timeout=40) as s:
+        assert s.recv(100).startswith(b"SSH-2.0-")
+        while s.recv(4096):
+            pass
+    assert 15 < time.monotonic() - started < 35
+
+
 # -- pushes that deploy ----------------------------------------------------------------------
 
 
@@ -599,6 +609,8 @@ async def test_concurrent_pushes_stay_consistent(alice: User, gitd: Gitd) -> Non
         alice.commit(clone, {"NOTES.md": f"clone {i}\n"}, f"clone {i}")
         clones.append(clone)
     results = await asyncio.gather(*(asyncio.to_thread(alice.push, c) for c in clones))
+    for i, r in enumerate(results):
+        save_transcript(gitd, f"concurrent-{i}", r)
     ok = [r for r in results if r.returncode == 0]
     assert ok, [r.stderr for r in results]
     for r in results:

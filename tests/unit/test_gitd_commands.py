@@ -161,3 +161,77 @@ def test_reserved_names_refused(name: str) -> None:
     with pytest.raises(Refused) as info:
         parse(f"git-receive-pack '{name}.git'")
     assert "reserved" in info.value.message
+
+
+# -- the pre-receive hook's ref rules (no deploy reached in these cases) ----------------------
+
+ZERO = "0" * 40
+OLD, NEW = "a" * 40, "b" * 40
+HOOK_ENV = {
+    "PAASTECH_PUSH_PROJECT": "myapp",
+    "PAASTECH_PUSH_CLIENT_ID": "7",
+    "PAASTECH_DEPLOY_BRANCH": "main",
+}
+
+
+async def run_hook(capsysbinary, stdin: str, env: dict[str, str] = HOOK_ENV) -> tuple[int, str]:
+    from gitd import hook
+
+    code = await hook.run(stdin, env)
+    return code, capsysbinary.readouterr().out.decode()
+
+
+@pytest.mark.parametrize("ref", ["refs/heads/main", "refs/heads/master"])
+async def test_hook_refuses_deleting_the_deploy_branch(capsysbinary, ref: str) -> None:
+    code, out = await run_hook(capsysbinary, f"{OLD} {ZERO} {ref}\n")
+    assert code == 1
+    assert out == " !     Deleting the deploy branch is refused\n"
+
+
+async def test_hook_stores_other_branches_and_tags(capsysbinary) -> None:
+    stdin = (
+        f"{ZERO} {NEW} refs/heads/feature\n{OLD} {ZERO} refs/heads/old\n{ZERO} {NEW} refs/tags/v1\n"
+    )
+    code, out = await run_hook(capsysbinary, stdin)
+    assert code == 0
+    assert out.splitlines() == [
+        "-----> Stored branch feature; only main deploys",
+        "-----> Deleted branch old",
+        "-----> Stored refs/tags/v1",
+    ]
+
+
+async def test_hook_master_is_not_a_deploy_branch_when_another_is_set(capsysbinary) -> None:
+    env = {**HOOK_ENV, "PAASTECH_DEPLOY_BRANCH": "production"}
+    code, out = await run_hook(capsysbinary, f"{OLD} {ZERO} refs/heads/master\n", env)
+    assert code == 0
+    assert out == "-----> Deleted branch master\n"
+    code, out = await run_hook(capsysbinary, f"{OLD} {ZERO} refs/heads/production\n", env)
+    assert code == 1
+
+
+async def test_hook_refuses_two_deploy_branches_at_once(capsysbinary) -> None:
+    stdin = f"{OLD} {NEW} refs/heads/main\n{OLD} {NEW} refs/heads/master\n"
+    code, out = await run_hook(capsysbinary, stdin)
+    assert code == 1
+    assert "one deploy branch at a time" in out
+
+
+async def test_hook_needs_gitd_environment(capsysbinary) -> None:
+    code, out = await run_hook(capsysbinary, f"{OLD} {NEW} refs/heads/main\n", {})
+    assert code == 1
+    assert "only accepts pushes through PaaSTech's gitd" in out
+
+
+def test_hook_log_format() -> None:
+    from gitd.hook import format_log
+
+    assert format_log("-----> Building x") == "-----> Building x"
+    assert (
+        format_log("=====> Application deployed: http://x")
+        == "=====> Application deployed: http://x"
+    )
+    assert format_log(" !     boom") == " !     boom"
+    assert format_log("Step 1/7 : FROM x") == "       Step 1/7 : FROM x"
+    assert format_log(" ---> abc") == "        ---> abc"
+    assert format_log("       already indented") == "       already indented"
