@@ -12,6 +12,8 @@ USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{2,31}$")
 PROJECT_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 ENV_KEY_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 HOST_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+HEALTH_PATH_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,199}$")
+BRANCH_RE = re.compile(r"^(?![/-])(?!.*//)(?!.*\.\.)(?!.*@\{)[A-Za-z0-9._/-]{1,100}(?<![/.])$")
 
 PASSWORD_MIN = 10
 PASSWORD_MAX = 256
@@ -113,4 +115,27 @@ def title(value: str, *, field: str = "title", max_length: int = 100) -> str:
     value = value.strip()
     if not value or len(value) > max_length or not value.isprintable():
         raise ValidationFailed(f"{field} must be 1-{max_length} printable characters", field=field)
+    return value
+
+
+def port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValidationFailed("port must be between 1 and 65535", field="port")
+    return value
+
+
+def health_check_path(value: str) -> str:
+    """A URL path checked with HTTP GET, or "" for a plain TCP check."""
+    if value and not HEALTH_PATH_RE.fullmatch(value):
+        raise ValidationFailed(
+            "health check path must start with '/' and be a plain URL path (max 200 chars), "
+            "or be empty for a TCP check",
+            field="healthCheckPath",
+        )
+    return value
+
+
+def branch(value: str) -> str:
+    if not BRANCH_RE.fullmatch(value) or value.endswith(".lock"):
+        raise ValidationFailed(f"{value[:100]!r} is not a valid branch name", field="deployBranch")
     return value

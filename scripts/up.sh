@@ -7,6 +7,7 @@ export PATH="$PWD/$VENV/bin:$PATH"
 
 python -m backend migrate
 python - <<'PY'
+from backend.repos import git_url
 from backend.settings import get_settings
 
 s = get_settings()
@@ -16,7 +17,8 @@ print(f"  GraphQL API   http://{s.host}:{s.api_port}/graphql")
 if s.development:
     print(f"  GraphiQL      http://{s.host}:{s.api_port}/graphql  (open in a browser)")
 print(f"  Subscriptions ws://{s.host}:{s.api_port}/graphql  (graphql-transport-ws)")
-print(f"  Apps          {s.app_url(s.project_hostname('<project>'))}")
+print(f"  Apps          {s.app_url(s.project_hostname('<project>'))}  (embedded ingress on {s.host}:{s.ingress_port})")
+print(f"  git push      {git_url('<project>', s)}")
 print(f"  Internal gRPC API {s.host}:{s.api_grpc_port}, Pomegranate {s.host}:{s.pomegranate_port}")
 print()
 PY

@@ -135,7 +135,7 @@ class Mutation:
         return ApplicationType.of(await get_deployer().redeploy(owned), project)
 
     @strawberry.mutation(
-        description="Release an earlier release's image and config again, as a new release. "
+        description="Release an earlier release's image and env vars again, as a new release. "
         "Without a number: the release before the live one."
     )
     async def rollback(
@@ -163,6 +163,24 @@ class Mutation:
     ) -> ProjectType:
         owned = await projects.get_owned(require_client(info), project)
         await get_deployer().set_resources(owned, memory_mb, cpu)
+        return ProjectType.of(owned)
+
+    @strawberry.mutation(
+        description="The app's PORT, its health check path, the branch whose pushes deploy. "
+        "A new release follows when PORT or the health check changes."
+    )
+    async def update_project_settings(
+        self,
+        info: Info,
+        project: str,
+        port: int | None = None,
+        health_check_path: str | None = None,
+        deploy_branch: str | None = None,
+    ) -> ProjectType:
+        owned = await projects.get_owned(require_client(info), project)
+        await get_deployer().update_settings(
+            owned, port=port, health_check_path=health_check_path, deploy_branch=deploy_branch
+        )
         return ProjectType.of(owned)
 
     @strawberry.mutation(description="Stop every container; the release is kept for start.")

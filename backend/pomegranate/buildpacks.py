@@ -154,12 +154,14 @@ def _node(files: Mapping[str, str | bytes | None], settings: Settings) -> BuildP
         processes = _procfile(files)
     else:
         scripts = package.get("scripts") or {}
-        if not (isinstance(scripts, dict) and scripts.get("start")) and "server.js" not in files:
+        start = scripts.get("start") if isinstance(scripts, dict) else None
+        if not start and "server.js" not in files:
             raise BuildError(
                 PACKAGE_JSON,
                 'package.json has no "start" script, and there is no server.js or Procfile',
             )
-        processes = {"web": "npm start"}
+        # The start script itself (what `npm start` runs), so images without npm work too.
+        processes = {"web": str(start) if start else "node server.js"}
     lockfile = next((name for name in NODE_LOCKFILES if name in files), None)
     lines = [
         f"FROM {settings.node_base_image}",
@@ -171,7 +173,12 @@ def _node(files: Mapping[str, str | bytes | None], settings: Settings) -> BuildP
         lines.append(f"COPY {manifests} /app/")
         install = "npm ci --omit=dev" if lockfile else "npm install --omit=dev"
         lines.append(f"RUN {install} && npm cache clean --force")
-    lines += [f"COPY --chown={APP_USER} . /app", f"USER {APP_USER}", 'CMD ["npm", "start"]']
+    lines += [
+        "ENV PATH=/app/node_modules/.bin:$PATH",
+        f"COPY --chown={APP_USER} . /app",
+        f"USER {APP_USER}",
+        f"CMD {json.dumps(['/bin/sh', '-c', processes.get('web') or 'node server.js'])}",
+    ]
     return BuildPlan(stack="node", dockerfile="\n".join(lines) + "\n", processes=processes)
 
 

@@ -473,7 +473,10 @@ class DockerRuntime:
                     response = await client.get(f"http://127.0.0.1:{port}{path}")
             except httpx.HTTPError as exc:
                 return f"GET {path}: {type(exc).__name__} {exc}".strip()
-            if response.status_code < 500:
+            # "/" is the default check: any answer short of a server error shows the app is up
+            # (many APIs answer 404 there). A path the owner configured must answer 2xx/3xx.
+            healthy_below = 500 if path == "/" else 400
+            if response.status_code < healthy_below:
                 return None
             return f"GET {path} answered {response.status_code}"
         # TCP: docker-proxy accepts connections even when nothing listens in the container and

@@ -259,6 +259,33 @@ class Deployer:
         await _settings_changed(project, f"scale {process_type}={replicas}")
         return await self.release_config(project, f"scale {process_type}={replicas}")
 
+    async def update_settings(
+        self,
+        project: Project,
+        *,
+        port: int | None,
+        health_check_path: str | None,
+        deploy_branch: str | None,
+    ) -> Application | None:
+        """Port, health check path, deploy branch. A release follows when the first two change."""
+        if port is None and health_check_path is None and deploy_branch is None:
+            raise ValidationFailed("give port, healthCheckPath or deployBranch", field="port")
+        changes = []
+        if port is not None:
+            project.port = validation.port(port)
+            changes.append(f"port={port}")
+        if health_check_path is not None:
+            project.health_check_path = validation.health_check_path(health_check_path)
+            changes.append(f"health check {health_check_path}")
+        if deploy_branch is not None:
+            project.deploy_branch = validation.branch(deploy_branch)
+            changes.append(f"deploy branch {deploy_branch}")
+        await project.save(update_fields=["port", "health_check_path", "deploy_branch"])
+        await _settings_changed(project, "settings: " + ", ".join(changes))
+        if port is None and health_check_path is None:
+            return None
+        return await self.release_config(project, "settings: " + ", ".join(changes))
+
     async def set_resources(
         self, project: Project, memory_mb: int | None, cpu: float | None
     ) -> Application | None:
@@ -406,8 +433,10 @@ class Deployer:
             await out.write(f"=====> Application deployed: {url}")
             await self._finish(app, project, released.stopped_applications)
         except DeployFailed as exc:
-            for line in exc.last_lines[-LAST_LINES_IN_REASON:]:
-                await out.write(f"       {line}")
+            # A build's output was streamed already; a failed start's container output was not.
+            if app.status != S.BUILDING:
+                for line in exc.last_lines[-LAST_LINES_IN_REASON:]:
+                    await out.write(f"       {line}")
             await out.write(f" !     {exc.reason}")
             reason = exc.reason
             if exc.last_lines:
@@ -563,7 +592,9 @@ class Deployer:
         if app is None:
             return
         name = f"{event.process}.{event.replica}"
-        if event.kind in ("die", "oom") and app.status == S.RUNNING:
+        switching = await Application.filter(project=project, status=S.DEPLOYING).exists()
+        if event.kind in ("die", "oom") and app.status == S.RUNNING and not switching:
+            # During a switch the old release's containers are stopped on purpose.
             # Exits by SIGTERM (143) or a clean 0 are our own stops during a switch.
             if event.oom_killed or event.kind == "oom":
                 await set_status(

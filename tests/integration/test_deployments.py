@@ -84,7 +84,7 @@ async def user(plat: Platform) -> AsyncIterator[User]:
         cleanup_project(project)
 
 
-@pytest.mark.parametrize("app", ["dockerfile", "python", "static"])
+@pytest.mark.parametrize("app", ["dockerfile", "python", "node", "static"])
 async def test_fixture_app_builds_runs_and_answers(plat: Platform, user: User, app: str) -> None:
     project = await user.project(plat)
     outcome = await push(plat, user.id, project, tar_dir(fixture(app)), commit="a" * 40)
@@ -222,6 +222,26 @@ async def test_bad_release_inputs_change_nothing(plat: Platform, user: User) -> 
         ),
         ("mutation($p: String!) { setResources(project: $p) { name } }", "VALIDATION", "memoryMb"),
         ("mutation($p: String!) { deploy(project: $p) { number } }", "VALIDATION", "project"),
+        (
+            "mutation($p: String!) { updateProjectSettings(project: $p, port: 0) { name } }",
+            "VALIDATION",
+            "port",
+        ),
+        (
+            'mutation($p: String!) { updateProjectSettings(project: $p, healthCheckPath: "nope") { name } }',
+            "VALIDATION",
+            "healthCheckPath",
+        ),
+        (
+            'mutation($p: String!) { updateProjectSettings(project: $p, deployBranch: "a..b") { name } }',
+            "VALIDATION",
+            "deployBranch",
+        ),
+        (
+            "mutation($p: String!) { updateProjectSettings(project: $p) { name } }",
+            "VALIDATION",
+            "port",
+        ),
         ("mutation($p: String!) { rollback(project: $p) { number } }", "VALIDATION", "number"),
         (
             "mutation($p: String!) { rollback(project: $p, number: 7) { number } }",
@@ -492,3 +512,27 @@ async def _until_ok(http: httpx.AsyncClient, url: str, headers: dict) -> None:
             except httpx.HTTPError:
                 pass
             await asyncio.sleep(0.2)
+
+
+async def test_port_and_health_check_settings(plat: Platform, user: User) -> None:
+    project = await user.project(plat)
+    assert (await push(plat, user.id, project, tar_dir(fixture("python")))).ok
+    await user.api(
+        'mutation($p: String!) { updateProjectSettings(project: $p, port: 8123, healthCheckPath: "/health") { name } }',
+        p=project,
+    )
+    await user.wait_status(project, 2, {"running"})
+    inspect = docker_inspect(
+        next(r for r in docker_containers(project) if r["application"] == "2")["name"]
+    )
+    assert "PORT=8123" in inspect["Config"]["Env"]
+    assert "8123/tcp" in inspect["NetworkSettings"]["Ports"]
+    assert (await get_json(await user.web_port(project)))["app"] == "python"
+    # A health check path the app does not serve fails the release; the live one stays.
+    await user.api(
+        'mutation($p: String!) { updateProjectSettings(project: $p, healthCheckPath: "/missing") { name } }',
+        p=project,
+    )
+    failed = await user.wait_status(project, 3, {"failed", "running"})
+    assert failed["status"] == "FAILED" and "health" in failed["failureReason"]
+    assert (await user.state(project))["liveApplication"]["number"] == 2

@@ -148,6 +148,11 @@ CASES: dict[str, Case] = {
         lambda o: {"p": o.project},
         "NOT_FOUND",
     ),
+    "updateProjectSettings": Case(
+        "mutation($p: String!) { updateProjectSettings(project: $p, port: 8000) { name } }",
+        lambda o: {"p": o.project},
+        "NOT_FOUND",
+    ),
     "stop": Case(
         "mutation($p: String!) { stop(project: $p) { number } }",
         lambda o: {"p": o.project},
@@ -232,7 +237,7 @@ async def _snapshot(alice: Account, owned: Owned) -> dict:
     return await alice.api(
         """query($p: String!, $n: Int!) {
           project(name: $p) { name envVars { key value } domains { hostname } applicationCount
-            settings { replicas { processType replicas } memoryMb cpu } }
+            settings { replicas { processType replicas } memoryMb cpu port healthCheckPath deployBranch } }
           application(project: $p, number: $n) { number status }
           sshKeys { id } apiTokens { id } }""",
         p=owned.project,

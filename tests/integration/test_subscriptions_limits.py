@@ -85,7 +85,7 @@ async def test_query_depth_limit(tmp_path) -> None:
         )
         api = anon.with_token(signed["signup"]["token"])
         assert await api("{ me { projects { name } } }")
-        err = await api.error("{ me { projects { applications { number } } } }")
+        err = await api.error("{ me { projects { applications { replicas { processType } } } } }")
         assert err.code == "BAD_REQUEST"
         assert "exceeds maximum operation depth of 3" in str(err)
 

@@ -126,13 +126,13 @@ def test_node_with_dependencies_and_lockfile():
         }
     )
     assert result.stack == "node"
-    assert result.processes == {"web": "npm start"}
+    assert result.processes == {"web": "node index.js"}
     lines = result.dockerfile.splitlines()
     assert lines[0] == "FROM img/node:1"
     copy = lines.index("COPY package.json package-lock.json /app/")
     install = lines.index("RUN npm ci --omit=dev && npm cache clean --force")
     assert copy < install < lines.index("COPY --chown=1000:1000 . /app")
-    assert 'CMD ["npm", "start"]' in lines
+    assert 'CMD ["/bin/sh", "-c", "node index.js"]' in lines
 
 
 def test_node_without_dependencies_or_lockfile():

@@ -102,3 +102,36 @@ def test_email(email: str, ok: bool) -> None:
     else:
         with pytest.raises(ValidationFailed):
             validation.email(email)
+
+
+@pytest.mark.parametrize("path", ["", "/", "/health", "/api/v1/ping?x=1", "/a-b_c.d~e"])
+def test_valid_health_paths(path: str) -> None:
+    assert validation.health_check_path(path) == path
+
+
+@pytest.mark.parametrize("path", ["health", "/has space", "/`x`", "/" + "a" * 200, "/\n"])
+def test_invalid_health_paths(path: str) -> None:
+    with pytest.raises(ValidationFailed):
+        validation.health_check_path(path)
+
+
+@pytest.mark.parametrize("name", ["main", "master", "release/v1", "prod-2"])
+def test_valid_branches(name: str) -> None:
+    assert validation.branch(name) == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", "/main", "a//b", "a..b", "x.lock", "a b", "main/", "a@{1}", "-x" * 60]
+)
+def test_invalid_branches(name: str) -> None:
+    with pytest.raises(ValidationFailed):
+        validation.branch(name)
+
+
+@pytest.mark.parametrize(("port", "ok"), [(1, True), (65535, True), (0, False), (70000, False)])
+def test_ports(port: int, ok: bool) -> None:
+    if ok:
+        assert validation.port(port) == port
+    else:
+        with pytest.raises(ValidationFailed):
+            validation.port(port)
