@@ -11,10 +11,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# Modules holding benchmarks, in the order they run. Later: ingress throughput, push-to-live.
+# Modules holding benchmarks, in the order they run.
 MODULES = [
     "bench.graphql_projects",
     "bench.deploy_latency",
+    "bench.push_to_live",
+    "bench.ingress_throughput",
 ]
 
 

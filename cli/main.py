@@ -1,27 +1,26 @@
-"""Entry point of the `paastech` command. The user commands arrive with the CLI issue (#6)."""
+"""Entry point of the `paastech` command (console script `paastech = "cli.main:app"`).
+
+The typer app lives in cli/app.py; each topic registers its commands on it when imported here.
+Shell completion: `paastech --install-completion` (typer's).
+"""
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import version
 
-import typer
+from cli.app import app
 
-app = typer.Typer(
-    help="PaaSTech: git push to deploy. (Account, project and deploy commands: coming with #6.)",
-    no_args_is_help=True,
-)
-
-
-@app.callback()
-def main() -> None:
-    """PaaSTech: git push to deploy."""
+# Imported in this order, so that `--help` lists the topics in it.
+for _topic in ("account", "keys", "projects", "releases", "settings", "logs"):
+    importlib.import_module(f"cli.commands.{_topic}")
 
 
-@app.command("version")
+@app.command("version", rich_help_panel="Other")
 def show_version() -> None:
     """Print the installed PaaSTech version."""
-    typer.echo(f"paastech {version('paastech')}")
+    print(f"paastech {version('paastech')}")
 
 
 if __name__ == "__main__":
-    app()
+    app(prog_name="paastech")

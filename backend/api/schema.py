@@ -302,19 +302,23 @@ class Subscription:
             )
 
 
+MAX_ALIASES = 20
+
+
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or get_settings()
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
+        # Factories: a fresh extension instance per request.
         extensions=[
-            ErrorCodes(),
-            QueryDepthLimiter(max_depth=settings.max_query_depth),
-            MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-            MaxAliasesLimiter(max_alias_count=20),
-            ParserCache(maxsize=256),
-            ValidationCache(maxsize=256),
+            ErrorCodes,
+            lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+            lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            lambda: ParserCache(maxsize=256),
+            lambda: ValidationCache(maxsize=256),
         ],
     )
 

@@ -35,7 +35,7 @@ PROJECT = """query($p: String!) { project(name: $p) {
 
 @pytest.fixture(scope="module")
 def plat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    with platform(tmp_path_factory.mktemp("platform"), health_check_timeout_seconds=20) as p:
+    with platform(tmp_path_factory.mktemp("platform"), health_check_timeout_seconds=12) as p:
         yield p
 
 

@@ -1,0 +1,191 @@
+"""The GraphQL client of the CLI: gql over HTTP (httpx) and websockets, errors as exit codes.
+
+Every operation the CLI sends is a named operation in `cli/operations/<Name>.graphql`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+from gql import Client, GraphQLRequest
+from gql.transport.exceptions import (
+    TransportClosed,
+    TransportConnectionFailed,
+    TransportError,
+    TransportProtocolError,
+    TransportQueryError,
+    TransportServerError,
+)
+from gql.transport.httpx import HTTPXAsyncTransport
+from gql.transport.websockets import WebsocketsTransport
+
+OPERATIONS_DIR = Path(__file__).resolve().parent / "operations"
+
+# Exit codes. Usage errors exit 2 (click's own code for them).
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_NOT_FOUND = 4
+
+EXIT_BY_CODE = {"UNAUTHENTICATED": EXIT_AUTH, "NOT_FOUND": EXIT_NOT_FOUND}
+
+
+class CliError(Exception):
+    """A failure shown as one `error: <message>` line on stderr, with an exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+        self.code = code
+
+
+class ApiError(CliError):
+    """A GraphQL error from the API, with its `extensions`."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        ext = error.get("extensions") or {}
+        code = ext.get("code") if isinstance(ext, dict) else None
+        message = str(error.get("message") or "request failed")
+        super().__init__(message, EXIT_BY_CODE.get(str(code), EXIT_FAILURE), code)
+        self.extensions = ext if isinstance(ext, dict) else {}
+
+    @property
+    def field(self) -> str | None:
+        return self.extensions.get("field")
+
+
+class NotLoggedIn(CliError):
+    def __init__(self) -> None:
+        super().__init__(
+            "not logged in: run `paastech login` (or set PAASTECH_TOKEN)",
+            EXIT_AUTH,
+            "UNAUTHENTICATED",
+        )
+
+
+@cache
+def operation(name: str) -> str:
+    """The text of `cli/operations/<name>.graphql`."""
+    return (OPERATIONS_DIR / f"{name}.graphql").read_text(encoding="utf-8")
+
+
+def operation_names() -> list[str]:
+    return sorted(p.stem for p in OPERATIONS_DIR.glob("*.graphql"))
+
+
+def _ws_url(url: str) -> str:
+    if url.startswith("https://"):
+        return "wss://" + url.removeprefix("https://")
+    if url.startswith("http://"):
+        return "ws://" + url.removeprefix("http://")
+    return url
+
+
+def _query_error(exc: TransportQueryError) -> ApiError:
+    errors = exc.errors or [{"message": str(exc)}]
+    return ApiError(errors[0])
+
+
+def _subscription_error(exc: TransportError) -> CliError:
+    text = str(exc)
+    if "4403" in text or "UNAUTHENTICATED" in text or "Forbidden" in text:
+        return CliError(
+            "your token is invalid, expired or revoked; log in again", EXIT_AUTH, "UNAUTHENTICATED"
+        )
+    return CliError(f"the live connection to the API failed: {text}", EXIT_FAILURE, "UNAVAILABLE")
+
+
+class Api:
+    """One API endpoint and (maybe) a token."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 60) -> None:
+        self.url = url
+        self.token = token
+        self.timeout = timeout
+
+    def with_token(self, token: str | None) -> Api:
+        return Api(self.url, token, self.timeout)
+
+    def _unreachable(self, exc: BaseException) -> CliError:
+        reason = str(exc) or type(exc).__name__
+        return CliError(f"cannot reach the PaaSTech API at {self.url}: {reason}", EXIT_FAILURE)
+
+    async def execute(self, name: str, /, **variables: Any) -> dict[str, Any]:
+        """Run a query or mutation from `operations/<name>.graphql`; its `data`."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        transport = HTTPXAsyncTransport(url=self.url, headers=headers, timeout=self.timeout)
+        client = Client(transport=transport, fetch_schema_from_transport=False)
+        request = GraphQLRequest(operation(name), variable_values=variables, operation_name=name)
+        try:
+            async with client as session:
+                return await session.execute(request)
+        except TransportQueryError as exc:
+            raise _query_error(exc) from None
+        except TransportServerError as exc:
+            raise CliError(f"the API answered HTTP {exc.code}: {exc}", EXIT_FAILURE) from None
+        except (TransportConnectionFailed, TransportClosed, httpx.TransportError, OSError) as exc:
+            raise self._unreachable(exc) from None
+        except TransportProtocolError as exc:
+            raise CliError(f"unexpected answer from {self.url}: {exc}", EXIT_FAILURE) from None
+
+    @asynccontextmanager
+    async def subscribe(self, name: str, /, **variables: Any) -> AsyncIterator[AsyncIterator[dict]]:
+        """Open a subscription from `operations/<name>.graphql`; yields its event iterator.
+
+        Errors while connecting or in the stream are raised as CliError (ApiError for GraphQL
+        errors); a dropped connection as ConnectionLost, so callers may reconnect.
+        """
+        transport = WebsocketsTransport(
+            url=_ws_url(self.url),
+            init_payload={"token": self.token} if self.token else {},
+            subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+            connect_timeout=10,
+            ack_timeout=10,
+            close_timeout=2,
+            connect_args={"ping_interval": 5, "ping_timeout": 10},
+        )
+        client = Client(transport=transport, fetch_schema_from_transport=False)
+        request = GraphQLRequest(operation(name), variable_values=variables, operation_name=name)
+        try:
+            session = await client.connect_async(reconnecting=False)
+        except TransportQueryError as exc:
+            raise _query_error(exc) from None
+        except (TimeoutError, TransportConnectionFailed, OSError) as exc:
+            raise ConnectionLost(self._unreachable(exc).message) from None
+        except TransportError as exc:
+            raise _subscription_error(exc) from None
+        events = session.subscribe(request)
+        try:
+            yield _translate(events, self)
+        finally:
+            # Close the operation before the connection so gql sends `complete` at once.
+            with contextlib.suppress(Exception):
+                await events.aclose()
+            with contextlib.suppress(Exception):
+                await client.close_async()
+
+
+class ConnectionLost(CliError):
+    """The websocket dropped (or could not be opened); a follower may reconnect."""
+
+    def __init__(self, message: str = "the connection to the API was lost") -> None:
+        super().__init__(message, EXIT_FAILURE, "UNAVAILABLE")
+
+
+async def _translate(events: AsyncIterator[dict], api: Api) -> AsyncIterator[dict]:
+    try:
+        async for event in events:
+            yield event
+    except TransportQueryError as exc:
+        raise _query_error(exc) from None
+    except (TransportClosed, TransportConnectionFailed, OSError) as exc:
+        raise ConnectionLost(f"the connection to the API was lost ({exc})") from None
+    except TransportError as exc:
+        raise _subscription_error(exc) from None

@@ -1,0 +1,1 @@
+"""The commands of the `paastech` CLI, one module per topic."""

@@ -1,0 +1,218 @@
+"""Account: signup, login, logout, whoami, API tokens."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from backend import validation
+from backend.errors import ValidationFailed
+from cli import config, output
+from cli.app import JsonOpt, anonymous, app, authed, run, state
+from cli.client import EXIT_AUTH, Api, CliError
+from cli.prompts import ask
+
+PANEL = "Account"
+
+
+def _validated(rule: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return rule(*args, **kwargs)
+    except ValidationFailed as exc:
+        raise CliError(exc.message) from None
+
+
+def _token_name() -> str:
+    host = (socket.gethostname() or "host")[:24]
+    return f"cli {host} {datetime.now():%Y-%m-%d %H:%M} {secrets.token_hex(2)}"
+
+
+async def _keep_login(api: Api, session_token: str, client: dict[str, Any]) -> config.Credentials:
+    """Trade the login session for a named API token (revocable from `tokens`) and store it."""
+    session = api.with_token(session_token)
+    name = _token_name()
+    try:
+        created = (await session.execute("CreateApiToken", name=name))["createApiToken"]
+    except CliError as exc:
+        output.note(f"could not create an API token ({exc.message}); keeping the session token")
+        creds = config.Credentials(token=session_token, username=client["username"])
+    else:
+        creds = config.Credentials(
+            token=created["token"],
+            username=client["username"],
+            token_id=created["apiToken"]["id"],
+            token_name=name,
+        )
+        with contextlib.suppress(CliError):
+            await session.execute("Logout")  # the session token is not needed any more
+    path = config.save(state.api_url, creds)
+    output.note(f"token '{creds.token_name or 'login'}' stored in {path}")
+    if config.env_token():
+        output.note("note: PAASTECH_TOKEN is set and takes precedence over the stored token")
+    return creds
+
+
+@app.command("signup", rich_help_panel=PANEL)
+def signup(
+    email: Annotated[str | None, typer.Option(help="Your email address.")] = None,
+    username: Annotated[
+        str | None, typer.Option(help="3-32 characters: a-z, 0-9, - and _.")
+    ] = None,
+) -> None:
+    """Create an account and log in. The password is asked for (or read from stdin)."""
+    email = _validated(validation.email, email or ask("Email"))
+    username = _validated(validation.username, username or ask("Username"))
+    password = ask("Password", secret=True, confirm=True)
+    _validated(validation.password, password, user=username, mail=email)
+
+    async def go() -> None:
+        api = anonymous()
+        data = (await api.execute("Signup", email=email, username=username, password=password))[
+            "signup"
+        ]
+        await _keep_login(api, data["token"], data["client"])
+        output.say(f"Signed up and logged in as {data['client']['username']}", "green")
+
+    run(go())
+
+
+@app.command("login", rich_help_panel=PANEL)
+def login(
+    login: Annotated[
+        str | None, typer.Option("--login", "-l", help="Email or username (asked if missing).")
+    ] = None,
+) -> None:
+    """Log in with your email or username and password; stores an API token (mode 0600)."""
+    who = (login or ask("Email or username")).strip()
+    if not who:
+        raise CliError("give your email or username", 2)
+    password = ask("Password", secret=True)
+
+    async def go() -> None:
+        api = anonymous()
+        data = (await api.execute("Login", login=who, password=password))["login"]
+        await _keep_login(api, data["token"], data["client"])
+        output.say(f"Logged in as {data['client']['username']}", "green")
+
+    run(go())
+
+
+@app.command("logout", rich_help_panel=PANEL)
+def logout() -> None:
+    """Revoke the token in use and forget the stored one."""
+    from cli.app import token
+
+    current = token()
+    if not current:
+        output.say("Not logged in.")
+        return
+
+    async def go() -> None:
+        try:
+            await anonymous().with_token(current).execute("Logout")
+        except CliError as exc:
+            if exc.exit_code != EXIT_AUTH:
+                raise
+            # Already revoked or expired: forgetting it is all that is left.
+        stored = config.load(state.api_url)
+        if stored and stored.token == current:
+            config.forget(state.api_url)
+        output.say("Logged out: the token is revoked.")
+        if config.env_token():
+            output.note("PAASTECH_TOKEN is still set in your environment: unset it")
+
+    run(go())
+
+
+@app.command("whoami", rich_help_panel=PANEL)
+def whoami(as_json: JsonOpt = False) -> None:
+    """Show who you are logged in as."""
+    me = run(authed().execute("Me"))["me"]
+    if as_json:
+        output.print_json(
+            {
+                "id": me["id"],
+                "username": me["username"],
+                "email": me["email"],
+                "createdAt": me["createdAt"],
+            }
+        )
+        return
+    output.say(f"{me['username']} <{me['email']}>")
+
+
+def _token_rows(tokens: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    stored = config.load(state.api_url)
+    current_id = stored.token_id if stored and not config.env_token() else None
+    return [
+        {
+            "id": t["id"],
+            "name": t["name"],
+            "kind": t["kind"],
+            "createdAt": t["createdAt"],
+            "lastUsedAt": t["lastUsedAt"],
+            "expiresAt": t["expiresAt"],
+            "current": t["id"] == current_id,
+        }
+        for t in tokens
+    ]
+
+
+@app.command("tokens", rich_help_panel=PANEL)
+def tokens(as_json: JsonOpt = False) -> None:
+    """List your API and session tokens (values are never shown again)."""
+    rows = _token_rows(run(authed().execute("ApiTokens"))["apiTokens"])
+    if as_json:
+        output.print_json(rows)
+        return
+    output.table(
+        ["id", "name", "kind", "created", "last used", "expires", "current"],
+        [
+            [
+                r["id"],
+                r["name"],
+                r["kind"].lower(),
+                output.age(r["createdAt"]),
+                output.age(r["lastUsedAt"]) if r["lastUsedAt"] else "never",
+                r["expiresAt"] or "never",
+                "*" if r["current"] else "",
+            ]
+            for r in rows
+        ],
+    )
+
+
+@app.command("tokens:create", rich_help_panel=PANEL)
+def tokens_create(
+    name: Annotated[str, typer.Argument(help="A name to recognise the token by.")],
+    expires_in_days: Annotated[
+        int | None, typer.Option("--expires-in-days", help="Expire after N days (default never).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a named API token for scripts (use it as PAASTECH_TOKEN). Shown once."""
+    name = _validated(validation.title, name, field="name", max_length=64)
+    created = run(authed().execute("CreateApiToken", name=name, expiresInDays=expires_in_days))[
+        "createApiToken"
+    ]
+    if as_json:
+        output.print_json({"token": created["token"], **created["apiToken"]})
+        return
+    output.note(f"token '{name}' (id {created['apiToken']['id']}); it is shown only once:")
+    output.say(created["token"])
+
+
+@app.command("tokens:revoke", rich_help_panel=PANEL)
+def tokens_revoke(token_id: Annotated[str, typer.Argument(metavar="ID", help="From `tokens`.")]):
+    """Revoke a token by its id."""
+    revoked = run(authed().execute("RevokeApiToken", id=token_id))["revokeApiToken"]
+    stored = config.load(state.api_url)
+    if stored and stored.token_id == revoked["id"]:
+        config.forget(state.api_url)
+        output.note("that was the token this CLI was logged in with: you are logged out")
+    output.say(f"Revoked token {revoked['id']} ({revoked['name']})")

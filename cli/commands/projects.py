@@ -1,0 +1,169 @@
+"""Projects: list, create (with the git remote), info, delete, git:remote."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from backend import validation
+from backend.errors import ValidationFailed
+from cli import gitremote, output
+from cli.app import JsonOpt, ProjectOpt, app, authed, run
+from cli.client import CliError
+from cli.prompts import ask
+
+PANEL = "Projects"
+
+
+def _remote_after(project: dict[str, Any]) -> None:
+    verb = gitremote.set_remote(project["gitUrl"])
+    if verb != "unchanged":
+        output.say(f"git remote {gitremote.REMOTE} {verb}: {project['gitUrl']}")
+
+
+@app.command("projects", rich_help_panel=PANEL)
+def projects(as_json: JsonOpt = False) -> None:
+    """List your projects."""
+    rows = [
+        {
+            "name": p["name"],
+            "url": p["url"],
+            "release": (p["liveApplication"] or {}).get("number"),
+            "status": (p["liveApplication"] or {}).get("status"),
+            "createdAt": p["createdAt"],
+        }
+        for p in run(authed().execute("Projects"))["projects"]
+    ]
+    if as_json:
+        output.print_json(rows)
+        return
+    if not rows:
+        output.note("no projects yet: paastech projects:create NAME")
+        return
+    output.table(
+        ["name", "url", "release", "status", "created"],
+        [
+            [
+                r["name"],
+                r["url"],
+                f"v{r['release']}" if r["release"] else "-",
+                output.status_text(r["status"]),
+                output.age(r["createdAt"]),
+            ]
+            for r in rows
+        ],
+    )
+
+
+@app.command("projects:create", rich_help_panel=PANEL)
+def projects_create(
+    name: Annotated[str, typer.Argument(help="A DNS label: a-z, 0-9 and '-', 2-40 characters.")],
+    remote: Annotated[
+        bool,
+        typer.Option(help="Add the `paastech` git remote when run inside a git repository."),
+    ] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a project; inside a git repository, also add the `paastech` remote."""
+    try:
+        name = validation.project_name(name)
+    except ValidationFailed as exc:
+        raise CliError(exc.message) from None
+    project = run(authed().execute("CreateProject", name=name))["createProject"]
+    if as_json:
+        output.print_json({k: project[k] for k in ("name", "url", "gitUrl", "createdAt")})
+    else:
+        output.say(f"Created {project['name']}: {project['url']}")
+        output.say(f"git URL: {project['gitUrl']}")
+    if remote and gitremote.in_work_tree():
+        _remote_after(project)
+        if not as_json:
+            output.note(f"deploy with: git push {gitremote.REMOTE} main")
+    elif not as_json:
+        output.note(f"then: git remote add {gitremote.REMOTE} {project['gitUrl']}")
+
+
+@app.command("projects:info", rich_help_panel=PANEL)
+def projects_info(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """Show a project: URL, git URL, live release, domains, scale, resources."""
+    name = gitremote.resolve_project(project)
+    p = run(authed().execute("ProjectInfo", project=name))["project"]
+    live = p["liveApplication"] or {}
+    s = p["settings"]
+    info = {
+        "name": p["name"],
+        "url": p["url"],
+        "gitUrl": p["gitUrl"],
+        "release": live.get("number"),
+        "status": live.get("status"),
+        "commit": live.get("commitSha"),
+        "releases": p["applicationCount"],
+        "domains": [d["hostname"] for d in p["domains"]],
+        "scale": {r["processType"]: r["replicas"] for r in s["replicas"]},
+        "memoryMb": s["memoryMb"],
+        "cpu": s["cpu"],
+        "port": s["port"],
+        "healthCheckPath": s["healthCheckPath"],
+        "deployBranch": s["deployBranch"],
+        "envVars": len(p["envVars"]),
+        "createdAt": p["createdAt"],
+    }
+    if as_json:
+        output.print_json(info)
+        return
+    output.fields(
+        [
+            ("name", info["name"]),
+            ("url", info["url"]),
+            ("git url", info["gitUrl"]),
+            (
+                "release",
+                f"v{info['release']} {info['status'].lower()} ({output.short_sha(info['commit'])})"
+                if info["release"]
+                else "none running",
+            ),
+            ("releases", info["releases"]),
+            ("domains", ", ".join(info["domains"])),
+            ("scale", " ".join(f"{k}={v}" for k, v in info["scale"].items()) or "-"),
+            ("memory", f"{info['memoryMb']} MB"),
+            ("cpu", info["cpu"]),
+            ("port", info["port"] or "$PORT (default)"),
+            ("health check", info["healthCheckPath"] or "TCP"),
+            ("deploy branch", info["deployBranch"]),
+            ("env vars", info["envVars"]),
+            ("created", output.age(info["createdAt"])),
+        ]
+    )
+
+
+@app.command("projects:delete", rich_help_panel=PANEL)
+def projects_delete(
+    project: ProjectOpt = None,
+    confirm: Annotated[
+        str | None,
+        typer.Option("--confirm", help="The project's name, to delete without a question."),
+    ] = None,
+) -> None:
+    """Delete a project: its releases, containers, images, repository. Asks for its name."""
+    name = gitremote.resolve_project(project)
+    if confirm is None:
+        output.note(f"This deletes {name}: releases, containers, images and the git repository.")
+        confirm = ask(f"Type {name} to confirm")
+    if confirm.strip() != name:
+        raise CliError(f"confirmation '{confirm.strip()}' does not match {name}: nothing deleted")
+    deleted = run(authed().execute("DeleteProject", name=name))["deleteProject"]
+    output.say(f"Deleted {deleted['name']}")
+    if gitremote.in_work_tree() and gitremote.remove_remote_if(deleted["name"]):
+        output.note(f"git remote {gitremote.REMOTE} removed")
+
+
+@app.command("git:remote", rich_help_panel=PANEL)
+def git_remote(project: ProjectOpt = None) -> None:
+    """Add (or fix) the `paastech` git remote of the current repository."""
+    if not gitremote.in_work_tree():
+        raise CliError("not inside a git repository (git init first)")
+    name = gitremote.resolve_project(project)
+    p = run(authed().execute("ProjectGitUrl", project=name))["project"]
+    verb = gitremote.set_remote(p["gitUrl"])
+    output.say(f"git remote {gitremote.REMOTE} {verb}: {p['gitUrl']}")

@@ -1,0 +1,257 @@
+"""Releases and processes: releases, deploy, rollback, restart, ps, scale, resources, stop/start."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+import typer
+
+from cli import follow, output
+from cli.app import JsonOpt, NoWaitOpt, ProjectOpt, app, authed, run
+from cli.gitremote import resolve_project
+
+PANEL = "Releases and processes"
+SCALE_RE = re.compile(r"^(?P<type>[A-Za-z0-9_-]+)=(?P<n>\d+)$")
+MEMORY_RE = re.compile(r"^(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>[mMgG]?)(?:[bB]|[iI][bB])?$")
+
+
+def _release_rows(apps: list[dict]) -> list[dict]:
+    return [
+        {
+            "number": a["number"],
+            "status": a["status"],
+            "cause": a["cause"],
+            "commit": a["commitSha"],
+            "createdAt": a["createdAt"],
+            "finishedAt": a["finishedAt"],
+            "failureReason": a["failureReason"],
+        }
+        for a in apps
+    ]
+
+
+@app.command("releases", rich_help_panel=PANEL)
+def releases(
+    project: ProjectOpt = None,
+    num: Annotated[int, typer.Option("--num", "-n", min=1, max=100, help="How many.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """The release history, newest first: number, status, cause, commit, age."""
+    name = resolve_project(project)
+    data = run(authed().execute("Releases", project=name, first=num))["project"]
+    rows = _release_rows(data["applications"])
+    if as_json:
+        output.print_json(rows)
+        return
+    if not rows:
+        output.note(f"no releases of {name} yet: git push paastech main")
+        return
+    output.table(
+        ["release", "status", "cause", "commit", "age"],
+        [
+            [
+                f"v{r['number']}",
+                output.status_text(r["status"]),
+                r["cause"] + (f" ({r['failureReason']})" if r["failureReason"] else ""),
+                output.short_sha(r["commit"]),
+                output.age(r["createdAt"]),
+            ]
+            for r in rows
+        ],
+    )
+
+
+def _release_command(mutation: str, project: str | None, no_wait: bool, **variables) -> None:
+    name = resolve_project(project)
+    api = authed()
+
+    async def go() -> None:
+        data = await api.execute(mutation, project=name, **variables)
+        app_data = next(iter(data.values()))
+        await follow.after_release(api, name, app_data, no_wait)
+
+    run(go())
+
+
+@app.command("deploy", rich_help_panel=PANEL)
+def deploy(project: ProjectOpt = None, no_wait: NoWaitOpt = False) -> None:
+    """Build and release the last pushed source again."""
+    _release_command("Deploy", project, no_wait)
+
+
+@app.command("rollback", rich_help_panel=PANEL)
+def rollback(
+    number: Annotated[
+        int | None,
+        typer.Argument(help="The release to go back to; default the one before the live one."),
+    ] = None,
+    project: ProjectOpt = None,
+    no_wait: NoWaitOpt = False,
+) -> None:
+    """Release an earlier release's image and env vars again, as a new release."""
+    _release_command("Rollback", project, no_wait, number=number)
+
+
+@app.command("restart", rich_help_panel=PANEL)
+def restart(project: ProjectOpt = None, no_wait: NoWaitOpt = False) -> None:
+    """Replace every container of the live release (a new release)."""
+    _release_command("Restart", project, no_wait)
+
+
+@app.command("start", rich_help_panel=PANEL)
+def start(project: ProjectOpt = None, no_wait: NoWaitOpt = False) -> None:
+    """Start the last stopped release again (a new release)."""
+    _release_command("Start", project, no_wait)
+
+
+@app.command("stop", rich_help_panel=PANEL)
+def stop(project: ProjectOpt = None) -> None:
+    """Stop every container of the project; `start` brings it back."""
+    name = resolve_project(project)
+    stopped = run(authed().execute("Stop", project=name))["stop"]
+    output.say(f"Stopped {name} (v{stopped['number']} {stopped['status'].lower()})")
+
+
+def _process_rows(processes: list[dict]) -> list[dict]:
+    return [
+        {
+            "process": f"{p['processType']}.{p['replica']}",
+            "processType": p["processType"],
+            "replica": p["replica"],
+            "state": p["state"],
+            "running": p["running"],
+            "release": p["application"],
+            "restarts": p["restartCount"],
+            "exitCode": p["exitCode"],
+            "oomKilled": p["oomKilled"],
+            "startedAt": p["startedAt"],
+            "hostPort": p["hostPort"],
+        }
+        for p in sorted(
+            processes, key=lambda p: (p["processType"] != "web", p["processType"], p["replica"])
+        )
+    ]
+
+
+@app.command("ps", rich_help_panel=PANEL)
+def ps(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """The project's processes: type.replica, state, release."""
+    name = resolve_project(project)
+    rows = _process_rows(run(authed().execute("Processes", project=name))["project"]["processes"])
+    if as_json:
+        output.print_json(rows)
+        return
+    if not rows:
+        output.note(f"no processes of {name} are running")
+        return
+
+    def state(r: dict) -> output.Text:
+        text = r["state"] + (" (out of memory)" if r["oomKilled"] else "")
+        if r["exitCode"] not in (None, 0) and not r["running"]:
+            text += f" (exit {r['exitCode']})"
+        return output.Text(text, style="green" if r["running"] else "red")
+
+    output.table(
+        ["process", "state", "release", "restarts", "started"],
+        [
+            [r["process"], state(r), f"v{r['release']}", r["restarts"], output.age(r["startedAt"])]
+            for r in rows
+        ],
+    )
+
+
+def parse_scale(pairs: list[str]) -> list[tuple[str, int]]:
+    parsed: dict[str, int] = {}
+    for pair in pairs:
+        match = SCALE_RE.match(pair.strip())
+        if not match:
+            raise typer.BadParameter(
+                f"{pair!r} is not TYPE=N (e.g. web=2 worker=1)", param_hint="'TYPE=N'"
+            )
+        parsed[match["type"]] = int(match["n"])
+    return list(parsed.items())
+
+
+@app.command("scale", rich_help_panel=PANEL)
+def scale(
+    pairs: Annotated[
+        list[str],
+        typer.Argument(metavar="TYPE=N", help="e.g. web=2 worker=1", show_default=False),
+    ],
+    project: ProjectOpt = None,
+    no_wait: NoWaitOpt = False,
+) -> None:
+    """Set the replicas of process types, several at once: scale web=2 worker=1."""
+    wanted = parse_scale(pairs)
+    name = resolve_project(project)
+    api = authed()
+
+    async def go() -> None:
+        before, _ = await follow.latest_number(api, name)
+        changed: dict = {}
+        for process_type, replicas in wanted:
+            changed = (
+                await api.execute(
+                    "Scale", project=name, processType=process_type, replicas=replicas
+                )
+            )["scale"]
+            output.note(f"{process_type}={replicas}")
+        scales = " ".join(
+            f"{s['processType']}={s['replicas']}" for s in changed["settings"]["replicas"]
+        )
+        output.say(f"Scale of {name}: {scales}")
+        await follow.after_config_change(api, name, before, changed, no_wait)
+
+    run(go())
+
+
+def parse_memory(value: str) -> int:
+    """'256', '256m', '256MB', '1g', '1.5G', '512MiB' -> MB."""
+    match = MEMORY_RE.match(value.strip())
+    if not match:
+        raise typer.BadParameter(
+            f"{value!r} is not a size like 256m or 1g", param_hint="'--memory'"
+        )
+    number = float(match["n"])
+    mb = number * 1024 if match["unit"].lower() == "g" else number
+    if mb != int(mb):
+        raise typer.BadParameter(f"{value!r} is not a whole number of MB", param_hint="'--memory'")
+    return int(mb)
+
+
+@app.command("resources", rich_help_panel=PANEL)
+def resources(
+    memory: Annotated[
+        str | None, typer.Option("--memory", "-m", help="Memory limit per container: 256m, 1g.")
+    ] = None,
+    cpu: Annotated[
+        float | None, typer.Option("--cpu", "-c", help="CPUs per container: 0.5, 1, 2.")
+    ] = None,
+    project: ProjectOpt = None,
+    no_wait: NoWaitOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show, or set with --memory/--cpu, the resource limits of every container."""
+    memory_mb = parse_memory(memory) if memory is not None else None
+    name = resolve_project(project)
+    api = authed()
+    if memory_mb is None and cpu is None:
+        s = run(api.execute("Resources", project=name))["project"]["settings"]
+        info = {"memoryMb": s["memoryMb"], "cpu": s["cpu"]}
+        if as_json:
+            output.print_json(info)
+        else:
+            output.fields([("memory", f"{info['memoryMb']} MB"), ("cpu", info["cpu"])])
+        return
+
+    async def go() -> None:
+        before, _ = await follow.latest_number(api, name)
+        changed = (await api.execute("SetResources", project=name, memoryMb=memory_mb, cpu=cpu))[
+            "setResources"
+        ]
+        s = changed["settings"]
+        output.say(f"Resources of {name}: memory {s['memoryMb']} MB, cpu {s['cpu']}")
+        await follow.after_config_change(api, name, before, changed, no_wait)
+
+    run(go())

@@ -1,0 +1,173 @@
+"""Config: env vars and domains. A change to a running project is a new release, followed live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from backend import validation
+from backend.errors import ValidationFailed
+from cli import follow, output
+from cli.app import JsonOpt, NoWaitOpt, ProjectOpt, app, authed, run
+from cli.client import EXIT_USAGE, CliError
+from cli.gitremote import resolve_project
+
+PANEL = "Config"
+HIDDEN = "••••••••"
+
+
+def _check(rule, *args, **kwargs):
+    try:
+        return rule(*args, **kwargs)
+    except ValidationFailed as exc:
+        raise CliError(exc.message) from None
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, str]:
+    """KEY=VALUE (value may hold '=', spaces, anything), KEY=@file (the file's text),
+    KEY=@@text (a literal value starting with '@')."""
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="'KEY=VALUE'")
+        _check(validation.env_key, key)
+        if value.startswith("@@"):
+            value = value[1:]
+        elif value.startswith("@"):
+            path = Path(value[1:]).expanduser()
+            try:
+                value = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CliError(f"cannot read {path} for {key}: {exc}", EXIT_USAGE) from None
+        values[key] = _check(validation.env_value, key, value)
+    return values
+
+
+@app.command("env", rich_help_panel=PANEL)
+def env(
+    project: ProjectOpt = None,
+    reveal: Annotated[bool, typer.Option("--reveal", "-r", help="Show the values.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the env vars (values hidden unless --reveal)."""
+    name = resolve_project(project)
+    variables = run(authed().execute("EnvVars", project=name))["project"]["envVars"]
+    rows = [{"key": v["key"], "value": v["value"] if reveal else None} for v in variables]
+    if as_json:
+        output.print_json(rows)
+        return
+    if not rows:
+        output.note(f"no env vars set on {name}: paastech env:set KEY=VALUE")
+        return
+    output.table(["key", "value"], [[r["key"], r["value"] if reveal else HIDDEN] for r in rows])
+
+
+@app.command("env:set", rich_help_panel=PANEL)
+def env_set(
+    pairs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="KEY=VALUE",
+            help="Values may hold '=', spaces, unicode; KEY=@path reads a file; KEY=@@x sets '@x'.",
+            show_default=False,
+        ),
+    ],
+    project: ProjectOpt = None,
+    no_wait: NoWaitOpt = False,
+) -> None:
+    """Set env vars, all at once (one new release if the project runs)."""
+    values = parse_assignments(pairs)
+    name = resolve_project(project)
+    api = authed()
+
+    async def go() -> None:
+        before, _ = await follow.latest_number(api, name)
+        changed = (
+            await api.execute(
+                "SetEnvVars",
+                project=name,
+                vars=[{"key": k, "value": v} for k, v in values.items()],
+            )
+        )["setEnvVars"]
+        output.say(f"Set {', '.join(values)} on {name}")
+        await follow.after_config_change(api, name, before, changed, no_wait)
+
+    run(go())
+
+
+@app.command("env:unset", rich_help_panel=PANEL)
+def env_unset(
+    keys: Annotated[list[str], typer.Argument(metavar="KEY", show_default=False)],
+    project: ProjectOpt = None,
+    no_wait: NoWaitOpt = False,
+) -> None:
+    """Remove env vars (one new release if the project runs)."""
+    for key in keys:
+        _check(validation.env_key, key)
+    name = resolve_project(project)
+    api = authed()
+
+    async def go() -> None:
+        before, _ = await follow.latest_number(api, name)
+        changed = (await api.execute("UnsetEnvVars", project=name, keys=list(dict.fromkeys(keys))))[
+            "unsetEnvVars"
+        ]
+        output.say(f"Unset {', '.join(dict.fromkeys(keys))} on {name}")
+        await follow.after_config_change(api, name, before, changed, no_wait)
+
+    run(go())
+
+
+@app.command("domains", rich_help_panel=PANEL)
+def domains(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """List the hostnames routed to the project; the default one first."""
+    name = resolve_project(project)
+    rows = [
+        {"hostname": d["hostname"], "url": d["url"], "default": d["default"]}
+        for d in run(authed().execute("Domains", project=name))["project"]["domains"]
+    ]
+    if as_json:
+        output.print_json(rows)
+        return
+    output.table(
+        ["hostname", "url", "default"],
+        [[r["hostname"], r["url"], "yes" if r["default"] else ""] for r in rows],
+    )
+
+
+def _domain_change(mutation: str, hostname: str, project: str | None, no_wait: bool) -> None:
+    host = _check(validation.hostname, hostname)
+    name = resolve_project(project)
+    api = authed()
+
+    async def go() -> None:
+        before, _ = await follow.latest_number(api, name)
+        changed = next(iter((await api.execute(mutation, project=name, hostname=host)).values()))
+        verb = "Added" if mutation == "AddDomain" else "Removed"
+        output.say(f"{verb} {host} ({name})")
+        await follow.after_config_change(api, name, before, changed, no_wait)
+
+    run(go())
+
+
+@app.command("domains:add", rich_help_panel=PANEL)
+def domains_add(
+    hostname: Annotated[str, typer.Argument(help="e.g. www.example.com")],
+    project: ProjectOpt = None,
+    no_wait: NoWaitOpt = False,
+) -> None:
+    """Route a custom hostname to the project (point its DNS at the platform)."""
+    _domain_change("AddDomain", hostname, project, no_wait)
+
+
+@app.command("domains:remove", rich_help_panel=PANEL)
+def domains_remove(
+    hostname: Annotated[str, typer.Argument(help="A custom hostname from `domains`.")],
+    project: ProjectOpt = None,
+    no_wait: NoWaitOpt = False,
+) -> None:
+    """Stop routing a custom hostname to the project."""
+    _domain_change("RemoveDomain", hostname, project, no_wait)

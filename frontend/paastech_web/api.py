@@ -1,0 +1,160 @@
+"""The public GraphQL API through gql: HTTP for queries and mutations, one websocket per page task
+(graphql-transport-ws, the token in the connection_init payload) for subscriptions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from gql import Client, GraphQLRequest
+from gql.transport.exceptions import TransportError, TransportQueryError
+from gql.transport.httpx import HTTPXAsyncTransport
+from gql.transport.websockets import WebsocketsTransport
+
+
+def api_url() -> str:
+    """PAASTECH_API_URL, else http://PAASTECH_HOST:PAASTECH_API_PORT/graphql (the platform's defaults)."""
+    url = os.environ.get("PAASTECH_API_URL", "").strip()
+    if url:
+        return url
+    host = os.environ.get("PAASTECH_HOST", "127.0.0.1").strip() or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    port = os.environ.get("PAASTECH_API_PORT", "8000").strip() or "8000"
+    return f"http://{host}:{port}/graphql"
+
+
+class ApiError(Exception):
+    """A GraphQL error: `code` is extensions.code, `field` is extensions.field (VALIDATION)."""
+
+    def __init__(self, message: str, code: str = "INTERNAL", field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.field = field
+
+    @classmethod
+    def from_errors(cls, errors: list[dict[str, Any]] | None, fallback: str) -> ApiError:
+        first = (errors or [{}])[0] if errors else {}
+        ext = first.get("extensions") or {}
+        message = first.get("message") or fallback
+        if ext.get("code") == "RATE_LIMITED" and ext.get("retryAfter"):
+            message = f"{message} (try again in {ext['retryAfter']} s)"
+        return cls(message, str(ext.get("code") or "INTERNAL"), ext.get("field"))
+
+
+UNREACHABLE = "The PaaSTech API is not reachable right now. Try again in a moment."
+
+
+async def call(query: str, token: str = "", **variables: Any) -> dict[str, Any]:
+    """Run one query or mutation over HTTP; raises ApiError."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    transport = HTTPXAsyncTransport(url=api_url(), headers=headers, timeout=30)
+    client = Client(transport=transport, fetch_schema_from_transport=False)
+    try:
+        async with client as session:
+            return await session.execute(GraphQLRequest(query, variable_values=variables or None))
+    except TransportQueryError as exc:
+        raise ApiError.from_errors(exc.errors, str(exc)) from None
+    except (TransportError, httpx.HTTPError, OSError) as exc:
+        raise ApiError(UNREACHABLE, "UNAVAILABLE") from exc
+
+
+@dataclass
+class Event:
+    """One item from a subscription: data, or its error, or the end of the stream."""
+
+    key: str
+    data: dict[str, Any] | None = None
+    error: ApiError | None = None
+    done: bool = False
+
+
+class Subscriptions:
+    """Several subscriptions multiplexed on one websocket; their events come out of one queue.
+
+    A background task of the Reflex state owns one of these: it `start`s and `stop`s
+    subscriptions by key as the page asks, and reads `next()` with a timeout so that it can
+    notice that the page went away.
+    """
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self._tasks: dict[str, asyncio.Task] = {}
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+
+    def running(self) -> set[str]:
+        return {k for k, t in self._tasks.items() if not t.done()}
+
+    def start(self, key: str, query: str, **variables: Any) -> None:
+        self.stop(key)
+        self._tasks[key] = asyncio.create_task(self._pump(key, query, variables))
+
+    def stop(self, key: str) -> None:
+        task = self._tasks.pop(key, None)
+        if task is not None:
+            task.cancel()
+
+    async def _pump(self, key: str, query: str, variables: dict[str, Any]) -> None:
+        try:
+            request = GraphQLRequest(query, variable_values=variables or None)
+            async for data in self._session.subscribe(request):
+                await self.queue.put(Event(key, data=data))
+            await self.queue.put(Event(key, done=True))
+        except asyncio.CancelledError:
+            raise
+        except TransportQueryError as exc:
+            await self.queue.put(Event(key, error=ApiError.from_errors(exc.errors, str(exc))))
+        except Exception as exc:  # the connection dropped: the page shows it, the task ends
+            await self.queue.put(Event(key, error=ApiError(UNREACHABLE, "UNAVAILABLE")))
+            del exc
+
+    async def next(self, timeout: float) -> list[Event]:
+        """Every event waiting (at least one), or [] after `timeout` seconds of silence."""
+        try:
+            first = await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
+            return []
+        events = [first]
+        while not self.queue.empty() and len(events) < 500:
+            events.append(self.queue.get_nowait())
+        return events
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+
+
+@contextlib.asynccontextmanager
+async def subscriptions(token: str) -> AsyncIterator[Subscriptions]:
+    """One graphql-transport-ws connection, authenticated with {"token": ...} in connection_init."""
+    transport = WebsocketsTransport(
+        url=api_url().replace("http://", "ws://", 1).replace("https://", "wss://", 1),
+        init_payload={"token": token},
+        subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+        close_timeout=2,
+    )
+    client = Client(transport=transport, fetch_schema_from_transport=False)
+    try:
+        session = await client.connect_async(reconnecting=False)
+    except TransportQueryError as exc:
+        raise ApiError.from_errors(exc.errors, str(exc)) from None
+    except (TransportError, OSError) as exc:
+        raise ApiError(UNREACHABLE, "UNAVAILABLE") from exc
+    subs = Subscriptions(session)
+    try:
+        yield subs
+    finally:
+        await subs.close()
+        with contextlib.suppress(Exception):
+            await client.close_async()

@@ -1,0 +1,80 @@
+"""Sign up and log in."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from . import api, rules
+from .session import Session, field_errors
+
+SIGNUP = """mutation($email: String!, $username: String!, $password: String!) {
+  signup(email: $email, username: $username, password: $password) {
+    token client { username email } } }"""
+LOGIN = """mutation($login: String!, $password: String!) {
+  login(login: $login, password: $password) { token client { username email } } }"""
+
+
+class AuthForm(Session):
+    errors: dict[str, str] = {}
+    busy: bool = False
+
+    @rx.event
+    def clear(self):
+        self.errors = {}
+        self.busy = False
+
+    @rx.event
+    async def signup(self, form: dict):
+        email = str(form.get("email", "")).strip()
+        username = str(form.get("username", "")).strip()
+        password = str(form.get("password", ""))
+        errors = {
+            k: v
+            for k, v in {
+                "email": rules.email(email),
+                "username": rules.username(username),
+                "password": rules.password(password),
+            }.items()
+            if v
+        }
+        self.errors = errors
+        if errors:
+            return
+        self.busy = True
+        yield
+        try:
+            data = await api.call(SIGNUP, email=email, username=username, password=password)
+        except api.ApiError as exc:
+            self.errors = field_errors(exc, {"email", "username", "password"})
+            if exc.code == "CONFLICT" and "form" in self.errors:
+                message = self.errors.pop("form")
+                self.errors = {"email" if "email" in message else "username": message}
+            self.busy = False
+            return
+        self._sign_in(data["signup"])
+        self.busy = False
+        yield rx.redirect("/projects")
+
+    @rx.event
+    async def login(self, form: dict):
+        login = str(form.get("login", "")).strip()
+        password = str(form.get("password", ""))
+        errors = {}
+        if not login:
+            errors["login"] = "Enter your email or username."
+        if not password:
+            errors["password"] = "Enter your password."
+        self.errors = errors
+        if errors:
+            return
+        self.busy = True
+        yield
+        try:
+            data = await api.call(LOGIN, login=login, password=password)
+        except api.ApiError as exc:
+            self.errors = field_errors(exc, {"login", "password"})
+            self.busy = False
+            return
+        self._sign_in(data["login"])
+        self.busy = False
+        yield rx.redirect("/projects")

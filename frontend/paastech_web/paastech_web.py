@@ -1,0 +1,113 @@
+"""The Reflex app: pages and routes."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from . import ui
+from .account import Account, account_page
+from .auth import AuthForm
+from .project import ProjectPage, project_page
+from .projects import Dashboard, NewProject, dashboard_page, new_project_page
+from .session import Session
+
+
+def signup_page() -> rx.Component:
+    return ui.page(
+        ui.card(
+            rx.heading("Create your account", size="6"),
+            rx.form(
+                rx.flex(
+                    ui.field("Email", "email", AuthForm.errors, type="email",
+                             placeholder="ada@example.com"),
+                    ui.field("Username", "username", AuthForm.errors, placeholder="ada"),
+                    ui.field("Password (10+ characters, not only letters)", "password",
+                             AuthForm.errors, type="password"),
+                    ui.form_error(AuthForm.errors),
+                    rx.button("Sign up", type="submit", loading=AuthForm.busy, id="submit"),
+                    direction="column",
+                    gap="3",
+                ),
+                on_submit=AuthForm.signup,
+            ),
+            rx.text("Already have an account? ", rx.link("Log in", href="/login")),
+        ),
+        max_width="480px",
+    )
+
+
+def login_page() -> rx.Component:
+    return ui.page(
+        ui.card(
+            rx.heading("Log in", size="6"),
+            rx.form(
+                rx.flex(
+                    ui.field("Email or username", "login", AuthForm.errors),
+                    ui.field("Password", "password", AuthForm.errors, type="password"),
+                    ui.form_error(AuthForm.errors),
+                    rx.button("Log in", type="submit", loading=AuthForm.busy, id="submit"),
+                    direction="column",
+                    gap="3",
+                ),
+                on_submit=AuthForm.login,
+            ),
+            rx.text("New here? ", rx.link("Create an account", href="/signup")),
+        ),
+        max_width="480px",
+    )
+
+
+def index() -> rx.Component:
+    return ui.page(ui.loading())
+
+
+def page_not_found() -> rx.Component:
+    return ui.page(
+        ui.card(
+            rx.heading("Page not found", size="6", id="not-found"),
+            rx.link("Back to your projects", href="/projects"),
+        )
+    )
+
+
+app = rx.App(
+    style={"body": {"overflow_x": "hidden"}},
+)
+app.add_page(index, route="/", on_load=Session.redirect_home, title="PaaSTech")
+app.add_page(
+    signup_page,
+    route="/signup",
+    on_load=[Session.redirect_if_signed_in, AuthForm.clear],
+    title="Sign up · PaaSTech",
+)
+app.add_page(
+    login_page,
+    route="/login",
+    on_load=[Session.redirect_if_signed_in, AuthForm.clear],
+    title="Log in · PaaSTech",
+)
+app.add_page(
+    dashboard_page,
+    route="/projects",
+    on_load=[Session.require_login, Dashboard.load],
+    title="Projects · PaaSTech",
+)
+app.add_page(
+    new_project_page,
+    route="/new",
+    on_load=[Session.require_login, NewProject.reset_form],
+    title="New project · PaaSTech",
+)
+app.add_page(
+    project_page,
+    route="/projects/[pname]",
+    on_load=[Session.require_login, ProjectPage.load],
+    title="Project · PaaSTech",
+)
+app.add_page(
+    account_page,
+    route="/account",
+    on_load=[Session.require_login, Account.load],
+    title="Account · PaaSTech",
+)
+app.add_page(page_not_found, route="404", title="Not found · PaaSTech")

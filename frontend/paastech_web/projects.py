@@ -1,0 +1,245 @@
+"""The projects dashboard (live status badges) and the create-project page."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import reflex as rx
+
+from . import api, rules, ui
+from .session import Session, connected, field_errors
+
+PROJECTS = """{ projects { name url gitUrl
+  applications(first: 1) { number status } } }"""
+STATUS_SUB = """subscription($p: String!) {
+  applicationStatus(project: $p) { project number status at } }"""
+CREATE = "mutation($n: String!) { createProject(name: $n) { name url gitUrl } }"
+MAX_WATCHED = 50  # status subscriptions per dashboard (one websocket)
+
+
+@dataclasses.dataclass
+class ProjectRow:
+    name: str = ""
+    url: str = ""
+    status: str = "NONE"
+    release: int = 0
+
+
+class Dashboard(Session):
+    projects: list[ProjectRow] = []
+    loaded: bool = False
+    error: str = ""
+    _watch: int = 0
+
+    @rx.event
+    async def load(self):
+        if not self._token:
+            return
+        self.error = ""
+        try:
+            data = await self.request(PROJECTS)
+        except api.ApiError as exc:
+            self.error = exc.message
+            self.loaded = True
+            if not self._token:
+                yield rx.redirect("/login")
+            return
+        self.projects = [
+            ProjectRow(
+                name=p["name"],
+                url=p["url"],
+                status=(p["applications"][0]["status"] if p["applications"] else "NONE"),
+                release=(p["applications"][0]["number"] if p["applications"] else 0),
+            )
+            for p in data["projects"]
+        ]
+        self.loaded = True
+        self._watch += 1
+        yield Dashboard.watch
+
+    @rx.event(background=True)
+    async def watch(self):
+        """Each project's applicationStatus on one websocket; badges change as events arrive."""
+        async with self:
+            gen, token = self._watch, self._token
+            names = [p.name for p in self.projects][:MAX_WATCHED]
+            client = self.router.session.client_token
+        if not names:
+            return
+        try:
+            async with api.subscriptions(token) as subs:
+                for name in names:
+                    subs.start(name, STATUS_SUB, p=name)
+                while True:
+                    events = await subs.next(timeout=2)
+                    async with self:
+                        if (
+                            gen != self._watch
+                            or self.router.url.path.rstrip("/") != "/projects"
+                            or not connected(client)
+                        ):
+                            return
+                        for ev in events:
+                            if ev.data is None:
+                                continue
+                            e = ev.data["applicationStatus"]
+                            for row in self.projects:
+                                if row.name == e["project"] and e["number"] >= row.release:
+                                    row.status, row.release = e["status"], e["number"]
+                        self.projects = list(self.projects)
+                    if not subs.running():
+                        return
+        except api.ApiError:
+            return  # the badges stay as loaded; a reload reconnects
+
+
+class NewProject(Session):
+    errors: dict[str, str] = {}
+    busy: bool = False
+    created_name: str = ""
+    created_url: str = ""
+    created_git_url: str = ""
+
+    @rx.event
+    def reset_form(self):
+        self.errors = {}
+        self.busy = False
+        self.created_name = self.created_url = self.created_git_url = ""
+
+    @rx.event
+    async def create(self, form: dict):
+        name = str(form.get("name", "")).strip()
+        problem = rules.project_name(name)
+        self.errors = {"name": problem} if problem else {}
+        if problem:
+            return
+        self.busy = True
+        yield
+        try:
+            data = await self.request(CREATE, n=name)
+        except api.ApiError as exc:
+            self.busy = False
+            self.errors = field_errors(exc, {"name"}, default="name")
+            if not self._token:
+                yield rx.redirect("/login")
+            return
+        p = data["createProject"]
+        self.created_name, self.created_url, self.created_git_url = p["name"], p["url"], p["gitUrl"]
+        self.busy = False
+
+
+def project_card(row: ProjectRow) -> rx.Component:
+    return rx.card(
+        rx.flex(
+            rx.flex(
+                rx.link(
+                    rx.text(row.name, weight="bold", size="4"),
+                    href="/projects/" + row.name,
+                    class_name="project-link",
+                ),
+                ui.status_badge(row.status),
+                rx.cond(row.release > 0, rx.text("#", row.release, color_scheme="gray", size="2")),
+                gap="2",
+                align="center",
+                wrap="wrap",
+            ),
+            rx.link(row.url, href=row.url, is_external=True, size="2"),
+            direction="column",
+            gap="1",
+        ),
+        width="100%",
+        class_name="project-card",
+        id="project-" + row.name,
+    )
+
+
+def dashboard_page() -> rx.Component:
+    return ui.page(
+        rx.flex(
+            rx.heading("Projects", size="7"),
+            rx.spacer(),
+            rx.link(rx.button("New project", id="new-project"), href="/new"),
+            align="center",
+            margin_bottom="1rem",
+        ),
+        rx.cond(
+            Dashboard.error != "",
+            rx.callout(Dashboard.error, color_scheme="red", id="error-form"),
+        ),
+        rx.cond(
+            ~Dashboard.loaded,
+            ui.loading("Loading projects..."),
+            rx.cond(
+                Dashboard.projects.length() > 0,
+                rx.flex(rx.foreach(Dashboard.projects, project_card), direction="column", gap="3"),
+                ui.empty(
+                    "No projects yet. Create one, then git push to deploy it.",
+                    rx.link(rx.button("Create your first project"), href="/new"),
+                ),
+            ),
+        ),
+    )
+
+
+def push_instructions(name: rx.Var, git_url: rx.Var) -> rx.Component:
+    return rx.box(
+        rx.code_block(
+            "cd your-app\ngit remote add paastech "
+            + git_url.to_string()  # type: ignore[attr-defined]
+            + "\ngit push paastech main",
+            language="bash",
+            wrap_long_lines=True,
+        ),
+        id="push-instructions",
+        width="100%",
+        overflow_x="auto",
+    )
+
+
+def new_project_page() -> rx.Component:
+    return ui.page(
+        rx.heading("New project", size="7", margin_bottom="1rem"),
+        rx.cond(
+            NewProject.created_name != "",
+            ui.card(
+                rx.heading("Project ", NewProject.created_name, " created", size="4", id="created"),
+                rx.text(
+                    "Add an SSH key on your Account page, then push a repository with a "
+                    "Dockerfile, a Procfile with requirements.txt, a package.json or an index.html:"
+                ),
+                rx.text("Git remote: ", rx.code(NewProject.created_git_url, id="git-url")),
+                push_instructions(NewProject.created_name, NewProject.created_git_url),
+                rx.text("Once deployed it answers at ", rx.code(NewProject.created_url)),
+                rx.flex(
+                    rx.link(
+                        rx.button("Open the project", id="open-project"),
+                        href="/projects/" + NewProject.created_name,
+                    ),
+                    rx.button("Create another", variant="soft", on_click=NewProject.reset_form),
+                    gap="2",
+                    wrap="wrap",
+                ),
+            ),
+            ui.card(
+                rx.form(
+                    rx.flex(
+                        ui.field(
+                            "Name (lowercase letters, digits and '-'; it becomes the app's "
+                            "hostname)",
+                            "name",
+                            NewProject.errors,
+                            placeholder="my-app",
+                        ),
+                        ui.form_error(NewProject.errors),
+                        rx.button(
+                            "Create project", type="submit", loading=NewProject.busy, id="create"
+                        ),
+                        direction="column",
+                        gap="3",
+                    ),
+                    on_submit=NewProject.create,
+                ),
+            ),
+        ),
+        max_width="720px",
+    )

@@ -1,0 +1,83 @@
+"""The signed-in session. The API token lives only in a backend var of the Reflex state (names
+starting with `_` are never sent to the browser): not in the page, its URLs or its storage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+
+from . import api
+
+
+def connected(client_token: str) -> bool:
+    """Whether the browser tab that owns a state is still connected (background tasks stop if not)."""
+    try:
+        from reflex.utils.prerequisites import get_and_validate_app
+
+        namespace = get_and_validate_app().app.event_namespace
+        return namespace is None or client_token in namespace.token_to_sid
+    except Exception:
+        return True
+
+
+class Session(rx.State):
+    _token: str = ""
+    username: str = ""
+    email: str = ""
+
+    @rx.var
+    def signed_in(self) -> bool:
+        return self.username != ""
+
+    def _sign_in(self, payload: dict[str, Any]) -> None:
+        self._token = payload["token"]
+        self.username = payload["client"]["username"]
+        self.email = payload["client"]["email"]
+
+    def _sign_out(self) -> None:
+        self._token = ""
+        self.username = ""
+        self.email = ""
+
+    async def request(self, query: str, **variables: Any) -> dict[str, Any]:
+        """A query or mutation with this session's token; an expired token signs out."""
+        try:
+            return await api.call(query, self._token, **variables)
+        except api.ApiError as exc:
+            if exc.code == "UNAUTHENTICATED" and self._token:
+                self._sign_out()
+            raise
+
+    @rx.event
+    def require_login(self):
+        if not self._token:
+            return rx.redirect("/login")
+        return None
+
+    @rx.event
+    def redirect_home(self):
+        return rx.redirect("/projects" if self._token else "/login")
+
+    @rx.event
+    def redirect_if_signed_in(self):
+        if self._token:
+            return rx.redirect("/projects")
+        return None
+
+    @rx.event
+    async def logout(self):
+        """Revoke the session token at the API, then forget it."""
+        if self._token:
+            try:
+                await api.call("mutation { logout }", self._token)
+            except api.ApiError:
+                pass  # an expired or revoked token is just as signed out
+        self._sign_out()
+        return rx.redirect("/login")
+
+
+def field_errors(exc: api.ApiError, fields: set[str], default: str = "") -> dict[str, str]:
+    """Where to show an API error: next to its extensions.field, else at `default` or the form."""
+    key = exc.field if exc.field in fields else default
+    return {key or "form": exc.message}

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The web app (frontend/, Reflex): its own virtualenv, bun from the npm registry, the build.
+#   scripts/web.sh install   frontend/.venv (reflex, gql) and bun in frontend/.bun
+#   scripts/web.sh build     install, then compile and build the production frontend
+#   scripts/web.sh run       build, then serve it and its backend on 127.0.0.1:$PAASTECH_WEB_PORT
+#   scripts/web.sh test      install, plus selenium for the browser tests (tests/e2e)
+#   scripts/web.sh env       print the environment the other modes use (for `eval`)
+# Idempotent and offline after the first install: nothing is downloaded from outside the PyPI
+# and npm registries; Reflex's telemetry, version check and bun download are off.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+FRONT="$ROOT/frontend"
+mode="${1:-build}"
+PYTHON="${PYTHON:-python3}"
+BUN_VERSION=1.4.5
+SELENIUM_VERSION=4.52.0
+WEB_VENV="$FRONT/.venv"
+
+export PATH="$FRONT/.bun/bin:$WEB_VENV/bin:$PATH"
+export REFLEX_TELEMETRY_ENABLED=false
+export REFLEX_CHECK_LATEST_VERSION=false
+export REFLEX_DIR="$FRONT/.reflex"
+export BUN_INSTALL="$FRONT/.bun"
+export BUN_INSTALL_CACHE_DIR="$FRONT/.cache/bun"
+export BUN_RUNTIME_TRANSPILER_CACHE_PATH="$FRONT/.cache/bun-transpiler"
+export DO_NOT_TRACK=1
+# The npm registry this machine is configured with (Reflex would otherwise probe mirrors).
+if [ -z "${NPM_CONFIG_REGISTRY:-}" ]; then
+    NPM_CONFIG_REGISTRY="$(npm config get registry 2>/dev/null || echo https://registry.npmjs.org/)"
+    export NPM_CONFIG_REGISTRY
+fi
+
+install_bun() {
+    if [ -x "$FRONT/.bun/bin/bun" ] && [ "$("$FRONT/.bun/bin/bun" --version 2>/dev/null)" = "$BUN_VERSION" ]; then
+        return 0
+    fi
+    command -v npm >/dev/null 2>&1 || { echo "web: npm is missing (scripts/bootstrap.sh installs it)" >&2; exit 1; }
+    echo "web: installing bun $BUN_VERSION from the npm registry into frontend/.bun"
+    npm install -g --prefix "$FRONT/.bun" --no-fund --no-audit "bun@$BUN_VERSION" >/dev/null
+    "$FRONT/.bun/bin/bun" --version >/dev/null
+}
+
+install_venv() {
+    if [ ! -x "$WEB_VENV/bin/python" ]; then
+        "$PYTHON" -m venv "$WEB_VENV"
+    fi
+    local stamp="$WEB_VENV/.installed"
+    if [ ! -f "$stamp" ] || [ "$FRONT/requirements.txt" -nt "$stamp" ]; then
+        echo "web: installing frontend/requirements.txt into frontend/.venv"
+        local log="$WEB_VENV/pip-install.log"
+        if ! { "$WEB_VENV/bin/python" -m pip install --upgrade pip \
+            && "$WEB_VENV/bin/python" -m pip install -r "$FRONT/requirements.txt"; } >"$log" 2>&1; then
+            tail -n 30 "$log" >&2
+            echo "web: pip install failed (full log: $log)" >&2
+            exit 1
+        fi
+        touch "$stamp"
+    fi
+}
+
+install_selenium() {
+    # The browser tests drive Debian's chromium through /usr/bin/chromedriver with selenium.
+    # It goes into the platform's .venv (pytest runs there) and brings no package the platform
+    # uses; selenium-manager never runs (the tests give the driver's path, SE_OFFLINE=true).
+    local venv="${VENV:-.venv}"
+    if ! "$venv/bin/python" -c "import selenium" 2>/dev/null; then
+        echo "web: installing selenium $SELENIUM_VERSION into $venv (browser tests)"
+        "$venv/bin/python" -m pip install -q "selenium==$SELENIUM_VERSION"
+    fi
+}
+
+build() {
+    cd "$FRONT"
+    # Compiles the pages and builds the production bundle into frontend/.web/build/client.
+    reflex export --frontend-only --no-zip --env prod --loglevel warning
+}
+
+case "$mode" in
+    install) install_bun; install_venv ;;
+    build) install_bun; install_venv; build ;;
+    run)
+        install_bun; install_venv
+        cd "$FRONT"
+        export PAASTECH_WEB_PORT="${PAASTECH_WEB_PORT:-3000}"
+        exec reflex run --env prod --loglevel "${REFLEX_LOGLEVEL:-warning}" \
+            --frontend-port "$PAASTECH_WEB_PORT" --backend-port "$PAASTECH_WEB_PORT" \
+            --backend-host "${PAASTECH_HOST:-127.0.0.1}"
+        ;;
+    test) install_bun; install_venv; install_selenium ;;
+    env)
+        for v in PATH REFLEX_TELEMETRY_ENABLED REFLEX_CHECK_LATEST_VERSION REFLEX_DIR BUN_INSTALL \
+            BUN_INSTALL_CACHE_DIR BUN_RUNTIME_TRANSPILER_CACHE_PATH DO_NOT_TRACK NPM_CONFIG_REGISTRY; do
+            printf 'export %s=%q\n' "$v" "${!v}"
+        done
+        ;;
+    *) echo "usage: scripts/web.sh install|build|run|test|env" >&2; exit 2 ;;
+esac
