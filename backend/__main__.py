@@ -33,7 +33,8 @@ def api() -> None:
         factory=True,
         host=s.host,
         port=s.api_port,
-        proxy_headers=False,
+        proxy_headers=bool(s.trusted_proxies),
+        forwarded_allow_ips=s.trusted_proxies or None,
         log_level="info",
     )
 

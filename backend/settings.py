@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = 20
     login_failure_window_seconds: int = 900
 
+    # Addresses of reverse proxies (Traefik) whose X-Forwarded-For the API trusts, comma
+    # separated; empty: none, the peer address is the client (login rate limits use it).
+    trusted_proxies: str = ""
+
     max_query_depth: int = 10
     max_query_tokens: int = 2000
     max_request_bytes: int = 1_000_000
