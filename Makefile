@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: up test test-fast lint fmt schema protos bench deps engine test-deps
+.PHONY: up test test-fast lint fmt schema protos bench deps engine test-deps web
 
 deps:
 	scripts/bootstrap.sh up
@@ -16,12 +16,19 @@ engine:
 test-deps: engine
 	scripts/bootstrap.sh test
 	scripts/postgres.sh >/dev/null
+	scripts/web.sh test
 
-up: deps engine
+# The web app (frontend/): its own venv, bun from the npm registry, the production build.
+web: deps
+	scripts/web.sh build
+
+up: deps engine web
 	scripts/up.sh
 
+# Test files run on 3 workers (a module's tests stay together): most time is spent waiting on
+# Docker builds and health checks, not on the 2 CPUs.
 test: test-deps lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3 --dist loadfile
 
 # Unit tests only, no services.
 test-fast: deps

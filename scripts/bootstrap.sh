@@ -12,7 +12,7 @@ PYTHON="${PYTHON:-python3}"
 
 need_cmds=(git ssh ssh-keygen make curl)
 pkgs_up=(git openssh-client make curl ca-certificates docker.io debootstrap busybox-static)
-pkgs_test=(postgresql)
+pkgs_test=(postgresql chromium chromium-driver)  # browser tests: Debian's Chromium + chromedriver
 
 missing_pkgs() {
     local p
@@ -40,6 +40,9 @@ if command -v dpkg-query >/dev/null 2>&1; then
     [ "$mode" = test ] && wanted+=("${pkgs_test[@]}")
     # python3-venv only when the interpreter cannot make a virtualenv by itself.
     "$PYTHON" -c "import ensurepip, venv" 2>/dev/null || wanted+=(python3-venv)
+    # The web app's build needs node and npm (bun comes from the npm registry, scripts/web.sh);
+    # a node that came with its own npm (e.g. NodeSource's package) is kept as it is.
+    command -v npm >/dev/null 2>&1 || wanted+=(nodejs npm)
     mapfile -t todo < <(missing_pkgs "${wanted[@]}")
     # A tool may be present without Debian's package (e.g. a docker CLI in /usr/local/bin).
     install_pkgs "${todo[@]}"

@@ -16,6 +16,7 @@ print(f"PaaSTech is starting (data in {s.data_dir.resolve()}, database {s.db_url
 print(f"  GraphQL API   http://{s.host}:{s.api_port}/graphql")
 if s.development:
     print(f"  GraphiQL      http://{s.host}:{s.api_port}/graphql  (open in a browser)")
+print(f"  Web app       http://{s.host}:{s.web_port}")
 print(f"  Subscriptions ws://{s.host}:{s.api_port}/graphql  (graphql-transport-ws)")
 print(f"  Apps          {s.app_url(s.project_hostname('<project>'))}  (embedded ingress on {s.host}:{s.ingress_port})")
 print(f"  git push      {git_url('<project>', s)}")

@@ -3,7 +3,7 @@
 #   scripts/web.sh install   frontend/.venv (reflex, gql) and bun in frontend/.bun
 #   scripts/web.sh build     install, then compile and build the production frontend
 #   scripts/web.sh run       build, then serve it and its backend on 127.0.0.1:$PAASTECH_WEB_PORT
-#   scripts/web.sh test      install, plus selenium for the browser tests (tests/e2e)
+#   scripts/web.sh test      install (selenium for tests/e2e is a dev dependency of the platform)
 #   scripts/web.sh env       print the environment the other modes use (for `eval`)
 # Idempotent and offline after the first install: nothing is downloaded from outside the PyPI
 # and npm registries; Reflex's telemetry, version check and bun download are off.
@@ -14,7 +14,6 @@ FRONT="$ROOT/frontend"
 mode="${1:-build}"
 PYTHON="${PYTHON:-python3}"
 BUN_VERSION=1.4.5
-SELENIUM_VERSION=4.52.0
 WEB_VENV="$FRONT/.venv"
 
 export PATH="$FRONT/.bun/bin:$WEB_VENV/bin:$PATH"
@@ -59,16 +58,6 @@ install_venv() {
     fi
 }
 
-install_selenium() {
-    # The browser tests drive Debian's chromium through /usr/bin/chromedriver with selenium.
-    # It goes into the platform's .venv (pytest runs there) and brings no package the platform
-    # uses; selenium-manager never runs (the tests give the driver's path, SE_OFFLINE=true).
-    local venv="${VENV:-.venv}"
-    if ! "$venv/bin/python" -c "import selenium" 2>/dev/null; then
-        echo "web: installing selenium $SELENIUM_VERSION into $venv (browser tests)"
-        "$venv/bin/python" -m pip install -q "selenium==$SELENIUM_VERSION"
-    fi
-}
 
 build() {
     cd "$FRONT"
@@ -87,7 +76,7 @@ case "$mode" in
             --frontend-port "$PAASTECH_WEB_PORT" --backend-port "$PAASTECH_WEB_PORT" \
             --backend-host "${PAASTECH_HOST:-127.0.0.1}"
         ;;
-    test) install_bun; install_venv; install_selenium ;;
+    test) install_bun; install_venv ;;
     env)
         for v in PATH REFLEX_TELEMETRY_ENABLED REFLEX_CHECK_LATEST_VERSION REFLEX_DIR BUN_INSTALL \
             BUN_INSTALL_CACHE_DIR BUN_RUNTIME_TRANSPILER_CACHE_PATH DO_NOT_TRACK NPM_CONFIG_REGISTRY; do

@@ -529,11 +529,14 @@ class DockerRuntime:
                 await asyncio.sleep(0.2)  # let the last output reach the log
                 lines = await self._last_lines(container.id)
                 code = (await self.inspect(container.id) or info).exit_code
-                what = (
-                    "was killed: out of memory"
-                    if info.oom_killed
-                    else (f"exited with code {code}" if code is not None else f"is {info.state}")
-                )
+                if info.oom_killed:
+                    what = "was killed: out of memory"
+                elif info.running:  # it exited and the restart policy already started it again
+                    what = f"exited and is restarting (restart #{info.restart_count})"
+                elif code is not None:
+                    what = f"exited with code {code}"
+                else:
+                    what = f"is {info.state}"
                 raise HealthCheckError(f"container {info.name} {what}", lines)
             if info.host_port is None:
                 if loop.time() >= settle_until:

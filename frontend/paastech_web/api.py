@@ -18,7 +18,7 @@ from gql.transport.websockets import WebsocketsTransport
 
 
 def api_url() -> str:
-    """PAASTECH_API_URL, else http://PAASTECH_HOST:PAASTECH_API_PORT/graphql (the platform's defaults)."""
+    """PAASTECH_API_URL, else http://PAASTECH_HOST:PAASTECH_API_PORT/graphql."""
     url = os.environ.get("PAASTECH_API_URL", "").strip()
     if url:
         return url
@@ -114,10 +114,10 @@ class Subscriptions:
             await self.queue.put(Event(key, error=ApiError(UNREACHABLE, "UNAVAILABLE")))
             del exc
 
-    async def next(self, timeout: float) -> list[Event]:
-        """Every event waiting (at least one), or [] after `timeout` seconds of silence."""
+    async def next(self, wait: float) -> list[Event]:
+        """Every event waiting (at least one), or [] after `wait` seconds of silence."""
         try:
-            first = await asyncio.wait_for(self.queue.get(), timeout)
+            first = await asyncio.wait_for(self.queue.get(), wait)
         except TimeoutError:
             return []
         events = [first]

@@ -10,6 +10,7 @@ changes without a reload. The task ends when the page is left, reloaded or disco
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any
 
@@ -30,7 +31,9 @@ HISTORY = """query($p: String!, $n: Int!) { application(project: $p, number: $n)
   statusHistory { status } } }"""
 STATUS_SUB = """subscription($p: String!) {
   applicationStatus(project: $p) { project number status message at } }"""
-BUILD_SUB = """subscription($p: String!, $n: Int!) { buildLogs(project: $p, number: $n) { seq line } }"""
+BUILD_SUB = (
+    """subscription($p: String!, $n: Int!) { buildLogs(project: $p, number: $n) { seq line } }"""
+)
 RUNTIME_SUB = """subscription($p: String!) {
   runtimeLogs(project: $p, tail: 100) { processType replica application line } }"""
 
@@ -246,7 +249,7 @@ class ProjectPage(Session):
             async with api.subscriptions(token) as subs:
                 subs.start("status", STATUS_SUB, p=name)
                 while True:
-                    events = await subs.next(timeout=0.5)
+                    events = await subs.next(wait=0.5)
                     async with self:
                         if (
                             gen != self._watch
@@ -311,7 +314,9 @@ class ProjectPage(Session):
                     self.log_done, log_ended = True, True
             elif ev.key == "tail" and ev.data is not None:
                 r = ev.data["runtimeLogs"]
-                runtime.append(f"{r['processType']}.{r['replica']} #{r['application']} | {r['line']}")
+                runtime.append(
+                    f"{r['processType']}.{r['replica']} #{r['application']} | {r['line']}"
+                )
         if lines:
             self.log_lines = (self.log_lines + lines)[-MAX_LOG_LINES:]
         if runtime and self.tail:
@@ -344,10 +349,8 @@ class ProjectPage(Session):
             self.action_error = exc.message
             return None
         self.notice = what
-        try:
+        with contextlib.suppress(api.ApiError):
             await self._refresh()
-        except api.ApiError:
-            pass
         return data
 
     @rx.event
@@ -360,9 +363,7 @@ class ProjectPage(Session):
             n=number,
         )
         if data:
-            self.notice = (
-                f"Release #{data['rollback']['number']} rolls back to release #{number}."
-            )
+            self.notice = f"Release #{data['rollback']['number']} rolls back to release #{number}."
         self.busy = ""
 
     @rx.event
@@ -411,16 +412,15 @@ class ProjectPage(Session):
         self.busy = ""
         yield rx.set_value("field-key", "")
         yield rx.set_value("field-value", "")
-        try:
+        with contextlib.suppress(api.ApiError):
             await self._refresh()
-        except api.ApiError:
-            pass
 
     @rx.event
     async def unset_env(self, key: str):
         await self._act(
             f"{key} is removed.",
-            "mutation($p: String!, $k: [String!]!) { unsetEnvVars(project: $p, keys: $k) { name } }",
+            "mutation($p: String!, $k: [String!]!) {"
+            " unsetEnvVars(project: $p, keys: $k) { name } }",
             k=[key],
         )
 
@@ -434,7 +434,8 @@ class ProjectPage(Session):
         self.action_error = self.notice = ""
         try:
             await self.request(
-                "mutation($p: String!, $h: String!) { addDomain(project: $p, hostname: $h) { name } }",
+                "mutation($p: String!, $h: String!) {"
+                " addDomain(project: $p, hostname: $h) { name } }",
                 p=self.name,
                 h=hostname,
             )
@@ -443,16 +444,15 @@ class ProjectPage(Session):
             return
         self.notice = f"{hostname} is routed to {self.name}."
         yield rx.set_value("field-hostname", "")
-        try:
+        with contextlib.suppress(api.ApiError):
             await self._refresh()
-        except api.ApiError:
-            pass
 
     @rx.event
     async def remove_domain(self, hostname: str):
         await self._act(
             f"{hostname} is removed.",
-            "mutation($p: String!, $h: String!) { removeDomain(project: $p, hostname: $h) { name } }",
+            "mutation($p: String!, $h: String!) {"
+            " removeDomain(project: $p, hostname: $h) { name } }",
             h=hostname,
         )
 
@@ -477,15 +477,11 @@ class ProjectPage(Session):
                 r=replicas,
             )
         except api.ApiError as exc:
-            self.scale_errors = field_errors(
-                exc, {"processType", "replicas"}, default="replicas"
-            )
+            self.scale_errors = field_errors(exc, {"processType", "replicas"}, default="replicas")
             return
         self.notice = f"{process_type} runs {replicas} replica(s)."
-        try:
+        with contextlib.suppress(api.ApiError):
             await self._refresh()
-        except api.ApiError:
-            pass
 
     @rx.event
     async def set_resources(self, form: dict):
@@ -520,10 +516,8 @@ class ProjectPage(Session):
             self.resource_errors = field_errors(exc, {"memoryMb", "cpu"})
             return
         self.notice = f"Limits set: {memory} MB, {cpu} CPU."
-        try:
+        with contextlib.suppress(api.ApiError):
             await self._refresh()
-        except api.ApiError:
-            pass
 
     @rx.event
     async def delete(self, form: dict):
@@ -576,7 +570,7 @@ def release_row(r: Release) -> rx.Component:
                     id="rollback-" + r.number.to_string(),
                 ),
             ),
-            gap="2",
+            spacing="2",
             align="center",
             wrap="wrap",
         ),
@@ -597,7 +591,7 @@ def overview() -> rx.Component:
                 ProjectPage.live_number > 0,
                 rx.text("live: release #", ProjectPage.live_number, color_scheme="gray"),
             ),
-            gap="3",
+            spacing="3",
             align="center",
             wrap="wrap",
         ),
@@ -612,7 +606,7 @@ def overview() -> rx.Component:
                 disabled=ProjectPage.live_number == 0,
                 id="restart",
             ),
-            gap="2",
+            spacing="2",
             wrap="wrap",
         ),
         rx.cond(
@@ -624,7 +618,7 @@ def overview() -> rx.Component:
                         p.label, " ", p.state, color_scheme=rx.cond(p.running, "green", "red")
                     ),
                 ),
-                gap="2",
+                spacing="2",
                 wrap="wrap",
             ),
         ),
@@ -661,7 +655,7 @@ def build_log_section() -> rx.Component:
                 (ProjectPage.log_number > 0) & ~ProjectPage.log_done,
                 rx.badge("streaming", color_scheme="blue", id="log-streaming"),
             ),
-            gap="2",
+            spacing="2",
             align="center",
             wrap="wrap",
         ),
@@ -729,7 +723,7 @@ def env_section() -> rx.Component:
                             color_scheme="red",
                             on_click=ProjectPage.unset_env(e.key),
                         ),
-                        gap="2",
+                        spacing="2",
                         align="center",
                         wrap="wrap",
                         padding_y="0.25rem",
@@ -748,7 +742,7 @@ def env_section() -> rx.Component:
                 ),
                 rx.button("Set", type="submit", loading=ProjectPage.busy == "env", id="set-env"),
                 direction="column",
-                gap="2",
+                spacing="2",
             ),
             on_submit=ProjectPage.set_env,
         ),
@@ -774,7 +768,7 @@ def domains_section() -> rx.Component:
                         on_click=ProjectPage.remove_domain(d.hostname),
                     ),
                 ),
-                gap="2",
+                spacing="2",
                 align="center",
                 wrap="wrap",
             ),
@@ -782,12 +776,14 @@ def domains_section() -> rx.Component:
         rx.form(
             rx.flex(
                 ui.field(
-                    "Add a custom domain", "hostname", ProjectPage.domain_errors,
+                    "Add a custom domain",
+                    "hostname",
+                    ProjectPage.domain_errors,
                     placeholder="app.example.com",
                 ),
                 rx.button("Add domain", type="submit"),
                 direction="column",
-                gap="2",
+                spacing="2",
             ),
             on_submit=ProjectPage.add_domain,
         ),
@@ -804,30 +800,41 @@ def scale_section() -> rx.Component:
             ),
             rx.badge(ProjectPage.memory_mb, " MB"),
             rx.badge(ProjectPage.cpu, " CPU"),
-            gap="2",
+            spacing="2",
             wrap="wrap",
         ),
         rx.form(
             rx.flex(
-                ui.field("Process type", "processType", ProjectPage.scale_errors,
-                         placeholder="web", default_value="web"),
-                ui.field("Replicas", "replicas", ProjectPage.scale_errors, type="number",
-                         placeholder="1"),
+                ui.field(
+                    "Process type",
+                    "processType",
+                    ProjectPage.scale_errors,
+                    placeholder="web",
+                    default_value="web",
+                ),
+                ui.field(
+                    "Replicas", "replicas", ProjectPage.scale_errors, type="number", placeholder="1"
+                ),
                 rx.button("Scale", type="submit"),
                 direction="column",
-                gap="2",
+                spacing="2",
             ),
             on_submit=ProjectPage.set_scale,
         ),
         rx.form(
             rx.flex(
-                ui.field("Memory (MB)", "memoryMb", ProjectPage.resource_errors, type="number",
-                         placeholder="256"),
+                ui.field(
+                    "Memory (MB)",
+                    "memoryMb",
+                    ProjectPage.resource_errors,
+                    type="number",
+                    placeholder="256",
+                ),
                 ui.field("CPU", "cpu", ProjectPage.resource_errors, placeholder="0.5"),
                 ui.form_error(ProjectPage.resource_errors),
                 rx.button("Set limits", type="submit"),
                 direction="column",
-                gap="2",
+                spacing="2",
             ),
             on_submit=ProjectPage.set_resources,
         ),
@@ -847,7 +854,7 @@ def danger_section() -> rx.Component:
                 ui.field("Project name", "confirm", ProjectPage.delete_errors),
                 rx.button("Delete project", type="submit", color_scheme="red", id="delete"),
                 direction="column",
-                gap="2",
+                spacing="2",
             ),
             on_submit=ProjectPage.delete,
         ),
@@ -891,7 +898,7 @@ def project_page() -> rx.Component:
                 scale_section(),
                 danger_section(),
                 direction="column",
-                gap="4",
+                spacing="4",
             ),
         ),
     )

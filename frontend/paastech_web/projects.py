@@ -71,7 +71,7 @@ class Dashboard(Session):
                 for name in names:
                     subs.start(name, STATUS_SUB, p=name)
                 while True:
-                    events = await subs.next(timeout=2)
+                    events = await subs.next(wait=2)
                     async with self:
                         if (
                             gen != self._watch
@@ -139,13 +139,13 @@ def project_card(row: ProjectRow) -> rx.Component:
                 ),
                 ui.status_badge(row.status),
                 rx.cond(row.release > 0, rx.text("#", row.release, color_scheme="gray", size="2")),
-                gap="2",
+                spacing="2",
                 align="center",
                 wrap="wrap",
             ),
             rx.link(row.url, href=row.url, is_external=True, size="2"),
             direction="column",
-            gap="1",
+            spacing="1",
         ),
         width="100%",
         class_name="project-card",
@@ -171,7 +171,9 @@ def dashboard_page() -> rx.Component:
             ui.loading("Loading projects..."),
             rx.cond(
                 Dashboard.projects.length() > 0,
-                rx.flex(rx.foreach(Dashboard.projects, project_card), direction="column", gap="3"),
+                rx.flex(
+                    rx.foreach(Dashboard.projects, project_card), direction="column", spacing="3"
+                ),
                 ui.empty(
                     "No projects yet. Create one, then git push to deploy it.",
                     rx.link(rx.button("Create your first project"), href="/new"),
@@ -184,9 +186,7 @@ def dashboard_page() -> rx.Component:
 def push_instructions(name: rx.Var, git_url: rx.Var) -> rx.Component:
     return rx.box(
         rx.code_block(
-            "cd your-app\ngit remote add paastech "
-            + git_url.to_string()  # type: ignore[attr-defined]
-            + "\ngit push paastech main",
+            "cd your-app\ngit remote add paastech " + git_url + "\ngit push paastech main",
             language="bash",
             wrap_long_lines=True,
         ),
@@ -216,7 +216,7 @@ def new_project_page() -> rx.Component:
                         href="/projects/" + NewProject.created_name,
                     ),
                     rx.button("Create another", variant="soft", on_click=NewProject.reset_form),
-                    gap="2",
+                    spacing="2",
                     wrap="wrap",
                 ),
             ),
@@ -235,7 +235,7 @@ def new_project_page() -> rx.Component:
                             "Create project", type="submit", loading=NewProject.busy, id="create"
                         ),
                         direction="column",
-                        gap="3",
+                        spacing="3",
                     ),
                     on_submit=NewProject.create,
                 ),

@@ -3,6 +3,7 @@ starting with `_` are never sent to the browser): not in the page, its URLs or i
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import reflex as rx
@@ -11,7 +12,7 @@ from . import api
 
 
 def connected(client_token: str) -> bool:
-    """Whether the browser tab that owns a state is still connected (background tasks stop if not)."""
+    """Whether the browser tab owning a state is still connected (else its tasks stop)."""
     try:
         from reflex.utils.prerequisites import get_and_validate_app
 
@@ -69,10 +70,9 @@ class Session(rx.State):
     async def logout(self):
         """Revoke the session token at the API, then forget it."""
         if self._token:
-            try:
+            # An expired or revoked token is just as signed out.
+            with contextlib.suppress(api.ApiError):
                 await api.call("mutation { logout }", self._token)
-            except api.ApiError:
-                pass  # an expired or revoked token is just as signed out
         self._sign_out()
         return rx.redirect("/login")
 

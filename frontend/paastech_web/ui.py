@@ -47,19 +47,19 @@ def nav() -> rx.Component:
                     size="1",
                     id="logout",
                 ),
-                gap="3",
+                spacing="3",
                 align="center",
                 wrap="wrap",
             ),
             rx.flex(
                 rx.link("Log in", href="/login"),
                 rx.link("Sign up", href="/signup"),
-                gap="3",
+                spacing="3",
             ),
         ),
         align="center",
         wrap="wrap",
-        gap="3",
+        spacing="3",
         padding_y="0.75rem",
         border_bottom="1px solid var(--gray-a5)",
         margin_bottom="1.25rem",
@@ -121,11 +121,11 @@ def form_error(errors: rx.Var) -> rx.Component:
 
 
 def card(*children: rx.Component, **props) -> rx.Component:
-    return rx.card(rx.flex(*children, direction="column", gap="3"), width="100%", **props)
+    return rx.card(rx.flex(*children, direction="column", spacing="3"), width="100%", **props)
 
 
 def loading(text: str = "Loading...") -> rx.Component:
-    return rx.flex(rx.spinner(), rx.text(text, color_scheme="gray"), gap="2", align="center")
+    return rx.flex(rx.spinner(), rx.text(text, color_scheme="gray"), spacing="2", align="center")
 
 
 def empty(text: str, *children: rx.Component) -> rx.Component:
@@ -133,7 +133,7 @@ def empty(text: str, *children: rx.Component) -> rx.Component:
         rx.text(text, color_scheme="gray"),
         *children,
         direction="column",
-        gap="2",
+        spacing="2",
         align="start",
         padding="1rem",
         border="1px dashed var(--gray-a6)",
