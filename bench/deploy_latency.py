@@ -30,9 +30,9 @@ and publishing statuses. Checks (fail loudly, no timing is asserted): every push
 new release. Everything created is removed: projects (deleteProject, then by label), the
 docker CLI containers and images.
 
-All platform instances on one Docker engine reconcile against their own database and remove
-each other's containers (paastech.managed=true). Each entry therefore waits until no other
-managed container exists before starting its platform, and runs it with periodic reconcile off.
+Each entry's platform is its own installation (paastech.instance label), so other platforms on
+the same Docker engine neither see nor touch its containers; periodic reconcile is off so it
+cannot land inside a measurement.
 """
 
 from __future__ import annotations
@@ -63,7 +63,6 @@ SWITCH = "release switch (deploy)"
 PASSWORD = "Vr7!qL2#mZ9x-tortoise-lantern"
 POLL = 0.05  # seconds between polls (GraphQL state, HTTP GET)
 DEPLOY_TIMEOUT = 300.0  # one push/build/switch, seconds
-ENGINE_WAIT = 300.0  # how long to wait for other platforms' containers to go away
 APP_PORT = 5000
 BENCH_REPO = "paastech-bench/deploy"
 
@@ -262,38 +261,6 @@ class DockerCli:
 # --- the platform -------------------------------------------------------------------------
 
 
-def _managed_containers() -> list[str]:
-    """Names of the platform-managed containers on the engine; ["<engine down>"] when the
-    docker CLI cannot list them."""
-    done = subprocess.run(
-        ["docker", "ps", "-a", "--filter", "label=paastech.managed=true", "--format", "{{.Names}}"],
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.split() if done.returncode == 0 else ["<engine down>"]
-
-
-async def wait_engine_free(within: float = ENGINE_WAIT) -> None:
-    """Wait until no other platform's containers are on the engine (our reconcile would
-    remove them, theirs ours)."""
-    deadline = time.monotonic() + within
-    told = False
-    while names := await asyncio.to_thread(_managed_containers):
-        if time.monotonic() >= deadline:
-            raise BenchmarkFailed(
-                f"other PaaSTech containers stayed on this Docker engine for {within:g} s "
-                f"({', '.join(names[:5])}); a second platform would remove them"
-            )
-        if not told:
-            print(
-                f"  waiting for other platforms' containers to go: {', '.join(names[:5])}",
-                file=sys.stderr,
-                flush=True,
-            )
-            told = True
-        await asyncio.sleep(2)
-
-
 @dataclass
 class Session:
     plat: Any  # tests.support.platform.Platform
@@ -427,7 +394,6 @@ async def session() -> AsyncIterator[tuple[Session, DockerCli]]:
     """A running platform with a signed-up Client, and a docker CLI helper; all removed after."""
     from tests.support.platform import platform
 
-    await wait_engine_free()
     run_id = secrets.token_hex(4)
     with tempfile.TemporaryDirectory(prefix="paastech-bench-deploy-") as tmp:
         data_dir = Path(tmp) / "platform"
@@ -444,22 +410,10 @@ async def session() -> AsyncIterator[tuple[Session, DockerCli]]:
                     try:
                         await s.signup()
                         yield s, cli
-                    except BenchmarkFailed as exc:
-                        if await asyncio.to_thread(_foreign_containers, s.projects):
-                            raise BenchmarkFailed(
-                                f"{exc} (another platform shares this Docker engine and may "
-                                "have removed our containers)"
-                            ) from exc
-                        raise
                     finally:
                         await s.cleanup()
         finally:
             await cli.close()
-
-
-def _foreign_containers(ours: list[str]) -> list[str]:
-    prefixes = tuple(f"paastech-{p}-" for p in ours)
-    return [n for n in _managed_containers() if not n.startswith(prefixes)]
 
 
 # --- the benchmarks -----------------------------------------------------------------------

@@ -93,15 +93,6 @@ def _query_error(exc: TransportQueryError) -> ApiError:
     return ApiError(errors[0])
 
 
-def _subscription_error(exc: TransportError) -> CliError:
-    text = str(exc)
-    if "4403" in text or "UNAUTHENTICATED" in text or "Forbidden" in text:
-        return CliError(
-            "your token is invalid, expired or revoked; log in again", EXIT_AUTH, "UNAUTHENTICATED"
-        )
-    return CliError(f"the live connection to the API failed: {text}", EXIT_FAILURE, "UNAVAILABLE")
-
-
 class Api:
     """One API endpoint and (maybe) a token."""
 
@@ -135,12 +126,22 @@ class Api:
         except TransportProtocolError as exc:
             raise CliError(f"unexpected answer from {self.url}: {exc}", EXIT_FAILURE) from None
 
+    async def _why_closed(self, exc: BaseException) -> ConnectionLost:
+        """The server closes the websocket on a bad token (4403) and gql only reports that it
+        closed: ask over HTTP, to raise the API's own error (UNAUTHENTICATED: exit 3)."""
+        try:
+            await self.execute("Me")
+        except CliError as probe:
+            if probe.exit_code == EXIT_AUTH:
+                raise probe from None
+        return ConnectionLost(f"the live connection to {self.url} was lost ({exc})")
+
     @asynccontextmanager
     async def subscribe(self, name: str, /, **variables: Any) -> AsyncIterator[AsyncIterator[dict]]:
         """Open a subscription from `operations/<name>.graphql`; yields its event iterator.
 
-        Errors while connecting or in the stream are raised as CliError (ApiError for GraphQL
-        errors); a dropped connection as ConnectionLost, so callers may reconnect.
+        GraphQL errors are raised as ApiError; a connection that cannot be opened or drops as
+        ConnectionLost (callers may reconnect); a rejected token as CliError with exit 3.
         """
         transport = WebsocketsTransport(
             url=_ws_url(self.url),
@@ -157,13 +158,11 @@ class Api:
             session = await client.connect_async(reconnecting=False)
         except TransportQueryError as exc:
             raise _query_error(exc) from None
-        except (TimeoutError, TransportConnectionFailed, OSError) as exc:
-            raise ConnectionLost(self._unreachable(exc).message) from None
-        except TransportError as exc:
-            raise _subscription_error(exc) from None
+        except (TimeoutError, TransportError, OSError) as exc:
+            raise await self._why_closed(exc) from None
         events = session.subscribe(request)
         try:
-            yield _translate(events, self)
+            yield self._translate(events)
         finally:
             # Close the operation before the connection so gql sends `complete` at once.
             with contextlib.suppress(Exception):
@@ -171,21 +170,18 @@ class Api:
             with contextlib.suppress(Exception):
                 await client.close_async()
 
+    async def _translate(self, events: AsyncIterator[dict]) -> AsyncIterator[dict]:
+        try:
+            async for event in events:
+                yield event
+        except TransportQueryError as exc:
+            raise _query_error(exc) from None
+        except (TransportError, OSError) as exc:
+            raise await self._why_closed(exc) from None
+
 
 class ConnectionLost(CliError):
     """The websocket dropped (or could not be opened); a follower may reconnect."""
 
     def __init__(self, message: str = "the connection to the API was lost") -> None:
         super().__init__(message, EXIT_FAILURE, "UNAVAILABLE")
-
-
-async def _translate(events: AsyncIterator[dict], api: Api) -> AsyncIterator[dict]:
-    try:
-        async for event in events:
-            yield event
-    except TransportQueryError as exc:
-        raise _query_error(exc) from None
-    except (TransportClosed, TransportConnectionFailed, OSError) as exc:
-        raise ConnectionLost(f"the connection to the API was lost ({exc})") from None
-    except TransportError as exc:
-        raise _subscription_error(exc) from None

@@ -15,8 +15,8 @@ DONE = DONE_OK | DONE_BAD
 
 def _describe(number: int, status: str, message: str | None) -> str:
     text = f"v{number} {status.lower()}"
-    if message and status not in DONE_OK:
-        text += f": {message}"
+    if message and status not in DONE:  # a failure's reason ends the command, once
+        text += f": {message.splitlines()[0]}"
     return text + ("" if status in DONE else "…")
 
 
@@ -70,8 +70,11 @@ async def follow_release(api: Api, project: str, app: dict[str, Any], url: str |
         reason = message
         if not reason:
             reason = (await _poll(api, project, number))[1]
+        first, *details = (reason or "no reason given").splitlines() or [""]
+        for line in details:  # the last lines of the app's output, when it did not start
+            output.note(f"  {line}", style=None)
         output.note(f"build and deploy log: paastech logs --build {number} -p {project}")
-        raise CliError(f"v{number} of {project} {status.lower()}: {reason or 'no reason given'}")
+        raise CliError(f"v{number} of {project} {status.lower()}: {first}")
     if status == "RUNNING":
         output.say(f"v{number} of {project} is live: {url}" if url else f"v{number} is live")
     elif status == "SUPERSEDED":

@@ -502,11 +502,11 @@ class Deployer:
         if number is None:
             if live is None:
                 raise ValidationFailed("nothing is running to roll back from", field="number")
+            # As on Heroku: the release before the live one.
             target = (
                 await Application.filter(
                     project=project, status__in=RELEASED, number__lt=live.number
                 )
-                .exclude(image=live.image)
                 .order_by("-number")
                 .first()
             )

@@ -179,7 +179,7 @@ def tokens(as_json: JsonOpt = False) -> None:
                 r["kind"].lower(),
                 output.age(r["createdAt"]),
                 output.age(r["lastUsedAt"]) if r["lastUsedAt"] else "never",
-                r["expiresAt"] or "never",
+                (r["expiresAt"] or "never")[:10],
                 "*" if r["current"] else "",
             ]
             for r in rows

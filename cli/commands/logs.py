@@ -17,6 +17,7 @@ from cli.gitremote import resolve_project
 PANEL = "Logs"
 FIRST_LINE_WAIT = 3.0  # without -f: how long to wait for the first line once connected
 IDLE_END = 1.0  # without -f: the stream is done when no line came for this long
+RECENT_MAX = 5.0  # without -f: a chatty app never goes idle; stop this long after connecting
 CONNECT_WAIT = 20.0
 _END = object()
 
@@ -63,27 +64,38 @@ async def _pump(api: Api, project: str, tail: int, queue: asyncio.Queue) -> None
 
 
 async def _recent(api: Api, project: str, tail: int, emit: _Printer) -> None:
+    """The last `tail` lines of each process. The API's runtimeLogs always follows, so the
+    tail ends when `tail` lines per running process came, no line came for IDLE_END seconds,
+    or RECENT_MAX seconds passed."""
+    processes = (await api.execute("Processes", project=project))["project"]["processes"]
+    limit = tail * sum(1 for p in processes if p["running"])
+    if limit == 0:
+        return
     queue: asyncio.Queue = asyncio.Queue()
     task = asyncio.create_task(_pump(api, project, tail, queue))
+    loop = asyncio.get_running_loop()
     try:
-        wait, seen = CONNECT_WAIT, False
+        wait, count, deadline = CONNECT_WAIT, 0, None
         while True:
+            if deadline is not None:
+                wait = min(wait, max(deadline - loop.time(), 0))
             try:
                 item = await asyncio.wait_for(queue.get(), wait)
             except TimeoutError:
-                if wait == CONNECT_WAIT:
+                if deadline is None:
                     raise CliError("the API did not open the log stream in time") from None
                 return
             if item == "connected":
-                wait = FIRST_LINE_WAIT
+                wait, deadline = FIRST_LINE_WAIT, loop.time() + RECENT_MAX
             elif item is _END:
                 return
             elif isinstance(item, Exception):
                 raise item
             else:
                 emit(item)
-                if not seen:
-                    seen, wait = True, IDLE_END
+                count, wait = count + 1, IDLE_END
+                if count >= limit:
+                    return
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -134,7 +146,7 @@ def logs(
     release: Annotated[
         int | None,
         typer.Argument(
-            metavar="[N]",
+            metavar="N",
             help="With --build: the release (default the latest).",
             show_default=False,
         ),

@@ -114,6 +114,22 @@ def platform(data_dir: Path, database_url: str = "", **settings: object) -> Iter
         ingress.wait(15)
         ingress_log.close()
         pom.stop()
+        remove_instance(env["PAASTECH_INSTANCE"])
+
+
+def remove_instance(instance: str) -> None:
+    """Whatever this platform left on the engine (a failed test's containers and images)."""
+    label = f"label=paastech.instance={instance}"
+    containers = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True
+    ).stdout.split()
+    if containers:
+        subprocess.run(["docker", "rm", "-f", *containers], capture_output=True)
+    images = subprocess.run(
+        ["docker", "images", "-q", "--filter", label], capture_output=True, text=True
+    ).stdout.split()
+    if images:
+        subprocess.run(["docker", "rmi", "-f", *sorted(set(images))], capture_output=True)
 
 
 def tar_dir(path: Path, changes: dict[str, str] | None = None) -> bytes:
