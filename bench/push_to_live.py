@@ -37,7 +37,6 @@ import secrets
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -70,30 +69,11 @@ PROJECT = "query($p: String!) { project(name: $p) { gitUrl } }"
 
 @contextmanager
 def gitd(plat, port: int) -> Iterator[None]:
-    """`python -m backend gitd` against the platform's API, as tests/integration/test_gitd.py."""
-    from tests.support.platform import wait_tcp
-    from tests.support.servers import ROOT, base_env
+    """`python -m backend gitd` against the platform's API (the tests' helper)."""
+    from tests.support.platform import gitd_process
 
-    env = base_env(
-        plat.data_dir,
-        api_grpc_port=plat.api_grpc_port,
-        pomegranate_port=plat.pomegranate.port,
-        gitd_port=port,
-    )
-    with (plat.data_dir / "gitd.log").open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "backend", "gitd"], env=env, cwd=ROOT, stdout=log, stderr=log
-        )
-        try:
-            wait_tcp(port, proc)
-            yield
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with gitd_process(plat, port):
+        yield
 
 
 @dataclass

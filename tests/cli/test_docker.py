@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from tests.cli.conftest import Cli, new_cli
-from tests.support.platform import Platform, cleanup_project, fixture, platform, wait_tcp
-from tests.support.servers import ROOT, base_env, free_port
+from tests.support.platform import Platform, cleanup_project, fixture, gitd_process, platform
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.docker
 
@@ -42,26 +42,8 @@ def plat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 
 @pytest.fixture(scope="module")
 def gitd(plat: Platform) -> Iterator[int]:
-    env = base_env(
-        plat.data_dir,
-        api_grpc_port=plat.api_grpc_port,
-        pomegranate_port=plat.pomegranate.port,
-        gitd_port=GITD_PORT,
-    )
-    with (plat.data_dir / "gitd.log").open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "backend", "gitd"], env=env, cwd=ROOT, stdout=log, stderr=log
-        )
-        try:
-            wait_tcp(GITD_PORT, proc)
-            yield GITD_PORT
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with gitd_process(plat, GITD_PORT):
+        yield GITD_PORT
 
 
 def developer(plat: Platform, gitd: int, tmp: Path) -> Cli:
@@ -163,13 +145,15 @@ def test_full_journey(plat: Platform, gitd: int, tmp_path: Path) -> None:
     ]
     assert "web.2" in cli.ok("ps", cwd=work).out
 
-    # rollback without a number wants an earlier image (all releases share v1's here);
-    # rollback 1 makes v4 with v1's image and env.
-    assert "no earlier release" in cli.fails(1, "rollback", cwd=work).err
-    result = cli.ok("rollback", "1", cwd=work)
+    # rollback without a number: the release before the live one (v2, with v2's env);
+    # rollback 1 then makes v5 with v1's image and env.
+    result = cli.ok("rollback", cwd=work)
     assert f"v4 of {project} is live" in result.out
+    assert releases(cli, project)[0]["cause"] == "rollback to v2"
+    result = cli.ok("rollback", "1", cwd=work)
+    assert f"v5 of {project} is live" in result.out
     latest = releases(cli, project)[0]
-    assert (latest["number"], latest["status"], latest["cause"]) == (4, "RUNNING", "rollback to v1")
+    assert (latest["number"], latest["status"], latest["cause"]) == (5, "RUNNING", "rollback to v1")
     assert cli.ok("env", "--json", cwd=work).json() == []
 
     # logs: recent runtime output, prefixed, and it ends by itself.

@@ -10,7 +10,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -26,10 +25,10 @@ from tests.support.platform import (
     cleanup_project,
     fixture,
     get_json,
+    gitd_process,
     platform,
-    wait_tcp,
 )
-from tests.support.servers import ROOT, base_env, free_port
+from tests.support.servers import free_port
 
 STATE = """query($p: String!) { project(name: $p) {
   gitUrl applicationCount
@@ -83,28 +82,8 @@ def plat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 
 @pytest.fixture(scope="module")
 def gitd(plat: Platform) -> Iterator[Gitd]:
-    port = GITD_PORT
-    env = base_env(
-        plat.data_dir,
-        api_grpc_port=plat.api_grpc_port,
-        pomegranate_port=plat.pomegranate.port,
-        gitd_port=port,
-    )
-    log_path = plat.data_dir / "gitd.log"
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "backend", "gitd"], env=env, cwd=ROOT, stdout=log, stderr=log
-        )
-        try:
-            wait_tcp(port, proc)
-            yield Gitd(port, plat.data_dir, log_path)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with gitd_process(plat, GITD_PORT) as log_path:
+        yield Gitd(GITD_PORT, plat.data_dir, log_path)
 
 
 @dataclass
@@ -120,23 +99,8 @@ class Ingress:
 
 
 @pytest.fixture(scope="module")
-def ingress(plat: Platform) -> Iterator[Ingress]:
-    port = free_port()
-    env = base_env(plat.data_dir, ingress_port=port)
-    with (plat.data_dir / "ingress.log").open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "backend", "ingress"], env=env, cwd=ROOT, stdout=log, stderr=log
-        )
-        try:
-            wait_tcp(port, proc)
-            yield Ingress(port)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+def ingress(plat: Platform) -> Ingress:
+    return Ingress(plat.ingress_port)
 
 
 class User:

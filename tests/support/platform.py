@@ -253,3 +253,32 @@ def cleanup_project(project: str) -> None:
     ).stdout.split()
     if images:
         subprocess.run(["docker", "rmi", "-f", *images], capture_output=True)
+
+
+@contextmanager
+def gitd_process(plat: Platform, port: int) -> Iterator[Path]:
+    """`python -m backend gitd` against the platform's API; yields its log file.
+
+    The port is chosen by the caller before the platform starts, because the API's gitUrl
+    fields name it (pass gitd_port=port to platform())."""
+    env = base_env(
+        plat.data_dir,
+        api_grpc_port=plat.api_grpc_port,
+        pomegranate_port=plat.pomegranate.port,
+        gitd_port=port,
+    )
+    log_path = plat.data_dir / "gitd.log"
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "backend", "gitd"], env=env, cwd=ROOT, stdout=log, stderr=log
+        )
+        try:
+            wait_tcp(port, proc)
+            yield log_path
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
