@@ -167,14 +167,16 @@ def test_start_script_renders_the_static_configuration(tmp_path, tls):
 
 def test_compose_runs_the_whole_platform(compose):
     services = compose["services"]
-    assert {"api", "pomegranate", "gitd", "postgres", "traefik", "migrate"} <= set(services)
+    assert {"api", "pomegranate", "gitd", "web", "postgres", "traefik", "migrate"} <= set(services)
     commands = {name: services[name].get("command") for name in ("api", "pomegranate", "gitd")}
     assert commands == {"api": ["api"], "pomegranate": ["pomegranate"], "gitd": ["gitd"]}
     assert services["traefik"]["image"].startswith("traefik:v3")
     assert services["postgres"]["image"].startswith("postgres:")
-    # The web app (issue 7) adds its own `web` service; until then the stack runs without it.
-    if "web" in services:
-        assert services["web"].get("network_mode") == "host"
+    web = services["web"]
+    assert web["network_mode"] == "host"
+    assert (ROOT / web["build"]["dockerfile"]).is_file()
+    assert web["environment"]["PAASTECH_API_URL"].endswith("/graphql")
+    assert "volumes" not in web  # no docker socket, no platform data
 
 
 def test_compose_references_only_existing_files(compose):
