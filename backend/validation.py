@@ -22,7 +22,8 @@ ENV_VALUE_MAX = 32 * 1024
 ENV_VARS_MAX = 200
 RESERVED_ENV_KEYS = frozenset({"PORT"})
 RESERVED_ENV_PREFIX = "PAASTECH_"
-RESERVED_PROJECT_NAMES = frozenset({"api", "git", "www", "admin", "traefik", "paastech"})
+# Hostnames the platform itself uses under the base domain (api., app., git. in production).
+RESERVED_PROJECT_NAMES = frozenset({"api", "app", "git", "www", "admin", "traefik", "paastech"})
 COMMON_PASSWORDS = frozenset(
     {"password123", "1234567890", "qwertyuiop", "password1234", "letmein1234", "iloveyou12"}
 )

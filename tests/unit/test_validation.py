@@ -15,7 +15,22 @@ def test_valid_project_names(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["a", "", "-ab", "ab-", "Ab", "a_b", "a.b", "1ab", "x" * 41, "a--b", "git", "a b", "ab\n"],
+    [
+        "a",
+        "",
+        "-ab",
+        "ab-",
+        "Ab",
+        "a_b",
+        "a.b",
+        "1ab",
+        "x" * 41,
+        "a--b",
+        "git",
+        "app",
+        "a b",
+        "ab\n",
+    ],
 )
 def test_invalid_project_names(name: str) -> None:
     with pytest.raises(ValidationFailed) as info:
