@@ -12,7 +12,6 @@ import io
 import shutil
 import tarfile
 import time
-import uuid
 from pathlib import Path
 
 import aiodocker
@@ -65,24 +64,6 @@ async def base_images_present():
                 await docker.images.inspect(image)
             except aiodocker.DockerError:
                 pytest.fail(f"base image {image} is missing: run scripts/base-images.sh")
-
-
-@pytest.fixture
-async def runtime():
-    rt = DockerRuntime(SETTINGS)
-    yield rt
-    await rt.close()
-
-
-@pytest.fixture
-async def project(runtime: DockerRuntime):
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    yield name
-    for info in await runtime.list_containers(name):
-        await runtime.remove(info.id)
-    for tag in await runtime.list_images(name):
-        with contextlib.suppress(aiodocker.DockerError):
-            await runtime.remove_image(tag, force=True)
 
 
 class Logs:

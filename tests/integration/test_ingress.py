@@ -15,12 +15,10 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import aiodocker
 import aiohttp
 import httpx
 import pytest
@@ -94,24 +92,6 @@ def ingress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ingress]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-
-@pytest.fixture
-async def runtime():
-    rt = DockerRuntime(SETTINGS)
-    yield rt
-    await rt.close()
-
-
-@pytest.fixture
-async def project(runtime: DockerRuntime):
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    yield name
-    for info in await runtime.list_containers(name):
-        await runtime.remove(info.id)
-    for tag in await runtime.list_images(name):
-        with contextlib.suppress(aiodocker.DockerError):
-            await runtime.remove_image(tag, force=True)
 
 
 async def build(runtime: DockerRuntime, project: str, app: str, application: int = 1) -> BuiltImage:
