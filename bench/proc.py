@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.servers import stop_process
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -53,12 +55,7 @@ def server(args: list[str], env: dict[str, str], health_url: str, log: Path) -> 
             wait_http(health_url, proc, log)
             yield
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
 
 
 def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:

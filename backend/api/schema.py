@@ -35,7 +35,7 @@ from backend.db.models import ApplicationStatus
 from backend.errors import NotFound, ValidationFailed
 from backend.events import Event, EventKind, get_bus, project_topic
 from backend.services import accounts, config, keys, projects
-from backend.services.deployments import follow_build_log, get_deployer, owned_application
+from backend.services.deployments import follow_build_log, get_deployer
 from backend.settings import Settings, get_settings
 
 
@@ -279,7 +279,7 @@ class Subscription:
     async def build_logs(
         self, info: Info, project: str, number: int
     ) -> AsyncGenerator[LogLine, None]:
-        app = await owned_application(require_client(info), project, number)
+        app = await projects.get_application(require_client(info), project, number)
         async for seq, line in follow_build_log(app):
             yield LogLine(seq=seq, line=line)
 

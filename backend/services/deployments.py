@@ -22,21 +22,21 @@ import grpc
 from tortoise.transactions import in_transaction
 
 from backend import security, validation
-from backend.db.models import Application, BuildLog, Client, Project, StatusChange
+from backend.db.models import Application, BuildLog, Project, StatusChange
 from backend.db.models import ApplicationStatus as S
 from backend.errors import NotFound, Unavailable, ValidationFailed
 from backend.events import EventKind, build_log_topic, get_bus, project_topic
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc.pomegranate_client import DeployFailed, PomegranateClient
 from backend.services import config
-from backend.services.projects import get_owned
+from backend.services.projects import LIVE_STATUSES, live_application
 from backend.settings import Settings, get_settings
 
 log = logging.getLogger("paastech.deployments")
 
 IN_PROGRESS = (S.QUEUED, S.BUILDING, S.DEPLOYING)
 FINISHED = (S.RUNNING, S.SUPERSEDED, S.FAILED, S.CRASHED, S.STOPPED)
-LIVE = (S.RUNNING, S.CRASHED)
+LIVE = LIVE_STATUSES
 # Releases whose image may be reused (rollback, config change, start).
 RELEASED = (S.RUNNING, S.SUPERSEDED, S.CRASHED, S.STOPPED)
 MAX_REPLICAS = 20
@@ -211,7 +211,7 @@ class Deployer:
 
         Nothing is released while nothing runs: the next deploy picks the change up.
         """
-        if await self._base(project) is None:
+        if await live_application(project) is None:
             return None
         app = await self._new_application(project, cause)
         await self._enqueue(project, Job(app.id))
@@ -229,7 +229,7 @@ class Deployer:
         return app
 
     async def restart(self, project: Project) -> Application:
-        base = await self._base(project)
+        base = await live_application(project)
         if base is None:
             raise ValidationFailed("nothing is running: deploy first", field="project")
         app = await self._new_application(project, "restart", commit_sha=base.commit_sha)
@@ -247,7 +247,7 @@ class Deployer:
             raise ValidationFailed(
                 f"replicas must be between 0 and {MAX_REPLICAS}", field="replicas"
             )
-        base = await self._base(project)
+        base = await live_application(project)
         if base is not None and process_type not in base.processes:
             known = ", ".join(sorted(base.processes)) or "none"
             raise ValidationFailed(
@@ -309,7 +309,7 @@ class Deployer:
         return await self.release_config(project, "resources " + " ".join(parts))
 
     async def stop_project(self, project: Project) -> Application:
-        live = await _live(project)
+        live = await live_application(project)
         if live is None:
             raise ValidationFailed("nothing is running", field="project")
         await self.client.stop_project(project.name)
@@ -317,7 +317,7 @@ class Deployer:
         return live
 
     async def start_project(self, project: Project) -> Application:
-        if await _live(project) is not None:
+        if await live_application(project) is not None:
             raise ValidationFailed("already running", field="project")
         base = (
             await Application.filter(project=project, status__in=RELEASED, image__not_isnull=True)
@@ -417,9 +417,10 @@ class Deployer:
                 await asyncio.to_thread(shutil.copyfile, job.source, self.source_path(project))
                 await out.write(f"-----> Built {built.stack} app into {built.image}")
             else:
-                base = await (
-                    Application.get(id=job.image_from) if job.image_from else self._base(project)
-                )
+                if job.image_from:
+                    base = await Application.get(id=job.image_from)
+                else:
+                    base = await live_application(project)
                 if base is None or not base.image:
                     raise DeployFailed("nothing to release: the live release is gone")
                 app.image, app.processes = base.image, base.processes
@@ -494,11 +495,8 @@ class Deployer:
                 images.append(image)
         return images[: self.settings.images_kept_per_project]
 
-    async def _base(self, project: Project) -> Application | None:
-        return await _live(project)
-
     async def _rollback_target(self, project: Project, number: int | None) -> Application:
-        live = await _live(project)
+        live = await live_application(project)
         if number is None:
             if live is None:
                 raise ValidationFailed("nothing is running to roll back from", field="number")
@@ -540,7 +538,7 @@ class Deployer:
             in_flight.setdefault(pid, []).append(number)
         for project in await Project.all():
             entry = pb.DesiredProject(project=project.name, in_flight=in_flight.get(project.id, []))
-            live = await _live(project)
+            live = await live_application(project)
             if live is not None and live.image:
                 entry.live.CopyFrom(self._spec(live, project))
             desired.projects.append(entry)
@@ -606,10 +604,6 @@ class Deployer:
             await set_status(app, S.RUNNING, f"{name} restarted")
 
 
-async def _live(project: Project) -> Application | None:
-    return await Application.filter(project=project, status__in=LIVE).order_by("-number").first()
-
-
 def _env_of(app: Application) -> dict[str, str]:
     return json.loads(security.decrypt(app.env_snapshot)) if app.env_snapshot else {}
 
@@ -642,14 +636,3 @@ def get_deployer() -> Deployer:
     if _deployer is None:
         raise Unavailable("deployments are not enabled in this process")
     return _deployer
-
-
-async def owned_application(client: Client, project_name: str, number: int) -> Application:
-    project = await get_owned(client, project_name)
-    app = await Application.get_or_none(project=project, number=number)
-    if app is None:
-        raise NotFound(f"release v{number} of {project_name!r} not found", field="number")
-    return app
-
-
-__all__ = ["Deployer", "follow_build_log", "get_deployer", "owned_application", "validation"]

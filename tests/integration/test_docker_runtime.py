@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import shutil
-import tarfile
 import time
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from backend.pomegranate.runtime import (
     Runtime,
 )
 from backend.settings import Settings
+from tests.support.platform import tar_dir
 
 pytestmark = pytest.mark.docker
 
@@ -39,17 +38,6 @@ BASE_IMAGES = (
     SETTINGS.node_base_image,
     SETTINGS.static_base_image,
 )
-
-
-def tar_dir(path: Path) -> bytes:
-    """The directory as an uncompressed tar with root-relative names, like `git archive`."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for item in sorted(path.rglob("*")):
-            if "__pycache__" in item.parts:
-                continue
-            tar.add(item, arcname=str(item.relative_to(path)), recursive=False)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -31,8 +31,9 @@ from backend.ingress.server import create_app
 from backend.pomegranate.docker_runtime import DockerRuntime
 from backend.pomegranate.runtime import BuiltImage, ContainerInfo, ProcessSpec
 from backend.settings import Settings
-from tests.integration.test_docker_runtime import Logs, tar_dir
-from tests.support.servers import ROOT, free_port
+from tests.integration.test_docker_runtime import Logs
+from tests.support.platform import tar_dir
+from tests.support.servers import ROOT, free_port, stop_process
 
 docker = pytest.mark.docker
 
@@ -86,12 +87,7 @@ def ingress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ingress]:
                 time.sleep(0.1)
             yield Ingress(port, log_path)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
 
 
 async def build(runtime: DockerRuntime, project: str, app: str, application: int = 1) -> BuiltImage:

@@ -10,11 +10,9 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import io
 import socket
 import subprocess
 import sys
-import tarfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -28,7 +26,8 @@ import pytest
 from backend.labels import parse_labels
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc.pomegranate_pb2_grpc import PomegranateStub
-from tests.support.servers import ROOT, base_env, free_port
+from tests.support.platform import tar_dir
+from tests.support.servers import ROOT, base_env, free_port, stop_process
 
 pytestmark = pytest.mark.docker
 
@@ -39,17 +38,6 @@ SECRET = hmac.new(SECRET_KEY.encode(), b"internal-grpc", hashlib.sha256).digest(
 MD = (("x-paastech-secret", SECRET),)
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
 CHUNK = 64 * 1024
-
-
-def tar_dir(path: Path) -> bytes:
-    """The directory as an uncompressed tar with root-relative names, like `git archive`."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for item in sorted(path.rglob("*")):
-            if "__pycache__" in item.parts:
-                continue
-            tar.add(item, arcname=str(item.relative_to(path)), recursive=False)
-    return buffer.getvalue()
 
 
 # ------------------------------------------------------------------------------------ fixtures
@@ -88,11 +76,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
             time.sleep(0.1)
         yield f"127.0.0.1:{port}", data_dir
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         log.close()
 
 

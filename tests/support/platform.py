@@ -20,7 +20,7 @@ import httpx
 from backend.rpc import platform_pb2 as pb
 from backend.rpc import platform_pb2_grpc as pb_grpc
 from backend.security import internal_secret
-from tests.support.servers import ROOT, api_server, base_env, free_port
+from tests.support.servers import ROOT, api_server, base_env, free_port, stop_process
 
 TEST_SECRET = "test-secret-key-0123456789"  # what base_env gives every process
 FIXTURES = ROOT / "tests" / "fixtures" / "apps"
@@ -50,12 +50,8 @@ class Pomegranate:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        if self.proc is not None:
+            stop_process(self.proc)
 
 
 @dataclass
@@ -110,8 +106,7 @@ def platform(data_dir: Path, database_url: str = "", **settings: object) -> Iter
         ) as url:
             yield Platform(url, grpc_port, pom, data_dir, ingress_port)
     finally:
-        ingress.terminate()
-        ingress.wait(15)
+        stop_process(ingress)
         ingress_log.close()
         pom.stop()
         remove_instance(env["PAASTECH_INSTANCE"])
@@ -137,6 +132,8 @@ def tar_dir(path: Path, changes: dict[str, str] | None = None) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for file in sorted(path.rglob("*")):
+            if "__pycache__" in file.parts:
+                continue
             if file.is_file() and file.relative_to(path).as_posix() not in (changes or {}):
                 tar.add(file, arcname=file.relative_to(path).as_posix())
         for name, text in (changes or {}).items():
@@ -276,9 +273,4 @@ def gitd_process(plat: Platform, port: int) -> Iterator[Path]:
             wait_tcp(port, proc)
             yield log_path
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
