@@ -590,10 +590,11 @@ class Deployer:
         if app is None:
             return
         name = f"{event.process}.{event.replica}"
-        switching = await Application.filter(project=project, status=S.DEPLOYING).exists()
-        if event.kind in ("die", "oom") and app.status == S.RUNNING and not switching:
-            # During a switch the old release's containers are stopped on purpose.
-            # Exits by SIGTERM (143) or a clean 0 are our own stops during a switch.
+        if event.kind in ("die", "oom") and app.status == S.RUNNING:
+            # During a switch the old release's containers are stopped on purpose; exits by
+            # SIGTERM (143) or a clean 0 are our own stops too.
+            if await Application.filter(project=project, status=S.DEPLOYING).exists():
+                return
             if event.oom_killed or event.kind == "oom":
                 await set_status(
                     app, S.CRASHED, f"{name} ran out of memory (limit {app.memory_mb} MB)"
