@@ -230,10 +230,12 @@ class Deployer:
 
     async def restart(self, project: Project) -> Application:
         base = await live_application(project)
-        if base is None:
+        in_progress = await Application.filter(project=project, status__in=IN_PROGRESS).exists()
+        if base is None and not in_progress:
             raise ValidationFailed("nothing is running: deploy first", field="project")
-        app = await self._new_application(project, "restart", commit_sha=base.commit_sha)
-        await self._enqueue(project, Job(app.id, image_from=base.id))
+        # The image is the one live when the restart runs: after a release already queued.
+        app = await self._new_application(project, "restart")
+        await self._enqueue(project, Job(app.id))
         return app
 
     async def scale(self, project: Project, process_type: str, replicas: int) -> Application | None:
@@ -424,6 +426,7 @@ class Deployer:
                 if base is None or not base.image:
                     raise DeployFailed("nothing to release: the live release is gone")
                 app.image, app.processes = base.image, base.processes
+                app.commit_sha = app.commit_sha or base.commit_sha
                 app.port = project.port or base.port or self.settings.default_port
             await self._snapshot_config(app, project)
             await set_status(app, S.DEPLOYING)
