@@ -6,7 +6,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -68,8 +68,39 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = 30.0
     max_source_bytes: int = 512 * 1024 * 1024
     build_log_line_max: int = 4000
-    tls: bool = False
+    # HTTPS for apps (Traefik's websecure entry point, or the embedded ingress's own TLS).
+    # Unset: on for a real base domain, off for localhost (no CA issues certificates for it).
+    tls: bool = Field(default=None, validate_default=True)  # type: ignore[assignment]
     certresolver: str = "letsencrypt"
+
+    # --- Issue 21: HTTPS on the embedded ingress, certificates by ACME ----------------------
+    ingress_host: str = ""  # the ingress's bind address; empty: host (0.0.0.0 for a real box)
+    ingress_https_port: int = 8443
+    # Port in the HTTP -> HTTPS redirect (443 behind a port forward); 0: ingress_https_port.
+    public_https_port: int = 0
+    acme_directory_url: str = "https://acme-v02.api.letsencrypt.org/directory"
+    acme_email: str = ""
+    # CA bundle that verifies the ACME server's own HTTPS (a test CA like Pebble); empty: system.
+    acme_ca_bundle: str = ""
+    # DNS server ("host:port") asked whether a hostname points here; empty: the system resolver.
+    acme_resolver: str = ""
+    # This box's public addresses, comma separated; empty: found from the network interfaces.
+    acme_public_addresses: str = ""
+    acme_orders_per_hour: int = Field(default=20, ge=1)  # all hostnames together
+    acme_backoff_seconds: float = Field(default=60.0, gt=0)  # first retry after a failure
+    acme_backoff_max_seconds: float = Field(default=86400.0, gt=0)
+    acme_renew_fraction: float = Field(default=1 / 3, gt=0, lt=1)  # of the lifetime left
+    acme_check_interval_seconds: float = Field(default=10.0, gt=0)
+    acme_order_timeout_seconds: float = Field(default=90.0, gt=0)
+    hsts_max_age_seconds: int = 31536000  # for projects that turn HSTS on
+
+    @field_validator("tls", mode="before")
+    @classmethod
+    def _tls_default(cls, value: object, info: ValidationInfo) -> object:
+        if value is None or value == "":
+            domain = str(info.data.get("base_domain", "localhost"))
+            return not (domain == "localhost" or domain.endswith(".localhost"))
+        return value
 
     @property
     def db_url(self) -> str:

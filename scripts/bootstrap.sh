@@ -12,7 +12,7 @@ PYTHON="${PYTHON:-python3}"
 
 need_cmds=(git ssh ssh-keygen make curl)
 pkgs_up=(git openssh-client make curl ca-certificates docker.io debootstrap busybox-static)
-pkgs_test=(postgresql chromium chromium-driver)  # browser tests: Debian's Chromium + chromedriver
+pkgs_test=(postgresql chromium chromium-driver pebble)  # browser tests: Debian's Chromium + chromedriver; pebble: the ACME test server (issue 21)
 
 missing_pkgs() {
     local p

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 
 import strawberry
@@ -10,6 +10,7 @@ import strawberry
 from backend import repos, security
 from backend.db import models
 from backend.events import Event, EventKind
+from backend.ingress import certstore
 from backend.services import config, projects
 from backend.settings import get_settings
 
@@ -92,11 +93,49 @@ class EnvVarType:
     value: str
 
 
+@strawberry.enum(name="CertificateStatus")
+class CertificateStatus(Enum):
+    PENDING = certstore.PENDING
+    VALID = certstore.VALID
+    FAILED = certstore.FAILED
+    DNS_MISMATCH = certstore.DNS_MISMATCH
+    RATE_LIMITED = certstore.RATE_LIMITED
+    EXPIRED = certstore.EXPIRED
+
+
+@strawberry.type(name="Certificate", description="The HTTPS certificate of a hostname (ACME).")
+class CertificateType:
+    status: CertificateStatus
+    issuer: str | None
+    not_after: datetime | None
+    last_error: str | None = strawberry.field(
+        description="Why the last order failed or was not placed; null after a success."
+    )
+
+
 @strawberry.type(name="Domain")
 class DomainType:
     hostname: str
     url: str
     default: bool
+
+    @strawberry.field(
+        description="Null while HTTPS is off or the ingress has not looked at the hostname yet."
+    )
+    def certificate(self) -> CertificateType | None:
+        s = get_settings()
+        if not s.tls:
+            return None
+        # The ingress owns the certificates and writes their status to the data dir.
+        status = certstore.CertStore(s.data_dir).read_status(self.hostname)
+        if status is None or status.status not in certstore.STATUSES:
+            return None
+        return CertificateType(
+            status=CertificateStatus(status.status),
+            issuer=status.issuer,
+            not_after=(datetime.fromtimestamp(status.not_after, UTC) if status.not_after else None),
+            last_error=status.last_error,
+        )
 
 
 @strawberry.type(name="ProjectSettings")

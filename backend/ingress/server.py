@@ -10,6 +10,7 @@ import signal
 import aiodocker
 from aiohttp import web
 
+from backend.ingress.certificates import CertificateManager
 from backend.ingress.discovery import Discovery
 from backend.ingress.proxy import (
     MAX_FIELD_SIZE,
@@ -18,7 +19,8 @@ from backend.ingress.proxy import (
     Proxy,
     make_session,
 )
-from backend.ingress.routes import RouteTable
+from backend.ingress.routes import RouteTable, normalise_host
+from backend.ingress.tls import SniContexts
 from backend.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -28,10 +30,53 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 CLIENT_KEEPALIVE_SECONDS = 75.0
 
 
+CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
+
+
 def create_app(proxy: Proxy) -> web.Application:
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
     return app
+
+
+class PlainHttp:
+    """The HTTP listener in front of the proxy when the ingress terminates TLS: answers the
+    CA's HTTP-01 challenges, and redirects a host to HTTPS once its certificate is served
+    (never before: a host without a certificate keeps working over HTTP)."""
+
+    def __init__(self, proxy: Proxy, certificates: CertificateManager, https_port: int) -> None:
+        self.proxy = proxy
+        self.certificates = certificates
+        self.https_port = https_port
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.path.startswith(CHALLENGE_PREFIX):
+            validation = self.certificates.challenge(request.path[len(CHALLENGE_PREFIX) :])
+            if validation is not None:
+                return web.Response(text=validation, content_type="text/plain")
+            # Never redirected: another ACME client (the app's own) may be validating.
+            return await self.proxy.handle(request)
+        host = normalise_host(request.headers.get("Host"))
+        if host and self.certificates.serves(host):
+            port = "" if self.https_port == 443 else f":{self.https_port}"
+            # 308 keeps the method and body (Traefik's permanent redirect does the same).
+            raise web.HTTPPermanentRedirect(f"https://{host}{port}{request.raw_path}")
+        return await self.proxy.handle(request)
+
+
+def make_runner(handler) -> web.AppRunner:  # type: ignore[no-untyped-def]
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    return web.AppRunner(
+        app,
+        access_log=None,  # the proxy logs one line per request itself
+        handler_cancellation=True,  # a client that goes away stops its upstream exchange
+        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        keepalive_timeout=CLIENT_KEEPALIVE_SECONDS,
+        max_line_size=MAX_LINE_SIZE,
+        max_field_size=MAX_FIELD_SIZE,
+        max_headers=MAX_HEADERS,
+    )
 
 
 async def serve(settings: Settings | None = None) -> None:
@@ -41,41 +86,62 @@ async def serve(settings: Settings | None = None) -> None:
     docker = aiodocker.Docker(url=s.docker_url or None)
     discovery = Discovery(docker, table, session, instance=s.instance)
     proxy = Proxy(table, session)
-    runner = web.AppRunner(
-        create_app(proxy),
-        access_log=None,  # the proxy logs one line per request itself
-        handler_cancellation=True,  # a client that goes away stops its upstream exchange
-        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
-        keepalive_timeout=CLIENT_KEEPALIVE_SECONDS,
-        max_line_size=MAX_LINE_SIZE,
-        max_field_size=MAX_FIELD_SIZE,
-        max_headers=MAX_HEADERS,
-    )
+    bind = s.ingress_host or s.host
+    certificates: CertificateManager | None = None
+    contexts: SniContexts | None = None
+    if s.tls:
+        contexts = SniContexts()
+        certificates = CertificateManager(s, lambda: table.hosts().keys(), contexts)
+        certificates.load()  # serve what we have before listening: a restart orders nothing
+        https_port = s.public_https_port or s.ingress_https_port
+        runner = make_runner(PlainHttp(proxy, certificates, https_port).handle)
+        tls_runner: web.AppRunner | None = make_runner(proxy.handle)
+    else:
+        runner = make_runner(proxy.handle)
+        tls_runner = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
     follow = asyncio.create_task(discovery.run())
+    tasks = [follow]
     try:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(discovery.ready.wait(), FIRST_SYNC_WAIT_SECONDS)
         await runner.setup()
-        site = web.TCPSite(runner, s.host, s.ingress_port)
+        site = web.TCPSite(runner, bind, s.ingress_port)
         await site.start()
         log.info(
             "ingress listening on http://%s:%d (apps at http://<project>.%s:%d)",
-            s.host,
+            bind,
             s.ingress_port,
             s.base_domain,
             s.ingress_port,
         )
+        if tls_runner is not None and contexts is not None and certificates is not None:
+            await tls_runner.setup()
+            tls_site = web.TCPSite(
+                tls_runner, bind, s.ingress_https_port, ssl_context=contexts.default
+            )
+            await tls_site.start()
+            log.info(
+                "ingress listening on https://%s:%d (certificates from %s)",
+                bind,
+                s.ingress_https_port,
+                s.acme_directory_url,
+            )
+            tasks.append(asyncio.create_task(certificates.run()))
         await stop.wait()
         log.info("ingress stopping")
     finally:
         await runner.cleanup()
-        follow.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await follow
+        if tls_runner is not None:
+            await tls_runner.cleanup()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await session.close()
         await docker.close()
