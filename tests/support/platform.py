@@ -80,7 +80,9 @@ def wait_tcp(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
 
 @contextmanager
 def platform(data_dir: Path, database_url: str = "", **settings: object) -> Iterator[Platform]:
-    pom_port, grpc_port, ingress_port = free_port(), free_port(), free_port()
+    pom_port, grpc_port = free_port(), free_port()
+    # A test may fix the ingress's port (issue 21: Pebble validates challenges on it).
+    ingress_port = int(settings.pop("ingress_port", 0)) or free_port()  # type: ignore[call-overload]
     env = base_env(
         data_dir, database_url, pomegranate_port=pom_port, ingress_port=ingress_port, **settings
     )

@@ -1,0 +1,136 @@
+"""HTTPS for a pushed app through the whole platform (issue 21): Pomegranate, the API and
+`python -m backend ingress` as subprocesses with TLS on, certificates from a real Pebble that
+validates the HTTP-01 challenge on the ingress's HTTP port; the API shows each domain's
+certificate status. tests/integration/test_ingress_https.py covers renewal, restart, failures and
+the order cap in process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD
+from tests.integration.test_deployments import User
+from tests.integration.test_ingress_https import ZONE, https_get
+from tests.support.gqlclient import SIGNUP, Api
+from tests.support.pebble import DnsZone, Pebble, dns_server, pebble
+from tests.support.platform import Platform, cleanup_project, fixture, platform, push, tar_dir
+from tests.support.servers import free_port
+
+pytestmark = pytest.mark.docker
+
+ELSEWHERE = "www.elsewhere.example"  # a custom domain whose DNS points at another box
+
+DOMAINS = (
+    "query($p: String!) { project(name: $p) { url domains { hostname url "
+    "certificate { status issuer notAfter lastError } } } }"
+)
+
+
+@pytest.fixture(scope="module")
+def dns() -> Iterator[DnsZone]:
+    with dns_server(ZONE, **{ELSEWHERE: "203.0.113.7"}) as zone:
+        yield zone
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, dns: DnsZone
+) -> Iterator[tuple[Platform, Pebble, int]]:
+    http_port, https_port = free_port(), free_port()
+    with (
+        pebble(tmp_path_factory.mktemp("pebble"), dns, http_port=http_port) as acme,
+        platform(
+            tmp_path_factory.mktemp("https-platform"),
+            health_check_timeout_seconds=20,
+            base_domain=ZONE,
+            tls=True,
+            ingress_port=http_port,
+            ingress_https_port=https_port,
+            public_port=https_port,
+            acme_directory_url=acme.directory_url,
+            acme_ca_bundle=acme.ca_bundle,
+            acme_resolver=dns.address,
+            acme_public_addresses="127.0.0.1",
+            acme_check_interval_seconds=0.5,
+            acme_email="ops@example.com",
+        ) as plat,
+    ):
+        try:
+            yield plat, acme, https_port
+        finally:
+            for project in plat.projects:
+                cleanup_project(project)
+
+
+async def certificates(user: User, project: str) -> dict[str, dict]:
+    domains = (await user.api(DOMAINS, p=project))["project"]["domains"]
+    return {d["hostname"]: d for d in domains}
+
+
+async def until_certificate(user: User, project: str, host: str, status: str) -> dict:
+    deadline = time.monotonic() + 60
+    while True:
+        domain = (await certificates(user, project)).get(host)
+        cert = domain and domain["certificate"]
+        if cert and cert["status"] == status:
+            return domain
+        assert time.monotonic() < deadline, f"{host}: {domain}"
+        await asyncio.sleep(0.3)
+
+
+async def test_pushed_app_gets_a_certificate_served_over_https(stack):
+    plat, acme, https_port = stack
+    name = f"u{secrets.token_hex(4)}"
+    data = await Api(plat.api_url)(
+        SIGNUP, email=f"{name}@example.com", username=name, password=PASSWORD
+    )
+    user = User(Api(plat.api_url, data["signup"]["token"]), data["signup"]["client"]["id"])
+    project = await user.project(plat)
+    outcome = await push(plat, user.id, project, tar_dir(fixture("python")))
+    assert outcome.ok, outcome
+    host = f"{project}.{ZONE}"
+    assert outcome.url == f"https://{host}:{https_port}"
+
+    domain = await until_certificate(user, project, host, "VALID")
+    cert = domain["certificate"]
+    assert "Pebble" in cert["issuer"] and cert["notAfter"] and cert["lastError"] is None
+    assert domain["url"] == f"https://{host}:{https_port}"
+
+    # A real TLS client, trusting only Pebble's root, reaches the app by SNI.
+    answer = await https_get(acme.client_context(), https_port, host)
+    assert answer.status == 200
+    body = json.loads(answer.body)
+    assert (body["app"], body["env"]["PAASTECH_APP"]) == ("python", project)
+
+    async with httpx.AsyncClient(timeout=10) as http:
+        redirect = await http.get(
+            f"http://127.0.0.1:{plat.ingress_port}/x?y=1", headers={"Host": host}
+        )
+    assert redirect.status_code == 308
+    assert redirect.headers["location"] == f"https://{host}:{https_port}/x?y=1"
+
+    # A custom domain whose DNS points elsewhere: no order, the reason in the API, HTTP serves.
+    await user.api(
+        "mutation($p: String!, $h: String!) { addDomain(project: $p, hostname: $h) { name } }",
+        p=project,
+        h=ELSEWHERE,
+    )
+    await user.wait_status(project, 2, {"running"})
+    domain = await until_certificate(user, project, ELSEWHERE, "DNS_MISMATCH")
+    assert "203.0.113.7" in domain["certificate"]["lastError"]
+    assert domain["certificate"]["issuer"] is None
+    async with httpx.AsyncClient(timeout=10) as http:
+        plain = await http.get(
+            f"http://127.0.0.1:{plat.ingress_port}/", headers={"Host": ELSEWHERE}
+        )
+    assert plain.status_code == 200 and plain.json()["app"] == "python"
+    # The default hostname kept its certificate through the new release.
+    assert (await https_get(acme.client_context(), https_port, host)).status == 200
