@@ -126,16 +126,36 @@ def domains(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     """List the hostnames routed to the project; the default one first."""
     name = resolve_project(project)
     rows = [
-        {"hostname": d["hostname"], "url": d["url"], "default": d["default"]}
+        {
+            "hostname": d["hostname"],
+            "url": d["url"],
+            "default": d["default"],
+            "certificate": d["certificate"],
+        }
         for d in run(authed().execute("Domains", project=name))["project"]["domains"]
     ]
     if as_json:
         output.print_json(rows)
         return
     output.table(
-        ["hostname", "url", "default"],
-        [[r["hostname"], r["url"], "yes" if r["default"] else ""] for r in rows],
+        ["hostname", "url", "default", "certificate"],
+        [
+            [r["hostname"], r["url"], "yes" if r["default"] else "", _certificate(r["certificate"])]
+            for r in rows
+        ],
     )
+
+
+def _certificate(cert: dict | None) -> str:
+    """One cell: the HTTPS certificate's status, its expiry, or why there is none (issue 21)."""
+    if not cert:
+        return ""
+    text = cert["status"].lower().replace("_", " ")
+    if cert["notAfter"]:
+        text += f" until {cert['notAfter'][:10]}"
+    if cert["lastError"]:
+        text += f" ({cert['lastError']})"
+    return text
 
 
 def _domain_change(mutation: str, hostname: str, project: str | None, no_wait: bool) -> None:

@@ -383,7 +383,8 @@ def test_domains_add_list_remove(user: Cli, other: Cli) -> None:
         (f"{project}.localhost", True),
         (host, False),
     ]
-    assert set(rows[0]) == {"hostname", "url", "default"}
+    assert set(rows[0]) == {"hostname", "url", "default", "certificate"}
+    assert rows[0]["certificate"] is None  # HTTPS is off for localhost
     table = user.ok("domains", "-p", project).out
     assert host in table and rows[1]["url"] in table
     assert "not a valid hostname" in user.fails(1, "domains:add", "-p", project, "bad").err

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.cli.conftest import new_cli
 from tests.conftest import PASSWORD
 from tests.integration.test_deployments import User
 from tests.integration.test_ingress_https import ZONE, https_get
@@ -86,7 +87,7 @@ async def until_certificate(user: User, project: str, host: str, status: str) ->
         await asyncio.sleep(0.3)
 
 
-async def test_pushed_app_gets_a_certificate_served_over_https(stack):
+async def test_pushed_app_gets_a_certificate_served_over_https(stack, tmp_path):
     plat, acme, https_port = stack
     name = f"u{secrets.token_hex(4)}"
     data = await Api(plat.api_url)(
@@ -134,3 +135,16 @@ async def test_pushed_app_gets_a_certificate_served_over_https(stack):
     assert plain.status_code == 200 and plain.json()["app"] == "python"
     # The default hostname kept its certificate through the new release.
     assert (await https_get(acme.client_context(), https_port, host)).status == 200
+
+    # `paastech domains` shows both: the certificate's expiry, and why the other has none.
+    cli = new_cli(plat.api_url, tmp_path)
+    cli.env_extra["PAASTECH_TOKEN"] = data["signup"]["token"]
+    result = await asyncio.to_thread(cli.ok, "domains", "-p", project)
+    rows = {line.split()[0]: line for line in result.out.splitlines() if line.strip()}
+    assert f"valid until {cert['notAfter'][:10]}" in rows[host]
+    assert "dns mismatch" in rows[ELSEWHERE] and "203.0.113.7" in result.out
+    listed = (await asyncio.to_thread(cli.ok, "domains", "-p", project, "--json")).json()
+    assert {r["hostname"]: r["certificate"]["status"] for r in listed} == {
+        host: "VALID",
+        ELSEWHERE: "DNS_MISMATCH",
+    }
