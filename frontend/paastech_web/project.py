@@ -21,7 +21,7 @@ from .session import Session, connected, field_errors
 
 PROJECT = """query($p: String!) { project(name: $p) { name url gitUrl
   settings { replicas { processType replicas } memoryMb cpu }
-  domains { hostname url default }
+  domains { hostname url default certificate { status notAfter lastError } }
   envVars { key value }
   applications(first: 30) { number status cause commitSha createdAt failureReason image }
   liveApplication { number status } } }"""
@@ -67,6 +67,7 @@ class DomainRow:
     hostname: str = ""
     url: str = ""
     default: bool = False
+    certificate: str = ""  # HTTPS certificate status and reason (issue 21); "" while HTTPS is off
 
 
 @dataclasses.dataclass
@@ -190,7 +191,10 @@ class ProjectPage(Session):
             EnvRow(key=k, shown=v if k in revealed else HIDDEN, revealed=k in revealed)
             for k, v in self._env_values.items()
         ]
-        self.domains = [DomainRow(d["hostname"], d["url"], d["default"]) for d in p["domains"]]
+        self.domains = [
+            DomainRow(d["hostname"], d["url"], d["default"], certificate_text(d["certificate"]))
+            for d in p["domains"]
+        ]
         s = p["settings"]
         self.scale = [ScaleRow(r["processType"], r["replicas"]) for r in s["replicas"]]
         self.memory_mb, self.cpu = s["memoryMb"], s["cpu"]
@@ -749,6 +753,18 @@ def env_section() -> rx.Component:
     )
 
 
+def certificate_text(cert: dict[str, Any] | None) -> str:
+    """The certificate as one line: its status, expiry, and why there is none when it failed."""
+    if not cert:
+        return ""
+    text = "HTTPS " + cert["status"].lower().replace("_", " ")
+    if cert["notAfter"]:
+        text += f" until {cert['notAfter'][:10]}"
+    if cert["lastError"]:
+        text += f": {cert['lastError']}"
+    return text
+
+
 def domains_section() -> rx.Component:
     return ui.card(
         rx.heading("Domains", size="4"),
@@ -757,6 +773,7 @@ def domains_section() -> rx.Component:
             lambda d: rx.flex(
                 rx.link(d.hostname, href=d.url, is_external=True),
                 rx.cond(d.default, rx.badge("default")),
+                rx.cond(d.certificate != "", rx.text(d.certificate, size="1", color_scheme="gray")),
                 rx.spacer(),
                 rx.cond(
                     ~d.default,
