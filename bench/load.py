@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import ssl
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -70,21 +71,28 @@ async def run_load(
     warmup: float = 2.0,
     request_timeout: float = 30.0,
     check: Check | None = None,
+    verify: ssl.SSLContext | bool = True,
+    extensions: dict[str, Any] | None = None,
 ) -> LoadResult:
     """Keep `concurrency` requests in flight against `url`: `warmup` s discarded, then
-    `duration` s measured. Each worker finishes its in-flight request after the deadline."""
+    `duration` s measured. Each worker finishes its in-flight request after the deadline.
+    `verify` and `extensions` (e.g. httpx's ``sni_hostname``) serve HTTPS through 127.0.0.1."""
     if json is not None:
         import json as jsonlib
 
         content = jsonlib.dumps(json).encode()
         headers = {"content-type": "application/json", **(headers or {})}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=request_timeout, headers=headers) as client:
+    async with httpx.AsyncClient(
+        limits=limits, timeout=request_timeout, headers=headers, verify=verify
+    ) as client:
 
         async def one() -> tuple[float, str | None]:
             start = time.perf_counter()
             try:
-                response = await client.send(client.build_request(method, url, content=content))
+                request = client.build_request(method, url, content=content)
+                request.extensions.update(extensions or {})
+                response = await client.send(request)
                 await response.aread()
             except httpx.HTTPError as exc:
                 return time.perf_counter() - start, type(exc).__name__

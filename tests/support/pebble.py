@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from dnslib import QTYPE, RR, A, DNSRecord
-from dnslib.server import BaseResolver, DNSServer
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 from tests.support.servers import free_port, stop_process
 
@@ -59,7 +59,8 @@ class DnsZone(BaseResolver):
 def dns_server(zone: str, **records: str) -> Iterator[DnsZone]:
     dns = DnsZone(zone, records=dict(records))
     dns.port = free_udp_port()
-    dns.server = DNSServer(dns, port=dns.port, address="127.0.0.1")
+    quiet = DNSLogger(log="-request,-reply,-truncated")  # a line per query otherwise
+    dns.server = DNSServer(dns, port=dns.port, address="127.0.0.1", logger=quiet)
     dns.server.start_thread()
     try:
         yield dns
