@@ -338,3 +338,26 @@ def test_other_process_types_are_not_routed():
     assert {k: v for k, v in labels.items() if k.startswith("traefik.")} == {
         "traefik.enable": "false"
     }
+
+
+def test_traefik_and_the_embedded_ingress_certify_the_same_hostnames(static):
+    """Issue 21: both edges read the same labels, so they route and certify the same hostnames;
+    both validate HTTP-01 on the plain-HTTP listener and redirect the rest to HTTPS."""
+    from backend.ingress.certstore import is_certifiable
+    from backend.ingress.server import CHALLENGE_PREFIX
+    from backend.labels import routes_from_labels
+
+    hosts = ["shop.example.com", "www.shop.example"]
+    labels = container_labels(
+        "shop", 1, "web", 1, hosts, 5000, network="paastech", tls=True,
+        certresolver=SETTINGS.certresolver, health_path=None,
+    )  # fmt: skip
+    traefik_hosts = re.findall(r"Host\(`([^`]+)`\)", labels["traefik.http.routers.shop.rule"])
+    assert labels["traefik.http.routers.shop.tls.certresolver"] in static["certificatesResolvers"]
+    assert routes_from_labels(labels) == (traefik_hosts, 5000)
+    assert all(is_certifiable(h) for h in traefik_hosts)
+    # Challenge on the HTTP entry point, which redirects everything else to HTTPS.
+    challenge = static["certificatesResolvers"][SETTINGS.certresolver]["acme"]["httpChallenge"]
+    web = static["entryPoints"][challenge["entryPoint"]]
+    assert web["http"]["redirections"]["entryPoint"]["scheme"] == "https"
+    assert CHALLENGE_PREFIX == "/.well-known/acme-challenge/"
