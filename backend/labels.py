@@ -42,6 +42,7 @@ def instance_filters(instance: str) -> list[str]:
 
 
 WEB_PROCESS = "web"
+HSTS_MIDDLEWARE_SUFFIX = "-hsts"  # the project's Traefik headers middleware (issue 21)
 HEALTHCHECK_INTERVAL = "5s"
 
 # A lowercase DNS label: safe as a Traefik router/service name and in container names.
@@ -96,6 +97,7 @@ def container_labels(
     certresolver: str,
     health_path: str | None,
     instance: str = DEFAULT_INSTANCE,
+    hsts_seconds: int = 0,
 ) -> dict[str, str]:
     """All labels of one container: ownership, plus Traefik routing for ``web`` processes.
 
@@ -136,6 +138,12 @@ def container_labels(
     if health_path:
         labels[f"{service}.loadbalancer.healthcheck.path"] = health_path
         labels[f"{service}.loadbalancer.healthcheck.interval"] = HEALTHCHECK_INTERVAL
+    if hsts_seconds > 0:
+        # Traefik's headers middleware adds Strict-Transport-Security to HTTPS answers only;
+        # the embedded ingress reads the same label (hsts_from_labels).
+        middleware = f"{project}{HSTS_MIDDLEWARE_SUFFIX}"
+        labels[f"traefik.http.middlewares.{middleware}.headers.stsSeconds"] = str(hsts_seconds)
+        labels[f"{router}.middlewares"] = middleware
     return labels
 
 
@@ -177,6 +185,20 @@ def routes_from_labels(labels: Mapping[str, str] | None) -> tuple[list[str], int
     if not hostnames:
         return None
     return hostnames, port_number
+
+
+def hsts_from_labels(labels: Mapping[str, str] | None) -> int:
+    """max-age of the project's HSTS header (its Traefik headers middleware); 0: none."""
+    if not labels or not (project := labels.get(PROJECT)):
+        return 0
+    middleware = f"{project}{HSTS_MIDDLEWARE_SUFFIX}"
+    if labels.get(f"traefik.http.routers.{project}.middlewares") != middleware:
+        return 0
+    seconds = labels.get(f"traefik.http.middlewares.{middleware}.headers.stsSeconds", "0")
+    try:
+        return max(0, int(seconds))
+    except ValueError:
+        return 0
 
 
 def health_path_from_labels(labels: Mapping[str, str] | None) -> str | None:

@@ -166,8 +166,9 @@ class Mutation:
         return ProjectType.of(owned)
 
     @strawberry.mutation(
-        description="The app's PORT, its health check path, the branch whose pushes deploy. "
-        "A new release follows when PORT or the health check changes."
+        description="The app's PORT, its health check path, the branch whose pushes deploy, "
+        "HSTS on its HTTPS answers. A new release follows when PORT, the health check or HSTS "
+        "changes."
     )
     async def update_project_settings(
         self,
@@ -176,10 +177,15 @@ class Mutation:
         port: int | None = None,
         health_check_path: str | None = None,
         deploy_branch: str | None = None,
+        hsts: bool | None = None,
     ) -> ProjectType:
         owned = await projects.get_owned(require_client(info), project)
         await get_deployer().update_settings(
-            owned, port=port, health_check_path=health_check_path, deploy_branch=deploy_branch
+            owned,
+            port=port,
+            health_check_path=health_check_path,
+            deploy_branch=deploy_branch,
+            hsts=hsts,
         )
         return ProjectType.of(owned)
 

@@ -146,6 +146,9 @@ class ProjectSettingsType:
     port: int | None
     health_check_path: str
     deploy_branch: str
+    hsts: bool = strawberry.field(
+        description="Strict-Transport-Security on the app's HTTPS answers (max-age: a setting)."
+    )
 
 
 @strawberry.type(name="Project")
@@ -172,6 +175,7 @@ class ProjectType:
             port=p.port,
             health_check_path=p.health_check_path,
             deploy_branch=p.deploy_branch,
+            hsts=p.hsts,
         )
 
     @strawberry.field(description="Every hostname routed to the project; the default one first.")

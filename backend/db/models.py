@@ -76,6 +76,7 @@ class Project(Model):
     port = fields.IntField(null=True)
     health_check_path = fields.CharField(max_length=200, default="/")
     deploy_branch = fields.CharField(max_length=100, default="main")
+    hsts = fields.BooleanField(default=False)  # Strict-Transport-Security on HTTPS (issue 21)
 
     class Meta:
         table = "project"

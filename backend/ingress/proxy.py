@@ -280,7 +280,7 @@ class Proxy:
             if timed_out:
                 return plain(504, f"Gateway timeout: {display_host(route.host)} did not answer")
             return plain(502, f"Bad gateway: {display_host(route.host)} is not answering")
-        return await self._relay(request, upstream_response)
+        return await self._relay(request, upstream_response, route)
 
     async def _send(
         self, request: web.BaseRequest, upstream: Upstream, headers: CIMultiDict[str], body: _Body
@@ -302,11 +302,14 @@ class Proxy:
                 body.deadline = None
 
     async def _relay(
-        self, request: web.BaseRequest, upstream: aiohttp.ClientResponse
+        self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, route: Route
     ) -> web.StreamResponse:
         try:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             response.headers.extend(response_headers(upstream))
+            if route.hsts_seconds and request.secure:
+                # Per project (its labels); over HTTPS only, as RFC 6797 and Traefik do.
+                response.headers["Strict-Transport-Security"] = f"max-age={route.hsts_seconds}"
             await response.prepare(request)
             try:
                 async for chunk in upstream.content.iter_chunked(CHUNK_BYTES):

@@ -60,6 +60,7 @@ class Container:
     running: bool
     health: str | None  # Docker health status ("starting", "healthy", "unhealthy"); None: no check
     health_path: str | None = None  # the Traefik health-check path from the labels, if any
+    hsts_seconds: int = 0  # the project's HSTS max-age from the labels; 0: none (issue 21)
 
     @property
     def upstream(self) -> Upstream | None:
@@ -104,6 +105,7 @@ def container_from_inspect(data: Mapping[str, Any]) -> Container | None:
         running=running,
         health=health or None,
         health_path=L.health_path_from_labels(labels),
+        hsts_seconds=L.hsts_from_labels(labels),
     )
 
 
@@ -113,6 +115,7 @@ class Route:
 
     host: str
     upstreams: list[Upstream]
+    hsts_seconds: int = 0  # from the newest routed release's labels
 
 
 @dataclass(slots=True)
@@ -150,7 +153,8 @@ class RouteTable:
             start = self._next.get(key, 0) % len(upstreams)
             self._next[key] = start + 1
             upstreams = upstreams[start:] + upstreams[:start]
-        return Route(key, upstreams)
+        newest = max((self._entries[cid].container for cid in ids), key=lambda c: c.application)
+        return Route(key, upstreams, newest.hsts_seconds)
 
     def get(self, container_id: str) -> Container | None:
         entry = self._entries.get(container_id)

@@ -54,6 +54,7 @@ def release_plan(spec: pb.ReleaseSpec, settings: Settings) -> ReleasePlan:
         cpu=spec.cpu or settings.default_cpu,
         health_path=spec.health_path or None,
         health_timeout=spec.health_timeout or settings.health_check_timeout_seconds,
+        hsts_seconds=max(0, spec.hsts_seconds),
     )
 
 

@@ -362,6 +362,7 @@ class DockerRuntime:
                 certresolver=s.certresolver,
                 health_path=spec.health_path,
                 instance=s.instance,
+                hsts_seconds=spec.hsts_seconds,
             ),
             "HostConfig": host_config,
             "Tty": False,

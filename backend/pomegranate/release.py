@@ -53,6 +53,7 @@ class ReleasePlan:
     cpu: float = 0.5
     health_path: str | None = None  # None: TCP check
     health_timeout: float = 30.0
+    hsts_seconds: int = 0  # > 0: HSTS on HTTPS answers (web only)
 
     def process_spec(self, process: Process, replica: int, settings: Settings) -> ProcessSpec:
         web = process.type == L.WEB_PROCESS
@@ -70,6 +71,7 @@ class ReleasePlan:
             cpu=self.cpu,
             pids_limit=settings.pids_limit,
             health_path=self.health_path if web else None,
+            hsts_seconds=self.hsts_seconds if web else 0,
         )
 
     def process_specs(self, settings: Settings) -> list[ProcessSpec]:

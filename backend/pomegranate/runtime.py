@@ -60,6 +60,7 @@ class ProcessSpec:
     cpu: float
     pids_limit: int
     health_path: str | None = None
+    hsts_seconds: int = 0  # > 0: the routing labels ask for HSTS (issue 21)
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62\x61\x63kend/rpc/pomegranate.proto\x12\x17paastech.pomegranate.v1\"\x07\n\x05\x45mpty\"\x1d\n\nProjectRef\x12\x0f\n\x07project\x18\x01 \x01(\t\"\\\n\nBuildChunk\x12\x36\n\x06header\x18\x01 \x01(\x0b\x32$.paastech.pomegranate.v1.BuildHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"3\n\x0b\x42uildHeader\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x13\n\x0b\x61pplication\x18\x02 \x01(\x05\"\x91\x01\n\nBuildEvent\x12\r\n\x03log\x18\x01 \x01(\tH\x00\x12\x36\n\x06result\x18\x02 \x01(\x0b\x32$.paastech.pomegranate.v1.BuildResultH\x00\x12\x33\n\x07\x66\x61ilure\x18\x03 \x01(\x0b\x32 .paastech.pomegranate.v1.FailureH\x00\x42\x07\n\x05\x65vent\"\xbb\x01\n\x0b\x42uildResult\x12\r\n\x05image\x18\x01 \x01(\t\x12\r\n\x05stack\x18\x02 \x01(\t\x12\x46\n\tprocesses\x18\x03 \x03(\x0b\x32\x33.paastech.pomegranate.v1.BuildResult.ProcessesEntry\x12\x14\n\x0c\x65xposed_port\x18\x04 \x01(\x05\x1a\x30\n\x0eProcessesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"-\n\x07\x46\x61ilure\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x12\n\nlast_lines\x18\x02 \x03(\t\":\n\x07Process\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x10\n\x08replicas\x18\x03 \x01(\x05\"\xcd\x02\n\x0bReleaseSpec\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x13\n\x0b\x61pplication\x18\x02 \x01(\x05\x12\r\n\x05image\x18\x03 \x01(\t\x12\x33\n\tprocesses\x18\x04 \x03(\x0b\x32 .paastech.pomegranate.v1.Process\x12:\n\x03\x65nv\x18\x05 \x03(\x0b\x32-.paastech.pomegranate.v1.ReleaseSpec.EnvEntry\x12\x0c\n\x04port\x18\x06 \x01(\x05\x12\x11\n\thostnames\x18\x07 \x03(\t\x12\x11\n\tmemory_mb\x18\x08 \x01(\x05\x12\x0b\n\x03\x63pu\x18\t \x01(\x01\x12\x13\n\x0bhealth_path\x18\n \x01(\t\x12\x16\n\x0ehealth_timeout\x18\x0b \x01(\x01\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x91\x01\n\x0cReleaseEvent\x12\r\n\x03log\x18\x01 \x01(\tH\x00\x12\x33\n\x07\x66\x61ilure\x18\x02 \x01(\x0b\x32 .paastech.pomegranate.v1.FailureH\x00\x12\x34\n\x04\x64one\x18\x03 \x01(\x0b\x32$.paastech.pomegranate.v1.ReleaseDoneH\x00\x42\x07\n\x05\x65vent\"c\n\x0bReleaseDone\x12\x36\n\ncontainers\x18\x01 \x03(\x0b\x32\".paastech.pomegranate.v1.Container\x12\x1c\n\x14stopped_applications\x18\x02 \x03(\x05\"\xf2\x01\n\tContainer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07project\x18\x03 \x01(\t\x12\x13\n\x0b\x61pplication\x18\x04 \x01(\x05\x12\x0f\n\x07process\x18\x05 \x01(\t\x12\x0f\n\x07replica\x18\x06 \x01(\x05\x12\r\n\x05state\x18\x07 \x01(\t\x12\x0f\n\x07running\x18\x08 \x01(\x08\x12\x11\n\thost_port\x18\t \x01(\x05\x12\x11\n\texit_code\x18\n \x01(\x05\x12\x12\n\noom_killed\x18\x0b \x01(\x08\x12\x12\n\nstarted_at\x18\x0c \x01(\t\x12\x15\n\rrestart_count\x18\r \x01(\x05\"E\n\x0bProcessList\x12\x36\n\ncontainers\x18\x01 \x03(\x0b\x32\".paastech.pomegranate.v1.Container\"<\n\x0bLogsRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0c\n\x04tail\x18\x02 \x01(\x05\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\"N\n\x07LogLine\x12\x0f\n\x07process\x18\x01 \x01(\t\x12\x0f\n\x07replica\x18\x02 \x01(\x05\x12\x13\n\x0b\x61pplication\x18\x03 \x01(\x05\x12\x0c\n\x04line\x18\x04 \x01(\t\"\x0e\n\x0cWatchRequest\"\xa1\x01\n\x0cRuntimeEvent\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x13\n\x0b\x61pplication\x18\x03 \x01(\x05\x12\x0f\n\x07process\x18\x04 \x01(\t\x12\x0f\n\x07replica\x18\x05 \x01(\x05\x12\x11\n\texit_code\x18\x06 \x01(\x05\x12\x12\n\noom_killed\x18\x07 \x01(\x08\x12\x14\n\x0c\x63ontainer_id\x18\x08 \x01(\t\"v\n\x0e\x44\x65siredProject\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x37\n\x04live\x18\x02 \x01(\x0b\x32$.paastech.pomegranate.v1.ReleaseSpecH\x00\x88\x01\x01\x12\x11\n\tin_flight\x18\x03 \x03(\x05\x42\x07\n\x05_live\"I\n\x0c\x44\x65siredState\x12\x39\n\x08projects\x18\x01 \x03(\x0b\x32\'.paastech.pomegranate.v1.DesiredProject\"D\n\x0fReconcileReport\x12\x0f\n\x07\x61\x64opted\x18\x01 \x03(\t\x12\x0f\n\x07started\x18\x02 \x03(\t\x12\x0f\n\x07removed\x18\x03 \x03(\t\"-\n\x0cPruneRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0c\n\x04keep\x18\x02 \x03(\t\"\x1d\n\nPruneReply\x12\x0f\n\x07removed\x18\x01 \x03(\t2\xaf\x06\n\x0bPomegranate\x12U\n\x05\x42uild\x12#.paastech.pomegranate.v1.BuildChunk\x1a#.paastech.pomegranate.v1.BuildEvent(\x01\x30\x01\x12X\n\x07Release\x12$.paastech.pomegranate.v1.ReleaseSpec\x1a%.paastech.pomegranate.v1.ReleaseEvent0\x01\x12R\n\x0bStopProject\x12#.paastech.pomegranate.v1.ProjectRef\x1a\x1e.paastech.pomegranate.v1.Empty\x12T\n\rRemoveProject\x12#.paastech.pomegranate.v1.ProjectRef\x1a\x1e.paastech.pomegranate.v1.Empty\x12Z\n\rListProcesses\x12#.paastech.pomegranate.v1.ProjectRef\x1a$.paastech.pomegranate.v1.ProcessList\x12W\n\x0bRuntimeLogs\x12$.paastech.pomegranate.v1.LogsRequest\x1a .paastech.pomegranate.v1.LogLine0\x01\x12W\n\x05Watch\x12%.paastech.pomegranate.v1.WatchRequest\x1a%.paastech.pomegranate.v1.RuntimeEvent0\x01\x12\\\n\tReconcile\x12%.paastech.pomegranate.v1.DesiredState\x1a(.paastech.pomegranate.v1.ReconcileReport\x12Y\n\x0bPruneImages\x12%.paastech.pomegranate.v1.PruneRequest\x1a#.paastech.pomegranate.v1.PruneReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62\x61\x63kend/rpc/pomegranate.proto\x12\x17paastech.pomegranate.v1\"\x07\n\x05\x45mpty\"\x1d\n\nProjectRef\x12\x0f\n\x07project\x18\x01 \x01(\t\"\\\n\nBuildChunk\x12\x36\n\x06header\x18\x01 \x01(\x0b\x32$.paastech.pomegranate.v1.BuildHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"3\n\x0b\x42uildHeader\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x13\n\x0b\x61pplication\x18\x02 \x01(\x05\"\x91\x01\n\nBuildEvent\x12\r\n\x03log\x18\x01 \x01(\tH\x00\x12\x36\n\x06result\x18\x02 \x01(\x0b\x32$.paastech.pomegranate.v1.BuildResultH\x00\x12\x33\n\x07\x66\x61ilure\x18\x03 \x01(\x0b\x32 .paastech.pomegranate.v1.FailureH\x00\x42\x07\n\x05\x65vent\"\xbb\x01\n\x0b\x42uildResult\x12\r\n\x05image\x18\x01 \x01(\t\x12\r\n\x05stack\x18\x02 \x01(\t\x12\x46\n\tprocesses\x18\x03 \x03(\x0b\x32\x33.paastech.pomegranate.v1.BuildResult.ProcessesEntry\x12\x14\n\x0c\x65xposed_port\x18\x04 \x01(\x05\x1a\x30\n\x0eProcessesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"-\n\x07\x46\x61ilure\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x12\n\nlast_lines\x18\x02 \x03(\t\":\n\x07Process\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x10\n\x08replicas\x18\x03 \x01(\x05\"\xe3\x02\n\x0bReleaseSpec\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x13\n\x0b\x61pplication\x18\x02 \x01(\x05\x12\r\n\x05image\x18\x03 \x01(\t\x12\x33\n\tprocesses\x18\x04 \x03(\x0b\x32 .paastech.pomegranate.v1.Process\x12:\n\x03\x65nv\x18\x05 \x03(\x0b\x32-.paastech.pomegranate.v1.ReleaseSpec.EnvEntry\x12\x0c\n\x04port\x18\x06 \x01(\x05\x12\x11\n\thostnames\x18\x07 \x03(\t\x12\x11\n\tmemory_mb\x18\x08 \x01(\x05\x12\x0b\n\x03\x63pu\x18\t \x01(\x01\x12\x13\n\x0bhealth_path\x18\n \x01(\t\x12\x16\n\x0ehealth_timeout\x18\x0b \x01(\x01\x12\x14\n\x0chsts_seconds\x18\x0c \x01(\x05\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x91\x01\n\x0cReleaseEvent\x12\r\n\x03log\x18\x01 \x01(\tH\x00\x12\x33\n\x07\x66\x61ilure\x18\x02 \x01(\x0b\x32 .paastech.pomegranate.v1.FailureH\x00\x12\x34\n\x04\x64one\x18\x03 \x01(\x0b\x32$.paastech.pomegranate.v1.ReleaseDoneH\x00\x42\x07\n\x05\x65vent\"c\n\x0bReleaseDone\x12\x36\n\ncontainers\x18\x01 \x03(\x0b\x32\".paastech.pomegranate.v1.Container\x12\x1c\n\x14stopped_applications\x18\x02 \x03(\x05\"\xf2\x01\n\tContainer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07project\x18\x03 \x01(\t\x12\x13\n\x0b\x61pplication\x18\x04 \x01(\x05\x12\x0f\n\x07process\x18\x05 \x01(\t\x12\x0f\n\x07replica\x18\x06 \x01(\x05\x12\r\n\x05state\x18\x07 \x01(\t\x12\x0f\n\x07running\x18\x08 \x01(\x08\x12\x11\n\thost_port\x18\t \x01(\x05\x12\x11\n\texit_code\x18\n \x01(\x05\x12\x12\n\noom_killed\x18\x0b \x01(\x08\x12\x12\n\nstarted_at\x18\x0c \x01(\t\x12\x15\n\rrestart_count\x18\r \x01(\x05\"E\n\x0bProcessList\x12\x36\n\ncontainers\x18\x01 \x03(\x0b\x32\".paastech.pomegranate.v1.Container\"<\n\x0bLogsRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0c\n\x04tail\x18\x02 \x01(\x05\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\"N\n\x07LogLine\x12\x0f\n\x07process\x18\x01 \x01(\t\x12\x0f\n\x07replica\x18\x02 \x01(\x05\x12\x13\n\x0b\x61pplication\x18\x03 \x01(\x05\x12\x0c\n\x04line\x18\x04 \x01(\t\"\x0e\n\x0cWatchRequest\"\xa1\x01\n\x0cRuntimeEvent\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x13\n\x0b\x61pplication\x18\x03 \x01(\x05\x12\x0f\n\x07process\x18\x04 \x01(\t\x12\x0f\n\x07replica\x18\x05 \x01(\x05\x12\x11\n\texit_code\x18\x06 \x01(\x05\x12\x12\n\noom_killed\x18\x07 \x01(\x08\x12\x14\n\x0c\x63ontainer_id\x18\x08 \x01(\t\"v\n\x0e\x44\x65siredProject\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x37\n\x04live\x18\x02 \x01(\x0b\x32$.paastech.pomegranate.v1.ReleaseSpecH\x00\x88\x01\x01\x12\x11\n\tin_flight\x18\x03 \x03(\x05\x42\x07\n\x05_live\"I\n\x0c\x44\x65siredState\x12\x39\n\x08projects\x18\x01 \x03(\x0b\x32\'.paastech.pomegranate.v1.DesiredProject\"D\n\x0fReconcileReport\x12\x0f\n\x07\x61\x64opted\x18\x01 \x03(\t\x12\x0f\n\x07started\x18\x02 \x03(\t\x12\x0f\n\x07removed\x18\x03 \x03(\t\"-\n\x0cPruneRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0c\n\x04keep\x18\x02 \x03(\t\"\x1d\n\nPruneReply\x12\x0f\n\x07removed\x18\x01 \x03(\t2\xaf\x06\n\x0bPomegranate\x12U\n\x05\x42uild\x12#.paastech.pomegranate.v1.BuildChunk\x1a#.paastech.pomegranate.v1.BuildEvent(\x01\x30\x01\x12X\n\x07Release\x12$.paastech.pomegranate.v1.ReleaseSpec\x1a%.paastech.pomegranate.v1.ReleaseEvent0\x01\x12R\n\x0bStopProject\x12#.paastech.pomegranate.v1.ProjectRef\x1a\x1e.paastech.pomegranate.v1.Empty\x12T\n\rRemoveProject\x12#.paastech.pomegranate.v1.ProjectRef\x1a\x1e.paastech.pomegranate.v1.Empty\x12Z\n\rListProcesses\x12#.paastech.pomegranate.v1.ProjectRef\x1a$.paastech.pomegranate.v1.ProcessList\x12W\n\x0bRuntimeLogs\x12$.paastech.pomegranate.v1.LogsRequest\x1a .paastech.pomegranate.v1.LogLine0\x01\x12W\n\x05Watch\x12%.paastech.pomegranate.v1.WatchRequest\x1a%.paastech.pomegranate.v1.RuntimeEvent0\x01\x12\\\n\tReconcile\x12%.paastech.pomegranate.v1.DesiredState\x1a(.paastech.pomegranate.v1.ReconcileReport\x12Y\n\x0bPruneImages\x12%.paastech.pomegranate.v1.PruneRequest\x1a#.paastech.pomegranate.v1.PruneReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,35 +54,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROCESS']._serialized_start=630
   _globals['_PROCESS']._serialized_end=688
   _globals['_RELEASESPEC']._serialized_start=691
-  _globals['_RELEASESPEC']._serialized_end=1024
-  _globals['_RELEASESPEC_ENVENTRY']._serialized_start=982
-  _globals['_RELEASESPEC_ENVENTRY']._serialized_end=1024
-  _globals['_RELEASEEVENT']._serialized_start=1027
-  _globals['_RELEASEEVENT']._serialized_end=1172
-  _globals['_RELEASEDONE']._serialized_start=1174
-  _globals['_RELEASEDONE']._serialized_end=1273
-  _globals['_CONTAINER']._serialized_start=1276
-  _globals['_CONTAINER']._serialized_end=1518
-  _globals['_PROCESSLIST']._serialized_start=1520
-  _globals['_PROCESSLIST']._serialized_end=1589
-  _globals['_LOGSREQUEST']._serialized_start=1591
-  _globals['_LOGSREQUEST']._serialized_end=1651
-  _globals['_LOGLINE']._serialized_start=1653
-  _globals['_LOGLINE']._serialized_end=1731
-  _globals['_WATCHREQUEST']._serialized_start=1733
-  _globals['_WATCHREQUEST']._serialized_end=1747
-  _globals['_RUNTIMEEVENT']._serialized_start=1750
-  _globals['_RUNTIMEEVENT']._serialized_end=1911
-  _globals['_DESIREDPROJECT']._serialized_start=1913
-  _globals['_DESIREDPROJECT']._serialized_end=2031
-  _globals['_DESIREDSTATE']._serialized_start=2033
-  _globals['_DESIREDSTATE']._serialized_end=2106
-  _globals['_RECONCILEREPORT']._serialized_start=2108
-  _globals['_RECONCILEREPORT']._serialized_end=2176
-  _globals['_PRUNEREQUEST']._serialized_start=2178
-  _globals['_PRUNEREQUEST']._serialized_end=2223
-  _globals['_PRUNEREPLY']._serialized_start=2225
-  _globals['_PRUNEREPLY']._serialized_end=2254
-  _globals['_POMEGRANATE']._serialized_start=2257
-  _globals['_POMEGRANATE']._serialized_end=3072
+  _globals['_RELEASESPEC']._serialized_end=1046
+  _globals['_RELEASESPEC_ENVENTRY']._serialized_start=1004
+  _globals['_RELEASESPEC_ENVENTRY']._serialized_end=1046
+  _globals['_RELEASEEVENT']._serialized_start=1049
+  _globals['_RELEASEEVENT']._serialized_end=1194
+  _globals['_RELEASEDONE']._serialized_start=1196
+  _globals['_RELEASEDONE']._serialized_end=1295
+  _globals['_CONTAINER']._serialized_start=1298
+  _globals['_CONTAINER']._serialized_end=1540
+  _globals['_PROCESSLIST']._serialized_start=1542
+  _globals['_PROCESSLIST']._serialized_end=1611
+  _globals['_LOGSREQUEST']._serialized_start=1613
+  _globals['_LOGSREQUEST']._serialized_end=1673
+  _globals['_LOGLINE']._serialized_start=1675
+  _globals['_LOGLINE']._serialized_end=1753
+  _globals['_WATCHREQUEST']._serialized_start=1755
+  _globals['_WATCHREQUEST']._serialized_end=1769
+  _globals['_RUNTIMEEVENT']._serialized_start=1772
+  _globals['_RUNTIMEEVENT']._serialized_end=1933
+  _globals['_DESIREDPROJECT']._serialized_start=1935
+  _globals['_DESIREDPROJECT']._serialized_end=2053
+  _globals['_DESIREDSTATE']._serialized_start=2055
+  _globals['_DESIREDSTATE']._serialized_end=2128
+  _globals['_RECONCILEREPORT']._serialized_start=2130
+  _globals['_RECONCILEREPORT']._serialized_end=2198
+  _globals['_PRUNEREQUEST']._serialized_start=2200
+  _globals['_PRUNEREQUEST']._serialized_end=2245
+  _globals['_PRUNEREPLY']._serialized_start=2247
+  _globals['_PRUNEREPLY']._serialized_end=2276
+  _globals['_POMEGRANATE']._serialized_start=2279
+  _globals['_POMEGRANATE']._serialized_end=3094
 # @@protoc_insertion_point(module_scope)

@@ -80,7 +80,7 @@ class Process(_message.Message):
     def __init__(self, type: _Optional[str] = ..., command: _Optional[str] = ..., replicas: _Optional[int] = ...) -> None: ...
 
 class ReleaseSpec(_message.Message):
-    __slots__ = ("project", "application", "image", "processes", "env", "port", "hostnames", "memory_mb", "cpu", "health_path", "health_timeout")
+    __slots__ = ("project", "application", "image", "processes", "env", "port", "hostnames", "memory_mb", "cpu", "health_path", "health_timeout", "hsts_seconds")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +99,7 @@ class ReleaseSpec(_message.Message):
     CPU_FIELD_NUMBER: _ClassVar[int]
     HEALTH_PATH_FIELD_NUMBER: _ClassVar[int]
     HEALTH_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    HSTS_SECONDS_FIELD_NUMBER: _ClassVar[int]
     project: str
     application: int
     image: str
@@ -110,7 +111,8 @@ class ReleaseSpec(_message.Message):
     cpu: float
     health_path: str
     health_timeout: float
-    def __init__(self, project: _Optional[str] = ..., application: _Optional[int] = ..., image: _Optional[str] = ..., processes: _Optional[_Iterable[_Union[Process, _Mapping]]] = ..., env: _Optional[_Mapping[str, str]] = ..., port: _Optional[int] = ..., hostnames: _Optional[_Iterable[str]] = ..., memory_mb: _Optional[int] = ..., cpu: _Optional[float] = ..., health_path: _Optional[str] = ..., health_timeout: _Optional[float] = ...) -> None: ...
+    hsts_seconds: int
+    def __init__(self, project: _Optional[str] = ..., application: _Optional[int] = ..., image: _Optional[str] = ..., processes: _Optional[_Iterable[_Union[Process, _Mapping]]] = ..., env: _Optional[_Mapping[str, str]] = ..., port: _Optional[int] = ..., hostnames: _Optional[_Iterable[str]] = ..., memory_mb: _Optional[int] = ..., cpu: _Optional[float] = ..., health_path: _Optional[str] = ..., health_timeout: _Optional[float] = ..., hsts_seconds: _Optional[int] = ...) -> None: ...
 
 class ReleaseEvent(_message.Message):
     __slots__ = ("log", "failure", "done")

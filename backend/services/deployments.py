@@ -268,10 +268,12 @@ class Deployer:
         port: int | None,
         health_check_path: str | None,
         deploy_branch: str | None,
+        hsts: bool | None = None,
     ) -> Application | None:
-        """Port, health check path, deploy branch. A release follows when the first two change."""
-        if port is None and health_check_path is None and deploy_branch is None:
-            raise ValidationFailed("give port, healthCheckPath or deployBranch", field="port")
+        """Port, health check path, deploy branch, HSTS. A release follows unless only the
+        branch changes (the others are in the containers' environment or labels)."""
+        if port is None and health_check_path is None and deploy_branch is None and hsts is None:
+            raise ValidationFailed("give port, healthCheckPath, deployBranch or hsts", field="port")
         changes = []
         if port is not None:
             project.port = validation.port(port)
@@ -282,9 +284,12 @@ class Deployer:
         if deploy_branch is not None:
             project.deploy_branch = validation.branch(deploy_branch)
             changes.append(f"deploy branch {deploy_branch}")
-        await project.save(update_fields=["port", "health_check_path", "deploy_branch"])
+        if hsts is not None:
+            project.hsts = hsts
+            changes.append(f"hsts {'on' if hsts else 'off'}")
+        await project.save(update_fields=["port", "health_check_path", "deploy_branch", "hsts"])
         await _settings_changed(project, "settings: " + ", ".join(changes))
-        if port is None and health_check_path is None:
+        if port is None and health_check_path is None and hsts is None:
             return None
         return await self.release_config(project, "settings: " + ", ".join(changes))
 
@@ -472,6 +477,7 @@ class Deployer:
             cpu=app.cpu or self.settings.default_cpu,
             health_path=project.health_check_path,
             health_timeout=self.settings.health_check_timeout_seconds,
+            hsts_seconds=self.settings.hsts_max_age_seconds if project.hsts else 0,
         )
 
     async def _finish(self, app: Application, project: Project, stopped: list[int]) -> None:

@@ -91,7 +91,7 @@ async def upstream() -> AsyncIterator[int]:
         await runner.cleanup()
 
 
-def routed(port: int, *hostnames: str) -> RouteTable:
+def routed(port: int, *hostnames: str, hsts_seconds: int = 0) -> RouteTable:
     table = RouteTable()
     container = Container(
         id="c1",
@@ -104,6 +104,7 @@ def routed(port: int, *hostnames: str) -> RouteTable:
         host_port=port,
         running=True,
         health=None,
+        hsts_seconds=hsts_seconds,
     )
     table.sync([container], trust_running=True)
     return table
@@ -252,6 +253,23 @@ async def test_certificate_by_http01_served_by_sni_and_http_redirects(acme, dns,
             # above really verified against Pebble's root.
             with pytest.raises(ssl.SSLCertVerificationError):
                 await https_get(ssl.create_default_context(), e.https_port, host)
+
+
+async def test_hsts_per_project_on_https_answers_only(acme, dns, tmp_path):
+    host = f"strict.{ZONE}"
+    async with upstream() as up:
+        table = routed(up, host, hsts_seconds=600)
+        async with edge(settings_for(acme, dns, tmp_path), table, acme.http_port) as e:
+            await status_of(e.store, host, cs.VALID)
+            answer = await https_get(acme.client_context(), e.https_port, host)
+            assert answer.headers["strict-transport-security"] == "max-age=600"
+            plain = await http_get(e.http_port, host, "/.well-known/acme-challenge/x")
+            assert plain.status_code == 200
+            assert "strict-transport-security" not in plain.headers  # never over HTTP
+        table = routed(up, host)  # the project turned it off: the next release's labels
+        async with edge(settings_for(acme, dns, tmp_path), table, acme.http_port) as e:
+            answer = await https_get(acme.client_context(), e.https_port, host)
+            assert answer.status == 200 and "strict-transport-security" not in answer.headers
 
 
 async def test_restart_reuses_the_stored_certificate(acme, dns, tmp_path):

@@ -136,6 +136,24 @@ async def test_pushed_app_gets_a_certificate_served_over_https(stack, tmp_path):
     # The default hostname kept its certificate through the new release.
     assert (await https_get(acme.client_context(), https_port, host)).status == 200
 
+    # HSTS, per project: off by default, on after the setting (a new release with the label).
+    assert "strict-transport-security" not in answer.headers
+    settings = await user.api(
+        "mutation($p: String!) { updateProjectSettings(project: $p, hsts: true) "
+        "{ settings { hsts } } }",
+        p=project,
+    )
+    assert settings["updateProjectSettings"]["settings"]["hsts"] is True
+    await user.wait_status(project, 3, {"running"})
+    deadline = time.monotonic() + 30
+    while True:
+        answer = await https_get(acme.client_context(), https_port, host)
+        if "strict-transport-security" in answer.headers:
+            break
+        assert time.monotonic() < deadline, answer.headers
+        await asyncio.sleep(0.2)
+    assert answer.headers["strict-transport-security"] == "max-age=31536000"
+
     # `paastech domains` shows both: the certificate's expiry, and why the other has none.
     cli = new_cli(plat.api_url, tmp_path)
     cli.env_extra["PAASTECH_TOKEN"] = data["signup"]["token"]

@@ -361,3 +361,39 @@ def test_traefik_and_the_embedded_ingress_certify_the_same_hostnames(static):
     web = static["entryPoints"][challenge["entryPoint"]]
     assert web["http"]["redirections"]["entryPoint"]["scheme"] == "https"
     assert CHALLENGE_PREFIX == "/.well-known/acme-challenge/"
+
+
+def test_hsts_is_a_traefik_headers_middleware_both_edges_read():
+    """Issue 21: a project's HSTS is Traefik's documented headers middleware on its router; the
+    embedded ingress reads the same labels back."""
+    from backend.ingress.routes import container_from_inspect
+    from backend.labels import hsts_from_labels
+
+    labels = container_labels(
+        "shop", 1, "web", 1, ["shop.example.com"], 5000, network="paastech", tls=True,
+        certresolver=SETTINGS.certresolver, health_path=None, hsts_seconds=31536000,
+    )  # fmt: skip
+    assert labels["traefik.http.routers.shop.middlewares"] == "shop-hsts"
+    assert labels["traefik.http.middlewares.shop-hsts.headers.stsSeconds"] == "31536000"
+    middleware = re.compile(r"^traefik\.http\.middlewares\.([a-z0-9-]+)\.headers\.stsSeconds$")
+    for key in labels:
+        if key.startswith("traefik."):
+            assert ROUTER.match(key) or SERVICE.match(key) or middleware.match(key) or key in OTHER
+    assert hsts_from_labels(labels) == 31536000
+    inspect = {
+        "Id": "c1",
+        "Name": "/shop-web-1",
+        "Config": {"Labels": labels},
+        "State": {"Running": True},
+        "NetworkSettings": {"Ports": {"5000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "4000"}]}},
+    }
+    container = container_from_inspect(inspect)
+    assert container is not None and container.hsts_seconds == 31536000
+
+    plain = container_labels(
+        "shop", 1, "web", 1, ["shop.example.com"], 5000, network="paastech", tls=True,
+        certresolver=SETTINGS.certresolver, health_path=None,
+    )  # fmt: skip
+    assert hsts_from_labels(plain) == 0 and not any("middlewares" in k for k in plain)
+    # A middlewares label naming something else is not ours: no HSTS.
+    assert hsts_from_labels({**labels, "traefik.http.routers.shop.middlewares": "other"}) == 0
