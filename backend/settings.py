@@ -6,7 +6,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     acme_check_interval_seconds: float = Field(default=10.0, gt=0)
     acme_order_timeout_seconds: float = Field(default=90.0, gt=0)
     hsts_max_age_seconds: int = 31536000  # for projects that turn HSTS on
+
+    @model_validator(mode="after")
+    def _public_port_default(self) -> Settings:
+        # Unset with TLS on: app URLs point at the ingress's HTTPS port, not the HTTP one.
+        if "public_port" not in self.model_fields_set and self.tls:
+            self.public_port = self.public_https_port or self.ingress_https_port
+        return self
 
     @field_validator("tls", mode="before")
     @classmethod

@@ -18,7 +18,9 @@ if s.development:
     print(f"  GraphiQL      http://{s.host}:{s.api_port}/graphql  (open in a browser)")
 print(f"  Web app       http://{s.host}:{s.web_port}")
 print(f"  Subscriptions ws://{s.host}:{s.api_port}/graphql  (graphql-transport-ws)")
-print(f"  Apps          {s.app_url(s.project_hostname('<project>'))}  (embedded ingress on {s.host}:{s.ingress_port})")
+print(f"  Apps          {s.app_url(s.project_hostname('<project>'))}  (embedded ingress on {s.ingress_host or s.host}:{s.ingress_port})")
+if s.tls:  # issue 21: the ingress terminates TLS with ACME certificates
+    print(f"  HTTPS         {s.ingress_host or s.host}:{s.ingress_https_port}, certificates from {s.acme_directory_url}")
 print(f"  git push      {git_url('<project>', s)}")
 print(f"  Internal gRPC API {s.host}:{s.api_grpc_port}, Pomegranate {s.host}:{s.pomegranate_port}")
 print()
