@@ -44,6 +44,9 @@ from backend.settings import Settings
 log = logging.getLogger(__name__)
 
 USER_AGENT = "paastech-ingress"
+# A DNS check costs the CA nothing: a hostname whose DNS was just fixed is looked at again
+# within this, whatever its backoff has grown to.
+DNS_RECHECK_MAX_SECONDS = 900.0
 ERROR_MAX_CHARS = 500
 
 
@@ -363,9 +366,10 @@ class CertificateManager:
         s = self.settings
         status.failures += 1
         status.last_error = reason
-        status.next_attempt = time.time() + backoff_seconds(
-            status.failures, s.acme_backoff_seconds, s.acme_backoff_max_seconds
-        )
+        wait = backoff_seconds(status.failures, s.acme_backoff_seconds, s.acme_backoff_max_seconds)
+        if kind == cs.DNS_MISMATCH:
+            wait = min(wait, DNS_RECHECK_MAX_SECONDS)
+        status.next_attempt = time.time() + wait
         # A certificate still being served stays "valid" (its renewal is what failed).
         if not (has_cert and status.not_after and time.time() < status.not_after):
             status.status = kind

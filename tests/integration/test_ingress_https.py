@@ -320,6 +320,8 @@ async def test_hostname_not_pointing_here_gets_no_order(acme, dns, tmp_path):
             status = await status_of(e.store, ELSEWHERE, cs.DNS_MISMATCH)
             assert status.last_error and "203.0.113.7" in status.last_error
             assert "not to this server" in status.last_error
+            # Looked at again within 15 minutes (backoff 1 h here): DNS checks cost the CA nothing.
+            assert time.time() + 600 < status.next_attempt <= time.time() + 900
             await asyncio.sleep(e.manager.settings.acme_check_interval_seconds * 3)
             assert e.store.recent_orders(time.time()) == []
             assert e.store.read_status("localhost") is None  # never certifiable: not even tried
