@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 
 import aiodocker
 from aiohttp import web
@@ -59,12 +60,15 @@ class PlainHttp:
         host = normalise_host(request.headers.get("Host"))
         if host and self.certificates.serves(host):
             port = "" if self.https_port == 443 else f":{self.https_port}"
-            # 308 keeps the method and body (Traefik's permanent redirect does the same).
+            # Permanent, like Traefik's `permanent: true`; 308 also keeps the method and body.
             raise web.HTTPPermanentRedirect(f"https://{host}{port}{request.raw_path}")
         return await self.proxy.handle(request)
 
 
-def make_runner(handler) -> web.AppRunner:  # type: ignore[no-untyped-def]
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+def make_runner(handler: Handler) -> web.AppRunner:
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handler)
     return web.AppRunner(
