@@ -11,9 +11,16 @@ import pytest
 
 from tests.support.databases import BACKENDS, RawDb, database
 from tests.support.gqlclient import SIGNUP, Api
+from tests.support.registry import ensure_registry
 from tests.support.servers import api_server
 
 PASSWORD = "correct-horse-7"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def image_registry() -> None:
+    """The platform registry every build pushes to (issue 10); cheap to start."""
+    ensure_registry()
 
 
 @dataclass
