@@ -17,9 +17,9 @@ from tests.support.servers import api_server
 PASSWORD = "correct-horse-7"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def image_registry() -> None:
-    """The platform registry every build pushes to (issue 10); cheap to start."""
+def pytest_configure(config: pytest.Config) -> None:
+    """The platform registry every build pushes to (issue 10), started before test modules
+    are imported (they read Settings() at import time); cheap to start."""
     ensure_registry()
 
 

@@ -536,7 +536,9 @@ class IsolatedBuilder:
                 run_env.update({name: CA_MOUNT for name in CA_VARIABLES})
             run_env.update({k: os.environ[k] for k in PROXY_VARIABLES if os.environ.get(k)})
             runtime = self._runtime_wrapper(work, run_env)
-            local = f"localhost/build-{project}:{application}"
+            # One tag per project: re-tagging leaves the previous image's layers in the store as
+            # the cache, where removing it (buildah rmi) would drop its intermediate layers too.
+            local = f"localhost/build-{project}:latest"
             args = [
                 "buildah",
                 *self._project_args(project),
@@ -699,8 +701,6 @@ class IsolatedBuilder:
             digest = digest_file.read_text().strip()
         finally:
             digest_file.unlink(missing_ok=True)
-        # The local tag goes; the layers stay as this project's cache.
-        await self._run(["buildah", *self._project_args(project), "rmi", local], check=False)
         return digest
 
     async def remove_project(self, project: str) -> None:
@@ -732,6 +732,9 @@ def _failure_message(last_lines: list[str]) -> str:
                     "images, stages of the same Dockerfile and fully qualified public images "
                     "can be used"
                 )
+            exit_status = re.search(r"while running runtime: exit status (\d+)$", text)
+            if exit_status:
+                return f"the step exited with code {exit_status.group(1)}"
             if "rejected by policy" in text:
                 return (
                     f"{text}: builds may only use the platform's base images, stages of the same "

@@ -46,5 +46,16 @@ def ensure_registry() -> None:
 
 
 def _stop() -> None:
-    if _proc is not None:
-        stop_process(_proc)
+    """Stop the registry and remove the engine's copies of the images pulled from it (the
+    port is this session's own, so no one else's images match)."""
+    if _proc is None:
+        return
+    stop_process(_proc)
+    port = os.environ.get("PAASTECH_REGISTRY_PORT")
+    images = subprocess.run(
+        ["docker", "images", "-q", "--filter", f"reference=127.0.0.1:{port}/*/*"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    if images:
+        subprocess.run(["docker", "rmi", "-f", *sorted(set(images))], capture_output=True)
