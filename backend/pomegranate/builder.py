@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -239,6 +240,25 @@ class BuildCgroup:
 
 
 # ------------------------------------------------------------------------------------ builder
+
+
+def unmount_under(path: Path) -> None:
+    """Detach every mount below ``path`` (deepest first). containers-storage leaves its overlay
+    home bind-mounted (and sometimes a layer) after buildah exits; a project's store must not
+    keep mounts once its build is over."""
+    prefix = str(path.resolve()) + "/"
+    points: list[str] = []
+    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            point = line.split()[4].replace("\\040", " ")
+            if point.startswith(prefix) or point == prefix.rstrip("/"):
+                points.append(point)
+    for point in sorted(set(points), key=len, reverse=True):
+        # MNT_DETACH (2): a mount still in use goes once its last user is gone.
+        libc.umount2(point.encode(), 2)
+
+
+libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _dir_kib(path: Path) -> int:
@@ -600,6 +620,7 @@ class IsolatedBuilder:
         finally:
             await asyncio.to_thread(cgroup.kill_all)
             await asyncio.to_thread(cgroup.remove)
+            await asyncio.to_thread(unmount_under, self.project_store(project))
             await asyncio.to_thread(shutil.rmtree, work, True)
 
     async def _watched(
@@ -712,6 +733,7 @@ class IsolatedBuilder:
             ["buildah", *self._project_args(project), "rmi", "--all", "--force"], check=False
         )
         await self._run(["buildah", *self._project_args(project), "rm", "--all"], check=False)
+        await asyncio.to_thread(unmount_under, store)
         await asyncio.to_thread(shutil.rmtree, store, True)
 
 

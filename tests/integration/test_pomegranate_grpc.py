@@ -230,9 +230,10 @@ async def test_shared_secret_is_required(stub: PomegranateStub, server: tuple[st
 async def test_build_streams_logs_then_result(stub: PomegranateStub, project: str):
     lines, last = await build(stub, project, "dockerfile")
     assert "-----> Building with the repository's Dockerfile" in lines
-    assert any(line.startswith("Step 1/") for line in lines)
+    assert any(line.startswith("STEP 1/") for line in lines)
     assert last.WhichOneof("event") == "result"
-    assert last.result.image == f"paastech/app-{project}:1"
+    # Pushed to the platform registry, named by digest.
+    assert f"/paastech/app-{project}@sha256:" in last.result.image
     assert last.result.stack == "dockerfile"
     assert dict(last.result.processes) == {"web": ""}
     assert last.result.exposed_port == 5000
@@ -274,8 +275,8 @@ async def test_builds_wait_for_a_slot(stub: PomegranateStub, project: str, tmp_p
 async def test_build_failure_names_the_run_step(stub: PomegranateStub, project: str):
     lines, last = await build(stub, project, "build-fails")
     assert last.WhichOneof("event") == "failure"
-    assert "Step 2/" in last.failure.reason and "RUN" in last.failure.reason
-    assert "non-zero code: 3" in last.failure.reason
+    assert "STEP 2/" in last.failure.reason and "RUN" in last.failure.reason
+    assert "exited with code 3" in last.failure.reason
     assert "error: fixture build-fails always fails here" in last.failure.last_lines
     assert "error: fixture build-fails always fails here" in lines
 
@@ -475,13 +476,14 @@ async def test_watch_reports_oom_kill(stub: PomegranateStub, project: str):
 async def test_reconcile(
     stub: PomegranateStub, project: str, other_project: str, docker: aiodocker.Docker
 ):
-    await deploy(stub, project, "python", 1, replicas=2)
+    image = await built(stub, project, "python", 1)
+    _, last = await release(stub, release_spec(project, 1, image, replicas=2))
+    assert last.WhichOneof("event") == "done", last.failure
     await deploy(stub, other_project, "python", 1)  # a project about to be "deleted"
     listed = await processes(stub, project)
     web1, web2 = sorted(listed, key=lambda c: c.replica)
     await docker.containers.container(web2.id).delete(force=True)  # docker rm -f
 
-    image = pb.BuildResult(image=f"paastech/app-{project}:1", processes={"web": "python3 app.py"})
     desired = pb.DesiredState(
         projects=[
             pb.DesiredProject(project=project, live=release_spec(project, 1, image, replicas=2)),
