@@ -201,16 +201,25 @@ class BuildCgroup:
                 return int(parts[1])
         return 0
 
-    def limit_hit(self) -> str | None:
-        """Which limit the build's steps ran into, if any."""
+    def _number(self, controller: str, name: str) -> int:
+        text = self._read(controller, name).strip()
+        return int(text) if text.isdigit() else 0
+
+    def limit_hit(self, exit_code: int) -> str | None:
+        """Which limit a failed build ran into, if any. The counters of the build's own cgroup
+        are read (the kernel records OOM kills and refused forks in the step's child cgroup,
+        which runc has removed by now): its peak use reached the limit."""
         s = self.settings
+        memory = s.build_memory_mb * 1024 * 1024
         if self.v2:
-            oom = self._field(self._read("memory", "memory.events"), "oom_kill")
+            peak_memory = self._number("memory", "memory.peak")
         else:
-            oom = self._field(self._read("memory", "memory.oom_control"), "oom_kill")
-        if oom:
+            peak_memory = self._number("memory", "memory.max_usage_in_bytes")
+        # Killed (SIGKILL: 128 + 9) while its memory was at the limit: the OOM killer.
+        if exit_code == 137 and peak_memory >= memory - 1024 * 1024:
             return f"the build ran out of memory (build memory limit {s.build_memory_mb} MB)"
-        if self._field(self._read("pids", "pids.events"), "max"):
+        peak_pids = self._number("pids", "pids.peak")
+        if peak_pids >= s.build_pids_limit or self._field(self._read("pids", "pids.events"), "max"):
             return f"the build hit its process limit (build PIDs limit {s.build_pids_limit})"
         return None
 
@@ -228,7 +237,9 @@ class BuildCgroup:
                 os.kill(pid, signal.SIGKILL)
 
     def remove(self) -> None:
-        for d in self._dirs():
+        # Every hierarchy runc created the step cgroups in (also "unified"/"systemd" on hybrid).
+        every = {*self._dirs(), *Path("/sys/fs/cgroup").glob(f"*{self.relative}")}
+        for d in every:
             if not d.exists():
                 continue
             for child in sorted(d.rglob("*"), key=lambda p: len(p.parts), reverse=True):
@@ -242,20 +253,28 @@ class BuildCgroup:
 # ------------------------------------------------------------------------------------ builder
 
 
-def unmount_under(path: Path) -> None:
-    """Detach every mount below ``path`` (deepest first). containers-storage leaves its overlay
-    home bind-mounted (and sometimes a layer) after buildah exits; a project's store must not
-    keep mounts once its build is over."""
+def _mounts_under(path: Path) -> list[str]:
     prefix = str(path.resolve()) + "/"
     points: list[str] = []
     with contextlib.suppress(OSError), open("/proc/self/mountinfo") as fh:
         for line in fh:
             point = line.split()[4].replace("\\040", " ")
-            if point.startswith(prefix) or point == prefix.rstrip("/"):
+            if point.startswith(prefix):
                 points.append(point)
-    for point in sorted(set(points), key=len, reverse=True):
-        # MNT_DETACH (2): a mount still in use goes once its last user is gone.
-        libc.umount2(point.encode(), 2)
+    return points
+
+
+def unmount_under(path: Path) -> None:
+    """Detach every mount below ``path`` (deepest first). containers-storage leaves its overlay
+    home bind-mounted on itself (once per buildah run: they stack) and sometimes a layer after
+    buildah exits; a project's store must not keep mounts once its build is over."""
+    for _ in range(64):
+        points = _mounts_under(path)
+        if not points:
+            return
+        for point in sorted(points, key=len, reverse=True):
+            # MNT_DETACH (2): a mount still in use goes once its last user is gone.
+            libc.umount2(point.encode(), 2)
 
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -607,7 +626,7 @@ class IsolatedBuilder:
                 await asyncio.to_thread(cgroup.kill_all)
                 raise BuildError(step, exc.reason, last_lines) from None
             if code != 0:
-                hit = await asyncio.to_thread(cgroup.limit_hit)
+                hit = await asyncio.to_thread(cgroup.limit_hit, code)
                 if hit is None and any("File size limit exceeded" in line for line in last_lines):
                     hit = f"a file exceeded the build disk limit ({s.build_disk_mb} MB)"
                 message = hit or _failure_message(last_lines)
@@ -743,24 +762,25 @@ def _bytes(data: bytes) -> Any:
     return io.BytesIO(data)
 
 
+SOURCES_ALLOWED = (
+    "a build can use only the platform's base images, stages of the same Dockerfile and public "
+    "images named in full"
+)
+
+
 def _failure_message(last_lines: list[str]) -> str:
     for line in reversed(last_lines):
         if line.startswith("Error: "):
             text = line.removeprefix("Error: ")
             if "short-name" in text and "did not resolve" in text:
                 name = text.split('"')[1] if '"' in text else "?"
-                return (
-                    f"image {name} is not available to this build: only the platform's base "
-                    "images, stages of the same Dockerfile and fully qualified public images "
-                    "can be used"
-                )
+                return f"image {name} is not available to this build: {SOURCES_ALLOWED}"
             exit_status = re.search(r"while running runtime: exit status (\d+)$", text)
             if exit_status:
                 return f"the step exited with code {exit_status.group(1)}"
+            if "no stage or image found with that name" in text:
+                return f"{text}: {SOURCES_ALLOWED}"
             if "rejected by policy" in text:
-                return (
-                    f"{text}: builds may only use the platform's base images, stages of the same "
-                    "Dockerfile and public registry images (docker://)"
-                )
+                return f"{text}: {SOURCES_ALLOWED}"
             return text
     return "the build failed"
