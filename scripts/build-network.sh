@@ -26,6 +26,12 @@ install() {
     command -v iptables >/dev/null || { echo "build-network.sh: iptables is missing" >&2; exit 1; }
     exec 9>/run/paastech-build-network.lock
     flock 9
+    # Installed already (by another Pomegranate on this host): leave it, never flush the chain
+    # under builds that are running. `remove` then `install` picks up new host addresses.
+    if $IPT -C INPUT -s "$SUBNET" -j REJECT 2>/dev/null \
+        && $IPT -C FORWARD -s "$SUBNET" -j "$CHAIN" 2>/dev/null; then
+        return 0
+    fi
     $IPT -N "$CHAIN" 2>/dev/null || $IPT -F "$CHAIN"
     # Replies to connections the build opened (e.g. DNS answers routed back) stay allowed.
     $IPT -A "$CHAIN" -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN

@@ -30,7 +30,7 @@ from tests.support.platform import (
 pytestmark = pytest.mark.docker
 
 PROJECT = """query($p: String!) { project(name: $p) {
-  liveApplication { number status image }
+  liveApplication { number status image imageDigest }
   applications(first: 10) { number status cause failureReason }
   processes { processType replica application running hostPort state oomKilled } } }"""
 
@@ -105,9 +105,9 @@ async def test_fixture_app_builds_runs_and_answers(plat: Platform, user: User, a
     state = await user.state(project)
     assert state["liveApplication"]["status"] == "RUNNING"
     # The platform registry's image, by digest (issue 10).
-    assert state["liveApplication"]["image"].startswith(
-        f"{Settings().registry_address}/paastech/app-{project}@sha256:"
-    )
+    live = state["liveApplication"]
+    assert live["image"].startswith(f"{Settings().registry_address}/paastech/app-{project}@sha256:")
+    assert live["imageDigest"] == live["image"].partition("@")[2]
 
 
 async def test_failed_build_keeps_previous_release(plat: Platform, user: User) -> None:
