@@ -399,11 +399,6 @@ class IsolatedBuilder:
         (self.home / "registries.conf").write_text(
             'unqualified-search-registries = []\nshort-name-mode = "disabled"\n'
         )
-        policy = {
-            "default": [{"type": "reject"}],
-            "transports": {"docker": {"": [{"type": "insecureAcceptAnything"}]}},
-        }
-        (self.home / "policy.json").write_text(json.dumps(policy))
         cni = self.home / "cni"
         cni.mkdir(exist_ok=True)
         subnet = self.settings.build_subnet
@@ -483,6 +478,24 @@ class IsolatedBuilder:
             await self._run(
                 ["buildah", *self._project_args(project), "rmi", "--all", "--force"], check=False
             )
+
+    def _policy(self, work: Path, project: str) -> Path:
+        """The signature policy of one build: images from a public registry (docker://), and
+        buildah's own copies within this build's stores (a fully cached build re-tags an image
+        of the project's store, which buildah names after the base store); every other
+        transport (docker-daemon:, another containers-storage, oci:, dir:, archives) rejected."""
+        accept = [{"type": "insecureAcceptAnything"}]
+        own = {
+            f"[overlay@{root}]": accept
+            for root in (self.base_store / "root", self.project_store(project) / "root")
+        }
+        policy = {
+            "default": [{"type": "reject"}],
+            "transports": {"docker": {"": accept}, "containers-storage": own},
+        }
+        path = work / "policy.json"
+        path.write_text(json.dumps(policy))
+        return path
 
     def _runtime_wrapper(self, work: Path, env: dict[str, str]) -> Path:
         """An OCI runtime that adds the build-time-only settings to each RUN step's config."""
@@ -575,6 +588,7 @@ class IsolatedBuilder:
                 run_env.update({name: CA_MOUNT for name in CA_VARIABLES})
             run_env.update({k: os.environ[k] for k in PROXY_VARIABLES if os.environ.get(k)})
             runtime = self._runtime_wrapper(work, run_env)
+            policy = self._policy(work, project)
             # One tag per project: re-tagging leaves the previous image's layers in the store as
             # the cache, where removing it (buildah rmi) would drop its intermediate layers too.
             local = f"localhost/build-{project}:latest"
@@ -585,7 +599,7 @@ class IsolatedBuilder:
                 "--layers",
                 "--identity-label=false",
                 "--signature-policy",
-                str(self.home / "policy.json"),
+                str(policy),
                 "--runtime",
                 str(runtime),
                 "--cgroup-parent",

@@ -24,8 +24,10 @@ import httpx
 import pytest
 
 from backend.labels import parse_labels
+from backend.pomegranate.registry import Registry
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc.pomegranate_pb2_grpc import PomegranateStub
+from backend.settings import Settings
 from tests.support.platform import tar_dir
 from tests.support.servers import ROOT, base_env, free_port, stop_process
 
@@ -525,8 +527,16 @@ async def test_reconcile(
 async def test_prune_images_keeps_only_listed_tags(
     stub: PomegranateStub, project: str, docker: aiodocker.Docker
 ):
-    tags = [(await built(stub, project, "static", n)).image for n in (1, 2, 3)]
+    tags = []
+    for n in (1, 2, 3):
+        # A different tree each time: an identical rebuild is the identical image (same digest).
+        source = tar_dir(APPS / "static", {"index.html": f"<p>v{n}</p>\n"})
+        _, last = await build(stub, project, "static", n, source)
+        assert last.WhichOneof("event") == "result", last.failure
+        tags.append(last.result.image)
+    assert len(set(tags)) == 3
     reply = await stub.PruneImages(pb.PruneRequest(project=project, keep=[tags[2]]), metadata=MD)
     assert sorted(reply.removed) == sorted(tags[:2])
-    images = await docker.images.list(filters={"label": [f"paastech.project={project}"]})
-    assert sorted(t for i in images for t in i.get("RepoTags") or []) == [tags[2]]
+    # Gone from the platform registry too (issue 10): only v3's manifest is left.
+    left = await Registry(Settings()).tags(project)
+    assert list(left) == ["3"] and left["3"] == tags[2].partition("@")[2]
