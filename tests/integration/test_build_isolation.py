@@ -6,6 +6,7 @@ serving, and the victim's source never appears in anything the attacker can read
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import re
 import secrets
@@ -251,21 +252,37 @@ async def test_runtime_refuses_an_image_with_forbidden_labels(tmp_path: Path) ->
 
 
 def _targets(scene: Scene) -> dict[str, str]:
-    victim_ip = next(
-        iter(
-            docker_inspect(f"paastech-{scene.victim.project}-1-web-1")["NetworkSettings"][
-                "Networks"
-            ].values()
-        )
-    )["IPAddress"]
+    networks = docker_inspect(f"paastech-{scene.victim.project}-1-web-1")["NetworkSettings"][
+        "Networks"
+    ]
+    victim = next(iter(networks.values()))
     api_port = int(scene.plat.api_url.split(":")[2].split("/")[0])
     return {
         "loopback-api": f"127.0.0.1:{api_port}",
         "gateway-api": f"10.89.0.1:{api_port}",
-        "docker-bridge-pomegranate": f"172.17.0.1:{scene.plat.pomegranate.port}",
-        "other-tenant-container": f"{victim_ip}:5000",
+        # The host as the apps' Docker network sees it, on Pomegranate's port.
+        "docker-bridge-pomegranate": f"{victim['Gateway']}:{scene.plat.pomegranate.port}",
+        "other-tenant-container": f"{victim['IPAddress']}:5000",
         "metadata": "169.254.169.254:80",
     }
+
+
+@contextlib.asynccontextmanager
+async def wildcard_listener() -> AsyncIterator[int]:
+    """A service on the host bound to every address (0.0.0.0), as a careless one would be: only
+    the build network's firewall keeps a build from reaching it through the bridge gateway."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"host service says hello\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "0.0.0.0", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 @pytest.mark.parametrize(
@@ -276,10 +293,17 @@ def _targets(scene: Scene) -> dict[str, str]:
         "docker-bridge-pomegranate",
         "other-tenant-container",
         "metadata",
+        "host-wildcard-listener",
     ],
 )
 async def test_build_steps_reach_nothing_local(scene: Scene, target: str) -> None:
-    address = _targets(scene)[target]
+    async with wildcard_listener() as port:
+        address = f"10.89.0.1:{port}" if target == "host-wildcard-listener" else None
+        address = address or _targets(scene)[target]
+        await _probe(scene, address)
+
+
+async def _probe(scene: Scene, address: str) -> None:
     script = (
         "import socket\n"
         f"host, port = {address!r}.split(':')\n"
