@@ -643,7 +643,7 @@ class IsolatedBuilder:
             if code != 0:
                 hit = await asyncio.to_thread(cgroup.limit_hit, code)
                 if hit is None and any("File size limit exceeded" in line for line in last_lines):
-                    hit = f"a file exceeded the build disk limit ({s.build_disk_mb} MB)"
+                    hit = f"a file exceeded its disk limit (build disk limit {s.build_disk_mb} MB)"
                 message = hit or _failure_message(last_lines)
                 raise BuildError(step, message, last_lines)
             stripped = await self._strip_labels(project, local, emit)

@@ -367,7 +367,8 @@ LIMIT_ATTACKS = {
     ),
     "disk-filler-one-file": (
         "RUN dd if=/dev/zero of=/tmp/fill bs=1M count=1000",
-        "build disk limit (64 MB)",
+        # RLIMIT_FSIZE or the storage watchdog, whichever comes first: both name the limit.
+        "disk limit (build disk limit 64 MB)",
     ),
     "disk-filler-many-files": (
         "RUN for i in $(seq 1 400); do head -c 1048576 /dev/urandom > /tmp/fill$i; done; sleep 20",

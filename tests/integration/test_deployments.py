@@ -444,8 +444,12 @@ async def test_only_the_last_images_are_kept(tmp_path: Path) -> None:
                 source = tar_dir(fixture("python"), {"VERSION": version})
                 assert (await push(plat2, user.id, project, source)).ok
                 live_images.append((await user.state(project))["liveApplication"]["image"])
-            # Retention deletes the registry's manifests too (issue 10).
-            assert sorted(await Registry(Settings()).tags(project)) == ["2", "3"]
+            # Retention deletes the registry's manifests too (issue 10). It runs right after the
+            # release is reported running: wait for it, within a bound.
+            registry = Registry(Settings())
+            async with asyncio.timeout(30):
+                while sorted(await registry.tags(project)) != ["2", "3"]:
+                    await asyncio.sleep(0.2)
             err = await user.api.error(
                 "mutation($p: String!) { rollback(project: $p, number: 1) { number } }", p=project
             )
