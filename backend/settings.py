@@ -73,6 +73,19 @@ class Settings(BaseSettings):
     tls: bool = Field(default=None, validate_default=True)  # type: ignore[assignment]
     certresolver: str = "letsencrypt"
 
+    # Issue 10: the isolated builder (buildah, backend/pomegranate/builder.py) and the platform
+    # image registry (scripts/registry.sh). Limits apply to each build as a whole.
+    registry_port: int = 5050
+    registry_username: str = "paastech"
+    registry_password: str = ""  # empty: the one scripts/registry.sh keeps in the data dir
+    build_memory_mb: int = 1024
+    build_cpu: float = 1.0
+    build_pids_limit: int = 512
+    build_disk_mb: int = 2048  # growth of the project's build storage during one build
+    build_cache_mb: int = 8192  # a project's build cache larger than this is cleared first
+    build_subnet: str = "10.89.0.0/24"  # the RUN steps' network (scripts/build-network.sh)
+    build_ca_bundle: str = ""  # empty: /etc/ssl/certs/ca-certificates.crt when present
+    build_base_store: str = ""  # empty: <data dir>/builder/base (base images, read-only)
     # --- Issue 21: HTTPS on the embedded ingress, certificates by ACME ----------------------
     ingress_host: str = ""  # the ingress's bind address; empty: host (0.0.0.0 for a real box)
     ingress_https_port: int = 8443
@@ -116,6 +129,17 @@ class Settings(BaseSettings):
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.api_port}/graphql"
+
+    @property
+    def registry_address(self) -> str:
+        return f"127.0.0.1:{self.registry_port}"
+
+    def resolved_registry_password(self) -> str:
+        """The configured password, else the one scripts/registry.sh generated."""
+        if self.registry_password:
+            return self.registry_password
+        path = self.data_dir / "registry" / "password"
+        return path.read_text().strip() if path.exists() else ""
 
     def project_hostname(self, project_name: str) -> str:
         return f"{project_name}.{self.base_domain}"

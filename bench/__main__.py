@@ -166,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         for bench in select(args.only):
             print(f"{bench.name}: {bench.description}")
         return 0
+    # The platform image registry every build of the measured platforms pushes to (issue 10).
+    from tests.support.registry import ensure_registry
+
+    ensure_registry()
     rows, failures = asyncio.run(run_all(args))
     print_table(rows)
     path = write_results(rows, args)

@@ -148,7 +148,9 @@ def _check(**wanted: str) -> BodyCheck:
     return check
 
 
-_STEP = re.compile(r"^Step \d+/\d+ : (\w+)", re.IGNORECASE)
+# The classic builder's "Step 2/6 : COPY" and buildah's "STEP 2/6: COPY" ("[1/2] STEP ..." in
+# multi-stage builds): the raw `docker build` baseline and the isolated builder (issue 10).
+_STEP = re.compile(r"^(?:\[\d+/\d+\] )?Step \d+/\d+ ?: (\w+)", re.IGNORECASE)
 
 
 def cache_hits(lines: list[str]) -> str:

@@ -12,6 +12,8 @@ PYTHON="${PYTHON:-python3}"
 
 need_cmds=(git ssh ssh-keygen make curl)
 pkgs_up=(git openssh-client make curl ca-certificates docker.io debootstrap busybox-static)
+# Issue 10: the isolated builder (buildah with runc, CNI plugins, iptables) and the registry.
+pkgs_up+=(buildah runc containernetworking-plugins iptables docker-registry apache2-utils)
 pkgs_test=(postgresql chromium chromium-driver pebble)  # browser tests: Debian's Chromium + chromedriver; pebble: the ACME test server (issue 21)
 
 missing_pkgs() {

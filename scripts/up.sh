@@ -6,6 +6,8 @@ VENV="${VENV:-.venv}"
 export PATH="$PWD/$VENV/bin:$PATH"
 
 python -m backend migrate
+# The registry's credentials exist before Pomegranate's first build (scripts/registry.sh).
+scripts/registry.sh prepare
 python - <<'PY'
 from backend.repos import git_url
 from backend.settings import get_settings
@@ -22,6 +24,7 @@ print(f"  Apps          {s.app_url(s.project_hostname('<project>'))}  (embedded 
 if s.tls:  # issue 21: the ingress terminates TLS with ACME certificates
     print(f"  HTTPS         {s.ingress_host or s.host}:{s.ingress_https_port}, certificates from {s.acme_directory_url}")
 print(f"  git push      {git_url('<project>', s)}")
+print(f"  Registry      http://{s.registry_address}/v2/  (platform images; credentials in {s.data_dir.resolve() / 'registry'})")
 print(f"  Internal gRPC API {s.host}:{s.api_grpc_port}, Pomegranate {s.host}:{s.pomegranate_port}")
 print()
 PY

@@ -11,9 +11,16 @@ import pytest
 
 from tests.support.databases import BACKENDS, RawDb, database
 from tests.support.gqlclient import SIGNUP, Api
+from tests.support.registry import ensure_registry
 from tests.support.servers import api_server
 
 PASSWORD = "correct-horse-7"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The platform registry every build pushes to (issue 10), started before test modules
+    are imported (they read Settings() at import time); cheap to start."""
+    ensure_registry()
 
 
 @dataclass

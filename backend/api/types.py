@@ -37,6 +37,9 @@ class ApplicationType:
     cause: str
     commit_sha: str | None
     image: str | None
+    image_digest: str | None = strawberry.field(
+        description="The image's digest in the platform registry (sha256:...): what runs."
+    )
     created_at: datetime
     finished_at: datetime | None
     failure_reason: str | None
@@ -80,6 +83,7 @@ class ApplicationType:
             cause=app.cause,
             commit_sha=app.commit_sha,
             image=app.image,
+            image_digest=app.image_digest,
             created_at=app.created_at,
             finished_at=app.finished_at,
             failure_reason=app.failure_reason,

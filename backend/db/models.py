@@ -93,6 +93,8 @@ class Application(Model):
     cause = fields.CharField(max_length=200, default="")  # "push abc1234", "env: set FOO", ...
     commit_sha = fields.CharField(max_length=40, null=True)
     image = fields.CharField(max_length=255, null=True)
+    # The image's manifest digest in the platform registry (sha256:...): what runs, exactly.
+    image_digest = fields.CharField(max_length=71, null=True)
     status = fields.CharEnumField(ApplicationStatus, default=ApplicationStatus.QUEUED)
     env_snapshot = fields.TextField(default="")  # encrypted JSON of the env vars it runs with
     replicas = fields.JSONField(default=dict)

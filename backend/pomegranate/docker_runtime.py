@@ -1,6 +1,7 @@
 """The Docker Engine implementation of the Runtime protocol, on aiodocker.
 
-Builds use the engine's classic builder (the ``/build`` endpoint without BuildKit). Containers run
+Builds never run on this engine: the isolated builder (builder.py, buildah) builds and pushes
+to the platform registry, and containers run the pushed image by digest. Containers run
 on the platform network, with the web port also published on 127.0.0.1 on an ephemeral host port,
 and with the platform's hardening: all capabilities dropped, no-new-privileges, memory (swap
 included), CPU and PID limits, json-file log rotation, a restart policy, no binds, no Docker socket,
@@ -16,7 +17,6 @@ import json
 import logging
 import re
 import tarfile
-import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -24,10 +24,12 @@ from typing import IO, Any
 import aiodocker
 import aiohttp
 import httpx
-from aiodocker.exceptions import DockerError, DockerStreamError
+from aiodocker.exceptions import DockerError
 
 from backend import labels as L
-from backend.pomegranate.buildpacks import DOCKERFILE, FILES_TO_READ, BuildPlan, plan_build
+from backend.pomegranate.builder import IsolatedBuilder, forbidden_labels
+from backend.pomegranate.buildpacks import FILES_TO_READ, BuildPlan, plan_build
+from backend.pomegranate.registry import Registry
 from backend.pomegranate.runtime import (
     BuildError,
     BuiltImage,
@@ -43,7 +45,6 @@ from backend.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 GENERATED_DOCKERFILE = "Dockerfile.paastech"
-BUILD_LOG_KEEP = 20
 MAX_ROOT_FILE_BYTES = 1_000_000
 # Restart policy: a crashing process is restarted by the engine a few times (covers transient
 # failures) and then left exited, so a crash loop does not burn the host forever; Pomegranate's
@@ -66,7 +67,6 @@ EVENT_ACTIONS = [
 ]
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
-_STEP = re.compile(r"^Step \d+/\d+ : ")
 
 
 def image_repository(project: str) -> str:
@@ -155,36 +155,6 @@ def _read_root_files(source: SourceTar) -> dict[str, str | bytes | None]:
     return files
 
 
-def _context_with_dockerfile(
-    source: SourceTar, dockerfile: str, names: set[str]
-) -> tuple[IO[bytes], str]:
-    """A copy of the tar with the generated Dockerfile added under a name no user file has."""
-    name = GENERATED_DOCKERFILE
-    counter = 1
-    while name in names:
-        name = f"{GENERATED_DOCKERFILE}.{counter}"
-        counter += 1
-    out = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)  # noqa: SIM115
-    with (
-        _open_source(source) as fh,
-        tarfile.open(fileobj=fh, mode="r:*") as src,
-        tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as dst,
-    ):
-        for member in src:
-            if member.isfile():
-                dst.addfile(member, src.extractfile(member))
-            else:
-                dst.addfile(member)
-        data = dockerfile.encode()
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mode = 0o644
-        info.mtime = 0
-        dst.addfile(info, io.BytesIO(data))
-    out.seek(0)
-    return out, name
-
-
 # --------------------------------------------------------------------------------------------
 
 
@@ -196,6 +166,8 @@ class DockerRuntime:
         self._docker = docker
         self._network_ready = False
         self._network_lock = asyncio.Lock()
+        self.builder = IsolatedBuilder(self.settings)
+        self.registry = Registry(self.settings)
 
     @property
     def docker(self) -> aiodocker.Docker:
@@ -221,73 +193,18 @@ class DockerRuntime:
         """
         files = await asyncio.to_thread(_read_root_files, source)
         plan = plan_build(files, self.settings)
-        tag = image_tag(project, application)
-        if plan.dockerfile is None:
-            context: IO[bytes] = await asyncio.to_thread(_open_source, source)
-            dockerfile_name = DOCKERFILE
-        else:
-            context, dockerfile_name = await asyncio.to_thread(
-                _context_with_dockerfile, source, plan.dockerfile, set(files)
-            )
+        generated: tuple[str, str] | None = None
+        if plan.dockerfile is not None:
+            generated = (GENERATED_DOCKERFILE, plan.dockerfile)
             await on_log(f"-----> {plan.stack.capitalize()} app detected")
         if plan.stack == "dockerfile":
             await on_log("-----> Building with the repository's Dockerfile")
+        output = await self.builder.build(project, application, source, plan, generated, on_log)
+        return BuiltImage(image=output.image, plan=plan, image_id=output.digest)
 
-        last_lines: list[str] = []
-        step: str | None = None
-        image_id: str | None = None
-        splitter = _LineSplitter()
-
-        async def emit(line: str) -> None:
-            nonlocal step
-            if _STEP.match(line):
-                step = line
-            last_lines.append(line)
-            del last_lines[:-BUILD_LOG_KEEP]
-            await on_log(line)
-
-        timeout = self.settings.build_timeout_seconds
-        try:
-            async with asyncio.timeout(timeout):
-                stream = self.docker.images.build(
-                    fileobj=context,
-                    encoding="application/x-tar",
-                    path_dockerfile=dockerfile_name,
-                    tag=tag,
-                    labels=L.ownership_labels(
-                        project, application, instance=self.settings.instance
-                    ),
-                    stream=True,
-                    rm=True,
-                    forcerm=True,
-                )
-                async for item in stream:
-                    if "stream" in item:
-                        for line in splitter.feed(item["stream"]):
-                            await emit(line)
-                    elif item.get("status"):
-                        await emit(_clean(str(item["status"])))
-                    aux = item.get("aux")
-                    if isinstance(aux, dict) and aux.get("ID"):
-                        image_id = aux["ID"]
-                for line in splitter.flush():
-                    await emit(line)
-        except DockerStreamError as exc:
-            for line in splitter.flush():
-                await emit(line)
-            message = _clean(exc.message)
-            last_lines.append(message)
-            raise BuildError(step, message, last_lines[-BUILD_LOG_KEEP:]) from None
-        except TimeoutError:
-            raise BuildError(step, f"build timed out after {timeout}s", last_lines) from None
-        except DockerError as exc:
-            raise BuildError(step, f"the build could not run: {exc.message}", last_lines) from None
-        finally:
-            context.close()
-        if image_id is None:
-            with contextlib.suppress(DockerError):
-                image_id = (await self.docker.images.inspect(tag)).get("Id")
-        return BuiltImage(image=tag, plan=plan, image_id=image_id)
+    async def remove_build_cache(self, project: str) -> None:
+        """Drop the project's build storage (its layer cache), e.g. when it is deleted."""
+        await self.builder.remove_project(project)
 
     # ---------------------------------------------------------------------------------- run
 
@@ -385,6 +302,7 @@ class DockerRuntime:
         is replaced.
         """
         await self.ensure_network()
+        await self.ensure_image(spec.image)
         config = self._container_config(spec)
         name = container_name(spec.project, spec.application, spec.process_type, spec.replica)
         try:
@@ -658,30 +576,67 @@ class DockerRuntime:
 
     # ---------------------------------------------------------------------------------- images
 
+    def _registry_ref(self, image: str) -> bool:
+        return image.startswith(f"{self.settings.registry_address}/")
+
+    async def ensure_image(self, image: str) -> None:
+        """Pull a platform-registry image the engine does not have, then refuse it when its
+        config carries a label the platform forbids (defence in depth: the builder strips them,
+        but a container must never get routing or ownership labels from an image)."""
+        try:
+            data = await self.docker.images.inspect(image)
+        except DockerError as exc:
+            if exc.status != 404 or not self._registry_ref(image):
+                raise
+            s = self.settings
+            await self.docker.images.pull(
+                image,
+                auth={
+                    "username": s.registry_username,
+                    "password": s.resolved_registry_password(),
+                    "serveraddress": s.registry_address,
+                },
+            )
+            data = await self.docker.images.inspect(image)
+        bad = forbidden_labels((data.get("Config") or {}).get("Labels"))
+        if bad:
+            raise ForbiddenImage(
+                f"image {image} carries labels the platform forbids ({', '.join(bad)}); "
+                "only org.opencontainers.* labels are allowed"
+            )
+
     async def list_images(self, project: str) -> list[str]:
-        """Tags of the project's images, newest Application first."""
-        images = await self.docker.images.list(
-            filters={
-                "label": [*L.instance_filters(self.settings.instance), f"{L.PROJECT}={project}"]
-            }
+        """The project's images in the platform registry (``<repo>@sha256:...``), newest
+        Application first."""
+        repo = f"{self.settings.registry_address}/{self.registry.repository(project)}"
+        tags = await self.registry.tags(project)
+        ordered = sorted(
+            ((int(tag), digest) for tag, digest in tags.items() if tag.isdigit()), reverse=True
         )
-        repository = image_repository(project)
-        tags: list[tuple[int, str]] = []
-        for image in images:
-            for tag in image.get("RepoTags") or []:
-                repo, _, version = tag.rpartition(":")
-                if repo == repository and version.isdigit():
-                    tags.append((int(version), tag))
-        return [tag for _, tag in sorted(tags, reverse=True)]
+        refs: list[str] = []
+        for _, digest in ordered:
+            ref = f"{repo}@{digest}"
+            if ref not in refs:
+                refs.append(ref)
+        return refs
 
     async def remove_image(self, tag: str, *, force: bool = False) -> None:
-        """Untag/remove an image; a missing one is fine. In use by a container: DockerError 409
-        unless ``force``."""
+        """Remove an image from the engine and, for a platform-registry image, its manifest from
+        the registry. A missing one is fine. In use by a container: DockerError 409 unless
+        ``force`` (and then the registry keeps it too)."""
         try:
             await self.docker.images.delete(tag, force=force)
         except DockerError as exc:
             if exc.status != 404:
                 raise
+        if self._registry_ref(tag) and "@" in tag:
+            repo, _, digest = tag.partition("@")
+            project = repo.rpartition("/app-")[2]
+            await self.registry.delete(project, digest)
+
+
+class ForbiddenImage(Exception):
+    """An image whose config carries labels the platform does not allow."""
 
 
 __all__ = [
@@ -689,6 +644,7 @@ __all__ = [
     "RESTART_POLICY",
     "BuildPlan",
     "DockerRuntime",
+    "ForbiddenImage",
     "container_name",
     "image_repository",
     "image_tag",

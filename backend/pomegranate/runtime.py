@@ -81,9 +81,11 @@ class ContainerInfo:
 
 @dataclass(slots=True)
 class BuiltImage:
-    image: str  # the tag, e.g. paastech/app-<project>:<application>
+    # What runs: the platform registry's reference by digest,
+    # 127.0.0.1:<port>/paastech/app-<project>@sha256:...
+    image: str
     plan: BuildPlan
-    image_id: str | None = None
+    image_id: str | None = None  # the manifest digest (sha256:...)
 
 
 @dataclass(slots=True)
@@ -102,7 +104,8 @@ class Runtime(Protocol):
     async def build(
         self, project: str, application: int, source: SourceTar, on_log: LogCallback
     ) -> BuiltImage:
-        """Build the source tree into ``paastech/app-<project>:<application>``.
+        """Build the source tree in isolation and push it to the platform registry as
+        ``paastech/app-<project>:<application>``; the result names it by digest.
 
         Streams every build output line to ``on_log``; raises BuildError on failure or timeout.
         """
@@ -138,5 +141,9 @@ class Runtime(Protocol):
     async def list_images(self, project: str) -> list[str]: ...
 
     async def remove_image(self, tag: str, *, force: bool = False) -> None: ...
+
+    async def remove_build_cache(self, project: str) -> None:
+        """Drop the project's build cache (the project was deleted)."""
+        ...
 
     async def close(self) -> None: ...

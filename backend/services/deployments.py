@@ -420,6 +420,7 @@ class Deployer:
                 await out.write(f"-----> Building {project.name} (v{app.number})")
                 built = await self.client.build(project.name, app.number, job.source, out.write)
                 app.image, app.processes = built.image, built.processes
+                app.image_digest = built.image.partition("@")[2] or None
                 app.port = project.port or built.exposed_port or self.settings.default_port
                 await asyncio.to_thread(shutil.copyfile, job.source, self.source_path(project))
                 await out.write(f"-----> Built {built.stack} app into {built.image}")
@@ -431,6 +432,7 @@ class Deployer:
                 if base is None or not base.image:
                     raise DeployFailed("nothing to release: the live release is gone")
                 app.image, app.processes = base.image, base.processes
+                app.image_digest = base.image_digest
                 app.commit_sha = app.commit_sha or base.commit_sha
                 app.port = project.port or base.port or self.settings.default_port
             await self._snapshot_config(app, project)

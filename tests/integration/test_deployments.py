@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from backend.pomegranate.registry import Registry
+from backend.settings import Settings
 from tests.conftest import PASSWORD
 from tests.support.gqlclient import SIGNUP, Api
 from tests.support.platform import (
@@ -28,7 +30,7 @@ from tests.support.platform import (
 pytestmark = pytest.mark.docker
 
 PROJECT = """query($p: String!) { project(name: $p) {
-  liveApplication { number status image }
+  liveApplication { number status image imageDigest }
   applications(first: 10) { number status cause failureReason }
   processes { processType replica application running hostPort state oomKilled } } }"""
 
@@ -102,7 +104,10 @@ async def test_fixture_app_builds_runs_and_answers(plat: Platform, user: User, a
         assert body["env"]["PAASTECH_RELEASE"] == "1"
     state = await user.state(project)
     assert state["liveApplication"]["status"] == "RUNNING"
-    assert state["liveApplication"]["image"] == f"paastech/app-{project}:1"
+    # The platform registry's image, by digest (issue 10).
+    live = state["liveApplication"]
+    assert live["image"].startswith(f"{Settings().registry_address}/paastech/app-{project}@sha256:")
+    assert live["imageDigest"] == live["image"].partition("@")[2]
 
 
 async def test_failed_build_keeps_previous_release(plat: Platform, user: User) -> None:
@@ -392,9 +397,13 @@ async def test_delete_project_removes_containers_and_images(plat: Platform, user
     await user.api("mutation($p: String!) { deleteProject(name: $p) { name } }", p=project)
     assert docker_containers(project) == []
     images = subprocess.run(
-        ["docker", "images", "-q", f"paastech/app-{project}"], capture_output=True, text=True
+        ["docker", "images", "-q", f"{Settings().registry_address}/paastech/app-{project}"],
+        capture_output=True,
+        text=True,
     ).stdout
     assert images.strip() == ""
+    assert await Registry(Settings()).tags(project) == {}
+    assert not (plat.data_dir / "builder" / "projects" / project).exists()
     assert not (plat.data_dir / "sources" / f"{project}.tar").exists()
 
 
@@ -430,16 +439,17 @@ async def test_only_the_last_images_are_kept(tmp_path: Path) -> None:
         user = User(Api(plat2.api_url, data["signup"]["token"]), data["signup"]["client"]["id"])
         project = await user.project(plat2)
         try:
+            live_images: list[str] = []
             for version in ("a", "b", "c"):
                 source = tar_dir(fixture("python"), {"VERSION": version})
                 assert (await push(plat2, user.id, project, source)).ok
-            images = subprocess.run(
-                ["docker", "images", "--format", "{{.Tag}}", f"paastech/app-{project}"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.split()
-            assert sorted(images) == ["2", "3"]
+                live_images.append((await user.state(project))["liveApplication"]["image"])
+            # Retention deletes the registry's manifests too (issue 10). It runs right after the
+            # release is reported running: wait for it, within a bound.
+            registry = Registry(Settings())
+            async with asyncio.timeout(30):
+                while sorted(await registry.tags(project)) != ["2", "3"]:
+                    await asyncio.sleep(0.2)
             err = await user.api.error(
                 "mutation($p: String!) { rollback(project: $p, number: 1) { number } }", p=project
             )
@@ -450,6 +460,10 @@ async def test_only_the_last_images_are_kept(tmp_path: Path) -> None:
             )
             assert rolled["rollback"]["cause"] == "rollback to v2"
             await user.wait_status(project, 4, {"running"})
+            # The rollback runs exactly v2's image digest.
+            assert (await user.state(project))["liveApplication"]["image"] == live_images[1]
+            container = docker_inspect(f"paastech-{project}-4-web-1")
+            assert container["Config"]["Image"] == live_images[1]
         finally:
             cleanup_project(project)
 

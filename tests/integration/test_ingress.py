@@ -104,10 +104,12 @@ async def start_web(
     built: BuiltImage,
     replica: int = 1,
     health_path: str | None = "/health",
+    application: int = 1,
 ) -> ContainerInfo:
     spec = ProcessSpec(
         project=project,
-        application=int(built.image.rsplit(":", 1)[1]),
+        # Images are named by registry digest (issue 10): the release number is the caller's.
+        application=application,
         process_type="web",
         replica=replica,
         image=built.image,
@@ -268,7 +270,7 @@ async def test_replacing_a_replica_under_load_fails_no_request(ingress, runtime,
     clients = [asyncio.create_task(load()) for _ in range(4)]
     try:
         await asyncio.sleep(1.0)
-        new = await start_web(runtime, project, v2)
+        new = await start_web(runtime, project, v2, application=2)
         # The new release is in rotation before the old one goes.
         await wait_for(
             ingress, host, lambda r: ok(r) and r.json()["env"]["PAASTECH_RELEASE"] == "2"

@@ -24,8 +24,10 @@ import httpx
 import pytest
 
 from backend.labels import parse_labels
+from backend.pomegranate.registry import Registry
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc.pomegranate_pb2_grpc import PomegranateStub
+from backend.settings import Settings
 from tests.support.platform import tar_dir
 from tests.support.servers import ROOT, base_env, free_port, stop_process
 
@@ -230,9 +232,10 @@ async def test_shared_secret_is_required(stub: PomegranateStub, server: tuple[st
 async def test_build_streams_logs_then_result(stub: PomegranateStub, project: str):
     lines, last = await build(stub, project, "dockerfile")
     assert "-----> Building with the repository's Dockerfile" in lines
-    assert any(line.startswith("Step 1/") for line in lines)
+    assert any(line.startswith("STEP 1/") for line in lines)
     assert last.WhichOneof("event") == "result"
-    assert last.result.image == f"paastech/app-{project}:1"
+    # Pushed to the platform registry, named by digest.
+    assert f"/paastech/app-{project}@sha256:" in last.result.image
     assert last.result.stack == "dockerfile"
     assert dict(last.result.processes) == {"web": ""}
     assert last.result.exposed_port == 5000
@@ -274,8 +277,8 @@ async def test_builds_wait_for_a_slot(stub: PomegranateStub, project: str, tmp_p
 async def test_build_failure_names_the_run_step(stub: PomegranateStub, project: str):
     lines, last = await build(stub, project, "build-fails")
     assert last.WhichOneof("event") == "failure"
-    assert "Step 2/" in last.failure.reason and "RUN" in last.failure.reason
-    assert "non-zero code: 3" in last.failure.reason
+    assert "STEP 2/" in last.failure.reason and "RUN" in last.failure.reason
+    assert "exited with code 3" in last.failure.reason
     assert "error: fixture build-fails always fails here" in last.failure.last_lines
     assert "error: fixture build-fails always fails here" in lines
 
@@ -475,13 +478,14 @@ async def test_watch_reports_oom_kill(stub: PomegranateStub, project: str):
 async def test_reconcile(
     stub: PomegranateStub, project: str, other_project: str, docker: aiodocker.Docker
 ):
-    await deploy(stub, project, "python", 1, replicas=2)
+    image = await built(stub, project, "python", 1)
+    _, last = await release(stub, release_spec(project, 1, image, replicas=2))
+    assert last.WhichOneof("event") == "done", last.failure
     await deploy(stub, other_project, "python", 1)  # a project about to be "deleted"
     listed = await processes(stub, project)
     web1, web2 = sorted(listed, key=lambda c: c.replica)
     await docker.containers.container(web2.id).delete(force=True)  # docker rm -f
 
-    image = pb.BuildResult(image=f"paastech/app-{project}:1", processes={"web": "python3 app.py"})
     desired = pb.DesiredState(
         projects=[
             pb.DesiredProject(project=project, live=release_spec(project, 1, image, replicas=2)),
@@ -523,8 +527,16 @@ async def test_reconcile(
 async def test_prune_images_keeps_only_listed_tags(
     stub: PomegranateStub, project: str, docker: aiodocker.Docker
 ):
-    tags = [(await built(stub, project, "static", n)).image for n in (1, 2, 3)]
+    tags = []
+    for n in (1, 2, 3):
+        # A different tree each time: an identical rebuild is the identical image (same digest).
+        source = tar_dir(APPS / "static", {"index.html": f"<p>v{n}</p>\n"})
+        _, last = await build(stub, project, "static", n, source)
+        assert last.WhichOneof("event") == "result", last.failure
+        tags.append(last.result.image)
+    assert len(set(tags)) == 3
     reply = await stub.PruneImages(pb.PruneRequest(project=project, keep=[tags[2]]), metadata=MD)
     assert sorted(reply.removed) == sorted(tags[:2])
-    images = await docker.images.list(filters={"label": [f"paastech.project={project}"]})
-    assert sorted(t for i in images for t in i.get("RepoTags") or []) == [tags[2]]
+    # Gone from the platform registry too (issue 10): only v3's manifest is left.
+    left = await Registry(Settings()).tags(project)
+    assert list(left) == ["3"] and left["3"] == tags[2].partition("@")[2]

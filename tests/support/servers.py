@@ -30,6 +30,14 @@ def base_env(data_dir: Path, database_url: str = "", **settings: object) -> dict
     env["PAASTECH_SECRET_KEY"] = "test-secret-key-0123456789"
     # Each test platform manages only its own containers on the shared engine.
     env["PAASTECH_INSTANCE"] = f"test-{data_dir.name}-{os.getpid()}"
+    # The session's platform registry (tests/support/registry.py), when one was started.
+    for key in (
+        "PAASTECH_REGISTRY_PORT",
+        "PAASTECH_REGISTRY_PASSWORD",
+        "PAASTECH_BUILD_BASE_STORE",
+    ):
+        if key in os.environ:
+            env[key] = os.environ[key]
     for key, value in settings.items():
         env[f"PAASTECH_{key.upper()}"] = str(value)
     return env

@@ -115,6 +115,9 @@ class FakeRuntime:
     async def remove_image(self, tag: str, *, force: bool = False) -> None:
         return None
 
+    async def remove_build_cache(self, project: str) -> None:
+        return None
+
     async def close(self) -> None:
         return None
 
