@@ -26,6 +26,7 @@ from backend import repos
 from backend.rpc import platform_pb2 as pb
 from backend.rpc import platform_pb2_grpc as pb_grpc
 from backend.rpc.auth import call_metadata
+from backend.security import internal_secret
 from backend.settings import Settings, get_settings
 from gitd import commands
 
@@ -44,7 +45,8 @@ COMMAND_MAX_SECONDS = 30 * 60  # total time of one git command, deploy included
 RPC_TIMEOUT_SECONDS = 10
 WATCHDOG_INTERVAL_SECONDS = 1.0
 CHUNK_BYTES = 64 * 1024
-# What gitd passes to git and the hook besides PAASTECH_*; never GIT_* from its own environment.
+# All gitd passes to git and the hook from its own environment: never GIT_*, never the
+# platform's other settings (the database URL and its password, the master key).
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
 
 
@@ -334,7 +336,7 @@ class Gitd:
             lock.release()
 
     def git_env(self, extra: dict[str, str]) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k.startswith("PAASTECH_") or k in PASSED_ENV}
+        env = {k: v for k, v in os.environ.items() if k in PASSED_ENV}
         env.setdefault("PATH", os.defpath)
         env["HOME"] = str(self.data_dir)  # no user's ~/.gitconfig
         env["GIT_CONFIG_NOSYSTEM"] = "1"
@@ -342,6 +344,8 @@ class Gitd:
         env["PAASTECH_DATA_DIR"] = str(self.data_dir)
         env["PAASTECH_HOST"] = self.settings.host
         env["PAASTECH_API_GRPC_PORT"] = str(self.settings.api_grpc_port)
+        # The hook's one secret: the internal-RPC key (it calls the API's Deployments service).
+        env["PAASTECH_INTERNAL_KEY"] = internal_secret()
         root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         env.update(extra)
@@ -444,7 +448,20 @@ def refuse(process: asyncssh.SSHServerProcess, message: str) -> int:
     return 1
 
 
+def drop_master_key() -> None:
+    """Keep only the internal-RPC key in this internet-facing process.
+
+    Derived once from the master key when gitd was started with it; from here on neither gitd's
+    settings nor its environment hold the master key (production runs gitd with
+    PAASTECH_INTERNAL_KEY only: `python -m backend derive-key internal-rpc`)."""
+    if not os.environ.get("PAASTECH_INTERNAL_KEY"):
+        os.environ["PAASTECH_INTERNAL_KEY"] = internal_secret()
+    os.environ.pop("PAASTECH_SECRET_KEY", None)
+    get_settings.cache_clear()
+
+
 async def serve(settings: Settings | None = None) -> None:
+    drop_master_key()
     gitd = Gitd(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

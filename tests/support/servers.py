@@ -30,6 +30,8 @@ def base_env(data_dir: Path, database_url: str = "", **settings: object) -> dict
     env["PAASTECH_SECRET_KEY"] = "test-secret-key-0123456789"
     # Each test platform manages only its own containers on the shared engine.
     env["PAASTECH_INSTANCE"] = f"test-{data_dir.name}-{os.getpid()}"
+    # Every test signs up from 127.0.0.1; tests of the sign-up limit set their own.
+    env["PAASTECH_SIGNUP_MAX_PER_ADDRESS"] = "100000"
     for key, value in settings.items():
         env[f"PAASTECH_{key.upper()}"] = str(value)
     return env
