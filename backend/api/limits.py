@@ -58,7 +58,9 @@ class QueryCost(SchemaExtension):
                 self.settings.query_default_list_size,
             )
             if cost > self.settings.max_query_cost:
-                raise TooCostly(cost, self.settings.max_query_cost)
+                # A GraphQLError with its code: raised here, it skips the resolvers' masking.
+                err = TooCostly(cost, self.settings.max_query_cost)
+                raise GraphQLError(err.message, extensions=err.extensions())
         yield
 
 
