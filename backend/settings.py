@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     # Resolver the domain checks use ("host:port"); empty: the system's resolvers.
     dns_resolver: str = ""
 
+    # Issue 12: gitd. Connections not yet authenticated have their own caps (per address, and
+    # in total: when full, the oldest waiting one is dropped, so idle sockets cannot block pushes).
+    gitd_max_unauthenticated: int = 64
+    gitd_max_unauthenticated_per_address: int = 8
+    gitd_max_authenticated: int = 128
+    gitd_login_timeout_seconds: float = 20
+    gitd_idle_timeout_seconds: float = 180  # no byte either way on an authenticated connection
+    gitd_connection_max_seconds: float = 3 * 3600  # one connection, however busy
+
     # Addresses of reverse proxies (Traefik) whose X-Forwarded-For the API trusts, comma
     # separated; empty: none, the peer address is the client (login rate limits use it).
     trusted_proxies: str = ""
