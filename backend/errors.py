@@ -45,6 +45,12 @@ class RateLimited(PaasError):
         return {"code": self.code, "retryAfter": self.retry_after}
 
 
+class NotVerified(PaasError):
+    """A custom domain's proof of control was not found (backend/dnscheck.py)."""
+
+    code = "NOT_VERIFIED"
+
+
 class TooCostly(PaasError):
     """The operation would read more than a request may (backend/api/limits.py)."""
 

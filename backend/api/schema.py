@@ -215,14 +215,26 @@ class Mutation:
     async def add_domain(self, info: Info, project: str, hostname: str) -> ProjectType:
         domain = await config.add_domain(require_client(info), project, hostname)
         changed = await domain.project
-        await get_deployer().release_config(changed, f"domains: add {domain.hostname}")
+        if domain.verified_at is not None:  # unverified: nothing is routed until verifyDomain
+            await get_deployer().release_config(changed, f"domains: add {domain.hostname}")
+        return ProjectType.of(changed)
+
+    @strawberry.mutation(
+        description="Check the domain's TXT record (see Domain.verification); once found, the "
+        "domain is verified and routed."
+    )
+    async def verify_domain(self, info: Info, project: str, hostname: str) -> ProjectType:
+        domain = await config.verify_domain(require_client(info), project, hostname)
+        changed = await domain.project
+        await get_deployer().release_config(changed, f"domains: verified {domain.hostname}")
         return ProjectType.of(changed)
 
     @strawberry.mutation
     async def remove_domain(self, info: Info, project: str, hostname: str) -> ProjectType:
         domain = await config.remove_domain(require_client(info), project, hostname)
         changed = await domain.project
-        await get_deployer().release_config(changed, f"domains: remove {domain.hostname}")
+        if domain.verified_at is not None:  # an unverified one was never routed
+            await get_deployer().release_config(changed, f"domains: remove {domain.hostname}")
         return ProjectType.of(changed)
 
 
