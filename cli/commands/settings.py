@@ -123,19 +123,33 @@ def env_unset(
 
 @app.command("domains", rich_help_panel=PANEL)
 def domains(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
-    """List the hostnames routed to the project; the default one first."""
+    """List the project's hostnames, the default one first; custom ones route once verified."""
     name = resolve_project(project)
     rows = [
-        {"hostname": d["hostname"], "url": d["url"], "default": d["default"]}
+        {
+            "hostname": d["hostname"],
+            "url": d["url"],
+            "default": d["default"],
+            "verified": d["verified"],
+            "verification": d["verification"],
+        }
         for d in run(authed().execute("Domains", project=name))["project"]["domains"]
     ]
     if as_json:
         output.print_json(rows)
         return
     output.table(
-        ["hostname", "url", "default"],
-        [[r["hostname"], r["url"], "yes" if r["default"] else ""] for r in rows],
+        ["hostname", "url", "default", "status"],
+        [[r["hostname"], r["url"], "yes" if r["default"] else "", _status(r)] for r in rows],
     )
+
+
+def _status(domain: dict) -> str:
+    """'verified', or the TXT record that proves control (issue 12)."""
+    proof = domain.get("verification")
+    if domain["verified"] or not proof:
+        return "verified"
+    return f"unverified: create TXT {proof['record']} = {proof['value']}"
 
 
 def _domain_change(mutation: str, hostname: str, project: str | None, no_wait: bool) -> None:
@@ -146,8 +160,13 @@ def _domain_change(mutation: str, hostname: str, project: str | None, no_wait: b
     async def go() -> None:
         before, _ = await follow.latest_number(api, name)
         changed = next(iter((await api.execute(mutation, project=name, hostname=host)).values()))
-        verb = "Added" if mutation == "AddDomain" else "Removed"
+        verb = {"AddDomain": "Added", "VerifyDomain": "Verified"}.get(mutation, "Removed")
         output.say(f"{verb} {host} ({name})")
+        domain = next((d for d in changed["domains"] if d["hostname"] == host), None)
+        if domain is not None and not domain["verified"]:
+            # Nothing is routed yet: say what proves control, and stop here.
+            output.say(f"{_status(domain)}, then run `paastech domains:verify {host}`")
+            return
         await follow.after_config_change(api, name, before, changed, no_wait)
 
     run(go())
@@ -161,6 +180,16 @@ def domains_add(
 ) -> None:
     """Route a custom hostname to the project (point its DNS at the platform)."""
     _domain_change("AddDomain", hostname, project, no_wait)
+
+
+@app.command("domains:verify", rich_help_panel=PANEL)
+def domains_verify(
+    hostname: Annotated[str, typer.Argument(help="A custom hostname from `domains`.")],
+    project: ProjectOpt = None,
+    no_wait: NoWaitOpt = False,
+) -> None:
+    """Check a custom hostname's TXT record; once found it is routed to the project."""
+    _domain_change("VerifyDomain", hostname, project, no_wait)
 
 
 @app.command("domains:remove", rich_help_panel=PANEL)
