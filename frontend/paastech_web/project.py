@@ -21,7 +21,7 @@ from .session import Session, connected, field_errors
 
 PROJECT = """query($p: String!) { project(name: $p) { name url gitUrl
   settings { replicas { processType replicas } memoryMb cpu }
-  domains { hostname url default }
+  domains { hostname url default verified verification { record value } }
   envVars { key value }
   applications(first: 30) { number status cause commitSha createdAt failureReason image }
   liveApplication { number status } } }"""
@@ -67,6 +67,10 @@ class DomainRow:
     hostname: str = ""
     url: str = ""
     default: bool = False
+    verified: bool = True
+    # While unverified: the TXT record that proves control, and its value.
+    record: str = ""
+    value: str = ""
 
 
 @dataclasses.dataclass
@@ -190,7 +194,17 @@ class ProjectPage(Session):
             EnvRow(key=k, shown=v if k in revealed else HIDDEN, revealed=k in revealed)
             for k, v in self._env_values.items()
         ]
-        self.domains = [DomainRow(d["hostname"], d["url"], d["default"]) for d in p["domains"]]
+        self.domains = [
+            DomainRow(
+                d["hostname"],
+                d["url"],
+                d["default"],
+                d["verified"],
+                (d["verification"] or {}).get("record", ""),
+                (d["verification"] or {}).get("value", ""),
+            )
+            for d in p["domains"]
+        ]
         s = p["settings"]
         self.scale = [ScaleRow(r["processType"], r["replicas"]) for r in s["replicas"]]
         self.memory_mb, self.cpu = s["memoryMb"], s["cpu"]
@@ -442,10 +456,19 @@ class ProjectPage(Session):
         except api.ApiError as exc:
             self.domain_errors = field_errors(exc, {"hostname"}, default="hostname")
             return
-        self.notice = f"{hostname} is routed to {self.name}."
+        self.notice = f"{hostname} is added: verify it to route it to {self.name}."
         yield rx.set_value("field-hostname", "")
         with contextlib.suppress(api.ApiError):
             await self._refresh()
+
+    @rx.event
+    async def verify_domain(self, hostname: str):
+        await self._act(
+            f"{hostname} is verified and routed to {self.name}.",
+            "mutation($p: String!, $h: String!) {"
+            " verifyDomain(project: $p, hostname: $h) { name } }",
+            h=hostname,
+        )
 
     @rx.event
     async def remove_domain(self, hostname: str):
@@ -757,6 +780,29 @@ def domains_section() -> rx.Component:
             lambda d: rx.flex(
                 rx.link(d.hostname, href=d.url, is_external=True),
                 rx.cond(d.default, rx.badge("default")),
+                rx.cond(
+                    ~d.verified,
+                    rx.flex(
+                        rx.badge("unverified", color_scheme="orange"),
+                        rx.text(
+                            "Create the TXT record ",
+                            rx.code(d.record),
+                            " with the value ",
+                            rx.code(d.value),
+                            ", then verify.",
+                            size="1",
+                        ),
+                        rx.button(
+                            "Verify",
+                            size="1",
+                            variant="soft",
+                            on_click=ProjectPage.verify_domain(d.hostname),
+                        ),
+                        spacing="2",
+                        align="center",
+                        wrap="wrap",
+                    ),
+                ),
                 rx.spacer(),
                 rx.cond(
                     ~d.default,
