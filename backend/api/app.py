@@ -207,6 +207,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await init_db(settings)
+        # The hash logins of unknown accounts are checked against: made now, off the loop.
+        await asyncio.to_thread(security.dummy_hash)
         deployer = Deployer(PomegranateClient(settings), settings)
         set_deployer(deployer)
         await deployer.start()
