@@ -17,7 +17,7 @@ from strawberry.extensions import (
 from strawberry.types import Info
 
 from backend.api.context import Context, require_client, require_token
-from backend.api.extensions import ErrorCodes
+from backend.api.extensions import ErrorCodes, RejectNul
 from backend.api.limits import OneAuthMutation, QueryCost, subscription_slot
 from backend.api.types import (
     ApiTokenType,
@@ -340,6 +340,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: AddValidationRules([OneAuthMutation]),
         lambda: QueryCost(settings),
+        RejectNul,
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
     ]

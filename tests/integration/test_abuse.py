@@ -318,3 +318,21 @@ async def test_expiring_token_closes_its_websockets(server: Server, alice: Accou
         assert await closed_with(ws) == 4401
     finally:
         await ws.close()
+
+
+# -- regressions found by the fuzzer (tests/integration/test_fuzz.py) ----------------------------
+
+
+async def test_nul_characters_are_refused_not_internal(server: Server, alice: Account) -> None:
+    """PostgreSQL failed with INTERNAL on a NUL in a project name (variables or literals)."""
+    query = "query($p: String!) { project(name: $p) { name } }"
+    err = await alice.api.error(query, p="a\x00b")
+    assert err.code == "VALIDATION" and "NUL" in str(err)
+    err = await alice.api.error('{ project(name: "a\\u0000b") { name } }')
+    assert err.code == "VALIDATION"
+    err = await alice.api.error(CREATE, p="nul\x00name")
+    assert err.code == "VALIDATION"
+    err = await Api(server.url).error(LOGIN, login="x\x00y", password="whatever-123")
+    assert err.code == "VALIDATION"
+    rows = await server.db.fetch("SELECT count(*) FROM project WHERE name LIKE 'nul%'")
+    assert rows[0][0] == 0
