@@ -5,8 +5,9 @@ PostgreSQL, with no Pomegranate running (deploying mutations must answer with a 
 Pass means: no HTTP 5xx, no INTERNAL, no traceback, every error has a code, the API still
 answers afterwards, and a second Client's data is unchanged at the end.
 
-`make test` runs PAASTECH_FUZZ_EXAMPLES (default 800) operations and a quarter as many
-subscriptions per database (2,000 in all); `make fuzz` runs 25,000 + 25,000 per database.
+`make test` runs PAASTECH_FUZZ_EXAMPLES (default 500) operations and a quarter as many
+subscriptions per database (1,250 in all: a few minutes on 2 cores); `make fuzz` runs 25,000
+operations and 25,000 subscriptions per database.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from tests.support.databases import BACKENDS, database
 from tests.support.gqlclient import SIGNUP
 from tests.support.servers import api_server
 
-EXAMPLES = int(os.environ.get("PAASTECH_FUZZ_EXAMPLES", "800"))
+EXAMPLES = int(os.environ.get("PAASTECH_FUZZ_EXAMPLES", "500"))
 # make fuzz asks for as many subscriptions as operations; make test for a quarter.
 SUBSCRIPTION_EXAMPLES = int(os.environ.get("PAASTECH_FUZZ_SUBSCRIPTIONS", max(1, EXAMPLES // 4)))
 TIMEOUT = int(os.environ.get("PAASTECH_FUZZ_TIMEOUT", "900"))
@@ -152,8 +153,10 @@ def test_fuzz_queries_and_mutations(target: Target) -> None:
         resp = gql(target.url, target.token, query)
         assert resp.status_code < 500, resp.text
         body = resp.json()
-        check_errors(body.get("errors") or [], resp.text)
-        still_logged_in(target)
+        errors = body.get("errors") or []
+        check_errors(errors, resp.text)
+        if any(e["extensions"]["code"] == "UNAUTHENTICATED" for e in errors):
+            still_logged_in(target)
 
     run()
 
