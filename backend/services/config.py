@@ -57,7 +57,11 @@ async def unset_env_vars(client: Client, project_name: str, keys: list[str]) -> 
     project = await get_owned(client, project_name)
     if not keys:
         raise ValidationFailed("give at least one variable name", field="keys")
-    present = set(await EnvVar.filter(project=project, key__in=keys).values_list("key", flat=True))
+    # Only names that fit the column are looked up (a longer one is simply not set).
+    lookup = [k for k in keys if len(k) <= 128]
+    present = set(
+        await EnvVar.filter(project=project, key__in=lookup).values_list("key", flat=True)
+    )
     missing = sorted(set(keys) - present)
     if missing:
         raise NotFound(f"not set: {', '.join(k[:128] for k in missing)}", field="keys")
@@ -129,12 +133,17 @@ async def add_domain(client: Client, project_name: str, hostname: str) -> Domain
     return domain
 
 
+async def _find_domain(project: Project, hostname: str) -> Domain | None:
+    name = hostname.strip().lower().rstrip(".")
+    if not name or len(name) > 253:  # longer than any stored hostname (and the column)
+        return None
+    return await Domain.get_or_none(project=project, hostname=name)
+
+
 async def verify_domain(client: Client, project_name: str, hostname: str) -> Domain:
     """Look for the domain's TXT record; once found the domain is verified (and routed)."""
     project = await get_owned(client, project_name)
-    domain = await Domain.get_or_none(
-        project=project, hostname=hostname.strip().lower().rstrip(".")
-    )
+    domain = await _find_domain(project, hostname)
     if domain is None:
         raise NotFound(f"domain {hostname[:253]!r} not found on {project.name}", field="hostname")
     if domain.verified_at is not None:
@@ -160,9 +169,7 @@ async def verify_domain(client: Client, project_name: str, hostname: str) -> Dom
 
 async def remove_domain(client: Client, project_name: str, hostname: str) -> Domain:
     project = await get_owned(client, project_name)
-    domain = await Domain.get_or_none(
-        project=project, hostname=hostname.strip().lower().rstrip(".")
-    )
+    domain = await _find_domain(project, hostname)
     if domain is None:
         raise NotFound(f"domain {hostname[:253]!r} not found on {project.name}", field="hostname")
     await domain.delete()

@@ -336,3 +336,19 @@ async def test_nul_characters_are_refused_not_internal(server: Server, alice: Ac
     assert err.code == "VALIDATION"
     rows = await server.db.fetch("SELECT count(*) FROM project WHERE name LIKE 'nul%'")
     assert rows[0][0] == 0
+
+
+async def test_names_longer_than_any_column_are_not_found(alice: Account) -> None:
+    """A project name over 40 characters made the ORM raise (INTERNAL) in every lookup."""
+    long_name = "p" * 300
+    query = "query($p: String!) { project(name: $p) { name } }"
+    assert (await alice.api.error(query, p=long_name)).code == "NOT_FOUND"
+    assert (await alice.api.error(query, p="¾gkä¶XUD癴1NË痜韢Ð㏐O" * 5)).code == "NOT_FOUND"
+    project = unique("long")
+    await alice.api(CREATE, p=project)
+    remove = (
+        "mutation($p: String!, $h: String!) { removeDomain(project: $p, hostname: $h) { name } }"
+    )
+    assert (await alice.api.error(remove, p=project, h="a" * 400)).code == "NOT_FOUND"
+    unset = "mutation($p: String!, $k: [String!]!) { unsetEnvVars(project: $p, keys: $k) { name } }"
+    assert (await alice.api.error(unset, p=project, k=["K" * 500])).code == "NOT_FOUND"
