@@ -118,7 +118,8 @@ async def watch_session(ws: WebSocket, token_id: int, expires_at: datetime | Non
     listener = asyncio.create_task(listen())
     last_db_check = time.monotonic()
     try:
-        while ws.application_state == WebSocketState.CONNECTED:
+        # Either side closing ends the watch (the client going away sets client_state).
+        while WebSocketState.CONNECTED == ws.application_state == ws.client_state:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(revoked.wait(), SESSION_CHECK_SECONDS)
             if revoked.is_set():
