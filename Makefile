@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: up test test-fast lint fmt schema protos bench deps engine test-deps web
+.PHONY: up test test-fast lint fmt schema protos bench deps engine test-deps web fuzz
 
 deps:
 	scripts/bootstrap.sh up
@@ -29,6 +29,12 @@ up: deps engine web
 # Docker builds and health checks, not on the 2 CPUs.
 test: test-deps lint
 	$(BIN)/pytest -n 3 --dist loadfile
+
+# Issue 12: the long fuzzing run of the API (make test runs 2,000 cases): 25,000 operations
+# and 25,000 subscriptions on each of SQLite and PostgreSQL.
+fuzz: test-deps
+	PAASTECH_FUZZ_EXAMPLES=25000 PAASTECH_FUZZ_SUBSCRIPTIONS=25000 PAASTECH_FUZZ_TIMEOUT=86400 \
+		$(BIN)/pytest -p no:randomly tests/integration/test_fuzz.py
 
 # Unit tests only, no services.
 test-fast: deps

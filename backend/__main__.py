@@ -77,5 +77,63 @@ def export_schema(path: Path = Path("schema.graphql")) -> None:
     typer.echo(f"wrote {path}")
 
 
+@cli.command("derive-key")
+def derive_key(purpose: str) -> None:
+    """Print the key derived for one purpose (internal-rpc for gitd, web-forwarding for the
+    web app), so that a process can be given that key and not the master key."""
+    from backend import security
+
+    if purpose not in (security.INTERNAL_RPC, security.WEB_FORWARDING):
+        typer.echo("derive-key: give internal-rpc or web-forwarding", err=True)
+        raise typer.Exit(2)
+    typer.echo(security.derive_key(purpose).hex())
+
+
+@cli.command("rotate-key")
+def rotate_key() -> None:
+    """Re-encrypt env vars under a new master key (stop the platform first).
+
+    With PAASTECH_SECRET_KEY set, the new key is read from PAASTECH_NEW_SECRET_KEY and you set
+    PAASTECH_SECRET_KEY to it afterwards; otherwise a new DATA_DIR/secret.key is generated."""
+    import os
+    import secrets
+
+    from backend.db.config import close_db, init_db
+    from backend.keyrotation import reencrypt_all
+    from backend.settings import write_private_file
+
+    s = get_settings()
+    old = s.resolved_secret_key()
+    key_file = s.data_dir / "secret.key"
+    if s.secret_key:
+        new = os.environ.get("PAASTECH_NEW_SECRET_KEY", "").strip()
+        if len(new) < 16 or new == old:
+            typer.echo(
+                "rotate-key: PAASTECH_SECRET_KEY is set: put a new key of at least 16 characters "
+                "in PAASTECH_NEW_SECRET_KEY",
+                err=True,
+            )
+            raise typer.Exit(2)
+    else:
+        new = secrets.token_urlsafe(48)
+        # Kept next to the old key until the database is re-encrypted: a crash in between
+        # leaves both keys on disk, never data under a key nobody has.
+        write_private_file(key_file.with_name("secret.key.new"), new, replace=True)
+
+    async def run() -> int:
+        await init_db(s)
+        try:
+            return await reencrypt_all(old, new)
+        finally:
+            await close_db()
+
+    count = asyncio.run(run())
+    if s.secret_key:
+        typer.echo(f"re-encrypted {count} values; now set PAASTECH_SECRET_KEY to the new key")
+    else:
+        key_file.with_name("secret.key.new").replace(key_file)
+        typer.echo(f"re-encrypted {count} values; {key_file} holds the new key")
+
+
 if __name__ == "__main__":
     cli()

@@ -45,6 +45,29 @@ class RateLimited(PaasError):
         return {"code": self.code, "retryAfter": self.retry_after}
 
 
+class NotVerified(PaasError):
+    """A custom domain's proof of control was not found (backend/dnscheck.py)."""
+
+    code = "NOT_VERIFIED"
+
+
+class TooCostly(PaasError):
+    """The operation would read more than a request may (backend/api/limits.py)."""
+
+    code = "QUERY_TOO_COSTLY"
+
+    def __init__(self, cost: int, budget: int) -> None:
+        super().__init__(
+            f"this request would cost {cost}, over the budget of {budget} per request; "
+            "ask for fewer items (first:) or split it"
+        )
+        self.cost = cost
+        self.budget = budget
+
+    def extensions(self) -> dict[str, object]:
+        return {"code": self.code, "cost": self.cost, "budget": self.budget}
+
+
 class Unavailable(PaasError):
     """A platform component the operation needs is not reachable."""
 

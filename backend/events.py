@@ -27,10 +27,16 @@ class EventKind(StrEnum):
     PROJECT_DELETED = "PROJECT_DELETED"
     BUILD_LOG = "BUILD_LOG"
     RUNTIME_LOG = "RUNTIME_LOG"
+    # An API token was revoked (logout, revokeApiToken): its open websockets close.
+    TOKEN_REVOKED = "TOKEN_REVOKED"
 
 
 def project_topic(project_id: int) -> str:
     return f"project:{project_id}"
+
+
+def token_topic(token_id: int) -> str:
+    return f"token:{token_id}"
 
 
 def build_log_topic(application_id: int) -> str:

@@ -1,7 +1,8 @@
-"""Sliding-window failure counters, used to slow down password guessing."""
+"""Sliding-window counters: failed logins (password guessing) and sign-ups per address."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict, deque
 
@@ -32,6 +33,22 @@ class FailureLimiter:
         if len(q) < limit:
             return 0
         return max(1, int(q[0] + self.window - self._clock()) + 1)
+
+    def delay(self, key: str, free: int, base: float, cap: float) -> int:
+        """Seconds to wait before the next attempt: none for the first ``free`` failures, then
+        ``base`` after the last failure, doubling with each further one up to ``cap``.
+
+        A growing delay rather than a lockout: a guesser is slowed to a crawl, while the owner
+        typing the right password after a pause still gets in."""
+        q = self._prune(key)
+        if len(q) < free:
+            return 0
+        wait = min(cap, base * 2 ** (len(q) - free))
+        remaining = q[-1] + wait - self._clock()
+        return math.ceil(remaining) if remaining > 0 else 0
+
+    def count(self, key: str) -> int:
+        return len(self._prune(key))
 
     def fail(self, key: str) -> None:
         self._prune(key)

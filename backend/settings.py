@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -33,11 +34,43 @@ class Settings(BaseSettings):
     # Key for encryption at rest and for the internal gRPC shared secret.
     # Generated and kept in the data dir on first start when not given.
     secret_key: str = ""
+    # Issue 12: a process that must not hold the master key (gitd and its hook) gets only the
+    # derived internal-RPC key here (`python -m backend derive-key internal-rpc`).
+    internal_key: str = ""
 
     session_token_days: int = 30
     login_max_failures_per_account: int = 5
     login_max_failures_per_address: int = 20
     login_failure_window_seconds: int = 900
+
+    # Issue 12: failed logins are counted per (account, address): after the free ones each
+    # further attempt waits login_delay_base_seconds, doubling, up to login_delay_max_seconds.
+    # login_max_failures_per_account is the number of free failures per (account, address).
+    login_delay_base_seconds: float = 5.0
+    login_delay_max_seconds: float = 900.0
+    signup_max_per_address: int = 5
+    signup_window_seconds: int = 3600
+    # Password hashing runs on this many threads; more waiting than the queue: RATE_LIMITED.
+    password_hash_workers: int = 2
+    password_hash_queue: int = 16
+    # Query cost: every field costs 1, times the list sizes above it (first:, tail:, or
+    # query_default_list_size for lists without an argument); over the budget: refused.
+    max_query_cost: int = 50_000
+    query_default_list_size: int = 20
+    max_subscriptions_per_connection: int = 10
+    max_subscriptions_per_client: int = 20
+    max_domains_per_project: int = 20
+    # Resolver the domain checks use ("host:port"); empty: the system's resolvers.
+    dns_resolver: str = ""
+
+    # Issue 12: gitd. Connections not yet authenticated have their own caps (per address, and
+    # in total: when full, the oldest waiting one is dropped, so idle sockets cannot block pushes).
+    gitd_max_unauthenticated: int = 64
+    gitd_max_unauthenticated_per_address: int = 8
+    gitd_max_authenticated: int = 128
+    gitd_login_timeout_seconds: float = 20
+    gitd_idle_timeout_seconds: float = 180  # no byte either way on an authenticated connection
+    gitd_connection_max_seconds: float = 3 * 3600  # one connection, however busy
 
     # Addresses of reverse proxies (Traefik) whose X-Forwarded-For the API trusts, comma
     # separated; empty: none, the peer address is the client (login rate limits use it).
@@ -158,14 +191,31 @@ class Settings(BaseSettings):
         path = self.data_dir / "secret.key"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            # O_EXCL: two processes starting together must not write two different keys.
-            try:
-                with path.open("x") as fh:
-                    fh.write(secrets.token_urlsafe(48))
-                path.chmod(0o600)
-            except FileExistsError:
-                pass
+            write_private_file(path, secrets.token_urlsafe(48))
         return path.read_text().strip()
+
+
+def write_private_file(path: Path, text: str, *, replace: bool = False) -> bool:
+    """Write a 0600 file atomically: created under a temporary name with its final mode (never
+    readable by others, even for an instant), then linked into place. Without ``replace`` an
+    existing file wins (two processes starting together keep one key); returns whether written."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if replace:
+            tmp.replace(path)
+            return True
+        try:
+            os.link(tmp, path)  # fails if the file exists: no overwrite of a key in use
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @lru_cache

@@ -4,8 +4,8 @@ git runs it inside ``git receive-pack`` with "<old> <new> <ref>" lines on stdin,
 updated; the pushed objects are readable (in quarantine). Everything printed here reaches the
 pusher as ``remote:`` lines. Exit 0 accepts the whole push, anything else rejects it.
 
-gitd sets PAASTECH_PUSH_CLIENT_ID, PAASTECH_PUSH_PROJECT and PAASTECH_DEPLOY_BRANCH, and passes
-the platform settings (PAASTECH_*) through, so the hook reaches the API's internal gRPC.
+gitd sets PAASTECH_PUSH_CLIENT_ID, PAASTECH_PUSH_PROJECT and PAASTECH_DEPLOY_BRANCH, and gives it
+a minimal environment: the data dir, the API's gRPC address and the internal-RPC key only.
 """
 
 from __future__ import annotations

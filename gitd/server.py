@@ -17,6 +17,7 @@ import shlex
 import signal
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import asyncssh
@@ -26,6 +27,7 @@ from backend import repos
 from backend.rpc import platform_pb2 as pb
 from backend.rpc import platform_pb2_grpc as pb_grpc
 from backend.rpc.auth import call_metadata
+from backend.security import internal_secret
 from backend.settings import Settings, get_settings
 from gitd import commands
 
@@ -34,17 +36,15 @@ log = logging.getLogger("paastech.gitd")
 HOST_KEY_FILE = "ssh_host_ed25519_key"
 HOOKS_DIR = "hooks"
 
-MAX_CONNECTIONS = 64  # further connections are closed at once
 MAX_SESSIONS_PER_CONNECTION = 4
-LOGIN_TIMEOUT_SECONDS = 20  # from TCP accept to successful authentication
 KEEPALIVE_INTERVAL_SECONDS = 30
 KEEPALIVE_COUNT_MAX = 3
-IDLE_TIMEOUT_SECONDS = 180  # no byte either way (git sends keepalives while hooks run)
 COMMAND_MAX_SECONDS = 30 * 60  # total time of one git command, deploy included
 RPC_TIMEOUT_SECONDS = 10
 WATCHDOG_INTERVAL_SECONDS = 1.0
 CHUNK_BYTES = 64 * 1024
-# What gitd passes to git and the hook besides PAASTECH_*; never GIT_* from its own environment.
+# All gitd passes to git and the hook from its own environment: never GIT_*, never the
+# platform's other settings (the database URL and its password, the master key).
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
 
 
@@ -87,26 +87,26 @@ class Connection(asyncssh.SSHServer):
         self.conn: asyncssh.SSHServerConnection | None = None
         self.client_id = 0
         self.username = ""
+        self.address = ""
         self.sessions = 0
-        self.last_activity = time.monotonic()
-        self._counted = False
+        self.started = self.last_activity = time.monotonic()
         self._watchdog: asyncio.Task | None = None
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()
 
+    def close(self) -> None:
+        if self.conn is not None:
+            asyncio.get_running_loop().call_soon(self.conn.close)
+
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
-        self.gitd.connections += 1
-        self._counted = True
-        if self.gitd.connections > self.gitd.max_connections:
-            log.warning("too many connections (%d): closing one", self.gitd.connections)
-            asyncio.get_running_loop().call_soon(conn.close)
+        peer = conn.get_extra_info("peername") or ("unknown",)
+        self.address = str(peer[0])
+        self.gitd.limits.admit(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._counted:
-            self.gitd.connections -= 1
-            self._counted = False
+        self.gitd.limits.forget(self)
         if self._watchdog is not None:
             self._watchdog.cancel()
 
@@ -138,16 +138,70 @@ class Connection(asyncssh.SSHServer):
     def auth_completed(self) -> None:
         log.info("client %d (%s) authenticated", self.client_id, self.username)
         self.touch()
+        if not self.gitd.limits.authenticated(self):
+            return
         self._watchdog = asyncio.get_running_loop().create_task(self._idle_watchdog())
 
     async def _idle_watchdog(self) -> None:
         while True:
             await asyncio.sleep(WATCHDOG_INTERVAL_SECONDS)
-            if time.monotonic() - self.last_activity > self.gitd.idle_timeout:
+            now = time.monotonic()
+            if now - self.last_activity > self.gitd.idle_timeout:
                 log.info("closing idle connection of client %d", self.client_id)
-                if self.conn is not None:
-                    self.conn.close()
-                return
+            elif now - self.started > self.gitd.connection_max_seconds:
+                log.info("closing connection of client %d: open too long", self.client_id)
+            else:
+                continue
+            if self.conn is not None:
+                self.conn.close()
+            return
+
+
+class ConnectionLimits:
+    """Unauthenticated connections (anyone can open them) are capped apart from authenticated
+    ones, per address and in total. A full per-address cap refuses the new connection; a full
+    total cap drops the oldest waiting one instead, so a flood of idle sockets from many
+    addresses delays a real client by one handshake at most, never locks it out."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.waiting: dict[Connection, None] = {}  # unauthenticated, oldest first
+        self.per_address: Counter[str] = Counter()
+        self.signed_in: set[Connection] = set()
+
+    def admit(self, conn: Connection) -> None:
+        s = self.settings
+        if self.per_address[conn.address] >= s.gitd_max_unauthenticated_per_address:
+            log.warning("too many unauthenticated connections from %s: closing one", conn.address)
+            conn.close()
+            return
+        if len(self.waiting) >= s.gitd_max_unauthenticated:
+            oldest = next(iter(self.waiting))
+            log.warning("too many unauthenticated connections: dropping the oldest")
+            self._unwait(oldest)
+            oldest.close()
+        self.waiting[conn] = None
+        self.per_address[conn.address] += 1
+
+    def authenticated(self, conn: Connection) -> bool:
+        self._unwait(conn)
+        if len(self.signed_in) >= self.settings.gitd_max_authenticated:
+            log.warning("too many authenticated connections: closing one")
+            conn.close()
+            return False
+        self.signed_in.add(conn)
+        return True
+
+    def forget(self, conn: Connection) -> None:
+        self._unwait(conn)
+        self.signed_in.discard(conn)
+
+    def _unwait(self, conn: Connection) -> None:
+        if conn in self.waiting:
+            del self.waiting[conn]
+            self.per_address[conn.address] -= 1
+            if self.per_address[conn.address] <= 0:
+                del self.per_address[conn.address]
 
 
 class Gitd:
@@ -155,9 +209,9 @@ class Gitd:
         self.settings = settings or get_settings()
         self.data_dir = self.settings.data_dir.resolve()
         self.access = Access(self.settings)
-        self.connections = 0
-        self.max_connections = MAX_CONNECTIONS
-        self.idle_timeout = IDLE_TIMEOUT_SECONDS
+        self.limits = ConnectionLimits(self.settings)
+        self.idle_timeout = self.settings.gitd_idle_timeout_seconds
+        self.connection_max_seconds = self.settings.gitd_connection_max_seconds
         self.command_max_seconds = COMMAND_MAX_SECONDS
         self._push_locks: dict[str, asyncio.Lock] = {}
         self._server: asyncssh.SSHAcceptor | None = None
@@ -211,7 +265,7 @@ class Gitd:
             allow_scp=False,
             password_auth=False,
             kbdint_auth=False,
-            login_timeout=LOGIN_TIMEOUT_SECONDS,
+            login_timeout=s.gitd_login_timeout_seconds,
             keepalive_interval=KEEPALIVE_INTERVAL_SECONDS,
             keepalive_count_max=KEEPALIVE_COUNT_MAX,
             server_version="PaaSTech_gitd",
@@ -334,7 +388,7 @@ class Gitd:
             lock.release()
 
     def git_env(self, extra: dict[str, str]) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k.startswith("PAASTECH_") or k in PASSED_ENV}
+        env = {k: v for k, v in os.environ.items() if k in PASSED_ENV}
         env.setdefault("PATH", os.defpath)
         env["HOME"] = str(self.data_dir)  # no user's ~/.gitconfig
         env["GIT_CONFIG_NOSYSTEM"] = "1"
@@ -342,6 +396,8 @@ class Gitd:
         env["PAASTECH_DATA_DIR"] = str(self.data_dir)
         env["PAASTECH_HOST"] = self.settings.host
         env["PAASTECH_API_GRPC_PORT"] = str(self.settings.api_grpc_port)
+        # The hook's one secret: the internal-RPC key (it calls the API's Deployments service).
+        env["PAASTECH_INTERNAL_KEY"] = internal_secret()
         root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         env.update(extra)
@@ -444,7 +500,20 @@ def refuse(process: asyncssh.SSHServerProcess, message: str) -> int:
     return 1
 
 
+def drop_master_key() -> None:
+    """Keep only the internal-RPC key in this internet-facing process.
+
+    Derived once from the master key when gitd was started with it; from here on neither gitd's
+    settings nor its environment hold the master key (production runs gitd with
+    PAASTECH_INTERNAL_KEY only: `python -m backend derive-key internal-rpc`)."""
+    if not os.environ.get("PAASTECH_INTERNAL_KEY"):
+        os.environ["PAASTECH_INTERNAL_KEY"] = internal_secret()
+    os.environ.pop("PAASTECH_SECRET_KEY", None)
+    get_settings.cache_clear()
+
+
 async def serve(settings: Settings | None = None) -> None:
+    drop_master_key()
     gitd = Gitd(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -72,6 +72,12 @@ case "$mode" in
         install_bun; install_venv
         cd "$FRONT"
         export PAASTECH_WEB_PORT="${PAASTECH_WEB_PORT:-3000}"
+        # The key that makes the API trust the visitor addresses this app forwards (issue 12):
+        # derived from the master key by the platform, so the web app never holds the master key.
+        if [ -z "${PAASTECH_WEB_FORWARD_KEY:-}" ] && [ -x "$ROOT/.venv/bin/python" ]; then
+            PAASTECH_WEB_FORWARD_KEY="$(cd "$ROOT" && .venv/bin/python -m backend derive-key web-forwarding)"
+            export PAASTECH_WEB_FORWARD_KEY
+        fi
         exec reflex run --env prod --loglevel "${REFLEX_LOGLEVEL:-warning}" \
             --frontend-port "$PAASTECH_WEB_PORT" --backend-port "$PAASTECH_WEB_PORT" \
             --backend-host "${PAASTECH_HOST:-127.0.0.1}"

@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hmac
+import ipaddress
 import logging
+import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
+from backend import security
 from backend.api.context import Context, bearer_from_header
 from backend.api.internal import start_internal_server
 from backend.api.schema import build_schema
 from backend.db.config import close_db, init_db
+from backend.db.models import ApiToken
+from backend.events import get_bus, token_topic
 from backend.rpc.pomegranate_client import PomegranateClient
 from backend.services import accounts
 from backend.services.deployments import Deployer, set_deployer
@@ -42,8 +50,7 @@ class PaasGraphQL(GraphQL):
         return response
 
     async def get_context(self, request: Request | WebSocket, response: object = None) -> Context:
-        remote = request.client.host if request.client else "unknown"
-        ctx = Context(request=request, remote_addr=remote)
+        ctx = Context(request=request, remote_addr=client_address(request))
         await _authenticate(ctx, bearer_from_header(request.headers.get("authorization")))
         return ctx
 
@@ -60,7 +67,77 @@ class PaasGraphQL(GraphQL):
             raise ConnectionRejectionError(
                 {"code": "UNAUTHENTICATED", "message": "send a valid token in connection_init"}
             )
+        assert context.token is not None
+        context.watcher = asyncio.get_running_loop().create_task(
+            watch_session(context.request, context.token.id, context.token.expires_at)
+        )
         return None
+
+
+# Web app -> API: the visitor's address, vouched for by the key derived for that purpose.
+CLIENT_ADDRESS_HEADER = "x-paastech-client-address"
+FORWARD_KEY_HEADER = "x-paastech-forward-key"
+SESSION_CHECK_SECONDS = 1.0
+SESSION_RECHECK_DB_SECONDS = 30.0
+CLOSE_TOKEN_INVALID = 4401
+
+
+def client_address(request: Request | WebSocket) -> str:
+    """The caller's address for rate limits: the peer, or the visitor the web app forwards.
+
+    The forwarded address is trusted only with the web-forwarding key (derived from the master
+    key, held by the web app): anyone else sending the header is still counted by their own
+    address."""
+    peer = request.client.host if request.client else "unknown"
+    forwarded = request.headers.get(CLIENT_ADDRESS_HEADER)
+    key = request.headers.get(FORWARD_KEY_HEADER, "")
+    if not forwarded or not key:
+        return peer
+    if not hmac.compare_digest(key.encode(), security.web_forwarding_secret().encode()):
+        return peer
+    try:
+        return str(ipaddress.ip_address(forwarded.strip()))
+    except ValueError:
+        return peer
+
+
+async def watch_session(ws: WebSocket, token_id: int, expires_at: datetime | None) -> None:
+    """Close the websocket within a second once its token is revoked or expires.
+
+    Revocations arrive on the bus; the database is re-read now and then as well, for tokens
+    removed some other way (another API process, an operator)."""
+    revoked = asyncio.Event()
+    reason = "your token was revoked; log in again"
+
+    async def listen() -> None:
+        async with get_bus().subscribe(token_topic(token_id)) as events:
+            async for _ in events:
+                revoked.set()
+                return
+
+    listener = asyncio.create_task(listen())
+    last_db_check = time.monotonic()
+    try:
+        # Either side closing ends the watch (the client going away sets client_state).
+        while WebSocketState.CONNECTED == ws.application_state == ws.client_state:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(revoked.wait(), SESSION_CHECK_SECONDS)
+            if revoked.is_set():
+                break
+            if expires_at is not None and datetime.now(UTC) >= expires_at:
+                reason = "your token expired; log in again"
+                break
+            if time.monotonic() - last_db_check > SESSION_RECHECK_DB_SECONDS:
+                last_db_check = time.monotonic()
+                if not await ApiToken.exists(id=token_id):
+                    break
+        else:
+            return  # the socket closed by itself
+        log.info("closing a websocket of token %d: %s", token_id, reason)
+        with contextlib.suppress(Exception):
+            await ws.close(code=CLOSE_TOKEN_INVALID, reason=reason)
+    finally:
+        listener.cancel()
 
 
 async def _authenticate(ctx: Context, token: str | None) -> None:
@@ -131,6 +208,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await init_db(settings)
+        # The hash logins of unknown accounts are checked against: made now, off the loop.
+        await asyncio.to_thread(security.dummy_hash)
         deployer = Deployer(PomegranateClient(settings), settings)
         set_deployer(deployer)
         await deployer.start()

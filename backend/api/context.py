@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
@@ -22,6 +23,8 @@ class Context:
     bad_token: bool = False  # a token was sent but is unknown, expired or revoked
     connection_params: dict[str, object] = field(default_factory=dict)
     loaders: Loaders = field(default_factory=Loaders)
+    subscriptions: int = 0  # live subscriptions on this websocket connection
+    watcher: asyncio.Task | None = None  # closes the websocket when its token goes (app.py)
 
 
 def bearer_from_header(value: str | None) -> str | None:

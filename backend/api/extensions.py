@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
+from graphql import (
+    BREAK,
+    ArgumentNode,
+    DocumentNode,
+    ObjectFieldNode,
+    StringValueNode,
+    VariableNode,
+    Visitor,
+    visit,
+)
 from graphql.error import GraphQLError
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import MaskErrors, SchemaExtension
 
-from backend.errors import PaasError
+from backend.errors import PaasError, ValidationFailed
 
 log = logging.getLogger("paastech.api")
 
@@ -52,3 +63,85 @@ def _with_code(error: GraphQLError) -> GraphQLError:
         path=error.path,
         extensions={"code": "INTERNAL"},
     )
+
+
+class RejectNul(SchemaExtension):
+    """Refuses text containing NUL (U+0000), in variables or literals, before anything runs.
+
+    PostgreSQL cannot store or even compare it (an error deep in the driver, found by the fuzzer);
+    no name, key, value or hostname of the platform has a use for it. The error names the
+    argument or input field that holds it."""
+
+    def on_execute(self) -> Iterator[None]:
+        ctx = self.execution_context
+        document = ctx.graphql_document
+        if document is not None:
+            field = _nul_in_literals(document) or _nul_in_variables(document, ctx.variables or {})
+            if field is not None:
+                err = ValidationFailed(f"{field} must not contain NUL characters", field=field)
+                raise GraphQLError(err.message, extensions=err.extensions())
+        yield
+
+
+def _nul_in_value(value: object, name: str) -> str | None:
+    """The innermost input field name under which a string holds NUL, or None."""
+    if isinstance(value, str):
+        return name if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _nul_in_value(key, name) or _nul_in_value(item, str(key))
+            if found:
+                return found
+    if isinstance(value, list | tuple):
+        for item in value:
+            found = _nul_in_value(item, name)
+            if found:
+                return found
+    return None
+
+
+def _argument_names(document: DocumentNode) -> dict[str, str]:
+    """Variable name -> the argument (or input field) it is passed as."""
+    names: dict[str, str] = {}
+
+    class Finder(Visitor):
+        def enter_argument(self, node: ArgumentNode, *_: object) -> None:
+            if isinstance(node.value, VariableNode):
+                names.setdefault(node.value.name.value, node.name.value)
+
+        def enter_object_field(self, node: ObjectFieldNode, *_: object) -> None:
+            if isinstance(node.value, VariableNode):
+                names.setdefault(node.value.name.value, node.name.value)
+
+    visit(document, Finder())
+    return names
+
+
+def _nul_in_variables(document: DocumentNode, variables: dict[str, object]) -> str | None:
+    names = _argument_names(document)
+    for variable, value in variables.items():
+        found = _nul_in_value(value, names.get(variable, variable))
+        if found:
+            return found
+    return None
+
+
+def _nul_in_literals(document: DocumentNode) -> str | None:
+    found: str | None = None
+
+    class Finder(Visitor):
+        def enter_string_value(
+            self, node: StringValueNode, key: object, parent: object, path: object, ancestors: list
+        ) -> object:
+            nonlocal found
+            if "\x00" not in node.value:
+                return None
+            found = "input"
+            for ancestor in reversed([*ancestors, parent]):
+                if isinstance(ancestor, ArgumentNode | ObjectFieldNode):
+                    found = ancestor.name.value
+                    break
+            return BREAK
+
+    visit(document, Finder())
+    return found

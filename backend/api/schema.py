@@ -6,6 +6,8 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -15,7 +17,8 @@ from strawberry.extensions import (
 from strawberry.types import Info
 
 from backend.api.context import Context, require_client, require_token
-from backend.api.extensions import ErrorCodes
+from backend.api.extensions import ErrorCodes, RejectNul
+from backend.api.limits import OneAuthMutation, QueryCost, subscription_slot
 from backend.api.types import (
     ApiTokenType,
     ApplicationStatusEvent,
@@ -78,7 +81,7 @@ class Query:
 class Mutation:
     @strawberry.mutation(description="Create an account and log in.")
     async def signup(self, info: Info, email: str, username: str, password: str) -> AuthPayload:
-        client = await accounts.signup(email, username, password)
+        client = await accounts.signup(email, username, password, info.context.remote_addr)
         issued = await accounts.start_session(client)
         return AuthPayload(
             token=issued.token, expires_at=issued.record.expires_at, client=ClientType.of(client)
@@ -218,33 +221,49 @@ class Mutation:
     async def add_domain(self, info: Info, project: str, hostname: str) -> ProjectType:
         domain = await config.add_domain(require_client(info), project, hostname)
         changed = await domain.project
-        await get_deployer().release_config(changed, f"domains: add {domain.hostname}")
+        if domain.verified_at is not None:  # unverified: nothing is routed until verifyDomain
+            await get_deployer().release_config(changed, f"domains: add {domain.hostname}")
+        return ProjectType.of(changed)
+
+    @strawberry.mutation(
+        description="Check the domain's TXT record (see Domain.verification); once found, the "
+        "domain is verified and routed."
+    )
+    async def verify_domain(self, info: Info, project: str, hostname: str) -> ProjectType:
+        domain = await config.verify_domain(require_client(info), project, hostname)
+        changed = await domain.project
+        await get_deployer().release_config(changed, f"domains: verified {domain.hostname}")
         return ProjectType.of(changed)
 
     @strawberry.mutation
     async def remove_domain(self, info: Info, project: str, hostname: str) -> ProjectType:
         domain = await config.remove_domain(require_client(info), project, hostname)
         changed = await domain.project
-        await get_deployer().release_config(changed, f"domains: remove {domain.hostname}")
+        if domain.verified_at is not None:  # an unverified one was never routed
+            await get_deployer().release_config(changed, f"domains: remove {domain.hostname}")
         return ProjectType.of(changed)
 
 
 @strawberry.type
 class Subscription:
+    # Each holds a subscription slot while it runs: capped per connection and per Client.
+
     @strawberry.subscription(
         description="Changes to a project: env vars, domains, releases and their status. "
         "The first event is SUBSCRIBED."
     )
     async def project_events(self, info: Info, project: str) -> AsyncGenerator[ProjectEvent, None]:
-        owned = await projects.get_owned(require_client(info), project)
-        async with get_bus().subscribe(project_topic(owned.id)) as events:
-            yield ProjectEvent.of(
-                Event(topic="", kind=EventKind.SUBSCRIBED, payload={"project": owned.name})
-            )
-            async for event in events:
-                yield ProjectEvent.of(event)
-                if event.kind == EventKind.PROJECT_DELETED:
-                    return
+        client = require_client(info)
+        owned = await projects.get_owned(client, project)
+        with subscription_slot(info, client.id):
+            async with get_bus().subscribe(project_topic(owned.id)) as events:
+                yield ProjectEvent.of(
+                    Event(topic="", kind=EventKind.SUBSCRIBED, payload={"project": owned.name})
+                )
+                async for event in events:
+                    yield ProjectEvent.of(event)
+                    if event.kind == EventKind.PROJECT_DELETED:
+                        return
 
     @strawberry.subscription(
         description="Status changes of a project's releases; first the latest release's status."
@@ -252,31 +271,33 @@ class Subscription:
     async def application_status(
         self, info: Info, project: str
     ) -> AsyncGenerator[ApplicationStatusEvent, None]:
-        owned = await projects.get_owned(require_client(info), project)
+        client = require_client(info)
+        owned = await projects.get_owned(client, project)
         kinds = (EventKind.APPLICATION_CREATED, EventKind.APPLICATION_STATUS)
-        async with get_bus().subscribe(project_topic(owned.id)) as events:
-            latest = await projects.list_applications(owned, first=1, offset=0, max_page=1)
-            if latest:
-                app = latest[0]
-                yield ApplicationStatusEvent(
-                    project=owned.name,
-                    number=app.number,
-                    status=app.status,
-                    message=app.failure_reason,
-                    at=app.finished_at or app.created_at,
-                )
-            async for event in events:
-                if event.kind == EventKind.PROJECT_DELETED:
-                    return
-                if event.kind in kinds:
-                    p = event.payload
+        with subscription_slot(info, client.id):
+            async with get_bus().subscribe(project_topic(owned.id)) as events:
+                latest = await projects.list_applications(owned, first=1, offset=0, max_page=1)
+                if latest:
+                    app = latest[0]
                     yield ApplicationStatusEvent(
                         project=owned.name,
-                        number=p["number"],
-                        status=ApplicationStatus(p["status"]),
-                        message=p.get("message"),
-                        at=event.at,
+                        number=app.number,
+                        status=app.status,
+                        message=app.failure_reason,
+                        at=app.finished_at or app.created_at,
                     )
+                async for event in events:
+                    if event.kind == EventKind.PROJECT_DELETED:
+                        return
+                    if event.kind in kinds:
+                        p = event.payload
+                        yield ApplicationStatusEvent(
+                            project=owned.name,
+                            number=p["number"],
+                            status=ApplicationStatus(p["status"]),
+                            message=p.get("message"),
+                            at=event.at,
+                        )
 
     @strawberry.subscription(
         description="A release's build and deploy log: every line so far, then live lines "
@@ -285,9 +306,11 @@ class Subscription:
     async def build_logs(
         self, info: Info, project: str, number: int
     ) -> AsyncGenerator[LogLine, None]:
-        app = await projects.get_application(require_client(info), project, number)
-        async for seq, line in follow_build_log(app):
-            yield LogLine(seq=seq, line=line)
+        client = require_client(info)
+        app = await projects.get_application(client, project, number)
+        with subscription_slot(info, client.id):
+            async for seq, line in follow_build_log(app):
+                yield LogLine(seq=seq, line=line)
 
     @strawberry.subscription(
         description="Live output of every container of the project, labelled by process and "
@@ -296,16 +319,18 @@ class Subscription:
     async def runtime_logs(
         self, info: Info, project: str, tail: int = 100
     ) -> AsyncGenerator[RuntimeLogLine, None]:
-        owned = await projects.get_owned(require_client(info), project)
+        client = require_client(info)
+        owned = await projects.get_owned(client, project)
         if not 0 <= tail <= 10_000:
             raise ValidationFailed("tail must be between 0 and 10000", field="tail")
-        async for line in get_deployer().client.runtime_logs(owned.name, tail, follow=True):
-            yield RuntimeLogLine(
-                process_type=line.process,
-                replica=line.replica,
-                application=line.application,
-                line=line.line,
-            )
+        with subscription_slot(info, client.id):
+            async for line in get_deployer().client.runtime_logs(owned.name, tail, follow=True):
+                yield RuntimeLogLine(
+                    process_type=line.process,
+                    replica=line.replica,
+                    application=line.application,
+                    line=line.line,
+                )
 
 
 MAX_ALIASES = 20
@@ -313,19 +338,23 @@ MAX_ALIASES = 20
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or get_settings()
+    # Factories: a fresh extension instance per request.
+    extensions: list = [
+        ErrorCodes,
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: AddValidationRules([OneAuthMutation]),
+        lambda: QueryCost(settings),
+        RejectNul,
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+    ]
+    if not settings.development:
+        # Production: the schema is published as schema.graphql, not probed through the API.
+        extensions.append(DisableIntrospection)
     return strawberry.Schema(
-        query=Query,
-        mutation=Mutation,
-        subscription=Subscription,
-        # Factories: a fresh extension instance per request.
-        extensions=[
-            ErrorCodes,
-            lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-            lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-            lambda: ParserCache(maxsize=256),
-            lambda: ValidationCache(maxsize=256),
-        ],
+        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
     )
 
 

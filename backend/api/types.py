@@ -7,7 +7,7 @@ from enum import Enum
 
 import strawberry
 
-from backend import repos, security
+from backend import dnscheck, repos, security
 from backend.db import models
 from backend.events import Event, EventKind
 from backend.ingress import certstore
@@ -117,11 +117,30 @@ class CertificateType:
     )
 
 
+@strawberry.type(name="DomainVerification")
+class DomainVerificationType:
+    record: str = strawberry.field(
+        description="The TXT record to create, e.g. _paastech-challenge.www.example.com."
+    )
+    value: str = strawberry.field(description="The value the TXT record must hold.")
+    type: str = "TXT"
+
+
 @strawberry.type(name="Domain")
 class DomainType:
     hostname: str
     url: str
     default: bool
+    verified: bool = strawberry.field(
+        default=True,
+        description="Whether control of the hostname is proven; only verified domains are "
+        "routed and get a certificate.",
+    )
+    verification: DomainVerificationType | None = strawberry.field(
+        default=None,
+        description="What proves control, while the domain is not verified: create this "
+        "record, then run the verifyDomain mutation.",
+    )
 
     @strawberry.field(
         description="Null while HTTPS is off or the ingress has not looked at the hostname yet."
@@ -182,13 +201,30 @@ class ProjectType:
             hsts=p.hsts,
         )
 
-    @strawberry.field(description="Every hostname routed to the project; the default one first.")
+    @strawberry.field(
+        description="The project's hostnames, the default one first; custom domains are routed "
+        "once verified."
+    )
     async def domains(self) -> list[DomainType]:
-        hostnames = await config.hostnames_of(self.model)
         app_url = get_settings().app_url
-        return [
-            DomainType(hostname=h, url=app_url(h), default=i == 0) for i, h in enumerate(hostnames)
-        ]
+        own = config.default_hostname(self.model)
+        found = [DomainType(hostname=own, url=app_url(own), default=True)]
+        for d in await config.domains_of(self.model):
+            pending = d.verified_at is None
+            found.append(
+                DomainType(
+                    hostname=d.hostname,
+                    url=app_url(d.hostname),
+                    default=False,
+                    verified=not pending,
+                    verification=DomainVerificationType(
+                        record=dnscheck.challenge_name(d.hostname), value=d.verification_token
+                    )
+                    if pending
+                    else None,
+                )
+            )
+        return found
 
     @strawberry.field
     async def env_vars(self) -> list[EnvVarType]:

@@ -163,6 +163,10 @@ class Domain(Model):
     )
     hostname = fields.CharField(max_length=253, unique=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # Proof of control (issue 12): a TXT record _paastech-challenge.<hostname> = this token.
+    # Only verified domains are routed or get a certificate.
+    verification_token = fields.CharField(max_length=64, default="")
+    verified_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "domain"

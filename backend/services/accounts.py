@@ -11,6 +11,7 @@ from tortoise.transactions import in_transaction
 from backend import security, validation
 from backend.db.models import ApiToken, Client
 from backend.errors import Conflict, NotFound, RateLimited, Unauthenticated, ValidationFailed
+from backend.events import EventKind, get_bus, token_topic
 from backend.ratelimit import FailureLimiter
 from backend.settings import get_settings
 
@@ -19,6 +20,7 @@ API = "api"
 API_TOKEN_MAX_DAYS = 3650
 
 _login_failures: FailureLimiter | None = None
+_signups: FailureLimiter | None = None
 
 
 def login_limiter() -> FailureLimiter:
@@ -28,13 +30,45 @@ def login_limiter() -> FailureLimiter:
     return _login_failures
 
 
+def signup_limiter() -> FailureLimiter:
+    global _signups
+    if _signups is None:
+        _signups = FailureLimiter(get_settings().signup_window_seconds)
+    return _signups
+
+
+async def _hash(password: str) -> str:
+    try:
+        return await security.hash_password_async(password)
+    except security.HashingBusy:
+        raise RateLimited("the server is busy; try again in a moment", retry_after=1) from None
+
+
+async def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return await security.verify_password_async(password_hash, password)
+    except security.HashingBusy:
+        raise RateLimited("the server is busy; try again in a moment", retry_after=1) from None
+
+
 @dataclass(frozen=True)
 class IssuedToken:
     token: str  # shown once; only its digest is stored
     record: ApiToken
 
 
-async def signup(email: str, username: str, password: str) -> Client:
+async def signup(email: str, username: str, password: str, remote_addr: str) -> Client:
+    """A new account. Every attempt counts against the caller's address (one per alias of a
+    request too), so neither accounts nor "username taken" answers can be had in bulk."""
+    settings = get_settings()
+    limiter = signup_limiter()
+    key = f"signup:{remote_addr}"
+    wait = limiter.retry_after(key, settings.signup_max_per_address)
+    if wait:
+        raise RateLimited(
+            f"too many sign-ups from your address; try again in {wait} s", retry_after=wait
+        )
+    limiter.fail(key)
     email = validation.email(email)
     username = validation.username(username)
     validation.password(password, user=username, mail=email)
@@ -44,7 +78,7 @@ async def signup(email: str, username: str, password: str) -> Client:
         raise Conflict("this username is taken", field="username")
     try:
         return await Client.create(
-            email=email, username=username, password_hash=security.hash_password(password)
+            email=email, username=username, password_hash=await _hash(password)
         )
     except IntegrityError as exc:  # lost a race with an identical sign-up
         raise Conflict("an account with this email or username already exists") from exc
@@ -57,25 +91,30 @@ async def login(identifier: str, password: str, remote_addr: str) -> IssuedToken
     ident = identifier.strip().lower()[:254]
     field = "email" if "@" in ident else "username"
     client = await Client.get_or_none(**{field: ident})
-    # One counter per account whichever name was typed; per typed name for unknown accounts.
-    account_key = f"account:{client.id}" if client else f"unknown:{ident}"
+    # One counter per (account, address) whichever name was typed (per typed name for unknown
+    # accounts): a guesser elsewhere slows down only their own attempts, never the owner's.
+    account = f"account:{client.id}" if client else f"unknown:{ident}"
+    pair_key = f"{account}@{remote_addr}"
     address_key = f"address:{remote_addr}"
     wait = max(
-        limiter.retry_after(account_key, settings.login_max_failures_per_account),
+        limiter.delay(
+            pair_key,
+            settings.login_max_failures_per_account,
+            settings.login_delay_base_seconds,
+            settings.login_delay_max_seconds,
+        ),
         limiter.retry_after(address_key, settings.login_max_failures_per_address),
     )
     if wait:
         raise RateLimited(f"too many failed logins; try again in {wait} s", retry_after=wait)
 
     # Always verify a hash, so the response time does not say whether the account exists.
-    ok = security.verify_password(
-        client.password_hash if client else security.dummy_hash(), password
-    )
+    ok = await _verify(client.password_hash if client else security.dummy_hash(), password)
     if client is None or not ok:
-        limiter.fail(account_key)
+        limiter.fail(pair_key)
         limiter.fail(address_key)
         raise Unauthenticated("wrong username/email or password")
-    limiter.reset(account_key)
+    limiter.reset(pair_key)
     return await start_session(client)
 
 
@@ -117,8 +156,14 @@ async def authenticate(token: str | None) -> tuple[Client, ApiToken] | None:
     return record.client, record
 
 
+async def _revoked(token_id: int) -> None:
+    """Tell the websockets opened with this token to close (backend/api/app.py watches)."""
+    await get_bus().publish(token_topic(token_id), EventKind.TOKEN_REVOKED, {"id": token_id})
+
+
 async def logout(token: ApiToken) -> None:
     await token.delete()
+    await _revoked(token.id)
 
 
 async def create_api_token(client: Client, name: str, expires_in_days: int | None) -> IssuedToken:
@@ -145,4 +190,5 @@ async def revoke_token(client: Client, token_id: int) -> ApiToken:
         if record is None:
             raise NotFound("token not found", field="id")
         await record.delete()
+    await _revoked(record.id)
     return record

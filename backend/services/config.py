@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
+from datetime import UTC, datetime
+
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from backend import security, validation
+from backend import dnscheck, security, validation
 from backend.db.models import Client, Domain, EnvVar, Project
-from backend.errors import Conflict, NotFound, ValidationFailed
+from backend.errors import Conflict, NotFound, NotVerified, ValidationFailed
 from backend.events import EventKind, get_bus, project_topic
 from backend.services.projects import get_owned
 from backend.settings import get_settings
@@ -54,7 +57,11 @@ async def unset_env_vars(client: Client, project_name: str, keys: list[str]) -> 
     project = await get_owned(client, project_name)
     if not keys:
         raise ValidationFailed("give at least one variable name", field="keys")
-    present = set(await EnvVar.filter(project=project, key__in=keys).values_list("key", flat=True))
+    # Only names that fit the column are looked up (a longer one is simply not set).
+    lookup = [k for k in keys if len(k) <= 128]
+    present = set(
+        await EnvVar.filter(project=project, key__in=lookup).values_list("key", flat=True)
+    )
     missing = sorted(set(keys) - present)
     if missing:
         raise NotFound(f"not set: {', '.join(k[:128] for k in missing)}", field="keys")
@@ -72,10 +79,24 @@ def default_hostname(project: Project) -> str:
 
 
 async def hostnames_of(project: Project) -> list[str]:
+    """The hostnames routed to the project (and given certificates): its own, and the custom
+    domains whose control was proven. An unverified domain is never routed."""
     custom = (
-        await Domain.filter(project=project).order_by("hostname").values_list("hostname", flat=True)
+        await Domain.filter(project=project, verified_at__not_isnull=True)
+        .order_by("hostname")
+        .values_list("hostname", flat=True)
     )
     return [default_hostname(project), *custom]
+
+
+async def domains_of(project: Project) -> list[Domain]:
+    """Every custom domain, verified or not (what the owner sees)."""
+    return await Domain.filter(project=project).order_by("hostname")
+
+
+def _is_own(hostname: str, project: Project) -> bool:
+    """Names under the project's own hostname need no proof: the platform owns that zone."""
+    return hostname.endswith("." + default_hostname(project))
 
 
 async def add_domain(client: Client, project_name: str, hostname: str) -> Domain:
@@ -92,8 +113,16 @@ async def add_domain(client: Client, project_name: str, hostname: str) -> Domain
         )
     if await Domain.filter(hostname=hostname).exists():
         raise Conflict(f"{hostname} is already in use", field="hostname")
+    cap = get_settings().max_domains_per_project
+    if await Domain.filter(project=project).count() >= cap:
+        raise ValidationFailed(f"a project has at most {cap} custom domains", field="hostname")
     try:
-        domain = await Domain.create(project=project, hostname=hostname)
+        domain = await Domain.create(
+            project=project,
+            hostname=hostname,
+            verification_token=secrets.token_urlsafe(24),
+            verified_at=datetime.now(UTC) if _is_own(hostname, project) else None,
+        )
     except IntegrityError as exc:
         raise Conflict(f"{hostname} is already in use", field="hostname") from exc
     await get_bus().publish(
@@ -104,11 +133,43 @@ async def add_domain(client: Client, project_name: str, hostname: str) -> Domain
     return domain
 
 
+async def _find_domain(project: Project, hostname: str) -> Domain | None:
+    name = hostname.strip().lower().rstrip(".")
+    if not name or len(name) > 253:  # longer than any stored hostname (and the column)
+        return None
+    return await Domain.get_or_none(project=project, hostname=name)
+
+
+async def verify_domain(client: Client, project_name: str, hostname: str) -> Domain:
+    """Look for the domain's TXT record; once found the domain is verified (and routed)."""
+    project = await get_owned(client, project_name)
+    domain = await _find_domain(project, hostname)
+    if domain is None:
+        raise NotFound(f"domain {hostname[:253]!r} not found on {project.name}", field="hostname")
+    if domain.verified_at is not None:
+        return domain
+    name = dnscheck.challenge_name(domain.hostname)
+    values = await dnscheck.txt_values(name)
+    if domain.verification_token not in values:
+        found = "no TXT record there" if not values else "a TXT record with another value"
+        raise NotVerified(
+            f"{domain.hostname} is not verified: found {found}; create the TXT record "
+            f"{name} with the value {domain.verification_token}, then verify again",
+            field="hostname",
+        )
+    domain.verified_at = datetime.now(UTC)
+    await domain.save(update_fields=["verified_at"])
+    await get_bus().publish(
+        project_topic(project.id),
+        EventKind.DOMAINS_CHANGED,
+        {"project": project.name, "message": f"verified {domain.hostname}"},
+    )
+    return domain
+
+
 async def remove_domain(client: Client, project_name: str, hostname: str) -> Domain:
     project = await get_owned(client, project_name)
-    domain = await Domain.get_or_none(
-        project=project, hostname=hostname.strip().lower().rstrip(".")
-    )
+    domain = await _find_domain(project, hostname)
     if domain is None:
         raise NotFound(f"domain {hostname[:253]!r} not found on {project.name}", field="hostname")
     await domain.delete()

@@ -18,7 +18,10 @@ def _not_found(name: str) -> NotFound:
 
 
 async def get_owned(client: Client, name: str) -> Project:
-    project = await Project.get_or_none(name=name, owner=client) if isinstance(name, str) else None
+    # A name no project can have is not looked up: the ORM refuses values longer than the
+    # column with an exception (INTERNAL, found by the fuzzer), the answer is simply NOT_FOUND.
+    valid = isinstance(name, str) and validation.PROJECT_NAME_RE.fullmatch(name) is not None
+    project = await Project.get_or_none(name=name, owner=client) if valid else None
     if project is None:
         raise _not_found(str(name)[:60])
     return project

@@ -123,7 +123,7 @@ def env_unset(
 
 @app.command("domains", rich_help_panel=PANEL)
 def domains(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
-    """List the hostnames routed to the project; the default one first."""
+    """List the project's hostnames, the default one first; custom ones route once verified."""
     name = resolve_project(project)
     rows = [
         {
@@ -131,6 +131,8 @@ def domains(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
             "url": d["url"],
             "default": d["default"],
             "certificate": d["certificate"],
+            "verified": d["verified"],
+            "verification": d["verification"],
         }
         for d in run(authed().execute("Domains", project=name))["project"]["domains"]
     ]
@@ -138,12 +140,26 @@ def domains(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
         output.print_json(rows)
         return
     output.table(
-        ["hostname", "url", "default", "certificate"],
+        ["hostname", "url", "default", "status", "certificate"],
         [
-            [r["hostname"], r["url"], "yes" if r["default"] else "", _certificate(r["certificate"])]
+            [
+                r["hostname"],
+                r["url"],
+                "yes" if r["default"] else "",
+                _status(r),
+                _certificate(r["certificate"]),
+            ]
             for r in rows
         ],
     )
+
+
+def _status(domain: dict) -> str:
+    """'verified', or the TXT record that proves control (issue 12)."""
+    proof = domain.get("verification")
+    if domain["verified"] or not proof:
+        return "verified"
+    return f"unverified: create TXT {proof['record']} = {proof['value']}"
 
 
 def _certificate(cert: dict | None) -> str:
@@ -166,8 +182,13 @@ def _domain_change(mutation: str, hostname: str, project: str | None, no_wait: b
     async def go() -> None:
         before, _ = await follow.latest_number(api, name)
         changed = next(iter((await api.execute(mutation, project=name, hostname=host)).values()))
-        verb = "Added" if mutation == "AddDomain" else "Removed"
+        verb = {"AddDomain": "Added", "VerifyDomain": "Verified"}.get(mutation, "Removed")
         output.say(f"{verb} {host} ({name})")
+        domain = next((d for d in changed["domains"] if d["hostname"] == host), None)
+        if domain is not None and not domain["verified"]:
+            # Nothing is routed yet: say what proves control, and stop here.
+            output.say(f"{_status(domain)}, then run `paastech domains:verify {host}`")
+            return
         await follow.after_config_change(api, name, before, changed, no_wait)
 
     run(go())
@@ -181,6 +202,16 @@ def domains_add(
 ) -> None:
     """Route a custom hostname to the project (point its DNS at the platform)."""
     _domain_change("AddDomain", hostname, project, no_wait)
+
+
+@app.command("domains:verify", rich_help_panel=PANEL)
+def domains_verify(
+    hostname: Annotated[str, typer.Argument(help="A custom hostname from `domains`.")],
+    project: ProjectOpt = None,
+    no_wait: NoWaitOpt = False,
+) -> None:
+    """Check a custom hostname's TXT record; once found it is routed to the project."""
+    _domain_change("VerifyDomain", hostname, project, no_wait)
 
 
 @app.command("domains:remove", rich_help_panel=PANEL)

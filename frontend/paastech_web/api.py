@@ -51,9 +51,22 @@ class ApiError(Exception):
 UNREACHABLE = "The PaaSTech API is not reachable right now. Try again in a moment."
 
 
-async def call(query: str, token: str = "", **variables: Any) -> dict[str, Any]:
+def visitor_headers(address: str) -> dict[str, str]:
+    """The visitor's address for the API's login and sign-up limits, vouched for by the key the
+    platform derives for the web app (PAASTECH_WEB_FORWARD_KEY, set by scripts/web.sh). Without
+    the key the API counts every web visitor as this process's address."""
+    key = os.environ.get("PAASTECH_WEB_FORWARD_KEY", "").strip()
+    if not key or not address:
+        return {}
+    return {"X-PaaSTech-Client-Address": address, "X-PaaSTech-Forward-Key": key}
+
+
+async def call(
+    query: str, token: str = "", *, client_address: str = "", **variables: Any
+) -> dict[str, Any]:
     """Run one query or mutation over HTTP; raises ApiError."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers.update(visitor_headers(client_address))
     transport = HTTPXAsyncTransport(url=api_url(), headers=headers, timeout=30)
     client = Client(transport=transport, fetch_schema_from_transport=False)
     try:

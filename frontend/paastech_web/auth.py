@@ -43,7 +43,13 @@ class AuthForm(Session):
         self.busy = True
         yield
         try:
-            data = await api.call(SIGNUP, email=email, username=username, password=password)
+            data = await api.call(
+                SIGNUP,
+                client_address=self.router.session.client_ip,
+                email=email,
+                username=username,
+                password=password,
+            )
         except api.ApiError as exc:
             self.errors = field_errors(exc, {"email", "username", "password"})
             if exc.code == "CONFLICT" and "form" in self.errors:
@@ -70,7 +76,9 @@ class AuthForm(Session):
         self.busy = True
         yield
         try:
-            data = await api.call(LOGIN, login=login, password=password)
+            data = await api.call(
+                LOGIN, client_address=self.router.session.client_ip, login=login, password=password
+            )
         except api.ApiError as exc:
             self.errors = field_errors(exc, {"login", "password"})
             self.busy = False

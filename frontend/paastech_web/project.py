@@ -21,7 +21,7 @@ from .session import Session, connected, field_errors
 
 PROJECT = """query($p: String!) { project(name: $p) { name url gitUrl
   settings { replicas { processType replicas } memoryMb cpu }
-  domains { hostname url default certificate { status notAfter lastError } }
+  domains { hostname url default verified verification { record value } certificate { status notAfter lastError } }
   envVars { key value }
   applications(first: 30) { number status cause commitSha createdAt failureReason image }
   liveApplication { number status } } }"""
@@ -67,6 +67,10 @@ class DomainRow:
     hostname: str = ""
     url: str = ""
     default: bool = False
+    verified: bool = True
+    # While unverified: the TXT record that proves control, and its value.
+    record: str = ""
+    value: str = ""
     certificate: str = ""  # HTTPS certificate status and reason (issue 21); "" while HTTPS is off
 
 
@@ -192,7 +196,15 @@ class ProjectPage(Session):
             for k, v in self._env_values.items()
         ]
         self.domains = [
-            DomainRow(d["hostname"], d["url"], d["default"], certificate_text(d["certificate"]))
+            DomainRow(
+                hostname=d["hostname"],
+                url=d["url"],
+                default=d["default"],
+                verified=d["verified"],
+                record=(d["verification"] or {}).get("record", ""),
+                value=(d["verification"] or {}).get("value", ""),
+                certificate=certificate_text(d["certificate"]),
+            )
             for d in p["domains"]
         ]
         s = p["settings"]
@@ -446,10 +458,19 @@ class ProjectPage(Session):
         except api.ApiError as exc:
             self.domain_errors = field_errors(exc, {"hostname"}, default="hostname")
             return
-        self.notice = f"{hostname} is routed to {self.name}."
+        self.notice = f"{hostname} is added: verify it to route it to {self.name}."
         yield rx.set_value("field-hostname", "")
         with contextlib.suppress(api.ApiError):
             await self._refresh()
+
+    @rx.event
+    async def verify_domain(self, hostname: str):
+        await self._act(
+            f"{hostname} is verified and routed to {self.name}.",
+            "mutation($p: String!, $h: String!) {"
+            " verifyDomain(project: $p, hostname: $h) { name } }",
+            h=hostname,
+        )
 
     @rx.event
     async def remove_domain(self, hostname: str):
@@ -774,6 +795,29 @@ def domains_section() -> rx.Component:
                 rx.link(d.hostname, href=d.url, is_external=True),
                 rx.cond(d.default, rx.badge("default")),
                 rx.cond(d.certificate != "", rx.text(d.certificate, size="1", color_scheme="gray")),
+                rx.cond(
+                    ~d.verified,
+                    rx.flex(
+                        rx.badge("unverified", color_scheme="orange"),
+                        rx.text(
+                            "Create the TXT record ",
+                            rx.code(d.record),
+                            " with the value ",
+                            rx.code(d.value),
+                            ", then verify.",
+                            size="1",
+                        ),
+                        rx.button(
+                            "Verify",
+                            size="1",
+                            variant="soft",
+                            on_click=ProjectPage.verify_domain(d.hostname),
+                        ),
+                        spacing="2",
+                        align="center",
+                        wrap="wrap",
+                    ),
+                ),
                 rx.spacer(),
                 rx.cond(
                     ~d.default,

@@ -383,10 +383,13 @@ def test_domains_add_list_remove(user: Cli, other: Cli) -> None:
         (f"{project}.localhost", True),
         (host, False),
     ]
-    assert set(rows[0]) == {"hostname", "url", "default", "certificate"}
+    assert set(rows[0]) == {"hostname", "url", "default", "verified", "verification", "certificate"}
     assert rows[0]["certificate"] is None  # HTTPS is off for localhost
+    assert rows[1]["verified"] is False
+    record = rows[1]["verification"]["record"]
+    assert record == f"_paastech-challenge.{host}"
     table = user.ok("domains", "-p", project).out
-    assert host in table and rows[1]["url"] in table
+    assert host in table and rows[1]["url"] in table and f"unverified: create TXT {record}" in table
     assert "not a valid hostname" in user.fails(1, "domains:add", "-p", project, "bad").err
     # One hostname, one project: someone else cannot take it.
     theirs = name()

@@ -400,32 +400,6 @@ async def test_non_deploy_branch_stored_without_deploy(alice: User, gitd: Gitd) 
     assert alice.ls_remote(project) == {}
 
 
-async def test_connection_limit(alice: User, gitd: Gitd) -> None:
-    """Beyond 64 connections gitd closes new ones at once; then it serves again."""
-    held: list[socket.socket] = []
-    try:
-        for _ in range(64):
-            s = socket.create_connection(("127.0.0.1", gitd.port))
-            s.recv(100)  # the server's version line: this connection is counted
-            held.append(s)
-        extra = socket.create_connection(("127.0.0.1", gitd.port), timeout=10)
-        with extra:
-            data = b""
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                chunk = extra.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            else:
-                raise AssertionError("the 65th connection stayed open")
-    finally:
-        for s in held:
-            s.close()
-    await asyncio.sleep(0.5)
-    assert alice.ssh().returncode == 0
-
-
 async def test_login_timeout(gitd: Gitd) -> None:
     """A connection that never authenticates is closed after the login timeout (20 s)."""
     started = time.monotonic()

@@ -24,6 +24,7 @@ import pytest
 
 from tests.conftest import PASSWORD
 from tests.integration.test_deployments import User
+from tests.support.dns import TxtRecords, dns_server
 from tests.support.gqlclient import SIGNUP, Api
 from tests.support.platform import (
     Platform,
@@ -39,13 +40,24 @@ from tests.support.platform import (
 pytestmark = pytest.mark.docker
 
 MB = 1024 * 1024
+DOMAINS = "query($p: String!) { project(name: $p) { domains { hostname verification { value } } } }"
 LIVE = "query($p: String!) { project(name: $p) { liveApplication { number status } domains { hostname default } } }"
 
 
 @pytest.fixture(scope="module")
-def plat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+def dns() -> Iterator[tuple[str, TxtRecords]]:
+    with dns_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def plat(
+    tmp_path_factory: pytest.TempPathFactory, dns: tuple[str, TxtRecords]
+) -> Iterator[Platform]:
     with platform(
-        tmp_path_factory.mktemp("ingress-platform"), health_check_timeout_seconds=20
+        tmp_path_factory.mktemp("ingress-platform"),
+        health_check_timeout_seconds=20,
+        dns_resolver=dns[0],
     ) as p:
         try:
             yield p
@@ -136,7 +148,7 @@ async def test_unknown_host_is_404(plat: Platform, python_app: str):
 
 
 async def test_custom_domain_answers_after_add_and_stops_after_remove(
-    plat: Platform, user: User, python_app: str
+    plat: Platform, user: User, python_app: str, dns: tuple[str, TxtRecords]
 ):
     default, custom = f"{python_app}.localhost", f"www.{python_app}-shop.example.test"
     assert (await get(plat, custom)).status_code == 404
@@ -144,6 +156,17 @@ async def test_custom_domain_answers_after_add_and_stops_after_remove(
 
     await user.api(
         "mutation($p: String!, $h: String!) { addDomain(project: $p, hostname: $h) { name } }",
+        p=python_app,
+        h=custom,
+    )
+    # Not routed until its control is proven (issue 12): the TXT record, then verifyDomain.
+    assert (await get(plat, custom)).status_code == 404
+    assert await live_number(user, python_app) == before
+    record = f"_paastech-challenge.{custom}"
+    found = (await user.api(DOMAINS, p=python_app))["project"]["domains"]
+    dns[1].set(record, next(d["verification"]["value"] for d in found if d["hostname"] == custom))
+    await user.api(
+        "mutation($p: String!, $h: String!) { verifyDomain(project: $p, hostname: $h) { name } }",
         p=python_app,
         h=custom,
     )

@@ -118,6 +118,11 @@ CASES: dict[str, Case] = {
         lambda o: {"p": o.project},
         "NOT_FOUND",
     ),
+    "verifyDomain": Case(
+        "mutation($p: String!, $h: String!) { verifyDomain(project: $p, hostname: $h) { name } }",
+        lambda o: {"p": o.project, "h": o.hostname},
+        "NOT_FOUND",
+    ),
     "removeDomain": Case(
         "mutation($p: String!, $h: String!) { removeDomain(project: $p, hostname: $h) { name } }",
         lambda o: {"p": o.project, "h": o.hostname},

@@ -255,7 +255,7 @@ def cleanup_project(project: str) -> None:
 
 
 @contextmanager
-def gitd_process(plat: Platform, port: int) -> Iterator[Path]:
+def gitd_process(plat: Platform, port: int, **settings: object) -> Iterator[Path]:
     """`python -m backend gitd` against the platform's API; yields its log file.
 
     The port is chosen by the caller before the platform starts, because the API's gitUrl
@@ -265,6 +265,7 @@ def gitd_process(plat: Platform, port: int) -> Iterator[Path]:
         api_grpc_port=plat.api_grpc_port,
         pomegranate_port=plat.pomegranate.port,
         gitd_port=port,
+        **settings,
     )
     log_path = plat.data_dir / "gitd.log"
     with log_path.open("ab") as log:

@@ -5,7 +5,7 @@ from tortoise.migrations import operations as ops
 class Migration(migrations.Migration):
     """Issue 21: a project can ask for Strict-Transport-Security on its HTTPS answers."""
 
-    dependencies = [('models', '0003_image_digest')]
+    dependencies = [('models', '0005_domain_verification')]
 
     initial = False
 
