@@ -21,7 +21,8 @@ from .session import Session, connected, field_errors
 
 PROJECT = """query($p: String!) { project(name: $p) { name url gitUrl
   settings { replicas { processType replicas } memoryMb cpu }
-  domains { hostname url default verified verification { record value } certificate { status notAfter lastError } }
+  domains { hostname url default verified verification { record value }
+    certificate { status notAfter lastError } }
   envVars { key value }
   applications(first: 30) { number status cause commitSha createdAt failureReason image }
   liveApplication { number status } } }"""
