@@ -110,7 +110,8 @@ async def _until_certificates(session, project: str, hosts: dict[str, str]) -> N
 @register(NAME, "requests/s and TLS handshakes through the embedded ingress, HTTPS vs HTTP")
 async def ingress_tls(opts: Options) -> list[Row]:
     from bench.deploy_latency import Session
-    from tests.support.pebble import dns_server, pebble
+    from tests.support.dns import dns_server
+    from tests.support.pebble import pebble
     from tests.support.platform import fixture, platform, push, tar_dir
     from tests.support.servers import free_port
 

@@ -12,7 +12,7 @@ import pytest
 from backend.services import config
 from tests.conftest import PASSWORD, unique
 from tests.support.databases import BACKENDS, database
-from tests.support.dns import TxtRecords, dns_server
+from tests.support.dns import DnsZone, dns_server
 from tests.support.gqlclient import SIGNUP, Api
 from tests.support.servers import api_server
 
@@ -23,7 +23,7 @@ VERIFY = "mutation($p: String!, $h: String!) { verifyDomain(project: $p, hostnam
 
 
 class Setup:
-    def __init__(self, url: str, records: TxtRecords) -> None:
+    def __init__(self, url: str, records: DnsZone) -> None:
         self.url, self.records = url, records
 
     async def client(self) -> Api:
@@ -45,9 +45,11 @@ def setup(
 ) -> Iterator[Setup]:
     data_dir = tmp_path_factory.mktemp(f"domains-{request.param}")
     with (
-        dns_server() as (resolver, records),
+        dns_server() as records,
         database(request.param, data_dir) as db_url,
-        api_server(data_dir, db_url, dns_resolver=resolver, max_domains_per_project=3) as url,
+        api_server(
+            data_dir, db_url, dns_resolver=records.address, max_domains_per_project=3
+        ) as url,
     ):
         yield Setup(url, records)
 

@@ -34,7 +34,8 @@ from backend.ingress.routes import Container, RouteTable
 from backend.ingress.server import PlainHttp, make_runner
 from backend.ingress.tls import SniContexts
 from backend.settings import Settings, get_settings
-from tests.support.pebble import DnsZone, Pebble, dns_server, pebble
+from tests.support.dns import DnsZone, dns_server
+from tests.support.pebble import Pebble, pebble
 from tests.support.servers import free_port
 
 ZONE = "pebble.test"

@@ -20,8 +20,9 @@ from tests.cli.conftest import new_cli
 from tests.conftest import PASSWORD
 from tests.integration.test_deployments import User
 from tests.integration.test_ingress_https import ZONE, https_get
+from tests.support.dns import DnsZone, dns_server
 from tests.support.gqlclient import SIGNUP, Api
-from tests.support.pebble import DnsZone, Pebble, dns_server, pebble
+from tests.support.pebble import Pebble, pebble
 from tests.support.platform import Platform, cleanup_project, fixture, platform, push, tar_dir
 from tests.support.servers import free_port
 
@@ -30,8 +31,8 @@ pytestmark = pytest.mark.docker
 ELSEWHERE = "www.elsewhere.example"  # a custom domain whose DNS points at another box
 
 DOMAINS = (
-    "query($p: String!) { project(name: $p) { url domains { hostname url "
-    "certificate { status issuer notAfter lastError } } } }"
+    "query($p: String!) { project(name: $p) { url domains { hostname url verified "
+    "verification { record value } certificate { status issuer notAfter lastError } } } }"
 )
 
 
@@ -59,6 +60,7 @@ def stack(
             acme_directory_url=acme.directory_url,
             acme_ca_bundle=acme.ca_bundle,
             acme_resolver=dns.address,
+            dns_resolver=dns.address,
             acme_public_addresses="127.0.0.1",
             acme_check_interval_seconds=0.5,
             acme_email="ops@example.com",
@@ -87,7 +89,7 @@ async def until_certificate(user: User, project: str, host: str, status: str) ->
         await asyncio.sleep(0.3)
 
 
-async def test_pushed_app_gets_a_certificate_served_over_https(stack, tmp_path):
+async def test_pushed_app_gets_a_certificate_served_over_https(stack, dns, tmp_path):
     plat, acme, https_port = stack
     name = f"u{secrets.token_hex(4)}"
     data = await Api(plat.api_url)(
@@ -121,6 +123,15 @@ async def test_pushed_app_gets_a_certificate_served_over_https(stack, tmp_path):
     # A custom domain whose DNS points elsewhere: no order, the reason in the API, HTTP serves.
     await user.api(
         "mutation($p: String!, $h: String!) { addDomain(project: $p, hostname: $h) { name } }",
+        p=project,
+        h=ELSEWHERE,
+    )
+    # Unverified (issue 12): not routed, so no certificate is ever ordered for it.
+    unverified = (await certificates(user, project))[ELSEWHERE]
+    assert unverified["verified"] is False and unverified["certificate"] is None
+    dns.set(unverified["verification"]["record"], unverified["verification"]["value"])
+    await user.api(
+        "mutation($p: String!, $h: String!) { verifyDomain(project: $p, hostname: $h) { name } }",
         p=project,
         h=ELSEWHERE,
     )

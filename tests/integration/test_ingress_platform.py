@@ -24,7 +24,7 @@ import pytest
 
 from tests.conftest import PASSWORD
 from tests.integration.test_deployments import User
-from tests.support.dns import TxtRecords, dns_server
+from tests.support.dns import DnsZone, dns_server
 from tests.support.gqlclient import SIGNUP, Api
 from tests.support.platform import (
     Platform,
@@ -45,19 +45,17 @@ LIVE = "query($p: String!) { project(name: $p) { liveApplication { number status
 
 
 @pytest.fixture(scope="module")
-def dns() -> Iterator[tuple[str, TxtRecords]]:
+def dns() -> Iterator[DnsZone]:
     with dns_server() as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def plat(
-    tmp_path_factory: pytest.TempPathFactory, dns: tuple[str, TxtRecords]
-) -> Iterator[Platform]:
+def plat(tmp_path_factory: pytest.TempPathFactory, dns: DnsZone) -> Iterator[Platform]:
     with platform(
         tmp_path_factory.mktemp("ingress-platform"),
         health_check_timeout_seconds=20,
-        dns_resolver=dns[0],
+        dns_resolver=dns.address,
     ) as p:
         try:
             yield p
@@ -148,7 +146,7 @@ async def test_unknown_host_is_404(plat: Platform, python_app: str):
 
 
 async def test_custom_domain_answers_after_add_and_stops_after_remove(
-    plat: Platform, user: User, python_app: str, dns: tuple[str, TxtRecords]
+    plat: Platform, user: User, python_app: str, dns: DnsZone
 ):
     default, custom = f"{python_app}.localhost", f"www.{python_app}-shop.example.test"
     assert (await get(plat, custom)).status_code == 404
@@ -164,7 +162,7 @@ async def test_custom_domain_answers_after_add_and_stops_after_remove(
     assert await live_number(user, python_app) == before
     record = f"_paastech-challenge.{custom}"
     found = (await user.api(DOMAINS, p=python_app))["project"]["domains"]
-    dns[1].set(record, next(d["verification"]["value"] for d in found if d["hostname"] == custom))
+    dns.set(record, next(d["verification"]["value"] for d in found if d["hostname"] == custom))
     await user.api(
         "mutation($p: String!, $h: String!) { verifyDomain(project: $p, hostname: $h) { name } }",
         p=python_app,

@@ -17,7 +17,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from ipaddress import ip_address
 from pathlib import Path
 
@@ -26,54 +26,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from dnslib import QTYPE, RR, A, DNSRecord
-from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
+from tests.support.dns import DnsZone
 from tests.support.servers import free_port, stop_process
-
-
-@dataclass
-class DnsZone(BaseResolver):
-    zone: str
-    default: str = "127.0.0.1"
-    records: dict[str, str] = field(default_factory=dict)  # hostname -> IPv4
-    port: int = 0
-    server: DNSServer | None = None
-
-    def resolve(self, request: DNSRecord, handler: object) -> DNSRecord:
-        reply = request.reply()
-        name = str(request.q.qname).rstrip(".").lower()
-        address = self.records.get(name)
-        if address is None and (name == self.zone or name.endswith("." + self.zone)):
-            address = self.default
-        if address is not None and request.q.qtype in (QTYPE.A, QTYPE.ANY):
-            reply.add_answer(RR(request.q.qname, QTYPE.A, rdata=A(address), ttl=1))
-        return reply  # IPv4 only: no AAAA record for any name
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-
-@contextmanager
-def dns_server(zone: str, **records: str) -> Iterator[DnsZone]:
-    dns = DnsZone(zone, records=dict(records))
-    dns.port = free_udp_port()
-    quiet = DNSLogger(log="-request,-reply,-truncated")  # a line per query otherwise
-    dns.server = DNSServer(dns, port=dns.port, address="127.0.0.1", logger=quiet)
-    dns.server.start_thread()
-    try:
-        yield dns
-    finally:
-        dns.server.stop()
-
-
-def free_udp_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def self_signed_localhost(directory: Path) -> tuple[Path, Path]:
