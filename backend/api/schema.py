@@ -34,7 +34,7 @@ from backend.api.types import (
 from backend.db.models import ApplicationStatus
 from backend.errors import NotFound, ValidationFailed
 from backend.events import Event, EventKind, get_bus, project_topic
-from backend.services import accounts, config, keys, projects
+from backend.services import accounts, config, keys, projects, quotas
 from backend.services.deployments import follow_build_log, get_deployer
 from backend.settings import Settings, get_settings
 
@@ -293,7 +293,20 @@ class Subscription:
         owned = await projects.get_owned(require_client(info), project)
         if not 0 <= tail <= 10_000:
             raise ValidationFailed("tail must be between 0 and 10000", field="tail")
+        # The Client's runtime log rate quota: lines beyond it are dropped, announced once a second.
+        rate = quotas.LogRate(await quotas.limit_of(owned.owner_id, quotas.RUNTIME_LOG_RATE))
         async for line in get_deployer().client.runtime_logs(owned.name, tail, follow=True):
+            verdict = rate.admit()
+            if verdict == "drop":
+                continue
+            if verdict == "notice":
+                yield RuntimeLogLine(
+                    process_type=line.process,
+                    replica=line.replica,
+                    application=line.application,
+                    line=rate.notice(),
+                )
+                continue
             yield RuntimeLogLine(
                 process_type=line.process,
                 replica=line.replica,

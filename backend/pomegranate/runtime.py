@@ -76,6 +76,7 @@ class ContainerInfo:
     image: str = ""
     restart_count: int = 0
     labels: dict[str, str] = field(default_factory=dict)
+    networks: list[str] = field(default_factory=list)  # names of the networks it is attached to
 
 
 @dataclass(slots=True)
@@ -137,5 +138,9 @@ class Runtime(Protocol):
     async def list_images(self, project: str) -> list[str]: ...
 
     async def remove_image(self, tag: str, *, force: bool = False) -> None: ...
+
+    async def remove_project_network(self, project: str) -> None:
+        """Remove the project's own network once its containers are gone."""
+        ...
 
     async def close(self) -> None: ...

@@ -279,6 +279,7 @@ class PomegranateService(pb_grpc.PomegranateServicer):
             await asyncio.gather(*(self.runtime.remove(c.id) for c in containers))
             for tag in await self.runtime.list_images(project):
                 await self.runtime.remove_image(tag, force=True)
+            await self.runtime.remove_project_network(project)
         return pb.Empty()
 
     @_unary

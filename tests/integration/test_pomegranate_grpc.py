@@ -477,6 +477,8 @@ async def test_reconcile(
 ):
     await deploy(stub, project, "python", 1, replicas=2)
     await deploy(stub, other_project, "python", 1)  # a project about to be "deleted"
+    (doomed,) = await processes(stub, other_project)
+    assert doomed.name.endswith(f".{other_project}.1.web.1")
     listed = await processes(stub, project)
     web1, web2 = sorted(listed, key=lambda c: c.replica)
     await docker.containers.container(web2.id).delete(force=True)  # docker rm -f
@@ -491,7 +493,7 @@ async def test_reconcile(
     report = await stub.Reconcile(desired, metadata=MD)
     assert list(report.adopted) == [web1.name]
     assert list(report.started) == [web2.name]
-    assert list(report.removed) == [f"paastech-{other_project}-1-web-1"]
+    assert list(report.removed) == [doomed.name]
     assert await processes(stub, other_project) == []
 
     listed = await processes(stub, project)
