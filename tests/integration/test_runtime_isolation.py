@@ -17,10 +17,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiodocker
+import httpx
 import pytest
 
 from backend import labels as L
 from backend.pomegranate.docker_runtime import DockerRuntime, container_name, network_name
+from backend.pomegranate.reconciler import DesiredProject, reconcile
+from backend.pomegranate.release import Process, ReleasePlan
 from backend.pomegranate.runtime import ContainerInfo
 from backend.settings import Settings
 from tests.integration.test_docker_runtime import build, get, spec
@@ -248,3 +251,82 @@ async def test_many_parallel_networks_fit_the_pool(runtime: DockerRuntime):
         assert len(set(names)) == 40
     finally:
         await asyncio.gather(*(runtime.remove_project_network(p) for p in projects))
+
+
+@pytest.fixture
+async def private_runtime() -> AsyncIterator[DockerRuntime]:
+    """A runtime of an installation of its own: reconcile removes every container of its
+    instance that is not desired, so it must never run as the instance other tests share."""
+    rt = DockerRuntime(Settings(instance=f"test-mig-{uuid.uuid4().hex[:8]}"))
+    yield rt
+    await rt.close()
+
+
+async def test_reconcile_migrates_a_pre_upgrade_container_and_keeps_serving(
+    private_runtime: DockerRuntime, docker: aiodocker.Docker
+):
+    """A container started before the upgrade: old name, on a shared network, labelled as the
+    live release. Reconcile starts its replacement on the project's network and removes it only
+    once the replacement answers; the app answers all along."""
+    runtime = private_runtime
+    settings = runtime.settings
+    project = f"t-{uuid.uuid4().hex[:8]}"
+    try:
+        await _migrate_scenario(runtime, settings, project, docker)
+    finally:
+        await cleanup(runtime, project)
+
+
+async def _migrate_scenario(
+    runtime: DockerRuntime, settings: Settings, project: str, docker: aiodocker.Docker
+) -> None:
+    built, _ = await build(runtime, project, "dockerfile")
+    shared = f"{settings.instance}-legacy"  # stands for the shared `paastech` of before
+    await runtime._create_network(shared, project)
+    old_spec = spec(project, built)
+    config = runtime._container_config(old_spec, shared)
+    legacy_name = L.legacy_container_name(project, 1, "web", 1)
+    old = await docker.containers.create(config, name=legacy_name)
+    try:
+        await old.start()
+        old_info = await runtime.inspect(old.id)
+        assert old_info is not None
+        await runtime.wait_healthy(old_info, "/health", 20)
+
+        plan = ReleasePlan(
+            project=project,
+            application=1,
+            image=built.image,
+            processes=[Process("web", None, 1)],
+            port=5000,
+            hostnames=[f"{project}.{SETTINGS.base_domain}"],
+            health_path="/health",
+            health_timeout=20,
+        )
+        answered: list[bool] = []
+
+        async def keep_asking() -> None:
+            # The old container answers until its replacement is healthy and it is removed.
+            while True:
+                try:
+                    answered.append((await get(old_info)).status_code == 200)
+                except httpx.HTTPError:
+                    return
+                await asyncio.sleep(0.05)
+
+        poller = asyncio.create_task(keep_asking())
+        result = await reconcile(runtime, [DesiredProject(project, plan)], settings)
+        await asyncio.wait_for(poller, 15)
+        new_name = container_name(project, 1, "web", 1, instance=settings.instance)
+        assert (result.started, result.removed) == ([new_name], [legacy_name])
+        assert answered and all(answered)
+        (new,) = await runtime.list_containers(project)
+        assert new.name == new_name
+        assert new.networks == [network_name(project, instance=settings.instance)]
+        assert (await get(new)).json()["app"] == "dockerfile"
+        again = await reconcile(runtime, [DesiredProject(project, plan)], settings)
+        assert (again.adopted, again.started, again.removed) == ([new_name], [], [])
+    finally:
+        with contextlib.suppress(aiodocker.DockerError):
+            await old.delete(force=True)
+        await (await docker.networks.get(shared)).delete()
