@@ -781,6 +781,16 @@ class DockerRuntime:
                     tags.append((int(version), tag))
         return [tag for _, tag in sorted(tags, reverse=True)]
 
+    async def image_bytes(self, image: str) -> int:
+        """Size of an image in bytes (the image_mb_per_project quota); 0 when it is missing."""
+        try:
+            data = await self.docker.images.inspect(image)
+        except DockerError as exc:
+            if exc.status == 404:
+                return 0
+            raise
+        return int(data.get("Size") or 0)
+
     async def remove_image(self, tag: str, *, force: bool = False) -> None:
         """Untag/remove an image; a missing one is fine. In use by a container: DockerError 409
         unless ``force``."""

@@ -139,6 +139,10 @@ class Runtime(Protocol):
 
     async def remove_image(self, tag: str, *, force: bool = False) -> None: ...
 
+    async def image_bytes(self, image: str) -> int:
+        """Size of an image in bytes; 0 when it does not exist."""
+        ...
+
     async def remove_project_network(self, project: str) -> None:
         """Remove the project's own network once its containers are gone."""
         ...

@@ -195,7 +195,9 @@ class PomegranateService(pb_grpc.PomegranateServicer):
                     log.exception("build of %s/%d failed", project, application)
                     yield pb.BuildEvent(failure=_failure(f"build failed: {exc}"))
                     return
-                yield pb.BuildEvent(result=convert.build_result(built))
+                result = convert.build_result(built)
+                result.image_bytes = await self.runtime.image_bytes(built.image)
+                yield pb.BuildEvent(result=result)
             finally:
                 self._builds_running -= 1
                 if not task.done():

@@ -448,6 +448,7 @@ class Deployer:
                     built = await self.client.build(
                         project.name, app.number, job.source, out.write_build_output
                     )
+                await quotas.check_image(project.owner_id, built.image_bytes)
                 app.image, app.processes = built.image, built.processes
                 app.port = project.port or built.exposed_port or self.settings.default_port
                 await asyncio.to_thread(shutil.copyfile, job.source, self.source_path(project))

@@ -164,7 +164,7 @@ async def usage(client: Client, settings: Settings | None = None) -> list[Quota]
         CPU: cpu,
         BUILD_MINUTES: round(await build_minutes_used(client.id), 2),
         REPOSITORY_MB: round(max(repo_sizes, default=0.0), 2),
-        IMAGE_MB: 0.0,  # per build: checked when the image is built
+        IMAGE_MB: 0.0,  # per image: checked when each image is built
         BUILD_LOG_LINES: log_lines,  # of the last build
         RUNTIME_LOG_RATE: 0.0,  # per stream: enforced while streaming
     }
@@ -205,6 +205,17 @@ async def check_build_minutes(client_id: int) -> None:
             refusal_message(BUILD_MINUTES, limit, round(used, 2)),
             retry_after=max(60, int((used - limit + 1) * 60)),
         )
+
+
+async def check_image(client_id: int, image_bytes: int) -> None:
+    """A built image larger than the Client's image_mb_per_project fails its release (raised
+    as DeployFailed by the caller's type: the build log shows the reason)."""
+    from backend.rpc.pomegranate_client import DeployFailed
+
+    limit = await limit_of(client_id, IMAGE_MB)
+    size = round(image_bytes / MB, 2)
+    if size > limit:
+        raise DeployFailed(refusal_message(IMAGE_MB, limit, size))
 
 
 async def check_repository(client_id: int, project: str) -> None:

@@ -214,6 +214,26 @@ async def test_repository_quota_at_its_edge(plat: Platform, bob):
     await victim_answers(plat, bob_project)
 
 
+async def test_image_quota_at_its_edge(plat: Platform, bob):
+    _, bob_project = bob
+    alice, username = await new_user(plat)
+    project = await alice.project(plat)
+    admin_quota(plat, username, "image_mb_per_project", "1")  # far below any image
+    outcome = await push(plat, alice.id, project, tar_dir(fixture("dockerfile")))
+    assert not outcome.ok
+    prefix = "quota image_mb_per_project exceeded: limit 1, in use "
+    assert outcome.reason.startswith(prefix), outcome.reason
+    size = float(outcome.reason.removeprefix(prefix))
+    assert size > 1
+    assert outcome.lines[-1] == f" !     {outcome.reason}"
+    assert (await alice.state(project))["liveApplication"] is None
+    # Exactly at the image's size: accepted.
+    admin_quota(plat, username, "image_mb_per_project", f"{size:g}")
+    outcome = await push(plat, alice.id, project, tar_dir(fixture("dockerfile")))
+    assert outcome.ok, outcome
+    await victim_answers(plat, bob_project)
+
+
 async def test_git_refuses_a_pack_over_the_repository_quota(plat: Platform, tmp_path: Path):
     alice, username = await new_user(plat)
     admin_quota(plat, username, "repository_mb", "1")

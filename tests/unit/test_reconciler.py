@@ -120,6 +120,9 @@ class FakeRuntime:
     async def remove_project_network(self, project: str) -> None:
         return None
 
+    async def image_bytes(self, image: str) -> int:
+        return 0
+
     async def close(self) -> None:
         return None
 
