@@ -530,3 +530,21 @@ async def test_prune_images_keeps_only_listed_tags(
     assert sorted(reply.removed) == sorted(tags[:2])
     images = await docker.images.list(filters={"label": [f"paastech.project={project}"]})
     assert sorted(t for i in images for t in i.get("RepoTags") or []) == [tags[2]]
+
+
+async def test_remove_project_removes_its_network(
+    stub: PomegranateStub, project: str, docker: aiodocker.Docker
+):
+    """Issue 11: a project's own network lives as long as the project (its subnet returns to the
+    pool)."""
+    done = await deploy(stub, project, "dockerfile", 1)
+    (container,) = done.containers
+    data = (await docker.containers.get(container.id))._container
+    (network,) = data["NetworkSettings"]["Networks"]
+    assert network.endswith(f".{project}")
+    assert (await (await docker.networks.get(network)).show())["Name"] == network
+    await stub.RemoveProject(pb.ProjectRef(project=project), metadata=MD)
+    with pytest.raises(aiodocker.DockerError) as error:
+        await docker.networks.get(network)
+    assert error.value.status == 404
+    assert await processes(stub, project) == []
