@@ -397,7 +397,11 @@ class DockerRuntime:
         try:
             await (await self.docker.networks.get(name)).delete()
         except DockerError as exc:
-            if exc.status != 404:
+            if exc.status in (403, 409):
+                # Still has endpoints (a container that could not be removed): keep it, the
+                # next removal of the project's containers tries again.
+                log.warning("network %s not removed: %s", name, exc.message)
+            elif exc.status != 404:
                 raise
 
     def _container_config(

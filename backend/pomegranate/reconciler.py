@@ -157,6 +157,15 @@ async def reconcile(
             log.warning("could not remove %s: %s", info.name, outcome)
         else:
             result.removed.append(info.name)
+    # Orphans of deleted projects: their network goes too, returning its subnet to the pool.
+    wanted_projects = {d.project for d in wanted}
+    for project in sorted(
+        {c.ownership.project for c in decisions.remove if c.ownership is not None} - wanted_projects
+    ):
+        try:
+            await runtime.remove_project_network(project)
+        except Exception as exc:
+            log.warning("could not remove the network of %s: %s", project, exc)
 
     to_start: list[tuple[ReleasePlan, str, int]] = []
     for info in decisions.recreate:

@@ -41,6 +41,7 @@ class FakeRuntime:
         self.waiting = asyncio.Event()  # set when a slow health check is under way
         self.stopped: list[str] = []
         self.started_specs: list[ProcessSpec] = []
+        self.removed_networks: list[str] = []
         self._ids = itertools.count(1)
 
     def add(
@@ -118,7 +119,7 @@ class FakeRuntime:
         return None
 
     async def remove_project_network(self, project: str) -> None:
-        return None
+        self.removed_networks.append(project)
 
     async def image_bytes(self, image: str) -> int:
         return 0
@@ -205,6 +206,7 @@ async def test_reconcile_applies_the_decisions():
     assert result.adopted == ["paastech.app.2.web.1"]
     assert sorted(result.started) == ["paastech.app.2.web.2", "paastech.app.2.worker.1"]
     assert sorted(result.removed) == ["paastech.app.1.web.1", "paastech.gone.4.web.1"]
+    assert rt.removed_networks == ["gone"]  # the deleted project's network, not app's
     assert rt.names() == [
         "paastech.app.2.web.1",
         "paastech.app.2.web.2",
