@@ -27,9 +27,9 @@ def test_quotas_table_and_json(user: Cli, other: Cli) -> None:
 def test_a_refused_scale_names_the_quota_limit_and_usage(user: Cli) -> None:
     project = f"t-{secrets.token_hex(4)}"
     user.ok("projects:create", project)
-    # Default limits: 16 CPUs, 0.5 CPU per replica: 32 replicas fit exactly, 33 do not.
-    user.ok("scale", "-p", project, "web=32")
-    refused = user.fails(1, "scale", "-p", project, "web=33")
-    assert "quota cpu exceeded: limit 16, in use 16, this would make 16.5" in refused.err
+    # The default CPU quota is 16: one replica of 16 CPUs fits exactly, a second does not.
+    user.ok("resources", "-p", project, "--cpu", "16")
+    refused = user.fails(1, "scale", "-p", project, "web=2")
+    assert "quota cpu exceeded: limit 16, in use 16, this would make 32" in refused.err
     info = user.ok("projects:info", "-p", project, "--json").json()
-    assert info["scale"] == {"web": 32}  # nothing changed
+    assert info["scale"] == {"web": 1} and info["cpu"] == 16  # nothing changed

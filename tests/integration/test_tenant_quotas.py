@@ -23,7 +23,16 @@ from backend.services import quotas
 from tests.conftest import PASSWORD
 from tests.integration.test_deployments import User
 from tests.support.gqlclient import SIGNUP, Api, GraphQLErrors
-from tests.support.platform import Platform, cleanup_project, fixture, platform, push, tar_dir
+from tests.support.platform import (
+    Platform,
+    cleanup_project,
+    docker_containers,
+    docker_inspect,
+    fixture,
+    platform,
+    push,
+    tar_dir,
+)
 from tests.support.servers import ROOT, base_env
 
 pytestmark = pytest.mark.docker
@@ -304,4 +313,31 @@ async def test_fair_builds_under_a_flood(plat: Platform, bob):
     assert len(alice_started) <= 1, order
     # ...while Alice still had builds waiting: without fairness Carol would have been last.
     assert sum(1 for p, s in order[built_at:] if p in flood and s == "building") >= 2, order
+    await victim_answers(plat, bob_project)
+
+
+async def test_second_clients_app_cannot_reach_the_victims_containers(plat: Platform, bob):
+    """Through the whole platform: Alice pushes an attacker app and asks it, through the ingress,
+    to connect to Bob's container by name and by address; both fail, Bob keeps answering."""
+    _, bob_project = bob
+    alice, _ = await new_user(plat)
+    evil = await alice.project(plat)
+    assert (await push(plat, alice.id, evil, tar_dir(fixture("prober")))).ok
+    (victim,) = [r for r in docker_containers(bob_project) if r["state"] == "running"]
+    networks = docker_inspect(victim["name"])["NetworkSettings"]["Networks"]
+    ((network, settings),) = networks.items()
+    assert network.endswith(f".{bob_project}")
+
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{plat.ingress_port}",
+        headers={"Host": f"{evil}.localhost"},
+        timeout=20,
+    ) as http:
+        whoami = (await http.get("/whoami")).json()
+        assert whoami["uid"] != 0 and whoami["write_etc"].startswith("PermissionError")
+        resolved = (await http.get("/resolve", params={"host": victim["name"]})).json()
+        assert resolved["resolved"] is False, resolved
+        for host in (victim["name"], settings["IPAddress"]):
+            answer = (await http.get("/probe", params={"host": host, "port": "5000"})).json()
+            assert answer["connected"] is False, answer
     await victim_answers(plat, bob_project)
