@@ -356,6 +356,10 @@ class DockerRuntime:
         refuses an overlapping subnet (another installation won the race) and we move on."""
         s = self.settings
         pool = ipaddress.ip_network(s.project_network_pool, strict=False)
+        if pool.version != 4 or s.project_network_prefix < pool.prefixlen:
+            raise NetworkError(
+                f"project_network_pool {pool} must be IPv4 and hold /{s.project_network_prefix}s"
+            )
         count = 2 ** (s.project_network_prefix - pool.prefixlen)
         used = await self._used_subnets()
         first = zlib.crc32(name.encode()) % count
