@@ -433,12 +433,18 @@ async def test_only_the_last_images_are_kept(tmp_path: Path) -> None:
             for version in ("a", "b", "c"):
                 source = tar_dir(fixture("python"), {"VERSION": version})
                 assert (await push(plat2, user.id, project, source)).ok
-            images = subprocess.run(
-                ["docker", "images", "--format", "{{.Tag}}", f"paastech/app-{project}"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.split()
+            # Pruning follows the RUNNING status the push returns on: poll, bounded.
+            async with asyncio.timeout(30):
+                while True:
+                    images = subprocess.run(
+                        ["docker", "images", "--format", "{{.Tag}}", f"paastech/app-{project}"],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    ).stdout.split()
+                    if sorted(images) != ["1", "2", "3"]:
+                        break
+                    await asyncio.sleep(0.2)
             assert sorted(images) == ["2", "3"]
             err = await user.api.error(
                 "mutation($p: String!) { rollback(project: $p, number: 1) { number } }", p=project
