@@ -68,6 +68,44 @@ def gitd() -> None:
     asyncio.run(serve())
 
 
+@cli.command()
+def quota(
+    username: str = typer.Argument(help="the Client's username"),
+    name: str = typer.Argument("", help="the quota to override; empty: show them all"),
+    limit: str = typer.Argument("", help="a number >= 0, or `default` to drop the override"),
+) -> None:
+    """Administrators: show a Client's quotas, or override one (issue 11)."""
+    from backend.db.config import close_db, init_db
+    from backend.db.models import Client
+    from backend.errors import PaasError
+    from backend.services import quotas
+
+    async def run() -> None:
+        await init_db()
+        try:
+            if name:
+                if not limit:
+                    raise typer.BadParameter("give the limit (a number, or `default`)")
+                try:
+                    value = None if limit == "default" else float(limit)
+                except ValueError:
+                    raise typer.BadParameter(f"{limit!r} is not a number") from None
+                await quotas.set_override(username, name, value)
+            client = await Client.get_or_none(username=username)
+            if client is None:
+                raise typer.BadParameter(f"no client {username!r}")
+            for q in await quotas.usage(client):
+                typer.echo(f"{q.name:<30} {q.limit:>12g} {q.used:>12g}")
+        finally:
+            await close_db()
+
+    try:
+        asyncio.run(run())
+    except PaasError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+
+
 @cli.command("export-schema")
 def export_schema(path: Path = Path("schema.graphql")) -> None:
     """Write the GraphQL schema in SDL (schema.graphql is kept in sync by a test)."""

@@ -41,6 +41,30 @@ def instance_filters(instance: str) -> list[str]:
     return [MANAGED_FILTER, f"{INSTANCE}={instance}"]
 
 
+# Docker object names (issue 11). "." separates the fields: project names are DNS labels and
+# process types match [a-z][a-z0-9_-]*, so neither can contain it and no project or Procfile can
+# produce the name of another project's container (with "-" it could: project "blog" with process
+# "7-prod-web" vs project "blog-7-prod"). The instance comes first: two installations sharing one
+# engine never share a name.
+NAME_SEPARATOR = "."
+
+
+def container_name(
+    project: str, application: int, process_type: str, replica: int, *, instance: str
+) -> str:
+    return NAME_SEPARATOR.join((instance, project, str(application), process_type, str(replica)))
+
+
+def legacy_container_name(project: str, application: int, process_type: str, replica: int) -> str:
+    """The name containers had before issue 11; reconcile replaces them (see reconciler.py)."""
+    return f"paastech-{project}-{application}-{process_type}-{replica}"
+
+
+def network_name(project: str, *, instance: str) -> str:
+    """The project's own bridge network: its containers, and nobody else's, join it."""
+    return f"{instance}{NAME_SEPARATOR}{project}"
+
+
 WEB_PROCESS = "web"
 HSTS_MIDDLEWARE_SUFFIX = "-hsts"  # the project's Traefik headers middleware (issue 21)
 HEALTHCHECK_INTERVAL = "5s"

@@ -58,8 +58,13 @@ def exists(project: str, settings: Settings | None = None) -> bool:
     return path.is_dir() and not path.is_symlink() and (path / "HEAD").is_file()
 
 
-async def init_bare(project: str, settings: Settings | None = None) -> Path:
-    """Create an empty bare repository for a new project (a stale one is replaced)."""
+async def init_bare(
+    project: str, settings: Settings | None = None, *, max_input_bytes: int = 0
+) -> Path:
+    """Create an empty bare repository for a new project (a stale one is replaced).
+
+    ``max_input_bytes`` > 0 sets git's receive.maxInputSize: a push whose pack is larger is
+    refused by git itself (the Client's repository quota, issue 11)."""
     path = repo_path(project, settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() or path.is_symlink():
@@ -86,6 +91,21 @@ async def init_bare(project: str, settings: Settings | None = None) -> Path:
         raise RepoError(f"git init of {project} timed out") from None
     if proc.returncode != 0:
         raise RepoError(f"git init of {project} failed: {out.decode(errors='replace').strip()}")
+    if max_input_bytes > 0:
+        config = await asyncio.create_subprocess_exec(
+            "git",
+            "config",
+            "--file",
+            str(path / "config"),
+            "receive.maxInputSize",
+            str(max_input_bytes),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await config.communicate()
+        if config.returncode != 0:
+            raise RepoError(f"git config of {project} failed: {out.decode(errors='replace')}")
     return path
 
 

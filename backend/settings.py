@@ -155,6 +155,26 @@ class Settings(BaseSettings):
             return not (domain == "localhost" or domain.endswith(".localhost"))
         return value
 
+    # Issue 11: tenant isolation at run time (docs/architecture.md, "Tenant isolation").
+    # Each project gets a bridge network of its own with an explicit subnet carved from this pool
+    # (Docker's default pools hold only ~30 bridges); /26 leaves room for 60 containers, i.e. two
+    # releases side by side during a switch.
+    project_network_pool: str = "10.210.0.0/16"
+    project_network_prefix: int = Field(default=26, ge=16, le=29)
+    # The uid:gid a container runs as when its image names no numeric non-root USER.
+    container_user: str = "10001:10001"
+    # Quotas per Client (issue 11), generous defaults; an administrator overrides them per Client
+    # with `python -m backend quota` (table client_quota). See backend/services/quotas.py.
+    quota_projects: float = 50
+    quota_replicas: float = 50  # containers of all projects together (sum of the scales)
+    quota_memory_mb: float = 16384  # memory of all those containers
+    quota_cpu: float = 16  # CPU of all those containers
+    quota_build_minutes_per_hour: float = 120
+    quota_repository_mb: float = 1024  # each repository; also git's receive.maxInputSize
+    quota_image_mb_per_project: float = 4096  # each built image
+    quota_build_log_lines: float = 10000  # per build; more is dropped, with a note
+    quota_runtime_log_lines_per_second: float = 1000  # per log stream; more is dropped
+
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite://{self.data_dir.resolve() / 'paastech.sqlite3'}"

@@ -12,7 +12,7 @@ from importlib.metadata import version
 from cli.app import app
 
 # Imported in this order, so that `--help` lists the topics in it.
-for _topic in ("account", "keys", "projects", "releases", "settings", "logs"):
+for _topic in ("account", "quotas", "keys", "projects", "releases", "settings", "logs"):
     importlib.import_module(f"cli.commands.{_topic}")
 
 

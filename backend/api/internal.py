@@ -19,7 +19,7 @@ from backend.events import EventKind, get_bus, project_topic
 from backend.rpc import platform_pb2 as pb
 from backend.rpc import platform_pb2_grpc as pb_grpc
 from backend.rpc.auth import SharedSecretInterceptor
-from backend.services import keys
+from backend.services import keys, quotas
 from backend.services.deployments import FINISHED, follow_build_log, get_deployer
 from backend.services.projects import get_owned, list_projects
 from backend.settings import Settings, get_settings
@@ -43,6 +43,10 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
             if client is None:
                 raise PaasError("unknown client")
             project = await get_owned(client, header.project)
+            # Quotas (issue 11): refused before anything is queued; gitd shows the reason as
+            # `remote:` lines and the push is rejected (git drops its quarantined objects).
+            await quotas.check_repository(client.id, project.name)
+            await quotas.check_build_minutes(client.id)
         except PaasError as exc:
             yield pb.DeployEvent(finished=pb.Finished(ok=False, reason=exc.message, code=exc.code))
             return

@@ -37,7 +37,7 @@ from backend.api.types import (
 from backend.db.models import ApplicationStatus
 from backend.errors import NotFound, ValidationFailed
 from backend.events import Event, EventKind, get_bus, project_topic
-from backend.services import accounts, config, keys, projects
+from backend.services import accounts, config, keys, projects, quotas
 from backend.services.deployments import follow_build_log, get_deployer
 from backend.settings import Settings, get_settings
 
@@ -323,13 +323,18 @@ class Subscription:
         owned = await projects.get_owned(client, project)
         if not 0 <= tail <= 10_000:
             raise ValidationFailed("tail must be between 0 and 10000", field="tail")
+        # The Client's runtime log rate quota: lines beyond it are dropped, announced once a second.
+        rate = quotas.LogRate(await quotas.limit_of(owned.owner_id, quotas.RUNTIME_LOG_RATE))
         with subscription_slot(info, client.id):
             async for line in get_deployer().client.runtime_logs(owned.name, tail, follow=True):
+                verdict = rate.admit()
+                if verdict == "drop":
+                    continue
                 yield RuntimeLogLine(
                     process_type=line.process,
                     replica=line.replica,
                     application=line.application,
-                    line=line.line,
+                    line=rate.notice() if verdict == "notice" else line.line,
                 )
 
 

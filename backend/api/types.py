@@ -11,7 +11,7 @@ from backend import dnscheck, repos, security
 from backend.db import models
 from backend.events import Event, EventKind
 from backend.ingress import certstore
-from backend.services import config, projects
+from backend.services import config, projects, quotas
 from backend.settings import get_settings
 
 ApplicationStatus = strawberry.enum(models.ApplicationStatus, name="ApplicationStatus")
@@ -320,6 +320,20 @@ class ApiTokenType:
         )
 
 
+@strawberry.type(name="Quota", description="One quota of the calling Client (issue 11).")
+class QuotaType:
+    name: str = strawberry.field(
+        description="projects, replicas, memory_mb, cpu, build_minutes_per_hour, repository_mb "
+        "(each repository), image_mb_per_project (each image), build_log_lines (per build), "
+        "runtime_log_lines_per_second (per log stream)."
+    )
+    limit: float
+    used: float = strawberry.field(
+        description="Current usage; for the per-repository quota the largest repository, for "
+        "build_log_lines the last build's lines; 0 for quotas enforced per image or per stream."
+    )
+
+
 @strawberry.type(name="Client")
 class ClientType:
     model: strawberry.Private[models.Client]
@@ -331,6 +345,13 @@ class ClientType:
     @strawberry.field
     async def projects(self) -> list[ProjectType]:
         return [ProjectType.of(p) for p in await projects.list_projects(self.model)]
+
+    @strawberry.field(description="Limits and current usage of every quota of this Client.")
+    async def quotas(self) -> list[QuotaType]:
+        return [
+            QuotaType(name=q.name, limit=q.limit, used=q.used)
+            for q in await quotas.usage(self.model)
+        ]
 
     @classmethod
     def of(cls, client: models.Client) -> ClientType:

@@ -170,3 +170,19 @@ class Domain(Model):
 
     class Meta:
         table = "domain"
+
+
+# An administrator's override of one quota for one Client (issue 11). Without a row the limit is
+# the platform default from Settings (backend/services/quotas.py). A comment, not a docstring:
+# Tortoise would copy a docstring into the migration as the table's description.
+class ClientQuota(Model):
+    id = fields.IntField(primary_key=True)
+    client: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
+        "models.Client", related_name="quotas", on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=40)
+    limit = fields.FloatField()
+
+    class Meta:
+        table = "client_quota"
+        unique_together = (("client", "name"),)

@@ -1,9 +1,10 @@
 """The Docker Engine implementation of the Runtime protocol, on aiodocker.
 
 Builds never run on this engine: the isolated builder (builder.py, buildah) builds and pushes
-to the platform registry, and containers run the pushed image by digest. Containers run
-on the platform network, with the web port also published on 127.0.0.1 on an ephemeral host port,
-and with the platform's hardening: all capabilities dropped, no-new-privileges, memory (swap
+to the platform registry, and containers run the pushed image by digest. Containers run on their
+project's own bridge network (no other project's container can reach them by name or address),
+with the web port also published on 127.0.0.1 on an ephemeral host port, as a non-root user, and
+with the platform's hardening: all capabilities dropped, no-new-privileges, memory (swap
 included), CPU and PID limits, json-file log rotation, a restart policy, no binds, no Docker socket,
 never privileged.
 """
@@ -13,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import ipaddress
 import json
 import logging
 import re
 import tarfile
+import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -77,8 +80,25 @@ def image_tag(project: str, application: int) -> str:
     return f"{image_repository(project)}:{application}"
 
 
-def container_name(project: str, application: int, process_type: str, replica: int) -> str:
-    return f"paastech-{project}-{application}-{process_type}-{replica}"
+container_name = L.container_name
+network_name = L.network_name
+
+# A USER the platform keeps: a numeric uid (and gid), neither 0. A name is not enough: the
+# tenant's own /etc/passwd could map any name to uid 0.
+_NUMERIC_USER = re.compile(r"^([0-9]+)(?::([0-9]+))?$")
+
+
+def run_as_user(image_user: str, fallback: str) -> str:
+    """The user a container runs as: the image's USER when it is a numeric non-root uid[:gid],
+    else ``fallback`` (Settings.container_user), so no tenant process is root on the host."""
+    match = _NUMERIC_USER.match(image_user.strip())
+    if match and int(match.group(1)) != 0 and int(match.group(2) or 1) != 0:
+        return image_user.strip()
+    return fallback
+
+
+class NetworkError(Exception):
+    """A project network could not be created or is not ours."""
 
 
 def _clean(line: str) -> str:
@@ -164,8 +184,8 @@ class DockerRuntime:
     def __init__(self, settings: Settings | None = None, docker: aiodocker.Docker | None = None):
         self.settings = settings or get_settings()
         self._docker = docker
-        self._network_ready = False
-        self._network_lock = asyncio.Lock()
+        # Creating a project's network: one at a time per project in this process.
+        self._network_locks: dict[str, asyncio.Lock] = {}
         self.builder = IsolatedBuilder(self.settings)
         self.registry = Registry(self.settings)
 
@@ -208,34 +228,106 @@ class DockerRuntime:
 
     # ---------------------------------------------------------------------------------- run
 
-    async def ensure_network(self) -> None:
-        """Create the platform's bridge network when it does not exist (checked once)."""
-        if self._network_ready:
-            return
-        async with self._network_lock:
-            if self._network_ready:
-                return
-            name = self.settings.docker_network
-            try:
-                await self.docker.networks.get(name)
-            except DockerError as exc:
-                if exc.status != 404:
-                    raise
-                try:
-                    await self.docker.networks.create(
-                        {
-                            "Name": name,
-                            "Driver": "bridge",
-                            "CheckDuplicate": True,
-                            "Labels": {L.MANAGED: L.MANAGED_VALUE},
-                        }
-                    )
-                except DockerError as create_exc:
-                    if create_exc.status != 409:  # created concurrently by someone else
-                        raise
-            self._network_ready = True
+    def _network_labels(self, project: str) -> dict[str, str]:
+        return L.ownership_labels(project, instance=self.settings.instance)
 
-    def _container_config(self, spec: ProcessSpec) -> dict[str, Any]:
+    async def ensure_project_network(self, project: str) -> str:
+        """The project's bridge network, created with a subnet of its own from the pool when it
+        does not exist. Refuses a same-named network that is not this project's (NetworkError)."""
+        name = network_name(project, instance=self.settings.instance)
+        lock = self._network_locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            existing = await self._get_network(name)
+            if existing is None:
+                await self._create_network(name, project)
+                existing = await self._get_network(name)
+            labels = (existing or {}).get("Labels") or {}
+            if existing is None or any(
+                labels.get(k) != v for k, v in self._network_labels(project).items()
+            ):
+                raise NetworkError(f"network {name} exists but is not project {project}'s")
+        return name
+
+    async def _get_network(self, name: str) -> dict[str, Any] | None:
+        try:
+            network = await self.docker.networks.get(name)
+            data: dict[str, Any] = await network.show()
+        except DockerError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        # The engine also matches ID prefixes: only an exact name is this network.
+        return data if data.get("Name") == name else None
+
+    async def _used_subnets(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        used = []
+        for network in await self.docker.networks.list():
+            for config in (network.get("IPAM") or {}).get("Config") or []:
+                with contextlib.suppress(ValueError, KeyError):
+                    used.append(ipaddress.ip_network(config["Subnet"], strict=False))
+        return used
+
+    async def _create_network(self, name: str, project: str) -> None:
+        """Create ``name`` on the first free subnet of the pool, starting at a point derived from
+        the name so that installations sharing the engine rarely try the same one; the engine
+        refuses an overlapping subnet (another installation won the race) and we move on."""
+        s = self.settings
+        pool = ipaddress.ip_network(s.project_network_pool, strict=False)
+        if pool.version != 4 or s.project_network_prefix < pool.prefixlen:
+            raise NetworkError(
+                f"project_network_pool {pool} must be IPv4 and hold /{s.project_network_prefix}s"
+            )
+        count = 2 ** (s.project_network_prefix - pool.prefixlen)
+        used = await self._used_subnets()
+        first = zlib.crc32(name.encode()) % count
+        for i in range(count):
+            index = (first + i) % count
+            subnet = ipaddress.ip_network(
+                (
+                    int(pool.network_address) + index * 2 ** (32 - s.project_network_prefix),
+                    s.project_network_prefix,
+                )
+            )
+            if any(subnet.overlaps(u) for u in used):
+                continue
+            try:
+                await self.docker.networks.create(
+                    {
+                        "Name": name,
+                        "Driver": "bridge",
+                        "CheckDuplicate": True,
+                        "IPAM": {"Driver": "default", "Config": [{"Subnet": str(subnet)}]},
+                        "Labels": self._network_labels(project),
+                    }
+                )
+                return
+            except DockerError as exc:
+                if exc.status == 409 and "overlap" not in exc.message.lower():
+                    return  # created concurrently under this name; the caller checks its labels
+                if "overlap" in exc.message.lower():
+                    used.append(subnet)
+                    continue
+                raise
+        raise NetworkError(f"no free /{s.project_network_prefix} left in {pool} for {name}")
+
+    async def remove_project_network(self, project: str) -> None:
+        """Remove the project's network (its containers must be gone); a missing one is fine."""
+        name = network_name(project, instance=self.settings.instance)
+        if await self._get_network(name) is None:
+            return
+        try:
+            await (await self.docker.networks.get(name)).delete()
+        except DockerError as exc:
+            if exc.status in (403, 409):
+                # Still has endpoints (a container that could not be removed): keep it, the
+                # next removal of the project's containers tries again.
+                log.warning("network %s not removed: %s", name, exc.message)
+            elif exc.status != 404:
+                raise
+
+    def _container_config(
+        self, spec: ProcessSpec, network: str, image_user: str = ""
+    ) -> dict[str, Any]:
         s = self.settings
         env = dict(spec.env)
         env.update(
@@ -249,7 +341,7 @@ class DockerRuntime:
         )
         memory = spec.memory_mb * 1024 * 1024
         host_config: dict[str, Any] = {
-            "NetworkMode": s.docker_network,
+            "NetworkMode": network,
             "Memory": memory,
             "MemorySwap": memory,  # equal to Memory: no swap on top, the limit is real
             "NanoCpus": int(spec.cpu * 1_000_000_000),
@@ -274,7 +366,7 @@ class DockerRuntime:
                 spec.replica,
                 spec.hostnames,
                 spec.port,
-                network=s.docker_network,
+                network=network,
                 tls=s.tls,
                 certresolver=s.certresolver,
                 health_path=spec.health_path,
@@ -282,6 +374,7 @@ class DockerRuntime:
                 hsts_seconds=spec.hsts_seconds,
             ),
             "HostConfig": host_config,
+            "User": run_as_user(image_user, s.container_user),
             "Tty": False,
             "AttachStdin": False,
             "OpenStdin": False,
@@ -295,23 +388,45 @@ class DockerRuntime:
             host_config["PortBindings"] = {port_key: [{"HostIp": "127.0.0.1", "HostPort": ""}]}
         return config
 
-    async def start(self, spec: ProcessSpec) -> ContainerInfo:
-        """Create and start one container named paastech-<project>-<app>-<process>-<replica>.
+    async def _image_user(self, image: str) -> str:
+        try:
+            data = await self.docker.images.inspect(image)
+        except DockerError as exc:
+            if exc.status == 404:
+                return ""  # the create below reports the missing image
+            raise
+        return str((data.get("Config") or {}).get("User") or "")
 
-        A leftover container of ours with the same name (a half-started release from a crash)
-        is replaced.
+    async def start(self, spec: ProcessSpec) -> ContainerInfo:
+        """Create and start one container named <instance>.<project>.<app>.<process>.<replica>
+        on the project's network.
+
+        A leftover container with the same name (a half-started release from a crash) is
+        replaced only when it is this project's, of this instance; anything else is refused.
         """
-        await self.ensure_network()
         await self.ensure_image(spec.image)
-        config = self._container_config(spec)
-        name = container_name(spec.project, spec.application, spec.process_type, spec.replica)
+        network = await self.ensure_project_network(spec.project)
+        config = self._container_config(spec, network, await self._image_user(spec.image))
+        name = container_name(
+            spec.project,
+            spec.application,
+            spec.process_type,
+            spec.replica,
+            instance=self.settings.instance,
+        )
         try:
             container = await self.docker.containers.create(config, name=name)
         except DockerError as exc:
             if exc.status != 409:
                 raise
             existing = await self.inspect(name)
-            if existing is None or existing.ownership is None:
+            if (
+                existing is None
+                or existing.name != name
+                or existing.ownership is None
+                or existing.ownership.project != spec.project
+                or existing.labels.get(L.INSTANCE) != self.settings.instance
+            ):
                 raise
             await self.remove(existing.id)
             container = await self.docker.containers.create(config, name=name)
@@ -354,6 +469,7 @@ class DockerRuntime:
             image=(data.get("Config") or {}).get("Image", ""),
             restart_count=int(data.get("RestartCount") or 0),
             labels=dict(labels),
+            networks=sorted((data.get("NetworkSettings") or {}).get("Networks") or {}),
         )
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
@@ -620,6 +736,16 @@ class DockerRuntime:
                 refs.append(ref)
         return refs
 
+    async def image_bytes(self, image: str) -> int:
+        """Size of an image in bytes (the image_mb_per_project quota); 0 when it is missing."""
+        try:
+            data = await self.docker.images.inspect(image)
+        except DockerError as exc:
+            if exc.status == 404:
+                return 0
+            raise
+        return int(data.get("Size") or 0)
+
     async def remove_image(self, tag: str, *, force: bool = False) -> None:
         """Remove an image from the engine and, for a platform-registry image, its manifest from
         the registry. A missing one is fine. In use by a container: DockerError 409 unless
@@ -648,4 +774,6 @@ __all__ = [
     "container_name",
     "image_repository",
     "image_tag",
+    "network_name",
+    "run_as_user",
 ]

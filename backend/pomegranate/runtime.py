@@ -77,6 +77,7 @@ class ContainerInfo:
     image: str = ""
     restart_count: int = 0
     labels: dict[str, str] = field(default_factory=dict)
+    networks: list[str] = field(default_factory=list)  # names of the networks it is attached to
 
 
 @dataclass(slots=True)
@@ -144,6 +145,14 @@ class Runtime(Protocol):
 
     async def remove_build_cache(self, project: str) -> None:
         """Drop the project's build cache (the project was deleted)."""
+        ...
+
+    async def image_bytes(self, image: str) -> int:
+        """Size of an image in bytes; 0 when it does not exist."""
+        ...
+
+    async def remove_project_network(self, project: str) -> None:
+        """Remove the project's own network once its containers are gone."""
         ...
 
     async def close(self) -> None: ...

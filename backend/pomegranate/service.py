@@ -195,7 +195,9 @@ class PomegranateService(pb_grpc.PomegranateServicer):
                     log.exception("build of %s/%d failed", project, application)
                     yield pb.BuildEvent(failure=_failure(f"build failed: {exc}"))
                     return
-                yield pb.BuildEvent(result=convert.build_result(built))
+                result = convert.build_result(built)
+                result.image_bytes = await self.runtime.image_bytes(built.image)
+                yield pb.BuildEvent(result=result)
             finally:
                 self._builds_running -= 1
                 if not task.done():
@@ -280,6 +282,7 @@ class PomegranateService(pb_grpc.PomegranateServicer):
             for tag in await self.runtime.list_images(project):
                 await self.runtime.remove_image(tag, force=True)
             await self.runtime.remove_build_cache(project)
+            await self.runtime.remove_project_network(project)
         return pb.Empty()
 
     @_unary

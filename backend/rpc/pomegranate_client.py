@@ -33,6 +33,7 @@ class BuildOutput:
     stack: str
     processes: dict[str, str]
     exposed_port: int | None
+    image_bytes: int = 0
 
 
 @dataclass
@@ -83,7 +84,9 @@ class PomegranateClient:
                     raise DeployFailed(event.failure.reason, list(event.failure.last_lines))
                 elif kind == "result":
                     r = event.result
-                    return BuildOutput(r.image, r.stack, dict(r.processes), r.exposed_port or None)
+                    return BuildOutput(
+                        r.image, r.stack, dict(r.processes), r.exposed_port or None, r.image_bytes
+                    )
         except grpc.aio.AioRpcError as exc:
             raise _rpc_failure("build", exc) from exc
         raise DeployFailed("the build ended without a result")

@@ -43,7 +43,7 @@ class BuildEvent(_message.Message):
     def __init__(self, log: _Optional[str] = ..., result: _Optional[_Union[BuildResult, _Mapping]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
 
 class BuildResult(_message.Message):
-    __slots__ = ("image", "stack", "processes", "exposed_port")
+    __slots__ = ("image", "stack", "processes", "exposed_port", "image_bytes")
     class ProcessesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -55,11 +55,13 @@ class BuildResult(_message.Message):
     STACK_FIELD_NUMBER: _ClassVar[int]
     PROCESSES_FIELD_NUMBER: _ClassVar[int]
     EXPOSED_PORT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     image: str
     stack: str
     processes: _containers.ScalarMap[str, str]
     exposed_port: int
-    def __init__(self, image: _Optional[str] = ..., stack: _Optional[str] = ..., processes: _Optional[_Mapping[str, str]] = ..., exposed_port: _Optional[int] = ...) -> None: ...
+    image_bytes: int
+    def __init__(self, image: _Optional[str] = ..., stack: _Optional[str] = ..., processes: _Optional[_Mapping[str, str]] = ..., exposed_port: _Optional[int] = ..., image_bytes: _Optional[int] = ...) -> None: ...
 
 class Failure(_message.Message):
     __slots__ = ("reason", "last_lines")

@@ -28,7 +28,8 @@ from backend.errors import NotFound, Unavailable, ValidationFailed
 from backend.events import EventKind, build_log_topic, get_bus, project_topic
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc.pomegranate_client import DeployFailed, PomegranateClient
-from backend.services import config
+from backend.services import config, quotas
+from backend.services.build_slots import FairSlots
 from backend.services.projects import LIVE_STATUSES, live_application
 from backend.settings import Settings, get_settings
 
@@ -79,14 +80,30 @@ async def set_status(app: Application, status: S, reason: str | None = None) -> 
 class BuildLogWriter:
     """Appends numbered lines to an Application's log and publishes each."""
 
-    def __init__(self, app: Application, start_seq: int) -> None:
+    def __init__(self, app: Application, start_seq: int, build_lines_limit: float) -> None:
         self.app = app
         self.seq = start_seq
         self.max = get_settings().build_log_line_max
+        # The Client's build_log_lines quota: the build's own output beyond it is dropped (each
+        # line is a database row); the platform's lines (status, outcome) are always written.
+        self.build_lines_limit = build_lines_limit
+        self.build_lines = 0
 
     @classmethod
-    async def open(cls, app: Application) -> BuildLogWriter:
-        return cls(app, await BuildLog.filter(application=app).count())
+    async def open(cls, app: Application, owner_id: int) -> BuildLogWriter:
+        limit = await quotas.limit_of(owner_id, quotas.BUILD_LOG_LINES)
+        return cls(app, await BuildLog.filter(application=app).count(), limit)
+
+    async def write_build_output(self, line: str) -> None:
+        self.build_lines += 1
+        if self.build_lines <= self.build_lines_limit:
+            await self.write(line)
+        elif self.build_lines == int(self.build_lines_limit) + 1:
+            await self.write(
+                f" !     quota {quotas.BUILD_LOG_LINES} reached: limit "
+                f"{self.build_lines_limit:g} lines per build; the rest of the build output is "
+                "dropped (the build goes on)"
+            )
 
     async def write(self, line: str) -> None:
         line = line.rstrip("\n")[: self.max]
@@ -159,6 +176,8 @@ class Deployer:
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._background: list[asyncio.Task[None]] = []
         self.connected = asyncio.Event()
+        # Builds of all projects share these slots round-robin across Clients (issue 11).
+        self.build_slots = FairSlots(self.settings.max_concurrent_builds)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -194,6 +213,11 @@ class Deployer:
         self, project: Project, source: Path, *, commit_sha: str | None, cause: str
     ) -> Application:
         """Queue a build of ``source`` (a tar file this call takes ownership of)."""
+        try:
+            await quotas.check_build_minutes(project.owner_id)
+        except BaseException:
+            await asyncio.to_thread(source.unlink, True)
+            raise
         app = await self._new_application(project, cause, commit_sha=commit_sha)
         await self._enqueue(project, Job(app.id, source=source))
         return app
@@ -257,6 +281,7 @@ class Deployer:
                 field="processType",
             )
         project.replicas = {**project.replicas, process_type: replicas}
+        await quotas.check_runtime(project.owner_id, project)
         await project.save(update_fields=["replicas"])
         await _settings_changed(project, f"scale {process_type}={replicas}")
         return await self.release_config(project, f"scale {process_type}={replicas}")
@@ -309,6 +334,7 @@ class Deployer:
             project.memory_mb = memory_mb
         if cpu is not None:
             project.cpu = cpu
+        await quotas.check_runtime(project.owner_id, project)
         await project.save(update_fields=["memory_mb", "cpu"])
         parts = [f"memory={memory_mb}MB"] if memory_mb is not None else []
         parts += [f"cpu={cpu}"] if cpu is not None else []
@@ -413,12 +439,21 @@ class Deployer:
     async def _run(self, job: Job) -> None:
         app = await Application.get(id=job.application_id).prefetch_related("project")
         project: Project = app.project
-        out = await BuildLogWriter.open(app)
+        out = await BuildLogWriter.open(app, project.owner_id)
         try:
             if job.source is not None:
-                await set_status(app, S.BUILDING)
-                await out.write(f"-----> Building {project.name} (v{app.number})")
-                built = await self.client.build(project.name, app.number, job.source, out.write)
+                if self.build_slots.busy():
+                    await out.write(
+                        f"-----> Waiting for a build slot ({self.build_slots.waiting} builds "
+                        "waiting; slots go round-robin between clients)"
+                    )
+                async with self.build_slots.turn(project.owner_id):
+                    await set_status(app, S.BUILDING)
+                    await out.write(f"-----> Building {project.name} (v{app.number})")
+                    built = await self.client.build(
+                        project.name, app.number, job.source, out.write_build_output
+                    )
+                await quotas.check_image(project.owner_id, built.image_bytes)
                 app.image, app.processes = built.image, built.processes
                 app.image_digest = built.image.partition("@")[2] or None
                 app.port = project.port or built.exposed_port or self.settings.default_port

@@ -8,6 +8,7 @@ from backend import repos, validation
 from backend.db.models import Application, ApplicationStatus, Client, Project
 from backend.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from backend.events import EventKind, get_bus, project_topic
+from backend.services import quotas
 
 LIVE_STATUSES = (ApplicationStatus.RUNNING, ApplicationStatus.CRASHED)
 
@@ -35,12 +36,14 @@ async def create_project(client: Client, name: str) -> Project:
     name = validation.project_name(name)
     if await Project.filter(name=name).exists():
         raise Conflict(f"project name {name!r} is taken", field="name")
+    await quotas.check_new_project(client)
     try:
         project = await Project.create(owner=client, name=name, replicas={"web": 1})
     except IntegrityError as exc:
         raise Conflict(f"project name {name!r} is taken", field="name") from exc
     try:
-        await repos.init_bare(name)
+        limit_mb = await quotas.limit_of(client.id, quotas.REPOSITORY_MB)
+        await repos.init_bare(name, max_input_bytes=int(limit_mb * quotas.MB))
     except BaseException as exc:
         await project.delete()  # no project without its repository
         if isinstance(exc, repos.RepoError):

@@ -30,3 +30,4 @@ async def project(runtime: DockerRuntime) -> AsyncIterator[str]:
     for tag in await runtime.list_images(name):
         with contextlib.suppress(aiodocker.DockerError):
             await runtime.remove_image(tag, force=True)
+    await runtime.remove_project_network(name)

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from backend.labels import Ownership
-from backend.pomegranate.docker_runtime import DockerRuntime, container_name
+from backend.pomegranate.docker_runtime import DockerRuntime, container_name, network_name
 from backend.pomegranate.runtime import (
     BuildError,
     BuiltImage,
@@ -114,7 +114,7 @@ async def test_dockerfile_app(runtime: DockerRuntime, project: str, tmp_path: Pa
     assert any("Successfully tagged" in line for line in logs.lines)
 
     info = await runtime.start(spec(project, built, health_path="/health"))
-    assert info.name == container_name(project, 1, "web", 1)
+    assert info.name == container_name(project, 1, "web", 1, instance=SETTINGS.instance)
     assert info.ownership == Ownership(project, 1, "web", 1)
     assert info.running and info.host_port
     await runtime.wait_healthy(info, "/health", 20)
@@ -245,7 +245,8 @@ async def test_resource_limits_and_hardening(runtime: DockerRuntime, project: st
     assert host["SecurityOpt"] == ["no-new-privileges=true"]
     assert host["Privileged"] is False
     assert not host.get("Binds")
-    assert host["NetworkMode"] == SETTINGS.docker_network
+    network = network_name(project, instance=SETTINGS.instance)
+    assert host["NetworkMode"] == network
     assert host["LogConfig"] == {
         "Type": "json-file",
         "Config": {"max-size": "10m", "max-file": "3"},
@@ -253,7 +254,8 @@ async def test_resource_limits_and_hardening(runtime: DockerRuntime, project: st
     assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 5}
     assert host["PortBindings"] == {"5000/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
     assert data["NetworkSettings"]["Ports"]["5000/tcp"][0]["HostIp"] == "127.0.0.1"
-    assert SETTINGS.docker_network in data["NetworkSettings"]["Networks"]
+    assert list(data["NetworkSettings"]["Networks"]) == [network]
+    assert data["Config"]["Labels"]["traefik.docker.network"] == network
     assert data["Config"]["Labels"]["traefik.http.routers." + project + ".rule"] == (
         f"Host(`{project}.{SETTINGS.base_domain}`)"
     )

@@ -482,6 +482,8 @@ async def test_reconcile(
     _, last = await release(stub, release_spec(project, 1, image, replicas=2))
     assert last.WhichOneof("event") == "done", last.failure
     await deploy(stub, other_project, "python", 1)  # a project about to be "deleted"
+    (doomed,) = await processes(stub, other_project)
+    assert doomed.name.endswith(f".{other_project}.1.web.1")
     listed = await processes(stub, project)
     web1, web2 = sorted(listed, key=lambda c: c.replica)
     await docker.containers.container(web2.id).delete(force=True)  # docker rm -f
@@ -495,7 +497,7 @@ async def test_reconcile(
     report = await stub.Reconcile(desired, metadata=MD)
     assert list(report.adopted) == [web1.name]
     assert list(report.started) == [web2.name]
-    assert list(report.removed) == [f"paastech-{other_project}-1-web-1"]
+    assert list(report.removed) == [doomed.name]
     assert await processes(stub, other_project) == []
 
     listed = await processes(stub, project)
@@ -540,3 +542,21 @@ async def test_prune_images_keeps_only_listed_tags(
     # Gone from the platform registry too (issue 10): only v3's manifest is left.
     left = await Registry(Settings()).tags(project)
     assert list(left) == ["3"] and left["3"] == tags[2].partition("@")[2]
+
+
+async def test_remove_project_removes_its_network(
+    stub: PomegranateStub, project: str, docker: aiodocker.Docker
+):
+    """Issue 11: a project's own network lives as long as the project (its subnet returns to the
+    pool)."""
+    done = await deploy(stub, project, "dockerfile", 1)
+    (container,) = done.containers
+    data = (await docker.containers.get(container.id))._container
+    (network,) = data["NetworkSettings"]["Networks"]
+    assert network.endswith(f".{project}")
+    assert (await (await docker.networks.get(network)).show())["Name"] == network
+    await stub.RemoveProject(pb.ProjectRef(project=project), metadata=MD)
+    with pytest.raises(aiodocker.DockerError) as error:
+        await docker.networks.get(network)
+    assert error.value.status == 404
+    assert await processes(stub, project) == []

@@ -127,6 +127,12 @@ def remove_instance(instance: str) -> None:
     ).stdout.split()
     if images:
         subprocess.run(["docker", "rmi", "-f", *sorted(set(images))], capture_output=True)
+    # Project networks (issue 11): each holds a subnet of the shared pool until removed.
+    networks = subprocess.run(
+        ["docker", "network", "ls", "-q", "--filter", label], capture_output=True, text=True
+    ).stdout.split()
+    if networks:
+        subprocess.run(["docker", "network", "rm", *networks], capture_output=True)
 
 
 def tar_dir(path: Path, changes: dict[str, str] | None = None) -> bytes:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from backend import labels as L
 from backend.labels import Ownership
 from backend.pomegranate import release as release_module
 from backend.pomegranate.reconciler import DesiredProject, decide, reconcile
@@ -26,7 +27,7 @@ SETTINGS = Settings(secret_key="unit")
 
 
 def name_of(project: str, application: int, process: str, replica: int) -> str:
-    return f"paastech-{project}-{application}-{process}-{replica}"
+    return L.container_name(project, application, process, replica, instance=SETTINGS.instance)
 
 
 class FakeRuntime:
@@ -40,6 +41,7 @@ class FakeRuntime:
         self.waiting = asyncio.Event()  # set when a slow health check is under way
         self.stopped: list[str] = []
         self.started_specs: list[ProcessSpec] = []
+        self.removed_networks: list[str] = []
         self._ids = itertools.count(1)
 
     def add(
@@ -55,6 +57,7 @@ class FakeRuntime:
             exit_code=None if state == "running" else 1,
             oom_killed=False,
             started_at=None,
+            networks=[L.network_name(project, instance=SETTINGS.instance)],
         )
         self.containers[info.id] = info
         return info
@@ -117,6 +120,12 @@ class FakeRuntime:
 
     async def remove_build_cache(self, project: str) -> None:
         return None
+
+    async def remove_project_network(self, project: str) -> None:
+        self.removed_networks.append(project)
+
+    async def image_bytes(self, image: str) -> int:
+        return 0
 
     async def close(self) -> None:
         return None
@@ -197,15 +206,16 @@ async def test_reconcile_applies_the_decisions():
         DesiredProject("app", plan("app", 2, web=2, worker=1), in_flight={3}),
     ]
     result = await reconcile(rt, desired, SETTINGS, skip={"busy"})
-    assert result.adopted == ["paastech-app-2-web-1"]
-    assert sorted(result.started) == ["paastech-app-2-web-2", "paastech-app-2-worker-1"]
-    assert sorted(result.removed) == ["paastech-app-1-web-1", "paastech-gone-4-web-1"]
+    assert result.adopted == ["paastech.app.2.web.1"]
+    assert sorted(result.started) == ["paastech.app.2.web.2", "paastech.app.2.worker.1"]
+    assert sorted(result.removed) == ["paastech.app.1.web.1", "paastech.gone.4.web.1"]
+    assert rt.removed_networks == ["gone"]  # the deleted project's network, not app's
     assert rt.names() == [
-        "paastech-app-2-web-1",
-        "paastech-app-2-web-2",
-        "paastech-app-2-worker-1",
-        "paastech-app-3-web-1",
-        "paastech-busy-1-web-1",
+        "paastech.app.2.web.1",
+        "paastech.app.2.web.2",
+        "paastech.app.2.worker.1",
+        "paastech.app.3.web.1",
+        "paastech.busy.1.web.1",
     ]
     assert all(c.running for c in rt.containers.values())
     worker = next(s for s in rt.started_specs if s.process_type == "worker")
@@ -217,6 +227,52 @@ async def test_reconcile_applies_the_decisions():
     # Nothing left to do: a second pass only adopts.
     again = await reconcile(rt, desired, SETTINGS, skip={"busy"})
     assert (len(again.adopted), again.started, again.removed) == (3, [], [])
+
+
+def test_decide_adopts_only_when_name_network_and_labels_agree():
+    rt = FakeRuntime()
+    good = rt.add("app", 2, "web", 1)
+    # Labels of app's live web.2, but the name another project's Procfile could produce.
+    forged_name = rt.add("app", 2, "web", 2)
+    forged_name.name = "paastech.app-2-web.2.web.2"
+    # Right name and labels, but on another project's network.
+    wrong_net = rt.add("app", 2, "worker", 1)
+    wrong_net.networks = [L.network_name("evil", instance=SETTINGS.instance)]
+    # A container of before issue 11: old name, shared network.
+    legacy = rt.add("app", 2, "web", 3)
+    legacy.name = L.legacy_container_name("app", 2, "web", 3)
+    legacy.networks = ["paastech"]
+    decisions = decide(
+        [DesiredProject("app", plan("app", 2, web=3, worker=1))],
+        list(rt.containers.values()),
+        instance=SETTINGS.instance,
+    )
+    assert decisions.adopt == [good]
+    assert decisions.migrate == [legacy]
+    assert sorted(c.name for c in decisions.remove) == sorted([forged_name.name, wrong_net.name])
+    assert decisions.missing == [("app", "web", 2), ("app", "worker", 1)]
+
+
+async def test_reconcile_migrates_a_legacy_container_once_its_replacement_is_healthy():
+    rt = FakeRuntime()
+    legacy = rt.add("app", 2, "web", 1)
+    legacy.name = L.legacy_container_name("app", 2, "web", 1)
+    desired = [DesiredProject("app", plan("app", 2, web=1))]
+
+    # The replacement fails its health check: the old container keeps serving, untouched.
+    rt.unhealthy[name_of("app", 2, "web", 1)] = "container exited with code 1"
+    result = await reconcile(rt, desired, SETTINGS)
+    assert (result.started, result.removed) == ([], [])
+    assert rt.names() == [legacy.name] and legacy.running and rt.stopped == []
+
+    # Healthy: the new one replaces it, and the next pass adopts the new one.
+    rt.unhealthy.clear()
+    result = await reconcile(rt, desired, SETTINGS)
+    assert result.started == [name_of("app", 2, "web", 1)]
+    assert result.removed == [legacy.name]
+    assert rt.names() == [name_of("app", 2, "web", 1)]
+    again = await reconcile(rt, desired, SETTINGS)
+    assert (again.adopted, again.started, again.removed) == ([name_of("app", 2, "web", 1)], [], [])
 
 
 @pytest.fixture(autouse=True)
@@ -232,12 +288,12 @@ async def test_release_switches_and_reports_stopped_applications():
     logs = Logs()
     result = await release(rt, plan("app", 3, web=2, worker=1), logs, SETTINGS)
     assert sorted(c.name for c in result.containers) == [
-        "paastech-app-3-web-1",
-        "paastech-app-3-web-2",
-        "paastech-app-3-worker-1",
+        "paastech.app.3.web.1",
+        "paastech.app.3.web.2",
+        "paastech.app.3.worker.1",
     ]
     assert result.stopped_applications == [1, 2]
-    assert rt.names() == [*sorted(c.name for c in result.containers), "paastech-other-1-web-1"]
+    assert rt.names() == [*sorted(c.name for c in result.containers), "paastech.other.1.web.1"]
     assert logs[:3] == ["Starting web.1", "Starting web.2", "Starting worker.1"]
     assert {"web.1 is healthy", "web.2 is healthy", "worker.1 is healthy"} <= set(logs)
     assert logs[-1] == "Release 3 is live"
@@ -246,7 +302,7 @@ async def test_release_switches_and_reports_stopped_applications():
 async def test_failed_health_check_removes_the_new_containers_only():
     rt = FakeRuntime()
     old = rt.add("app", 1, "web", 1)
-    rt.unhealthy["paastech-app-2-web-2"] = "container exited with code 1"
+    rt.unhealthy["paastech.app.2.web.2"] = "container exited with code 1"
     with pytest.raises(ReleaseFailed) as error:
         await release(rt, plan("app", 2, web=2), Logs(), SETTINGS)
     assert error.value.reason == "web.2 failed its health check: container exited with code 1"
@@ -257,10 +313,10 @@ async def test_failed_health_check_removes_the_new_containers_only():
 async def test_cancelled_release_removes_the_new_containers():
     rt = FakeRuntime()
     old = rt.add("app", 1, "web", 1)
-    rt.slow.add("paastech-app-2-web-1")
+    rt.slow.add("paastech.app.2.web.1")
     task = asyncio.create_task(release(rt, plan("app", 2, web=1), Logs(), SETTINGS))
     await rt.waiting.wait()
-    assert "paastech-app-2-web-1" in rt.names()
+    assert "paastech.app.2.web.1" in rt.names()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

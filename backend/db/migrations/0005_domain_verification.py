@@ -3,7 +3,7 @@ from tortoise.migrations import operations as ops
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0003_image_digest')]
+    dependencies = [('models', '0004_client_quotas')]
 
     initial = False
 
