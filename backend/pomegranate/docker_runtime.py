@@ -737,7 +737,12 @@ class DockerRuntime:
         return refs
 
     async def image_bytes(self, image: str) -> int:
-        """Size of an image in bytes (the image_mb_per_project quota); 0 when it is missing."""
+        """Size of an image in bytes (the image_mb_per_project quota); 0 when it is missing.
+        A platform-registry image is measured in the registry (the engine has not pulled it)."""
+        if self._registry_ref(image):
+            repository, _, digest = image.partition("@")
+            project = repository.rsplit("/app-", 1)[-1]
+            return await self.registry.image_bytes(project, digest)
         try:
             data = await self.docker.images.inspect(image)
         except DockerError as exc:
