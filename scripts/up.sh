@@ -21,6 +21,8 @@ print(f"  Subscriptions ws://{s.host}:{s.api_port}/graphql  (graphql-transport-w
 print(f"  Apps          {s.app_url(s.project_hostname('<project>'))}  (embedded ingress on {s.host}:{s.ingress_port})")
 print(f"  git push      {git_url('<project>', s)}")
 print(f"  Internal gRPC API {s.host}:{s.api_grpc_port}, Pomegranate {s.host}:{s.pomegranate_port}")
+print(f"  Supervisor    supervisorctl -c {(s.data_dir / 'run' / 'supervisord.conf').resolve()} status")
 print()
 PY
-exec honcho start -f Procfile
+# supervisord runs every Procfile line and restarts the one that crashes (backend/supervise.py).
+exec python -m backend supervise --procfile Procfile
