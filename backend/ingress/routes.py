@@ -261,9 +261,7 @@ class RouteTable:
             old = self._entries.get(c.id)
             # Started again since we last saw it (its start event was missed): a new process,
             # no longer stopping, probed before it is routed.
-            restarted = (
-                old is not None and c.running and c.started_at != old.container.started_at
-            )
+            restarted = old is not None and c.running and c.started_at != old.container.started_at
             same_process = (
                 old is not None
                 and old.container.running
