@@ -17,6 +17,7 @@ MODULES = [
     "bench.deploy_latency",
     "bench.push_to_live",
     "bench.ingress_throughput",
+    "bench.recovery",  # issue 20
 ]
 
 

@@ -21,7 +21,12 @@ from strawberry.types import ExecutionResult
 from backend.api.context import Context, bearer_from_header
 from backend.api.internal import start_internal_server
 from backend.api.schema import build_schema
-from backend.db.config import close_db, init_db
+from backend.db.config import (
+    DATABASE_UNAVAILABLE_MESSAGE,
+    close_db,
+    database_unavailable,
+    init_db,
+)
 from backend.rpc.pomegranate_client import PomegranateClient
 from backend.services import accounts
 from backend.services.deployments import Deployer, set_deployer
@@ -73,6 +78,34 @@ async def _authenticate(ctx: Context, token: str | None) -> None:
     else:
         ctx.client, ctx.token = found
         ctx.bad_token = False
+
+
+class DatabaseErrors:
+    """A database outage outside the resolvers (authentication in the context getter) answers
+    503 with the code UNAVAILABLE, as inside them, never a bare 500 (issue 20)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            log.warning("database unavailable: %s", exc)
+            body = {
+                "errors": [
+                    {
+                        "message": DATABASE_UNAVAILABLE_MESSAGE,
+                        "extensions": {"code": "UNAVAILABLE"},
+                    }
+                ]
+            }
+            await JSONResponse(body, status_code=503)(scope, receive, send)
 
 
 class BodySizeLimit:
@@ -163,4 +196,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(DatabaseErrors)
     return app

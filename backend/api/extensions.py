@@ -7,7 +7,8 @@ import logging
 from graphql.error import GraphQLError
 from strawberry.extensions import MaskErrors
 
-from backend.errors import PaasError
+from backend.db.config import DATABASE_UNAVAILABLE_MESSAGE, database_unavailable
+from backend.errors import PaasError, Unavailable
 
 log = logging.getLogger("paastech.api")
 
@@ -23,6 +24,9 @@ def _with_code(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if isinstance(original, GraphQLError) and original is not error:
         return _with_code(original)
+    if original is not None and database_unavailable(original):
+        log.warning("database unavailable at %s: %s", error.path, original)
+        original = Unavailable(DATABASE_UNAVAILABLE_MESSAGE)
     if isinstance(original, PaasError):
         return GraphQLError(
             original.message,

@@ -643,8 +643,13 @@ class Deployer:
     async def _reconcile_periodically(self) -> None:
         while True:
             await asyncio.sleep(self.settings.reconcile_interval_seconds)
-            with contextlib.suppress(Unavailable):
+            try:
                 await self.reconcile()
+            except Unavailable:
+                pass
+            except Exception:
+                # The database may be restarting: this loop must outlive it (issue 20).
+                log.exception("periodic reconcile failed; trying again later")
 
     async def _watch_forever(self) -> None:
         delay = 0.2

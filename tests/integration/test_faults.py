@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_gitd import Gitd, User, make_user, remote_lines
-from tests.integration.test_supervision import Load
 from tests.support.platform import docker_containers
-from tests.support.supervised import Supervised, supervised
+from tests.support.supervised import Load, Supervised, supervised
 
 pytestmark = pytest.mark.docker
 

@@ -8,16 +8,14 @@ import asyncio
 import os
 import secrets
 import signal
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import PASSWORD
 from tests.support.gqlclient import SIGNUP, Api
 from tests.support.platform import fixture, push, tar_dir
-from tests.support.supervised import Supervised, supervised
+from tests.support.supervised import Load, Supervised, supervised
 
 pytestmark = pytest.mark.docker
 
@@ -34,47 +32,6 @@ async def _deploy_static(sup: Supervised) -> tuple[str, str]:
     outcome = await push(sup.platform, client_id, project, tar_dir(fixture("static")))
     assert outcome.ok, outcome.reason
     return project, client_id
-
-
-class Load:
-    """One client requesting the app through the ingress without pause; records every result."""
-
-    def __init__(self, port: int, project: str) -> None:
-        self.url = f"http://127.0.0.1:{port}/"
-        self.headers = {"Host": f"{project}.localhost"}
-        self.results: list[tuple[float, bool]] = []
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        async with httpx.AsyncClient(timeout=5) as http:
-            while not self._stop.is_set():
-                try:
-                    ok = (await http.get(self.url, headers=self.headers)).status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                    await asyncio.sleep(0.05)  # refused at once while the ingress is down
-                self.results.append((time.monotonic(), ok))
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        self._stop.set()
-        assert self._task is not None
-        await self._task
-
-    def failures_since(self, index: int) -> int:
-        return sum(1 for _, ok in self.results[index:] if not ok)
-
-    def gap_since(self, index: int) -> float:
-        """Seconds from the first failed request after ``index`` to the next success."""
-        window = self.results[index:]
-        first = next((t for t, ok in window if not ok), None)
-        if first is None:
-            return 0.0
-        back = next((t for t, ok in window if ok and t > first), None)
-        return (back or window[-1][0]) - first
 
 
 async def test_kill9_of_each_process_is_restarted_and_the_app_keeps_serving(
