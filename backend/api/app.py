@@ -27,6 +27,7 @@ from backend.db.config import (
     database_unavailable,
     init_db,
 )
+from backend.errors import DISK_FULL_MESSAGE, is_disk_full
 from backend.rpc.pomegranate_client import PomegranateClient
 from backend.services import accounts
 from backend.services.deployments import Deployer, set_deployer
@@ -81,8 +82,8 @@ async def _authenticate(ctx: Context, token: str | None) -> None:
 
 
 class DatabaseErrors:
-    """A database outage outside the resolvers (authentication in the context getter) answers
-    503 with the code UNAVAILABLE, as inside them, never a bare 500 (issue 20)."""
+    """A database outage or a full disk outside the resolvers (authentication in the context
+    getter) answers 503 with the code UNAVAILABLE, as inside them, never a bare 500 (issue 20)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -94,17 +95,14 @@ class DatabaseErrors:
         try:
             await self.app(scope, receive, send)
         except Exception as exc:
-            if not database_unavailable(exc):
+            if is_disk_full(exc):
+                message = DISK_FULL_MESSAGE
+            elif database_unavailable(exc):
+                message = DATABASE_UNAVAILABLE_MESSAGE
+            else:
                 raise
-            log.warning("database unavailable: %s", exc)
-            body = {
-                "errors": [
-                    {
-                        "message": DATABASE_UNAVAILABLE_MESSAGE,
-                        "extensions": {"code": "UNAVAILABLE"},
-                    }
-                ]
-            }
+            log.warning("%s: %s", message, exc)
+            body = {"errors": [{"message": message, "extensions": {"code": "UNAVAILABLE"}}]}
             await JSONResponse(body, status_code=503)(scope, receive, send)
 
 

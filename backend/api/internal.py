@@ -14,7 +14,7 @@ import grpc
 from backend import repos, validation
 from backend.db.models import Application, Client, Project
 from backend.db.models import ApplicationStatus as S
-from backend.errors import NotFound, PaasError
+from backend.errors import DISK_FULL_MESSAGE, NotFound, PaasError, is_disk_full
 from backend.events import EventKind, get_bus, project_topic
 from backend.rpc import platform_pb2 as pb
 from backend.rpc import platform_pb2_grpc as pb_grpc
@@ -47,7 +47,16 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
             yield pb.DeployEvent(finished=pb.Finished(ok=False, reason=exc.message, code=exc.code))
             return
 
-        source = await _spool(request_iterator, settings)
+        try:
+            source = await _spool(request_iterator, settings)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            log.error("push to %s refused: %s", project.name, exc)
+            yield pb.DeployEvent(
+                finished=pb.Finished(ok=False, reason=DISK_FULL_MESSAGE, code="UNAVAILABLE")
+            )
+            return
         if source is None:
             yield pb.DeployEvent(
                 finished=pb.Finished(

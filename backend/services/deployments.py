@@ -24,7 +24,13 @@ from tortoise.transactions import in_transaction
 from backend import security, validation
 from backend.db.models import Application, BuildLog, Project, StatusChange
 from backend.db.models import ApplicationStatus as S
-from backend.errors import NotFound, Unavailable, ValidationFailed
+from backend.errors import (
+    DISK_FULL_MESSAGE,
+    NotFound,
+    Unavailable,
+    ValidationFailed,
+    is_disk_full,
+)
 from backend.events import EventKind, build_log_topic, get_bus, project_topic
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc.pomegranate_client import DeployFailed, PomegranateClient
@@ -274,8 +280,17 @@ class Deployer:
     ) -> Application:
         """Queue a build of ``source`` (a tar file this call takes ownership of)."""
         app = await self._new_application(project, cause, commit_sha=commit_sha)
-        await self._enqueue(project, Job(app.id, source=source))
+        await self._enqueue_or_fail(app, project, Job(app.id, source=source))
         return app
+
+    async def _enqueue_or_fail(self, app: Application, project: Project, job: Job) -> None:
+        """Queue; when the job cannot be kept (a full disk), the release fails with the reason."""
+        try:
+            await self._enqueue(project, job)
+        except OSError as exc:
+            self._drop_job(job)  # frees what it can
+            reason = DISK_FULL_MESSAGE if is_disk_full(exc) else f"could not queue: {exc}"
+            await set_status(app, S.FAILED, reason)
 
     async def redeploy(self, project: Project) -> Application:
         current = self.source_path(project)
