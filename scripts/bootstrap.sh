@@ -12,7 +12,7 @@ PYTHON="${PYTHON:-python3}"
 
 need_cmds=(git ssh ssh-keygen make curl)
 pkgs_up=(git openssh-client make curl ca-certificates docker.io debootstrap busybox-static)
-pkgs_test=(postgresql chromium chromium-driver)  # browser tests: Debian's Chromium + chromedriver
+pkgs_test=(postgresql chromium chromium-driver iproute2)  # browser tests: Debian's Chromium + chromedriver; iproute2: private engines of the reliability tests (issue 20)
 
 missing_pkgs() {
     local p

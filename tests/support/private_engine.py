@@ -1,9 +1,13 @@
 """A private Docker engine for tests that restart one (the shared dockerd is never touched).
 
 Its own data root, exec root (so its own managed containerd), pid file, unix socket and
-containerd namespace; no iptables rules and no default bridge, so it changes nothing the shared
-engine relies on. Networks the platform creates on it come from an address pool of its own.
-Published 127.0.0.1 ports work through its userland proxy. Everything is removed afterwards.
+containerd namespace; no iptables rules, and a default bridge of its own that the test creates
+and deletes. Never ``--bridge=none`` nor ``--default-address-pool``: a dockerd started with the first, or
+restarted with the second (without live-restore), deletes the host's ``docker0`` (moby's
+configureNetworking, removeDefaultBridgeInterface): the shared engine's default bridge, and
+every build on the shared engine fails after it. The networks the platform creates on it get
+subnets from Docker's default pools that no host route uses yet. Published 127.0.0.1 ports work
+through its userland proxy. Everything is removed afterwards.
 """
 
 from __future__ import annotations
@@ -77,7 +81,11 @@ def private_engine(*, live_restore: bool = False) -> Iterator[PrivateEngine]:
     # Short path: unix socket paths (containerd's, under the exec root) have a 108-byte limit.
     root = Path(tempfile.mkdtemp(prefix="pt-engine-", dir="/tmp"))
     tag = secrets.token_hex(3)
-    pool = f"10.{200 + secrets.randbelow(50)}.{secrets.randbelow(8) * 32}.0/19"
+    bridge = f"ptb{tag}"  # its default bridge
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+    subnet = f"10.{200 + secrets.randbelow(50)}.{secrets.randbelow(256)}.1/24"
+    subprocess.run(["ip", "addr", "add", subnet, "dev", bridge], check=True)
+    subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
     args = [
         f"--data-root={root / 'data'}",
         f"--exec-root={root / 'exec'}",
@@ -87,8 +95,7 @@ def private_engine(*, live_restore: bool = False) -> Iterator[PrivateEngine]:
         f"--containerd-plugins-namespace=pt-{tag}-plugins",
         "--iptables=false",
         "--ip6tables=false",
-        "--bridge=none",
-        f"--default-address-pool=base={pool},size=24",
+        f"--bridge={bridge}",
         "--storage-driver=overlay2",
     ]
     if live_restore:
@@ -113,6 +120,7 @@ def private_engine(*, live_restore: bool = False) -> Iterator[PrivateEngine]:
             engine.stop()
             _umount_below(root)
             shutil.rmtree(root, ignore_errors=True)
+            subprocess.run(["ip", "link", "del", bridge], capture_output=True)
 
 
 def _umount_below(root: Path) -> None:
