@@ -228,7 +228,9 @@ class Deployer:
             job = self._load_job(app.id)
             if app.project_id in newest:
                 reason = f"interrupted by an API restart; replaced by v{newest[app.project_id]}"
-            elif job is None or (job.source is not None and not job.source.exists()):
+            elif job is None:
+                reason = "interrupted by an API restart and could not be resumed: run it again"
+            elif job.source is not None and not job.source.exists():
                 reason = "interrupted by an API restart; its source is gone: push again"
             else:
                 newest[app.project_id] = app.number

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -110,6 +111,15 @@ async def assert_settled(user: User, project: str) -> dict:
                 break
             await asyncio.sleep(0.5)
     assert all(r["state"] == "running" for r in rows), rows
+    # No orphan image: every tag of the project's repository is one of its releases.
+    numbers = {str(a["number"]) for a in state["applications"]}
+    tags = subprocess.run(
+        ["docker", "images", "--format", "{{.Tag}}", f"paastech/app-{project}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert set(tags) <= numbers, (tags, numbers)
     return state
 
 
