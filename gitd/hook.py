@@ -124,15 +124,20 @@ async def deploy(project: str, client_id: int, sha: str) -> int:
                 if (code := follower.handle(event)) is not None:
                     return code
         except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.UNAVAILABLE:
+            if exc.code() not in GONE:
                 return fail(f"Push rejected: the platform answered {exc.code().name}")
             if not follower.application:
                 return fail("Push rejected: the platform is not reachable; try again later")
-            # The API went away during the release: it resumes the release when it is back
-            # (issue 20), so wait for it and follow the release to its outcome.
-            say(f"-----> The platform restarted during v{follower.application}; reconnecting")
-            return await _reconnect(stub, follower, client_id)
-    return fail("Push rejected: the deploy ended without an outcome")
+        if not follower.application:
+            return fail("Push rejected: the deploy ended without an outcome")
+        # The API went away during the release: it resumes the release when it is back
+        # (issue 20), so wait for it and follow the release to its outcome.
+        say(f"-----> The platform restarted during v{follower.application}; reconnecting")
+        return await _reconnect(stub, follower, client_id)
+
+
+# The API went away (killed, restarting): what a stream then ends with.
+GONE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
 
 
 RECONNECT_SECONDS = 120.0
@@ -187,7 +192,7 @@ async def _reconnect(stub: pb_grpc.DeploymentsStub, follower: _Follower, client_
                 if (code := follower.handle(event)) is not None:
                     return code
         except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.UNAVAILABLE:
+            if exc.code() not in GONE:
                 return fail(f"Push rejected: the platform answered {exc.code().name}")
         await asyncio.sleep(delay)
         delay = min(delay * 2, 5.0)
