@@ -411,6 +411,9 @@ class PomegranateService(pb_grpc.PomegranateServicer):
     async def Watch(
         self, request: pb.WatchRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.RuntimeEvent]:
+        # Headers at once: the caller's wait_for_connection() returns now, not at the first
+        # container event (the API waits for this connection before running a release).
+        await context.send_initial_metadata(())
         recent_oom: dict[str, float] = {}
         async with contextlib.aclosing(self.runtime.events()) as events:
             async for event in events:
