@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: up test test-fast lint fmt schema protos bench deps engine test-deps web fuzz
+.PHONY: up test test-fast lint fmt schema protos bench chaos deps engine test-deps web fuzz
 
 deps:
 	scripts/bootstrap.sh up
@@ -56,3 +56,9 @@ protos: deps
 
 bench: test-deps
 	$(BIN)/python -m bench
+
+# A long randomised fault run (issue 20): kill -9 of each process and dockerd restarts while
+# three apps are under load and new releases are pushed; prints the report, fails on a violation.
+CHAOS_MINUTES ?= 10
+chaos: test-deps
+	$(BIN)/python -m bench.chaos --minutes $(CHAOS_MINUTES)

@@ -106,6 +106,25 @@ def quota(
         raise typer.Exit(1) from None
 
 
+@cli.command()
+def supervise(
+    procfile: Path = Path("Procfile"), config_only: bool = typer.Option(False, "--config-only")
+) -> None:
+    """Run every Procfile line under supervisord (restarts crashed processes); `make up` uses it."""
+    from backend import supervise as sup
+
+    layout = sup.Layout.for_data_dir(procfile.resolve().parent, get_settings().data_dir)
+    try:
+        config = sup.write_config(procfile, layout)
+    except (OSError, ValueError) as exc:
+        typer.echo(f"cannot supervise {procfile}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if config_only:
+        typer.echo(str(config))
+        return
+    sup.exec_supervisord(config)
+
+
 @cli.command("export-schema")
 def export_schema(path: Path = Path("schema.graphql")) -> None:
     """Write the GraphQL schema in SDL (schema.graphql is kept in sync by a test)."""

@@ -72,3 +72,24 @@ class Unavailable(PaasError):
     """A platform component the operation needs is not reachable."""
 
     code = "UNAVAILABLE"
+
+
+# The data dir's disk is full (issue 20): writes fail with this message and the code UNAVAILABLE
+# (nothing is half written: SQLite is transactional, files are written to a temp name first).
+DISK_FULL_MESSAGE = "the platform's disk is full; try again once space is freed"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` or what caused it is "no space left" (a file or SQLite write)."""
+    import errno
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "database or disk is full" in str(current) or "No space left" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

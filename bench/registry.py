@@ -18,6 +18,7 @@ MODULES = [
     "bench.push_to_live",
     "bench.ingress_throughput",
     "bench.ingress_tls",
+    "bench.recovery",  # issue 20
 ]
 
 

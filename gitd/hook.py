@@ -116,32 +116,90 @@ async def deploy(project: str, client_id: int, sha: str) -> int:
             yield pb.DeployChunk(data=data)
 
     say(f"-----> Received {sha[:7]}; deploying {project}")
-    deployed_line = False
+    follower = _Follower(project)
     async with grpc.aio.insecure_channel(f"{host}:{settings.api_grpc_port}") as channel:
         stub = pb_grpc.DeploymentsStub(channel)
         try:
             async for event in stub.Deploy(chunks(), metadata=call_metadata()):
-                kind = event.WhichOneof("event")
-                if kind == "log":
-                    deployed_line |= event.log.startswith("=====> Application deployed")
-                    say(format_log(event.log))
-                elif kind == "status" and event.status.status == "queued":
-                    say(f"-----> Queued as v{event.status.application}")
-                elif kind == "finished":
-                    f = event.finished
-                    if f.ok:
-                        if not deployed_line:
-                            say(f"=====> Application deployed: {f.url}")
-                        return 0
-                    if f.application:
-                        # The log already ended with the reason and the last build lines.
-                        return fail(f"Push rejected: v{f.application} of {project} failed")
-                    return fail(f"Push rejected: {f.reason}")
+                if (code := follower.handle(event)) is not None:
+                    return code
         except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+            if exc.code() not in GONE:
+                return fail(f"Push rejected: the platform answered {exc.code().name}")
+            if not follower.application:
                 return fail("Push rejected: the platform is not reachable; try again later")
-            return fail(f"Push rejected: the platform answered {exc.code().name}")
-    return fail("Push rejected: the deploy ended without an outcome")
+        if not follower.application:
+            return fail("Push rejected: the deploy ended without an outcome")
+        # The API went away during the release: it resumes the release when it is back
+        # (issue 20), so wait for it and follow the release to its outcome.
+        say(f"-----> The platform restarted during v{follower.application}; reconnecting")
+        return await _reconnect(stub, follower, client_id)
+
+
+# The API went away (killed, restarting): what a stream then ends with.
+GONE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+
+
+RECONNECT_SECONDS = 120.0
+
+
+class _Follower:
+    """Prints a release's events as remote: lines; remembers what it showed."""
+
+    def __init__(self, project: str) -> None:
+        self.project = project
+        self.application = 0
+        self.lines = 0
+        self.deployed_line = False
+
+    def handle(self, event: pb.DeployEvent) -> int | None:
+        """The hook's exit code once the outcome is known, else None."""
+        kind = event.WhichOneof("event")
+        if kind == "log":
+            self.lines += 1
+            self.deployed_line |= event.log.startswith("=====> Application deployed")
+            say(format_log(event.log))
+        elif kind == "status":
+            self.application = event.status.application or self.application
+            if event.status.status == "queued":
+                say(f"-----> Queued as v{event.status.application}")
+        elif kind == "finished":
+            f = event.finished
+            if f.ok:
+                if not self.deployed_line:
+                    say(f"=====> Application deployed: {f.url}")
+                return 0
+            if f.application:
+                # The log already ended with the reason and the last build lines.
+                return fail(f"Push rejected: v{f.application} of {self.project} failed")
+            return fail(f"Push rejected: {f.reason}")
+        return None
+
+
+async def _reconnect(stub: pb_grpc.DeploymentsStub, follower: _Follower, client_id: int) -> int:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RECONNECT_SECONDS
+    delay = 0.5
+    while loop.time() < deadline:
+        request = pb.FollowRequest(
+            project=follower.project,
+            client_id=client_id,
+            application=follower.application,
+            skip_lines=follower.lines,
+        )
+        try:
+            async for event in stub.Follow(request, metadata=call_metadata()):
+                if (code := follower.handle(event)) is not None:
+                    return code
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in GONE:
+                return fail(f"Push rejected: the platform answered {exc.code().name}")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+    return fail(
+        f"Push rejected: the platform did not come back within {RECONNECT_SECONDS:.0f} s; "
+        f"v{follower.application} resumes when it does (see `paastech releases`)"
+    )
 
 
 async def run(stdin_text: str, env: dict[str, str]) -> int:

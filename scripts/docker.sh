@@ -49,7 +49,12 @@ if ! pgrep -x dockerd >/dev/null 2>&1; then
         rm -f /var/run/docker.pid
     fi
     # setsid: its own session, so ending the shell or job that started it does not end it.
-    setsid nohup "$DOCKERD" >>"$LOG" 2>&1 </dev/null &
+    # --live-restore: containers keep running while the engine restarts (an upgrade, a crash),
+    # so apps stay up; the ingress and Pomegranate reconnect and resync when it is back.
+    # (dockerd refuses a flag that its daemon.json sets too.)
+    flags=(--live-restore)
+    grep -qs '"live-restore"' /etc/docker/daemon.json && flags=()
+    setsid nohup "$DOCKERD" "${flags[@]}" >>"$LOG" 2>&1 </dev/null &
     disown || true
 fi
 

@@ -27,8 +27,14 @@ from backend import security
 from backend.api.context import Context, bearer_from_header
 from backend.api.internal import start_internal_server
 from backend.api.schema import build_schema
-from backend.db.config import close_db, init_db
+from backend.db.config import (
+    DATABASE_UNAVAILABLE_MESSAGE,
+    close_db,
+    database_unavailable,
+    init_db,
+)
 from backend.db.models import ApiToken
+from backend.errors import DISK_FULL_MESSAGE, is_disk_full
 from backend.events import get_bus, token_topic
 from backend.rpc.pomegranate_client import PomegranateClient
 from backend.services import accounts
@@ -152,6 +158,31 @@ async def _authenticate(ctx: Context, token: str | None) -> None:
         ctx.bad_token = False
 
 
+class DatabaseErrors:
+    """A database outage or a full disk outside the resolvers (authentication in the context
+    getter) answers 503 with the code UNAVAILABLE, as inside them, never a bare 500 (issue 20)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:
+            if is_disk_full(exc):
+                message = DISK_FULL_MESSAGE
+            elif database_unavailable(exc):
+                message = DATABASE_UNAVAILABLE_MESSAGE
+            else:
+                raise
+            log.warning("%s: %s", message, exc)
+            body = {"errors": [{"message": message, "extensions": {"code": "UNAVAILABLE"}}]}
+            await JSONResponse(body, status_code=503)(scope, receive, send)
+
+
 class BodySizeLimit:
     """Reject request bodies larger than the limit, declared or streamed, with 413."""
 
@@ -242,4 +273,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(DatabaseErrors)
     return app

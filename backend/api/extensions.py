@@ -18,7 +18,8 @@ from graphql import (
 from graphql.error import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
 
-from backend.errors import PaasError, ValidationFailed
+from backend.db.config import DATABASE_UNAVAILABLE_MESSAGE, database_unavailable
+from backend.errors import DISK_FULL_MESSAGE, PaasError, Unavailable, ValidationFailed, is_disk_full
 
 log = logging.getLogger("paastech.api")
 
@@ -34,6 +35,12 @@ def _with_code(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if isinstance(original, GraphQLError) and original is not error:
         return _with_code(original)
+    if original is not None and is_disk_full(original):
+        log.error("disk full at %s: %s", error.path, original)
+        original = Unavailable(DISK_FULL_MESSAGE)
+    elif original is not None and database_unavailable(original):
+        log.warning("database unavailable at %s: %s", error.path, original)
+        original = Unavailable(DATABASE_UNAVAILABLE_MESSAGE)
     if isinstance(original, PaasError):
         return GraphQLError(
             original.message,

@@ -12,9 +12,9 @@ from pathlib import Path
 import grpc
 
 from backend import repos, validation
+from backend.db.models import Application, Client, Project
 from backend.db.models import ApplicationStatus as S
-from backend.db.models import Client
-from backend.errors import NotFound, PaasError
+from backend.errors import DISK_FULL_MESSAGE, NotFound, PaasError, is_disk_full
 from backend.events import EventKind, get_bus, project_topic
 from backend.rpc import platform_pb2 as pb
 from backend.rpc import platform_pb2_grpc as pb_grpc
@@ -51,7 +51,16 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
             yield pb.DeployEvent(finished=pb.Finished(ok=False, reason=exc.message, code=exc.code))
             return
 
-        source = await _spool(request_iterator, settings)
+        try:
+            source = await _spool(request_iterator, settings)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            log.error("push to %s refused: %s", project.name, exc)
+            yield pb.DeployEvent(
+                finished=pb.Finished(ok=False, reason=DISK_FULL_MESSAGE, code="UNAVAILABLE")
+            )
+            return
         if source is None:
             yield pb.DeployEvent(
                 finished=pb.Finished(
@@ -62,53 +71,91 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
             )
             return
         deployer = get_deployer()
-        queue: asyncio.Queue[pb.DeployEvent | None] = asyncio.Queue()
         async with get_bus().subscribe(project_topic(project.id)) as statuses:
             app = await deployer.deploy_source(
                 project, source, commit_sha=header.commit_sha or None, cause=header.cause or "push"
             )
+            async for event in _follow(app, statuses, skip_lines=0):
+                yield event
+        async for event in _outcome(app, project, settings):
+            yield event
 
-            async def pump_logs() -> None:
-                async for _seq, line in follow_build_log(app):
-                    await queue.put(pb.DeployEvent(log=line))
-                await queue.put(None)
+    async def Follow(
+        self, request: pb.FollowRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.DeployEvent]:
+        settings = get_settings()
+        try:
+            client = await Client.get_or_none(id=request.client_id)
+            if client is None:
+                raise PaasError("unknown client")
+            project = await get_owned(client, request.project)
+            app = await Application.get_or_none(project=project, number=request.application)
+            if app is None:
+                raise NotFound(f"release v{request.application} not found", field="application")
+        except PaasError as exc:
+            yield pb.DeployEvent(finished=pb.Finished(ok=False, reason=exc.message, code=exc.code))
+            return
+        async with get_bus().subscribe(project_topic(project.id)) as statuses:
+            async for event in _follow(app, statuses, skip_lines=max(request.skip_lines, 0)):
+                yield event
+        async for event in _outcome(app, project, settings):
+            yield event
 
-            async def pump_statuses() -> None:
-                # The final status is sent last, with the outcome, after every log line.
-                async for event in statuses:
-                    p = event.payload
-                    if (
-                        event.kind == EventKind.APPLICATION_STATUS
-                        and p["number"] == app.number
-                        and p["status"] not in FINISHED_VALUES
-                    ):
-                        change = pb.StatusChange(application=app.number, status=p["status"])
-                        await queue.put(pb.DeployEvent(status=change))
 
-            tasks = [asyncio.create_task(pump_logs()), asyncio.create_task(pump_statuses())]
-            try:
-                while (item := await queue.get()) is not None:
-                    yield item
-            finally:
-                for task in tasks:
-                    task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-        await app.refresh_from_db()
-        ok = app.status == S.RUNNING
-        url = settings.app_url(settings.project_hostname(project.name))
-        yield pb.DeployEvent(
-            status=pb.StatusChange(application=app.number, status=app.status.value)
+async def _follow(
+    app: Application, statuses: AsyncIterator, skip_lines: int
+) -> AsyncIterator[pb.DeployEvent]:
+    """Log lines and status changes of ``app`` until it finishes (``statuses``: its project's
+    topic, subscribed before the release could change)."""
+    queue: asyncio.Queue[pb.DeployEvent | None] = asyncio.Queue()
+
+    async def pump_logs() -> None:
+        async for seq, line in follow_build_log(app):
+            if seq > skip_lines:
+                await queue.put(pb.DeployEvent(log=line))
+        await queue.put(None)
+
+    async def pump_statuses() -> None:
+        # The final status is sent last, with the outcome, after every log line.
+        async for event in statuses:
+            p = event.payload
+            if (
+                event.kind == EventKind.APPLICATION_STATUS
+                and p["number"] == app.number
+                and p["status"] not in FINISHED_VALUES
+            ):
+                change = pb.StatusChange(application=app.number, status=p["status"])
+                await queue.put(pb.DeployEvent(status=change))
+
+    # Its number first: a caller that loses the stream can Follow it (gitd does).
+    yield pb.DeployEvent(status=pb.StatusChange(application=app.number, status=app.status.value))
+    tasks = [asyncio.create_task(pump_logs()), asyncio.create_task(pump_statuses())]
+    try:
+        while (item := await queue.get()) is not None:
+            yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _outcome(
+    app: Application, project: Project, settings: Settings
+) -> AsyncIterator[pb.DeployEvent]:
+    await app.refresh_from_db()
+    ok = app.status == S.RUNNING
+    url = settings.app_url(settings.project_hostname(project.name))
+    yield pb.DeployEvent(status=pb.StatusChange(application=app.number, status=app.status.value))
+    yield pb.DeployEvent(
+        finished=pb.Finished(
+            ok=ok,
+            application=app.number,
+            url=url if ok else "",
+            reason="" if ok else (app.failure_reason or app.status.value),
         )
-        yield pb.DeployEvent(
-            finished=pb.Finished(
-                ok=ok,
-                application=app.number,
-                url=url if ok else "",
-                reason="" if ok else (app.failure_reason or app.status.value),
-            )
-        )
+    )
 
 
 class GitAccessServicer(pb_grpc.GitAccessServicer):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from typing import Any
 
 from tortoise import Tortoise
@@ -51,3 +53,41 @@ async def migrate(settings: Settings | None = None) -> None:
 
 async def close_db() -> None:
     await Tortoise.close_connections()
+
+
+# Errors that mean "the database is not reachable right now" (PostgreSQL restarting or gone,
+# SQLite locked by another process past its busy timeout), not a bug: the API answers them with
+# the code UNAVAILABLE instead of INTERNAL (issue 20).
+_UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT}
+_SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the database is unreachable or busy."""
+    import asyncpg
+    from tortoise.exceptions import DBConnectionError, OperationalError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(
+            current,
+            DBConnectionError
+            | ConnectionError
+            | TimeoutError
+            | asyncpg.PostgresConnectionError
+            | asyncpg.exceptions.OperatorInterventionError  # shutting down, starting up
+            | asyncpg.InterfaceError,  # "connection is closed", "pool is closing"
+        ):
+            return True
+        if isinstance(current, OSError) and current.errno in _UNREACHABLE_ERRNOS:
+            return True
+        busy = any(text in str(current).lower() for text in _SQLITE_BUSY)
+        if busy and isinstance(current, sqlite3.OperationalError | OperationalError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+DATABASE_UNAVAILABLE_MESSAGE = "the database is not reachable right now; try again shortly"

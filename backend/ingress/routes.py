@@ -61,6 +61,9 @@ class Container:
     health: str | None  # Docker health status ("starting", "healthy", "unhealthy"); None: no check
     health_path: str | None = None  # the Traefik health-check path from the labels, if any
     hsts_seconds: int = 0  # the project's HSTS max-age from the labels; 0: none (issue 21)
+    # State.StartedAt: tells a new process of the same container (restarted while the event
+    # stream was down, e.g. by a dockerd restart) from the one a stop event was about.
+    started_at: str = ""
 
     @property
     def upstream(self) -> Upstream | None:
@@ -106,6 +109,7 @@ def container_from_inspect(data: Mapping[str, Any]) -> Container | None:
         health=health or None,
         health_path=L.health_path_from_labels(labels),
         hsts_seconds=L.hsts_from_labels(labels),
+        started_at=str(state.get("StartedAt") or ""),
     )
 
 
@@ -259,18 +263,23 @@ class RouteTable:
         fresh: dict[str, _Entry] = {}
         for c in containers:
             old = self._entries.get(c.id)
+            # Started again since we last saw it (its start event was missed): a new process,
+            # no longer stopping, probed before it is routed.
+            restarted = old is not None and c.running and c.started_at != old.container.started_at
             same_process = (
                 old is not None
                 and old.container.running
                 and c.running
                 and old.container.host_port == c.host_port
+                and not restarted
             )
             ready = (
                 c.health is not None
                 or (trust_running and c.running)
                 or (same_process and old is not None and old.ready)
             )
-            fresh[c.id] = _Entry(c, ready=ready, stopping=old.stopping if old else False)
+            stopping = old is not None and old.stopping and not restarted
+            fresh[c.id] = _Entry(c, ready=ready, stopping=stopping)
         self._entries = fresh
         self._reindex()
 

@@ -148,6 +148,24 @@ async def release(
     its live release.
     """
     specs = plan.process_specs(settings)
+    # A release resumed after a crash (issue 20) may find what an earlier attempt left.
+    existing = [
+        c
+        for c in await runtime.list_containers(plan.project)
+        if c.ownership is not None and c.ownership.application == plan.application
+    ]
+    if existing:
+        others = [
+            c
+            for c in await runtime.list_containers(plan.project)
+            if c.ownership is None or c.ownership.application != plan.application
+        ]
+        if not others and len(existing) == len(specs) and all(c.running for c in existing):
+            # The earlier attempt switched before its caller went away: it is live already.
+            await on_log(f"Release {plan.application} is live (finished before an interruption)")
+            return ReleaseResult(containers=existing, stopped_applications=[])
+        await on_log(f"Removing what an interrupted attempt of release {plan.application} left")
+        await remove_application(runtime, plan.project, plan.application)
     started: list[tuple[ProcessSpec, ContainerInfo]] = []
     try:
         for spec in specs:

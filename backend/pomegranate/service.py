@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from backend.errors import DISK_FULL_MESSAGE, is_disk_full
 from backend.pomegranate import convert
 from backend.pomegranate.convert import BadRequest
 from backend.pomegranate.reconciler import reconcile
@@ -138,20 +139,25 @@ class PomegranateService(pb_grpc.PomegranateServicer):
         limit = getattr(self.settings, "max_source_bytes", MAX_SOURCE_BYTES)
         try:
             size = 0
-            with os.fdopen(fd, "wb") as fh:
-                async for chunk in requests:
-                    if chunk.WhichOneof("part") != "data":
-                        await context.abort(
-                            grpc.StatusCode.INVALID_ARGUMENT,
-                            "only the first Build message may be a header; then tar data",
-                        )
-                    size += len(chunk.data)
-                    if size > limit:
-                        yield pb.BuildEvent(
-                            failure=_failure(f"the source archive is larger than {_size(limit)}")
-                        )
-                        return
-                    await asyncio.to_thread(fh.write, chunk.data)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    async for chunk in requests:
+                        if chunk.WhichOneof("part") != "data":
+                            await context.abort(
+                                grpc.StatusCode.INVALID_ARGUMENT,
+                                "only the first Build message may be a header; then tar data",
+                            )
+                        size += len(chunk.data)
+                        if size > limit:
+                            too_big = f"the source archive is larger than {_size(limit)}"
+                            yield pb.BuildEvent(failure=_failure(too_big))
+                            return
+                        await asyncio.to_thread(fh.write, chunk.data)
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                yield pb.BuildEvent(failure=_failure(DISK_FULL_MESSAGE))
+                return
             if size == 0:
                 yield pb.BuildEvent(failure=_failure("no source archive was received"))
                 return
@@ -409,6 +415,9 @@ class PomegranateService(pb_grpc.PomegranateServicer):
     async def Watch(
         self, request: pb.WatchRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.RuntimeEvent]:
+        # Headers at once: the caller's wait_for_connection() returns now, not at the first
+        # container event (the API waits for this connection before running a release).
+        await context.send_initial_metadata(())
         recent_oom: dict[str, float] = {}
         async with contextlib.aclosing(self.runtime.events()) as events:
             async for event in events:

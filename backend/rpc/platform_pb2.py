@@ -24,37 +24,39 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x62\x61\x63kend/rpc/platform.proto\x12\x14paastech.platform.v1\"[\n\x0b\x44\x65ployChunk\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32\".paastech.platform.v1.DeployHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"U\n\x0c\x44\x65ployHeader\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\x12\n\ncommit_sha\x18\x03 \x01(\t\x12\r\n\x05\x63\x61use\x18\x04 \x01(\t\"\x8f\x01\n\x0b\x44\x65ployEvent\x12\r\n\x03log\x18\x01 \x01(\tH\x00\x12\x34\n\x06status\x18\x02 \x01(\x0b\x32\".paastech.platform.v1.StatusChangeH\x00\x12\x32\n\x08\x66inished\x18\x03 \x01(\x0b\x32\x1e.paastech.platform.v1.FinishedH\x00\x42\x07\n\x05\x65vent\"3\n\x0cStatusChange\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\x05\x12\x0e\n\x06status\x18\x02 \x01(\t\"V\n\x08\x46inished\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x13\n\x0b\x61pplication\x18\x02 \x01(\x05\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0c\n\x04\x63ode\x18\x05 \x01(\t\"!\n\nKeyRequest\x12\x13\n\x0b\x66ingerprint\x18\x01 \x01(\t\">\n\x08KeyReply\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\x10\n\x08username\x18\x03 \x01(\t\"@\n\x0bRepoRequest\x12\x11\n\tclient_id\x18\x01 \x01(\x03\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\r\n\x05write\x18\x03 \x01(\x08\"`\n\tRepoReply\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x11\n\trepo_path\x18\x04 \x01(\t\x12\x15\n\rdeploy_branch\x18\x05 \x01(\t\"\x1e\n\tClientRef\x12\x11\n\tclient_id\x18\x01 \x01(\x03\"1\n\x0bWhoamiReply\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08projects\x18\x02 \x03(\t2a\n\x0b\x44\x65ployments\x12R\n\x06\x44\x65ploy\x12!.paastech.platform.v1.DeployChunk\x1a!.paastech.platform.v1.DeployEvent(\x01\x30\x01\x32\x80\x02\n\tGitAccess\x12P\n\x0c\x41uthorizeKey\x12 .paastech.platform.v1.KeyRequest\x1a\x1e.paastech.platform.v1.KeyReply\x12S\n\rAuthorizeRepo\x12!.paastech.platform.v1.RepoRequest\x1a\x1f.paastech.platform.v1.RepoReply\x12L\n\x06Whoami\x12\x1f.paastech.platform.v1.ClientRef\x1a!.paastech.platform.v1.WhoamiReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x62\x61\x63kend/rpc/platform.proto\x12\x14paastech.platform.v1\"\\\n\rFollowRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\x13\n\x0b\x61pplication\x18\x03 \x01(\x05\x12\x12\n\nskip_lines\x18\x04 \x01(\x05\"[\n\x0b\x44\x65ployChunk\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32\".paastech.platform.v1.DeployHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"U\n\x0c\x44\x65ployHeader\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\x12\n\ncommit_sha\x18\x03 \x01(\t\x12\r\n\x05\x63\x61use\x18\x04 \x01(\t\"\x8f\x01\n\x0b\x44\x65ployEvent\x12\r\n\x03log\x18\x01 \x01(\tH\x00\x12\x34\n\x06status\x18\x02 \x01(\x0b\x32\".paastech.platform.v1.StatusChangeH\x00\x12\x32\n\x08\x66inished\x18\x03 \x01(\x0b\x32\x1e.paastech.platform.v1.FinishedH\x00\x42\x07\n\x05\x65vent\"3\n\x0cStatusChange\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\x05\x12\x0e\n\x06status\x18\x02 \x01(\t\"V\n\x08\x46inished\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x13\n\x0b\x61pplication\x18\x02 \x01(\x05\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0c\n\x04\x63ode\x18\x05 \x01(\t\"!\n\nKeyRequest\x12\x13\n\x0b\x66ingerprint\x18\x01 \x01(\t\">\n\x08KeyReply\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\x10\n\x08username\x18\x03 \x01(\t\"@\n\x0bRepoRequest\x12\x11\n\tclient_id\x18\x01 \x01(\x03\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\r\n\x05write\x18\x03 \x01(\x08\"`\n\tRepoReply\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x11\n\trepo_path\x18\x04 \x01(\t\x12\x15\n\rdeploy_branch\x18\x05 \x01(\t\"\x1e\n\tClientRef\x12\x11\n\tclient_id\x18\x01 \x01(\x03\"1\n\x0bWhoamiReply\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08projects\x18\x02 \x03(\t2\xb5\x01\n\x0b\x44\x65ployments\x12R\n\x06\x44\x65ploy\x12!.paastech.platform.v1.DeployChunk\x1a!.paastech.platform.v1.DeployEvent(\x01\x30\x01\x12R\n\x06\x46ollow\x12#.paastech.platform.v1.FollowRequest\x1a!.paastech.platform.v1.DeployEvent0\x01\x32\x80\x02\n\tGitAccess\x12P\n\x0c\x41uthorizeKey\x12 .paastech.platform.v1.KeyRequest\x1a\x1e.paastech.platform.v1.KeyReply\x12S\n\rAuthorizeRepo\x12!.paastech.platform.v1.RepoRequest\x1a\x1f.paastech.platform.v1.RepoReply\x12L\n\x06Whoami\x12\x1f.paastech.platform.v1.ClientRef\x1a!.paastech.platform.v1.WhoamiReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'backend.rpc.platform_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DEPLOYCHUNK']._serialized_start=52
-  _globals['_DEPLOYCHUNK']._serialized_end=143
-  _globals['_DEPLOYHEADER']._serialized_start=145
-  _globals['_DEPLOYHEADER']._serialized_end=230
-  _globals['_DEPLOYEVENT']._serialized_start=233
-  _globals['_DEPLOYEVENT']._serialized_end=376
-  _globals['_STATUSCHANGE']._serialized_start=378
-  _globals['_STATUSCHANGE']._serialized_end=429
-  _globals['_FINISHED']._serialized_start=431
-  _globals['_FINISHED']._serialized_end=517
-  _globals['_KEYREQUEST']._serialized_start=519
-  _globals['_KEYREQUEST']._serialized_end=552
-  _globals['_KEYREPLY']._serialized_start=554
-  _globals['_KEYREPLY']._serialized_end=616
-  _globals['_REPOREQUEST']._serialized_start=618
-  _globals['_REPOREQUEST']._serialized_end=682
-  _globals['_REPOREPLY']._serialized_start=684
-  _globals['_REPOREPLY']._serialized_end=780
-  _globals['_CLIENTREF']._serialized_start=782
-  _globals['_CLIENTREF']._serialized_end=812
-  _globals['_WHOAMIREPLY']._serialized_start=814
-  _globals['_WHOAMIREPLY']._serialized_end=863
-  _globals['_DEPLOYMENTS']._serialized_start=865
-  _globals['_DEPLOYMENTS']._serialized_end=962
-  _globals['_GITACCESS']._serialized_start=965
-  _globals['_GITACCESS']._serialized_end=1221
+  _globals['_FOLLOWREQUEST']._serialized_start=52
+  _globals['_FOLLOWREQUEST']._serialized_end=144
+  _globals['_DEPLOYCHUNK']._serialized_start=146
+  _globals['_DEPLOYCHUNK']._serialized_end=237
+  _globals['_DEPLOYHEADER']._serialized_start=239
+  _globals['_DEPLOYHEADER']._serialized_end=324
+  _globals['_DEPLOYEVENT']._serialized_start=327
+  _globals['_DEPLOYEVENT']._serialized_end=470
+  _globals['_STATUSCHANGE']._serialized_start=472
+  _globals['_STATUSCHANGE']._serialized_end=523
+  _globals['_FINISHED']._serialized_start=525
+  _globals['_FINISHED']._serialized_end=611
+  _globals['_KEYREQUEST']._serialized_start=613
+  _globals['_KEYREQUEST']._serialized_end=646
+  _globals['_KEYREPLY']._serialized_start=648
+  _globals['_KEYREPLY']._serialized_end=710
+  _globals['_REPOREQUEST']._serialized_start=712
+  _globals['_REPOREQUEST']._serialized_end=776
+  _globals['_REPOREPLY']._serialized_start=778
+  _globals['_REPOREPLY']._serialized_end=874
+  _globals['_CLIENTREF']._serialized_start=876
+  _globals['_CLIENTREF']._serialized_end=906
+  _globals['_WHOAMIREPLY']._serialized_start=908
+  _globals['_WHOAMIREPLY']._serialized_end=957
+  _globals['_DEPLOYMENTS']._serialized_start=960
+  _globals['_DEPLOYMENTS']._serialized_end=1141
+  _globals['_GITACCESS']._serialized_start=1144
+  _globals['_GITACCESS']._serialized_end=1400
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class FollowRequest(_message.Message):
+    __slots__ = ("project", "client_id", "application", "skip_lines")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    SKIP_LINES_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    client_id: int
+    application: int
+    skip_lines: int
+    def __init__(self, project: _Optional[str] = ..., client_id: _Optional[int] = ..., application: _Optional[int] = ..., skip_lines: _Optional[int] = ...) -> None: ...
+
 class DeployChunk(_message.Message):
     __slots__ = ("header", "data")
     HEADER_FIELD_NUMBER: _ClassVar[int]

@@ -39,6 +39,11 @@ class DeploymentsStub:
                 request_serializer=backend_dot_rpc_dot_platform__pb2.DeployChunk.SerializeToString,
                 response_deserializer=backend_dot_rpc_dot_platform__pb2.DeployEvent.FromString,
                 _registered_method=True)
+        self.Follow = channel.unary_stream(
+                '/paastech.platform.v1.Deployments/Follow',
+                request_serializer=backend_dot_rpc_dot_platform__pb2.FollowRequest.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_platform__pb2.DeployEvent.FromString,
+                _registered_method=True)
 
 
 class DeploymentsServicer:
@@ -53,12 +58,25 @@ class DeploymentsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Follow(self, request, context):
+        """Follow a release already under way to its outcome, as Deploy streams it: gitd reconnects
+        with it when the API restarted during a push (the release resumes on its own).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeploymentsServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Deploy': grpc.stream_stream_rpc_method_handler(
                     servicer.Deploy,
                     request_deserializer=backend_dot_rpc_dot_platform__pb2.DeployChunk.FromString,
+                    response_serializer=backend_dot_rpc_dot_platform__pb2.DeployEvent.SerializeToString,
+            ),
+            'Follow': grpc.unary_stream_rpc_method_handler(
+                    servicer.Follow,
+                    request_deserializer=backend_dot_rpc_dot_platform__pb2.FollowRequest.FromString,
                     response_serializer=backend_dot_rpc_dot_platform__pb2.DeployEvent.SerializeToString,
             ),
     }
@@ -88,6 +106,33 @@ class Deployments:
             target,
             '/paastech.platform.v1.Deployments/Deploy',
             backend_dot_rpc_dot_platform__pb2.DeployChunk.SerializeToString,
+            backend_dot_rpc_dot_platform__pb2.DeployEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Follow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/paastech.platform.v1.Deployments/Follow',
+            backend_dot_rpc_dot_platform__pb2.FollowRequest.SerializeToString,
             backend_dot_rpc_dot_platform__pb2.DeployEvent.FromString,
             options,
             channel_credentials,

@@ -24,7 +24,13 @@ from tortoise.transactions import in_transaction
 from backend import security, validation
 from backend.db.models import Application, BuildLog, Project, StatusChange
 from backend.db.models import ApplicationStatus as S
-from backend.errors import NotFound, Unavailable, ValidationFailed
+from backend.errors import (
+    DISK_FULL_MESSAGE,
+    NotFound,
+    Unavailable,
+    ValidationFailed,
+    is_disk_full,
+)
 from backend.events import EventKind, build_log_topic, get_bus, project_topic
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc.pomegranate_client import DeployFailed, PomegranateClient
@@ -44,6 +50,9 @@ MAX_REPLICAS = 20
 MEMORY_RANGE_MB = (32, 16384)
 CPU_RANGE = (0.05, 16.0)
 LAST_LINES_IN_REASON = 10
+# How long a release waits for Pomegranate to (re)connect before it fails: long enough for the
+# supervisor to restart a crashed Pomegranate (issue 20).
+POMEGRANATE_WAIT_SECONDS = 30.0
 
 
 @dataclass
@@ -51,6 +60,17 @@ class Job:
     application_id: int
     source: Path | None = None  # build this tar; None: reuse an image
     image_from: int | None = None  # application id whose image is reused; None: the live one
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"source": str(self.source) if self.source else None, "image_from": self.image_from}
+        )
+
+    @classmethod
+    def from_json(cls, application_id: int, text: str) -> Job:
+        data = json.loads(text)
+        source = Path(data["source"]) if data.get("source") else None
+        return cls(application_id, source=source, image_from=data.get("image_from"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,9 +202,8 @@ class Deployer:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Mark releases a previous API process left half-done, then watch Pomegranate."""
-        for app in await Application.filter(status__in=IN_PROGRESS):
-            await set_status(app, S.FAILED, "interrupted: the API restarted during this release")
+        """Resume the releases a previous API process left half-done, then watch Pomegranate."""
+        await self._resume_interrupted()
         self._background = [
             asyncio.create_task(self._watch_forever(), name="pomegranate-watch"),
             asyncio.create_task(self._reconcile_periodically(), name="reconcile"),
@@ -197,6 +216,74 @@ class Deployer:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.client.close()
+
+    async def _resume_interrupted(self) -> None:
+        """Every release still queued, building or deploying when the API stopped (crash, kill -9,
+        restart) runs again from its start: each job is kept in DATA_DIR/queue until it finishes.
+        Per project only the newest runs (as when a newer release replaces a queued one); a
+        release whose job or source is gone fails with the reason. Pomegranate makes a repeated
+        release idempotent (one that had switched already is recognised as live)."""
+        newest: dict[int, int] = {}
+        interrupted = (
+            await Application.filter(status__in=IN_PROGRESS)
+            .order_by("project_id", "-number")
+            .prefetch_related("project")
+        )
+        ids = {app.id for app in interrupted}
+        queue_dir = self.settings.data_dir / "queue"
+        for path in queue_dir.glob("*.json") if queue_dir.is_dir() else []:
+            # Jobs of releases that finished or were deleted while the file stayed behind.
+            if not path.stem.isdigit() or int(path.stem) not in ids:
+                job = self._load_job(int(path.stem)) if path.stem.isdigit() else None
+                if job is not None:
+                    self._drop_job(job)
+                path.unlink(missing_ok=True)
+        kept = {str(j.source) for a in interrupted if (j := self._load_job(a.id)) and j.source}
+        tmp_dir = self.settings.data_dir / "tmp"
+        for path in tmp_dir.glob("source-*.tar") if tmp_dir.is_dir() else []:
+            if str(path) not in kept:  # spooled by a push the crash cut short
+                path.unlink(missing_ok=True)
+        for app in interrupted:
+            job = self._load_job(app.id)
+            if app.project_id in newest:
+                reason = f"interrupted by an API restart; replaced by v{newest[app.project_id]}"
+            elif job is None:
+                reason = "interrupted by an API restart and could not be resumed: run it again"
+            elif job.source is not None and not job.source.exists():
+                reason = "interrupted by an API restart; its source is gone: push again"
+            else:
+                newest[app.project_id] = app.number
+                log.info("resuming v%d of %s (%s)", app.number, app.project.name, app.status.value)
+                if app.status != S.QUEUED:
+                    await set_status(app, S.QUEUED, "resumed after an API restart")
+                out = await BuildLogWriter.open(app)
+                await out.write("-----> The platform restarted: this release resumes")
+                await self._enqueue(app.project, job)
+                continue
+            if job is not None:
+                self._drop_job(job)
+            await set_status(app, S.FAILED, reason)
+
+    def _job_path(self, application_id: int) -> Path:
+        return self.settings.data_dir / "queue" / f"{application_id}.json"
+
+    def _save_job(self, job: Job) -> None:
+        path = self._job_path(job.application_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(job.to_json())
+        tmp.replace(path)  # atomic: a crash leaves the old file or the new one, never half
+
+    def _load_job(self, application_id: int) -> Job | None:
+        try:
+            return Job.from_json(application_id, self._job_path(application_id).read_text())
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def _drop_job(self, job: Job) -> None:
+        self._job_path(job.application_id).unlink(missing_ok=True)
+        if job.source:
+            job.source.unlink(missing_ok=True)
 
     @property
     def sources_dir(self) -> Path:
@@ -219,8 +306,17 @@ class Deployer:
             await asyncio.to_thread(source.unlink, True)
             raise
         app = await self._new_application(project, cause, commit_sha=commit_sha)
-        await self._enqueue(project, Job(app.id, source=source))
+        await self._enqueue_or_fail(app, project, Job(app.id, source=source))
         return app
+
+    async def _enqueue_or_fail(self, app: Application, project: Project, job: Job) -> None:
+        """Queue; when the job cannot be kept (a full disk), the release fails with the reason."""
+        try:
+            await self._enqueue(project, job)
+        except OSError as exc:
+            self._drop_job(job)  # frees what it can
+            reason = DISK_FULL_MESSAGE if is_disk_full(exc) else f"could not queue: {exc}"
+            await set_status(app, S.FAILED, reason)
 
     async def redeploy(self, project: Project) -> Application:
         current = self.source_path(project)
@@ -368,8 +464,8 @@ class Deployer:
         worker = self._workers.pop(project.id, None)
         if worker is not None:
             worker.cancel()
-        if pending and pending.source:
-            pending.source.unlink(missing_ok=True)
+        if pending:
+            self._drop_job(pending)
         self.source_path(project).unlink(missing_ok=True)
         try:
             await self.client.remove_project(project.name)
@@ -405,14 +501,14 @@ class Deployer:
         return app
 
     async def _enqueue(self, project: Project, job: Job) -> None:
+        self._save_job(job)
         replaced = self._pending.get(project.id)
         self._pending[project.id] = job
         if replaced is not None:
             old = await Application.get(id=replaced.application_id)
             new = await Application.get(id=job.application_id)
             await set_status(old, S.FAILED, f"replaced by v{new.number} before it started")
-            if replaced.source:
-                replaced.source.unlink(missing_ok=True)
+            self._drop_job(replaced)
         worker = self._workers.get(project.id)
         if worker is None or worker.done():
             self._workers[project.id] = asyncio.create_task(
@@ -422,17 +518,23 @@ class Deployer:
     async def _work(self, project_id: int) -> None:
         while (job := self._pending.pop(project_id, None)) is not None:
             try:
+                # Pomegranate may be restarting (its supervisor brings it back in seconds).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.connected.wait(), POMEGRANATE_WAIT_SECONDS)
                 await self._run(job)
             except asyncio.CancelledError:
+                # The API is stopping: the job file stays, the next start resumes the release.
                 raise
+            except Unavailable as exc:
+                app = await Application.get_or_none(id=job.application_id)
+                if app is not None and app.status in IN_PROGRESS:
+                    await set_status(app, S.FAILED, exc.message)
             except Exception:
                 log.exception("release %s failed unexpectedly", job.application_id)
                 app = await Application.get_or_none(id=job.application_id)
                 if app is not None and app.status in IN_PROGRESS:
                     await set_status(app, S.FAILED, "internal error; it has been logged")
-            finally:
-                if job.source is not None:
-                    job.source.unlink(missing_ok=True)
+            self._drop_job(job)  # finished, one way or another (not on cancel: see above)
         # No await between the empty queue and this line: an enqueue cannot slip in between.
         self._workers.pop(project_id, None)
 
@@ -601,8 +703,13 @@ class Deployer:
     async def _reconcile_periodically(self) -> None:
         while True:
             await asyncio.sleep(self.settings.reconcile_interval_seconds)
-            with contextlib.suppress(Unavailable):
+            try:
                 await self.reconcile()
+            except Unavailable:
+                pass
+            except Exception:
+                # The database may be restarting: this loop must outlive it (issue 20).
+                log.exception("periodic reconcile failed; trying again later")
 
     async def _watch_forever(self) -> None:
         delay = 0.2

@@ -92,7 +92,7 @@ async def test_fixture_app_builds_runs_and_answers(plat: Platform, user: User, a
     outcome = await push(plat, user.id, project, tar_dir(fixture(app)), commit="a" * 40)
     assert outcome.ok, outcome
     assert outcome.url == f"http://{project}.localhost:8080"
-    assert outcome.statuses == ["building", "deploying", "running"]
+    assert outcome.statuses == ["queued", "building", "deploying", "running"]
     assert any(line.startswith("-----> Building") for line in outcome.lines)
     assert outcome.lines[-1] == f"=====> Application deployed: {outcome.url}"
     body = await get_json(await user.web_port(project))

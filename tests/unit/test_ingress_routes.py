@@ -254,3 +254,23 @@ def test_first_sync_trusts_running_containers_later_ones_probe_new_ones():
     table.sync([container("b", "shop", port=40002)])
     assert table.get("a") is None
     assert table.lookup("shop.localhost").upstreams == []
+
+
+def test_container_restarted_while_events_were_missed_comes_back_after_a_probe():
+    """A dockerd restart: stop events arrived, the start events did not (the stream was down).
+    The resync sees a new StartedAt: the container is no longer stopping, and is probed."""
+    from dataclasses import replace
+
+    table = RouteTable()
+    before = replace(container("a", "shop", port=40001), started_at="2026-01-01T00:00:00Z")
+    table.sync([before], trust_running=True)
+    assert table.mark_stopping("a")
+    # The same process still running (a stop in progress): stays out of rotation.
+    table.sync([before])
+    assert table.lookup("shop.localhost").upstreams == []
+    after = replace(before, host_port=40005, started_at="2026-01-01T00:05:00Z")
+    table.sync([after])
+    assert table.lookup("shop.localhost").upstreams == []  # not before its probe
+    assert table.needs_probe("a")
+    table.set_ready("a")
+    assert [u.port for u in table.lookup("shop.localhost").upstreams] == [40005]

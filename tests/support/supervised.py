@@ -1,0 +1,212 @@
+"""The whole platform as `make up` runs it: the Procfile under supervisord (backend/supervise.py).
+
+The web app's line is left out (tests/e2e covers it; it needs the frontend build); every other
+Procfile line runs as in production, on free ports and in its own data dir and engine instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from backend.pomegranate.procfile import parse_procfile
+from tests.support.platform import Platform, Pomegranate, remove_instance
+from tests.support.servers import ROOT, base_env, free_port, migrate, wait_http
+
+SUPERVISORCTL = Path(sys.executable).with_name("supervisorctl")
+LEFT_OUT = {"web"}
+
+
+@dataclass
+class Supervised:
+    proc: subprocess.Popen
+    config: Path
+    output: Path  # what the terminal of `make up` shows
+    ports: dict[str, int]
+    env: dict[str, str]
+    platform: Platform
+    names: list[str] = field(default_factory=list)
+
+    def ctl(self, *args: str) -> str:
+        return subprocess.run(
+            [str(SUPERVISORCTL), "-c", str(self.config), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+
+    def states(self) -> dict[str, tuple[str, int]]:
+        """name -> (state, pid) as supervisord reports them."""
+        out: dict[str, tuple[str, int]] = {}
+        for line in self.ctl("status").splitlines():
+            parts = line.split()
+            if len(parts) >= 2:
+                pid = int(parts[3].rstrip(",")) if len(parts) > 3 and parts[2] == "pid" else 0
+                out[parts[0]] = (parts[1], pid)
+        return out
+
+    def pid(self, name: str) -> int:
+        return self.states()[name][1]
+
+    def answers(self, name: str) -> bool:
+        port = self.ports[name]
+        if name == "api":
+            import httpx
+
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+        with socket.socket() as s:
+            s.settimeout(2)
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    def wait_serving(self, name: str, not_pid: int = 0, within: float = 60) -> int:
+        """Wait until ``name`` runs with a pid other than ``not_pid`` and answers; its pid."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            state, pid = self.states().get(name, ("?", 0))
+            if state == "RUNNING" and pid and pid != not_pid and self.answers(name):
+                return pid
+            time.sleep(0.2)
+        raise TimeoutError(f"{name} not back within {within} s: {self.states()}")
+
+    def wait_state(self, name: str, state: str = "RUNNING", within: float = 60) -> int:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            current, pid = self.states().get(name, ("?", 0))
+            if current == state:
+                return pid
+            time.sleep(0.2)
+        raise TimeoutError(f"{name} not {state} within {within} s: {self.states()}")
+
+    def kill9(self, name: str) -> int:
+        pid = self.pid(name)
+        assert pid, f"{name} is not running: {self.states()}"
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+
+def platform_procfile() -> str:
+    programs = parse_procfile((ROOT / "Procfile").read_text())
+    return "".join(f"{n}: {c}\n" for n, c in programs.items() if n not in LEFT_OUT)
+
+
+@contextmanager
+def supervised(
+    data_dir: Path, procfile: str | None = None, **settings: object
+) -> Iterator[Supervised]:
+    ports = {
+        "api": free_port(),
+        "pomegranate": free_port(),
+        "gitd": free_port(),
+        "ingress": free_port(),
+    }
+    grpc_port = free_port()
+    env = base_env(
+        data_dir,
+        api_port=ports["api"],
+        api_grpc_port=grpc_port,
+        pomegranate_port=ports["pomegranate"],
+        gitd_port=ports["gitd"],
+        ingress_port=ports["ingress"],
+        login_max_failures_per_address=100_000,
+        **settings,
+    )
+    # The Procfile says `python`: the venv's, as scripts/up.sh puts it first on PATH.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    migrate(env)
+    workdir = data_dir / "checkout"
+    workdir.mkdir(exist_ok=True)
+    procfile_path = workdir / "Procfile"
+    procfile_path.write_text(procfile if procfile is not None else platform_procfile())
+    output = data_dir / "terminal.txt"
+    with output.open("wb") as terminal:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "backend", "supervise", "--procfile", str(procfile_path)],
+            env=env,
+            cwd=ROOT,
+            stdout=terminal,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C of the test runner must not reach it first
+        )
+    config = data_dir / "run" / "supervisord.conf"
+    pom = Pomegranate(ports["pomegranate"], env, data_dir / "logs" / "pomegranate.log")
+    plat = Platform(
+        f"http://127.0.0.1:{ports['api']}/graphql", grpc_port, pom, data_dir, ports["ingress"]
+    )
+    sup = Supervised(
+        proc, config, output, ports, env, plat, list(parse_procfile(procfile_path.read_text()))
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not config.exists() or not (data_dir / "run" / "supervisor.sock").exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"supervisord did not start: {output.read_text()}")
+            time.sleep(0.1)
+        if procfile is None:
+            wait_http(f"http://127.0.0.1:{ports['api']}/healthz", timeout=60)
+            for name in ports:
+                sup.wait_serving(name)
+        yield sup
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # what Ctrl-C does
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        remove_instance(env["PAASTECH_INSTANCE"])
+
+
+class Load:
+    """One client requesting the app through the ingress without pause; records every result."""
+
+    def __init__(self, port: int, project: str) -> None:
+        self.url = f"http://127.0.0.1:{port}/"
+        self.headers = {"Host": f"{project}.localhost"}
+        self.results: list[tuple[float, bool]] = []
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        async with httpx.AsyncClient(timeout=5) as http:
+            while not self._stop.is_set():
+                try:
+                    ok = (await http.get(self.url, headers=self.headers)).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                    await asyncio.sleep(0.05)  # refused at once while the ingress is down
+                self.results.append((time.monotonic(), ok))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        self._stop.set()
+        assert self._task is not None
+        await self._task
+
+    def failures_since(self, index: int) -> int:
+        return sum(1 for _, ok in self.results[index:] if not ok)
+
+    def gap_since(self, index: int) -> float:
+        """Seconds from the first failed request after ``index`` to the next success."""
+        window = self.results[index:]
+        first = next((t for t, ok in window if not ok), None)
+        if first is None:
+            return 0.0
+        back = next((t for t, ok in window if ok and t > first), None)
+        return (back or window[-1][0]) - first
