@@ -18,6 +18,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
+from backend import routing
 from backend.api.context import Context, bearer_from_header
 from backend.api.internal import start_internal_server
 from backend.api.schema import build_schema
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await init_db(settings)
+        await routing.publish(settings)  # custom domains -> ingress/Traefik (backend/routing.py)
         deployer = Deployer(PomegranateClient(settings), settings)
         set_deployer(deployer)
         await deployer.start()

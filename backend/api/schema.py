@@ -14,6 +14,7 @@ from strawberry.extensions import (
 )
 from strawberry.types import Info
 
+from backend import routing
 from backend.api.context import Context, require_client, require_token
 from backend.api.extensions import ErrorCodes
 from backend.api.types import (
@@ -127,6 +128,7 @@ class Mutation:
         owned = await projects.get_owned(require_client(info), name)
         await get_deployer().remove_project(owned)
         project = await projects.delete_project(require_client(info), name)
+        await routing.publish()  # its custom domains went with it
         return DeletedProject(name=project.name)
 
     @strawberry.mutation(description="Build and release the project's current source again.")
@@ -198,8 +200,9 @@ class Mutation:
         values: dict[str, str] = {}
         for item in vars:
             values[item.key] = item.value
-        changed = await config.set_env_vars(require_client(info), project, values)
-        await get_deployer().release_config(changed, "env: set " + ", ".join(sorted(values)))
+        changed, keys = await config.set_env_vars(require_client(info), project, values)
+        if keys:  # values set to what they already were change nothing: no release
+            await get_deployer().release_config(changed, "env: set " + ", ".join(keys))
         return ProjectType.of(changed)
 
     @strawberry.mutation
@@ -211,16 +214,14 @@ class Mutation:
     @strawberry.mutation
     async def add_domain(self, info: Info, project: str, hostname: str) -> ProjectType:
         domain = await config.add_domain(require_client(info), project, hostname)
-        changed = await domain.project
-        await get_deployer().release_config(changed, f"domains: add {domain.hostname}")
-        return ProjectType.of(changed)
+        await routing.publish()  # routing only: no release, no restarted container
+        return ProjectType.of(await domain.project)
 
     @strawberry.mutation
     async def remove_domain(self, info: Info, project: str, hostname: str) -> ProjectType:
         domain = await config.remove_domain(require_client(info), project, hostname)
-        changed = await domain.project
-        await get_deployer().release_config(changed, f"domains: remove {domain.hostname}")
-        return ProjectType.of(changed)
+        await routing.publish()  # routing only: no release, no restarted container
+        return ProjectType.of(await domain.project)
 
 
 @strawberry.type

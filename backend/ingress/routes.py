@@ -130,6 +130,9 @@ class RouteTable:
         self._entries: dict[str, _Entry] = {}
         self._hosts: dict[str, list[str]] = {}  # host -> container ids (known, any state)
         self._next: dict[str, int] = {}
+        # Custom hostname -> the project's default hostname (backend/routing.py): a custom
+        # domain routes exactly as the default hostname of its project.
+        self._aliases: dict[str, str] = {}
 
     # ------------------------------------------------------------------------------- reading
 
@@ -137,7 +140,7 @@ class RouteTable:
         """None for an unknown host; else its routable upstreams rotated for round robin (the
         list is empty when the host is known but nothing can serve it now)."""
         key = normalise_host(host)
-        ids = self._hosts.get(key)
+        ids = self._hosts.get(key) or self._hosts.get(self._aliases.get(key, ""))
         if not ids:
             return None
         upstreams = [
@@ -240,6 +243,10 @@ class RouteTable:
         if entry is not None:
             entry.stopping = False
             entry.ready = False  # a new process: probe it again
+
+    def set_aliases(self, aliases: dict[str, str]) -> None:
+        """Replace the custom-domain table (custom hostname -> default hostname)."""
+        self._aliases = {normalise_host(k): normalise_host(v) for k, v in aliases.items()}
 
     def remove(self, container_id: str) -> bool:
         """destroy: forget the container (its hosts may become unknown)."""

@@ -33,7 +33,11 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="'KEY=VALUE'")
-        _check(validation.env_key, key)
+        try:
+            validation.env_key(key)
+        except ValidationFailed as exc:
+            # A bad name is a usage error (exit 2), like a missing '='.
+            raise typer.BadParameter(exc.message, param_hint="'KEY=VALUE'") from None
         if value.startswith("@@"):
             value = value[1:]
         elif value.startswith("@"):
