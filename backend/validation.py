@@ -21,6 +21,7 @@ PASSWORD_MAX = 256
 ENV_KEY_MAX = 128
 ENV_VALUE_MAX = 32 * 1024
 ENV_VARS_MAX = 200
+API_TOKEN_MAX_DAYS = 3650
 RESERVED_ENV_KEYS = frozenset({"PORT"})
 RESERVED_ENV_PREFIX = "PAASTECH_"
 # Hostnames the platform itself uses under the base domain (api., app., git. in production).

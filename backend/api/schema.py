@@ -98,6 +98,33 @@ class Mutation:
         await accounts.logout(require_token(info))
         return True
 
+    @strawberry.mutation(description="Change your password (the current one is asked again).")
+    async def change_password(
+        self, info: Info, current_password: str, new_password: str
+    ) -> ClientType:
+        client = await accounts.change_password(
+            require_client(info), current_password, new_password
+        )
+        return ClientType.of(client)
+
+    @strawberry.mutation(
+        description="Delete your account with its projects (containers, images, repositories), "
+        "keys and tokens. `confirm` is your username; the password is asked again."
+    )
+    async def delete_account(self, info: Info, password: str, confirm: str) -> ClientType:
+        client = require_client(info)
+        await accounts.check_password(client, password)
+        if confirm != client.username:
+            raise ValidationFailed(
+                f"confirmation {confirm[:40]!r} does not match your username", field="confirm"
+            )
+        for project in await projects.list_projects(client):
+            await get_deployer().remove_project(project)
+            await projects.delete_project(client, project.name)
+        await routing.publish()
+        await client.delete()  # cascades to keys and tokens
+        return ClientType.of(client)
+
     @strawberry.mutation
     async def create_api_token(
         self, info: Info, name: str, expires_in_days: int | None = None

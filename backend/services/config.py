@@ -118,6 +118,12 @@ async def remove_domain(client: Client, project_name: str, hostname: str) -> Dom
         project=project, hostname=hostname.strip().lower().rstrip(".")
     )
     if domain is None:
+        if hostname.strip().lower().rstrip(".") == default_hostname(project):
+            raise ValidationFailed(
+                f"{default_hostname(project)} is the project's default domain: it cannot be "
+                "removed (only custom domains can)",
+                field="hostname",
+            )
         raise NotFound(f"domain {hostname[:253]!r} not found on {project.name}", field="hostname")
     await domain.delete()
     await get_bus().publish(
