@@ -149,7 +149,7 @@ def test_full_journey(plat: Platform, gitd: int, tmp_path: Path) -> None:
     # rollback without a number: the release before the live one (v2, with v2's env);
     # rollback 1 then makes v5 with v1's image and env.
     result = cli.ok("rollback", cwd=work)
-    assert f"v4 of {project} is live" in result.out
+    assert f"v4 of {project} (rollback to v2) is live" in result.out  # it says it rolled back
     assert releases(cli, project)[0]["cause"] == "rollback to v2"
     result = cli.ok("rollback", "v1", cwd=work)  # as the tables show it
     assert f"v5 of {project} (rollback to v1) is live" in result.out
