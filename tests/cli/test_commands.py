@@ -133,7 +133,9 @@ def test_signup_and_login_bad_input(cli: Cli, other: Cli) -> None:
         taken,
         input=f"{PASSWORD}\n{PASSWORD}\n",
     )
-    assert result.err == "error: this username is taken\n"
+    # The password rule is stated before the password is asked; then the API's answer.
+    assert result.err.startswith("Password: at least 10 characters")
+    assert result.err.endswith("\nerror: this username is taken\n")
     result = cli.fails(3, "login", "-l", taken, input="wrong-password-1\n")
     assert result.err == "error: wrong username/email or password\n"
     assert not (cli.config_home / "paastech" / "credentials.json").exists()
