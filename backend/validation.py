@@ -10,7 +10,8 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{2,31}$")
 # A lowercase DNS label, 2-40 chars, starting with a letter, not ending with a hyphen.
 PROJECT_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
-ENV_KEY_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# As Heroku and POSIX shells: letters (either case), digits and "_", not starting with a digit.
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 HOST_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 HEALTH_PATH_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,199}$")
 BRANCH_RE = re.compile(r"^(?![/-])(?!.*//)(?!.*\.\.)(?!.*@\{)[A-Za-z0-9._/-]{1,100}(?<![/.])$")
@@ -20,6 +21,7 @@ PASSWORD_MAX = 256
 ENV_KEY_MAX = 128
 ENV_VALUE_MAX = 32 * 1024
 ENV_VARS_MAX = 200
+API_TOKEN_MAX_DAYS = 3650
 RESERVED_ENV_KEYS = frozenset({"PORT"})
 RESERVED_ENV_PREFIX = "PAASTECH_"
 # Hostnames the platform itself uses under the base domain (api., app., git. in production).
@@ -78,7 +80,7 @@ def project_name(value: str, *, field: str = "name") -> str:
 def env_key(value: str) -> str:
     if len(value) > ENV_KEY_MAX or not ENV_KEY_RE.fullmatch(value):
         raise ValidationFailed(
-            f"invalid env var name {value[:ENV_KEY_MAX]!r}: use A-Z, 0-9 and '_', "
+            f"invalid env var name {value[:ENV_KEY_MAX]!r}: use letters, digits and '_', "
             "not starting with a digit",
             field="key",
         )

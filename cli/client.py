@@ -6,6 +6,7 @@ Every operation the CLI sends is a named operation in `cli/operations/<Name>.gra
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
@@ -26,6 +27,10 @@ from gql.transport.httpx import HTTPXAsyncTransport
 from gql.transport.websockets import WebsocketsTransport
 
 OPERATIONS_DIR = Path(__file__).resolve().parent / "operations"
+# gql logs its own housekeeping ("Timer close_timeout fired in wait_closed") as warnings; the CLI
+# reports what matters itself, as `error:` lines.
+logging.getLogger("gql").setLevel(logging.CRITICAL)
+logging.getLogger("websockets").setLevel(logging.CRITICAL)
 
 # Exit codes. Usage errors exit 2 (click's own code for them).
 EXIT_FAILURE = 1
@@ -120,7 +125,12 @@ class Api:
         except TransportQueryError as exc:
             raise _query_error(exc) from None
         except TransportServerError as exc:
-            raise CliError(f"the API answered HTTP {exc.code}: {exc}", EXIT_FAILURE) from None
+            # httpx's text ends with an MDN link: keep only its first line.
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise CliError(
+                f"the API at {self.url} answered HTTP {exc.code}" + (f": {first}" if first else ""),
+                EXIT_FAILURE,
+            ) from None
         except (TransportConnectionFailed, TransportClosed, httpx.TransportError, OSError) as exc:
             raise self._unreachable(exc) from None
         except TransportProtocolError as exc:

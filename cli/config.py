@@ -122,3 +122,16 @@ def forget(api_url: str) -> bool:
 def env_token() -> str | None:
     token = os.environ.get(TOKEN_ENV, "").strip()
     return token or None
+
+
+def logged_in_urls() -> list[str]:
+    """The API URLs with stored credentials (to point at a mistyped --api)."""
+    stored = _read_all().get("credentials")
+    return sorted(stored) if isinstance(stored, dict) else []
+
+
+def cache_dir() -> Path:
+    """Short-lived caches (completion); `$XDG_CACHE_HOME/paastech`, default ~/.cache/paastech."""
+    base = os.environ.get("XDG_CACHE_HOME") or ""
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
+    return root / "paastech"

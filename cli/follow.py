@@ -12,6 +12,20 @@ DONE_OK = {"RUNNING", "SUPERSEDED", "STOPPED"}
 DONE_BAD = {"FAILED", "CRASHED"}
 DONE = DONE_OK | DONE_BAD
 
+# The release being followed, for the Ctrl-C message: (project, number).
+_following: tuple[str, int] | None = None
+
+
+def interrupted() -> None:
+    """Ctrl-C: if a release was being followed, say that it goes on without us."""
+    if _following is not None:
+        project, number = _following
+        output.note(
+            f"stopped following v{number} of {project}: the deploy goes on on the server "
+            f"(paastech releases -p {project}; paastech logs --build {number} -p {project})",
+            style=None,
+        )
+
 
 def _describe(number: int, status: str, message: str | None) -> str:
     text = f"v{number} {status.lower()}"
@@ -58,14 +72,18 @@ async def _watch(
         await asyncio.sleep(1)
 
 
-async def follow_release(api: Api, project: str, app: dict[str, Any], url: str | None) -> None:
-    """Follow release `app` ({number, status, cause}) to its end; CliError if it fails."""
+async def follow_release(api: Api, project: str, app: dict[str, Any], url: str | None) -> str:
+    """Follow release `app` ({number, status, cause}) to its end, its final status; CliError if
+    it fails."""
+    global _following
     number = app["number"]
     cause = app.get("cause")
     spinner = output.Spinner()
     start = f"v{number} of {project}" + (f" ({cause})" if cause else "") + ": queued…"
+    _following = (project, number)
     with spinner.running(start):
         status, message = await _watch(api, project, number, spinner)
+    _following = None
     if status in DONE_BAD:
         reason = message
         if not reason:
@@ -75,12 +93,17 @@ async def follow_release(api: Api, project: str, app: dict[str, Any], url: str |
             output.note(f"  {line}", style=None)
         output.note(f"build and deploy log: paastech logs --build {number} -p {project}")
         raise CliError(f"v{number} of {project} {status.lower()}: {first}")
+    # A rollback says so: "v7 of shop (rollback to v5) is live".
+    what = f"v{number} of {project}" + (
+        f" ({cause})" if cause and cause.startswith("rollback") else ""
+    )
     if status == "RUNNING":
-        output.say(f"v{number} of {project} is live: {url}" if url else f"v{number} is live")
+        output.say(f"{what} is live: {url}" if url else f"{what} is live")
     elif status == "SUPERSEDED":
         output.say(f"v{number} of {project} was released, then superseded by a newer release")
     else:
         output.say(f"v{number} of {project} is {status.lower()}")
+    return status
 
 
 def latest(project_data: dict[str, Any]) -> dict[str, Any] | None:
@@ -96,25 +119,39 @@ async def latest_number(api: Api, project: str) -> tuple[int | None, str]:
 
 async def after_config_change(
     api: Api, project: str, before: int | None, changed: dict[str, Any], no_wait: bool
-) -> None:
-    """After a mutation that returns the Project: follow the release it made, if it made one."""
+) -> dict[str, Any] | None:
+    """After a mutation that returns the Project: follow the release it made, if it made one;
+    that release ({number, status}) or None."""
     app = latest(changed)
     if app is None or app["number"] == before:
-        output.note("nothing is running yet: the change applies to the next deploy")
-        return
+        if changed.get("liveApplication"):
+            output.note("nothing changed: no new release")
+        else:
+            output.note("nothing is running yet: the change applies to the next deploy")
+        return None
     if no_wait:
         output.say(f"v{app['number']} of {project} {app['status'].lower()}")
-        return
-    await follow_release(api, project, app, changed.get("url"))
+        return {"number": app["number"], "status": app["status"]}
+    status = await follow_release(api, project, app, changed.get("url"))
+    return {"number": app["number"], "status": status}
+
+
+def changed_json(changed: dict[str, Any], release: dict[str, Any] | None) -> dict[str, Any]:
+    """What --json prints after a config change: the project as changed, and the release it made
+    (null when none)."""
+    data = {k: v for k, v in changed.items() if k not in ("applications", "liveApplication")}
+    return {**data, "release": release}
 
 
 async def after_release(
     api: Api, project: str, app: dict[str, Any], no_wait: bool, url: str | None = None
-) -> None:
-    """After a mutation that returns the new Application."""
+) -> dict[str, Any]:
+    """After a mutation that returns the new Application: the release with its final status
+    (its status now with no_wait)."""
     if no_wait:
         output.say(f"v{app['number']} of {project} {app['status'].lower()} ({app['cause']})")
-        return
+        return {"project": project, **app}
     if url is None:
         url = (await api.execute("ProjectGitUrl", project=project))["project"]["url"]
-    await follow_release(api, project, app, url)
+    status = await follow_release(api, project, app, url)
+    return {"project": project, **app, "status": status}

@@ -1,7 +1,7 @@
 """Entry point of the `paastech` command (console script `paastech = "cli.main:app"`).
 
 The typer app lives in cli/app.py; each topic registers its commands on it when imported here.
-Shell completion: `paastech --install-completion` (typer's).
+Shell completion: `paastech completion bash|zsh|fish` (cli/completion.py).
 """
 
 from __future__ import annotations
@@ -9,11 +9,15 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import version
 
+from cli import aliases, completion
 from cli.app import app
 
-# Imported in this order, so that `--help` lists the topics in it.
-for _topic in ("account", "quotas", "keys", "projects", "releases", "settings", "logs"):
+# Imported in this order, so that `--help` lists the topics in it. A new topic adds its module
+# name here.
+TOPICS = ("account", "quotas", "keys", "projects", "releases", "settings", "logs", "help")
+for _topic in TOPICS:
     importlib.import_module(f"cli.commands.{_topic}")
+completion.register(app)
 
 
 @app.command("version", rich_help_panel="Other")
@@ -21,6 +25,8 @@ def show_version() -> None:
     """Print the installed PaaSTech version."""
     print(f"paastech {version('paastech')}")
 
+
+aliases.register(app)  # last: aliases copy the commands registered above
 
 if __name__ == "__main__":
     app(prog_name="paastech")

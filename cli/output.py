@@ -72,9 +72,13 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+# Under --json, stdout holds the JSON document only: lines for people go to stderr.
+json_mode = False
+
+
 def say(message: str, style: str | None = None) -> None:
     """A line for people on stdout (markup off: values may contain brackets)."""
-    out().print(Text(message, style=style or ""))
+    (err() if json_mode else out()).print(Text(message, style=style or ""))
 
 
 def note(message: str, style: str | None = "dim") -> None:

@@ -23,7 +23,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
-from backend import security
+from backend import routing, security
 from backend.api.context import Context, bearer_from_header
 from backend.api.internal import start_internal_server
 from backend.api.schema import build_schema
@@ -241,6 +241,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await init_db(settings)
         # The hash logins of unknown accounts are checked against: made now, off the loop.
         await asyncio.to_thread(security.dummy_hash)
+        await routing.publish(settings)  # custom domains -> ingress/Traefik (backend/routing.py)
         deployer = Deployer(PomegranateClient(settings), settings)
         set_deployer(deployer)
         await deployer.start()

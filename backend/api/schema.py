@@ -16,6 +16,7 @@ from strawberry.extensions import (
 )
 from strawberry.types import Info
 
+from backend import routing
 from backend.api.context import Context, require_client, require_token
 from backend.api.extensions import ErrorCodes, RejectNul
 from backend.api.limits import OneAuthMutation, QueryCost, subscription_slot
@@ -100,6 +101,33 @@ class Mutation:
         await accounts.logout(require_token(info))
         return True
 
+    @strawberry.mutation(description="Change your password (the current one is asked again).")
+    async def change_password(
+        self, info: Info, current_password: str, new_password: str
+    ) -> ClientType:
+        client = await accounts.change_password(
+            require_client(info), current_password, new_password
+        )
+        return ClientType.of(client)
+
+    @strawberry.mutation(
+        description="Delete your account with its projects (containers, images, repositories), "
+        "keys and tokens. `confirm` is your username; the password is asked again."
+    )
+    async def delete_account(self, info: Info, password: str, confirm: str) -> ClientType:
+        client = require_client(info)
+        await accounts.check_password(client, password)
+        if confirm != client.username:
+            raise ValidationFailed(
+                f"confirmation {confirm[:40]!r} does not match your username", field="confirm"
+            )
+        for project in await projects.list_projects(client):
+            await get_deployer().remove_project(project)
+            await projects.delete_project(client, project.name)
+        await routing.publish()
+        await client.delete()  # cascades to keys and tokens
+        return ClientType.of(client)
+
     @strawberry.mutation
     async def create_api_token(
         self, info: Info, name: str, expires_in_days: int | None = None
@@ -130,6 +158,7 @@ class Mutation:
         owned = await projects.get_owned(require_client(info), name)
         await get_deployer().remove_project(owned)
         project = await projects.delete_project(require_client(info), name)
+        await routing.publish()  # its custom domains went with it
         return DeletedProject(name=project.name)
 
     @strawberry.mutation(description="Build and release the project's current source again.")
@@ -207,8 +236,9 @@ class Mutation:
         values: dict[str, str] = {}
         for item in vars:
             values[item.key] = item.value
-        changed = await config.set_env_vars(require_client(info), project, values)
-        await get_deployer().release_config(changed, "env: set " + ", ".join(sorted(values)))
+        changed, keys = await config.set_env_vars(require_client(info), project, values)
+        if keys:  # values set to what they already were change nothing: no release
+            await get_deployer().release_config(changed, "env: set " + ", ".join(keys))
         return ProjectType.of(changed)
 
     @strawberry.mutation
@@ -220,10 +250,9 @@ class Mutation:
     @strawberry.mutation
     async def add_domain(self, info: Info, project: str, hostname: str) -> ProjectType:
         domain = await config.add_domain(require_client(info), project, hostname)
-        changed = await domain.project
         if domain.verified_at is not None:  # unverified: nothing is routed until verifyDomain
-            await get_deployer().release_config(changed, f"domains: add {domain.hostname}")
-        return ProjectType.of(changed)
+            await routing.publish()  # routing only: no release, no restarted container
+        return ProjectType.of(await domain.project)
 
     @strawberry.mutation(
         description="Check the domain's TXT record (see Domain.verification); once found, the "
@@ -231,17 +260,15 @@ class Mutation:
     )
     async def verify_domain(self, info: Info, project: str, hostname: str) -> ProjectType:
         domain = await config.verify_domain(require_client(info), project, hostname)
-        changed = await domain.project
-        await get_deployer().release_config(changed, f"domains: verified {domain.hostname}")
-        return ProjectType.of(changed)
+        await routing.publish()  # routing only: no release, no restarted container
+        return ProjectType.of(await domain.project)
 
     @strawberry.mutation
     async def remove_domain(self, info: Info, project: str, hostname: str) -> ProjectType:
         domain = await config.remove_domain(require_client(info), project, hostname)
-        changed = await domain.project
         if domain.verified_at is not None:  # an unverified one was never routed
-            await get_deployer().release_config(changed, f"domains: remove {domain.hostname}")
-        return ProjectType.of(changed)
+            await routing.publish()  # routing only: no release, no restarted container
+        return ProjectType.of(await domain.project)
 
 
 @strawberry.type

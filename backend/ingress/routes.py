@@ -137,6 +137,9 @@ class RouteTable:
         self._entries: dict[str, _Entry] = {}
         self._hosts: dict[str, list[str]] = {}  # host -> container ids (known, any state)
         self._next: dict[str, int] = {}
+        # Custom hostname -> the project's default hostname (backend/routing.py): a custom
+        # domain routes exactly as the default hostname of its project.
+        self._aliases: dict[str, str] = {}
 
     # ------------------------------------------------------------------------------- reading
 
@@ -144,7 +147,7 @@ class RouteTable:
         """None for an unknown host; else its routable upstreams rotated for round robin (the
         list is empty when the host is known but nothing can serve it now)."""
         key = normalise_host(host)
-        ids = self._hosts.get(key)
+        ids = self._hosts.get(key) or self._hosts.get(self._aliases.get(key, ""))
         if not ids:
             return None
         upstreams = [
@@ -177,7 +180,8 @@ class RouteTable:
         return c.running and c.host_port is not None and c.health is None
 
     def hosts(self) -> dict[str, list[Upstream]]:
-        """Every known host with its routable upstreams (for logs and tests)."""
+        """Every known host with its routable upstreams: the hosts of the labels, and the custom
+        domains aliased to one of them (the certificate manager certifies exactly these)."""
         result: dict[str, list[Upstream]] = {}
         for host, ids in self._hosts.items():
             result[host] = [
@@ -186,6 +190,9 @@ class RouteTable:
                 if self._routable(self._entries[cid])
                 and (u := self._entries[cid].container.upstream) is not None
             ]
+        for alias, target in self._aliases.items():
+            if target in result and alias not in result:
+                result[alias] = result[target]
         return result
 
     def container_ids(self) -> set[str]:
@@ -248,6 +255,10 @@ class RouteTable:
         if entry is not None:
             entry.stopping = False
             entry.ready = False  # a new process: probe it again
+
+    def set_aliases(self, aliases: dict[str, str]) -> None:
+        """Replace the custom-domain table (custom hostname -> default hostname)."""
+        self._aliases = {normalise_host(k): normalise_host(v) for k, v in aliases.items()}
 
     def remove(self, container_id: str) -> bool:
         """destroy: forget the container (its hosts may become unknown)."""

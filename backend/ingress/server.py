@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import aiodocker
 from aiohttp import web
@@ -22,6 +24,7 @@ from backend.ingress.proxy import (
 )
 from backend.ingress.routes import RouteTable, normalise_host
 from backend.ingress.tls import SniContexts
+from backend.routing import domains_path, read_table
 from backend.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,26 @@ log = logging.getLogger(__name__)
 FIRST_SYNC_WAIT_SECONDS = 10.0  # serve even when Docker does not answer (every host is 404)
 SHUTDOWN_GRACE_SECONDS = 10.0
 CLIENT_KEEPALIVE_SECONDS = 75.0
+DOMAINS_POLL_SECONDS = 0.5  # how soon a domain change in backend/routing.py's file routes
+
+
+async def watch_domains(table: RouteTable, path: Path) -> None:
+    """Keep the table's custom domains in step with the API's routing file (a stat per poll;
+    the file is read only when it changed)."""
+    seen: tuple[int, int] | None = None
+    while True:
+        try:
+            st = os.stat(path)  # one stat per poll: not worth a thread
+            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_ino)
+        except FileNotFoundError:
+            stamp = None
+        if stamp != seen:
+            aliases = read_table(path)
+            if aliases is not None:  # unreadable: keep the last good table
+                table.set_aliases(aliases)
+                seen = stamp
+                log.info("custom domains: %d routed", len(aliases))
+        await asyncio.sleep(DOMAINS_POLL_SECONDS)
 
 
 CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
@@ -109,7 +132,7 @@ async def serve(settings: Settings | None = None) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     follow = asyncio.create_task(discovery.run())
-    tasks = [follow]
+    tasks = [follow, asyncio.create_task(watch_domains(table, domains_path(s)))]
     try:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(discovery.ready.wait(), FIRST_SYNC_WAIT_SECONDS)

@@ -17,7 +17,7 @@ from backend.settings import get_settings
 
 SESSION = "session"
 API = "api"
-API_TOKEN_MAX_DAYS = 3650
+API_TOKEN_MAX_DAYS = validation.API_TOKEN_MAX_DAYS
 
 _login_failures: FailureLimiter | None = None
 _signups: FailureLimiter | None = None
@@ -192,3 +192,20 @@ async def revoke_token(client: Client, token_id: int) -> ApiToken:
         await record.delete()
     await _revoked(record.id)
     return record
+
+
+async def check_password(client: Client, password: str) -> None:
+    """The account's password, asked again before it is changed or the account deleted."""
+    if not security.verify_password(client.password_hash, password):
+        # Not UNAUTHENTICATED: the token is fine, and clients treat that code as "log in again".
+        raise ValidationFailed("wrong password", field="password")
+
+
+async def change_password(client: Client, current: str, new: str) -> Client:
+    await check_password(client, current)
+    validation.password(new, user=client.username, mail=client.email)
+    if new == current:
+        raise ValidationFailed("the new password is the current one", field="newPassword")
+    client.password_hash = security.hash_password(new)
+    await client.save(update_fields=["password_hash"])
+    return client

@@ -21,7 +21,11 @@ async def env_of(project: Project) -> dict[str, str]:
     return {row.key: security.decrypt(row.value_encrypted) for row in rows}
 
 
-async def set_env_vars(client: Client, project_name: str, values: dict[str, str]) -> Project:
+async def set_env_vars(
+    client: Client, project_name: str, values: dict[str, str]
+) -> tuple[Project, list[str]]:
+    """Set ``values``; the project and the keys whose value really changed (a value set to what
+    it already is changes nothing, so it makes no release: issue 19)."""
     project = await get_owned(client, project_name)
     if not values:
         raise ValidationFailed("give at least one variable", field="vars")
@@ -37,8 +41,12 @@ async def set_env_vars(client: Client, project_name: str, values: dict[str, str]
         raise ValidationFailed(
             f"a project has at most {validation.ENV_VARS_MAX} variables", field="vars"
         )
+    current = await env_of(project)
+    changed = {k: v for k, v in checked.items() if current.get(k) != v}
+    if not changed:
+        return project, []
     async with in_transaction():
-        for key, value in checked.items():
+        for key, value in changed.items():
             encrypted = security.encrypt(value)
             updated = await EnvVar.filter(project=project, key=key).update(
                 value_encrypted=encrypted
@@ -48,9 +56,9 @@ async def set_env_vars(client: Client, project_name: str, values: dict[str, str]
     await get_bus().publish(
         project_topic(project.id),
         EventKind.ENV_CHANGED,
-        {"project": project.name, "message": "set " + ", ".join(sorted(checked))},
+        {"project": project.name, "message": "set " + ", ".join(sorted(changed))},
     )
-    return project
+    return project, sorted(changed)
 
 
 async def unset_env_vars(client: Client, project_name: str, keys: list[str]) -> Project:
@@ -171,6 +179,12 @@ async def remove_domain(client: Client, project_name: str, hostname: str) -> Dom
     project = await get_owned(client, project_name)
     domain = await _find_domain(project, hostname)
     if domain is None:
+        if hostname.strip().lower().rstrip(".") == default_hostname(project):
+            raise ValidationFailed(
+                f"{default_hostname(project)} is the project's default domain: it cannot be "
+                "removed (only custom domains can)",
+                field="hostname",
+            )
         raise NotFound(f"domain {hostname[:253]!r} not found on {project.name}", field="hostname")
     await domain.delete()
     await get_bus().publish(

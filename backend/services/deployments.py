@@ -376,6 +376,9 @@ class Deployer:
                 f"no process type {process_type!r} in the running release (it has: {known})",
                 field="processType",
             )
+        current = effective_replicas(project.replicas, {process_type: ""})[process_type]
+        if replicas == current:
+            return None  # already that many: no release, no restarted container (issue 19)
         project.replicas = {**project.replicas, process_type: replicas}
         await quotas.check_runtime(project.owner_id, project)
         await project.save(update_fields=["replicas"])
@@ -395,6 +398,13 @@ class Deployer:
         branch changes (the others are in the containers' environment or labels)."""
         if port is None and health_check_path is None and deploy_branch is None and hsts is None:
             raise ValidationFailed("give port, healthCheckPath, deployBranch or hsts", field="port")
+        if (
+            (port is None or port == project.port)
+            and (health_check_path is None or health_check_path == project.health_check_path)
+            and (deploy_branch is None or deploy_branch == project.deploy_branch)
+            and (hsts is None or hsts == project.hsts)
+        ):
+            return None  # nothing changes: no release (issue 19)
         changes = []
         if port is not None:
             project.port = validation.port(port)
@@ -426,6 +436,10 @@ class Deployer:
             raise ValidationFailed(
                 f"cpu must be between {CPU_RANGE[0]} and {CPU_RANGE[1]}", field="cpu"
             )
+        memory_now = project.memory_mb or self.settings.default_memory_mb
+        cpu_now = project.cpu or self.settings.default_cpu
+        if (memory_mb is None or memory_mb == memory_now) and (cpu is None or cpu == cpu_now):
+            return None  # nothing changes: no release (issue 19)
         if memory_mb is not None:
             project.memory_mb = memory_mb
         if cpu is not None:
@@ -611,7 +625,9 @@ class Deployer:
             ],
             env=_env_of(app),
             port=app.port or self.settings.default_port,
-            hostnames=list(app.domains),
+            # Only the default hostname goes into the labels: custom domains route through
+            # backend/routing.py, so a domain change restarts nothing.
+            hostnames=[config.default_hostname(project)],
             memory_mb=app.memory_mb or self.settings.default_memory_mb,
             cpu=app.cpu or self.settings.default_cpu,
             health_path=project.health_check_path,

@@ -33,7 +33,9 @@ def _token_name() -> str:
 
 
 async def _keep_login(api: Api, session_token: str, client: dict[str, Any]) -> config.Credentials:
-    """Trade the login session for a named API token (revocable from `tokens`) and store it."""
+    """Trade the login session for a named API token (revocable from `tokens`) and store it,
+    revoking the token this machine stored before (logins must not pile tokens up)."""
+    previous = config.load(state.api_url)
     session = api.with_token(session_token)
     name = _token_name()
     try:
@@ -52,23 +54,71 @@ async def _keep_login(api: Api, session_token: str, client: dict[str, Any]) -> c
             await session.execute("Logout")  # the session token is not needed any more
     path = config.save(state.api_url, creds)
     output.note(f"token '{creds.token_name or 'login'}' stored in {path}")
+    if previous is not None and previous.token != creds.token:
+        with contextlib.suppress(CliError):  # already revoked or expired: nothing to do
+            await api.with_token(previous.token).execute("Logout")
+            output.note(f"revoked this machine's previous token '{previous.token_name or 'login'}'")
     if config.env_token():
         output.note("note: PAASTECH_TOKEN is set and takes precedence over the stored token")
     return creds
 
 
+EMAIL_RULE = "Email: an address like name@example.com."
+USERNAME_RULE = (
+    "Username: 3-32 characters: lowercase letters, digits, '-' or '_', starting with a letter "
+    "or digit."
+)
+PASSWORD_RULE = (
+    f"Password: at least {validation.PASSWORD_MIN} characters, mixing letters with digits or "
+    "symbols, not your username; typed twice."
+)
+
+
+def _ask_until_valid(label: str, rule_text: str, check: Any, *, secret: bool = False) -> Any:
+    """The rule first, then ask; on a bad answer say why and ask again (a pipe that runs out of
+    lines ends with an error)."""
+    output.note(rule_text, style=None)
+    while True:
+        answer = ask(label, secret=secret, confirm=secret)
+        try:
+            return check(answer)
+        except ValidationFailed as exc:
+            output.note(f"{exc.message}; try again", style="red")
+
+
+def _print_client(client: dict[str, Any]) -> None:
+    output.print_json({k: client[k] for k in ("id", "username", "email", "createdAt")})
+
+
 @app.command("signup", rich_help_panel=PANEL)
 def signup(
-    email: Annotated[str | None, typer.Option(help="Your email address.")] = None,
-    username: Annotated[
-        str | None, typer.Option(help="3-32 characters: a-z, 0-9, - and _.")
+    email: Annotated[
+        str | None, typer.Option("--email", "-e", metavar="EMAIL", help="Your email address.")
     ] = None,
+    username: Annotated[
+        str | None,
+        typer.Option(
+            "--username", "-u", metavar="NAME", help="3-32 characters: a-z, 0-9, - and _."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Create an account and log in. The password is asked for (or read from stdin)."""
-    email = _validated(validation.email, email or ask("Email"))
-    username = _validated(validation.username, username or ask("Username"))
-    password = ask("Password", secret=True, confirm=True)
-    _validated(validation.password, password, user=username, mail=email)
+    """Create an account and log in. What is not given is asked for (the password twice, or
+    from stdin), each rule stated first; a bad answer is asked again."""
+    if email is not None:
+        email = _validated(validation.email, email)
+    else:
+        email = _ask_until_valid("Email", EMAIL_RULE, validation.email)
+    if username is not None:
+        username = _validated(validation.username, username)
+    else:
+        username = _ask_until_valid("Username", USERNAME_RULE, validation.username)
+    password = _ask_until_valid(
+        "Password",
+        PASSWORD_RULE,
+        lambda p: validation.password(p, user=username, mail=email),
+        secret=True,
+    )
 
     async def go() -> None:
         api = anonymous()
@@ -76,7 +126,10 @@ def signup(
             "signup"
         ]
         await _keep_login(api, data["token"], data["client"])
-        output.say(f"Signed up and logged in as {data['client']['username']}", "green")
+        if as_json:
+            _print_client(data["client"])
+        else:
+            output.say(f"Signed up and logged in as {data['client']['username']}", "green")
 
     run(go())
 
@@ -84,10 +137,22 @@ def signup(
 @app.command("login", rich_help_panel=PANEL)
 def login(
     login: Annotated[
-        str | None, typer.Option("--login", "-l", help="Email or username (asked if missing).")
+        str | None,
+        typer.Option(
+            "--login",
+            "-l",
+            "--username",
+            "-u",
+            "--email",
+            "-e",
+            metavar="NAME",
+            help="Email or username (asked if missing).",
+        ),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Log in with your email or username and password; stores an API token (mode 0600)."""
+    """Log in with your email or username and password; stores an API token (mode 0600) and
+    revokes the one this machine stored before."""
     who = (login or ask("Email or username")).strip()
     if not who:
         raise CliError("give your email or username", 2)
@@ -97,19 +162,25 @@ def login(
         api = anonymous()
         data = (await api.execute("Login", login=who, password=password))["login"]
         await _keep_login(api, data["token"], data["client"])
-        output.say(f"Logged in as {data['client']['username']}", "green")
+        if as_json:
+            _print_client(data["client"])
+        else:
+            output.say(f"Logged in as {data['client']['username']}", "green")
 
     run(go())
 
 
 @app.command("logout", rich_help_panel=PANEL)
-def logout() -> None:
+def logout(as_json: JsonOpt = False) -> None:
     """Revoke the token in use and forget the stored one."""
     from cli.app import token
 
     current = token()
     if not current:
-        output.say("Not logged in.")
+        if as_json:
+            output.print_json({"loggedOut": False})
+        else:
+            output.say("Not logged in.")
         return
 
     async def go() -> None:
@@ -122,7 +193,10 @@ def logout() -> None:
         stored = config.load(state.api_url)
         if stored and stored.token == current:
             config.forget(state.api_url)
-        output.say("Logged out: the token is revoked.")
+        if as_json:
+            output.print_json({"loggedOut": True})
+        else:
+            output.say("Logged out: the token is revoked.")
         if config.env_token():
             output.note("PAASTECH_TOKEN is still set in your environment: unset it")
 
@@ -191,7 +265,14 @@ def tokens(as_json: JsonOpt = False) -> None:
 def tokens_create(
     name: Annotated[str, typer.Argument(help="A name to recognise the token by.")],
     expires_in_days: Annotated[
-        int | None, typer.Option("--expires-in-days", help="Expire after N days (default never).")
+        int | None,
+        typer.Option(
+            "--expires-in-days",
+            metavar="DAYS",
+            min=1,
+            max=validation.API_TOKEN_MAX_DAYS,
+            help=f"Expire after DAYS days, 1-{validation.API_TOKEN_MAX_DAYS} (default never).",
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -208,11 +289,70 @@ def tokens_create(
 
 
 @app.command("tokens:revoke", rich_help_panel=PANEL)
-def tokens_revoke(token_id: Annotated[str, typer.Argument(metavar="ID", help="From `tokens`.")]):
+def tokens_revoke(
+    token_id: Annotated[str, typer.Argument(metavar="ID", help="From `tokens`.")],
+    as_json: JsonOpt = False,
+) -> None:
     """Revoke a token by its id."""
     revoked = run(authed().execute("RevokeApiToken", id=token_id))["revokeApiToken"]
     stored = config.load(state.api_url)
     if stored and stored.token_id == revoked["id"]:
         config.forget(state.api_url)
         output.note("that was the token this CLI was logged in with: you are logged out")
-    output.say(f"Revoked token {revoked['id']} ({revoked['name']})")
+    if as_json:
+        output.print_json(revoked)
+    else:
+        output.say(f"Revoked token {revoked['id']} ({revoked['name']})")
+
+
+@app.command("account:password", rich_help_panel=PANEL)
+def account_password(as_json: JsonOpt = False) -> None:
+    """Change your password: the current one, then the new one twice (or lines on stdin)."""
+    api = authed()
+    me = run(api.execute("Me"))["me"]
+    current = ask("Current password", secret=True)
+    new = _ask_until_valid(
+        "New password",
+        PASSWORD_RULE,
+        lambda p: validation.password(p, user=me["username"], mail=me["email"]),
+        secret=True,
+    )
+    client = run(api.execute("ChangePassword", currentPassword=current, newPassword=new))[
+        "changePassword"
+    ]
+    if as_json:
+        _print_client(client)
+    else:
+        output.say(f"Password of {client['username']} changed")
+
+
+@app.command("account:delete", rich_help_panel=PANEL)
+def account_delete(
+    confirm: Annotated[
+        str | None,
+        typer.Option("--confirm", metavar="USERNAME", help="Your username, to skip the question."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete your account: every project (containers, images, repositories), keys, tokens.
+    Asks for your username (or --confirm USERNAME) and your password."""
+    api = authed()
+    me = run(api.execute("Me"))["me"]
+    if confirm is None:
+        output.note(
+            f"This deletes the account {me['username']} and all its projects, keys and tokens."
+        )
+        confirm = ask(f"Type {me['username']} to confirm")
+    if confirm.strip() != me["username"]:
+        raise CliError(
+            f"confirmation '{confirm.strip()}' does not match {me['username']}: nothing deleted"
+        )
+    password = ask("Password", secret=True)
+    deleted = run(api.execute("DeleteAccount", password=password, confirm=confirm.strip()))[
+        "deleteAccount"
+    ]
+    config.forget(state.api_url)
+    if as_json:
+        _print_client(deleted)
+    else:
+        output.say(f"Deleted the account {deleted['username']}")

@@ -61,7 +61,10 @@ def keys_add(
             show_default=False,
         ),
     ] = None,
-    title: Annotated[str | None, typer.Option(help="A title (default: the key's comment).")] = None,
+    title: Annotated[
+        str | None, typer.Option(metavar="TITLE", help="A title (default: the key's comment).")
+    ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Register an SSH public key, for `git push`."""
     path = path or default_key()
@@ -72,11 +75,20 @@ def keys_add(
     if "PRIVATE KEY" in text:
         raise CliError(f"{path} is a private key: give the .pub file", EXIT_USAGE)
     key = run(authed().execute("AddSshKey", publicKey=text, title=title))["addSshKey"]
-    output.say(f"Added key {key['id']} '{key['title']}' {key['fingerprint']}")
+    if as_json:
+        output.print_json(key)
+    else:
+        output.say(f"Added key {key['id']} '{key['title']}' {key['fingerprint']}")
 
 
 @app.command("keys:remove", rich_help_panel=PANEL)
-def keys_remove(key_id: Annotated[str, typer.Argument(metavar="ID", help="From `keys`.")]) -> None:
+def keys_remove(
+    key_id: Annotated[str, typer.Argument(metavar="ID", help="From `keys`.")],
+    as_json: JsonOpt = False,
+) -> None:
     """Remove an SSH key by its id."""
     key = run(authed().execute("RemoveSshKey", id=key_id))["removeSshKey"]
-    output.say(f"Removed key {key['id']} '{key['title']}'")
+    if as_json:
+        output.print_json(key)
+    else:
+        output.say(f"Removed key {key['id']} '{key['title']}'")

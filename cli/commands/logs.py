@@ -10,8 +10,9 @@ from typing import Annotated, Any
 import typer
 
 from cli import output
-from cli.app import JsonOpt, ProjectOpt, app, authed, run
+from cli.app import ProjectOpt, app, authed, run
 from cli.client import Api, CliError, ConnectionLost
+from cli.commands.releases import parse_release
 from cli.gitremote import resolve_project
 
 PANEL = "Logs"
@@ -146,22 +147,42 @@ def logs(
     release: Annotated[
         int | None,
         typer.Argument(
-            metavar="N",
-            help="With --build: the release (default the latest).",
+            parser=parse_release,
+            metavar="vN",
+            help="With --build: the release, v3 or 3 (default the latest).",
             show_default=False,
         ),
     ] = None,
     project: ProjectOpt = None,
     follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep streaming new lines (Ctrl-C to stop).")
+        bool,
+        typer.Option(
+            "--tail",
+            "-t",
+            "--follow",
+            "-f",
+            help="Keep streaming new lines, as Heroku's --tail (Ctrl-C to stop).",
+        ),
     ] = False,
-    tail: Annotated[
-        int, typer.Option("--tail", "-n", min=0, max=10_000, help="Recent lines per process.")
+    num: Annotated[
+        int,
+        typer.Option(
+            "--num", "-n", metavar="N", min=0, max=10_000, help="Recent lines per process."
+        ),
     ] = 100,
     build: Annotated[bool, typer.Option("--build", "-b", help="A release's build log.")] = False,
-    as_json: JsonOpt = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="One JSON object per line (JSON Lines: logs stream, so they are not one "
+            "document).",
+        ),
+    ] = False,
 ) -> None:
-    """Recent runtime output of every process; -f follows it; --build [N] shows a build log."""
+    """Recent runtime output of every process; -t/--tail follows it; --build [vN] shows a
+    build log."""
+    tail = num
     if release is not None and not build:
         raise typer.BadParameter("a release number goes with --build", param_hint="'N'")
     name = resolve_project(project)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import webbrowser
 from typing import Annotated, Any
 
 import typer
@@ -10,7 +14,7 @@ from backend import validation
 from backend.errors import ValidationFailed
 from cli import gitremote, output
 from cli.app import JsonOpt, ProjectOpt, app, authed, run
-from cli.client import CliError
+from cli.client import EXIT_USAGE, CliError
 from cli.prompts import ask
 
 PANEL = "Projects"
@@ -84,10 +88,24 @@ def projects_create(
         output.note(f"then: git remote add {gitremote.REMOTE} {project['gitUrl']}")
 
 
+def _one_name(positional: str | None, option: str | None) -> str | None:
+    """`projects:delete NAME` and `projects:delete -p NAME` both work (as projects:create NAME)."""
+    if positional and option and positional != option:
+        raise CliError(f"two projects given: {positional} and {option}", EXIT_USAGE)
+    return positional or option
+
+
 @app.command("projects:info", rich_help_panel=PANEL)
-def projects_info(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+def projects_info(
+    name_arg: Annotated[
+        str | None,
+        typer.Argument(metavar="NAME", help="The project (as -p NAME).", show_default=False),
+    ] = None,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Show a project: URL, git URL, live release, domains, scale, resources."""
-    name = gitremote.resolve_project(project)
+    name = gitremote.resolve_project(_one_name(name_arg, project))
     p = run(authed().execute("ProjectInfo", project=name))["project"]
     live = p["liveApplication"] or {}
     s = p["settings"]
@@ -139,31 +157,69 @@ def projects_info(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command("projects:delete", rich_help_panel=PANEL)
 def projects_delete(
+    name_arg: Annotated[
+        str | None,
+        typer.Argument(metavar="NAME", help="The project (as -p NAME).", show_default=False),
+    ] = None,
     project: ProjectOpt = None,
     confirm: Annotated[
         str | None,
-        typer.Option("--confirm", help="The project's name, to delete without a question."),
+        typer.Option(
+            "--confirm", metavar="NAME", help="The project's name, to delete without a question."
+        ),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Delete a project: its releases, containers, images, repository. Asks for its name."""
-    name = gitremote.resolve_project(project)
+    name = gitremote.resolve_project(_one_name(name_arg, project))
     if confirm is None:
         output.note(f"This deletes {name}: releases, containers, images and the git repository.")
         confirm = ask(f"Type {name} to confirm")
     if confirm.strip() != name:
         raise CliError(f"confirmation '{confirm.strip()}' does not match {name}: nothing deleted")
     deleted = run(authed().execute("DeleteProject", name=name))["deleteProject"]
-    output.say(f"Deleted {deleted['name']}")
+    if as_json:
+        output.print_json(deleted)
+    else:
+        output.say(f"Deleted {deleted['name']}")
     if gitremote.in_work_tree() and gitremote.remove_remote_if(deleted["name"]):
         output.note(f"git remote {gitremote.REMOTE} removed")
 
 
 @app.command("git:remote", rich_help_panel=PANEL)
-def git_remote(project: ProjectOpt = None) -> None:
-    """Add (or fix) the `paastech` git remote of the current repository."""
+def git_remote(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """Add (or fix) the `paastech` git remote of the current repository: -p NAME is required."""
+    if not project:
+        # Guessing from the remote this command is about to set would point it at itself.
+        raise CliError("give the project: paastech git:remote -p NAME", EXIT_USAGE, "USAGE")
     if not gitremote.in_work_tree():
         raise CliError("not inside a git repository (git init first)")
     name = gitremote.resolve_project(project)
     p = run(authed().execute("ProjectGitUrl", project=name))["project"]
     verb = gitremote.set_remote(p["gitUrl"])
-    output.say(f"git remote {gitremote.REMOTE} {verb}: {p['gitUrl']}")
+    if as_json:
+        output.print_json({"remote": gitremote.REMOTE, "url": p["gitUrl"], "change": verb})
+    else:
+        output.say(f"git remote {gitremote.REMOTE} {verb}: {p['gitUrl']}")
+
+
+def _graphical_browser() -> bool:
+    """A browser that opens a window; never a text browser that would take over the terminal."""
+    return sys.platform == "darwin" or bool(
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )
+
+
+@app.command("open", rich_help_panel=PANEL)
+def open_app(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """Open the project's URL in a browser (printed when there is none)."""
+    name = gitremote.resolve_project(project)
+    url = run(authed().execute("ProjectGitUrl", project=name))["project"]["url"]
+    if as_json:
+        output.print_json({"name": name, "url": url})
+        return
+    opened = False
+    if _graphical_browser():
+        with contextlib.suppress(webbrowser.Error):
+            opened = webbrowser.open(url)
+    output.say(f"Opening {url}" if opened else url)

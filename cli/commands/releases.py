@@ -12,8 +12,28 @@ from cli.app import JsonOpt, NoWaitOpt, ProjectOpt, app, authed, run
 from cli.gitremote import resolve_project
 
 PANEL = "Releases and processes"
+RELEASE_RE = re.compile(r"^[vV]?(?P<n>[1-9][0-9]{0,8})$")
 SCALE_RE = re.compile(r"^(?P<type>[A-Za-z0-9_-]+)=(?P<n>\d+)$")
 MEMORY_RE = re.compile(r"^(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>[mMgG]?)(?:[bB]|[iI][bB])?$")
+
+
+def parse_release(value: str) -> int:
+    """A release number as tables show it (`v3`) or bare (`3`)."""
+    match = RELEASE_RE.match(str(value).strip())
+    if not match:
+        raise typer.BadParameter(f"{value!r} is not a release number like v3 or 3")
+    return int(match["n"])
+
+
+ReleaseArg = Annotated[
+    int | None,
+    typer.Argument(
+        parser=parse_release,
+        metavar="vN",
+        help="The release to go back to (v3 or 3); default the one before the live one.",
+        show_default=False,
+    ),
+]
 
 
 def _release_rows(apps: list[dict]) -> list[dict]:
@@ -34,7 +54,9 @@ def _release_rows(apps: list[dict]) -> list[dict]:
 @app.command("releases", rich_help_panel=PANEL)
 def releases(
     project: ProjectOpt = None,
-    num: Annotated[int, typer.Option("--num", "-n", min=1, max=100, help="How many.")] = 20,
+    num: Annotated[
+        int, typer.Option("--num", "-n", metavar="N", min=1, max=100, help="How many.")
+    ] = 20,
     as_json: JsonOpt = False,
 ) -> None:
     """The release history, newest first: number, status, cause, commit, age."""
@@ -62,55 +84,60 @@ def releases(
     )
 
 
-def _release_command(mutation: str, project: str | None, no_wait: bool, **variables) -> None:
+def _release_command(
+    mutation: str, project: str | None, no_wait: bool, as_json: bool, **variables
+) -> None:
     name = resolve_project(project)
     api = authed()
 
     async def go() -> None:
         data = await api.execute(mutation, project=name, **variables)
         app_data = next(iter(data.values()))
-        await follow.after_release(api, name, app_data, no_wait)
+        release = await follow.after_release(api, name, app_data, no_wait)
+        if as_json:
+            output.print_json(release)
 
     run(go())
 
 
 @app.command("deploy", rich_help_panel=PANEL)
-def deploy(project: ProjectOpt = None, no_wait: NoWaitOpt = False) -> None:
+def deploy(project: ProjectOpt = None, no_wait: NoWaitOpt = False, as_json: JsonOpt = False):
     """Build and release the last pushed source again."""
-    _release_command("Deploy", project, no_wait)
+    _release_command("Deploy", project, no_wait, as_json)
 
 
 @app.command("rollback", rich_help_panel=PANEL)
 def rollback(
-    number: Annotated[
-        int | None,
-        typer.Argument(help="The release to go back to; default the one before the live one."),
-    ] = None,
+    number: ReleaseArg = None,
     project: ProjectOpt = None,
     no_wait: NoWaitOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Release an earlier release's image and env vars again, as a new release."""
-    _release_command("Rollback", project, no_wait, number=number)
+    _release_command("Rollback", project, no_wait, as_json, number=number)
 
 
 @app.command("restart", rich_help_panel=PANEL)
-def restart(project: ProjectOpt = None, no_wait: NoWaitOpt = False) -> None:
+def restart(project: ProjectOpt = None, no_wait: NoWaitOpt = False, as_json: JsonOpt = False):
     """Replace every container of the live release (a new release)."""
-    _release_command("Restart", project, no_wait)
+    _release_command("Restart", project, no_wait, as_json)
 
 
 @app.command("start", rich_help_panel=PANEL)
-def start(project: ProjectOpt = None, no_wait: NoWaitOpt = False) -> None:
+def start(project: ProjectOpt = None, no_wait: NoWaitOpt = False, as_json: JsonOpt = False):
     """Start the last stopped release again (a new release)."""
-    _release_command("Start", project, no_wait)
+    _release_command("Start", project, no_wait, as_json)
 
 
 @app.command("stop", rich_help_panel=PANEL)
-def stop(project: ProjectOpt = None) -> None:
+def stop(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     """Stop every container of the project; `start` brings it back."""
     name = resolve_project(project)
     stopped = run(authed().execute("Stop", project=name))["stop"]
-    output.say(f"Stopped {name} (v{stopped['number']} {stopped['status'].lower()})")
+    if as_json:
+        output.print_json({"project": name, **stopped})
+    else:
+        output.say(f"Stopped {name} (v{stopped['number']} {stopped['status'].lower()})")
 
 
 def _process_rows(processes: list[dict]) -> list[dict]:
@@ -173,19 +200,39 @@ def parse_scale(pairs: list[str]) -> list[tuple[str, int]]:
     return list(parsed.items())
 
 
+def _show_scale(api, name: str, as_json: bool) -> None:
+    s = run(api.execute("Resources", project=name))["project"]["settings"]
+    formation = {r["processType"]: r["replicas"] for r in s["replicas"]}
+    if as_json:
+        output.print_json(formation)
+    elif not formation:
+        output.note(f"no process types yet: deploy {name} first")
+    else:
+        output.say(" ".join(f"{t}={n}" for t, n in formation.items()))
+
+
 @app.command("scale", rich_help_panel=PANEL)
 def scale(
     pairs: Annotated[
-        list[str],
-        typer.Argument(metavar="TYPE=N", help="e.g. web=2 worker=1", show_default=False),
-    ],
+        list[str] | None,
+        typer.Argument(
+            metavar="TYPE=N",
+            help="e.g. web=2 worker=1; none: show the current scale.",
+            show_default=False,
+        ),
+    ] = None,
     project: ProjectOpt = None,
     no_wait: NoWaitOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Set the replicas of process types, several at once: scale web=2 worker=1."""
-    wanted = parse_scale(pairs)
+    """Show the scale, or set the replicas of process types, several at once: scale web=2
+    worker=1 (no release when nothing changes)."""
+    wanted = parse_scale(pairs or [])
     name = resolve_project(project)
     api = authed()
+    if not wanted:
+        _show_scale(api, name, as_json)
+        return
 
     async def go() -> None:
         before, _ = await follow.latest_number(api, name)
@@ -196,12 +243,13 @@ def scale(
                     "Scale", project=name, processType=process_type, replicas=replicas
                 )
             )["scale"]
-            output.note(f"{process_type}={replicas}")
         scales = " ".join(
             f"{s['processType']}={s['replicas']}" for s in changed["settings"]["replicas"]
         )
         output.say(f"Scale of {name}: {scales}")
-        await follow.after_config_change(api, name, before, changed, no_wait)
+        release = await follow.after_config_change(api, name, before, changed, no_wait)
+        if as_json:
+            output.print_json(follow.changed_json(changed, release))
 
     run(go())
 
@@ -252,6 +300,8 @@ def resources(
         ]
         s = changed["settings"]
         output.say(f"Resources of {name}: memory {s['memoryMb']} MB, cpu {s['cpu']}")
-        await follow.after_config_change(api, name, before, changed, no_wait)
+        release = await follow.after_config_change(api, name, before, changed, no_wait)
+        if as_json:
+            output.print_json(follow.changed_json(changed, release))
 
     run(go())

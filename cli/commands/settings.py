@@ -11,7 +11,7 @@ from backend import validation
 from backend.errors import ValidationFailed
 from cli import follow, output
 from cli.app import JsonOpt, NoWaitOpt, ProjectOpt, app, authed, run
-from cli.client import EXIT_USAGE, CliError
+from cli.client import EXIT_NOT_FOUND, EXIT_USAGE, CliError
 from cli.gitremote import resolve_project
 
 PANEL = "Config"
@@ -33,7 +33,11 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="'KEY=VALUE'")
-        _check(validation.env_key, key)
+        try:
+            validation.env_key(key)
+        except ValidationFailed as exc:
+            # A bad name is a usage error (exit 2), like a missing '='.
+            raise typer.BadParameter(exc.message, param_hint="'KEY=VALUE'") from None
         if value.startswith("@@"):
             value = value[1:]
         elif value.startswith("@"):
@@ -65,6 +69,24 @@ def env(
     output.table(["key", "value"], [[r["key"], r["value"] if reveal else HIDDEN] for r in rows])
 
 
+@app.command("env:get", rich_help_panel=PANEL)
+def env_get(
+    key: Annotated[str, typer.Argument(metavar="KEY", show_default=False)],
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print one env var's value (for scripts: `$(paastech env:get DATABASE_URL)`)."""
+    name = resolve_project(project)
+    variables = run(authed().execute("EnvVars", project=name))["project"]["envVars"]
+    found = next((v for v in variables if v["key"] == key), None)
+    if found is None:
+        raise CliError(f"{key} is not set on {name}", EXIT_NOT_FOUND, "NOT_FOUND")
+    if as_json:
+        output.print_json({"key": key, "value": found["value"]})
+    else:
+        print(found["value"])
+
+
 @app.command("env:set", rich_help_panel=PANEL)
 def env_set(
     pairs: Annotated[
@@ -77,8 +99,9 @@ def env_set(
     ],
     project: ProjectOpt = None,
     no_wait: NoWaitOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Set env vars, all at once (one new release if the project runs)."""
+    """Set env vars, all at once (one new release if the project runs and a value changed)."""
     values = parse_assignments(pairs)
     name = resolve_project(project)
     api = authed()
@@ -93,7 +116,9 @@ def env_set(
             )
         )["setEnvVars"]
         output.say(f"Set {', '.join(values)} on {name}")
-        await follow.after_config_change(api, name, before, changed, no_wait)
+        release = await follow.after_config_change(api, name, before, changed, no_wait)
+        if as_json:
+            output.print_json(follow.changed_json(changed, release))
 
     run(go())
 
@@ -103,10 +128,14 @@ def env_unset(
     keys: Annotated[list[str], typer.Argument(metavar="KEY", show_default=False)],
     project: ProjectOpt = None,
     no_wait: NoWaitOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Remove env vars (one new release if the project runs)."""
     for key in keys:
-        _check(validation.env_key, key)
+        try:
+            validation.env_key(key)
+        except ValidationFailed as exc:
+            raise typer.BadParameter(exc.message, param_hint="'KEY'") from None
     name = resolve_project(project)
     api = authed()
 
@@ -116,7 +145,9 @@ def env_unset(
             "unsetEnvVars"
         ]
         output.say(f"Unset {', '.join(dict.fromkeys(keys))} on {name}")
-        await follow.after_config_change(api, name, before, changed, no_wait)
+        release = await follow.after_config_change(api, name, before, changed, no_wait)
+        if as_json:
+            output.print_json(follow.changed_json(changed, release))
 
     run(go())
 
@@ -174,51 +205,51 @@ def _certificate(cert: dict | None) -> str:
     return text
 
 
-def _domain_change(mutation: str, hostname: str, project: str | None, no_wait: bool) -> None:
+def _domain_change(mutation: str, hostname: str, project: str | None, as_json: bool) -> None:
+    """A domain change is routing only: no release, nothing restarts (backend/routing.py)."""
     host = _check(validation.hostname, hostname)
     name = resolve_project(project)
-    api = authed()
-
-    async def go() -> None:
-        before, _ = await follow.latest_number(api, name)
-        changed = next(iter((await api.execute(mutation, project=name, hostname=host)).values()))
-        verb = {"AddDomain": "Added", "VerifyDomain": "Verified"}.get(mutation, "Removed")
-        output.say(f"{verb} {host} ({name})")
-        domain = next((d for d in changed["domains"] if d["hostname"] == host), None)
-        if domain is not None and not domain["verified"]:
-            # Nothing is routed yet: say what proves control, and stop here.
-            output.say(f"{_status(domain)}, then run `paastech domains:verify {host}`")
-            return
-        await follow.after_config_change(api, name, before, changed, no_wait)
-
-    run(go())
+    changed = next(iter(run(authed().execute(mutation, project=name, hostname=host)).values()))
+    if as_json:
+        output.print_json(follow.changed_json(changed, None))
+        return
+    if mutation == "AddDomain":
+        output.say(f"Added {host} to {name}: it routes once verified (no restart)")
+        output.note(
+            f"create the TXT record `paastech domains -p {name}` shows, point the DNS at the "
+            f"platform, then run `paastech domains:verify {host} -p {name}`"
+        )
+    elif mutation == "VerifyDomain":
+        output.say(f"Verified {host}: it routes to {name}'s running app now (no restart)")
+    else:
+        output.say(f"Removed {host} from {name} (no restart)")
 
 
 @app.command("domains:add", rich_help_panel=PANEL)
 def domains_add(
     hostname: Annotated[str, typer.Argument(help="e.g. www.example.com")],
     project: ProjectOpt = None,
-    no_wait: NoWaitOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Route a custom hostname to the project (point its DNS at the platform)."""
-    _domain_change("AddDomain", hostname, project, no_wait)
+    """Route a custom hostname to the project (point its DNS at the platform). No restart."""
+    _domain_change("AddDomain", hostname, project, as_json)
 
 
 @app.command("domains:verify", rich_help_panel=PANEL)
 def domains_verify(
     hostname: Annotated[str, typer.Argument(help="A custom hostname from `domains`.")],
     project: ProjectOpt = None,
-    no_wait: NoWaitOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Check a custom hostname's TXT record; once found it is routed to the project."""
-    _domain_change("VerifyDomain", hostname, project, no_wait)
+    """Check a custom hostname's TXT record; once found it routes to the project. No restart."""
+    _domain_change("VerifyDomain", hostname, project, as_json)
 
 
 @app.command("domains:remove", rich_help_panel=PANEL)
 def domains_remove(
     hostname: Annotated[str, typer.Argument(help="A custom hostname from `domains`.")],
     project: ProjectOpt = None,
-    no_wait: NoWaitOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Stop routing a custom hostname to the project."""
-    _domain_change("RemoveDomain", hostname, project, no_wait)
+    """Stop routing a custom hostname to the project. No restart."""
+    _domain_change("RemoveDomain", hostname, project, as_json)

@@ -12,7 +12,7 @@ import re
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{2,31}$")
 PROJECT_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
-ENV_KEY_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PASSWORD_MIN = 10
 
 
@@ -47,5 +47,5 @@ def env_key(value: str) -> str:
     if not value:
         return "Enter a name."
     if len(value) > 128 or not ENV_KEY_RE.fullmatch(value):
-        return "Use A-Z, 0-9 and '_', not starting with a digit."
+        return "Use letters, digits and '_', not starting with a digit."
     return ""

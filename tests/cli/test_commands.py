@@ -41,14 +41,13 @@ def test_help_everywhere(cli: Cli) -> None:
         assert command in top.out
         sub = cli.ok(command, "--help")
         assert "Usage: paastech " + command in sub.out
-    assert "--install-completion" in top.out
+    assert "completion" in top.out
     assert "PAASTECH_API_URL" in top.out
 
 
 def test_usage_errors_exit_2(user: Cli) -> None:
     user.fails(2, "no-such-command")
     user.fails(2, "scale", "-p", "x", "web")
-    user.fails(2, "scale", "-p", "x")
     user.fails(2, "env:set", "-p", "x", "NOEQUALS")
     user.fails(2, "resources", "-p", "x", "--memory", "lots")
     user.fails(2, "logs", "3", "-p", "x")
@@ -110,7 +109,8 @@ def test_signup_login_whoami_logout(cli: Cli) -> None:
     cli.ok("login", "--login", username, input=f"{PASSWORD}\n")
     assert cli.ok("whoami").out.startswith(username)
     cli.ok("login", input=f"{username}@example.com\n{PASSWORD}\n")
-    assert len(cli.ok("tokens", "--json").json()) == 2
+    # Each login revoked this machine's previous token: tokens do not pile up (issue 19).
+    assert len(cli.ok("tokens", "--json").json()) == 1
 
 
 def test_signup_and_login_bad_input(cli: Cli, other: Cli) -> None:
@@ -118,10 +118,11 @@ def test_signup_and_login_bad_input(cli: Cli, other: Cli) -> None:
         1, "signup", "--email", "nope", "--username", "abc", input=f"{PASSWORD}\n{PASSWORD}\n"
     )
     assert result.err == "error: email must look like name@example.com\n"
+    # A bad password is asked again; when stdin runs out, that is a usage error.
     result = cli.fails(
-        1, "signup", "--email", "a@example.com", "--username", "abc", input="short\nshort\n"
+        2, "signup", "--email", "a@example.com", "--username", "abc", input="short\nshort\n"
     )
-    assert "password must be at least" in result.err
+    assert "password must be at least 10 characters; try again" in result.err
     taken = other.ok("whoami", "--json").json()["username"]
     result = cli.fails(
         1,
@@ -132,7 +133,9 @@ def test_signup_and_login_bad_input(cli: Cli, other: Cli) -> None:
         taken,
         input=f"{PASSWORD}\n{PASSWORD}\n",
     )
-    assert result.err == "error: this username is taken\n"
+    # The password rule is stated before the password is asked; then the API's answer.
+    assert result.err.startswith("Password: at least 10 characters")
+    assert result.err.endswith("\nerror: this username is taken\n")
     result = cli.fails(3, "login", "-l", taken, input="wrong-password-1\n")
     assert result.err == "error: wrong username/email or password\n"
     assert not (cli.config_home / "paastech" / "credentials.json").exists()
@@ -249,7 +252,10 @@ def test_projects_create_in_git_repo_adds_remote(user: Cli) -> None:
     user.git("remote", "set-url", "paastech", "ssh://git@elsewhere/other.git", cwd=repo)
     assert "updated" in user.ok("git:remote", "-p", project, cwd=repo).out
     assert user.git("remote", "get-url", "paastech", cwd=repo).stdout.strip() == remote
-    assert "unchanged" in user.ok("git:remote", cwd=repo).out
+    assert "unchanged" in user.ok("git:remote", "-p", project, cwd=repo).out
+    # Without -p it would read the remote it is about to set: the project is required.
+    bare = user.fails(2, "git:remote", cwd=repo)
+    assert bare.err == "error: give the project: paastech git:remote -p NAME\n"
     assert user.fails(1, "git:remote", "-p", project).err.startswith("error: not inside a git")
 
     # Outside a repo: no remote, and no project to guess.
@@ -360,11 +366,12 @@ def test_env_set_list_unset(user: Cli, tmp_path: Path) -> None:
     }
     assert all(r["value"] is None for r in user.ok("env", "-p", project, "--json").json())
 
-    bad = user.fails(1, "env:set", "-p", project, "lower=1", "GOOD=1")
-    assert bad.err == (
-        "error: invalid env var name 'lower': use A-Z, 0-9 and '_', not starting with a digit\n"
+    bad = user.fails(2, "env:set", "-p", project, "9lower=1", "GOOD=1")
+    assert (
+        "invalid env var name '9lower': use letters, digits and '_', not starting with a digit"
+        in bad.err
     )
-    assert "reserved" in user.fails(1, "env:set", "-p", project, "PORT=1").err
+    assert "reserved" in user.fails(2, "env:set", "-p", project, "PORT=1").err
     assert "GOOD" not in [r["key"] for r in user.ok("env", "-p", project, "--json").json()]
 
     user.ok("env:unset", "-p", project, "EMPTY", "CERT")

@@ -7,6 +7,7 @@ import json
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -148,17 +149,17 @@ def test_full_journey(plat: Platform, gitd: int, tmp_path: Path) -> None:
     # rollback without a number: the release before the live one (v2, with v2's env);
     # rollback 1 then makes v5 with v1's image and env.
     result = cli.ok("rollback", cwd=work)
-    assert f"v4 of {project} is live" in result.out
+    assert f"v4 of {project} (rollback to v2) is live" in result.out  # it says it rolled back
     assert releases(cli, project)[0]["cause"] == "rollback to v2"
-    result = cli.ok("rollback", "1", cwd=work)
-    assert f"v5 of {project} is live" in result.out
+    result = cli.ok("rollback", "v1", cwd=work)  # as the tables show it
+    assert f"v5 of {project} (rollback to v1) is live" in result.out
     latest = releases(cli, project)[0]
     assert (latest["number"], latest["status"], latest["cause"]) == (5, "RUNNING", "rollback to v1")
     assert cli.ok("env", "--json", cwd=work).json() == []
 
     # logs: recent runtime output, prefixed, and it ends by itself.
     started = time.monotonic()
-    logs = cli.ok("logs", "--tail", "5", cwd=work, timeout=30)
+    logs = cli.ok("logs", "-n", "5", cwd=work, timeout=30)
     assert time.monotonic() - started < 20
     assert re.search(r"^web\.1 \| tick \d+$", logs.out, re.M), logs.out
     build = cli.ok("logs", "--build", "1", cwd=work).out
@@ -180,9 +181,10 @@ def test_full_journey(plat: Platform, gitd: int, tmp_path: Path) -> None:
 def test_logs_follow_prints_a_line_within_a_second(ticker: tuple[Cli, str]) -> None:
     cli, project = ticker
     web = next(p for p in cli.ok("ps", "-p", project, "--json").json() if p["running"])
-    argv = [str(Path(sys.executable).with_name("paastech")), "logs", "-f", "-p", project]
+    # --tail follows, as Heroku's; -n is the number of recent lines.
+    argv = [str(Path(sys.executable).with_name("paastech")), "logs", "--tail", "-p", project]
     proc = subprocess.Popen(
-        [*argv, "--tail", "0"],
+        [*argv, "-n", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -261,3 +263,61 @@ def test_failed_deploy_exits_1_with_the_reason(plat: Platform, gitd: int, tmp_pa
     for args in (("deploy",), ("logs",), ("logs", "-f"), ("ps",), ("scale", "web=2")):
         stranger.fails(4, *args, "-p", project)
     assert json.loads(cli.ok("releases", "-p", project, "--json").out)[0]["number"] == 2
+
+
+def test_no_op_scale_makes_no_release(ticker: tuple[Cli, str]) -> None:
+    """Issue 19: scale to the current count says so, makes no release, restarts nothing."""
+    cli, project = ticker
+    before = releases(cli, project)[0]["number"]
+    ids = {p["process"]: p["startedAt"] for p in cli.ok("ps", "-p", project, "--json").json()}
+    current = cli.ok("scale", "-p", project, "--json").json()["web"]
+    result = cli.ok("scale", f"web={current}", "-p", project, "--json")
+    assert "nothing changed: no new release" in result.err
+    assert result.json()["release"] is None
+    assert releases(cli, project)[0]["number"] == before
+    after = {p["process"]: p["startedAt"] for p in cli.ok("ps", "-p", project, "--json").json()}
+    assert after == ids
+
+
+def test_logs_into_head_ends_quietly(ticker: tuple[Cli, str]) -> None:
+    """`paastech logs ... | head`: exit 0, no gql/websockets noise on stderr."""
+    cli, project = ticker
+    env = cli.env()
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    for args in ("--tail -n 0", "-n 50"):
+        script = f"set -o pipefail; paastech logs -p {project} {args} | head -n 2"
+        result = subprocess.run(
+            ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        assert len(result.stdout.splitlines()) == 2
+        assert result.stderr == "", result.stderr
+
+
+def test_ctrl_c_while_following_says_the_deploy_goes_on(ticker: tuple[Cli, str]) -> None:
+    cli, project = ticker
+    before = releases(cli, project)[0]["number"]
+    argv = [str(Path(sys.executable).with_name("paastech")), "restart", "-p", project]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli.env(), bufsize=1
+    )
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()  # the follow has started: `vN of P (restart): queued…`
+        assert f"v{before + 1} of {project} (restart)" in first, first
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        assert proc.wait(30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert (
+        f"stopped following v{before + 1} of {project}: the deploy goes on on the server" in rest
+    ), rest
+    # It did go on.
+    deadline = time.monotonic() + 120
+    while releases(cli, project)[0]["status"] != "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    latest = releases(cli, project)[0]
+    assert (latest["number"], latest["status"]) == (before + 1, "RUNNING")

@@ -72,9 +72,11 @@ def test_parse_assignments(tmp_path: Path) -> None:
 def test_parse_assignments_rejects() -> None:
     with pytest.raises(typer.BadParameter):
         parse_assignments(["NOEQUALS"])
-    with pytest.raises(CliError, match="invalid env var name 'lower'"):
-        parse_assignments(["lower=1"])
-    with pytest.raises(CliError, match="reserved"):
+    with pytest.raises(typer.BadParameter, match="invalid env var name '9lower'"):
+        parse_assignments(["9lower=1"])
+    # Heroku and POSIX shells accept lowercase names; so does PaaSTech.
+    assert parse_assignments(["lower_case=1"]) == {"lower_case": "1"}
+    with pytest.raises(typer.BadParameter, match="reserved"):
         parse_assignments(["PORT=1"])
     with pytest.raises(CliError, match="cannot read"):
         parse_assignments(["A=@/nonexistent/file"])

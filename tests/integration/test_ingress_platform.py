@@ -145,12 +145,20 @@ async def test_unknown_host_is_404(plat: Platform, python_app: str):
         assert "No app at" in response.text
 
 
+def container_ids(project: str) -> set[str]:
+    return {docker_inspect(r["name"])["Id"] for r in docker_containers(project)}
+
+
 async def test_custom_domain_answers_after_add_and_stops_after_remove(
     plat: Platform, user: User, python_app: str, dns: DnsZone
 ):
+    """Issue 19: a domain change is routing only: no release, the same containers keep
+    serving (ids unchanged), the new hostname routes through the ingress."""
     default, custom = f"{python_app}.localhost", f"www.{python_app}-shop.example.test"
     assert (await get(plat, custom)).status_code == 404
     before = await live_number(user, python_app)
+    ids = container_ids(python_app)
+    assert ids
 
     await user.api(
         "mutation($p: String!, $h: String!) { addDomain(project: $p, hostname: $h) { name } }",
@@ -168,10 +176,11 @@ async def test_custom_domain_answers_after_add_and_stops_after_remove(
         p=python_app,
         h=custom,
     )
-    await user.wait_status(python_app, before + 1, {"running"})
     response = await until(plat, custom, ok)
-    assert response.json()["env"]["PAASTECH_RELEASE"] == str(before + 1)
+    assert response.json()["env"]["PAASTECH_RELEASE"] == str(before)
     assert ok(await get(plat, default))
+    assert await live_number(user, python_app) == before
+    assert container_ids(python_app) == ids
     state = (await user.api(LIVE, p=python_app))["project"]
     assert [(d["hostname"], d["default"]) for d in state["domains"]] == [
         (default, True),
@@ -183,13 +192,62 @@ async def test_custom_domain_answers_after_add_and_stops_after_remove(
         p=python_app,
         h=custom,
     )
-    await user.wait_status(python_app, before + 2, {"running"})
     await until(plat, custom, lambda r: r.status_code == 404)
-    # The default domain kept answering, now from the newest release.
-    response = await until(
-        plat, default, lambda r: ok(r) and r.json()["env"]["PAASTECH_RELEASE"] == str(before + 2)
+    # The default domain kept answering from the same release and the same containers.
+    response = await get(plat, default)
+    assert ok(response) and response.json()["env"]["PAASTECH_RELEASE"] == str(before)
+    assert await live_number(user, python_app) == before
+    assert container_ids(python_app) == ids
+
+
+STATE = """query($p: String!) { project(name: $p) {
+  applications(first: 1) { number }
+  settings { memoryMb replicas { processType replicas } } } }"""
+SET_SAME = """mutation($p: String!) {
+  setEnvVars(project: $p, vars: [{key: "SAME", value: "1"}]) { name } }"""
+
+
+def running_ids(project: str) -> set[str]:
+    return {
+        docker_inspect(r["name"])["Id"]
+        for r in docker_containers(project)
+        if r["state"] == "running"
+    }
+
+
+async def latest_number(user: User, project: str) -> int:
+    return (await user.api(STATE, p=project))["project"]["applications"][0]["number"]
+
+
+async def test_config_changes_that_change_nothing_make_no_release(
+    plat: Platform, user: User, python_app: str
+):
+    """Issue 19: scale to the current count, resources at their current limits, an env var set
+    to its current value: no release, no restarted container. A real change still releases."""
+    state = (await user.api(STATE, p=python_app))["project"]
+    before = state["applications"][0]["number"]
+    web = {r["processType"]: r["replicas"] for r in state["settings"]["replicas"]}["web"]
+    ids = running_ids(python_app)
+    await user.api(
+        'mutation($p: String!, $n: Int!) { scale(project: $p, processType: "web", replicas: $n)'
+        " { name } }",
+        p=python_app,
+        n=web,
     )
-    assert (await get(plat, custom)).status_code == 404
+    await user.api(
+        "mutation($p: String!, $m: Int!) { setResources(project: $p, memoryMb: $m) { name } }",
+        p=python_app,
+        m=state["settings"]["memoryMb"],
+    )
+    assert await latest_number(user, python_app) == before
+    assert running_ids(python_app) == ids
+
+    await user.api(SET_SAME, p=python_app)  # a new variable: a real change, one release
+    await user.wait_status(python_app, before + 1, {"running"})
+    ids = running_ids(python_app)
+    await user.api(SET_SAME, p=python_app)  # the same value again: nothing changes
+    assert await latest_number(user, python_app) == before + 1
+    assert running_ids(python_app) == ids
 
 
 async def test_three_replicas_all_receive_traffic(plat: Platform, user: User, python_app: str):

@@ -72,6 +72,20 @@ CASES: dict[str, Case] = {
     "signup": Case("", None, "PUBLIC"),
     "login": Case("", None, "PUBLIC"),
     "logout": Case("mutation { logout }", lambda o: {}, "OWN", lambda d, o: None),
+    # Account changes act on the caller only, after the caller's own password (issue 19): Bob
+    # naming Alice's project or username changes nothing of hers.
+    "changePassword": Case(
+        'mutation { changePassword(currentPassword: "not-bobs-password-1", '
+        'newPassword: "another-password-2") { id } }',
+        lambda o: {},
+        "VALIDATION",
+    ),
+    "deleteAccount": Case(
+        'mutation($p: String!) { deleteAccount(password: "not-bobs-password-1", confirm: $p) '
+        "{ id } }",
+        lambda o: {"p": o.project},
+        "VALIDATION",
+    ),
     "createApiToken": Case(
         'mutation { createApiToken(name: "bob") { apiToken { id } } }',
         lambda o: {},

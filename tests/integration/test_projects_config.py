@@ -100,7 +100,7 @@ async def test_env_vars_set_update_unset_and_encrypted_at_rest(
 @pytest.mark.parametrize(
     ("key", "value", "field"),
     [
-        ("lower", "x", "key"),
+        ("lower-dash", "x", "key"),
         ("1DIGIT", "x", "key"),
         ("HAS-DASH", "x", "key"),
         ("PORT", "80", "key"),

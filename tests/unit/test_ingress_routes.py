@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -13,6 +14,8 @@ from backend.ingress.routes import (
     published_port,
 )
 from backend.labels import container_labels
+from backend.routing import read_table, traefik_config
+from backend.settings import Settings
 
 
 def labels(project: str, hostnames: list[str], *, process: str = "web", replica: int = 1, app=1):
@@ -274,3 +277,37 @@ def test_container_restarted_while_events_were_missed_comes_back_after_a_probe()
     assert table.needs_probe("a")
     table.set_ready("a")
     assert [u.port for u in table.lookup("shop.localhost").upstreams] == [40005]
+
+
+# ----------------------------------------------------------------------------- custom domains
+
+
+def test_custom_domain_routes_as_its_projects_default_hostname(tmp_path):
+    """Issue 19: custom domains come from backend/routing.py's table, not from labels."""
+    table = RouteTable()
+    table.sync([container("a1", "shop", ["shop.localhost"], 40001)], trust_running=True)
+    assert table.lookup("www.shop.test") is None
+    path = tmp_path / "domains.json"
+    path.write_text('{"domains": {"WWW.shop.test": "shop.localhost"}}')
+    aliases = read_table(path)
+    assert aliases == {"www.shop.test": "shop.localhost"}
+    table.set_aliases(aliases)
+    route = table.lookup("www.shop.test:80")
+    assert route is not None and [u.port for u in route.upstreams] == [40001]
+    table.set_aliases({})
+    assert table.lookup("www.shop.test") is None
+    assert read_table(tmp_path / "missing.json") == {}
+    path.write_text("{not json")
+    assert read_table(path) is None  # the watcher keeps its last good table
+
+
+def test_traefik_file_routes_custom_domains_to_the_docker_service():
+    settings = Settings(tls=True)
+    config = json.loads(traefik_config({"www.a.test": "shop", "b.test": "shop"}, settings))
+    assert config["http"]["routers"]["shop-domains"] == {
+        "rule": "Host(`b.test`) || Host(`www.a.test`)",
+        "entryPoints": ["websecure"],
+        "service": "shop@docker",
+        "tls": {"certResolver": settings.certresolver},
+    }
+    assert json.loads(traefik_config({}, settings)) == {}

@@ -38,12 +38,12 @@ def test_invalid_project_names(name: str) -> None:
     assert info.value.field == "name"
 
 
-@pytest.mark.parametrize("key", ["A", "_X", "DATABASE_URL", "K9"])
+@pytest.mark.parametrize("key", ["A", "_X", "DATABASE_URL", "K9", "a", "lower_case", "Mixed9"])
 def test_valid_env_keys(key: str) -> None:
     assert validation.env_key(key) == key
 
 
-@pytest.mark.parametrize("key", ["a", "9A", "A-B", "PORT", "PAASTECH_X", "", "A B", "É"])
+@pytest.mark.parametrize("key", ["9A", "9a", "A-B", "PORT", "PAASTECH_X", "", "A B", "É"])
 def test_invalid_env_keys(key: str) -> None:
     with pytest.raises(ValidationFailed):
         validation.env_key(key)
