@@ -223,6 +223,21 @@ def test_only_pomegranate_writes_the_docker_socket_and_traefik_reads_it(compose)
     }
 
 
+def test_only_pomegranate_runs_privileged_with_the_builder(compose):
+    """Issue 10: the isolated builder (rootful buildah) needs root and privileges in Pomegranate's
+    container; no other service gets them."""
+    privileged = {
+        name: (service.get("user"), service.get("privileged"))
+        for name, service in compose["services"].items()
+        if service.get("privileged") or service.get("user") in ("0", "0:0", "root")
+    }
+    assert privileged == {"pomegranate": ("0:0", True)}
+    dockerfile = (TRAEFIK / "Dockerfile").read_text()
+    for package in ("buildah", "runc", "containernetworking-plugins", "iptables"):
+        assert package in dockerfile
+    assert "scripts/build-network.sh" in dockerfile
+
+
 def test_platform_environment_names_real_settings(compose):
     fields = set(Settings.model_fields)
     env = compose["x-platform"]["environment"]
