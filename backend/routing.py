@@ -36,7 +36,8 @@ _lock = asyncio.Lock()
 
 
 def routing_dir(settings: Settings | None = None) -> Path:
-    return (settings or get_settings()).data_dir / "routing"
+    s = settings or get_settings()
+    return Path(s.routing_dir) if s.routing_dir else s.data_dir / "routing"
 
 
 def domains_path(settings: Settings | None = None) -> Path:

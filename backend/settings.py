@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     tls: bool = Field(default=None, validate_default=True)  # type: ignore[assignment]
     certresolver: str = "letsencrypt"
 
+    # Issue 19: where the API writes the custom-domain routing table (backend/routing.py) that
+    # the embedded ingress and Traefik's file provider read; empty: <data dir>/routing.
+    routing_dir: str = ""
+
     # Issue 10: the isolated builder (buildah, backend/pomegranate/builder.py) and the platform
     # image registry (scripts/registry.sh). Limits apply to each build as a whole.
     registry_port: int = 5050

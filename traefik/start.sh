@@ -1,9 +1,12 @@
 #!/bin/sh
 # Entry point of the traefik service (compose.yaml): choose the static configuration from
-# PAASTECH_TLS, put the ACME account email in it, and run Traefik on the result.
+# PAASTECH_TLS, put the ACME account email in it, put the matching platform routes beside the
+# API's custom-domain routes, and run Traefik on the result.
 set -eu
 src="${PAASTECH_TRAEFIK_DIR:-/etc/paastech}"  # where compose.yaml mounts traefik/
 out="${PAASTECH_TRAEFIK_RENDERED:-/tmp/traefik.yml}"
+routes="${PAASTECH_TRAEFIK_ROUTES:-/etc/paastech/routing}"  # the file provider's directory
+mkdir -p "$routes"
 case "${PAASTECH_TLS:-true}" in
     true | True | TRUE | 1 | yes | on)
         email="${PAASTECH_ACME_EMAIL:-}"
@@ -15,9 +18,11 @@ case "${PAASTECH_TLS:-true}" in
             *[!A-Za-z0-9@._+-]*) echo "start.sh: unexpected characters in PAASTECH_ACME_EMAIL" >&2; exit 2 ;;
         esac
         sed "s|@PAASTECH_ACME_EMAIL@|$email|" "$src/traefik.yml" >"$out"
+        cp "$src/dynamic/tls.yml" "$routes/platform.yml"
         ;;
     *)
         cp "$src/traefik-notls.yml" "$out"
+        cp "$src/dynamic/notls.yml" "$routes/platform.yml"
         ;;
 esac
 exec traefik --configFile="$out"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from backend import routing
 from backend.labels import container_labels
 from backend.settings import Settings
 
@@ -22,6 +23,8 @@ TRAEFIK = ROOT / "traefik"
 SETTINGS = Settings(_env_file=None)
 # Where compose.yaml mounts the traefik/ files inside the Traefik container.
 MOUNT = "/etc/paastech"
+
+ROUTES_DIR = "/etc/paastech/routing"  # Traefik's file provider directory
 
 
 def load(name: str) -> dict:
@@ -110,7 +113,10 @@ def test_notls_variant_is_plain_http(notls):
 )
 def test_dynamic_file_routes_the_api(compose, static_name, entrypoint, tls):
     static = load(static_name)
-    path = in_repo(static["providers"]["file"]["filename"], compose)
+    # One directory (issue 19): start.sh copies the matching dynamic file there as platform.yml,
+    # beside the custom-domain routers the API writes (backend/routing.py).
+    assert static["providers"]["file"] == {"directory": ROUTES_DIR, "watch": True}
+    path = TRAEFIK / "dynamic" / ("tls.yml" if tls else "notls.yml")
     assert path.is_file(), path
     dynamic = yaml.safe_load(path.read_text())
     router = dynamic["http"]["routers"]["paastech-api"]
@@ -141,6 +147,7 @@ def test_start_script_renders_the_static_configuration(tmp_path, tls):
         "PAASTECH_ACME_EMAIL": "ops+paas@example.com",
         "PAASTECH_TRAEFIK_DIR": str(TRAEFIK),
         "PAASTECH_TRAEFIK_RENDERED": str(out),
+        "PAASTECH_TRAEFIK_ROUTES": str(tmp_path / "routing"),
     }
     done = subprocess.run(
         ["sh", str(TRAEFIK / "start.sh")], env=env, capture_output=True, text=True, check=True
@@ -152,6 +159,9 @@ def test_start_script_renders_the_static_configuration(tmp_path, tls):
         assert acme["email"] == "ops+paas@example.com"
     else:
         assert rendered == load("traefik-notls.yml")
+    platform = (tmp_path / "routing" / "platform.yml").read_text()
+    dynamic = "tls.yml" if tls == "true" else "notls.yml"
+    assert platform == (TRAEFIK / "dynamic" / dynamic).read_text()
 
     bad = subprocess.run(
         ["sh", str(TRAEFIK / "start.sh")],
@@ -221,6 +231,23 @@ def test_only_pomegranate_writes_the_docker_socket_and_traefik_reads_it(compose)
         "pomegranate": "/var/run/docker.sock:/var/run/docker.sock",
         "traefik": "/var/run/docker.sock:/var/run/docker.sock:ro",
     }
+
+
+def test_traefik_reads_the_routing_table_the_api_writes(compose):
+    """Issue 19: custom domains route through backend/routing.py's table, not labels: the API
+    writes traefik-domains.yml into a volume Traefik's file provider watches."""
+    api_dir = compose["x-platform"]["environment"]["PAASTECH_ROUTING_DIR"]
+    assert f"paastech-routing:{api_dir}" in compose["x-platform"]["volumes"]
+    assert f"paastech-routing:{ROUTES_DIR}" in compose["services"]["traefik"]["volumes"]
+    assert "paastech-routing" in compose["volumes"]
+    domains = {"www.shop.example": "shop", "shop.example": "shop", "blog.example": "blog"}
+    for tls in (True, False):
+        settings = Settings(tls=tls, routing_dir=api_dir)
+        assert routing.routing_dir(settings) == Path(api_dir)
+        routers = yaml.safe_load(routing.traefik_config(domains, settings))["http"]["routers"]
+        assert routers["shop-domains"]["rule"] == "Host(`shop.example`) || Host(`www.shop.example`)"
+        assert routers["shop-domains"]["service"] == "shop@docker"
+        assert routers["blog-domains"]["entryPoints"] == ["websecure" if tls else "web"]
 
 
 def test_only_pomegranate_runs_privileged_with_the_builder(compose):
