@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     build_ca_bundle: str = ""  # empty: /etc/ssl/certs/ca-certificates.crt when present
     build_base_store: str = ""  # empty: <data dir>/builder/base (base images, read-only)
 
+    # Issue 14: runtime versions the buildpacks offer (.python-version/runtime.txt, engines.node),
+    # "version=image" comma separated; scripts/base-images.sh builds the images. Without a
+    # request, python_base_image/node_base_image are used.
+    python_runtimes: str = "3.11=paastech/python:bookworm,3.13=paastech/python:trixie"
+    node_runtimes: str = "18.19.0=paastech/node:bookworm"
+
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite://{self.data_dir.resolve() / 'paastech.sqlite3'}"
