@@ -42,6 +42,9 @@ def instance_filters(instance: str) -> list[str]:
 
 
 WEB_PROCESS = "web"
+# The Procfile process type run once per release, before its web processes (issue 14); never
+# scaled, never routed.
+RELEASE_PROCESS = "release"
 HEALTHCHECK_INTERVAL = "5s"
 
 # A lowercase DNS label: safe as a Traefik router/service name and in container names.

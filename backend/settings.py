@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     # request, python_base_image/node_base_image are used.
     python_runtimes: str = "3.11=paastech/python:bookworm,3.13=paastech/python:trixie"
     node_runtimes: str = "18.19.0=paastech/node:bookworm"
+    # The Procfile's `release:` command runs once per release before it goes live; longer fails it.
+    release_timeout_seconds: int = 600
 
     @property
     def db_url(self) -> str:

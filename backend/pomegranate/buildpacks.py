@@ -63,7 +63,6 @@ PYTHON_NEEDS_PROCFILE = (
     "'web: gunicorn app:app --bind 0.0.0.0:$PORT' (Flask, Django's project.wsgi) or "
     "'web: uvicorn main:app --host 0.0.0.0 --port $PORT' (FastAPI)"
 )
-RELEASE = "release"  # the Procfile process type run once before each release goes live
 
 
 @dataclass(slots=True)

@@ -324,6 +324,33 @@ class DockerRuntime:
             raise HealthCheckError(f"container {name} vanished right after it started")
         return info
 
+    async def run_once(
+        self,
+        spec: ProcessSpec,
+        on_log: LogCallback,
+        timeout: float,  # noqa: ASYNC109 - the command's time limit, part of the API
+    ) -> int:
+        """Run one container to completion (the release phase), output streamed, then removed."""
+        await self.ensure_network()
+        await self.ensure_image(spec.image)
+        config = self._container_config(spec)
+        # Once: a failing release command must fail the release, not be retried by the engine.
+        config["HostConfig"]["RestartPolicy"] = {"Name": "no"}
+        name = container_name(spec.project, spec.application, spec.process_type, spec.replica)
+        existing = await self.inspect(name)
+        if existing is not None and existing.ownership is not None:
+            await self.remove(existing.id)  # a leftover of an interrupted release
+        container = await self.docker.containers.create(config, name=name)
+        try:
+            async with asyncio.timeout(timeout):
+                await container.start()
+                async for line in self.logs(container.id, follow=True):
+                    await on_log(line)
+                result = await container.wait()
+            return int(result.get("StatusCode", -1))
+        finally:
+            await asyncio.shield(self.remove(container.id))
+
     # ---------------------------------------------------------------------------------- inspect
 
     @staticmethod
