@@ -29,6 +29,7 @@ from aiodocker.exceptions import DockerError
 from backend import labels as L
 from backend.pomegranate.builder import IsolatedBuilder, forbidden_labels
 from backend.pomegranate.buildpacks import FILES_TO_READ, BuildPlan, plan_build
+from backend.pomegranate.procfile import shell_command
 from backend.pomegranate.registry import Registry
 from backend.pomegranate.runtime import (
     BuildError,
@@ -287,7 +288,7 @@ class DockerRuntime:
         }
         if spec.command is not None:
             config["Entrypoint"] = []
-            config["Cmd"] = ["/bin/sh", "-c", spec.command]
+            config["Cmd"] = ["/bin/sh", "-c", shell_command(spec.command)]
         if spec.process_type == L.WEB_PROCESS:
             port_key = f"{spec.port}/tcp"
             config["ExposedPorts"] = {port_key: {}}
