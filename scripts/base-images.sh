@@ -25,7 +25,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # Issue 14: images carry org.opencontainers.image.version=paastech-base-<REVISION> (the
 # builder keeps only org.opencontainers.* labels), so images of an older revision are rebuilt.
-REVISION=2
+REVISION=3
 PATH_ENV='ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 STATE=${PAASTECH_STATE_DIR:-/var/cache/paastech}
 CACHE=$STATE/debootstrap-cache
@@ -96,6 +96,14 @@ build_debian() { # tag name suite packages
     mkdir -p "$CACHE/$name-$suite"
     debootstrap --variant=minbase --include="$pkgs" --cache-dir="$CACHE/$name-$suite" \
         "$suite" "$root" "$MIRROR"
+    # debootstrap resolves only plain Depends (npm's `a | b` ones are left out): let apt
+    # complete the dependency tree, then check that the tools start.
+    cp /etc/resolv.conf "$root/etc/resolv.conf"
+    DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y -q -f --no-install-recommends
+    case $name in
+    node) chroot "$root" npm --version ;;
+    python) chroot "$root" python3 -m venv --help >/dev/null ;;
+    esac
     trim_rootfs "$root"
     case $name in
     python)
