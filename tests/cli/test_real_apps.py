@@ -193,6 +193,11 @@ def test_flask_gunicorn_app(plat: Platform, dev: Cli) -> None:
     dev.ok("rollback", "1", cwd=work, timeout=180)
     assert app_json(plat, project, "v1")["release"] == "4"
 
+    # The release process runs once per release: it can't be scaled, and nothing changes.
+    refused = dev("scale", "release=1", cwd=work)
+    assert refused.code == 1 and "can't be scaled" in refused.err, str(refused)
+    assert len(releases(dev, project)) == 4
+
 
 def test_express_app(plat: Platform, dev: Cli) -> None:
     project, work = new_project(plat, dev, "express")
