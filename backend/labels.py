@@ -67,6 +67,9 @@ def network_name(project: str, *, instance: str) -> str:
 
 WEB_PROCESS = "web"
 HSTS_MIDDLEWARE_SUFFIX = "-hsts"  # the project's Traefik headers middleware (issue 21)
+# The Procfile process type run once per release, before its web processes (issue 14); never
+# scaled, never routed.
+RELEASE_PROCESS = "release"
 HEALTHCHECK_INTERVAL = "5s"
 
 # A lowercase DNS label: safe as a Traefik router/service name and in container names.

@@ -179,6 +179,14 @@ class Settings(BaseSettings):
     quota_build_log_lines: float = 10000  # per build; more is dropped, with a note
     quota_runtime_log_lines_per_second: float = 1000  # per log stream; more is dropped
 
+    # Issue 14: runtime versions the buildpacks offer (.python-version/runtime.txt, engines.node),
+    # "version=image" comma separated; scripts/base-images.sh builds the images. Without a
+    # request, python_base_image/node_base_image are used.
+    python_runtimes: str = "3.11=paastech/python:bookworm,3.13=paastech/python:trixie"
+    node_runtimes: str = "18.19.0=paastech/node:bookworm"
+    # The Procfile's `release:` command runs once per release before it goes live; longer fails it.
+    release_timeout_seconds: int = 600
+
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite://{self.data_dir.resolve() / 'paastech.sqlite3'}"

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Build the base images the PaaSTech builder uses, locally (the machine has no
 # container registry). Each tag is built once and then cached: an existing tag
-# is never rebuilt (remove it with `docker rmi TAG` to force a rebuild).
+# is rebuilt only when it lacks this script's revision label (REVISION below;
+# bump it when an image's content changes), else never (`docker rmi TAG` forces
+# a rebuild).
 #
-#   paastech/python:bookworm  debootstrap minbase + python3, python3-pip
-#   paastech/node:bookworm    debootstrap minbase + nodejs (Debian's, v18)
+#   paastech/python:bookworm  debootstrap minbase + python3 (3.11), pip, venv
+#   paastech/python:trixie    debootstrap minbase + python3 (3.13), pip, venv
+#   paastech/node:bookworm    debootstrap minbase + nodejs (Debian's, v18), npm
 #   paastech/busybox:latest   scratch rootfs with Debian's busybox-static
+#
+# The runtime versions the buildpacks offer (backend/settings.py python_runtimes,
+# node_runtimes) must name these tags.
 #
 # Env: PAASTECH_DEBIAN_MIRROR (default: read from the apt sources),
 #      PAASTECH_STATE_DIR (work/cache dir root, default /var/cache/paastech).
@@ -17,7 +23,9 @@ die() { echo "base-images.sh: $*" >&2; exit 1; }
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 "$HERE/docker.sh"
 
-SUITE=bookworm
+# Issue 14: images carry org.opencontainers.image.version=paastech-base-<REVISION> (the
+# builder keeps only org.opencontainers.* labels), so images of an older revision are rebuilt.
+REVISION=3
 PATH_ENV='ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 STATE=${PAASTECH_STATE_DIR:-/var/cache/paastech}
 CACHE=$STATE/debootstrap-cache
@@ -28,6 +36,10 @@ exec 9>"$STATE/base-images.lock"
 flock 9
 
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+current_image() { # tag: built by this revision of the script
+    [ "$(docker image inspect -f '{{index .Config.Labels "org.opencontainers.image.version"}}' \
+        "$1" 2>/dev/null)" = "paastech-base-$REVISION" ]
+}
 
 apt_install() {
     export DEBIAN_FRONTEND=noninteractive
@@ -73,25 +85,33 @@ trim_rootfs() {
 
 import_rootfs() { # rootfs tag extra-change...
     local r=$1 tag=$2; shift 2
-    local changes=(--change "$PATH_ENV")
+    local changes=(--change "$PATH_ENV" --change "LABEL org.opencontainers.image.version=paastech-base-$REVISION")
     local c
     for c in "$@"; do changes+=(--change "$c"); done
     tar --numeric-owner -C "$r" -c . | docker import "${changes[@]}" - "$tag" >/dev/null
 }
 
-build_debian() { # tag name packages
-    local tag=$1 name=$2 pkgs=$3 root="$WORK/$2"
-    mkdir -p "$CACHE/$name"
-    debootstrap --variant=minbase --include="$pkgs" --cache-dir="$CACHE/$name" \
-        "$SUITE" "$root" "$MIRROR"
+build_debian() { # tag name suite packages
+    local tag=$1 name=$2 suite=$3 pkgs=$4 root="$WORK/$2-$3"
+    mkdir -p "$CACHE/$name-$suite"
+    debootstrap --variant=minbase --include="$pkgs" --cache-dir="$CACHE/$name-$suite" \
+        "$suite" "$root" "$MIRROR"
+    # debootstrap resolves only plain Depends (npm's `a | b` ones are left out): let apt
+    # complete the dependency tree, then check that the tools start.
+    cp /etc/resolv.conf "$root/etc/resolv.conf"
+    DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y -q -f --no-install-recommends
+    case $name in
+    node) chroot "$root" npm --version ;;
+    python) chroot "$root" python3 -m venv --help >/dev/null ;;
+    esac
     trim_rootfs "$root"
     case $name in
     python)
         ln -sf python3 "$root/usr/bin/python"
-        # A container image is its own environment: let pip install into it (PEP 668).
-        rm -f "$root"/usr/lib/python3*/EXTERNALLY-MANAGED
+        # Buildpacks install apps into a virtualenv (python3 -m venv): the system Python stays
+        # Debian's, as PEP 668 asks, so no pip --break-system-packages.
         import_rootfs "$root" "$tag" 'ENV PYTHONUNBUFFERED=1' \
-            'ENV PIP_BREAK_SYSTEM_PACKAGES=1' 'ENV PIP_DISABLE_PIP_VERSION_CHECK=1' \
+            'ENV PIP_DISABLE_PIP_VERSION_CHECK=1' \
             'ENV PIP_NO_CACHE_DIR=1' 'ENV PIP_ROOT_USER_ACTION=ignore' 'CMD ["python3"]' ;;
     node)
         import_rootfs "$root" "$tag" 'ENV NODE_ENV=production' 'CMD ["node"]' ;;
@@ -115,13 +135,18 @@ build_busybox() { # tag
 }
 
 TODO=()
-for tag in paastech/python:bookworm paastech/node:bookworm paastech/busybox:latest; do
-    if have_image "$tag"; then echo "cached  $tag"; else TODO+=("$tag"); fi
+for tag in paastech/python:bookworm paastech/python:trixie paastech/node:bookworm \
+           paastech/busybox:latest; do
+    if have_image "$tag" && { [ "$tag" = paastech/busybox:latest ] || current_image "$tag"; }; then
+        echo "cached  $tag"
+    else
+        TODO+=("$tag")
+    fi
 done
 [ ${#TODO[@]} -eq 0 ] && exit 0
 
 NEED=()
-case " ${TODO[*]} " in *bookworm*) command -v debootstrap >/dev/null 2>&1 || NEED+=(debootstrap);; esac
+case " ${TODO[*]} " in *python*|*node*) command -v debootstrap >/dev/null 2>&1 || NEED+=(debootstrap);; esac
 case " ${TODO[*]} " in *busybox*)
     # Must be the static build: it runs in an empty image.
     if ! [ -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then NEED+=(busybox-static); fi;;
@@ -135,12 +160,12 @@ trap 'rm -rf "$WORK"' EXIT
 declare -A PIDS START
 build=()
 for tag in "${TODO[@]}"; do
-    name=${tag#paastech/}; name=${name%%:*}
+    name=${tag#paastech/}; name=${name/:/-}
     START[$tag]=$(date +%s)
-    case $name in
-    python)  build=(build_debian "$tag" python python3,python3-pip) ;;
-    node)    build=(build_debian "$tag" node nodejs) ;;
-    busybox) build=(build_busybox "$tag") ;;
+    case $tag in
+    paastech/python:*) build=(build_debian "$tag" python "${tag#*:}" python3,python3-pip,python3-venv,ca-certificates) ;;
+    paastech/node:*)   build=(build_debian "$tag" node "${tag#*:}" nodejs,npm,ca-certificates) ;;
+    paastech/busybox:*) build=(build_busybox "$tag") ;;
     *) die "unknown image $tag" ;;
     esac
     ( "${build[@]}" && echo $(( $(date +%s) - START[$tag] )) >"$WORK/$name.secs" ) >"$WORK/$name.log" 2>&1 &
@@ -149,7 +174,7 @@ done
 
 failed=0
 for tag in "${TODO[@]}"; do
-    name=${tag#paastech/}; name=${name%%:*}
+    name=${tag#paastech/}; name=${name/:/-}
     if wait "${PIDS[$tag]}" && have_image "$tag"; then
         size=$(docker image inspect -f '{{.Size}}' "$tag")
         echo "built   $tag ($(cat "$WORK/$name.secs")s, $(( size / 1000000 )) MB)"

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backend.pomegranate.buildpacks import DOCKERFILE, BuildPlan
+from backend.pomegranate.buildpacks import DOCKERFILE, BuildPlan, runtime_table
 from backend.pomegranate.runtime import BuildError, LogCallback, SourceTar
 from backend.settings import Settings
 
@@ -453,8 +453,12 @@ class IsolatedBuilder:
             )
             have = {line.strip().removeprefix("sha256:") for line in listing.splitlines()}
             s = self.settings
+            runtimes = [  # issue 14: every runtime version the buildpacks may pick
+                *runtime_table(s.python_runtimes).values(),
+                *runtime_table(s.node_runtimes).values(),
+            ]
             for name in dict.fromkeys(
-                (s.python_base_image, s.node_base_image, s.static_base_image)
+                (s.python_base_image, s.node_base_image, s.static_base_image, *runtimes)
             ):
                 code, image_id = await self._run(
                     ["docker", "image", "inspect", "--format", "{{.Id}}", name], check=False

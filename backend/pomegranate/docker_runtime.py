@@ -32,6 +32,7 @@ from aiodocker.exceptions import DockerError
 from backend import labels as L
 from backend.pomegranate.builder import IsolatedBuilder, forbidden_labels
 from backend.pomegranate.buildpacks import FILES_TO_READ, BuildPlan, plan_build
+from backend.pomegranate.procfile import shell_command
 from backend.pomegranate.registry import Registry
 from backend.pomegranate.runtime import (
     BuildError,
@@ -381,7 +382,7 @@ class DockerRuntime:
         }
         if spec.command is not None:
             config["Entrypoint"] = []
-            config["Cmd"] = ["/bin/sh", "-c", spec.command]
+            config["Cmd"] = ["/bin/sh", "-c", shell_command(spec.command)]
         if spec.process_type == L.WEB_PROCESS:
             port_key = f"{spec.port}/tcp"
             config["ExposedPorts"] = {port_key: {}}
@@ -397,16 +398,20 @@ class DockerRuntime:
             raise
         return str((data.get("Config") or {}).get("User") or "")
 
-    async def start(self, spec: ProcessSpec) -> ContainerInfo:
-        """Create and start one container named <instance>.<project>.<app>.<process>.<replica>
-        on the project's network.
+    async def _create(self, spec: ProcessSpec, *, once: bool = False) -> Any:
+        """Create (not start) the container of ``spec``, named
+        <instance>.<project>.<app>.<process>.<replica>, on the project's network.
 
         A leftover container with the same name (a half-started release from a crash) is
         replaced only when it is this project's, of this instance; anything else is refused.
+        ``once``: a one-shot command (the release phase), never restarted by the engine.
         """
         await self.ensure_image(spec.image)
         network = await self.ensure_project_network(spec.project)
         config = self._container_config(spec, network, await self._image_user(spec.image))
+        if once:
+            # A failing release command must fail the release, not be retried by the engine.
+            config["HostConfig"]["RestartPolicy"] = {"Name": "no"}
         name = container_name(
             spec.project,
             spec.application,
@@ -415,7 +420,7 @@ class DockerRuntime:
             instance=self.settings.instance,
         )
         try:
-            container = await self.docker.containers.create(config, name=name)
+            return await self.docker.containers.create(config, name=name)
         except DockerError as exc:
             if exc.status != 409:
                 raise
@@ -429,7 +434,11 @@ class DockerRuntime:
             ):
                 raise
             await self.remove(existing.id)
-            container = await self.docker.containers.create(config, name=name)
+            return await self.docker.containers.create(config, name=name)
+
+    async def start(self, spec: ProcessSpec) -> ContainerInfo:
+        """Create and start one container (see _create for its name and network)."""
+        container = await self._create(spec)
         try:
             await container.start()
         except DockerError:
@@ -437,8 +446,26 @@ class DockerRuntime:
             raise
         info = await self.inspect(container.id)
         if info is None:
-            raise HealthCheckError(f"container {name} vanished right after it started")
+            raise HealthCheckError(f"container {container.id[:12]} vanished right after it started")
         return info
+
+    async def run_once(
+        self,
+        spec: ProcessSpec,
+        on_log: LogCallback,
+        timeout: float,  # noqa: ASYNC109 - the command's time limit, part of the API
+    ) -> int:
+        """Run one container to completion (the release phase), output streamed, then removed."""
+        container = await self._create(spec, once=True)
+        try:
+            async with asyncio.timeout(timeout):
+                await container.start()
+                async for line in self.logs(container.id, follow=True):
+                    await on_log(line)
+                result = await container.wait()
+            return int(result.get("StatusCode", -1))
+        finally:
+            await asyncio.shield(self.remove(container.id))
 
     # ---------------------------------------------------------------------------------- inspect
 

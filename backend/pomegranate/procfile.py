@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 
 PROCESS_TYPE = re.compile(r"^[a-z][a-z0-9_-]*$")
 MAX_PROCESS_TYPE_LENGTH = 30
@@ -56,3 +57,33 @@ def parse_procfile(text: str | bytes) -> dict[str, str]:
     if not processes:
         raise ValueError("Procfile defines no process")
     return processes
+
+
+# Tokens after which a command is more than one simple command.
+_SHELL_OPERATORS = frozenset({"&&", "||", ";", "|", "&", "(", ")", ";;", "|&", "<(", ">("})
+_SHELL_WORDS = frozenset(
+    {"if", "for", "while", "until", "case", "cd", "export", "exec", "set", "trap", "{", "!"}
+)
+
+
+def shell_command(command: str) -> str:
+    """The ``/bin/sh -c`` text that runs a process command.
+
+    A single simple command gets ``exec``, so the app replaces the shell as the init's child:
+    Debian's dash does not exec the last command itself, and on `docker stop` the SIGTERM would
+    kill the shell, the init would exit, and the kernel would SIGKILL the app mid-request instead
+    of letting it shut down gracefully (gunicorn, node, uvicorn finish their requests in flight).
+    Anything else (operators, variable assignments, shell keywords) runs as written.
+    """
+    if "\n" in command or "`" in command or "$(" in command:
+        return command
+    try:
+        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+        tokens = list(lexer)
+    except ValueError:
+        return command
+    if not tokens or tokens[0] in _SHELL_WORDS or "=" in tokens[0]:
+        return command
+    if any(token in _SHELL_OPERATORS for token in tokens):
+        return command
+    return f"exec {command}"

@@ -75,12 +75,18 @@ class ReleasePlan:
         )
 
     def process_specs(self, settings: Settings) -> list[ProcessSpec]:
-        """Every container of the release, replicas numbered from 1."""
+        """Every long-running container of the release, replicas numbered from 1 (the release
+        phase's one-shot container is not one of them)."""
         return [
             self.process_spec(process, replica, settings)
             for process in self.processes
+            if process.type != L.RELEASE_PROCESS
             for replica in range(1, process.replicas + 1)
         ]
+
+    def release_command(self) -> Process | None:
+        """The Procfile's `release:` process, when it has one."""
+        return next((p for p in self.processes if p.type == L.RELEASE_PROCESS and p.command), None)
 
     def wants(self, process: str, replica: int) -> bool:
         return any(p.type == process and 1 <= replica <= p.replicas for p in self.processes)
@@ -167,6 +173,7 @@ async def release(
         await on_log(f"Removing what an interrupted attempt of release {plan.application} left")
         await remove_application(runtime, plan.project, plan.application)
     started: list[tuple[ProcessSpec, ContainerInfo]] = []
+    await _release_phase(runtime, plan, on_log, settings)
     try:
         for spec in specs:
             name = replica_name(spec.process_type, spec.replica)
@@ -193,6 +200,40 @@ async def release(
             await switch
         raise
     return ReleaseResult(containers=[info for _, info in started], stopped_applications=stopped)
+
+
+async def _release_phase(
+    runtime: Runtime, plan: ReleasePlan, on_log: ReleaseLog, settings: Settings
+) -> None:
+    """Run the Procfile's `release:` command once in a container of the new image with the new
+    env, before any container of the new release starts (Heroku's release phase). A non-zero exit
+    or a timeout fails the release: nothing of it has started, the old release keeps serving."""
+    process = plan.release_command()
+    if process is None:
+        return
+    spec = plan.process_spec(Process(process.type, process.command, 1), 1, settings)
+    spec.health_path = None
+    await on_log(f"Running the release phase: {process.command}")
+    last: list[str] = []
+
+    async def output(line: str) -> None:
+        last.append(line)
+        del last[:-20]
+        await on_log(f"release: {line}")
+
+    timeout = settings.release_timeout_seconds
+    try:
+        code = await runtime.run_once(spec, output, timeout)
+    except TimeoutError:
+        raise ReleaseFailed(
+            f"the release phase took longer than {timeout}s (release_timeout_seconds)", last
+        ) from None
+    except Exception as exc:
+        log.exception("the release phase of %s failed to run", plan.project)
+        raise ReleaseFailed(f"the release phase could not run: {exc}") from None
+    if code != 0:
+        raise ReleaseFailed(f"the release phase ({process.command}) exited with code {code}", last)
+    await on_log("Release phase done")
 
 
 async def _wait_all_healthy(

@@ -116,6 +116,17 @@ class Runtime(Protocol):
         """Create and start one container; returns it with its published host port."""
         ...
 
+    async def run_once(
+        self,
+        spec: ProcessSpec,
+        on_log: LogCallback,
+        timeout: float,  # noqa: ASYNC109 - the command's time limit, part of the API
+    ) -> int:
+        """Run ``spec`` once to completion in a fresh container (never restarted, never routed),
+        streaming its output lines to ``on_log``; return its exit code and remove the container.
+        Raises TimeoutError (after removing it) when it runs longer than ``timeout``."""
+        ...
+
     async def wait_healthy(
         self,
         container: ContainerInfo,

@@ -21,6 +21,7 @@ from pathlib import Path
 import grpc
 from tortoise.transactions import in_transaction
 
+from backend import labels as L
 from backend import security, validation
 from backend.db.models import Application, BuildLog, Project, StatusChange
 from backend.db.models import ApplicationStatus as S
@@ -368,6 +369,12 @@ class Deployer:
         if not 0 <= replicas <= MAX_REPLICAS:
             raise ValidationFailed(
                 f"replicas must be between 0 and {MAX_REPLICAS}", field="replicas"
+            )
+        if process_type == L.RELEASE_PROCESS:
+            raise ValidationFailed(
+                "the release process runs once per release, before it goes live: it can't be "
+                "scaled",
+                field="processType",
             )
         base = await live_application(project)
         if base is not None and process_type not in base.processes:
@@ -780,7 +787,10 @@ def _env_of(app: Application) -> dict[str, str]:
 
 def effective_replicas(scale: dict[str, int], processes: dict[str, str]) -> dict[str, int]:
     """web runs 1 replica unless scaled; other process types run only when scaled (as Heroku)."""
-    return {t: scale.get(t, 1 if t == "web" else 0) for t in processes}
+    return {
+        t: 0 if t == L.RELEASE_PROCESS else scale.get(t, 1 if t == L.WEB_PROCESS else 0)
+        for t in processes
+    }
 
 
 async def _settings_changed(project: Project, message: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.pomegranate.procfile import parse_procfile, validate_process_type
+from backend.pomegranate.procfile import parse_procfile, shell_command, validate_process_type
 
 
 def test_parses_types_commands_comments_and_blank_lines():
@@ -53,3 +53,25 @@ def test_validate_process_type():
     assert validate_process_type("web") == "web"
     with pytest.raises(ValueError):
         validate_process_type("web!")
+
+
+@pytest.mark.parametrize(
+    ("command", "shell"),
+    [
+        ("gunicorn app:app --bind 0.0.0.0:$PORT", "exec gunicorn app:app --bind 0.0.0.0:$PORT"),
+        ("node server.js > /tmp/log 2>&1", "exec node server.js > /tmp/log 2>&1"),
+        ("python -c 'a && b'", "exec python -c 'a && b'"),
+        ("sleep 3 && python3 app.py", "sleep 3 && python3 app.py"),
+        ("a; b", "a; b"),
+        ("a | b", "a | b"),
+        ("worker &", "worker &"),
+        ("FOO=1 app", "FOO=1 app"),
+        ("cd sub && app", "cd sub && app"),
+        ("exec app", "exec app"),
+        ("echo $(date)", "echo $(date)"),
+        ("if true; then app; fi", "if true; then app; fi"),
+        ("app 'unterminated", "app 'unterminated"),
+    ],
+)
+def test_shell_command_execs_single_simple_commands(command, shell):
+    assert shell_command(command) == shell

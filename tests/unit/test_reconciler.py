@@ -42,6 +42,8 @@ class FakeRuntime:
         self.stopped: list[str] = []
         self.started_specs: list[ProcessSpec] = []
         self.removed_networks: list[str] = []
+        self.ran: list[ProcessSpec] = []  # run_once calls
+        self.run_exit_code = 0
         self._ids = itertools.count(1)
 
     def add(
@@ -74,6 +76,11 @@ class FakeRuntime:
         info = self.add(spec.project, spec.application, spec.process_type, spec.replica)
         info.image = spec.image
         return info
+
+    async def run_once(self, spec: ProcessSpec, on_log, timeout) -> int:  # noqa: ASYNC109
+        self.ran.append(spec)
+        await on_log(f"ran {spec.command} with {len(self.containers)} containers present")
+        return self.run_exit_code
 
     async def wait_healthy(self, container: ContainerInfo, path, timeout) -> None:  # noqa: ASYNC109
         if container.name in self.slow:
@@ -321,3 +328,28 @@ async def test_cancelled_release_removes_the_new_containers():
     with pytest.raises(asyncio.CancelledError):
         await task
     assert rt.names() == [old.name] and old.running
+
+
+async def test_release_phase_runs_once_before_any_new_container():
+    rt = FakeRuntime()
+    rt.add("app", 1, "web", 1)
+    logs = Logs()
+    await release(rt, plan("app", 2, web=1, release=0), logs, SETTINGS)
+    (spec,) = rt.ran
+    assert (spec.process_type, spec.command, spec.hostnames) == ("release", "run release", [])
+    # Only the old release's container existed while it ran; nothing of v2 had started.
+    assert "release: ran run release with 1 containers present" in logs
+    assert logs.index("Release phase done") < logs.index("Starting web.1")
+    assert rt.names() == [name_of("app", 2, "web", 1)]
+
+
+async def test_failed_release_phase_starts_nothing_and_keeps_the_old_release():
+    rt = FakeRuntime()
+    rt.add("app", 1, "web", 1)
+    rt.run_exit_code = 3
+    with pytest.raises(ReleaseFailed) as info:
+        await release(rt, plan("app", 2, web=2, release=0), Logs(), SETTINGS)
+    assert info.value.reason == "the release phase (run release) exited with code 3"
+    assert info.value.last_lines == ["ran run release with 1 containers present"]
+    assert rt.started_specs == []
+    assert rt.names() == [name_of("app", 1, "web", 1)]

@@ -1,0 +1,226 @@
+"""Real apps as users push them (issue 14): Flask + gunicorn and Express with their real
+dependencies from PyPI and npm, pushed with `git push` over SSH through gitd, served through the
+ingress, redeployed under load with zero failed requests, the dependency layer reused by a
+code-only push, a release phase, rolled back. One push history per app, shared between assertions
+(each push is what the next assertion needs), to keep the build count small."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.cli.conftest import Cli
+from tests.cli.test_docker import developer, push, releases, workdir
+from tests.support.platform import Platform, cleanup_project, gitd_process, platform
+from tests.support.servers import free_port
+
+pytestmark = pytest.mark.docker
+
+GITD_PORT = free_port()
+DEADLINE = 60.0  # seconds an app gets to answer through the ingress after a push
+
+
+@pytest.fixture(scope="module")
+def plat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    data_dir = tmp_path_factory.mktemp("real-apps")
+    with platform(data_dir, health_check_timeout_seconds=30, gitd_port=GITD_PORT) as p:
+        try:
+            yield p
+        finally:
+            for project in p.projects:
+                cleanup_project(project)
+
+
+@pytest.fixture(scope="module")
+def dev(plat: Platform, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    with gitd_process(plat, GITD_PORT):
+        cli = developer(plat, GITD_PORT, tmp_path_factory.mktemp("dev"))
+        cli.ok("keys:add")
+        yield cli
+
+
+def app_json(plat: Platform, project: str, version: str | None = None) -> dict:
+    """The app's JSON through the ingress, polled until it answers (with ``version``)."""
+    url = f"http://127.0.0.1:{plat.ingress_port}/"
+    headers = {"Host": f"{project}.localhost"}
+    deadline = time.monotonic() + DEADLINE
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            resp = httpx.get(url, headers=headers, timeout=5)
+            last = resp.status_code
+            if resp.status_code == 200:
+                body = resp.json()
+                if version is None or body.get("version") == version:
+                    return body
+                last = body
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.2)
+    raise AssertionError(f"{project} did not answer {version or ''} in {DEADLINE}s: {last!r}")
+
+
+class Load:
+    """Clients requesting the app through the ingress without pause, each answer recorded as
+    its version, or as the failure it was."""
+
+    def __init__(self, plat: Platform, project: str, clients: int = 3) -> None:
+        self.url = f"http://127.0.0.1:{plat.ingress_port}/"
+        self.headers = {"Host": f"{project}.localhost"}
+        self.results: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(clients)]
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=10) as http:
+            while not self._stop.is_set():
+                try:
+                    resp = http.get(self.url, headers=self.headers)
+                    ok = resp.status_code == 200
+                    self.results.append(
+                        resp.json()["version"] if ok else f"HTTP {resp.status_code}"
+                    )
+                except (httpx.HTTPError, ValueError) as exc:
+                    self.results.append(f"error {exc!r}")
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def wait_for(self, version: str, within: float = DEADLINE) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if self.results and self.results[-1] == version:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"the load never saw {version}: {self.results[-5:]}")
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    @property
+    def failures(self) -> list[str]:
+        return [r for r in self.results if not r.startswith("v")]
+
+
+def new_project(plat: Platform, dev: Cli, app: str) -> tuple[str, Path]:
+    work = workdir(dev, app)
+    project = f"{app[:4]}-{secrets.token_hex(3)}"
+    dev.ok("projects:create", project, cwd=work)
+    plat.projects.append(project)
+    return project, work
+
+
+def pushed_ok(dev: Cli, work: Path) -> str:
+    result = push(dev, work)
+    assert result.returncode == 0, result.stderr
+    assert "Application deployed" in result.stderr
+    return result.stderr
+
+
+def change_version(dev: Cli, work: Path, file: str, old: str, new: str) -> None:
+    path = work / file
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    dev.git("commit", "-qam", f"{new}", cwd=work)
+
+
+def step_cached(transcript: str, instruction: str) -> bool:
+    """Whether buildah reused its cache for the step whose instruction contains ``instruction``
+    (buildah prints `STEP n/m: <instruction>` then `--> Using cache <id>` when it does)."""
+    lines = [re.sub(r"^remote:\s?", "", line).strip() for line in transcript.splitlines()]
+    for i, line in enumerate(lines):
+        if re.match(r"STEP \d+/\d+: ", line) and instruction in line:
+            return any(ln.startswith("--> Using cache") for ln in lines[i + 1 : i + 3])
+    raise AssertionError(f"no build step with {instruction!r} in:\n{transcript}")
+
+
+def test_flask_gunicorn_app(plat: Platform, dev: Cli) -> None:
+    project, work = new_project(plat, dev, "flask")
+
+    # v1: dependencies from PyPI into a virtualenv, on the Python .python-version asks for, the
+    # release phase before the web processes.
+    first = pushed_ok(dev, work)
+    assert "Python app detected" in first
+    assert re.search(r"Successfully installed .*flask-3\.0\.3", first, re.I), first
+    assert "gunicorn-23.0.0" in first
+    assert "FROM paastech/python:trixie" in first
+    assert not step_cached(first, "pip install")
+    phase = first.index("release: release phase of v1: migrations would run here")
+    assert first.index("Running the release phase: python release.py") < phase
+    assert phase < first.index("Release phase done") < first.index("Starting web.1")
+    body = app_json(plat, project, "v1")
+    assert body == {
+        "app": "flask",
+        "version": "v1",
+        "python": "3.13",
+        "venv": "/opt/venv",
+        "release": "1",
+    }
+
+    # v2: a code-only change under load: zero failed requests, the dependency layer reused.
+    change_version(dev, work, "app.py", 'VERSION = "v1"', 'VERSION = "v2"')
+    with Load(plat, project) as load:
+        second = pushed_ok(dev, work)
+        load.wait_for("v2")
+    assert load.failures == [], load.failures[:5]
+    assert load.results[0] == "v1" and len(load.results) > 20
+    assert step_cached(second, "pip install --no-cache-dir -r requirements.txt")
+    assert "Collecting" not in second and "Successfully installed" not in second
+    assert "release: release phase of v2" in second
+
+    # v3: a release phase that fails (exit 3) fails the release; v2 keeps serving.
+    failed = dev("env:set", "RELEASE_FAIL=1", cwd=work, timeout=180)
+    assert failed.code != 0, str(failed)
+    assert "release phase failing on purpose" in failed.err + failed.out
+    history = releases(dev, project)
+    assert [(r["number"], r["status"]) for r in history[:2]] == [(3, "FAILED"), (2, "RUNNING")]
+    assert app_json(plat, project)["version"] == "v2"
+    assert dev.ok("logs", "--build", "3", cwd=work).out.count("exited with code 3") >= 1
+
+    # Rollback to v1 (its image and env): served again through the ingress.
+    dev.ok("rollback", "1", cwd=work, timeout=180)
+    assert app_json(plat, project, "v1")["release"] == "4"
+
+    # The release process runs once per release: it can't be scaled, and nothing changes.
+    refused = dev("scale", "release=1", cwd=work)
+    assert refused.code == 1 and "can't be scaled" in refused.err, str(refused)
+    assert len(releases(dev, project)) == 4
+
+
+def test_express_app(plat: Platform, dev: Cli) -> None:
+    project, work = new_project(plat, dev, "express")
+
+    first = pushed_ok(dev, work)
+    assert "Node app detected" in first
+    assert "npm ci --omit=dev" in first
+    assert re.search(r"added \d+ packages", first), first
+    body = app_json(plat, project, "v1")
+    assert body["app"] == "express" and body["node"].startswith("18.")
+
+    change_version(dev, work, "server.js", 'const VERSION = "v1"', 'const VERSION = "v2"')
+    with Load(plat, project) as load:
+        second = pushed_ok(dev, work)
+        load.wait_for("v2")
+    assert load.failures == [], load.failures[:5]
+    assert load.results[0] == "v1" and len(load.results) > 20
+    assert step_cached(second, "npm ci --omit=dev")
+    assert not re.search(r"added \d+ packages", second)
+
+    dev.ok("rollback", cwd=work, timeout=180)
+    assert app_json(plat, project, "v1")["app"] == "express"
+    assert [(r["number"], r["status"]) for r in releases(dev, project)[:2]] == [
+        (3, "RUNNING"),
+        (2, "SUPERSEDED"),
+    ]
