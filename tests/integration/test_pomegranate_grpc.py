@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import socket
 import subprocess
 import sys
@@ -27,6 +25,7 @@ from backend.labels import parse_labels
 from backend.pomegranate.registry import Registry
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc.pomegranate_pb2_grpc import PomegranateStub
+from backend.security import internal_secret
 from backend.settings import Settings
 from tests.support.platform import tar_dir
 from tests.support.servers import ROOT, base_env, free_port, stop_process
@@ -36,7 +35,7 @@ pytestmark = pytest.mark.docker
 APPS = ROOT / "tests" / "fixtures" / "apps"
 SECRET_KEY = "pomegranate-test-secret-0123456789"
 # The server derives its gRPC secret from the secret key exactly like backend.security does.
-SECRET = hmac.new(SECRET_KEY.encode(), b"internal-grpc", hashlib.sha256).digest().hex()
+SECRET = internal_secret(SECRET_KEY)  # derived by purpose from the master key (issue 12)
 MD = (("x-paastech-secret", SECRET),)
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
 CHUNK = 64 * 1024
