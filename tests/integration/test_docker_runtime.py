@@ -212,10 +212,10 @@ async def test_unrecognised_source_fails_clearly(runtime: DockerRuntime, project
 async def test_crash_on_start_fails_fast(runtime: DockerRuntime, project: str):
     built, _ = await build(runtime, project, "crash-on-start")
     info = await runtime.start(spec(project, built))
-    started = time.monotonic()
     with pytest.raises(HealthCheckError) as error:
         await runtime.wait_healthy(info, "/", 30)
-    assert time.monotonic() - started < 10
+    # Fails on the exit, not on the 30 s deadline (that reason would read "not healthy after").
+    assert "not healthy after" not in error.value.reason
     assert "boom: missing DATABASE_URL" in error.value.last_lines
     assert "exited with code 1" in error.value.reason or "restarting" in error.value.reason
 
@@ -223,10 +223,8 @@ async def test_crash_on_start_fails_fast(runtime: DockerRuntime, project: str):
 async def test_never_healthy_times_out(runtime: DockerRuntime, project: str):
     built, _ = await build(runtime, project, "never-healthy")
     info = await runtime.start(spec(project, built))
-    started = time.monotonic()
     with pytest.raises(HealthCheckError) as error:
         await runtime.wait_healthy(info, "/health", 4)
-    assert 4 <= time.monotonic() - started < 8
     assert "not healthy after 4s" in error.value.reason
     assert "answered 500" in error.value.reason
 
@@ -381,10 +379,8 @@ async def test_build_timeout(project: str, tmp_path: Path):
     )
     runtime = DockerRuntime(Settings(build_timeout_seconds=3))
     try:
-        started = time.monotonic()
         with pytest.raises(BuildError) as info:
             await build(runtime, project, "", source=tar_dir(tmp_path))
-        assert time.monotonic() - started < 10
         assert info.value.message == (
             "the build took longer than its time limit (build_timeout_seconds 3s)"
         )

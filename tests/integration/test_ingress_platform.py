@@ -337,9 +337,7 @@ async def test_crashed_app_answers_502_or_503_then_recovers(plat: Platform, user
     async with client(plat, host, timeout=5) as http:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            started = time.monotonic()
-            response = await http.get("/")  # a hang would raise ReadTimeout after 5 s
-            assert time.monotonic() - started < 5
+            response = await http.get("/")  # a hang raises ReadTimeout (client timeout 5 s)
             statuses.append(response.status_code)
             if response.status_code in (502, 503):
                 break
