@@ -72,9 +72,23 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
             return
         deployer = get_deployer()
         async with get_bus().subscribe(project_topic(project.id)) as statuses:
-            app = await deployer.deploy_source(
-                project, source, commit_sha=header.commit_sha or None, cause=header.cause or "push"
-            )
+            try:
+                app = await deployer.deploy_source(
+                    project,
+                    source,
+                    commit_sha=header.commit_sha or None,
+                    cause=header.cause or "push",
+                )
+            except Exception as exc:
+                # The release's row could not be written (the database's disk is full): the
+                # push is refused with the reason, as when the source could not be spooled.
+                if not is_disk_full(exc):
+                    raise
+                log.error("push to %s refused: %s", project.name, exc)
+                yield pb.DeployEvent(
+                    finished=pb.Finished(ok=False, reason=DISK_FULL_MESSAGE, code="UNAVAILABLE")
+                )
+                return
             async for event in _follow(app, statuses, skip_lines=0):
                 yield event
         async for event in _outcome(app, project, settings):

@@ -303,10 +303,11 @@ class Deployer:
         """Queue a build of ``source`` (a tar file this call takes ownership of)."""
         try:
             await quotas.check_build_minutes(project.owner_id)
+            app = await self._new_application(project, cause, commit_sha=commit_sha)
         except BaseException:
+            # Refused, or its row could not be written (a full disk): nothing keeps the source.
             await asyncio.to_thread(source.unlink, True)
             raise
-        app = await self._new_application(project, cause, commit_sha=commit_sha)
         await self._enqueue_or_fail(app, project, Job(app.id, source=source))
         return app
 

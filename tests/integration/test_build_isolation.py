@@ -219,7 +219,7 @@ async def test_routing_and_ownership_labels_are_stripped(scene: Scene) -> None:
     number = (await scene.attacker.api(STATE, p=scene.attacker.project))["project"][
         "liveApplication"
     ]["number"]
-    container = f"paastech-{scene.attacker.project}-{number}-web-1"
+    container = scene.plat.container(scene.attacker.project, number)
     container_labels = docker_inspect(container)["Config"]["Labels"]
     assert container_labels["paastech.project"] == scene.attacker.project
     assert "traefik.http.routers.evil.rule" not in container_labels
@@ -252,7 +252,7 @@ async def test_runtime_refuses_an_image_with_forbidden_labels(tmp_path: Path) ->
 
 
 def _targets(scene: Scene) -> dict[str, str]:
-    networks = docker_inspect(f"paastech-{scene.victim.project}-1-web-1")["NetworkSettings"][
+    networks = docker_inspect(scene.plat.container(scene.victim.project, 1))["NetworkSettings"][
         "Networks"
     ]
     victim = next(iter(networks.values()))

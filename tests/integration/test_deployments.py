@@ -462,7 +462,7 @@ async def test_only_the_last_images_are_kept(tmp_path: Path) -> None:
             await user.wait_status(project, 4, {"running"})
             # The rollback runs exactly v2's image digest.
             assert (await user.state(project))["liveApplication"]["image"] == live_images[1]
-            container = docker_inspect(f"paastech-{project}-4-web-1")
+            container = docker_inspect(plat2.container(project, 4))
             assert container["Config"]["Image"] == live_images[1]
         finally:
             cleanup_project(project)

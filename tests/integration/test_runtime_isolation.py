@@ -172,7 +172,7 @@ async def test_a_colliding_process_type_cannot_take_another_projects_name(
         victim_built, _ = await build(runtime, victim_project, "dockerfile")
         victim = await started(runtime, await runtime.start(spec(victim_project, victim_built)))
         evil_built, _ = await build(runtime, attacker, "prober", application=7)
-        crafted = spec(attacker, evil_built, hostnames=[])
+        crafted = spec(attacker, evil_built, hostnames=[], application=7)
         crafted.process_type, crafted.command = "prod-1-web", "python3 app.py"
         assert L.legacy_container_name(attacker, 7, "prod-1-web", 1) == (
             L.legacy_container_name(victim_project, 1, "web", 1)
@@ -284,6 +284,8 @@ async def _migrate_scenario(
     shared = f"{settings.instance}-legacy"  # stands for the shared `paastech` of before
     await runtime._create_network(shared, project)
     old_spec = spec(project, built)
+    # Builds land in the registry: the engine pulls the image on the platform's first start.
+    await runtime.ensure_image(built.image)
     config = runtime._container_config(old_spec, shared)
     legacy_name = L.legacy_container_name(project, 1, "web", 1)
     old = await docker.containers.create(config, name=legacy_name)

@@ -45,7 +45,7 @@ async def test_kill9_of_each_process_is_restarted_and_the_app_keeps_serving(
             async with asyncio.timeout(20):
                 while not any(ok for _, ok in load.results):
                     await asyncio.sleep(0.1)
-            for name in ("api", "pomegranate", "gitd", "ingress"):
+            for name in ("api", "pomegranate", "gitd", "ingress", "registry"):
                 before = {n: sup.pid(n) for n in sup.names}
                 mark = len(load.results)
                 old = sup.kill9(name)
@@ -63,7 +63,11 @@ async def test_kill9_of_each_process_is_restarted_and_the_app_keeps_serving(
                             await asyncio.sleep(0.1)
                     print(f"ingress kill -9: gap {load.gap_since(mark):.2f} s")
                 else:
-                    await asyncio.sleep(0.5)  # a few more requests after it is back
+                    # A few more requests after it is back.
+                    back = len(load.results)
+                    async with asyncio.timeout(30):
+                        while len(load.results) < back + 5:
+                            await asyncio.sleep(0.05)
                     assert load.failures_since(mark) == 0, f"{name}: requests failed"
         finally:
             await load.stop()
@@ -72,7 +76,7 @@ async def test_kill9_of_each_process_is_restarted_and_the_app_keeps_serving(
         outcome = await push(sup.platform, client_id, project, tar_dir(fixture("static")))
         assert outcome.ok, outcome.reason
         terminal = sup.output.read_text()
-        for name in ("api", "pomegranate", "gitd", "ingress"):
+        for name in ("api", "pomegranate", "gitd", "ingress", "registry"):
             assert f"supervisor  | {name} exited unexpectedly" in terminal
             assert f" {name:<11} | " in terminal  # its own lines, with its name
         # Ctrl-C stops every process and supervisord itself.

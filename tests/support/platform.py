@@ -17,6 +17,7 @@ from pathlib import Path
 import grpc
 import httpx
 
+from backend.labels import container_name
 from backend.rpc import platform_pb2 as pb
 from backend.rpc import platform_pb2_grpc as pb_grpc
 from backend.security import internal_secret
@@ -62,6 +63,16 @@ class Platform:
     data_dir: Path
     ingress_port: int
     projects: list[str] = field(default_factory=list)
+
+    @property
+    def instance(self) -> str:
+        return self.pomegranate.env["PAASTECH_INSTANCE"]
+
+    def container(
+        self, project: str, application: int, process: str = "web", replica: int = 1
+    ) -> str:
+        """The name this platform gives a container (backend/labels.py)."""
+        return container_name(project, application, process, replica, instance=self.instance)
 
 
 def wait_tcp(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:

@@ -52,6 +52,12 @@ def _stop() -> None:
         return
     stop_process(_proc)
     port = os.environ.get("PAASTECH_REGISTRY_PORT")
+    if port:
+        remove_registry_images(int(port))
+
+
+def remove_registry_images(port: int) -> None:
+    """Remove the engine's copies of the images pulled from the registry on ``port``."""
     images = subprocess.run(
         ["docker", "images", "-q", "--filter", f"reference=127.0.0.1:{port}/*/*"],
         capture_output=True,

@@ -22,6 +22,7 @@ import httpx
 
 from backend.pomegranate.procfile import parse_procfile
 from tests.support.platform import Platform, Pomegranate, remove_instance
+from tests.support.registry import remove_registry_images
 from tests.support.servers import ROOT, base_env, free_port, migrate, wait_http
 
 SUPERVISORCTL = Path(sys.executable).with_name("supervisorctl")
@@ -112,6 +113,9 @@ def supervised(
         "pomegranate": free_port(),
         "gitd": free_port(),
         "ingress": free_port(),
+        # The Procfile's registry line runs too: its own, as in production (the session's
+        # registry of tests/support/registry.py already holds the session's port).
+        "registry": free_port(),
     }
     grpc_port = free_port()
     env = base_env(
@@ -121,6 +125,7 @@ def supervised(
         pomegranate_port=ports["pomegranate"],
         gitd_port=ports["gitd"],
         ingress_port=ports["ingress"],
+        registry_port=ports["registry"],
         login_max_failures_per_address=100_000,
         **settings,
     )
@@ -169,6 +174,7 @@ def supervised(
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         remove_instance(env["PAASTECH_INSTANCE"])
+        remove_registry_images(ports["registry"])
 
 
 class Load:

@@ -63,7 +63,7 @@ def test_generated_master_key_file(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "secret.key").stat().st_mode) == 0o600
 
 
-def test_gitd_gives_git_a_minimal_environment(
+async def test_gitd_gives_git_a_minimal_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from gitd.server import Gitd, drop_master_key
@@ -78,7 +78,10 @@ def test_gitd_gives_git_a_minimal_environment(
         drop_master_key()
         assert "PAASTECH_SECRET_KEY" not in os.environ
         assert get_settings().secret_key == ""
-        env = Gitd(get_settings()).git_env({"PAASTECH_PUSH_PROJECT": "p"})
+        # Gitd opens its gRPC channel on construction, which needs the running loop.
+        gitd = Gitd(get_settings())
+        env = gitd.git_env({"PAASTECH_PUSH_PROJECT": "p"})
+        await gitd.access.close()
     finally:
         get_settings.cache_clear()
     assert env["PAASTECH_INTERNAL_KEY"] == security.internal_secret(MASTER)
