@@ -17,6 +17,7 @@ IPT="iptables -w 10"
 remove() {
     while $IPT -D INPUT -s "$SUBNET" -j "$CHAIN" 2>/dev/null; do :; done
     while $IPT -D FORWARD -s "$SUBNET" -j "$CHAIN" 2>/dev/null; do :; done
+    while $IPT -D DOCKER-USER -s "$SUBNET" -j "$CHAIN" 2>/dev/null; do :; done
     while $IPT -D INPUT -s "$SUBNET" -j REJECT 2>/dev/null; do :; done
     $IPT -F "$CHAIN" 2>/dev/null || true
     $IPT -X "$CHAIN" 2>/dev/null || true
@@ -29,7 +30,8 @@ install() {
     # Installed already (by another Pomegranate on this host): leave it, never flush the chain
     # under builds that are running. `remove` then `install` picks up new host addresses.
     if $IPT -C INPUT -s "$SUBNET" -j REJECT 2>/dev/null \
-        && $IPT -C FORWARD -s "$SUBNET" -j "$CHAIN" 2>/dev/null; then
+        && $IPT -C FORWARD -s "$SUBNET" -j "$CHAIN" 2>/dev/null \
+        && $IPT -C DOCKER-USER -s "$SUBNET" -j "$CHAIN" 2>/dev/null; then
         return 0
     fi
     $IPT -N "$CHAIN" 2>/dev/null || $IPT -F "$CHAIN"
@@ -61,6 +63,12 @@ install() {
     done
     $IPT -C INPUT -s "$SUBNET" -j "$CHAIN" 2>/dev/null || $IPT -I INPUT 1 -s "$SUBNET" -j "$CHAIN"
     $IPT -C FORWARD -s "$SUBNET" -j "$CHAIN" 2>/dev/null || $IPT -I FORWARD 1 -s "$SUBNET" -j "$CHAIN"
+    # Docker inserts each new bridge network's rules at the top of FORWARD (accepting traffic
+    # to published container ports), above the jump just added; only its DOCKER-USER chain is
+    # kept ahead of them (Docker's documented place for such rules; created here if Docker has
+    # not started yet, and Docker then keeps it).
+    $IPT -N DOCKER-USER 2>/dev/null || true
+    $IPT -C DOCKER-USER -s "$SUBNET" -j "$CHAIN" 2>/dev/null || $IPT -I DOCKER-USER 1 -s "$SUBNET" -j "$CHAIN"
     # INPUT: the host itself is never a destination (the chain above returns only for replies
     # and DNS to other hosts); anything that falls through to the host is refused.
     $IPT -C INPUT -s "$SUBNET" -j REJECT 2>/dev/null || $IPT -I INPUT 2 -s "$SUBNET" -j REJECT

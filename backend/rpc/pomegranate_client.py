@@ -57,7 +57,14 @@ class PomegranateClient:
         if self._channel is None:
             self._channel = grpc.aio.insecure_channel(
                 self.target,
-                options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)],
+                options=[
+                    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+                    # Pomegranate is on this host or the next: after it restarts, reconnect
+                    # within a second, not after gRPC's default backoff (up to two minutes).
+                    ("grpc.initial_reconnect_backoff_ms", 200),
+                    ("grpc.min_reconnect_backoff_ms", 200),
+                    ("grpc.max_reconnect_backoff_ms", 1000),
+                ],
             )
         return pb_grpc.PomegranateStub(self._channel)
 

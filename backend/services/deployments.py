@@ -255,12 +255,17 @@ class Deployer:
             else:
                 newest[app.project_id] = app.number
                 log.info("resuming v%d of %s (%s)", app.number, app.project.name, app.status.value)
-                if app.status != S.QUEUED:
-                    await set_status(app, S.QUEUED, "resumed after an API restart")
-                out = await BuildLogWriter.open(app)
-                await out.write("-----> The platform restarted: this release resumes")
-                await self._enqueue(app.project, job)
-                continue
+                try:
+                    if app.status != S.QUEUED:
+                        await set_status(app, S.QUEUED, "resumed after an API restart")
+                    out = await BuildLogWriter.open(app, app.project.owner_id)
+                    await out.write("-----> The platform restarted: this release resumes")
+                    await self._enqueue(app.project, job)
+                    continue
+                except Exception as exc:
+                    # One release that cannot resume fails alone: the API still starts.
+                    log.exception("v%d of %s could not resume", app.number, app.project.name)
+                    reason = f"interrupted by an API restart and could not be resumed: {exc}"
             if job is not None:
                 self._drop_job(job)
             await set_status(app, S.FAILED, reason)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from backend import repos, validation
 from backend.db.models import Application, ApplicationStatus, Client, Project
@@ -37,17 +38,24 @@ async def create_project(client: Client, name: str) -> Project:
     if await Project.filter(name=name).exists():
         raise Conflict(f"project name {name!r} is taken", field="name")
     await quotas.check_new_project(client)
+    limit_mb = await quotas.limit_of(client.id, quotas.REPOSITORY_MB)
+    created = False
     try:
-        project = await Project.create(owner=client, name=name, replicas={"web": 1})
-    except IntegrityError as exc:
-        raise Conflict(f"project name {name!r} is taken", field="name") from exc
-    try:
-        limit_mb = await quotas.limit_of(client.id, quotas.REPOSITORY_MB)
-        await repos.init_bare(name, max_input_bytes=int(limit_mb * quotas.MB))
-    except BaseException as exc:
-        await project.delete()  # no project without its repository
-        if isinstance(exc, repos.RepoError):
-            raise Unavailable("could not create the project's git repository") from exc
+        # One transaction: no project without its repository. A failed git init rolls the row
+        # back, which (unlike a DELETE) needs no free disk space.
+        async with in_transaction():
+            try:
+                project = await Project.create(owner=client, name=name, replicas={"web": 1})
+            except IntegrityError as exc:
+                raise Conflict(f"project name {name!r} is taken", field="name") from exc
+            try:
+                await repos.init_bare(name, max_input_bytes=int(limit_mb * quotas.MB))
+            except repos.RepoError as exc:
+                raise Unavailable("could not create the project's git repository") from exc
+            created = True
+    except BaseException:
+        if created:  # the commit itself failed: the repository has no project
+            await repos.remove(name)
         raise
     return project
 

@@ -14,7 +14,7 @@ import pytest
 from backend.pomegranate.registry import Registry
 from backend.settings import Settings
 from tests.conftest import PASSWORD
-from tests.support.gqlclient import SIGNUP, Api
+from tests.support.gqlclient import SIGNUP, Api, GraphQLErrors
 from tests.support.platform import (
     Platform,
     cleanup_project,
@@ -385,7 +385,16 @@ async def test_pomegranate_killed_mid_deploy(plat: Platform, user: User) -> None
             r["state"] != "running" for r in docker_containers(project)
         ):
             await asyncio.sleep(0.5)
-    state = await user.state(project)
+    # The API's channel reconnects within a second (its backoff): until then a read that asks
+    # Pomegranate says it is unreachable, then answers.
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                state = await user.state(project)
+                break
+            except GraphQLErrors as exc:
+                assert "not reachable" in str(exc), exc
+                await asyncio.sleep(0.2)
     assert state["liveApplication"]["number"] == 1
     assert [a["status"] for a in state["applications"]] == ["FAILED", "RUNNING"]
     assert (await get_json(await user.web_port(project)))["app"] == "python"

@@ -101,7 +101,13 @@ class Supervised:
 
 def platform_procfile() -> str:
     programs = parse_procfile((ROOT / "Procfile").read_text())
-    return "".join(f"{n}: {c}\n" for n, c in programs.items() if n not in LEFT_OUT)
+    # Programs run in the Procfile's directory (here a copy in the test's data dir): the
+    # checkout's scripts by their absolute path.
+    return "".join(
+        f"{n}: {c.replace('scripts/', f'{ROOT}/scripts/')}\n"
+        for n, c in programs.items()
+        if n not in LEFT_OUT
+    )
 
 
 @contextmanager
