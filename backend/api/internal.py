@@ -56,10 +56,7 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
         except OSError as exc:
             if not is_disk_full(exc):
                 raise
-            log.error("push to %s refused: %s", project.name, exc)
-            yield pb.DeployEvent(
-                finished=pb.Finished(ok=False, reason=DISK_FULL_MESSAGE, code="UNAVAILABLE")
-            )
+            yield _refused_disk_full(project.name, exc)
             return
         if source is None:
             yield pb.DeployEvent(
@@ -84,10 +81,7 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
                 # push is refused with the reason, as when the source could not be spooled.
                 if not is_disk_full(exc):
                     raise
-                log.error("push to %s refused: %s", project.name, exc)
-                yield pb.DeployEvent(
-                    finished=pb.Finished(ok=False, reason=DISK_FULL_MESSAGE, code="UNAVAILABLE")
-                )
+                yield _refused_disk_full(project.name, exc)
                 return
             async for event in _follow(app, statuses, skip_lines=0):
                 yield event
@@ -114,6 +108,14 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
                 yield event
         async for event in _outcome(app, project, settings):
             yield event
+
+
+def _refused_disk_full(project: str, exc: BaseException) -> pb.DeployEvent:
+    """The push's answer when the data dir's disk is full (nothing was queued)."""
+    log.error("push to %s refused: %s", project, exc)
+    return pb.DeployEvent(
+        finished=pb.Finished(ok=False, reason=DISK_FULL_MESSAGE, code="UNAVAILABLE")
+    )
 
 
 async def _follow(
