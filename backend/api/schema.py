@@ -191,7 +191,7 @@ class Mutation:
         self, info: Info, project: str, process_type: str, replica: int | None = None
     ) -> list[ProcessInfo]:
         owned = await projects.get_owned(require_client(info), project)
-        _, restarted = await get_deployer().restart_processes(owned, process_type, replica)
+        restarted = await get_deployer().restart_processes(owned, process_type, replica)
         return ProcessInfo.all_of(restarted)
 
     @strawberry.mutation(description="Set the replicas of a process type (releases if running).")

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import shutil
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -199,6 +200,9 @@ class Deployer:
         self.connected = asyncio.Event()
         # Builds of all projects share these slots round-robin across Clients (issue 11).
         self.build_slots = FairSlots(self.settings.max_concurrent_builds)
+        # Projects whose processes are being restarted on purpose (restart web.2): their
+        # containers' exits are not crashes. A Counter: two restarts of one project may overlap.
+        self._restarting: Counter[int] = Counter()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -362,7 +366,7 @@ class Deployer:
 
     async def restart_processes(
         self, project: Project, process_type: str, replica: int | None
-    ) -> tuple[Application, list[pb.Container]]:
+    ) -> list[pb.Container]:
         """Restart one process type (every replica) or one replica of the live release in place:
         no new release, a restart is not a config change (issue 19, `restart web.2`). Every bad
         input is refused before anything is touched."""
@@ -402,14 +406,19 @@ class Deployer:
                 + (f" to {process_type}.{count})" if count > 1 else ")"),
                 field="replica",
             )
-        restarted = await self.client.restart_processes(
-            project.name,
-            live.number,
-            process_type,
-            replica or 0,
-            self.settings.health_check_timeout_seconds,
-        )
-        return live, restarted
+        self._restarting[project.id] += 1
+        try:
+            return await self.client.restart_processes(
+                project.name,
+                live.number,
+                process_type,
+                replica or 0,
+                self.settings.health_check_timeout_seconds,
+            )
+        finally:
+            self._restarting[project.id] -= 1
+            if self._restarting[project.id] <= 0:
+                del self._restarting[project.id]
 
     async def scale(self, project: Project, process_type: str, replicas: int) -> Application | None:
         from backend.pomegranate.procfile import validate_process_type
@@ -822,6 +831,8 @@ class Deployer:
             # During a switch the old release's containers are stopped on purpose; exits by
             # SIGTERM (143) or a clean 0 are our own stops too.
             if await Application.filter(project=project, status=S.DEPLOYING).exists():
+                return
+            if project.id in self._restarting:  # restart web.2: stopped on purpose too
                 return
             if event.oom_killed or event.kind == "oom":
                 await set_status(

@@ -16,6 +16,9 @@ RELEASE_RE = re.compile(r"^[vV]?(?P<n>[1-9][0-9]{0,8})$")
 SCALE_RE = re.compile(r"^(?P<type>[A-Za-z0-9_-]+)=(?P<n>\d+)$")
 # Heroku's ps:restart argument: a process type (web) or one replica of it (web.2).
 PROCESS_RE = re.compile(r"^(?P<type>[A-Za-z0-9_-]+)(?:\.(?P<n>[0-9]{1,4}))?$")
+# `restart web` answers once every replica is back, one after the other (each up to its stop
+# grace and health check): far longer than an ordinary call may take.
+RESTART_PROCESSES_TIMEOUT = 900.0
 MEMORY_RE = re.compile(r"^(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>[mMgG]?)(?:[bB]|[iI][bB])?$")
 
 
@@ -158,10 +161,10 @@ def restart(
         return
     process_type, replica = parse_process(process)
     name = resolve_project(project)
+    api = authed()
+    api.timeout = RESTART_PROCESSES_TIMEOUT
     restarted = run(
-        authed().execute(
-            "RestartProcesses", project=name, processType=process_type, replica=replica
-        )
+        api.execute("RestartProcesses", project=name, processType=process_type, replica=replica)
     )["restartProcesses"]
     rows = _process_rows(restarted)
     if as_json:

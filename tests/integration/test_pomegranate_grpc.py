@@ -369,9 +369,12 @@ async def test_cancelled_release_leaves_no_new_containers(stub: PomegranateStub,
     async for event in call:
         if event.log == "Starting web.1":
             break
-    # The new container exists and is being health-checked; the API goes away.
-    await asyncio.sleep(1)
-    assert {c.application for c in await processes(stub, project)} == {1, 2}
+    # The new container exists (polled: it is created just after that line) and is being
+    # health-checked; the API goes away.
+    deadline = time.monotonic() + 30
+    while {c.application for c in await processes(stub, project)} != {1, 2}:
+        assert time.monotonic() < deadline, "the new release's container never appeared"
+        await asyncio.sleep(0.2)
     call.cancel()
     deadline = time.monotonic() + 15
     while {c.application for c in await processes(stub, project)} != {1}:
