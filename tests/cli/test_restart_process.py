@@ -194,3 +194,25 @@ def test_another_client_cannot_restart(
     assert containers(plat, project, 2) == before
     assert hammer.statuses and set(hammer.statuses) == {200}, hammer.statuses
     assert [r["number"] for r in releases(cli, project)] == [2, 1]
+
+
+def test_process_restart_is_refused_while_a_release_is_under_way(
+    plat: Platform, scaled: tuple[Cli, str]
+) -> None:
+    """Runs last: it makes v3. While a release is under way (a deploy builds for seconds), a
+    process restart is refused and touches nothing; once v3 is live, it restarts v3's process."""
+    cli, project = scaled
+    before = containers(plat, project, 2)
+    queued = cli.ok("deploy", "-p", project, "--no-wait")
+    assert f"v3 of {project}" in queued.out, str(queued)
+    refused = cli.fails(1, "restart", "web.1", "-p", project)
+    assert "a release is in progress: restart once it is live" in refused.err
+    assert releases(cli, project)[0]["status"] in ("QUEUED", "BUILDING", "DEPLOYING")
+    assert containers(plat, project, 2) == before
+    deadline = time.monotonic() + 240
+    while releases(cli, project)[0]["status"] != "RUNNING":
+        assert time.monotonic() < deadline, releases(cli, project)[0]
+        time.sleep(0.5)
+    result = cli.ok("restart", "web.1", "-p", project, timeout=120)
+    assert result.out.strip() == "Restarted web.1 of v3"
+    assert [r["number"] for r in releases(cli, project)][:2] == [3, 2]
