@@ -68,6 +68,12 @@ class TooCostly(PaasError):
         return {"code": self.code, "cost": self.cost, "budget": self.budget}
 
 
+class ProcessUnhealthy(PaasError):
+    """A restarted process did not come back healthy (issue 19: restart PROCESS[.N])."""
+
+    code = "UNHEALTHY"
+
+
 class Unavailable(PaasError):
     """A platform component the operation needs is not reachable."""
 

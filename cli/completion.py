@@ -164,10 +164,14 @@ def candidates(words: list[str]) -> list[str]:
         return _match(_lookup(api_url, "projects", None), cur)
     if cur.startswith("-"):
         return _match(_option_names(command), cur)
-    target = command.name or name
+    from cli.aliases import ALIASES
+
+    target = ALIASES.get(name, command.name or name)  # Heroku's ps:restart completes as restart
     project = _project(rest)
     if target == "scale":
         return _match([f"{t}=" for t in _lookup(api_url, "processes", project)], cur)
+    if target == "restart" and not _positionals(rest):  # `restart web` takes one PROCESS
+        return _match(_lookup(api_url, "processes", project), cur)
     if target == "rollback" or (target == "logs" and ("--build" in rest or "-b" in rest)):
         return _match([f"v{n}" for n in _lookup(api_url, "releases", project)], cur)
     if target in ("env:get", "env:unset"):
@@ -177,6 +181,15 @@ def candidates(words: list[str]) -> list[str]:
     if target == "completion":
         return _match(list(SHELLS), cur)
     return []
+
+
+def _positionals(rest: list[str]) -> list[str]:
+    """The arguments already typed that are neither options nor a project option's value."""
+    return [
+        w
+        for i, w in enumerate(rest)
+        if not w.startswith("-") and (i == 0 or rest[i - 1] not in PROJECT_OPTS)
+    ]
 
 
 def _match(values: list[str], cur: str) -> list[str]:

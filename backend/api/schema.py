@@ -30,6 +30,7 @@ from backend.api.types import (
     DeletedProject,
     EnvVarInput,
     LogLine,
+    ProcessInfo,
     ProjectEvent,
     ProjectType,
     RuntimeLogLine,
@@ -180,6 +181,18 @@ class Mutation:
     async def restart(self, info: Info, project: str) -> ApplicationType:
         owned = await projects.get_owned(require_client(info), project)
         return ApplicationType.of(await get_deployer().restart(owned), project)
+
+    @strawberry.mutation(
+        description="Restart the containers of one process type of the live release, or one "
+        "replica of it, in place and one at a time (no new release). Answers the restarted "
+        "processes."
+    )
+    async def restart_processes(
+        self, info: Info, project: str, process_type: str, replica: int | None = None
+    ) -> list[ProcessInfo]:
+        owned = await projects.get_owned(require_client(info), project)
+        restarted = await get_deployer().restart_processes(owned, process_type, replica)
+        return ProcessInfo.all_of(restarted)
 
     @strawberry.mutation(description="Set the replicas of a process type (releases if running).")
     async def scale(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import strawberry
 
@@ -13,6 +14,9 @@ from backend.events import Event, EventKind
 from backend.ingress import certstore
 from backend.services import config, projects, quotas
 from backend.settings import get_settings
+
+if TYPE_CHECKING:
+    from backend.rpc import pomegranate_pb2 as pb
 
 ApplicationStatus = strawberry.enum(models.ApplicationStatus, name="ApplicationStatus")
 ProjectEventKind = strawberry.enum(EventKind, name="ProjectEventKind")
@@ -244,21 +248,7 @@ class ProjectType:
         from backend.services.deployments import get_deployer
 
         containers = await get_deployer().client.list_processes(self.name)
-        return [
-            ProcessInfo(
-                process_type=c.process,
-                replica=c.replica,
-                application=c.application,
-                state=c.state,
-                running=c.running,
-                restart_count=c.restart_count,
-                exit_code=c.exit_code if not c.running else None,
-                oom_killed=c.oom_killed,
-                started_at=c.started_at or None,
-                host_port=c.host_port or None,
-            )
-            for c in sorted(containers, key=lambda c: (c.process, c.replica, c.application))
-        ]
+        return ProcessInfo.all_of(containers)
 
     @strawberry.field
     async def application_count(self) -> int:
@@ -424,6 +414,24 @@ class ProcessInfo:
     host_port: int | None = strawberry.field(
         description="The 127.0.0.1 port the web port is published on (web, while running)."
     )
+
+    @classmethod
+    def all_of(cls, containers: list[pb.Container]) -> list[ProcessInfo]:
+        return [
+            cls(
+                process_type=c.process,
+                replica=c.replica,
+                application=c.application,
+                state=c.state,
+                running=c.running,
+                restart_count=c.restart_count,
+                exit_code=c.exit_code if not c.running else None,
+                oom_killed=c.oom_killed,
+                started_at=c.started_at or None,
+                host_port=c.host_port or None,
+            )
+            for c in sorted(containers, key=lambda c: (c.process, c.replica, c.application))
+        ]
 
 
 @strawberry.type

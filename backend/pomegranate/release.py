@@ -109,6 +109,61 @@ def replica_name(process: str, replica: int) -> str:
     return f"{process}.{replica}"
 
 
+class NothingToRestart(Exception):
+    """No container of the asked process (replica) of that release exists."""
+
+
+async def restart_processes(
+    runtime: Runtime,
+    project: str,
+    application: int,
+    process: str,
+    replica: int,
+    health_timeout: float,
+) -> list[ContainerInfo]:
+    """Restart the containers of one process type of a release (``replica`` 0) or one replica,
+    in place (issue 19): same container, image, env and labels, so no new release.
+
+    One at a time, each healthy again before the next is touched: routers take a container out of
+    rotation on its SIGTERM ("kill" event) and back once it answers, so with 2+ web replicas the
+    others serve meanwhile. A replica that does not come back stops the sequence (ReleaseFailed);
+    the ones not reached yet are untouched. A crashed (exited) container is started again too.
+    """
+    targets = sorted(
+        (
+            c
+            for c in await runtime.list_containers(project)
+            if c.ownership is not None
+            and c.ownership.project == project
+            and c.ownership.application == application
+            and c.ownership.process == process
+            and replica in (0, c.ownership.replica)
+        ),
+        key=lambda c: c.ownership.replica if c.ownership else 0,
+    )
+    if not targets:
+        what = replica_name(process, replica) if replica else f"{process} process"
+        raise NothingToRestart(f"no {what} container of v{application} exists")
+    restarted: list[ContainerInfo] = []
+    for info in targets:
+        assert info.ownership is not None
+        name = replica_name(process, info.ownership.replica)
+        if restarted and process == L.WEB_PROCESS:
+            # Give routers the time to put the previous replica back in rotation (they probe it
+            # after its "start" event) before this one leaves it.
+            await asyncio.sleep(WEB_DRAIN_SECONDS)
+        fresh = await runtime.restart(info.id, project, STOP_TIMEOUT_SECONDS)
+        path = L.health_path_from_labels(fresh.labels) if process == L.WEB_PROCESS else None
+        try:
+            await runtime.wait_healthy(fresh, path, health_timeout)
+        except HealthCheckError as exc:
+            raise ReleaseFailed(
+                f"{name} restarted but failed its health check: {exc.reason}", exc.last_lines
+            ) from None
+        restarted.append(await runtime.inspect(fresh.id) or fresh)
+    return restarted
+
+
 async def stop_and_remove(runtime: Runtime, containers: list[ContainerInfo]) -> None:
     """Stop (gracefully) then remove the containers, all in parallel."""
 

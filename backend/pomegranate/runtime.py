@@ -34,6 +34,10 @@ class BuildError(Exception):
         super().__init__(f"{message} (at {step})" if step else message)
 
 
+class NotOwned(Exception):
+    """The container is not one of this project's, of this installation (by its labels)."""
+
+
 class HealthCheckError(Exception):
     """A started container never became healthy; ``reason`` says why."""
 
@@ -138,6 +142,17 @@ class Runtime(Protocol):
 
     async def stop(self, container_id: str, timeout: float = 10) -> None:  # noqa: ASYNC109
         """SIGTERM, then SIGKILL after ``timeout`` seconds; a missing container is fine."""
+        ...
+
+    async def restart(
+        self,
+        container_id: str,
+        project: str,
+        timeout: float = 10,  # noqa: ASYNC109 - the SIGTERM grace, part of the API
+    ) -> ContainerInfo:
+        """Restart one container in place (SIGTERM, SIGKILL after ``timeout`` s, start again):
+        same id, image, env and labels. Only a container of ``project`` managed by this
+        installation, as its ownership labels say; anything else raises NotOwned."""
         ...
 
     async def remove(self, container_id: str) -> None: ...

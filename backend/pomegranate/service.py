@@ -22,9 +22,16 @@ import grpc
 from backend.errors import DISK_FULL_MESSAGE, is_disk_full
 from backend.pomegranate import convert
 from backend.pomegranate.convert import BadRequest
+from backend.pomegranate.procfile import validate_process_type
 from backend.pomegranate.reconciler import reconcile
-from backend.pomegranate.release import ReleaseFailed, release, stop_and_remove
-from backend.pomegranate.runtime import BuildError, ContainerInfo, Runtime
+from backend.pomegranate.release import (
+    NothingToRestart,
+    ReleaseFailed,
+    release,
+    restart_processes,
+    stop_and_remove,
+)
+from backend.pomegranate.runtime import BuildError, ContainerInfo, NotOwned, Runtime
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc import pomegranate_pb2_grpc as pb_grpc
 from backend.settings import Settings, get_settings
@@ -298,6 +305,38 @@ class PomegranateService(pb_grpc.PomegranateServicer):
         project = convert.check_project(request.project)
         containers = await self.runtime.list_containers(project)
         return pb.ProcessList(containers=[convert.container(c) for c in containers])
+
+    @_unary
+    async def RestartProcesses(
+        self, request: pb.RestartRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ProcessList:
+        project = convert.check_project(request.project)
+        try:
+            validate_process_type(request.process)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        if request.application < 1 or request.replica < 0 or request.health_timeout < 0:
+            raise BadRequest("application numbers start at 1; replica and timeout are >= 0")
+        timeout = request.health_timeout or self.settings.health_check_timeout_seconds
+        # The project's lock: no release switches containers under us, and reconcile leaves the
+        # project alone while a container is between its stop and its start.
+        async with self._locks[project]:
+            try:
+                restarted = await restart_processes(
+                    self.runtime,
+                    project,
+                    request.application,
+                    request.process,
+                    request.replica,
+                    timeout,
+                )
+            except NothingToRestart as exc:
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            except NotOwned as exc:
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+            except ReleaseFailed as exc:
+                await context.abort(grpc.StatusCode.ABORTED, exc.reason)
+        return pb.ProcessList(containers=[convert.container(c) for c in restarted])
 
     @_unary
     async def PruneImages(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import grpc
 
-from backend.errors import Unavailable
+from backend.errors import ProcessUnhealthy, Unavailable, ValidationFailed
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc import pomegranate_pb2_grpc as pb_grpc
 from backend.rpc.auth import call_metadata
@@ -129,6 +129,29 @@ class PomegranateClient:
     async def list_processes(self, project: str) -> list[pb.Container]:
         reply = await self._unary("ListProcesses", pb.ProjectRef(project=project))
         return list(reply.containers)  # type: ignore[attr-defined]
+
+    async def restart_processes(
+        self, project: str, application: int, process: str, replica: int, health_timeout: float
+    ) -> list[pb.Container]:
+        """Restart the process's containers (replica 0: all) of that release in place."""
+        request = pb.RestartRequest(
+            project=project,
+            application=application,
+            process=process,
+            replica=replica,
+            health_timeout=health_timeout,
+        )
+        try:
+            # One replica after the other, each up to its health timeout (+ its stop grace).
+            reply = await self.stub.RestartProcesses(request, metadata=call_metadata())
+        except grpc.aio.AioRpcError as exc:
+            code, details = exc.code(), exc.details() or ""
+            if code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT):
+                raise ValidationFailed(details, field="processType") from exc
+            if code == grpc.StatusCode.ABORTED:
+                raise ProcessUnhealthy(details, field="processType") from exc
+            raise _unavailable(exc) from exc
+        return list(reply.containers)
 
     async def reconcile(self, desired: pb.DesiredState) -> pb.ReconcileReport:
         return await self._unary("Reconcile", desired)  # type: ignore[return-value]

@@ -255,3 +255,17 @@ class PruneReply(_message.Message):
     REMOVED_FIELD_NUMBER: _ClassVar[int]
     removed: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, removed: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RestartRequest(_message.Message):
+    __slots__ = ("project", "application", "process", "replica", "health_timeout")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    PROCESS_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    application: int
+    process: str
+    replica: int
+    health_timeout: float
+    def __init__(self, project: _Optional[str] = ..., application: _Optional[int] = ..., process: _Optional[str] = ..., replica: _Optional[int] = ..., health_timeout: _Optional[float] = ...) -> None: ...

@@ -79,6 +79,11 @@ class PomegranateStub:
                 request_serializer=backend_dot_rpc_dot_pomegranate__pb2.PruneRequest.SerializeToString,
                 response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.PruneReply.FromString,
                 _registered_method=True)
+        self.RestartProcesses = channel.unary_unary(
+                '/paastech.pomegranate.v1.Pomegranate/RestartProcesses',
+                request_serializer=backend_dot_rpc_dot_pomegranate__pb2.RestartRequest.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.ProcessList.FromString,
+                _registered_method=True)
 
 
 class PomegranateServicer:
@@ -150,6 +155,14 @@ class PomegranateServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RestartProcesses(self, request, context):
+        """Restart running containers of one release in place (Heroku's ps:restart, issue 19), one at
+        a time, each healthy again before the next. Answers the restarted containers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PomegranateServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -197,6 +210,11 @@ def add_PomegranateServicer_to_server(servicer, server):
                     servicer.PruneImages,
                     request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.PruneRequest.FromString,
                     response_serializer=backend_dot_rpc_dot_pomegranate__pb2.PruneReply.SerializeToString,
+            ),
+            'RestartProcesses': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestartProcesses,
+                    request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.RestartRequest.FromString,
+                    response_serializer=backend_dot_rpc_dot_pomegranate__pb2.ProcessList.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -442,6 +460,33 @@ class Pomegranate:
             '/paastech.pomegranate.v1.Pomegranate/PruneImages',
             backend_dot_rpc_dot_pomegranate__pb2.PruneRequest.SerializeToString,
             backend_dot_rpc_dot_pomegranate__pb2.PruneReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestartProcesses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paastech.pomegranate.v1.Pomegranate/RestartProcesses',
+            backend_dot_rpc_dot_pomegranate__pb2.RestartRequest.SerializeToString,
+            backend_dot_rpc_dot_pomegranate__pb2.ProcessList.FromString,
             options,
             channel_credentials,
             insecure,

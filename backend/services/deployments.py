@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import shutil
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -199,6 +200,9 @@ class Deployer:
         self.connected = asyncio.Event()
         # Builds of all projects share these slots round-robin across Clients (issue 11).
         self.build_slots = FairSlots(self.settings.max_concurrent_builds)
+        # Projects whose processes are being restarted on purpose (restart web.2): their
+        # containers' exits are not crashes. A Counter: two restarts of one project may overlap.
+        self._restarting: Counter[int] = Counter()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -364,6 +368,62 @@ class Deployer:
         app = await self._new_application(project, "restart")
         await self._enqueue(project, Job(app.id))
         return app
+
+    async def restart_processes(
+        self, project: Project, process_type: str, replica: int | None
+    ) -> list[pb.Container]:
+        """Restart one process type (every replica) or one replica of the live release in place:
+        no new release, a restart is not a config change (issue 19, `restart web.2`). Every bad
+        input is refused before anything is touched."""
+        from backend.pomegranate.procfile import validate_process_type
+
+        try:
+            validate_process_type(process_type)
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), field="processType") from None
+        if replica is not None and replica < 1:
+            raise ValidationFailed("replicas are numbered from 1 (web.1)", field="replica")
+        live = await live_application(project)
+        if live is None:
+            raise ValidationFailed("nothing is running: deploy first", field="project")
+        if await Application.filter(project=project, status__in=IN_PROGRESS).exists():
+            raise ValidationFailed(
+                "a release is in progress: restart once it is live", field="project"
+            )
+        running = {t: n for t, n in sorted(live.replicas.items()) if n > 0}
+        known = ", ".join(running) or "none"
+        if process_type not in live.processes or process_type == L.RELEASE_PROCESS:
+            raise ValidationFailed(
+                f"no process type {process_type!r} in v{live.number} (it runs: {known})",
+                field="processType",
+            )
+        count = running.get(process_type, 0)
+        if count == 0:
+            raise ValidationFailed(
+                f"{process_type} has no running replica in v{live.number} "
+                f"(scale {process_type}=1 first)",
+                field="processType",
+            )
+        if replica is not None and replica > count:
+            raise ValidationFailed(
+                f"{process_type}.{replica} does not exist: {process_type} runs {count} "
+                f"replica{'s' if count != 1 else ''} ({process_type}.1"
+                + (f" to {process_type}.{count})" if count > 1 else ")"),
+                field="replica",
+            )
+        self._restarting[project.id] += 1
+        try:
+            return await self.client.restart_processes(
+                project.name,
+                live.number,
+                process_type,
+                replica or 0,
+                self.settings.health_check_timeout_seconds,
+            )
+        finally:
+            self._restarting[project.id] -= 1
+            if self._restarting[project.id] <= 0:
+                del self._restarting[project.id]
 
     async def scale(self, project: Project, process_type: str, replicas: int) -> Application | None:
         from backend.pomegranate.procfile import validate_process_type
@@ -776,6 +836,8 @@ class Deployer:
             # During a switch the old release's containers are stopped on purpose; exits by
             # SIGTERM (143) or a clean 0 are our own stops too.
             if await Application.filter(project=project, status=S.DEPLOYING).exists():
+                return
+            if project.id in self._restarting:  # restart web.2: stopped on purpose too
                 return
             if event.oom_killed or event.kind == "oom":
                 await set_status(

@@ -14,6 +14,11 @@ from cli.gitremote import resolve_project
 PANEL = "Releases and processes"
 RELEASE_RE = re.compile(r"^[vV]?(?P<n>[1-9][0-9]{0,8})$")
 SCALE_RE = re.compile(r"^(?P<type>[A-Za-z0-9_-]+)=(?P<n>\d+)$")
+# Heroku's ps:restart argument: a process type (web) or one replica of it (web.2).
+PROCESS_RE = re.compile(r"^(?P<type>[A-Za-z0-9_-]+)(?:\.(?P<n>[0-9]{1,4}))?$")
+# `restart web` answers once every replica is back, one after the other (each up to its stop
+# grace and health check): far longer than an ordinary call may take.
+RESTART_PROCESSES_TIMEOUT = 900.0
 MEMORY_RE = re.compile(r"^(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>[mMgG]?)(?:[bB]|[iI][bB])?$")
 
 
@@ -117,10 +122,56 @@ def rollback(
     _release_command("Rollback", project, no_wait, as_json, number=number)
 
 
+def parse_process(value: str) -> tuple[str, int | None]:
+    """`web` -> ("web", None): every replica; `web.2` -> ("web", 2): that one replica."""
+    match = PROCESS_RE.match(value.strip())
+    if not match:
+        raise typer.BadParameter(
+            f"{value!r} is not PROCESS or PROCESS.N (e.g. web or web.2)", param_hint="'PROCESS'"
+        )
+    if match["n"] is None:
+        return match["type"], None
+    replica = int(match["n"])
+    if replica < 1:
+        raise typer.BadParameter(
+            f"{value!r}: replicas are numbered from 1 ({match['type']}.1 is the first)",
+            param_hint="'PROCESS'",
+        )
+    return match["type"], replica
+
+
 @app.command("restart", rich_help_panel=PANEL)
-def restart(project: ProjectOpt = None, no_wait: NoWaitOpt = False, as_json: JsonOpt = False):
-    """Replace every container of the live release (a new release)."""
-    _release_command("Restart", project, no_wait, as_json)
+def restart(
+    process: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="PROCESS[.N]",
+            help="web: every web replica; web.2: that one; none: the whole app (a new release).",
+            show_default=False,
+        ),
+    ] = None,
+    project: ProjectOpt = None,
+    no_wait: NoWaitOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Restart the app: without PROCESS, replace every container (a new release); with web or
+    web.2, restart those containers in place, one at a time (no new release)."""
+    if process is None:
+        _release_command("Restart", project, no_wait, as_json)
+        return
+    process_type, replica = parse_process(process)
+    name = resolve_project(project)
+    api = authed()
+    api.timeout = RESTART_PROCESSES_TIMEOUT
+    restarted = run(
+        api.execute("RestartProcesses", project=name, processType=process_type, replica=replica)
+    )["restartProcesses"]
+    rows = _process_rows(restarted)
+    if as_json:
+        output.print_json(rows)
+        return
+    releases = sorted({f"v{r['release']}" for r in rows})
+    output.say(f"Restarted {', '.join(r['process'] for r in rows)} of {', '.join(releases)}")
 
 
 @app.command("start", rich_help_panel=PANEL)

@@ -307,6 +307,8 @@ def test_projects_bad_paths(user: Cli, other: Cli) -> None:
         ("deploy",),
         ("rollback",),
         ("restart",),
+        ("restart", "web.1"),
+        ("ps:restart", "web"),
         ("stop",),
         ("start",),
         ("logs",),
@@ -434,6 +436,9 @@ def test_release_commands_before_any_push(user: Cli) -> None:
     assert "no releases" in user.ok("releases", "-p", project).err
     assert "push your code first" in user.fails(1, "deploy", "-p", project).err
     assert "nothing is running" in user.fails(1, "restart", "-p", project).err
+    for process in ("web", "web.1", "worker.2"):
+        result = user.fails(1, "restart", process, "-p", project)
+        assert result.err == "error: nothing is running: deploy first\n", str(result)
     assert "nothing is running" in user.fails(1, "stop", "-p", project).err
     assert "nothing to start" in user.fails(1, "start", "-p", project).err
     assert "not found" in user.fails(4, "rollback", "7", "-p", project).err

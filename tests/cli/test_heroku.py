@@ -344,6 +344,15 @@ def test_bash_completion_of_projects_processes_and_releases(user: Cli, tmp_path:
         "web=",
         "worker=",
     ]
+    # restart PROCESS[.N] (issue 19): the process types, for the alias too; one argument only.
+    assert sorted(bash_complete(user, ["paastech", "restart", "-p", first, ""], 4)) == [
+        "web",
+        "worker",
+    ]
+    assert bash_complete(user, ["paastech", "ps", ":", "restart", "-p", first, "wo"], 6) == [
+        "worker"
+    ]
+    assert bash_complete(user, ["paastech", "restart", "web", "-p", first, ""], 5) == []
     user.ok("env:set", "-p", first, "SECRET_KEY=hunter2")
     assert bash_complete(user, ["paastech", "env", ":", "unset", "-p", first, "SE"], 6) == [
         "SECRET_KEY"

@@ -11,7 +11,7 @@ import typer
 
 from cli import config, output
 from cli.client import CliError
-from cli.commands.releases import parse_memory, parse_scale
+from cli.commands.releases import parse_memory, parse_process, parse_scale
 from cli.commands.settings import parse_assignments
 from cli.gitremote import project_from_url
 
@@ -29,6 +29,19 @@ from cli.gitremote import project_from_url
 )
 def test_project_from_remote_url(url: str, name: str | None) -> None:
     assert project_from_url(url) == name
+
+
+def test_parse_process() -> None:
+    """`restart PROCESS[.N]` (issue 19): a type is every replica, TYPE.N is one."""
+    assert parse_process("web") == ("web", None)
+    assert parse_process("web.2") == ("web", 2)
+    assert parse_process(" worker.12 ") == ("worker", 12)
+    assert parse_process("clock_1-a.1") == ("clock_1-a", 1)
+    for bad in ("web.x", ".2", "web.", "web.2.1", "web=2", "", "web.-1", "web.12345", "we b"):
+        with pytest.raises(typer.BadParameter, match=r"is not PROCESS or PROCESS\.N"):
+            parse_process(bad)
+    with pytest.raises(typer.BadParameter, match=r"numbered from 1 \(web.1 is the first\)"):
+        parse_process("web.0")
 
 
 def test_parse_scale() -> None:

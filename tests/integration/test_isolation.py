@@ -157,6 +157,12 @@ CASES: dict[str, Case] = {
         lambda o: {"p": o.project},
         "NOT_FOUND",
     ),
+    "restartProcesses": Case(
+        'mutation($p: String!) { restartProcesses(project: $p, processType: "web", replica: 1) '
+        "{ replica } }",
+        lambda o: {"p": o.project},
+        "NOT_FOUND",
+    ),
     "scale": Case(
         'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 3) { name } }',
         lambda o: {"p": o.project},

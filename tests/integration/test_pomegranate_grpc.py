@@ -369,9 +369,12 @@ async def test_cancelled_release_leaves_no_new_containers(stub: PomegranateStub,
     async for event in call:
         if event.log == "Starting web.1":
             break
-    # The new container exists and is being health-checked; the API goes away.
-    await asyncio.sleep(1)
-    assert {c.application for c in await processes(stub, project)} == {1, 2}
+    # The new container exists (polled: it is created just after that line) and is being
+    # health-checked; the API goes away.
+    deadline = time.monotonic() + 30
+    while {c.application for c in await processes(stub, project)} != {1, 2}:
+        assert time.monotonic() < deadline, "the new release's container never appeared"
+        await asyncio.sleep(0.2)
     call.cancel()
     deadline = time.monotonic() + 15
     while {c.application for c in await processes(stub, project)} != {1}:
@@ -559,3 +562,49 @@ async def test_remove_project_removes_its_network(
         await docker.networks.get(network)
     assert error.value.status == 404
     assert await processes(stub, project) == []
+
+
+async def test_restart_processes_in_place(stub: PomegranateStub, project: str):
+    """Issue 19: RestartProcesses restarts the asked replica in place (same container, started
+    again, healthy); bad requests are INVALID_ARGUMENT, nothing to restart FAILED_PRECONDITION."""
+    done = await deploy(stub, project, "dockerfile", 1, replicas=2)
+    before = {c.replica: c for c in done.containers}
+    assert sorted(before) == [1, 2]
+    request = pb.RestartRequest(project=project, application=1, process="web", replica=2)
+    (restarted,) = (await stub.RestartProcesses(request, metadata=MD)).containers
+    assert (restarted.id, restarted.replica, restarted.running) == (before[2].id, 2, True)
+    assert restarted.started_at != before[2].started_at
+    now = {c.replica: c for c in await processes(stub, project)}
+    assert now[1].started_at == before[1].started_at
+    assert now[2].started_at == restarted.started_at
+    assert (await get(now[2].host_port, "/health")).status_code == 200
+
+    bad = [
+        (pb.RestartRequest(project="Not_A_Project", application=1, process="web"), "INVALID"),
+        (pb.RestartRequest(project=project, application=0, process="web"), "INVALID"),
+        (pb.RestartRequest(project=project, application=1, process="Web"), "INVALID"),
+        (pb.RestartRequest(project=project, application=1, process="web", replica=-1), "INVALID"),
+        (pb.RestartRequest(project=project, application=1, process="worker"), "PRECONDITION"),
+        (
+            pb.RestartRequest(project=project, application=1, process="web", replica=3),
+            "PRECONDITION",
+        ),
+        (pb.RestartRequest(project=project, application=2, process="web"), "PRECONDITION"),
+    ]
+    codes = {
+        "INVALID": grpc.StatusCode.INVALID_ARGUMENT,
+        "PRECONDITION": grpc.StatusCode.FAILED_PRECONDITION,
+    }
+    for request, code in bad:
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await stub.RestartProcesses(request, metadata=MD)
+        assert error.value.code() == codes[code], (request, error.value.details())
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await stub.RestartProcesses(
+            pb.RestartRequest(project=project, application=1, process="web")
+        )
+    assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert {c.replica: c.started_at for c in await processes(stub, project)} == {
+        1: now[1].started_at,
+        2: now[2].started_at,
+    }

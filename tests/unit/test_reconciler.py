@@ -17,6 +17,7 @@ from backend.pomegranate.runtime import (
     BuiltImage,
     ContainerInfo,
     HealthCheckError,
+    NotOwned,
     ProcessSpec,
     Runtime,
     RuntimeEvent,
@@ -94,6 +95,18 @@ class FakeRuntime:
         if info is not None:
             self.stopped.append(info.name)
             info.state, info.running = "exited", False
+
+    async def restart(
+        self,
+        container_id: str,
+        project: str,
+        timeout: float = 10,  # noqa: ASYNC109
+    ) -> ContainerInfo:
+        info = self.containers.get(container_id)
+        if info is None or info.ownership is None or info.ownership.project != project:
+            raise NotOwned(container_id)
+        info.state, info.running = "running", True
+        return info
 
     async def remove(self, container_id: str) -> None:
         self.containers.pop(container_id, None)
