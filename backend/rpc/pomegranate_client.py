@@ -8,7 +8,7 @@ from pathlib import Path
 
 import grpc
 
-from backend.errors import Unavailable
+from backend.errors import Unavailable, ValidationFailed
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc import pomegranate_pb2_grpc as pb_grpc
 from backend.rpc.auth import call_metadata
@@ -140,6 +140,29 @@ class PomegranateClient:
             async for line in call:
                 yield line
         except grpc.aio.AioRpcError as exc:
+            raise _unavailable(exc) from exc
+        finally:
+            call.cancel()
+
+    async def run(
+        self, start: pb.RunStart, inputs: AsyncIterator[pb.RunInput]
+    ) -> AsyncIterator[pb.RunOutput]:
+        """A one-off command (issue 14): ``start``, then whatever ``inputs`` yields (stdin,
+        stdin_closed, resize) goes up; the command's events come back. Closing this iterator
+        cancels the call, and Pomegranate removes the container."""
+
+        async def requests() -> AsyncIterator[pb.RunInput]:
+            yield pb.RunInput(start=start)
+            async for message in inputs:
+                yield message
+
+        call = self.stub.Run(requests(), metadata=call_metadata())
+        try:
+            async for event in call:
+                yield event
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise ValidationFailed(exc.details() or "invalid command") from exc
             raise _unavailable(exc) from exc
         finally:
             call.cancel()
