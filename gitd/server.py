@@ -460,8 +460,16 @@ class Gitd:
                     return refuse(process, event.refused.message)
             return refuse(process, "the command ended without an exit status")
 
+        async def alive() -> None:
+            # A command may stay quiet for long (a migration, an idle shell): it is bounded by
+            # run_timeout_seconds, not by the idle timeout meant for stalled git transfers.
+            while True:
+                conn.touch()
+                await asyncio.sleep(WATCHDOG_INTERVAL_SECONDS)
+
         relaying = asyncio.create_task(relay())
         closed = asyncio.create_task(process.channel.wait_closed())
+        heartbeat = asyncio.create_task(alive())
         try:
             await asyncio.wait({relaying, closed}, return_when=asyncio.FIRST_COMPLETED)
             if not relaying.done():
@@ -470,9 +478,9 @@ class Gitd:
             return relaying.result()
         finally:
             call.cancel()  # after an exit this is a no-op; otherwise it stops the command
-            for task in (relaying, closed):
+            for task in (relaying, closed, heartbeat):
                 task.cancel()
-            await asyncio.gather(relaying, closed, return_exceptions=True)
+            await asyncio.gather(relaying, closed, heartbeat, return_exceptions=True)
 
     def git_env(self, extra: dict[str, str]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k in PASSED_ENV}

@@ -409,6 +409,9 @@ class PomegranateService(pb_grpc.PomegranateServicer):
         async def session() -> None:
             try:
                 code, reason = await self._session(handle, requests, out, timeout)
+                # Gone before the caller hears the exit status: when `paastech run` or ssh
+                # returns, the container is already removed.
+                await asyncio.shield(self._remove_oneoff(handle))
                 await out.put(pb.RunOutput(exit=pb.RunExit(code=code, reason=reason)))
             except Exception as exc:
                 log.exception("one-off %s failed", handle.name)
