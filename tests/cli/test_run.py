@@ -150,10 +150,13 @@ def ssh_in_terminal(cli: Cli, *remote: str) -> tuple[int, str]:
     """`ssh -t git@host ...` typed in a terminal: ssh gets a pty, and asks the server for one."""
     key = cli.home / ".ssh" / "id_ed25519"
     argv = ["ssh", "-t", "-i", str(key), *SSH_OPTS, "-p", str(GITD_PORT), "git@127.0.0.1"]
+    return in_terminal([*argv, *remote], env=None)
+
+
+def in_terminal(argv: list[str], env: dict[str, str] | None) -> tuple[int, str]:
+    """Run ``argv`` with a pty as its stdin, stdout and stderr: exit code and output."""
     main, child = pty.openpty()
-    proc = subprocess.Popen(
-        [*argv, *remote], stdin=child, stdout=child, stderr=child, close_fds=True
-    )
+    proc = subprocess.Popen(argv, stdin=child, stdout=child, stderr=child, close_fds=True, env=env)
     os.close(child)
     output = b""
     try:
@@ -212,6 +215,16 @@ def test_run_pipes_stdin(app: tuple[Cli, str]) -> None:
     assert cli.ok("run", "-p", project, "--", "wc", "-l", input=big).out.strip() == "20000"
     # No TTY when stdin is not a terminal.
     assert cli.fails(1, "run", "-p", project, "--", "tty").out.strip() == "not a tty"
+
+
+def test_run_from_a_terminal_has_a_tty(app: tuple[Cli, str]) -> None:
+    cli, project = app
+    code, output = in_terminal([PAASTECH, "run", "-p", project, "--", "tty"], cli.env())
+    assert code == 0, output
+    assert "/dev/pts/" in output
+    code, output = in_terminal([PAASTECH, "run", "-p", project, "--no-tty", "--", "tty"], cli.env())
+    assert code == 1 and "not a tty" in output, output
+    assert oneoffs(project) == []
 
 
 def test_run_container_is_removed_when_the_client_goes_away(app: tuple[Cli, str]) -> None:
@@ -379,6 +392,30 @@ def test_ssh_run_with_t_has_a_tty(app: tuple[Cli, str]) -> None:
     code, output = ssh_in_terminal(cli, "run", project, "--", "sh", "-c", "'exit 5'")
     assert code == 5, output
     assert oneoffs(project) == []
+
+
+def test_ssh_run_container_is_removed_when_ssh_goes_away(app: tuple[Cli, str]) -> None:
+    cli, project = app
+    key = cli.home / ".ssh" / "id_ed25519"
+    proc = subprocess.Popen(
+        [
+            *("ssh", "-i", str(key), *SSH_OPTS, "-p", str(GITD_PORT), "git@127.0.0.1"),
+            *("run", project, "--", "sh -c 'echo started; exec sleep 3600'"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "started\n"
+        assert len(oneoffs(project)) == 1
+        proc.kill()  # the client vanishes: no EOF, no exit request
+    finally:
+        proc.kill()
+        proc.wait()
+    wait_for(lambda: oneoffs(project) == [], 30, "the one-off removed once the ssh client left")
 
 
 def test_ssh_run_bad_paths(app: tuple[Cli, str]) -> None:
