@@ -250,7 +250,7 @@ def test_run_container_is_removed_when_the_client_goes_away(app: tuple[Cli, str]
 
 
 def test_detached_output_goes_to_the_logs_and_the_time_limit_applies(
-    plat: Platform, tmp_path: Path
+    plat: Platform, gitd: int, tmp_path: Path
 ) -> None:
     cli = developer(plat, tmp_path)
     project = deployed(plat, cli)
@@ -288,6 +288,39 @@ def test_detached_output_goes_to_the_logs_and_the_time_limit_applies(
     assert cli.ok("releases", "-p", project, "--json").json()[0]["status"] == "RUNNING"
 
 
+def test_a_deploy_leaves_a_running_one_off_alone(plat: Platform, gitd: int, tmp_path: Path) -> None:
+    """As Heroku's one-off dynos: a new release does not kill a running `run` session, which
+    keeps the env of the release it started from."""
+    cli = developer(plat, tmp_path)
+    project = deployed(plat, cli, "STAGE=one")
+    proc = subprocess.Popen(
+        [PAASTECH, "run", "-p", project, "--", "sh", "-c", "echo $STAGE; read line; echo $line"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli.env(),
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout.readline() == "one\n"
+        cli.ok("env:set", "STAGE=two", "-p", project, timeout=120)  # a new release goes live
+        assert [r["status"] for r in cli.ok("releases", "-p", project, "--json").json()][:2] == [
+            "RUNNING",
+            "SUPERSEDED",
+        ]
+        assert len(oneoffs(project)) == 1
+        proc.stdin.write("still here\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "still here\n"
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert oneoffs(project) == []
+    assert cli.ok("run", "-p", project, "--", "printenv", "STAGE").out == "two\n"
+
+
 def test_detached_command_is_removed_when_done(app: tuple[Cli, str]) -> None:
     cli, project = app
     result = cli.ok("run", "-p", project, "--detach", "--", "true")
@@ -295,7 +328,9 @@ def test_detached_command_is_removed_when_done(app: tuple[Cli, str]) -> None:
     wait_for(lambda: oneoffs(project) == [], 60, "the finished detached one-off removed")
 
 
-def test_concurrent_one_offs_are_capped_per_client(plat: Platform, tmp_path: Path) -> None:
+def test_concurrent_one_offs_are_capped_per_client(
+    plat: Platform, gitd: int, tmp_path: Path
+) -> None:
     cli = developer(plat, tmp_path)
     project = deployed(plat, cli)
     procs = [
