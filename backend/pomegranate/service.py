@@ -115,9 +115,14 @@ class PomegranateService(pb_grpc.PomegranateServicer):
         task.add_done_callback(self._background.discard)
 
     async def drain(self) -> None:
-        """Wait for background clean-ups (releases whose caller left) before shutting down."""
-        if self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+        """Wait for background clean-ups (releases whose caller left) before shutting down.
+        Detached one-offs lose their supervisor: stopped and removed now (a restarted
+        Pomegranate's reconcile would remove them anyway, see reconciler.decide)."""
+        for task in list(self._detached):
+            task.cancel()
+        pending = [*self._background, *self._detached]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     # ------------------------------------------------------------------------------ Build
 
