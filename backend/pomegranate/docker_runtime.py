@@ -518,7 +518,8 @@ class DockerRuntime:
         handle = DockerOneOff(self, container, name)
         try:
             if attach:
-                # Attached before the start, so no early output is lost.
+                # Attached before the start, so no early output is lost. aiodocker opens the
+                # hijacked connection lazily (first read or write): open it now.
                 handle.stream = container.attach(stdin=True, stdout=True, stderr=True)
                 await handle.stream._init()
             await container.start()
