@@ -71,6 +71,18 @@ HSTS_MIDDLEWARE_SUFFIX = "-hsts"  # the project's Traefik headers middleware (is
 # scaled, never routed.
 RELEASE_PROCESS = "release"
 HEALTHCHECK_INTERVAL = "5s"
+# One-off commands (issue 14, `paastech run`): containers of the live release's image with this
+# label, process type ONEOFF_PROCESS and a random replica number (ONEOFF_FIRST_REPLICA and up,
+# far above any scale, so never the name of a Procfile process's replica). Releases, switches
+# and reconciliation leave a running one-off to the session that started it.
+ONEOFF = "paastech.oneoff"
+ONEOFF_PROCESS = "run"
+ONEOFF_FIRST_REPLICA = 100_000
+
+
+def is_oneoff(labels: Mapping[str, str] | None) -> bool:
+    return labels is not None and labels.get(ONEOFF) == MANAGED_VALUE
+
 
 # A lowercase DNS label: safe as a Traefik router/service name and in container names.
 _DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")

@@ -186,6 +186,11 @@ class Settings(BaseSettings):
     node_runtimes: str = "18.19.0=paastech/node:bookworm"
     # The Procfile's `release:` command runs once per release before it goes live; longer fails it.
     release_timeout_seconds: int = 600
+    # Issue 14: one-off commands (`paastech run`, `ssh git@HOST run NAME -- CMD`). A command
+    # running longer is killed and its container removed; a Client may run this many at once
+    # (attached and detached together, all projects).
+    run_timeout_seconds: int = Field(default=3600, ge=1)
+    run_max_per_client: int = Field(default=5, ge=0)
 
     @property
     def db_url(self) -> str:

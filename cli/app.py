@@ -59,7 +59,6 @@ DESTRUCTIVE = frozenset(
 NOT_OFFERED = {
     "addons": "PaaSTech has no add-ons: run the service yourself and set its URL with env:set",
     "pg": "PaaSTech has no managed databases: set DATABASE_URL with env:set",
-    "run": "PaaSTech has no one-off dynos yet",
     "pipelines": "PaaSTech has no pipelines",
 }
 

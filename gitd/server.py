@@ -3,6 +3,8 @@
 Public-key authentication only, each key looked up through the API's internal GitAccess service.
 An exec request may only run `git-receive-pack` or `git-upload-pack` on one of the caller's own
 repositories (gitd/commands.py parses it); the real git runs as a subprocess wired to the channel.
+`run <project> -- <command>...` (issue 14) relays a one-off command through the API's
+Deployments.Run: the command runs in the app's container, never on this host.
 receive-pack runs with gitd's pre-receive hook (gitd/hook.py), which deploys the pushed revision
 and rejects the push when the deploy fails. A plain `ssh` login prints a greeting and exits.
 """
@@ -18,6 +20,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncssh
@@ -55,6 +58,7 @@ class Access:
         host = settings.host if settings.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
         self._channel = grpc.aio.insecure_channel(f"{host}:{settings.api_grpc_port}")
         self._stub = pb_grpc.GitAccessStub(self._channel)
+        self._deployments = pb_grpc.DeploymentsStub(self._channel)
 
     async def authorize_key(self, fingerprint: str) -> pb.KeyReply:
         return await self._stub.AuthorizeKey(
@@ -74,6 +78,10 @@ class Access:
         return await self._stub.Whoami(
             pb.ClientRef(client_id=client_id), metadata=call_metadata(), timeout=RPC_TIMEOUT_SECONDS
         )
+
+    def run(self, requests: AsyncIterator[pb.RunChunk]) -> grpc.aio.StreamStreamCall:
+        """A one-off command (issue 14); cancelling the call stops and removes it."""
+        return self._deployments.Run(requests, metadata=call_metadata())
 
     async def close(self) -> None:
         await self._channel.close()
@@ -258,7 +266,9 @@ class Gitd:
             server_host_keys=[self.host_key()],
             process_factory=self.handle,
             encoding=None,
-            allow_pty=False,
+            # A pty only matters to `ssh -t ... run` (issue 14); git never asks for one, and a
+            # plain login with one still only gets the greeting.
+            allow_pty=True,
             line_editor=False,
             agent_forwarding=False,
             x11_forwarding=False,
@@ -322,18 +332,29 @@ class Gitd:
         else:
             lines.append("You have no projects yet: create one first.")
         example = who.projects[0] if who.projects else "<name>"
+        host = self.settings.git_host or self.settings.host
         lines += [
             "",
             "To deploy a project:",
             f"  git remote add paastech {repos.git_url(example, self.settings)}",
             "  git push paastech main",
             "",
-            "There is no shell access.",
+            "To run a one-off command in a project's container:",
+            f"  ssh -t -p {self.settings.gitd_port} git@{host} run {example} -- sh",
+            "",
+            "There is no shell access to this host.",
         ]
         process.stdout.write(("\n".join(lines) + "\n").encode())
         return 0
 
     async def run_command(self, process: asyncssh.SSHServerProcess, conn: Connection) -> int:
+        if commands.is_run(process.command):
+            try:
+                oneoff = commands.parse_run(process.command)
+            except commands.Refused as exc:
+                log.info("client %d: refused a run command", conn.client_id)
+                return refuse(process, exc.message)
+            return await self.run_oneoff(process, conn, oneoff)
         try:
             cmd = commands.parse(process.command)
         except commands.Refused as exc:
@@ -386,6 +407,80 @@ class Gitd:
             return await self.run_git(process, conn, argv, env, path)
         finally:
             lock.release()
+
+    async def run_oneoff(
+        self, process: asyncssh.SSHServerProcess, conn: Connection, cmd: commands.RunCommand
+    ) -> int:
+        """Relay a one-off command: stdin (and terminal resizes) up, output down; its exit
+        code is the session's. The client going away cancels the call, and the container is
+        removed."""
+        tty = process.get_terminal_type() is not None
+        cols, rows = process.get_terminal_size()[:2] if tty else (0, 0)
+        header = pb.RunHeader(
+            project=cmd.project,
+            client_id=conn.client_id,
+            command=cmd.argv,
+            tty=tty,
+            size=pb.TerminalSize(rows=rows, cols=cols),
+        )
+
+        async def requests() -> AsyncIterator[pb.RunChunk]:
+            yield pb.RunChunk(header=header)
+            while True:
+                try:
+                    data = await process.stdin.read(CHUNK_BYTES)
+                except asyncssh.TerminalSizeChanged as change:
+                    size = pb.TerminalSize(rows=change.height, cols=change.width)
+                    yield pb.RunChunk(resize=size)
+                    continue
+                except Exception:
+                    data = b""  # the channel is going away: the watcher below handles it
+                conn.touch()
+                if not data:
+                    yield pb.RunChunk(stdin_closed=True)
+                    return
+                yield pb.RunChunk(stdin=data)
+
+        log.info("client %d: run on %s", conn.client_id, cmd.project)
+        call = self.access.run(requests())
+
+        async def relay() -> int:
+            async for event in call:
+                conn.touch()
+                kind = event.WhichOneof("event")
+                if kind == "stdout":
+                    process.stdout.write(event.stdout)
+                elif kind == "stderr":
+                    process.stderr.write(event.stderr)
+                elif kind == "exit":
+                    if event.exit.reason:
+                        process.stderr.write(f"remote: {event.exit.reason}\r\n".encode())
+                    return event.exit.code if 0 <= event.exit.code <= 255 else 255
+                elif kind == "refused":
+                    return refuse(process, event.refused.message)
+            return refuse(process, "the command ended without an exit status")
+
+        async def alive() -> None:
+            # A command may stay quiet for long (a migration, an idle shell): it is bounded by
+            # run_timeout_seconds, not by the idle timeout meant for stalled git transfers.
+            while True:
+                conn.touch()
+                await asyncio.sleep(WATCHDOG_INTERVAL_SECONDS)
+
+        relaying = asyncio.create_task(relay())
+        closed = asyncio.create_task(process.channel.wait_closed())
+        heartbeat = asyncio.create_task(alive())
+        try:
+            await asyncio.wait({relaying, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if not relaying.done():
+                log.info("client %d: run on %s: the client went away", conn.client_id, cmd.project)
+                return 1
+            return relaying.result()
+        finally:
+            call.cancel()  # after an exit this is a no-op; otherwise it stops the command
+            for task in (relaying, closed, heartbeat):
+                task.cancel()
+            await asyncio.gather(relaying, closed, heartbeat, return_exceptions=True)
 
     def git_env(self, extra: dict[str, str]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k in PASSED_ENV}

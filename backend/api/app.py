@@ -26,6 +26,7 @@ from strawberry.types import ExecutionResult
 from backend import routing, security
 from backend.api.context import Context, bearer_from_header
 from backend.api.internal import start_internal_server
+from backend.api.run_ws import run_endpoint
 from backend.api.schema import build_schema
 from backend.db.config import (
     DATABASE_UNAVAILABLE_MESSAGE,
@@ -269,6 +270,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            WebSocketRoute("/run", run_endpoint),  # one-off commands (issue 14, run_ws.py)
             Route("/healthz", healthz),
         ],
         lifespan=lifespan,

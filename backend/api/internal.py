@@ -18,8 +18,9 @@ from backend.errors import DISK_FULL_MESSAGE, NotFound, PaasError, is_disk_full
 from backend.events import EventKind, get_bus, project_topic
 from backend.rpc import platform_pb2 as pb
 from backend.rpc import platform_pb2_grpc as pb_grpc
+from backend.rpc import pomegranate_pb2 as ppb
 from backend.rpc.auth import SharedSecretInterceptor
-from backend.services import keys, quotas
+from backend.services import keys, oneoff, quotas
 from backend.services.deployments import FINISHED, follow_build_log, get_deployer
 from backend.services.projects import get_owned, list_projects
 from backend.settings import Settings, get_settings
@@ -108,6 +109,63 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
                 yield event
         async for event in _outcome(app, project, settings):
             yield event
+
+    async def Run(
+        self, request_iterator: AsyncIterator[pb.RunChunk], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.RunEvent]:
+        """A one-off command for gitd (issue 14): refusals as `refused` events (nothing started),
+        then the command's stream translated from Pomegranate's."""
+        requests = aiter(request_iterator)
+        first = await anext(requests, None)
+        if first is None or first.WhichOneof("part") != "header":
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a header"
+            )
+        header = first.header
+
+        async def inputs() -> AsyncIterator[ppb.RunInput]:
+            async for chunk in requests:
+                part = chunk.WhichOneof("part")
+                if part == "stdin":
+                    yield ppb.RunInput(stdin=chunk.stdin)
+                elif part == "stdin_closed":
+                    yield ppb.RunInput(stdin_closed=True)
+                elif part == "resize":
+                    size = ppb.TerminalSize(rows=chunk.resize.rows, cols=chunk.resize.cols)
+                    yield ppb.RunInput(resize=size)
+
+        request = oneoff.RunRequest(
+            project=header.project,
+            command=list(header.command),
+            tty=header.tty,
+            detach=header.detach,
+            rows=header.size.rows,
+            cols=header.size.cols,
+        )
+        try:
+            client = await Client.get_or_none(id=header.client_id)
+            if client is None:
+                raise NotFound(f"project {header.project!r} not found", field="project")
+            events = oneoff.run(client, request, inputs())
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    yield _run_event(event)
+        except PaasError as exc:
+            yield pb.RunEvent(refused=pb.Refusal(code=exc.code, message=exc.message))
+
+
+def _run_event(event: ppb.RunOutput) -> pb.RunEvent:
+    kind = event.WhichOneof("event")
+    if kind == "started":
+        return pb.RunEvent(started=event.started)
+    if kind == "stdout":
+        return pb.RunEvent(stdout=event.stdout)
+    if kind == "stderr":
+        return pb.RunEvent(stderr=event.stderr)
+    if kind == "exit":
+        return pb.RunEvent(exit=pb.RunExit(code=event.exit.code, reason=event.exit.reason))
+    reason = event.failure.reason if kind == "failure" else "the command ended without a result"
+    return pb.RunEvent(refused=pb.Refusal(code="UNAVAILABLE", message=reason))
 
 
 def _refused_disk_full(project: str, exc: BaseException) -> pb.DeployEvent:

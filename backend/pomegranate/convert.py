@@ -85,6 +85,7 @@ def container(info: ContainerInfo) -> pb.Container:
         oom_killed=info.oom_killed,
         started_at=info.started_at.isoformat() if info.started_at else "",
         restart_count=info.restart_count,
+        one_off=L.is_oneoff(info.labels),
     )
 
 

@@ -18,6 +18,7 @@ import ipaddress
 import json
 import logging
 import re
+import secrets
 import tarfile
 import zlib
 from collections.abc import AsyncIterator
@@ -41,6 +42,7 @@ from backend.pomegranate.runtime import (
     HealthCheckError,
     LogCallback,
     NotOwned,
+    OneOff,
     ProcessSpec,
     RuntimeEvent,
     SourceTar,
@@ -468,6 +470,67 @@ class DockerRuntime:
         finally:
             await asyncio.shield(self.remove(container.id))
 
+    async def start_oneoff(
+        self,
+        spec: ProcessSpec,
+        command: list[str],
+        *,
+        tty: bool,
+        attach: bool,
+        size: tuple[int, int] | None = None,
+    ) -> OneOff:
+        """A one-off command (issue 14): the app's container config (user, caps, limits, network,
+        env) with the one-off label, ``command`` as the argv, no restart, stdin open when
+        attached. Named <instance>.<project>.<app>.run.<random>; a name taken is never replaced."""
+        await self.ensure_image(spec.image)
+        network = await self.ensure_project_network(spec.project)
+        for _ in range(5):
+            spec.replica = L.ONEOFF_FIRST_REPLICA + secrets.randbelow(900_000)
+            config = self._container_config(spec, network, await self._image_user(spec.image))
+            config["Labels"][L.ONEOFF] = L.MANAGED_VALUE
+            # The command as given, without the image's ENTRYPOINT (`docker run --entrypoint ""`).
+            config["Entrypoint"] = []
+            config["Cmd"] = list(command)
+            config["HostConfig"]["RestartPolicy"] = {"Name": "no"}
+            config.update(
+                Tty=tty,
+                OpenStdin=attach,
+                StdinOnce=attach,  # the client closing stdin closes the command's stdin
+                AttachStdin=attach,
+                AttachStdout=attach,
+                AttachStderr=attach,
+            )
+            name = container_name(
+                spec.project,
+                spec.application,
+                spec.process_type,
+                spec.replica,
+                instance=self.settings.instance,
+            )
+            try:
+                container = await self.docker.containers.create(config, name=name)
+            except DockerError as exc:
+                if exc.status == 409:
+                    continue  # that random number is in use: draw another
+                raise
+            break
+        else:
+            raise RuntimeError("no free one-off container name")
+        handle = DockerOneOff(self, container, name)
+        try:
+            if attach:
+                # Attached before the start, so no early output is lost. aiodocker opens the
+                # hijacked connection lazily (first read or write): open it now.
+                handle.stream = container.attach(stdin=True, stdout=True, stderr=True)
+                await handle.stream._init()
+            await container.start()
+            if tty and size is not None:
+                await handle.resize(*size)
+        except BaseException:
+            await asyncio.shield(handle.remove())
+            raise
+        return handle
+
     # ---------------------------------------------------------------------------------- inspect
 
     @staticmethod
@@ -735,6 +798,7 @@ class DockerRuntime:
             kind=kind.strip(),
             container_id=actor.get("ID") or data.get("id", ""),
             ownership=L.parse_labels(attributes),
+            oneoff=L.is_oneoff(attributes),
             exit_code=int(exit_code) if exit_code not in (None, "") else None,
             detail=detail.strip() or None,
             time=time,
@@ -814,6 +878,57 @@ class DockerRuntime:
             repo, _, digest = tag.partition("@")
             project = repo.rpartition("/app-")[2]
             await self.registry.delete(project, digest)
+
+
+class DockerOneOff:
+    """A one-off command's container on Docker (the OneOff protocol of runtime.py)."""
+
+    def __init__(self, runtime: DockerRuntime, container: Any, name: str) -> None:
+        self.runtime = runtime
+        self.container = container
+        self.id: str = container.id
+        self.name = name
+        self.stream: Any = None  # aiodocker's attach Stream, when attached
+        self._removed = False
+
+    async def read(self) -> tuple[int, bytes] | None:
+        if self.stream is None:
+            return None
+        message = await self.stream.read_out()
+        return None if message is None else (message.stream, message.data)
+
+    async def write(self, data: bytes) -> None:
+        if self.stream is not None:
+            await self.stream.write_in(data)
+
+    async def close_stdin(self) -> None:
+        """Half-close the attach connection: the engine closes the command's stdin (StdinOnce)
+        and keeps streaming its output."""
+        resp = self.stream._resp if self.stream is not None else None
+        transport = resp.connection.transport if resp is not None and resp.connection else None
+        if transport is not None and transport.can_write_eof():
+            transport.write_eof()
+
+    async def resize(self, rows: int, cols: int) -> None:
+        if rows > 0 and cols > 0:
+            with contextlib.suppress(DockerError):
+                await self.container.resize(h=rows, w=cols)
+
+    async def wait(self) -> int:
+        result = await self.container.wait()
+        return int(result.get("StatusCode", -1))
+
+    async def kill(self) -> None:
+        with contextlib.suppress(DockerError):
+            await self.container.kill()
+
+    async def remove(self) -> None:
+        if self.stream is not None:
+            with contextlib.suppress(Exception):
+                await self.stream.close()
+        if not self._removed:
+            await self.runtime.remove(self.id)
+            self._removed = True
 
 
 class ForbiddenImage(Exception):

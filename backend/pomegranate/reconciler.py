@@ -12,6 +12,9 @@ Decisions, per managed container (``decide``, pure):
   the old one is removed only once the replacement is healthy, so the app keeps serving through
   the upgrade;
 * its Application is being deployed right now (in flight) -> leave it alone;
+* a one-off command's container (issue 14) -> left alone while the session that started it is
+  still in this Pomegranate (``active_oneoffs``), removed otherwise (its caller is gone: e.g.
+  Pomegranate restarted mid-command);
 * anything else (an old release, a release half started before a crash, a replica beyond the
   scale, a name or network that disagrees with its labels: a container claiming to be another
   project's) -> stop and remove.
@@ -83,6 +86,7 @@ def decide(
     containers: list[ContainerInfo],
     *,
     instance: str = L.DEFAULT_INSTANCE,
+    active_oneoffs: frozenset[str] = frozenset(),
 ) -> Decisions:
     by_project = {d.project: d for d in desired}
     out = Decisions()
@@ -96,6 +100,9 @@ def decide(
         want = by_project.get(own.project)
         if want is None:
             out.remove.append(info)
+            continue
+        if L.is_oneoff(info.labels):
+            (out.leave if info.id in active_oneoffs else out.remove).append(info)
             continue
         live = want.live
         key = (own.project, own.process, own.replica)
@@ -135,9 +142,11 @@ async def reconcile(
     settings: Settings,
     *,
     skip: set[str] | None = None,
+    active_oneoffs: frozenset[str] = frozenset(),
 ) -> ReconcileResult:
     """Apply ``decide`` to the engine. Projects in ``skip`` (a release of theirs is running in
-    this process right now) are not touched at all."""
+    this process right now) are not touched at all; nor are the one-off containers (ids) in
+    ``active_oneoffs``, whose sessions run in this process."""
     skip = skip or set()
     containers = [
         c
@@ -145,7 +154,9 @@ async def reconcile(
         if c.ownership is None or c.ownership.project not in skip
     ]
     wanted = [d for d in desired if d.project not in skip]
-    decisions = decide(wanted, containers, instance=settings.instance)
+    decisions = decide(
+        wanted, containers, instance=settings.instance, active_oneoffs=active_oneoffs
+    )
     plans = {d.project: d.live for d in wanted if d.live is not None}
     result = ReconcileResult(adopted=[c.name for c in decisions.adopt])
 

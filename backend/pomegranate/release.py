@@ -164,6 +164,13 @@ async def restart_processes(
     return restarted
 
 
+async def release_containers(runtime: Runtime, project: str) -> list[ContainerInfo]:
+    """The project's containers that releases manage: all but one-off commands (issue 14),
+    which a switch leaves running (as Heroku's one-off dynos outlive a deploy) and which their
+    own session removes."""
+    return [c for c in await runtime.list_containers(project) if not L.is_oneoff(c.labels)]
+
+
 async def stop_and_remove(runtime: Runtime, containers: list[ContainerInfo]) -> None:
     """Stop (gracefully) then remove the containers, all in parallel."""
 
@@ -212,13 +219,13 @@ async def release(
     # A release resumed after a crash (issue 20) may find what an earlier attempt left.
     existing = [
         c
-        for c in await runtime.list_containers(plan.project)
+        for c in await release_containers(runtime, plan.project)
         if c.ownership is not None and c.ownership.application == plan.application
     ]
     if existing:
         others = [
             c
-            for c in await runtime.list_containers(plan.project)
+            for c in await release_containers(runtime, plan.project)
             if c.ownership is None or c.ownership.application != plan.application
         ]
         if not others and len(existing) == len(specs) and all(c.running for c in existing):
@@ -326,7 +333,7 @@ async def _switch(runtime: Runtime, plan: ReleasePlan, on_log: ReleaseLog) -> li
     """Stop and remove every container of the project that is not of the new Application."""
     others = [
         c
-        for c in await runtime.list_containers(plan.project)
+        for c in await release_containers(runtime, plan.project)
         if c.ownership is None or c.ownership.application != plan.application
     ]
     if not others:

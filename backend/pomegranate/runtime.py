@@ -102,6 +102,34 @@ class RuntimeEvent:
     exit_code: int | None = None
     detail: str | None = None  # e.g. "healthy" for health_status
     time: datetime | None = None
+    oneoff: bool = False  # a one-off command's container (issue 14)
+
+
+class OneOff(Protocol):
+    """A one-off command's container (issue 14), created by Runtime.start_oneoff."""
+
+    id: str
+    name: str
+
+    async def read(self) -> tuple[int, bytes] | None:
+        """The next output chunk: (1 stdout / 2 stderr, bytes); None at the end."""
+        ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def close_stdin(self) -> None: ...
+
+    async def resize(self, rows: int, cols: int) -> None: ...
+
+    async def wait(self) -> int:
+        """The exit code, once the command has ended."""
+        ...
+
+    async def kill(self) -> None: ...
+
+    async def remove(self) -> None:
+        """Remove the container (killing it if needed); safe to call twice."""
+        ...
 
 
 @runtime_checkable
@@ -129,6 +157,20 @@ class Runtime(Protocol):
         """Run ``spec`` once to completion in a fresh container (never restarted, never routed),
         streaming its output lines to ``on_log``; return its exit code and remove the container.
         Raises TimeoutError (after removing it) when it runs longer than ``timeout``."""
+        ...
+
+    async def start_oneoff(
+        self,
+        spec: ProcessSpec,
+        command: list[str],
+        *,
+        tty: bool,
+        attach: bool,
+        size: tuple[int, int] | None = None,
+    ) -> OneOff:
+        """Create and start a one-off container of ``spec`` running ``command`` (argv, no shell):
+        never restarted, never routed. ``attach``: stdin/stdout/stderr are wired to the handle
+        before it starts (nothing of the output is lost)."""
         ...
 
     async def wait_healthy(

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from backend import labels as L
 from backend.errors import DISK_FULL_MESSAGE, is_disk_full
 from backend.pomegranate import convert
 from backend.pomegranate.convert import BadRequest
@@ -26,12 +27,13 @@ from backend.pomegranate.procfile import validate_process_type
 from backend.pomegranate.reconciler import reconcile
 from backend.pomegranate.release import (
     NothingToRestart,
+    Process,
     ReleaseFailed,
     release,
     restart_processes,
     stop_and_remove,
 )
-from backend.pomegranate.runtime import BuildError, ContainerInfo, NotOwned, Runtime
+from backend.pomegranate.runtime import BuildError, ContainerInfo, NotOwned, OneOff, Runtime
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc import pomegranate_pb2_grpc as pb_grpc
 from backend.settings import Settings, get_settings
@@ -46,6 +48,10 @@ TMP_SUFFIX = ".tar"
 # An "oom" event is followed by the container's "die" within moments; older ones are stale.
 OOM_MEMORY_SECONDS = 30.0
 _DONE = object()
+# Exit status of a one-off command stopped by its time limit (as GNU timeout(1)).
+RUN_TIMEOUT_EXIT = 124
+# Output chunks queued towards a slow reader before the engine's stream is left to back up.
+RUN_QUEUE = 64
 
 T = TypeVar("T")
 
@@ -89,6 +95,11 @@ class PomegranateService(pb_grpc.PomegranateServicer):
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         # Releases whose caller went away finish their clean-up on their own; keep them referenced.
         self._background: set[asyncio.Task[Any]] = set()
+        # One-off commands (issue 14): containers whose session runs here (Reconcile leaves them
+        # alone), projects with a one-off being created, and the detached ones' watchers.
+        self._oneoffs: set[str] = set()
+        self._oneoffs_starting: defaultdict[str, int] = defaultdict(int)
+        self._detached: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------------------ helpers
 
@@ -112,9 +123,14 @@ class PomegranateService(pb_grpc.PomegranateServicer):
         task.add_done_callback(self._background.discard)
 
     async def drain(self) -> None:
-        """Wait for background clean-ups (releases whose caller left) before shutting down."""
-        if self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+        """Wait for background clean-ups (releases whose caller left) before shutting down.
+        Detached one-offs lose their supervisor: stopped and removed now (a restarted
+        Pomegranate's reconcile would remove them anyway, see reconciler.decide)."""
+        for task in list(self._detached):
+            task.cancel()
+        pending = [*self._background, *self._detached]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     # ------------------------------------------------------------------------------ Build
 
@@ -365,7 +381,9 @@ class PomegranateService(pb_grpc.PomegranateServicer):
         desired = convert.desired_state(request, self.settings)
         # A release running here right now owns its project's containers: leave them to it.
         busy = {project for project, lock in self._locks.items() if lock.locked()}
-        result = await reconcile(self.runtime, desired, self.settings, skip=busy)
+        result = await reconcile(
+            self.runtime, desired, self.settings, skip=busy, active_oneoffs=await self._active()
+        )
         log.info(
             "reconciled: adopted %d, started %s, removed %s",
             len(result.adopted),
@@ -373,6 +391,155 @@ class PomegranateService(pb_grpc.PomegranateServicer):
             result.removed,
         )
         return convert.reconcile_report(result)
+
+    # ------------------------------------------------------------------------------ one-offs
+
+    async def _active(self) -> frozenset[str]:
+        """Ids of the one-off containers whose sessions run here, including any being created
+        right now (not yet known by id)."""
+        active = set(self._oneoffs)
+        for project, starting in list(self._oneoffs_starting.items()):
+            if starting > 0:
+                active.update(
+                    c.id
+                    for c in await self.runtime.list_containers(project)
+                    if L.is_oneoff(c.labels)
+                )
+        return frozenset(active)
+
+    async def Run(
+        self, request_iterator: AsyncIterator[pb.RunInput], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.RunOutput]:
+        requests = aiter(request_iterator)
+        first = await anext(requests, None)
+        if first is None or first.WhichOneof("part") != "start":
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "the first Run message must be the start"
+            )
+        start = first.start
+        try:
+            plan = convert.release_plan(start.spec, self.settings)
+        except BadRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        command = list(start.command)
+        if not command or not command[0]:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the command is empty")
+        spec = plan.process_spec(Process(L.ONEOFF_PROCESS, None, 1), 1, self.settings)
+        limit = self.settings.run_timeout_seconds
+        timeout = min(start.timeout_seconds, limit) if start.timeout_seconds > 0 else limit
+        size = (start.size.rows, start.size.cols) if start.HasField("size") else None
+        self._oneoffs_starting[plan.project] += 1
+        try:
+            handle = await self.runtime.start_oneoff(
+                spec, command, tty=start.tty, attach=not start.detach, size=size
+            )
+        except Exception as exc:
+            log.warning("one-off of %s did not start: %s", plan.project, exc)
+            yield pb.RunOutput(failure=_failure(f"the command could not start: {exc}"))
+            return
+        else:
+            self._oneoffs.add(handle.id)
+        finally:
+            self._oneoffs_starting[plan.project] -= 1
+        log.info("one-off %s started (detach=%s)", handle.name, start.detach)
+        if start.detach:
+            task = asyncio.create_task(self._finish_detached(handle, timeout))
+            self._detached.add(task)
+            task.add_done_callback(self._detached.discard)
+            yield pb.RunOutput(started=handle.name)
+            return
+
+        out: asyncio.Queue[Any] = asyncio.Queue(maxsize=RUN_QUEUE)
+
+        async def session() -> None:
+            try:
+                code, reason = await self._session(handle, requests, out, timeout)
+                # Gone before the caller hears the exit status: when `paastech run` or ssh
+                # returns, the container is already removed.
+                await asyncio.shield(self._remove_oneoff(handle))
+                await out.put(pb.RunOutput(exit=pb.RunExit(code=code, reason=reason)))
+            except Exception as exc:
+                log.exception("one-off %s failed", handle.name)
+                await out.put(pb.RunOutput(failure=_failure(f"the command failed: {exc}")))
+            finally:
+                await out.put(_DONE)
+
+        task = asyncio.create_task(session())
+        try:
+            yield pb.RunOutput(started=handle.name)
+            while (event := await out.get()) is not _DONE:
+                yield event
+        finally:
+            # Ended, failed, or the caller went away (Ctrl-C, a dropped connection): the
+            # container goes either way. Shielded: a second cancel must not leave it behind.
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.shield(self._remove_oneoff(handle))
+
+    async def _session(
+        self,
+        handle: OneOff,
+        requests: AsyncIterator[pb.RunInput],
+        out: asyncio.Queue[Any],
+        timeout: float,  # noqa: ASYNC109 - the command's time limit
+    ) -> tuple[int, str]:
+        async def output() -> None:
+            while (chunk := await handle.read()) is not None:
+                stream, data = chunk
+                if stream == 2:
+                    await out.put(pb.RunOutput(stderr=data))
+                else:
+                    await out.put(pb.RunOutput(stdout=data))
+
+        async def stdin() -> None:
+            with contextlib.suppress(Exception):  # the command ended, or the caller went away
+                async for message in requests:
+                    part = message.WhichOneof("part")
+                    if part == "stdin":
+                        await handle.write(message.stdin)
+                    elif part == "stdin_closed":
+                        await handle.close_stdin()
+                    elif part == "resize":
+                        await handle.resize(message.resize.rows, message.resize.cols)
+
+        reader = asyncio.create_task(output())
+        feeder = asyncio.create_task(stdin())
+        try:
+            try:
+                async with asyncio.timeout(timeout):
+                    await reader
+                    return await handle.wait(), ""
+            except TimeoutError:
+                await handle.kill()
+                return RUN_TIMEOUT_EXIT, (
+                    f"stopped: the command ran longer than {timeout:g} s (run_timeout_seconds)"
+                )
+        finally:
+            for t in (reader, feeder):
+                t.cancel()
+            await asyncio.gather(reader, feeder, return_exceptions=True)
+
+    async def _finish_detached(self, handle: OneOff, timeout: float) -> None:  # noqa: ASYNC109
+        """A detached one-off: removed when it ends, or killed and removed at its time limit."""
+        try:
+            async with asyncio.timeout(timeout):
+                code = await handle.wait()
+            log.info("detached one-off %s exited with code %d", handle.name, code)
+        except TimeoutError:
+            log.info("detached one-off %s stopped after %g s", handle.name, timeout)
+        except Exception as exc:
+            log.warning("detached one-off %s: %s", handle.name, exc)
+        finally:
+            await asyncio.shield(self._remove_oneoff(handle))
+
+    async def _remove_oneoff(self, handle: OneOff) -> None:
+        try:
+            await handle.remove()
+        except Exception as exc:
+            # Reconcile removes it later: it is no longer in the active set.
+            log.warning("could not remove one-off %s: %s", handle.name, exc)
+        finally:
+            self._oneoffs.discard(handle.id)
 
     # ------------------------------------------------------------------------------ streams
 
@@ -460,6 +627,10 @@ class PomegranateService(pb_grpc.PomegranateServicer):
         recent_oom: dict[str, float] = {}
         async with contextlib.aclosing(self.runtime.events()) as events:
             async for event in events:
+                if event.oneoff:
+                    # A one-off command's exit is its session's business, not a crash of the
+                    # release (the API would mark the Application crashed).
+                    continue
                 now = time.monotonic()
                 oom_killed = event.kind == "oom"
                 if event.kind == "oom":

@@ -44,6 +44,11 @@ class DeploymentsStub:
                 request_serializer=backend_dot_rpc_dot_platform__pb2.FollowRequest.SerializeToString,
                 response_deserializer=backend_dot_rpc_dot_platform__pb2.DeployEvent.FromString,
                 _registered_method=True)
+        self.Run = channel.stream_stream(
+                '/paastech.platform.v1.Deployments/Run',
+                request_serializer=backend_dot_rpc_dot_platform__pb2.RunChunk.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_platform__pb2.RunEvent.FromString,
+                _registered_method=True)
 
 
 class DeploymentsServicer:
@@ -66,6 +71,15 @@ class DeploymentsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Run(self, request_iterator, context):
+        """A one-off command for a Client (issue 14: `ssh git@HOST run NAME -- CMD`). First message:
+        the header; then stdin bytes, stdin_closed, resizes. Streams the output, then exactly one
+        `exit` (the command's code) or `refused` (nothing was started).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeploymentsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +92,11 @@ def add_DeploymentsServicer_to_server(servicer, server):
                     servicer.Follow,
                     request_deserializer=backend_dot_rpc_dot_platform__pb2.FollowRequest.FromString,
                     response_serializer=backend_dot_rpc_dot_platform__pb2.DeployEvent.SerializeToString,
+            ),
+            'Run': grpc.stream_stream_rpc_method_handler(
+                    servicer.Run,
+                    request_deserializer=backend_dot_rpc_dot_platform__pb2.RunChunk.FromString,
+                    response_serializer=backend_dot_rpc_dot_platform__pb2.RunEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +153,33 @@ class Deployments:
             '/paastech.platform.v1.Deployments/Follow',
             backend_dot_rpc_dot_platform__pb2.FollowRequest.SerializeToString,
             backend_dot_rpc_dot_platform__pb2.DeployEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Run(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/paastech.platform.v1.Deployments/Run',
+            backend_dot_rpc_dot_platform__pb2.RunChunk.SerializeToString,
+            backend_dot_rpc_dot_platform__pb2.RunEvent.FromString,
             options,
             channel_credentials,
             insecure,

@@ -174,6 +174,29 @@ class PomegranateClient:
         finally:
             call.cancel()
 
+    async def run(
+        self, start: pb.RunStart, inputs: AsyncIterator[pb.RunInput]
+    ) -> AsyncIterator[pb.RunOutput]:
+        """A one-off command (issue 14): ``start``, then whatever ``inputs`` yields (stdin,
+        stdin_closed, resize) goes up; the command's events come back. Closing this iterator
+        cancels the call, and Pomegranate removes the container."""
+
+        async def requests() -> AsyncIterator[pb.RunInput]:
+            yield pb.RunInput(start=start)
+            async for message in inputs:
+                yield message
+
+        call = self.stub.Run(requests(), metadata=call_metadata())
+        try:
+            async for event in call:
+                yield event
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise ValidationFailed(exc.details() or "invalid command") from exc
+            raise _unavailable(exc) from exc
+        finally:
+            call.cancel()
+
     def watch(self) -> grpc.aio.UnaryStreamCall:
         return self.stub.Watch(pb.WatchRequest(), metadata=call_metadata())
 

@@ -135,7 +135,7 @@ class ReleaseDone(_message.Message):
     def __init__(self, containers: _Optional[_Iterable[_Union[Container, _Mapping]]] = ..., stopped_applications: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Container(_message.Message):
-    __slots__ = ("id", "name", "project", "application", "process", "replica", "state", "running", "host_port", "exit_code", "oom_killed", "started_at", "restart_count")
+    __slots__ = ("id", "name", "project", "application", "process", "replica", "state", "running", "host_port", "exit_code", "oom_killed", "started_at", "restart_count", "one_off")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
@@ -149,6 +149,7 @@ class Container(_message.Message):
     OOM_KILLED_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     RESTART_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ONE_OFF_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     project: str
@@ -162,7 +163,8 @@ class Container(_message.Message):
     oom_killed: bool
     started_at: str
     restart_count: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project: _Optional[str] = ..., application: _Optional[int] = ..., process: _Optional[str] = ..., replica: _Optional[int] = ..., state: _Optional[str] = ..., running: _Optional[bool] = ..., host_port: _Optional[int] = ..., exit_code: _Optional[int] = ..., oom_killed: _Optional[bool] = ..., started_at: _Optional[str] = ..., restart_count: _Optional[int] = ...) -> None: ...
+    one_off: bool
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project: _Optional[str] = ..., application: _Optional[int] = ..., process: _Optional[str] = ..., replica: _Optional[int] = ..., state: _Optional[str] = ..., running: _Optional[bool] = ..., host_port: _Optional[int] = ..., exit_code: _Optional[int] = ..., oom_killed: _Optional[bool] = ..., started_at: _Optional[str] = ..., restart_count: _Optional[int] = ..., one_off: _Optional[bool] = ...) -> None: ...
 
 class ProcessList(_message.Message):
     __slots__ = ("containers",)
@@ -269,3 +271,61 @@ class RestartRequest(_message.Message):
     replica: int
     health_timeout: float
     def __init__(self, project: _Optional[str] = ..., application: _Optional[int] = ..., process: _Optional[str] = ..., replica: _Optional[int] = ..., health_timeout: _Optional[float] = ...) -> None: ...
+
+class TerminalSize(_message.Message):
+    __slots__ = ("rows", "cols")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    COLS_FIELD_NUMBER: _ClassVar[int]
+    rows: int
+    cols: int
+    def __init__(self, rows: _Optional[int] = ..., cols: _Optional[int] = ...) -> None: ...
+
+class RunStart(_message.Message):
+    __slots__ = ("spec", "command", "tty", "detach", "timeout_seconds", "size")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    TTY_FIELD_NUMBER: _ClassVar[int]
+    DETACH_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    spec: ReleaseSpec
+    command: _containers.RepeatedScalarFieldContainer[str]
+    tty: bool
+    detach: bool
+    timeout_seconds: int
+    size: TerminalSize
+    def __init__(self, spec: _Optional[_Union[ReleaseSpec, _Mapping]] = ..., command: _Optional[_Iterable[str]] = ..., tty: _Optional[bool] = ..., detach: _Optional[bool] = ..., timeout_seconds: _Optional[int] = ..., size: _Optional[_Union[TerminalSize, _Mapping]] = ...) -> None: ...
+
+class RunInput(_message.Message):
+    __slots__ = ("start", "stdin", "stdin_closed", "resize")
+    START_FIELD_NUMBER: _ClassVar[int]
+    STDIN_FIELD_NUMBER: _ClassVar[int]
+    STDIN_CLOSED_FIELD_NUMBER: _ClassVar[int]
+    RESIZE_FIELD_NUMBER: _ClassVar[int]
+    start: RunStart
+    stdin: bytes
+    stdin_closed: bool
+    resize: TerminalSize
+    def __init__(self, start: _Optional[_Union[RunStart, _Mapping]] = ..., stdin: _Optional[bytes] = ..., stdin_closed: _Optional[bool] = ..., resize: _Optional[_Union[TerminalSize, _Mapping]] = ...) -> None: ...
+
+class RunExit(_message.Message):
+    __slots__ = ("code", "reason")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    reason: str
+    def __init__(self, code: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RunOutput(_message.Message):
+    __slots__ = ("started", "stdout", "stderr", "exit", "failure")
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    STDOUT_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    EXIT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    started: str
+    stdout: bytes
+    stderr: bytes
+    exit: RunExit
+    failure: Failure
+    def __init__(self, started: _Optional[str] = ..., stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., exit: _Optional[_Union[RunExit, _Mapping]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...

@@ -84,6 +84,11 @@ class PomegranateStub:
                 request_serializer=backend_dot_rpc_dot_pomegranate__pb2.RestartRequest.SerializeToString,
                 response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.ProcessList.FromString,
                 _registered_method=True)
+        self.Run = channel.stream_stream(
+                '/paastech.pomegranate.v1.Pomegranate/Run',
+                request_serializer=backend_dot_rpc_dot_pomegranate__pb2.RunInput.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.RunOutput.FromString,
+                _registered_method=True)
 
 
 class PomegranateServicer:
@@ -163,6 +168,17 @@ class PomegranateServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Run(self, request_iterator, context):
+        """A one-off command (issue 14): a fresh container of `spec`'s image, env and limits runs
+        `command`. First message: the start; then stdin bytes, stdin_closed, resizes. Streams
+        `started` (the container's name), its output, then exactly one `exit` or `failure`. The
+        container is removed when the command ends, times out, or the caller goes away; detached,
+        the stream ends after `started` and Pomegranate removes the container when it is done.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PomegranateServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -215,6 +231,11 @@ def add_PomegranateServicer_to_server(servicer, server):
                     servicer.RestartProcesses,
                     request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.RestartRequest.FromString,
                     response_serializer=backend_dot_rpc_dot_pomegranate__pb2.ProcessList.SerializeToString,
+            ),
+            'Run': grpc.stream_stream_rpc_method_handler(
+                    servicer.Run,
+                    request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.RunInput.FromString,
+                    response_serializer=backend_dot_rpc_dot_pomegranate__pb2.RunOutput.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -487,6 +508,33 @@ class Pomegranate:
             '/paastech.pomegranate.v1.Pomegranate/RestartProcesses',
             backend_dot_rpc_dot_pomegranate__pb2.RestartRequest.SerializeToString,
             backend_dot_rpc_dot_pomegranate__pb2.ProcessList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Run(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/paastech.pomegranate.v1.Pomegranate/Run',
+            backend_dot_rpc_dot_pomegranate__pb2.RunInput.SerializeToString,
+            backend_dot_rpc_dot_pomegranate__pb2.RunOutput.FromString,
             options,
             channel_credentials,
             insecure,

@@ -687,6 +687,11 @@ class Deployer:
         app.cpu = project.cpu or self.settings.default_cpu
         await app.save()
 
+    def release_spec(self, app: Application, project: Project) -> pb.ReleaseSpec:
+        """What runs for ``app``: its image, env snapshot, processes and limits (also the base
+        of a one-off command's container, issue 14)."""
+        return self._spec(app, project)
+
     def _spec(self, app: Application, project: Project) -> pb.ReleaseSpec:
         return pb.ReleaseSpec(
             project=project.name,

@@ -608,3 +608,50 @@ async def test_restart_processes_in_place(stub: PomegranateStub, project: str):
         1: now[1].started_at,
         2: now[2].started_at,
     }
+
+
+async def test_run_bad_messages_are_invalid_argument(stub: PomegranateStub, project: str):
+    """Issue 14: Run refuses a stream that does not start with a usable start message, before
+    any container exists."""
+    spec = pb.ReleaseSpec(project=project, application=1, image="x")
+
+    def start(**fields: object) -> pb.RunInput:
+        return pb.RunInput(start=pb.RunStart(**fields))  # type: ignore[arg-type]
+
+    async def stdin_first():
+        yield pb.RunInput(stdin=b"ls\n")
+
+    async def nothing():
+        return
+        yield  # an empty request stream
+
+    async def empty_command():
+        yield start(spec=spec, command=[])
+
+    async def blank_command():
+        yield start(spec=spec, command=[""])
+
+    async def bad_project():
+        yield start(spec=pb.ReleaseSpec(project="../etc", application=1, image="x"), command=["ls"])
+
+    async def no_image():
+        yield start(spec=pb.ReleaseSpec(project=project, application=1), command=["ls"])
+
+    for requests in (stdin_first, nothing, empty_command, blank_command, bad_project, no_image):
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            async for _ in stub.Run(requests(), metadata=MD):
+                pass
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, requests.__name__
+    assert await processes(stub, project) == []
+
+
+async def test_run_of_a_missing_image_fails_cleanly(stub: PomegranateStub, project: str):
+    spec = pb.ReleaseSpec(project=project, application=9, image=f"paastech/app-{project}:9")
+
+    async def requests():
+        yield pb.RunInput(start=pb.RunStart(spec=spec, command=["echo", "hi"]))
+
+    events = [event async for event in stub.Run(requests(), metadata=MD)]
+    assert [e.WhichOneof("event") for e in events] == ["failure"]
+    assert events[0].failure.reason.startswith("the command could not start: ")
+    assert await processes(stub, project) == []

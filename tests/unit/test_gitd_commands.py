@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from gitd.commands import BAD_PATH, NOT_ALLOWED, GitCommand, Refused, parse
+from gitd.commands import (
+    BAD_PATH,
+    NOT_ALLOWED,
+    RUN_USAGE,
+    GitCommand,
+    Refused,
+    RunCommand,
+    is_run,
+    parse,
+    parse_run,
+)
 
 
 @pytest.mark.parametrize(
@@ -235,3 +245,52 @@ def test_hook_log_format() -> None:
     assert format_log("Step 1/7 : FROM x") == "       Step 1/7 : FROM x"
     assert format_log(" ---> abc") == "        ---> abc"
     assert format_log("       already indented") == "       already indented"
+
+
+# --- one-off commands (issue 14): `ssh git@HOST run NAME -- CMD...`
+
+
+@pytest.mark.parametrize(
+    ("command", "argv"),
+    [
+        ("run myapp -- echo hi", ["echo", "hi"]),
+        # ssh joins its arguments with spaces; quotes group words as a shell would, no shell runs.
+        ("run myapp -- sh -c 'exit 3'", ["sh", "-c", "exit 3"]),
+        ('run myapp -- printf "%s\\n" $HOME;ls', ["printf", "%s\\n", "$HOME;ls"]),
+        (
+            "run myapp -- python manage.py migrate --noinput",
+            ["python", "manage.py", "migrate", "--noinput"],
+        ),
+        ("run myapp -- -- x", ["--", "x"]),
+    ],
+)
+def test_run_commands_parse_into_an_argv(command: str, argv: list[str]) -> None:
+    assert is_run(command)
+    assert parse_run(command) == RunCommand("myapp", argv)
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ("run", RUN_USAGE),
+        ("run myapp", RUN_USAGE),
+        ("run myapp echo hi", RUN_USAGE),
+        ("run myapp --", "refused: no command after --"),
+        ("run myapp -- ''", "refused: no command after --"),
+        ("run myapp -- 'unbalanced", "refused: unbalanced quotes in the command"),
+        ("run myapp -- echo \x1b[2J", "refused: the command contains control characters"),
+        ("run ../etc -- ls", "refused: project name must be"),
+        ("run " + "a" * 20000 + " -- ls", "refused: the command is longer than"),
+    ],
+)
+def test_bad_run_commands_are_refused(command: str, message: str) -> None:
+    with pytest.raises(Refused) as info:
+        parse_run(command)
+    assert info.value.message.startswith(message)
+    assert "\n" not in info.value.message
+
+
+def test_only_run_is_a_run_command() -> None:
+    assert not is_run("runner -- x")
+    assert not is_run("git-receive-pack 'run.git'")
+    assert is_run(b"run x -- y")

@@ -78,6 +78,15 @@ class FakeRuntime:
         info.image = spec.image
         return info
 
+    async def start_oneoff(self, spec, command, *, tty, attach, size=None):
+        # One-off commands need a real engine (stdin, TTY): tests/cli/test_run.py runs them.
+        raise NotImplementedError
+
+    def add_oneoff(self, project: str, application: int, replica: int) -> ContainerInfo:
+        info = self.add(project, application, L.ONEOFF_PROCESS, replica)
+        info.labels = {L.ONEOFF: L.MANAGED_VALUE}
+        return info
+
     async def run_once(self, spec: ProcessSpec, on_log, timeout) -> int:  # noqa: ASYNC109
         self.ran.append(spec)
         await on_log(f"ran {spec.command} with {len(self.containers)} containers present")
@@ -212,6 +221,32 @@ def test_decide_covers_every_case():
         )
     )
     assert decisions.missing == [("live", "worker", 2), ("fresh", "web", 1)]
+
+
+def test_decide_leaves_one_offs_to_their_sessions():
+    """Issue 14: a one-off whose session runs in this Pomegranate is left alone (even of an old
+    release); one whose session is gone, or of a deleted project, is removed."""
+    rt = FakeRuntime()
+    web = rt.add("live", 3, "web", 1)
+    active = rt.add_oneoff("live", 2, 123456)
+    abandoned = rt.add_oneoff("live", 3, 234567)
+    orphan = rt.add_oneoff("deleted", 1, 345678)
+    desired = [DesiredProject("live", plan("live", 3, web=1))]
+    decisions = decide(desired, list(rt.containers.values()), active_oneoffs=frozenset({active.id}))
+    assert decisions.adopt == [web]
+    assert decisions.leave == [active]
+    assert sorted(c.name for c in decisions.remove) == sorted([abandoned.name, orphan.name])
+    assert decisions.missing == []
+
+
+async def test_a_release_switch_leaves_one_offs_running():
+    rt = FakeRuntime()
+    rt.add("app", 1, "web", 1)
+    oneoff = rt.add_oneoff("app", 1, 100001)
+    result = await release(rt, plan("app", 2, web=1), Logs(), SETTINGS)
+    assert result.stopped_applications == [1]
+    names = sorted(c.name for c in rt.containers.values())
+    assert names == sorted([oneoff.name, name_of("app", 2, "web", 1)])
 
 
 async def test_reconcile_applies_the_decisions():
