@@ -321,6 +321,8 @@ FRAMEWORKS = {
 }
 
 
+# Three builds with real dependencies on a shared 2-core machine: more than the default 300 s.
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("app", list(FRAMEWORKS))
 def test_python_framework_app(plat: Platform, dev: Cli, app: str) -> None:
     code_file, version_line, check = FRAMEWORKS[app]
