@@ -142,13 +142,13 @@ class Baseline:
             lines[1:1] = [f"COPY {CA_FILE} {CA_MOUNT}", f"ENV {env}"]
         (self.context / "Dockerfile").write_text("\n".join(lines) + "\n")
         self.processes = plan.processes
-        self.current: str | None = None
+        self.original = (self.context / app.code).read_text()  # the v1 code
 
     async def deploy(self, version: str, warm: bool, out: Samples) -> None:
         from backend.pomegranate.procfile import shell_command
 
         code = self.context / self.app.code
-        code.write_text(self.app.with_version(code.read_text(), version))
+        code.write_text(self.app.with_version(self.original, version))
         tag = self.cli.tag(f"{self.app.name}-{version}")
         started = time.perf_counter()
         flags = [] if warm else ["--no-cache"]
@@ -192,6 +192,7 @@ class Pushed:
         self.plat, self.git, self.app, self.project = plat, git, app, project
         self.work = git.home / project
         shutil.copytree(fixture(app.name), self.work)
+        self.original = (self.work / app.code).read_text()  # the v1 code
         for args in (
             ("init", "-q", "-b", "main"),
             ("add", "-A"),
@@ -202,8 +203,7 @@ class Pushed:
 
     async def deploy(self, version: str, warm: bool, out: Samples) -> None:
         if version != "v1":
-            code = self.work / self.app.code
-            text = self.app.with_version(code.read_text(), version)
+            text = self.app.with_version(self.original, version)
             await asyncio.to_thread(self.git.commit, self.work, self.app.code, text)
         http = httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{self.plat.ingress_port}",
