@@ -314,10 +314,37 @@ def check_fastapi(plat: Platform, project: str, transcript: str, version: str) -
     ]
 
 
+def broken_collectstatic(plat: Platform, dev: Cli, project: str, work: Path) -> int:
+    """Bad input: settings collectstatic can't run with (no STATIC_ROOT). The build fails with
+    Django's own message in the transcript, the push is rejected, the branch not updated, and
+    the live version keeps serving. Returns the failed release's number."""
+    change_version(
+        dev,
+        work,
+        "site_config/settings.py",
+        'STATIC_ROOT = BASE_DIR / "staticfiles"',
+        "# STATIC_ROOT removed",
+    )
+    result = push(dev, work)
+    assert result.returncode != 0, result.stderr
+    assert "python manage.py collectstatic --noinput" in result.stderr
+    assert "without having set the STATIC_ROOT setting to a filesystem path" in result.stderr, (
+        result.stderr[-3000:]
+    )
+    assert "[remote rejected] main -> main (pre-receive hook declined)" in result.stderr
+    live = dev.git("ls-remote", "paastech", "refs/heads/main", cwd=work).stdout.split()[0]
+    assert live == dev.git("rev-parse", "HEAD~1", cwd=work).stdout.strip()
+    history = releases(dev, project)
+    assert history[0]["status"] == "FAILED" and history[1]["status"] == "RUNNING", history[:2]
+    assert app_json(plat, project)["version"] == "v2"
+    return history[0]["number"]
+
+
 FRAMEWORKS = {
-    # app: (the file holding VERSION, its v1 line, the app's checks after each push)
-    "django": ("notes/views.py", 'VERSION = "v1"', check_django),
-    "fastapi": ("main.py", 'VERSION = "v1"', check_fastapi),
+    # app: (the file holding VERSION, its v1 line, the app's checks after each push, a push
+    # that must fail after v2, or None)
+    "django": ("notes/views.py", 'VERSION = "v1"', check_django, broken_collectstatic),
+    "fastapi": ("main.py", 'VERSION = "v1"', check_fastapi, None),
 }
 
 
@@ -325,7 +352,7 @@ FRAMEWORKS = {
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("app", list(FRAMEWORKS))
 def test_python_framework_app(plat: Platform, dev: Cli, app: str) -> None:
-    code_file, version_line, check = FRAMEWORKS[app]
+    code_file, version_line, check, bad_push = FRAMEWORKS[app]
     project, work = new_project(plat, dev, app)
 
     first = pushed_ok(dev, work)
@@ -341,11 +368,12 @@ def test_python_framework_app(plat: Platform, dev: Cli, app: str) -> None:
     assert step_cached(second, "pip install --no-cache-dir -r requirements.txt")
     assert "Collecting" not in second and "Successfully installed" not in second
     check(plat, project, second, "v2")
+    last = bad_push(plat, dev, project, work) if bad_push else 2
 
-    # Rollback to v1's image: served again through the ingress, checks as for v1's image.
+    # Rollback to v1's image: served again through the ingress as a new release.
     dev.ok("rollback", "1", cwd=work, timeout=180)
-    assert app_json(plat, project, "v1")["release"] == "3"
-    assert [(r["number"], r["status"]) for r in releases(dev, project)[:2]] == [
-        (3, "RUNNING"),
-        (2, "SUPERSEDED"),
+    assert app_json(plat, project, "v1")["release"] == str(last + 1)
+    assert [(r["number"], r["status"]) for r in releases(dev, project)][:2] == [
+        (last + 1, "RUNNING"),
+        (last, "FAILED" if bad_push else "SUPERSEDED"),
     ]
