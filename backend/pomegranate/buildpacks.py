@@ -42,6 +42,7 @@ NODE_LOCKFILES = ("package-lock.json", "npm-shrinkwrap.json")
 YARN_LOCK = "yarn.lock"
 PNPM_LOCK = "pnpm-lock.yaml"
 INDEX_HTML = "index.html"
+MANAGE_PY = "manage.py"
 
 # Root files whose content detection needs; every other root file only needs to be named.
 FILES_TO_READ = frozenset(
@@ -261,6 +262,26 @@ def select_node(package: Mapping[str, object], settings: Settings) -> str:
     return table[max(matches, key=_version_key)]
 
 
+_DJANGO = re.compile(r"^django(?![\w.-])", re.IGNORECASE)
+
+
+def uses_django(files: Mapping[str, str | bytes | None]) -> bool:
+    """Whether Django is a declared dependency: a requirements.txt line, a PEP 621 dependency or a
+    Poetry dependency named `django` (not `django-something`)."""
+    if REQUIREMENTS in files:
+        names = requirement_lines(_text(files[REQUIREMENTS], REQUIREMENTS))
+    else:
+        try:
+            pyproject = tomllib.loads(_text(files.get(PYPROJECT), PYPROJECT))
+        except tomllib.TOMLDecodeError:
+            return False  # _python reports the malformed file
+        deps = pyproject.get("project", {}).get("dependencies", [])
+        poetry = pyproject.get("tool", {}).get("poetry", {}).get("dependencies", {})
+        names = [d for d in deps if isinstance(d, str)] if isinstance(deps, list) else []
+        names += list(poetry) if isinstance(poetry, dict) else []
+    return any(_DJANGO.match(name.strip()) for name in names)
+
+
 def _python(files: Mapping[str, str | bytes | None], settings: Settings) -> BuildPlan:
     processes = _procfile(files)
     image = select_python(files, settings)
@@ -304,7 +325,13 @@ def _python(files: Mapping[str, str | bytes | None], settings: Settings) -> Buil
             # The dependency list is part of the instruction, so the layer is cached until it
             # changes, without copying pyproject.toml (which changes for other reasons too).
             lines.append(f"RUN {pip} {' '.join(shlex.quote(d) for d in deps)}")
-    lines += [f"COPY --chown={APP_USER} . /app", f"USER {APP_USER}"]
+    lines.append(f"COPY --chown={APP_USER} . /app")
+    if MANAGE_PY in files and uses_django(files):
+        # Heroku's rule: a Django app (manage.py at the root, Django among the dependencies) gets
+        # its static files collected at build time, into the image, for whitenoise or the like.
+        # It runs without the app's env (builds never see it), so the settings need defaults.
+        lines.append(f"RUN python {MANAGE_PY} collectstatic --noinput")
+    lines.append(f"USER {APP_USER}")
     return BuildPlan(stack="python", dockerfile="\n".join(lines) + "\n", processes=processes)
 
 

@@ -351,3 +351,48 @@ def test_malformed_files(files, step, message):
         plan(files)
     assert info.value.step == step
     assert message in info.value.message
+
+
+COLLECTSTATIC = "RUN python manage.py collectstatic --noinput"
+
+
+@pytest.mark.parametrize(
+    ("files", "collects"),
+    [
+        ({"requirements.txt": "Django==5.1.4\ngunicorn\n", "manage.py": None}, True),
+        ({"requirements.txt": "django[argon2]>=5  # web\n", "manage.py": None}, True),
+        (
+            {
+                "pyproject.toml": '[project]\nname="a"\ndependencies=["django~=5.1"]\n',
+                "manage.py": None,
+            },
+            True,
+        ),
+        (
+            {
+                "pyproject.toml": '[tool.poetry.dependencies]\npython="^3.11"\nDjango="^5.1"\n',
+                "poetry.lock": None,
+                "manage.py": None,
+            },
+            True,
+        ),
+        # No manage.py, or Django not a dependency (a django-* package is not Django).
+        ({"requirements.txt": "Django==5.1.4\n"}, False),
+        ({"requirements.txt": "django-environ\nflask\n", "manage.py": None}, False),
+        ({"pyproject.toml": "not toml [", "manage.py": None}, None),
+    ],
+)
+def test_django_app_collects_static_files_in_the_build(files, collects):
+    files = {"Procfile": "web: gunicorn site_config.wsgi", **files}
+    if collects is None:  # a malformed pyproject.toml is still reported as such
+        with pytest.raises(BuildError, match="not valid TOML"):
+            plan(files)
+        return
+    lines = plan(files).dockerfile.splitlines()
+    if not collects:
+        assert COLLECTSTATIC not in lines
+        return
+    # After the code is copied (it needs the settings and the apps), before the app user, so that
+    # STATIC_ROOT is written in the image and the code-only layer cache is unchanged above it.
+    copy_all = lines.index("COPY --chown=1000:1000 . /app")
+    assert copy_all < lines.index(COLLECTSTATIC) < lines.index("USER 1000:1000")
