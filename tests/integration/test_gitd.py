@@ -10,7 +10,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from tests.support.platform import (
     gitd_process,
     platform,
 )
+from tests.support.polling import within
 from tests.support.servers import free_port
 
 STATE = """query($p: String!) { project(name: $p) {
@@ -495,10 +495,9 @@ async def test_second_version_switches_without_failed_requests(
     work = alice.workdir("python", project)
     assert alice.push(work).returncode == 0
     async with ingress.client(project) as http:
-        deadline = time.monotonic() + 30
-        while (await http.get("/")).status_code != 200:
-            assert time.monotonic() < deadline, "the ingress never routed the app"
-            await asyncio.sleep(0.2)
+        async with within(30, "the ingress to route the app"):
+            while (await http.get("/")).status_code != 200:
+                await asyncio.sleep(0.2)
 
         app_py = (work / "app.py").read_text().replace('"VERSION", "v1"', '"VERSION", "v2"')
         alice.commit(work, {"app.py": app_py})
@@ -522,10 +521,9 @@ async def test_second_version_switches_without_failed_requests(
         try:
             result = await asyncio.to_thread(alice.push, work)
             assert result.returncode == 0, result.stderr
-            deadline = time.monotonic() + 10
-            while not results or results[-1] != "v2":
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.1)
+            async with within(10, "v2 to answer after the push"):
+                while not results or results[-1] != "v2":
+                    await asyncio.sleep(0.1)
         finally:
             stop.set()
             await task

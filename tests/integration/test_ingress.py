@@ -298,9 +298,7 @@ async def test_stopped_app_answers_503_then_recovers(ingress, runtime, project):
     await wait_for(ingress, host, ok)
 
     await runtime.stop(only.id)
-    started = time.monotonic()
     response = await wait_for(ingress, host, lambda r: r.status_code in (502, 503), timeout=10)
-    assert time.monotonic() - started < 10
     if response.status_code == 503:
         assert response.text.strip() == f"{host} is starting or stopped"
     else:

@@ -36,6 +36,7 @@ from backend.ingress.tls import SniContexts
 from backend.settings import Settings, get_settings
 from tests.support.dns import DnsZone, dns_server
 from tests.support.pebble import Pebble, pebble
+from tests.support.polling import within as bounded
 from tests.support.servers import free_port
 
 ZONE = "pebble.test"
@@ -201,13 +202,13 @@ async def https_get(ctx: ssl.SSLContext, port: int, host: str, path: str = "/") 
 async def status_of(
     store: cs.CertStore, host: str, wanted: str, within: float = 60
 ) -> cs.CertStatus:
-    deadline = time.monotonic() + within
-    while True:
-        status = store.read_status(host)
-        if status is not None and status.status == wanted:
-            return status
-        assert time.monotonic() < deadline, f"{host}: {status} (wanted {wanted})"
-        await asyncio.sleep(0.2)
+    status = None
+    async with bounded(within, lambda: f"{host}: {status} (wanted {wanted})"):
+        while True:
+            status = store.read_status(host)
+            if status is not None and status.status == wanted:
+                return status
+            await asyncio.sleep(0.2)
 
 
 async def http_get(port: int, host: str, path: str = "/") -> httpx.Response:
@@ -225,7 +226,8 @@ async def test_certificate_by_http01_served_by_sni_and_http_redirects(acme, dns,
         async with edge(settings_for(acme, dns, tmp_path), table, acme.http_port) as e:
             status = await status_of(e.store, host, cs.VALID)
             assert status.issuer and "Pebble" in status.issuer
-            assert status.not_after and status.not_after > time.time() + 3600
+            now = time.time()  # dates are checked against the clock, not durations
+            assert status.not_after and status.not_after > now + 3600
             assert status.last_error is None
 
             answer = await https_get(acme.client_context(), e.https_port, host, "/a?b=1")
@@ -291,7 +293,8 @@ async def test_restart_reuses_the_stored_certificate(acme, dns, tmp_path):
             assert answer.cert.serial_number == first.serial_number
             assert (await http_get(e.http_port, host)).status_code == 308
             await asyncio.sleep(settings.acme_check_interval_seconds * 5)
-            assert len(e.store.recent_orders(time.time())) == orders
+            now = time.time()  # dates are checked against the clock, not durations
+            assert len(e.store.recent_orders(now)) == orders
             assert e.store.read_status(host).status == cs.VALID  # type: ignore[union-attr]
 
 
@@ -304,14 +307,16 @@ async def test_unreachable_challenge_fails_with_the_reason_and_http_keeps_servin
             status = await status_of(e.store, UNREACHABLE, cs.FAILED)
             assert status.last_error and "challenge failed" in status.last_error
             assert "127.0.0.2" in status.last_error  # Pebble's own words: where it connected
-            assert status.failures == 1 and status.next_attempt > time.time() + 3000
+            now = time.time()  # dates are checked against the clock, not durations
+            assert status.failures == 1 and status.next_attempt > now + 3000
             assert e.store.load_certificate(UNREACHABLE) is None
             response = await http_get(e.http_port, UNREACHABLE, "/still")
             assert response.status_code == 200  # no redirect to a certificate that isn't there
             assert json.loads(response.content)["path"] == "/still"
             # The backoff holds: no second order in the next rounds.
             await asyncio.sleep(e.manager.settings.acme_check_interval_seconds * 5)
-            assert len(e.store.recent_orders(time.time())) == 1
+            now = time.time()  # dates are checked against the clock, not durations
+            assert len(e.store.recent_orders(now)) == 1
 
 
 async def test_hostname_not_pointing_here_gets_no_order(acme, dns, tmp_path):
@@ -322,9 +327,11 @@ async def test_hostname_not_pointing_here_gets_no_order(acme, dns, tmp_path):
             assert status.last_error and "203.0.113.7" in status.last_error
             assert "not to this server" in status.last_error
             # Looked at again within 15 minutes (backoff 1 h here): DNS checks cost the CA nothing.
-            assert time.time() + 600 < status.next_attempt <= time.time() + 900
+            now = time.time()  # dates are checked against the clock, not durations
+            assert now + 600 < status.next_attempt <= now + 900
             await asyncio.sleep(e.manager.settings.acme_check_interval_seconds * 3)
-            assert e.store.recent_orders(time.time()) == []
+            now = time.time()  # dates are checked against the clock, not durations
+            assert e.store.recent_orders(now) == []
             assert e.store.read_status("localhost") is None  # never certifiable: not even tried
             assert (await http_get(e.http_port, ELSEWHERE)).status_code == 200
 
@@ -340,7 +347,8 @@ async def test_global_cap_on_orders_per_hour(acme, dns, tmp_path):
             assert issued.issuer
             assert waiting.last_error and "1 certificate orders per hour" in waiting.last_error
             assert waiting.failures == 0  # not the hostname's fault: no backoff
-            assert len(e.store.recent_orders(time.time())) == 1
+            now = time.time()  # dates are checked against the clock, not durations
+            assert len(e.store.recent_orders(now)) == 1
 
 
 async def test_renewal_before_expiry_with_short_validity(dns, tmp_path):
@@ -356,17 +364,17 @@ async def test_renewal_before_expiry_with_short_validity(dns, tmp_path):
                 ctx = short.client_context()
                 served = (await https_get(ctx, e.https_port, host)).cert
                 serials = {served.serial_number}
-                deadline = time.monotonic() + 40
-                while len(serials) < 3:  # two renewals
-                    assert time.monotonic() < deadline, e.store.read_status(host)
-                    answer = await https_get(ctx, e.https_port, host)
-                    assert answer.status == 200  # verified every time: never an expired one
-                    serials.add(answer.cert.serial_number)
-                    await asyncio.sleep(0.3)
+                async with bounded(40, lambda: f"two renewals: {e.store.read_status(host)}"):
+                    while len(serials) < 3:  # two renewals
+                        answer = await https_get(ctx, e.https_port, host)
+                        assert answer.status == 200  # verified every time: never an expired one
+                        serials.add(answer.cert.serial_number)
+                        await asyncio.sleep(0.3)
                 latest = e.store.read_status(host)
                 assert latest and latest.not_after and first.not_after
                 assert latest.not_after > first.not_after
-                assert len(e.store.recent_orders(time.time())) >= 3
+                now = time.time()  # dates are checked against the clock, not durations
+                assert len(e.store.recent_orders(now)) >= 3
 
 
 def test_backoff_and_renewal_arithmetic():

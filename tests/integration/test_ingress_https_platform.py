@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -24,6 +23,7 @@ from tests.support.dns import DnsZone, dns_server
 from tests.support.gqlclient import SIGNUP, Api
 from tests.support.pebble import Pebble, pebble
 from tests.support.platform import Platform, cleanup_project, fixture, platform, push, tar_dir
+from tests.support.polling import within
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.docker
@@ -79,14 +79,14 @@ async def certificates(user: User, project: str) -> dict[str, dict]:
 
 
 async def until_certificate(user: User, project: str, host: str, status: str) -> dict:
-    deadline = time.monotonic() + 60
-    while True:
-        domain = (await certificates(user, project)).get(host)
-        cert = domain and domain["certificate"]
-        if cert and cert["status"] == status:
-            return domain
-        assert time.monotonic() < deadline, f"{host}: {domain}"
-        await asyncio.sleep(0.3)
+    domain = None
+    async with within(60, lambda: f"{host} {status}, last {domain}"):
+        while True:
+            domain = (await certificates(user, project)).get(host)
+            cert = domain and domain["certificate"]
+            if cert and cert["status"] == status:
+                return domain
+            await asyncio.sleep(0.3)
 
 
 async def test_pushed_app_gets_a_certificate_served_over_https(stack, dns, tmp_path):
@@ -155,13 +155,12 @@ async def test_pushed_app_gets_a_certificate_served_over_https(stack, dns, tmp_p
     )
     assert settings["updateProjectSettings"]["settings"]["hsts"] is True
     await user.wait_status(project, 2, {"running"})
-    deadline = time.monotonic() + 30
-    while True:
-        answer = await https_get(acme.client_context(), https_port, host)
-        if "strict-transport-security" in answer.headers:
-            break
-        assert time.monotonic() < deadline, answer.headers
-        await asyncio.sleep(0.2)
+    async with within(30, "Strict-Transport-Security on the app's answers"):
+        while True:
+            answer = await https_get(acme.client_context(), https_port, host)
+            if "strict-transport-security" in answer.headers:
+                break
+            await asyncio.sleep(0.2)
     assert answer.headers["strict-transport-security"] == "max-age=31536000"
 
     # `paastech domains` shows both: the certificate's expiry, and why the other has none.

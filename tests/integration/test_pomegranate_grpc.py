@@ -28,6 +28,7 @@ from backend.rpc.pomegranate_pb2_grpc import PomegranateStub
 from backend.security import internal_secret
 from backend.settings import Settings
 from tests.support.platform import tar_dir
+from tests.support.polling import within
 from tests.support.servers import ROOT, base_env, free_port, stop_process
 
 pytestmark = pytest.mark.docker
@@ -371,15 +372,13 @@ async def test_cancelled_release_leaves_no_new_containers(stub: PomegranateStub,
             break
     # The new container exists (polled: it is created just after that line) and is being
     # health-checked; the API goes away.
-    deadline = time.monotonic() + 30
-    while {c.application for c in await processes(stub, project)} != {1, 2}:
-        assert time.monotonic() < deadline, "the new release's container never appeared"
-        await asyncio.sleep(0.2)
+    async with within(30, "the new release's container to appear"):
+        while {c.application for c in await processes(stub, project)} != {1, 2}:
+            await asyncio.sleep(0.2)
     call.cancel()
-    deadline = time.monotonic() + 15
-    while {c.application for c in await processes(stub, project)} != {1}:
-        assert time.monotonic() < deadline, "the cancelled release's containers stayed"
-        await asyncio.sleep(0.2)
+    async with within(15, "the cancelled release's containers to go"):
+        while {c.application for c in await processes(stub, project)} != {1}:
+            await asyncio.sleep(0.2)
     assert (await get(v1.containers[0].host_port)).json()["version"] == "v1"
 
 
@@ -506,15 +505,14 @@ async def test_reconcile(
     assert [(c.replica, c.running) for c in listed] == [(1, True), (2, True)]
     restarted = next(c for c in listed if c.replica == 2)
     assert restarted.id != web2.id
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if (await get(restarted.host_port, "/health")).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the re-started replica never answered"
-        await asyncio.sleep(0.2)
+    async with within(20, "the re-started replica to answer"):
+        while True:
+            try:
+                if (await get(restarted.host_port, "/health")).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
 
     # Scaled down to one replica in the desired state: the extra one goes; a second run adopts.
     desired = pb.DesiredState(
