@@ -183,7 +183,7 @@ class Settings(BaseSettings):
     # "version=image" comma separated; scripts/base-images.sh builds the images. Without a
     # request, python_base_image/node_base_image are used.
     python_runtimes: str = "3.11=paastech/python:bookworm,3.13=paastech/python:trixie"
-    node_runtimes: str = "18.19.0=paastech/node:bookworm"
+    node_runtimes: str = "18.19.0=paastech/node:bookworm,20.19.2=paastech/node:trixie"
     # The Procfile's `release:` command runs once per release before it goes live; longer fails it.
     release_timeout_seconds: int = 600
     # Issue 14: one-off commands (`paastech run`, `ssh git@HOST run NAME -- CMD`). A command

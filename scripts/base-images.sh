@@ -8,6 +8,7 @@
 #   paastech/python:bookworm  debootstrap minbase + python3 (3.11), pip, venv
 #   paastech/python:trixie    debootstrap minbase + python3 (3.13), pip, venv
 #   paastech/node:bookworm    debootstrap minbase + nodejs (Debian's, v18), npm
+#   paastech/node:trixie      debootstrap minbase + nodejs (Debian's, v20), npm
 #   paastech/busybox:latest   scratch rootfs with Debian's busybox-static
 #
 # The runtime versions the buildpacks offer (backend/settings.py python_runtimes,
@@ -136,7 +137,7 @@ build_busybox() { # tag
 
 TODO=()
 for tag in paastech/python:bookworm paastech/python:trixie paastech/node:bookworm \
-           paastech/busybox:latest; do
+           paastech/node:trixie paastech/busybox:latest; do
     if have_image "$tag" && { [ "$tag" = paastech/busybox:latest ] || current_image "$tag"; }; then
         echo "cached  $tag"
     else

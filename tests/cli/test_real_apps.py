@@ -221,8 +221,9 @@ def test_express_app(plat: Platform, dev: Cli) -> None:
     assert "Node app detected" in first
     assert "npm ci --omit=dev" in first
     assert re.search(r"added \d+ packages", first), first
+    assert "FROM paastech/node:trixie" in first  # engines.node 20.x: trixie's Node
     body = app_json(plat, project, "v1")
-    assert body["app"] == "express" and body["node"].startswith("18.")
+    assert body["app"] == "express" and body["node"].startswith("20.")
 
     second = redeploy_under_load(
         plat, dev, project, work, "server.js", 'const VERSION = "v1"', 'const VERSION = "v2"'
