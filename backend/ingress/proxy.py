@@ -3,8 +3,11 @@
 One catch-all handler: look the Host up in the RouteTable, then forward to one replica through a
 shared ClientSession whose TCPConnector keeps connections to upstreams alive.
 
-* Bodies stream both ways in chunks; nothing buffers a whole body. A request body of up to
-  RETRY_BUFFER_BYTES is read first, so such requests can be replayed on another replica.
+* Bodies stream both ways in chunks; nothing buffers a large body. A request body of up to
+  RETRY_BUFFER_BYTES is read first, so such requests can be replayed on another replica. So is
+  the answer to an idempotent request when its Content-Length is at most RETRY_BUFFER_BYTES: a
+  replica stopped between its headers and the end of its body (a release switch: SIGTERM to an
+  app that exits at once) then costs a retry on the next replica, not a truncated answer.
 * Retry: when connecting to a replica fails, the next one is tried (each at most once), as long as
   the request body was not consumed. When a connection dies before any response byte (e.g. a
   reused keep-alive connection to a replica that just stopped), only idempotent methods are
@@ -138,6 +141,18 @@ def response_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
     return headers
 
 
+def _small_answer(request: web.BaseRequest, upstream: aiohttp.ClientResponse) -> bool:
+    """An answer read whole before it is relayed (so it can be retried elsewhere)."""
+    length = upstream.content_length
+    return request.method != "HEAD" and length is not None and length <= RETRY_BUFFER_BYTES
+
+
+def _add_hsts(request: web.BaseRequest, route: Route, headers: CIMultiDict[str]) -> None:
+    if route.hsts_seconds and request.secure:
+        # Per project (its labels); over HTTPS only, as RFC 6797 and Traefik do.
+        headers["Strict-Transport-Security"] = f"max-age={route.hsts_seconds}"
+
+
 def upstream_url(upstream: Upstream, request: web.BaseRequest) -> URL:
     target = request.raw_path if request.raw_path.startswith("/") else str(request.rel_url)
     return URL(upstream.base_url + target, encoded=True)
@@ -250,7 +265,23 @@ class Proxy:
                 break
             try:
                 upstream_response = await self._send(request, upstream, headers, body)
-                break
+                if not (idempotent and _small_answer(request, upstream_response)):
+                    break
+                answer, upstream_response = upstream_response, None
+                try:
+                    async with asyncio.timeout(RESPONSE_HEADERS_TIMEOUT):
+                        content = await answer.read()
+                except aiohttp.ClientError as exc:
+                    log.warning(
+                        "%s: %s broke before the end of its answer: %r",
+                        route.host,
+                        upstream.base_url,
+                        exc,
+                    )
+                    continue
+                finally:
+                    answer.release()
+                return self._buffered(request, answer, route, content)
             except BodyTooLarge:
                 return plain(413, f"Request body larger than {MAX_BODY_BYTES} bytes")
             except aiohttp.ConnectionTimeoutError:  # before TimeoutError: it is one
@@ -301,15 +332,27 @@ class Proxy:
             finally:
                 body.deadline = None
 
+    def _buffered(
+        self,
+        request: web.BaseRequest,
+        upstream: aiohttp.ClientResponse,
+        route: Route,
+        content: bytes,
+    ) -> web.Response:
+        headers = response_headers(upstream)
+        headers.popall(hdrs.CONTENT_LENGTH, None)  # aiohttp sets it from the body
+        _add_hsts(request, route, headers)
+        return web.Response(
+            status=upstream.status, reason=upstream.reason, headers=headers, body=content
+        )
+
     async def _relay(
         self, request: web.BaseRequest, upstream: aiohttp.ClientResponse, route: Route
     ) -> web.StreamResponse:
         try:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             response.headers.extend(response_headers(upstream))
-            if route.hsts_seconds and request.secure:
-                # Per project (its labels); over HTTPS only, as RFC 6797 and Traefik do.
-                response.headers["Strict-Transport-Security"] = f"max-age={route.hsts_seconds}"
+            _add_hsts(request, route, response.headers)
             await response.prepare(request)
             try:
                 async for chunk in upstream.content.iter_chunked(CHUNK_BYTES):

@@ -477,3 +477,55 @@ async def test_upstream_timeout_is_504_and_oversized_body_is_413(monkeypatch):
         response = await client.post("/count", content=body())
         assert response.status_code == 413
         assert (await client.get("/headers")).status_code == 200
+
+
+@contextlib.asynccontextmanager
+async def cut_off_upstream():
+    """A replica that answers headers and part of its body, then closes (as an app that exits
+    at once on a release switch's SIGTERM). Yields its port and the requests it took."""
+    taken: list[str] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        taken.append(head.split(b" ", 1)[0].decode())
+        length = int(
+            dict(
+                line.split(": ", 1) for line in head.decode().split("\r\n")[1:] if ": " in line
+            ).get("Content-Length", "0")
+        )
+        if length:
+            await reader.readexactly(length)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n")
+        writer.write(b"only ten b")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1], taken
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_answer_cut_short_is_retried_on_the_next_replica_when_idempotent():
+    """A release switch's race: the old replica dies between its headers and its body's end.
+    A GET's small answer is read whole first, so it is retried on the next replica; a POST's is
+    relayed as it comes and cut off (never passed off as complete)."""
+    async with (
+        cut_off_upstream() as (dying, taken),
+        serving(await upstream_app()) as up,
+        local_ingress(dying, up) as client,
+    ):
+        for _ in range(6):  # round robin: every other request goes to the dying one first
+            response = await client.get("/headers")
+            assert response.status_code == 200
+            assert response.json()["path"] == "/headers"
+        assert taken.count("GET") == 3
+        posts = [client.post("/count", content=b"small body") for _ in range(2)]
+        outcomes = await asyncio.gather(*posts, return_exceptions=True)
+        assert taken.count("POST") == 1
+        assert sum(isinstance(o, httpx.RemoteProtocolError) for o in outcomes) == 1, outcomes
+        assert [o.json() for o in outcomes if isinstance(o, httpx.Response)] == [
+            {"received": 10, "chunked": False}
+        ]
