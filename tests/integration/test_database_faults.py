@@ -59,6 +59,13 @@ class Hammer:
     def stop(self) -> None:
         self._stop.set()
 
+    async def more(self, count: int, within: float = 60) -> None:
+        """Wait until ``count`` more requests have been answered."""
+        wanted = len(self.results) + count
+        async with asyncio.timeout(within):
+            while len(self.results) < wanted:
+                await asyncio.sleep(0.05)
+
     async def until(self, outcome: str, within: float = 60) -> None:
         async with asyncio.timeout(within):
             while not self.results or self.results[-1][1] != outcome:
@@ -74,12 +81,12 @@ async def test_postgres_restarted_under_load(tmp_path: Path) -> None:
             await asyncio.to_thread(pg.stop)
             down = len(hammer.results)
             await hammer.until("UNAVAILABLE", within=30)
-            await asyncio.sleep(1)  # a few more requests while it is down
+            await hammer.more(10)  # a few more requests while it is down
             during = [o for _, o in hammer.results[down:]]
             await asyncio.to_thread(pg.start)
             await hammer.until("ok", within=60)  # recovers by itself
             after = len(hammer.results)
-            await asyncio.sleep(1)
+            await hammer.more(20)
         finally:
             hammer.stop()
             await task

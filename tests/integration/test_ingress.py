@@ -33,6 +33,7 @@ from backend.pomegranate.runtime import BuiltImage, ContainerInfo, ProcessSpec
 from backend.settings import Settings
 from tests.integration.test_docker_runtime import Logs
 from tests.support.platform import tar_dir
+from tests.support.polling import within
 from tests.support.servers import ROOT, free_port, stop_process
 
 docker = pytest.mark.docker
@@ -267,17 +268,24 @@ async def test_replacing_a_replica_under_load_fails_no_request(ingress, runtime,
                 else:
                     served[response.json()["env"]["PAASTECH_RELEASE"]] += 1
 
+    async def answered(count: int) -> None:
+        """Wait for ``count`` more answers (or failures) under the load."""
+        wanted = served.total() + len(failures) + count
+        async with within(60, f"{count} more answers"):
+            while served.total() + len(failures) < wanted:
+                await asyncio.sleep(0.05)
+
     clients = [asyncio.create_task(load()) for _ in range(4)]
     try:
-        await asyncio.sleep(1.0)
+        await answered(20)
         new = await start_web(runtime, project, v2, application=2)
         # The new release is in rotation before the old one goes.
         await wait_for(
             ingress, host, lambda r: ok(r) and r.json()["env"]["PAASTECH_RELEASE"] == "2"
         )
-        await asyncio.sleep(1.0)
+        await answered(20)
         await runtime.stop(old.id)
-        await asyncio.sleep(2.0)
+        await answered(50)
     finally:
         stop.set()
         await asyncio.gather(*clients)

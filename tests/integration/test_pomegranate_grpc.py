@@ -433,8 +433,10 @@ async def test_runtime_logs_follow_in_order_and_pick_up_new_releases(
 
 
 async def test_runtime_logs_without_follow_end(stub: PomegranateStub, project: str):
-    await deploy(stub, project, "ticker", 1, health_path="/")
-    await asyncio.sleep(1)  # ~10 ticks printed
+    done = await deploy(stub, project, "ticker", 1, health_path="/")
+    async with within(30, "the ticker to print 3 ticks"):
+        while (await get(done.containers[0].host_port)).json()["ticks"] < 3:
+            await asyncio.sleep(0.1)
     async with asyncio.timeout(15):
         lines = [
             line
