@@ -16,6 +16,7 @@ MODULES = [
     "bench.graphql_projects",
     "bench.deploy_latency",
     "bench.push_to_live",
+    "bench.build_isolation",  # issue 10
     "bench.real_apps",  # issue 14
     "bench.ingress_throughput",
     "bench.ingress_tls",

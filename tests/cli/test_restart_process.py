@@ -5,6 +5,7 @@ ingress meanwhile, bad inputs change nothing, and another Client gets NOT_FOUND.
 from __future__ import annotations
 
 import secrets
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -198,16 +199,23 @@ def test_another_client_cannot_restart(
 def test_process_restart_is_refused_while_a_release_is_under_way(
     plat: Platform, scaled: tuple[Cli, str]
 ) -> None:
-    """Runs last: it makes v3. While a release is under way (a deploy builds for seconds), a
-    process restart is refused and touches nothing; once v3 is live, it restarts v3's process."""
+    """Runs last: it makes v3. While a release is under way, a process restart is refused and
+    touches nothing; once v3 is live, it restarts v3's process. Pomegranate is held (SIGSTOP)
+    while v3 is queued, so v3 can't finish before the restart is tried, however fast the build."""
     cli, project = scaled
     before = containers(plat, project, 2)
-    queued = cli.ok("deploy", "-p", project, "--no-wait")
-    assert f"v3 of {project}" in queued.out, str(queued)
-    refused = cli.fails(1, "restart", "web.1", "-p", project)
-    assert "a release is in progress: restart once it is live" in refused.err
-    assert releases(cli, project)[0]["status"] in ("QUEUED", "BUILDING", "DEPLOYING")
-    assert containers(plat, project, 2) == before
+    pomegranate = plat.pomegranate.proc
+    assert pomegranate is not None
+    pomegranate.send_signal(signal.SIGSTOP)
+    try:
+        queued = cli.ok("deploy", "-p", project, "--no-wait")
+        assert f"v3 of {project}" in queued.out, str(queued)
+        refused = cli.fails(1, "restart", "web.1", "-p", project)
+        assert "a release is in progress: restart once it is live" in refused.err
+        assert releases(cli, project)[0]["status"] in ("QUEUED", "BUILDING")
+        assert containers(plat, project, 2) == before
+    finally:
+        pomegranate.send_signal(signal.SIGCONT)
     for _ in range(480):  # polls, each at least 0.5 s apart
         if releases(cli, project)[0]["status"] == "RUNNING":
             break

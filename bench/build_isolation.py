@@ -1,0 +1,217 @@
+"""What the isolated builder (issue 10) costs a push: its build against the trusted engine's.
+
+Issue 10 moved every build off the Docker engine the platform trusts into rootful buildah with a
+per-project layer store, a cgroup and a firewalled network, followed by a push to the platform
+registry and a pull by digest. The engine build no longer exists in the platform, so "before"
+can't be pushed; it is measured as the work it did, in the same run, on the same change:
+
+- isolated build (measured): Pomegranate's Build RPC on a tar of the `dockerfile` fixture with a
+  code change (a random comment appended to app.py: every step before the COPY cached, the COPY
+  and later rebuilt), i.e. buildah, the label strip and `buildah push` to the registry, then
+  `docker pull <repo>@<digest>` into the engine (what a release does before its first start).
+- engine build (baseline): `DOCKER_BUILDKIT=0 docker build` of a directory with the same files
+  and the same kind of change, warm cache: the pre-issue-10 build.
+- push-to-live (measured): the full platform, the same kind of code change pushed through the
+  API's internal Deployments gRPC (as gitd does) until the new release answers 200.
+- push-to-live before isolation (derived, not measured): push-to-live minus the isolated build
+  plus the engine build, per run (the same pairs), median.
+
+The ratio of interest is push-to-live / push-to-live before isolation (issue 10's budget: at most
+1.2). Checks (fail loudly, no timing asserted): each build's cache use is as intended, each
+release answers as the new release. Everything created is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import statistics
+import tarfile
+import time
+from io import BytesIO
+
+import grpc
+
+from bench.deploy_latency import (
+    DEPLOY_TIMEOUT,
+    DockerCli,
+    Samples,
+    _docker,
+    session,
+)
+from bench.registry import BenchmarkFailed, Options, Row, register
+
+CHUNK = 256 * 1024
+
+
+def repetitions(opts: Options) -> int:
+    return max(1, min(10, round(3 * opts.duration / 10)))
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, BytesIO(data))
+    return buf.getvalue()
+
+
+def fixture_files(token: str) -> dict[str, bytes]:
+    """The `dockerfile` fixture with app.py changed by a comment (a code-only change)."""
+    from tests.support.platform import fixture
+
+    root = fixture("dockerfile")
+    files = {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+    files["app.py"] += f"\n# bench {token}\n".encode()
+    return files
+
+
+class IsolatedBuilds:
+    """Pomegranate's Build RPC of the running platform, then `docker pull` of its result."""
+
+    def __init__(self, port: int, secret_key: str) -> None:
+        from backend.rpc.pomegranate_pb2_grpc import PomegranateStub
+        from backend.security import internal_secret
+
+        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        self.stub = PomegranateStub(self.channel)
+        self.metadata = (("x-paastech-secret", internal_secret(secret_key)),)
+        self.pulled: list[str] = []
+
+    async def build(self, project: str, application: int, source: bytes) -> tuple[str, str]:
+        """(the pulled reference, cache use 'k/n' of the steps after FROM)."""
+        from backend.rpc import pomegranate_pb2 as pb
+
+        async def chunks():
+            yield pb.BuildChunk(header=pb.BuildHeader(project=project, application=application))
+            for start in range(0, len(source), CHUNK):
+                yield pb.BuildChunk(data=source[start : start + CHUNK])
+
+        lines: list[str] = []
+        result = None
+        async with asyncio.timeout(DEPLOY_TIMEOUT):
+            async for event in self.stub.Build(chunks(), metadata=self.metadata):
+                kind = event.WhichOneof("event")
+                if kind == "log":
+                    lines.append(event.log)
+                elif kind == "failure":
+                    raise BenchmarkFailed(f"isolated build failed: {event.failure}")
+                elif kind == "result":
+                    result = event.result
+            if result is None:
+                raise BenchmarkFailed("isolated build streamed no result")
+            await _docker("pull", result.image)
+            self.pulled.append(result.image)
+        return result.image, _buildah_cache(lines)
+
+    async def close(self) -> None:
+        await self.channel.close()
+        if self.pulled:  # pulled by digest: no tag or label the project's cleanup goes by
+            with contextlib.suppress(BenchmarkFailed):
+                await _docker("rmi", "-f", *self.pulled)
+
+
+def _buildah_cache(lines: list[str]) -> str:
+    """'k/n': buildah's `STEP i/m: X` lines after FROM, k of them followed by `Using cache`."""
+    steps = hits = 0
+    for i, line in enumerate(lines):
+        text = line.strip()
+        if "STEP " in text and ": " in text and not text.split(": ", 1)[1].startswith("FROM"):
+            steps += 1
+            if any(ln.strip().startswith("--> Using cache") for ln in lines[i + 1 : i + 3]):
+                hits += 1
+    return f"{hits}/{steps}"
+
+
+def _expect_cached_until_copy(hits: str, who: str) -> None:
+    done, steps = (int(n) for n in hits.split("/"))
+    if steps == 0 or done >= steps:
+        raise BenchmarkFailed(f"{who}: cache use {hits}: the code change was not rebuilt")
+
+
+@register(
+    "build isolation cost",
+    "issue 10: isolated build + registry push + pull vs the engine's docker build, and the "
+    "push-to-live it adds to (code change, warm cache)",
+)
+async def build_isolation(opts: Options) -> list[Row]:
+    from tests.support.platform import fixture, tar_dir
+
+    reps = repetitions(opts)
+    engine, isolated, live = Samples(), Samples(), Samples()
+    async with session() as (s, cli):
+        env = s.plat.pomegranate.env
+        builds = IsolatedBuilds(s.plat.pomegranate.port, env["PAASTECH_SECRET_KEY"])
+        try:
+            project = await s.project()
+            pushed = await s.project()
+            # Warm-up, untimed: every cache gets the base image and the steps before the COPY.
+            await builds.build(project, 1, _tar(fixture_files("warm")))
+            await _warm_engine(cli)
+            await s.push(pushed, tar_dir(fixture("dockerfile")))
+            for rep in range(reps):
+                token = secrets.token_hex(4)
+                files = fixture_files(token)
+                started = time.perf_counter()
+                _, hits = await builds.build(project, rep + 2, _tar(files))
+                isolated.ms.append((time.perf_counter() - started) * 1000)
+                _expect_cached_until_copy(hits, "isolated build")
+                isolated.cache_hits.append(hits)
+
+                context = cli.context(f"rep{rep}", {"app.py": files["app.py"].decode()})
+                started = time.perf_counter()
+                hits = await cli.build(context, cli.tag(f"rep{rep}"))
+                engine.ms.append((time.perf_counter() - started) * 1000)
+                _expect_cached_until_copy(hits, "docker build")
+                engine.cache_hits.append(hits)
+
+                await s.push(pushed, _tar(fixture_files(f"live-{token}")), live)
+        finally:
+            await builds.close()
+    before = [p - i + e for p, i, e in zip(live.ms, isolated.ms, engine.ms, strict=True)]
+    return [
+        _row("engine docker build (before issue 10)", engine, baseline=True),
+        _row("isolated build + registry push + pull", isolated),
+        _row(
+            "push-to-live before isolation (derived)",
+            Samples(ms=before),
+            note="push-to-live - isolated build + engine build, per run",
+            baseline_group=True,
+        ),
+        _row("push-to-live (isolated builds)", live),
+    ]
+
+
+async def _warm_engine(cli: DockerCli) -> None:
+    context = cli.context("warm", {})
+    await cli.build(context, cli.tag("warm"))
+
+
+def _row(
+    subject: str,
+    samples: Samples,
+    *,
+    baseline: bool = False,
+    note: str = "",
+    baseline_group: bool = False,
+) -> Row:
+    notes = [f"n={len(samples.ms)}"]
+    if samples.cache_hits:
+        notes.append("cache " + ", ".join(samples.cache_hits))
+    if note:
+        notes.append(note)
+    return Row(
+        benchmark="build isolation cost" + (" (push-to-live)" if "push-to-live" in subject else ""),
+        subject=subject,
+        p50_ms=statistics.median(samples.ms),
+        p99_ms=max(samples.ms),
+        requests=len(samples.ms),
+        baseline=baseline or baseline_group,
+        notes=notes,
+    )
