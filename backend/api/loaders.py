@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
+from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 from tortoise import connections
 
 from backend.db.models import Application
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+async def load(loader: DataLoader[K, V], key: K) -> V:
+    """``loader.load(key)``, shielded. The loader's future for a key is shared by every field that
+    asks for it, and graphql-core cancels a field's siblings when one of them fails (e.g.
+    `processes` while Pomegranate is down). Unshielded, that cancellation cancels the shared
+    future under a field of another branch too, and the request ends in a 500, not an error."""
+    return await asyncio.shield(loader.load(key))
 
 
 async def _applications_page(keys: list[tuple[int, int, int]]) -> list[list[Application]]:

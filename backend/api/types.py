@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import strawberry
 
 from backend import dnscheck, repos, security
+from backend.api.loaders import load
 from backend.db import models
 from backend.events import Event, EventKind
 from backend.ingress import certstore
@@ -240,7 +241,7 @@ class ProjectType:
         self, info: strawberry.Info, first: int = 20, offset: int = 0
     ) -> list[ApplicationType]:
         projects.check_page(first, offset, get_settings().applications_page_max)
-        apps = await info.context.loaders.applications.load((self.model.id, first, offset))
+        apps = await load(info.context.loaders.applications, (self.model.id, first, offset))
         return [ApplicationType.of(a, self.name) for a in apps]
 
     @strawberry.field(description="The project's containers as the engine reports them.")
@@ -256,7 +257,7 @@ class ProjectType:
 
     @strawberry.field(description="The release serving traffic, if any.")
     async def live_application(self, info: strawberry.Info) -> ApplicationType | None:
-        app = await info.context.loaders.live_application.load(self.model.id)
+        app = await load(info.context.loaders.live_application, self.model.id)
         return ApplicationType.of(app, self.name) if app else None
 
     @classmethod

@@ -45,3 +45,17 @@ async def test_applications_newest_first_paginated_per_project(
     for first, offset, field in ((0, 0, "first"), (101, 0, "first"), (5, -1, "offset")):
         err = await alice.api.error(PAGE, first=first, offset=offset)
         assert (err.code, err.field) == ("VALIDATION", field)
+
+
+async def test_a_failing_field_beside_batched_ones_is_a_coded_error(alice: Account) -> None:
+    """`processes` fails here (no Pomegranate runs beside this API) while `liveApplication` is
+    batched by one loader from two branches of the query. graphql-core cancels the failing
+    field's siblings; that must not cancel the batch the other branch awaits: before the loaders
+    were shielded this was a 500 (found by the PostgreSQL fuzz run)."""
+    for name in (unique("pa"), unique("pb")):
+        await alice.api("mutation($n: String!) { createProject(name: $n) { name } }", n=name)
+    query = """{ me { projects { liveApplication { number } } }
+      projects { name processes { state } liveApplication { number cause } } }"""
+    for _ in range(10):
+        err = await alice.api.error(query)
+        assert err.code == "UNAVAILABLE", err.errors
