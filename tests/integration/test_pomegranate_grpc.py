@@ -434,8 +434,8 @@ async def test_runtime_logs_follow_in_order_and_pick_up_new_releases(
 
 async def test_runtime_logs_without_follow_end(stub: PomegranateStub, project: str):
     done = await deploy(stub, project, "ticker", 1, health_path="/")
-    async with within(30, "the ticker to print 3 ticks"):
-        while (await get(done.containers[0].host_port)).json()["ticks"] < 3:
+    async with within(30, "the ticker to print 6 ticks"):  # more than the tail of 3
+        while (await get(done.containers[0].host_port)).json()["ticks"] < 6:
             await asyncio.sleep(0.1)
     async with asyncio.timeout(15):
         lines = [
