@@ -457,23 +457,30 @@ class IsolatedBuilder:
                 *runtime_table(s.python_runtimes).values(),
                 *runtime_table(s.node_runtimes).values(),
             ]
+            # One listing of the engine's images (not one inspect per image: every build pays it).
+            _, engine_listing = await self._run(
+                ["docker", "images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"],
+                check=False,
+            )
+            pairs = (line.split() for line in engine_listing.splitlines())
+            engine = {pair[0]: pair[1] for pair in pairs if len(pair) == 2}
             for name in dict.fromkeys(
                 (s.python_base_image, s.node_base_image, s.static_base_image, *runtimes)
             ):
-                code, image_id = await self._run(
-                    ["docker", "image", "inspect", "--format", "{{.Id}}", name], check=False
-                )
-                if code != 0:
+                image_id = engine.get(name)
+                if image_id is None:
                     continue  # not built on this machine: a FROM of it fails clearly
-                if image_id.strip().removeprefix("sha256:") in have:
+                if image_id.removeprefix("sha256:") in have:
                     continue
                 await on_log(f"-----> Importing base image {name} into the build store")
                 await self._run(["buildah", *store, "pull", "--quiet", f"docker-daemon:{name}"])
 
-    async def _clear_cache_if_large(self, project: str, on_log: LogCallback) -> None:
+    async def _clear_cache_if_large(self, project: str, on_log: LogCallback) -> int:
+        """Clear the project's layer cache when over its limit; its size in KiB after (one walk
+        of the store when nothing is cleared: the disk limit counts from it)."""
         store = self.project_store(project)
         if not store.exists():
-            return
+            return 0
         kib = await asyncio.to_thread(_dir_kib, store)
         if kib > self.settings.build_cache_mb * 1024:
             await on_log(
@@ -483,6 +490,8 @@ class IsolatedBuilder:
             await self._run(
                 ["buildah", *self._project_args(project), "rmi", "--all", "--force"], check=False
             )
+            kib = await asyncio.to_thread(_dir_kib, store)
+        return kib
 
     def _policy(self, work: Path, project: str) -> Path:
         """The signature policy of one build: images from a public registry (docker://), and
@@ -555,7 +564,7 @@ class IsolatedBuilder:
         await asyncio.to_thread(self._write_config)
         await self._ensure_network()
         await self._ensure_base_images(on_log)
-        await self._clear_cache_if_large(project, on_log)
+        start_kib = await self._clear_cache_if_large(project, on_log)
 
         last_lines: list[str] = []
         step: str | None = None
@@ -629,7 +638,6 @@ class IsolatedBuilder:
             )
             store = self.project_store(project)
             store.mkdir(parents=True, exist_ok=True)
-            start_kib = await asyncio.to_thread(_dir_kib, store)
             try:
                 async with asyncio.timeout(s.build_timeout_seconds):
                     code = await self._watched(args, emit, store, start_kib, cgroup)
@@ -750,6 +758,8 @@ class IsolatedBuilder:
                     *self._project_args(project),
                     "push",
                     "--quiet",
+                    # Layers go over loopback to our own registry: gzip costs more than it saves.
+                    "--disable-compression",
                     "--tls-verify=false",
                     "--creds",
                     f"{s.registry_username}:{password}",
