@@ -78,7 +78,10 @@ def database_unavailable(exc: BaseException) -> bool:
             | TimeoutError
             | asyncpg.PostgresConnectionError
             | asyncpg.exceptions.OperatorInterventionError  # shutting down, starting up
-            | asyncpg.InterfaceError,  # "connection is closed", "pool is closing"
+            | asyncpg.InterfaceError  # "connection is closed", "pool is closing"
+            # A connection broken mid-query while the server shuts down: "cannot switch to
+            # state N; another operation is in progress" (seen as a 500 under load).
+            | asyncpg.exceptions.InternalClientError,
         ):
             return True
         if isinstance(current, OSError) and current.errno in _UNREACHABLE_ERRNOS:

@@ -44,7 +44,10 @@ class Hammer:
             while not self._stop.is_set():
                 try:
                     resp = await http.post(self.url, json={"query": ME}, headers=headers)
-                    body = resp.json()
+                    try:
+                        body = resp.json()
+                    except ValueError:  # not GraphQL at all (a 500 page): an outcome to report
+                        body = {"errors": [{"extensions": {"code": f"HTTP {resp.status_code}"}}]}
                     if body.get("errors"):
                         outcome = (body["errors"][0].get("extensions") or {}).get("code", "NONE")
                     else:
