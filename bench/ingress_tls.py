@@ -5,7 +5,8 @@ One platform with HTTPS on (tests/support/platform.py) gets its certificates fro
 here with a test DNS server (tests/support/pebble.py), as the tests do. The `node` fixture app is
 deployed (see bench/ingress_throughput.py for why that one, and for the direct/nginx rows) and
 gets a certificate for `<project>.pebble.test` by a real HTTP-01 validation. A second hostname, a
-custom domain whose DNS points elsewhere, gets none, so it is served over plain HTTP without the
+custom domain whose DNS points elsewhere (verified by its TXT record in the test DNS server, since
+only verified domains are routed), gets none, so it is served over plain HTTP without the
 redirect: the HTTP rows use it, the HTTPS rows the certificated one, same app, same ingress.
 
 Rows (the same --concurrency, --warmup, --duration each):
@@ -37,7 +38,10 @@ from bench.registry import BenchmarkFailed, Options, Row, register
 NAME = "ingress-tls"
 ZONE = "pebble.test"
 PLAIN_HOST = "www.elsewhere.example"  # DNS points elsewhere: never certificated, plain HTTP
-ADD_DOMAIN = "mutation($p: String!, $h: String!) { addDomain(project: $p, hostname: $h) { name } }"
+ADD_DOMAIN = """mutation($p: String!, $h: String!) { addDomain(project: $p, hostname: $h) {
+  domains { hostname verification { record value } } } }"""
+VERIFY_DOMAIN = """mutation($p: String!, $h: String!) {
+  verifyDomain(project: $p, hostname: $h) { name } }"""
 CERT = """query($p: String!) { project(name: $p) {
   liveApplication { number status } domains { hostname certificate { status lastError } } } }"""
 
@@ -135,6 +139,7 @@ async def ingress_tls(opts: Options) -> list[Row]:
             acme_directory_url=acme.directory_url,
             acme_ca_bundle=acme.ca_bundle,
             acme_resolver=dns.address,
+            dns_resolver=dns.address,  # domain verification (issue 12) asks the same server
             acme_public_addresses="127.0.0.1",
             acme_check_interval_seconds=0.5,
         ) as plat:
@@ -147,7 +152,15 @@ async def ingress_tls(opts: Options) -> list[Row]:
                     outcome = await push(plat, session.client_id, project, tar_dir(fixture(APP)))
                     if not outcome.ok:
                         raise BenchmarkFailed(f"push failed: {outcome.reason}")
-                    await session.gql(ADD_DOMAIN, p=project, h=PLAIN_HOST)
+                    added = await session.gql(ADD_DOMAIN, p=project, h=PLAIN_HOST)
+                    # Only verified custom domains are routed (issue 12): publish the TXT record.
+                    proof = next(
+                        d["verification"]
+                        for d in added["addDomain"]["domains"]
+                        if d["hostname"] == PLAIN_HOST
+                    )
+                    dns.set(proof["record"], proof["value"])
+                    await session.gql(VERIFY_DOMAIN, p=project, h=PLAIN_HOST)
                     tls_host = f"{project}.{ZONE}"
                     await _until_certificates(
                         session, project, {tls_host: "VALID", PLAIN_HOST: "DNS_MISMATCH"}
