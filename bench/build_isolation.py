@@ -38,7 +38,7 @@ import aiodocker
 import grpc
 import httpx
 
-from bench.deploy_latency import DEPLOY_TIMEOUT, DockerCli, Samples, Session, _docker
+from bench.deploy_latency import DEPLOY_TIMEOUT, DockerCli, Samples, _docker
 from bench.push_to_live import warm_up_to_copy
 from bench.registry import BenchmarkFailed, Options, Row, register
 
@@ -130,36 +130,22 @@ class IsolatedBuilds:
     "git push -> first 200 it adds to (code change, warm cache)",
 )
 async def build_isolation(opts: Options) -> list[Row]:
-    from bench.push_to_live import ADD_KEY, PROJECT, Git, changed_app, gitd, timed
-    from tests.support.platform import fixture, platform
-    from tests.support.servers import free_port
+    from bench.push_to_live import PROJECT, changed_app, pushing_platform, timed
+    from tests.support.platform import fixture
 
     reps = repetitions(opts)
     engine, isolated, live = Samples(), Samples(), Samples()
     app = fixture("dockerfile")
     app_py = (app / "app.py").read_text()
     with tempfile.TemporaryDirectory(prefix="paastech-bench-isolation-") as tmp:
-        data_dir, home, docker_work = (Path(tmp) / d for d in ("platform", "home", "docker"))
-        for d in (data_dir, home, docker_work):
-            d.mkdir()
-        port = free_port()
+        docker_work = Path(tmp) / "docker"
+        docker_work.mkdir()
         cli = DockerCli(docker_work, secrets.token_hex(4))
-        with (
-            platform(
-                data_dir,
-                health_check_timeout_seconds=60,
-                reconcile_interval_seconds=86_400,
-                gitd_port=port,
-            ) as plat,
-            gitd(plat, port),
-        ):
-            async with httpx.AsyncClient(timeout=60) as api:
-                s = Session(plat, api)
+        try:
+            async with pushing_platform(Path(tmp)) as (s, git):
+                plat = s.plat
                 builds = IsolatedBuilds(plat.pomegranate.port, plat.pomegranate.env)
                 try:
-                    await s.signup()
-                    git = Git(home, port)
-                    await s.gql(ADD_KEY, k=await asyncio.to_thread(git.keygen))
                     built = await s.project()  # its builds go straight to Pomegranate
                     pushed = await s.project()  # git push
                     url = (await s.gql(PROJECT, p=pushed))["project"]["gitUrl"]
@@ -201,8 +187,8 @@ async def build_isolation(opts: Options) -> list[Row]:
                             await timed(ingress, rep + 2, by_git, live, "git push")
                 finally:
                     await builds.close()
-                    await s.cleanup()
-                    await cli.close()
+        finally:
+            await cli.close()
     before = [p - i + e for p, i, e in zip(live.ms, isolated.ms, engine.ms, strict=True)]
     return [
         _row("engine docker build (before issue 10)", engine, baseline=True),

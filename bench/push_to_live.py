@@ -39,8 +39,8 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +74,37 @@ def gitd(plat, port: int) -> Iterator[None]:
 
     with gitd_process(plat, port):
         yield
+
+
+@asynccontextmanager
+async def pushing_platform(tmp: Path) -> AsyncIterator[tuple[Session, Git]]:
+    """A platform with gitd (tests/support, data in ``tmp``), a signed-up Client whose fresh key
+    is registered, and git set to push with it; the Client's projects are removed afterwards."""
+    from tests.support.platform import platform
+    from tests.support.servers import free_port
+
+    data_dir, home = tmp / "platform", tmp / "home"
+    data_dir.mkdir()
+    home.mkdir()
+    port = free_port()
+    with (
+        platform(
+            data_dir,
+            health_check_timeout_seconds=60,
+            reconcile_interval_seconds=86_400,
+            gitd_port=port,
+        ) as plat,
+        gitd(plat, port),
+    ):
+        async with httpx.AsyncClient(timeout=60) as api:
+            s = Session(plat, api)
+            try:
+                await s.signup()
+                git = Git(home, port)
+                await s.gql(ADD_KEY, k=await asyncio.to_thread(git.keygen))
+                yield s, git
+            finally:
+                await s.cleanup()
 
 
 @dataclass
@@ -236,76 +267,55 @@ async def timed(
 
 @register(PUSH, "git push of a code change -> first 200 via the ingress, vs push() of the same")
 async def push_to_live(opts: Options) -> list[Row]:
-    from tests.support.platform import fixture, platform, push, tar_dir
-    from tests.support.servers import free_port
+    from tests.support.platform import fixture, push, tar_dir
 
     reps = repetitions(opts)
     git_s, rpc_s = Samples(), Samples()
     with tempfile.TemporaryDirectory(prefix="paastech-bench-push-") as tmp:
-        data_dir = Path(tmp) / "platform"
-        data_dir.mkdir()
-        home = Path(tmp) / "home"
-        home.mkdir()
-        port = free_port()
-        with (
-            platform(
-                data_dir,
-                health_check_timeout_seconds=60,
-                reconcile_interval_seconds=86_400,
-                gitd_port=port,
-            ) as plat,
-            gitd(plat, port),
-        ):
-            async with httpx.AsyncClient(timeout=60) as api:
-                s = Session(plat, api)
-                try:
-                    await s.signup()
-                    git = Git(home, port)
-                    await s.gql(ADD_KEY, k=await asyncio.to_thread(git.keygen))
-                    project = await s.project()
-                    url = (await s.gql(PROJECT, p=project))["project"]["gitUrl"]
-                    app = fixture("dockerfile")
-                    work = await asyncio.to_thread(git.workdir, app, url)
-                    app_py = (app / "app.py").read_text()
+        async with pushing_platform(Path(tmp)) as (s, git):
+            plat = s.plat
+            project = await s.project()
+            url = (await s.gql(PROJECT, p=project))["project"]["gitUrl"]
+            app = fixture("dockerfile")
+            work = await asyncio.to_thread(git.workdir, app, url)
+            app_py = (app / "app.py").read_text()
 
-                    async def by_git() -> tuple[bool, list[str], str]:
-                        code, err = await git.push(work)
-                        ok = code == 0 and "=====> Application deployed" in err
-                        return ok, err.splitlines(), f"git push exited {code}: {err[-500:]}"
+            async def by_git() -> tuple[bool, list[str], str]:
+                code, err = await git.push(work)
+                ok = code == 0 and "=====> Application deployed" in err
+                return ok, err.splitlines(), f"git push exited {code}: {err[-500:]}"
 
-                    def by_rpc(source: bytes):
-                        async def deploy() -> tuple[bool, list[str], str]:
-                            outcome = await push(plat, s.client_id, project, source)
-                            return outcome.ok, outcome.lines, outcome.reason
+            def by_rpc(source: bytes):
+                async def deploy() -> tuple[bool, list[str], str]:
+                    outcome = await push(plat, s.client_id, project, source)
+                    return outcome.ok, outcome.lines, outcome.reason
 
-                        return deploy
+                return deploy
 
-                    ingress = httpx.AsyncClient(
-                        base_url=f"http://127.0.0.1:{plat.ingress_port}",
-                        headers={"Host": f"{project}.localhost"},
-                        timeout=5,
-                    )
-                    async with ingress:
-                        # Warm-up, not timed: release 1 fills the cache up to the COPY.
-                        await timed(ingress, 1, by_git, None, "warm-up git push")
+            ingress = httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{plat.ingress_port}",
+                headers={"Host": f"{project}.localhost"},
+                timeout=5,
+            )
+            async with ingress:
+                # Warm-up, not timed: release 1 fills the cache up to the COPY.
+                await timed(ingress, 1, by_git, None, "warm-up git push")
 
-                        async def with_git(number: int) -> None:
-                            text = changed_app(app_py)
-                            await asyncio.to_thread(git.commit, work, "app.py", text)
-                            await timed(ingress, number, by_git, git_s, "git push")
+                async def with_git(number: int) -> None:
+                    text = changed_app(app_py)
+                    await asyncio.to_thread(git.commit, work, "app.py", text)
+                    await timed(ingress, number, by_git, git_s, "git push")
 
-                        async def with_rpc(number: int) -> None:
-                            source = tar_dir(app, {"app.py": changed_app(app_py)})
-                            await timed(ingress, number, by_rpc(source), rpc_s, "push()")
+                async def with_rpc(number: int) -> None:
+                    source = tar_dir(app, {"app.py": changed_app(app_py)})
+                    await timed(ingress, number, by_rpc(source), rpc_s, "push()")
 
-                        number = 1
-                        for i in range(reps):
-                            order = (with_git, with_rpc) if i % 2 == 0 else (with_rpc, with_git)
-                            for step in order:
-                                number += 1
-                                await step(number)
-                finally:
-                    await s.cleanup()
+                number = 1
+                for i in range(reps):
+                    order = (with_git, with_rpc) if i % 2 == 0 else (with_rpc, with_git)
+                    for step in order:
+                        number += 1
+                        await step(number)
     rows = [
         rpc_s.row(
             PUSH,

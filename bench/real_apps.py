@@ -48,12 +48,11 @@ from bench.deploy_latency import (
     POLL,
     DockerCli,
     Samples,
-    Session,
     _docker,
     first_200,
     repetitions,
 )
-from bench.push_to_live import ADD_KEY, PROJECT, Git, gitd
+from bench.push_to_live import PROJECT, Git, pushing_platform
 from bench.registry import BenchmarkFailed, Options, Row, register
 
 NAME = "push-to-live (real apps)"
@@ -260,8 +259,6 @@ def rows_for(app: App, phase: str, plat_s: Samples, docker_s: Samples) -> list[R
 async def real_apps(opts: Options) -> list[Row]:
     from backend.pomegranate.builder import DEFAULT_CA_BUNDLE
     from backend.settings import get_settings
-    from tests.support.platform import platform
-    from tests.support.servers import free_port
 
     reps = repetitions(opts)
     cold_reps = max(1, reps // 3)  # a cold build downloads every dependency: 1 at the default
@@ -269,54 +266,37 @@ async def real_apps(opts: Options) -> list[Row]:
     ca = ca_path if await asyncio.to_thread(ca_path.is_file) else None
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="paastech-bench-apps-") as tmp:
-        data_dir, home, work = Path(tmp) / "platform", Path(tmp) / "home", Path(tmp) / "docker"
-        for path in (data_dir, home, work):
-            path.mkdir()
+        work = Path(tmp) / "docker"
+        work.mkdir()
         cli = DockerCli(work, secrets.token_hex(4))
-        port = free_port()
         try:
-            with (
-                platform(
-                    data_dir,
-                    health_check_timeout_seconds=60,
-                    reconcile_interval_seconds=86_400,
-                    gitd_port=port,
-                ) as plat,
-                gitd(plat, port),
-            ):
-                async with httpx.AsyncClient(timeout=60) as api:
-                    s = Session(plat, api)
-                    try:
-                        await s.signup()
-                        git = Git(home, port)
-                        await s.gql(ADD_KEY, k=await asyncio.to_thread(git.keygen))
-                        for app in APPS:
-                            cold_p, cold_d, warm_p, warm_d = (Samples() for _ in range(4))
-                            pushed: Pushed | None = None
-                            baseline: Baseline | None = None
-                            for i in range(cold_reps):
-                                project = await s.project()
-                                url = (await s.gql(PROJECT, p=project))["project"]["gitUrl"]
-                                pushed = Pushed(plat, git, app, project, url)
-                                baseline = Baseline(cli, app, ca)
-                                steps = [(pushed.deploy, cold_p), (baseline.deploy, cold_d)]
-                                for deploy, out in steps if i % 2 == 0 else steps[::-1]:
-                                    await deploy("v1", False, out)
-                            if pushed is None or baseline is None:
-                                raise BenchmarkFailed("no cold deploy ran")
-                            for i in range(reps):
-                                version = f"v{i + 2}"
-                                if i % 2 == 0:
-                                    await pushed.deploy(version, True, warm_p)
-                                    await baseline.deploy(version, True, warm_d)
-                                else:
-                                    await baseline.deploy(version, True, warm_d)
-                                    await pushed.deploy(version, True, warm_p)
-                            await cli.remove_containers()
-                            rows += rows_for(app, "cold", cold_p, cold_d)
-                            rows += rows_for(app, "warm", warm_p, warm_d)
-                    finally:
-                        await s.cleanup()
+            async with pushing_platform(Path(tmp)) as (s, git):
+                plat = s.plat
+                for app in APPS:
+                    cold_p, cold_d, warm_p, warm_d = (Samples() for _ in range(4))
+                    pushed: Pushed | None = None
+                    baseline: Baseline | None = None
+                    for i in range(cold_reps):
+                        project = await s.project()
+                        url = (await s.gql(PROJECT, p=project))["project"]["gitUrl"]
+                        pushed = Pushed(plat, git, app, project, url)
+                        baseline = Baseline(cli, app, ca)
+                        steps = [(pushed.deploy, cold_p), (baseline.deploy, cold_d)]
+                        for deploy, out in steps if i % 2 == 0 else steps[::-1]:
+                            await deploy("v1", False, out)
+                    if pushed is None or baseline is None:
+                        raise BenchmarkFailed("no cold deploy ran")
+                    for i in range(reps):
+                        version = f"v{i + 2}"
+                        if i % 2 == 0:
+                            await pushed.deploy(version, True, warm_p)
+                            await baseline.deploy(version, True, warm_d)
+                        else:
+                            await baseline.deploy(version, True, warm_d)
+                            await pushed.deploy(version, True, warm_p)
+                    await cli.remove_containers()
+                    rows += rows_for(app, "cold", cold_p, cold_d)
+                    rows += rows_for(app, "warm", warm_p, warm_d)
         finally:
             await cli.close()
     return rows
