@@ -44,7 +44,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from backend.pomegranate.buildpacks import DOCKERFILE, BuildPlan, runtime_table
 from backend.pomegranate.runtime import BuildError, LogCallback, SourceTar
@@ -312,6 +312,9 @@ class IsolatedBuilder:
         self.settings = settings
         self.home = (settings.data_dir / "builder").resolve()
         self._base_lock = asyncio.Lock()
+        # Image IDs this process saw in the base store: it only grows, so a build whose base
+        # images are all known skips listing it.
+        self._base_ids: set[str] = set()
 
     # paths
 
@@ -448,10 +451,6 @@ class IsolatedBuilder:
         (once, and again when the engine's image changed)."""
         async with self._base_lock:
             store = self._storage_args(self.base_store)
-            _, listing = await self._run(
-                ["buildah", *store, "images", "--no-trunc", "--format", "{{.ID}}"], check=False
-            )
-            have = {line.strip().removeprefix("sha256:") for line in listing.splitlines()}
             s = self.settings
             runtimes = [  # issue 14: every runtime version the buildpacks may pick
                 *runtime_table(s.python_runtimes).values(),
@@ -463,17 +462,26 @@ class IsolatedBuilder:
                 check=False,
             )
             pairs = (line.split() for line in engine_listing.splitlines())
-            engine = {pair[0]: pair[1] for pair in pairs if len(pair) == 2}
-            for name in dict.fromkeys(
-                (s.python_base_image, s.node_base_image, s.static_base_image, *runtimes)
-            ):
-                image_id = engine.get(name)
-                if image_id is None:
-                    continue  # not built on this machine: a FROM of it fails clearly
-                if image_id.removeprefix("sha256:") in have:
+            engine = {pair[0]: pair[1].removeprefix("sha256:") for pair in pairs if len(pair) == 2}
+            wanted = {
+                name: engine[name]
+                for name in (s.python_base_image, s.node_base_image, s.static_base_image, *runtimes)
+                if name in engine  # not built on this machine: a FROM of it fails clearly
+            }
+            if set(wanted.values()) <= self._base_ids:
+                return
+            _, listing = await self._run(
+                ["buildah", *store, "images", "--no-trunc", "--format", "{{.ID}}"], check=False
+            )
+            self._base_ids |= {
+                line.strip().removeprefix("sha256:") for line in listing.splitlines()
+            }
+            for name, image_id in wanted.items():
+                if image_id in self._base_ids:
                     continue
                 await on_log(f"-----> Importing base image {name} into the build store")
                 await self._run(["buildah", *store, "pull", "--quiet", f"docker-daemon:{name}"])
+                self._base_ids.add(image_id)
 
     async def _clear_cache_if_large(self, project: str, on_log: LogCallback) -> int:
         """Clear the project's layer cache when over its limit; its size in KiB after (one walk
@@ -561,11 +569,9 @@ class IsolatedBuilder:
         on_log: LogCallback,
     ) -> BuildOutput:
         s = self.settings
-        await asyncio.to_thread(self._write_config)
-        await self._ensure_network()
-        await self._ensure_base_images(on_log)
-        start_kib = await self._clear_cache_if_large(project, on_log)
-
+        (self.home / "work").mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f"{project}-{application}-", dir=self.home / "work"))
+        cgroup = BuildCgroup(f"{s.instance}-{project}-{application}-{uuid.uuid4().hex[:6]}", s)
         last_lines: list[str] = []
         step: str | None = None
 
@@ -577,23 +583,33 @@ class IsolatedBuilder:
             del last_lines[:-BUILD_LOG_KEEP]
             await on_log(line)
 
-        (self.home / "work").mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f"{project}-{application}-", dir=self.home / "work"))
-        cgroup = BuildCgroup(f"{s.instance}-{project}-{application}-{uuid.uuid4().hex[:6]}", s)
-        try:
-            context = work / "context"
+        def unpack() -> None:
             context.mkdir()
-            await asyncio.to_thread(
-                extract_context,
-                source if not isinstance(source, bytes) else _bytes(source),
-                context,
+            extract_context(source if not isinstance(source, bytes) else _bytes(source), context)
+
+        context = work / "context"
+        try:
+            await asyncio.to_thread(self._write_config)  # buildah reads it at start
+            await asyncio.to_thread(cgroup.create)
+            # The independent set-up steps overlap (subprocesses and disk work; every push waits
+            # for all of them, and issue 10's budget is what isolation adds to a push). All run
+            # to the end before an error is raised: none is left writing under ``work``.
+            results = await asyncio.gather(
+                self._ensure_network(),
+                self._ensure_base_images(on_log),
+                self._clear_cache_if_large(project, on_log),
+                asyncio.to_thread(unpack),
+                return_exceptions=True,
             )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            start_kib = cast(int, results[2])
             dockerfile = context / DOCKERFILE
             if generated_dockerfile is not None:
                 name, text = generated_dockerfile
                 dockerfile = work / name  # outside the context: no user file can clash with it
                 dockerfile.write_text(text)
-            await asyncio.to_thread(cgroup.create)
             run_env: dict[str, str] = {}
             volumes: list[str] = []
             ca = self.ca_bundle()

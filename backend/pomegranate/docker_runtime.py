@@ -192,6 +192,9 @@ class DockerRuntime:
         self._network_locks: dict[str, asyncio.Lock] = {}
         self.builder = IsolatedBuilder(self.settings)
         self.registry = Registry(self.settings)
+        # Pulls started as a build finishes (issue 10): the engine fetches the new image while the
+        # API records the build, so the release's ensure_image usually finds it there.
+        self._pulls: dict[str, asyncio.Task[Any]] = {}
 
     @property
     def docker(self) -> aiodocker.Docker:
@@ -200,6 +203,10 @@ class DockerRuntime:
         return self._docker
 
     async def close(self) -> None:
+        for task in list(self._pulls.values()):
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
         if self._docker is not None:
             await self._docker.close()
             self._docker = None
@@ -224,6 +231,7 @@ class DockerRuntime:
         if plan.stack == "dockerfile":
             await on_log("-----> Building with the repository's Dockerfile")
         output = await self.builder.build(project, application, source, plan, generated, on_log)
+        self._prefetch(output.image)
         return BuiltImage(image=output.image, plan=plan, image_id=output.digest)
 
     async def remove_build_cache(self, project: str) -> None:
@@ -809,25 +817,50 @@ class DockerRuntime:
     def _registry_ref(self, image: str) -> bool:
         return image.startswith(f"{self.settings.registry_address}/")
 
+    def _prefetch(self, image: str) -> None:
+        """Start pulling a just-built registry image in the background (one pull per image)."""
+        if not self._registry_ref(image) or image in self._pulls:
+            return
+        task = asyncio.create_task(self._pull_missing(image))
+        self._pulls[image] = task
+
+        def done(finished: asyncio.Task[Any]) -> None:
+            if self._pulls.get(image) is finished:
+                del self._pulls[image]
+            if not finished.cancelled() and finished.exception() is not None:
+                # Not fatal: ensure_image pulls again and reports the error where it matters.
+                log.info("background pull of %s failed: %s", image, finished.exception())
+
+        task.add_done_callback(done)
+
+    async def _pull_missing(self, image: str) -> dict[str, Any]:
+        """The engine's inspect of ``image``, pulling it from the platform registry if missing."""
+        try:
+            return await self.docker.images.inspect(image)
+        except DockerError as exc:
+            if exc.status != 404 or not self._registry_ref(image):
+                raise
+        s = self.settings
+        await self.docker.images.pull(
+            image,
+            auth={
+                "username": s.registry_username,
+                "password": s.resolved_registry_password(),
+                "serveraddress": s.registry_address,
+            },
+        )
+        return await self.docker.images.inspect(image)
+
     async def ensure_image(self, image: str) -> None:
         """Pull a platform-registry image the engine does not have, then refuse it when its
         config carries a label the platform forbids (defence in depth: the builder strips them,
         but a container must never get routing or ownership labels from an image)."""
-        try:
-            data = await self.docker.images.inspect(image)
-        except DockerError as exc:
-            if exc.status != 404 or not self._registry_ref(image):
-                raise
-            s = self.settings
-            await self.docker.images.pull(
-                image,
-                auth={
-                    "username": s.registry_username,
-                    "password": s.resolved_registry_password(),
-                    "serveraddress": s.registry_address,
-                },
-            )
-            data = await self.docker.images.inspect(image)
+        pending = self._pulls.get(image)
+        if pending is not None:
+            # Its failure is not this call's: the pull below retries and reports it.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(pending)
+        data = await self._pull_missing(image)
         bad = forbidden_labels((data.get("Config") or {}).get("Labels"))
         if bad:
             raise ForbiddenImage(
