@@ -61,6 +61,11 @@ RESTART_POLICY = {"Name": "on-failure", "MaximumRetryCount": 5}
 LOG_CONFIG = {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
 # How long a container without a published port (a worker) must stay up to count as started.
 WORKER_SETTLE_SECONDS = 2.0
+# Health probe schedule: 20 ms, then x1.3 per attempt up to 1 s (about 12 probes in the first
+# second, then one a second).
+HEALTH_FIRST_DELAY = 0.02
+HEALTH_BACKOFF = 1.3
+HEALTH_MAX_DELAY = 1.0
 EVENT_ACTIONS = [
     "create",
     "start",
@@ -654,7 +659,9 @@ class DockerRuntime:
         deadline = loop.time() + timeout
         reason = "not checked"
         settle_until = loop.time() + min(WORKER_SETTLE_SECONDS, timeout / 2)
-        delay = 0.1
+        # Fast at first (an app is often up within a few hundred ms: each poll after that is time
+        # added to push-to-live), then backing off to one probe a second (issue 17).
+        delay = HEALTH_FIRST_DELAY
         while True:
             info = await self.inspect(container.id)
             if info is None:
@@ -686,7 +693,7 @@ class DockerRuntime:
                     f"container {info.name} not healthy after {timeout:g}s: {reason}", lines
                 )
             await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
-            delay = min(delay * 1.5, 1.0)
+            delay = min(delay * HEALTH_BACKOFF, HEALTH_MAX_DELAY)
 
     # ---------------------------------------------------------------------------------- stop
 
