@@ -27,11 +27,22 @@ class NotFound(PaasError):
 
 
 class ValidationFailed(PaasError):
+    """A bad input. ``field`` names it (the argument or input field), always: clients show the
+    message next to that field."""
+
     code = "VALIDATION"
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message, field=field)
 
 
 class Conflict(PaasError):
+    """The input is taken (a name, an email...). ``field`` names it, always."""
+
     code = "CONFLICT"
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message, field=field)
 
 
 class RateLimited(PaasError):

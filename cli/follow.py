@@ -8,10 +8,6 @@ from typing import Any
 from cli import output
 from cli.client import Api, CliError, ConnectionLost
 
-DONE_OK = {"RUNNING", "SUPERSEDED", "STOPPED"}
-DONE_BAD = {"FAILED", "CRASHED"}
-DONE = DONE_OK | DONE_BAD
-
 # The release being followed, for the Ctrl-C message: (project, number).
 _following: tuple[str, int] | None = None
 
@@ -27,22 +23,23 @@ def interrupted() -> None:
         )
 
 
-def _describe(number: int, status: str, message: str | None) -> str:
-    text = f"v{number} {status.lower()}"
-    if message and status not in DONE:  # a failure's reason ends the command, once
+def _describe(number: int, state: dict[str, Any]) -> str:
+    """One status ({status, finished, failed, message}: the API says which statuses are
+    finished or failed, the CLI keeps no copy of the groups)."""
+    text = f"v{number} {state['status'].lower()}"
+    message = state.get("message")
+    if message and not state["finished"]:  # a failure's reason ends the command, once
         text += f": {message.splitlines()[0]}"
-    return text + ("" if status in DONE else "…")
+    return text + ("" if state["finished"] else "…")
 
 
-async def _poll(api: Api, project: str, number: int) -> tuple[str, str | None]:
+async def _poll(api: Api, project: str, number: int) -> dict[str, Any]:
     data = (await api.execute("Release", project=project, number=number))["application"]
-    return data["status"], data.get("failureReason")
+    return {**data, "message": data.get("failureReason")}
 
 
-async def _watch(
-    api: Api, project: str, number: int, spinner: output.Spinner
-) -> tuple[str, str | None]:
-    """The release's final status: live events, falling back to polling if they stop."""
+async def _watch(api: Api, project: str, number: int, spinner: output.Spinner) -> dict[str, Any]:
+    """The release's final state: live events, falling back to polling if they stop."""
     try:
         async with api.subscribe("ApplicationStatus", project=project) as events:
             first = True
@@ -52,23 +49,23 @@ async def _watch(
                     first = False
                     if e["number"] != number:
                         # A newer release already exists: ask for ours once, then listen.
-                        status, message = await _poll(api, project, number)
-                        spinner.update(_describe(number, status, message))
-                        if status in DONE:
-                            return status, message
+                        state = await _poll(api, project, number)
+                        spinner.update(_describe(number, state))
+                        if state["finished"]:
+                            return state
                         continue
                 if e["number"] != number:
                     continue
-                spinner.update(_describe(number, e["status"], e.get("message")))
-                if e["status"] in DONE:
-                    return e["status"], e.get("message")
+                spinner.update(_describe(number, e))
+                if e["finished"]:
+                    return e
     except ConnectionLost:
         spinner.update("live status connection lost; polling…")
     while True:
-        status, message = await _poll(api, project, number)
-        spinner.update(_describe(number, status, message))
-        if status in DONE:
-            return status, message
+        state = await _poll(api, project, number)
+        spinner.update(_describe(number, state))
+        if state["finished"]:
+            return state
         await asyncio.sleep(1)
 
 
@@ -82,12 +79,13 @@ async def follow_release(api: Api, project: str, app: dict[str, Any], url: str |
     start = f"v{number} of {project}" + (f" ({cause})" if cause else "") + ": queued…"
     _following = (project, number)
     with spinner.running(start):
-        status, message = await _watch(api, project, number, spinner)
+        state = await _watch(api, project, number, spinner)
     _following = None
-    if status in DONE_BAD:
-        reason = message
+    status = state["status"]
+    if state["failed"]:
+        reason = state.get("message")
         if not reason:
-            reason = (await _poll(api, project, number))[1]
+            reason = (await _poll(api, project, number))["message"]
         first, *details = (reason or "no reason given").splitlines() or [""]
         for line in details:  # the last lines of the app's output, when it did not start
             output.note(f"  {line}", style=None)

@@ -21,7 +21,8 @@ from backend.rpc import platform_pb2_grpc as pb_grpc
 from backend.rpc import pomegranate_pb2 as ppb
 from backend.rpc.auth import SharedSecretInterceptor
 from backend.services import keys, oneoff, quotas
-from backend.services.deployments import FINISHED, follow_build_log, get_deployer
+from backend.services.applications.status import is_finished
+from backend.services.deployments import follow_build_log, get_deployer
 from backend.services.projects import get_owned, list_projects
 from backend.settings import Settings, get_settings
 
@@ -196,7 +197,7 @@ async def _follow(
             if (
                 event.kind == EventKind.APPLICATION_STATUS
                 and p["number"] == app.number
-                and p["status"] not in FINISHED_VALUES
+                and not is_finished(p["status"])
             ):
                 change = pb.StatusChange(application=app.number, status=p["status"])
                 await queue.put(pb.DeployEvent(status=change))
@@ -274,9 +275,6 @@ class GitAccessServicer(pb_grpc.GitAccessServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, "client not found")
         projects = await list_projects(client)
         return pb.WhoamiReply(username=client.username, projects=[p.name for p in projects])
-
-
-FINISHED_VALUES = frozenset(s.value for s in FINISHED)
 
 
 async def _spool(chunks: AsyncIterator[pb.DeployChunk], settings: Settings) -> Path | None:

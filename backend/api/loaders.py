@@ -49,11 +49,9 @@ async def _applications_page(keys: list[tuple[int, int, int]]) -> list[list[Appl
 
 
 async def _live_application(project_ids: list[int]) -> list[Application | None]:
-    from backend.services.projects import LIVE_STATUSES
+    from backend.services.applications.status import LIVE
 
-    apps = await Application.filter(project_id__in=project_ids, status__in=LIVE_STATUSES).order_by(
-        "number"
-    )
+    apps = await Application.filter(project_id__in=project_ids, status__in=LIVE).order_by("number")
     live = {app.project_id: app for app in apps}  # type: ignore[attr-defined]  # highest wins
     return [live.get(pid) for pid in project_ids]
 

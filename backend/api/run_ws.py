@@ -44,11 +44,13 @@ CLOSE_REFUSED = 4400
 def parse_start(text: str | None) -> oneoff.RunRequest:
     """The first frame; ValidationFailed when it is not the start object."""
     if text is None or len(text) > MAX_START_BYTES:
-        raise ValidationFailed("the first message must be the command, as JSON")
+        raise ValidationFailed("the first message must be the command, as JSON", field="command")
     try:
         data: Any = json.loads(text)
     except ValueError:
-        raise ValidationFailed("the first message must be the command, as JSON") from None
+        raise ValidationFailed(
+            "the first message must be the command, as JSON", field="command"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("project"), str):
         raise ValidationFailed("the first message must name the project", field="project")
 
@@ -108,7 +110,7 @@ async def run_endpoint(ws: WebSocket) -> None:
             return
         request = parse_start(first.get("text"))
     except TimeoutError:
-        await _refuse(ws, ValidationFailed("no command was sent"))
+        await _refuse(ws, ValidationFailed("no command was sent", field="command"))
         return
     except PaasError as exc:
         await _refuse(ws, exc)

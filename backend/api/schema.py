@@ -353,11 +353,12 @@ class Subscription:
                 yield LogLine(seq=seq, line=line)
 
     @strawberry.subscription(
-        description="Live output of every container of the project, labelled by process and "
-        "replica; starts with the last `tail` lines of each."
+        description="Output of every running container of the project, labelled by process and "
+        "replica: the last `tail` lines of each, then live output; with `follow: false` it "
+        "completes after the last `tail` lines."
     )
     async def runtime_logs(
-        self, info: Info, project: str, tail: int = 100
+        self, info: Info, project: str, tail: int = 100, follow: bool = True
     ) -> AsyncGenerator[RuntimeLogLine, None]:
         client = require_client(info)
         owned = await projects.get_owned(client, project)
@@ -366,7 +367,7 @@ class Subscription:
         # The Client's runtime log rate quota: lines beyond it are dropped, announced once a second.
         rate = quotas.LogRate(await quotas.limit_of(owned.owner_id, quotas.RUNTIME_LOG_RATE))
         with subscription_slot(info, client.id):
-            async for line in get_deployer().client.runtime_logs(owned.name, tail, follow=True):
+            async for line in get_deployer().client.runtime_logs(owned.name, tail, follow=follow):
                 verdict = rate.admit()
                 if verdict == "drop":
                     continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import strawberry
 
@@ -14,6 +14,7 @@ from backend.db import models
 from backend.events import Event, EventKind
 from backend.ingress import certstore
 from backend.services import config, projects, quotas
+from backend.services.applications import status as app_status
 from backend.settings import get_settings
 
 if TYPE_CHECKING:
@@ -21,6 +22,17 @@ if TYPE_CHECKING:
 
 ApplicationStatus = strawberry.enum(models.ApplicationStatus, name="ApplicationStatus")
 ProjectEventKind = strawberry.enum(EventKind, name="ProjectEventKind")
+
+
+def _status_group(group: tuple[models.ApplicationStatus, ...], meaning: str) -> bool:
+    """A Boolean field of a type with a ``status``: whether it is in ``group`` (one of
+    services/applications/status.py), so that clients don't copy the groups."""
+
+    def resolve(root: Any) -> bool:
+        return models.ApplicationStatus(root.status) in group
+
+    names = ", ".join(s.name for s in group)
+    return strawberry.field(resolver=resolve, description=f"{meaning} (status {names}).")
 
 
 @strawberry.type
@@ -49,6 +61,10 @@ class ApplicationType:
     finished_at: datetime | None
     failure_reason: str | None
     domains: list[str]
+
+    finished: bool = _status_group(app_status.FINISHED, "It will not build or deploy again")
+    live: bool = _status_group(app_status.LIVE, "It is what the project serves now")
+    failed: bool = _status_group(app_status.FAILED, "It went wrong: it never ran or it crashed")
 
     @strawberry.field
     def replicas(self) -> list[ProcessScale]:
@@ -455,6 +471,10 @@ class ApplicationStatusEvent:
     status: ApplicationStatus
     message: str | None
     at: datetime
+
+    finished: bool = _status_group(app_status.FINISHED, "It will not build or deploy again")
+    live: bool = _status_group(app_status.LIVE, "It is what the project serves now")
+    failed: bool = _status_group(app_status.FAILED, "It went wrong: it never ran or it crashed")
 
 
 @strawberry.type

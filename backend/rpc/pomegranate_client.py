@@ -192,7 +192,7 @@ class PomegranateClient:
                 yield event
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                raise ValidationFailed(exc.details() or "invalid command") from exc
+                raise ValidationFailed(exc.details() or "invalid command", field="command") from exc
             raise _unavailable(exc) from exc
         finally:
             call.cancel()

@@ -80,8 +80,10 @@ async def signup(email: str, username: str, password: str, remote_addr: str) -> 
         return await Client.create(
             email=email, username=username, password_hash=await _hash(password)
         )
-    except IntegrityError as exc:  # lost a race with an identical sign-up
-        raise Conflict("an account with this email or username already exists") from exc
+    except IntegrityError as exc:  # lost a race with an identical sign-up: name what is taken
+        if await Client.filter(email=email).exists():
+            raise Conflict("an account with this email already exists", field="email") from exc
+        raise Conflict("this username is taken", field="username") from exc
 
 
 async def login(identifier: str, password: str, remote_addr: str) -> IssuedToken:

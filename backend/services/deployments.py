@@ -37,17 +37,20 @@ from backend.events import EventKind, build_log_topic, get_bus, project_topic
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc.pomegranate_client import DeployFailed, PomegranateClient
 from backend.services import config, quotas
+from backend.services.applications.status import (
+    FINISHED,
+    IN_PROGRESS,
+    LIVE,
+    RELEASED,
+    is_finished,
+    set_status,
+)
 from backend.services.build_slots import FairSlots
-from backend.services.projects import LIVE_STATUSES, live_application
+from backend.services.projects import live_application
 from backend.settings import Settings, get_settings
 
 log = logging.getLogger("paastech.deployments")
 
-IN_PROGRESS = (S.QUEUED, S.BUILDING, S.DEPLOYING)
-FINISHED = (S.RUNNING, S.SUPERSEDED, S.FAILED, S.CRASHED, S.STOPPED)
-LIVE = LIVE_STATUSES
-# Releases whose image may be reused (rollback, config change, start).
-RELEASED = (S.RUNNING, S.SUPERSEDED, S.CRASHED, S.STOPPED)
 MAX_REPLICAS = 20
 MEMORY_RANGE_MB = (32, 16384)
 CPU_RANGE = (0.05, 16.0)
@@ -76,27 +79,7 @@ class Job:
 
 
 # ---------------------------------------------------------------------------------------------
-# Status and log persistence (persist, then publish)
-
-
-async def set_status(app: Application, status: S, reason: str | None = None) -> None:
-    app.status = status
-    fields = ["status"]
-    if status in FINISHED:
-        app.finished_at = datetime.now(UTC)
-        fields.append("finished_at")
-    if reason is not None:
-        app.failure_reason = reason
-        fields.append("failure_reason")
-    async with in_transaction():
-        await app.save(update_fields=fields)
-        await StatusChange.create(application=app, status=status, message=reason)
-    project = await app.project
-    await get_bus().publish(
-        project_topic(project.id),
-        EventKind.APPLICATION_STATUS,
-        {"project": project.name, "number": app.number, "status": status.value, "message": reason},
-    )
+# Log persistence (persist, then publish; statuses: services/applications/status.py)
 
 
 class BuildLogWriter:
@@ -158,7 +141,7 @@ async def follow_build_log(app: Application) -> AsyncIterator[tuple[int, str]]:
                     source == "status"
                     and event.kind == EventKind.APPLICATION_STATUS
                     and event.payload["number"] == app.number
-                    and event.payload["status"] in {s.value for s in FINISHED}
+                    and is_finished(event.payload["status"])
                 ):
                     # Lines are published before the final status: drain what is queued.
                     for seq, line in (

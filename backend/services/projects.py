@@ -6,12 +6,11 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from backend import repos, validation
-from backend.db.models import Application, ApplicationStatus, Client, Project
+from backend.db.models import Application, Client, Project
 from backend.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from backend.events import EventKind, get_bus, project_topic
 from backend.services import quotas
-
-LIVE_STATUSES = (ApplicationStatus.RUNNING, ApplicationStatus.CRASHED)
+from backend.services.applications.status import LIVE
 
 
 def _not_found(name: str) -> NotFound:
@@ -89,11 +88,7 @@ async def count_applications(project: Project) -> int:
 
 
 async def live_application(project: Project) -> Application | None:
-    return (
-        await Application.filter(project=project, status__in=LIVE_STATUSES)
-        .order_by("-number")
-        .first()
-    )
+    return await Application.filter(project=project, status__in=LIVE).order_by("-number").first()
 
 
 async def get_application(client: Client, project_name: str, number: int) -> Application:

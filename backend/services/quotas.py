@@ -222,7 +222,9 @@ async def check_repository(client_id: int, project: str) -> None:
     limit = await limit_of(client_id, REPOSITORY_MB)
     used = await repository_mb(project)
     if used > limit:
-        raise ValidationFailed(refusal_message(REPOSITORY_MB, limit, round(used, 2)))
+        raise ValidationFailed(
+            refusal_message(REPOSITORY_MB, limit, round(used, 2)), field="project"
+        )
 
 
 class LogRate:

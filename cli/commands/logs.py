@@ -16,10 +16,6 @@ from cli.commands.releases import parse_release
 from cli.gitremote import resolve_project
 
 PANEL = "Logs"
-FIRST_LINE_WAIT = 3.0  # without -f: how long to wait for the first line once connected
-IDLE_END = 1.0  # without -f: the stream is done when no line came for this long
-RECENT_MAX = 5.0  # without -f: a chatty app never goes idle; stop this long after connecting
-CONNECT_WAIT = 20.0
 _END = object()
 
 
@@ -53,7 +49,7 @@ class _Printer:
 async def _pump(api: Api, project: str, tail: int, queue: asyncio.Queue) -> None:
     """Subscription -> queue: 'connected', each line, then _END or the exception."""
     try:
-        async with api.subscribe("RuntimeLogs", project=project, tail=tail) as events:
+        async with api.subscribe("RuntimeLogs", project=project, tail=tail, follow=True) as events:
             await queue.put("connected")
             async for event in events:
                 await queue.put(event["runtimeLogs"])
@@ -65,41 +61,11 @@ async def _pump(api: Api, project: str, tail: int, queue: asyncio.Queue) -> None
 
 
 async def _recent(api: Api, project: str, tail: int, emit: _Printer) -> None:
-    """The last `tail` lines of each process. The API's runtimeLogs always follows, so the
-    tail ends when `tail` lines per running process came, no line came for IDLE_END seconds,
-    or RECENT_MAX seconds passed."""
-    processes = (await api.execute("Processes", project=project))["project"]["processes"]
-    limit = tail * sum(1 for p in processes if p["running"])
-    if limit == 0:
-        return
-    queue: asyncio.Queue = asyncio.Queue()
-    task = asyncio.create_task(_pump(api, project, tail, queue))
-    loop = asyncio.get_running_loop()
-    try:
-        wait, count, deadline = CONNECT_WAIT, 0, None
-        while True:
-            if deadline is not None:
-                wait = min(wait, max(deadline - loop.time(), 0))
-            try:
-                item = await asyncio.wait_for(queue.get(), wait)
-            except TimeoutError:
-                if deadline is None:
-                    raise CliError("the API did not open the log stream in time") from None
-                return
-            if item == "connected":
-                wait, deadline = FIRST_LINE_WAIT, loop.time() + RECENT_MAX
-            elif item is _END:
-                return
-            elif isinstance(item, Exception):
-                raise item
-            else:
-                emit(item)
-                count, wait = count + 1, IDLE_END
-                if count >= limit:
-                    return
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    """The last `tail` lines of each running process: the API completes the stream after them
+    (runtimeLogs with follow: false)."""
+    async with api.subscribe("RuntimeLogs", project=project, tail=tail, follow=False) as events:
+        async for event in events:
+            emit(event["runtimeLogs"])
 
 
 async def _follow(api: Api, project: str, tail: int, emit: _Printer) -> None:

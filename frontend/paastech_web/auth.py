@@ -51,10 +51,8 @@ class AuthForm(Session):
                 password=password,
             )
         except api.ApiError as exc:
+            # Every VALIDATION and CONFLICT names its field (the sign-up race's too).
             self.errors = field_errors(exc, {"email", "username", "password"})
-            if exc.code == "CONFLICT" and "form" in self.errors:
-                message = self.errors.pop("form")
-                self.errors = {"email" if "email" in message else "username": message}
             self.busy = False
             return
         self._sign_in(data["signup"])

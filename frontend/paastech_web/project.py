@@ -31,14 +31,13 @@ PROCESSES = """query($p: String!) { project(name: $p) {
 HISTORY = """query($p: String!, $n: Int!) { application(project: $p, number: $n) {
   statusHistory { status } } }"""
 STATUS_SUB = """subscription($p: String!) {
-  applicationStatus(project: $p) { project number status message at } }"""
+  applicationStatus(project: $p) { project number status finished message at } }"""
 BUILD_SUB = (
     """subscription($p: String!, $n: Int!) { buildLogs(project: $p, number: $n) { seq line } }"""
 )
 RUNTIME_SUB = """subscription($p: String!) {
   runtimeLogs(project: $p, tail: 100) { processType replica application line } }"""
 
-FINISHED = {"RUNNING", "SUPERSEDED", "FAILED", "CRASHED", "STOPPED"}
 MAX_RUNTIME_LINES = 300
 MAX_LOG_LINES = 5000
 HIDDEN = "••••••••"
@@ -354,7 +353,7 @@ class ProjectPage(Session):
         self.releases = list(self.releases)
         if number == self.live_number or (number == newest and not self.live_number):
             self.live_status = status
-        return "finished" if status in FINISHED else ""
+        return "finished" if e["finished"] else ""  # the API says which statuses are final
 
     # -- actions -----------------------------------------------------------------------------
 

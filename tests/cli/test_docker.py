@@ -157,9 +157,12 @@ def test_full_journey(plat: Platform, gitd: int, tmp_path: Path) -> None:
     assert (latest["number"], latest["status"], latest["cause"]) == (5, "RUNNING", "rollback to v1")
     assert cli.ok("env", "--json", cwd=work).json() == []
 
-    # logs: recent runtime output, prefixed, and it ends by itself (else the timeout fails it).
+    # logs: recent runtime output, prefixed, and it ends by itself (else the timeout fails it):
+    # the API completes runtimeLogs(follow: false) after the last 5 lines of each process.
     logs = cli.ok("logs", "-n", "5", cwd=work, timeout=30)
     assert re.search(r"^web\.1 \| tick \d+$", logs.out, re.M), logs.out
+    running = [p for p in cli.ok("ps", "--json", cwd=work).json() if p["running"]]
+    assert len(logs.out.splitlines()) == 5 * len(running), logs.out
     build = cli.ok("logs", "--build", "1", cwd=work).out
     assert f"-----> Building {project} (v1)" in build
     assert "=====> Application deployed" in build

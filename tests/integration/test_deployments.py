@@ -124,6 +124,15 @@ async def test_failed_build_keeps_previous_release(plat: Platform, user: User) -
     assert state["liveApplication"]["number"] == 1
     assert [a["status"] for a in state["applications"]] == ["FAILED", "RUNNING"]
     assert (await get_json(port))["app"] == "python"
+    groups = await user.api(
+        "query($p: String!) { project(name: $p) { applications(first: 2) { number finished "
+        "live failed } } }",
+        p=project,
+    )
+    assert groups["project"]["applications"] == [
+        {"number": 2, "finished": True, "live": False, "failed": True},
+        {"number": 1, "finished": True, "live": True, "failed": False},
+    ]
 
 
 @pytest.mark.parametrize(
@@ -342,22 +351,67 @@ async def test_build_and_runtime_log_subscriptions(plat: Platform, user: User) -
                     break
     assert ticks == list(range(ticks[0], ticks[0] + 5))
 
+    # follow: false sends the last `tail` lines and completes by itself (no idle guess).
+    recent = await _runtime_logs_once(user.api, project, tail=3)
+    assert [(r["processType"], r["replica"]) for r in recent] == [("web", 1)] * 3
+    numbers = [int(r["line"].split()[1]) for r in recent]
+    assert numbers == list(range(numbers[0], numbers[0] + 3)) and numbers[-1] >= ticks[-1]
+    assert await _runtime_logs_once(user.api, project, tail=0) == []
+
+
+async def _runtime_logs_once(api: Api, project: str, tail: int) -> list[dict]:
+    """runtimeLogs with follow: false, read to its end (bounded: it must complete)."""
+    got = []
+    async with asyncio.timeout(30):
+        async with api.subscribe(
+            "subscription($p: String!, $t: Int!) { runtimeLogs(project: $p, tail: $t, "
+            "follow: false) { processType replica line } }",
+            p=project,
+            t=tail,
+        ) as events:
+            async for event in events:
+                got.append(event["runtimeLogs"])
+    return got
+
+
+async def test_runtime_logs_without_follow_bad_paths(plat: Platform, user: User) -> None:
+    from gql.transport.exceptions import TransportQueryError
+
+    project = await user.project(plat)
+    # Nothing runs yet: the stream completes at once, empty.
+    assert await _runtime_logs_once(user.api, project, tail=10) == []
+    with pytest.raises(TransportQueryError) as bad:
+        await _runtime_logs_once(user.api, project, tail=-1)
+    assert bad.value.errors[0]["extensions"] == {"code": "VALIDATION", "field": "tail"}
+    # A second Client asking for the first one's recent logs learns nothing.
+    name = f"u{secrets.token_hex(4)}"
+    data = await Api(plat.api_url)(
+        SIGNUP, email=f"{name}@example.com", username=name, password=PASSWORD
+    )
+    other = Api(plat.api_url, data["signup"]["token"])
+    with pytest.raises(TransportQueryError) as attack:
+        await _runtime_logs_once(other, project, tail=10)
+    assert attack.value.errors[0]["extensions"] == {"code": "NOT_FOUND", "field": "project"}
+
 
 async def test_live_build_log_and_status_subscription(plat: Platform, user: User) -> None:
     project = await user.project(plat)
     statuses: list[tuple[int, str]] = []
+    groups: list[tuple[bool, bool, bool]] = []
     ready = asyncio.Event()
 
     async def watch() -> None:
         async with user.api.subscribe(
-            "subscription($p: String!) { applicationStatus(project: $p) { number status } }",
+            "subscription($p: String!) { applicationStatus(project: $p) { number status "
+            "finished live failed } }",
             p=project,
         ) as events:
             ready.set()
             async for event in events:
                 s = event["applicationStatus"]
                 statuses.append((s["number"], s["status"]))
-                if s["status"] in ("RUNNING", "FAILED"):
+                groups.append((s["finished"], s["live"], s["failed"]))
+                if s["finished"]:
                     return
 
     task = asyncio.create_task(watch())
@@ -367,6 +421,8 @@ async def test_live_build_log_and_status_subscription(plat: Platform, user: User
     assert outcome.ok
     await asyncio.wait_for(task, 30)
     assert statuses == [(1, "QUEUED"), (1, "BUILDING"), (1, "DEPLOYING"), (1, "RUNNING")]
+    # The API says which statuses are finished, live or failed: clients keep no copy.
+    assert groups == [(False, False, False)] * 3 + [(True, True, False)]
 
 
 async def test_pomegranate_killed_mid_deploy(plat: Platform, user: User) -> None:

@@ -1,0 +1,1 @@
+"""The Application (release) lifecycle. ``status``: the status machine every component uses."""
