@@ -24,6 +24,9 @@ def _calls_without_field(root: Path, packages: tuple[str, ...]) -> list[str]:
     found = []
     for package in packages:
         for path in sorted((root / package).rglob("*.py")):
+            parts = path.relative_to(root).parts
+            if any(part.startswith(".") or part == "node_modules" for part in parts):
+                continue  # the web app's .venv, .web build output: not our code
             for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
                 if not isinstance(node, ast.Call):
                     continue
