@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 import typer
-import uvicorn
 
 from backend.settings import get_settings
 
@@ -26,6 +25,8 @@ def migrate() -> None:
 @cli.command()
 def api() -> None:
     """Run the GraphQL API."""
+    import uvicorn  # here: the other processes started by this module do not serve ASGI
+
     s = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     uvicorn.run(

@@ -6,9 +6,7 @@ point it at a DNS server they start on 127.0.0.1; nothing here reaches out by it
 
 from __future__ import annotations
 
-import dns.asyncresolver
-import dns.exception
-import dns.resolver
+from typing import TYPE_CHECKING
 
 from backend.errors import Unavailable
 from backend.settings import get_settings
@@ -16,12 +14,18 @@ from backend.settings import get_settings
 CHALLENGE_LABEL = "_paastech-challenge"
 TIMEOUT_SECONDS = 5.0
 
+if TYPE_CHECKING:
+    import dns.asyncresolver
+
 
 def challenge_name(hostname: str) -> str:
     return f"{CHALLENGE_LABEL}.{hostname}"
 
 
 def _resolver() -> dns.asyncresolver.Resolver:
+    # dnspython is imported on the first domain check, not by every process loading this module.
+    import dns.asyncresolver
+
     configured = get_settings().dns_resolver.strip()
     if not configured:
         resolver = dns.asyncresolver.Resolver()
@@ -36,6 +40,9 @@ def _resolver() -> dns.asyncresolver.Resolver:
 
 async def txt_values(name: str) -> list[str]:
     """Every TXT string at ``name``; [] when there is none. Unavailable when DNS cannot say."""
+    import dns.exception
+    import dns.resolver
+
     try:
         answer = await _resolver().resolve(name, "TXT")
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):

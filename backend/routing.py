@@ -25,7 +25,6 @@ import os
 import tempfile
 from pathlib import Path
 
-from backend.db.models import Domain
 from backend.settings import Settings, get_settings
 
 DOMAINS_FILE = "domains.json"
@@ -47,6 +46,9 @@ def domains_path(settings: Settings | None = None) -> Path:
 async def routed_domains() -> dict[str, str]:
     """Custom hostname -> project name, for every domain that routes: only verified ones
     (issue 12: control of the hostname is proven before it routes or gets a certificate)."""
+    # Here, not at the top: the ingress reads this module's file and must not load the ORM.
+    from backend.db.models import Domain
+
     rows = (
         await Domain.filter(verified_at__isnull=False)
         .prefetch_related("project")

@@ -7,9 +7,9 @@ and every app with it. supervisord (maintained, from PyPI) restarts each program
   retried with a growing delay (1 s, 2 s, ... START_RETRIES times) and then given up (FATAL):
   the crash-loop limit, reported on the terminal with the command to start it again;
 * the other programs keep running;
-* the terminal shows every line of every program prefixed with its name (the event listener
-  below prints supervisord's PROCESS_LOG events), and each program also logs to
-  ``DATA_DIR/logs/<name>.log`` (rotated);
+* the terminal shows every line of every program prefixed with its name (the event listener,
+  backend/supervise_listener.py, prints supervisord's PROCESS_LOG events), and each program
+  also logs to ``DATA_DIR/logs/<name>.log`` (rotated);
 * Ctrl-C (SIGINT) or SIGTERM stops every program (their whole process group) and supervisord.
 
 The config is generated from the Procfile, so a new Procfile line is supervised with no change
@@ -21,11 +21,14 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend import supervise_listener
 from backend.pomegranate.procfile import parse_procfile
+from backend.supervise_listener import LinePrefixer
+
+__all__ = ["Layout", "LinePrefixer", "exec_supervisord", "listen", "render_config", "write_config"]
 
 START_SECONDS = 3  # a program must stay up this long for its start to count
 START_RETRIES = 5  # quick crashes in a row before giving up (the crash-loop limit)
@@ -91,8 +94,22 @@ def render_config(procfile_text: str, layout: Layout) -> str:
         f"[eventlistener:{LISTENER}]",
         # The listener's stdout is supervisord's protocol channel; it prints on stderr, which
         # supervisord copies to its own stdout: the terminal.
-        f"command={shlex.quote(sys.executable)} -m backend.supervise --width {width} "
-        f"--config {_value(shlex.quote(str(layout.config)))}",
+        # A script run isolated and without site-packages: a bare interpreter's memory.
+        "command="
+        + _value(
+            shlex.join(
+                [
+                    sys.executable,
+                    "-I",
+                    "-S",
+                    str(Path(supervise_listener.__file__).resolve()),
+                    str(width),
+                    str(START_RETRIES),
+                    str(START_SECONDS),
+                    str(layout.config),
+                ]
+            )
+        ),
         "events=PROCESS_LOG,PROCESS_STATE",
         "buffer_size=1000",
         "autorestart=true",
@@ -141,82 +158,6 @@ def exec_supervisord(config: Path) -> None:
     os.execv(str(supervisord), [str(supervisord), "-n", "-c", str(config)])
 
 
-# ---------------------------------------------------------------------------------------------
-# The event listener (a child of supervisord; stdlib and supervisor only: it must stay small)
-
-
-def _parse_headers(line: str) -> dict[str, str]:
-    return dict(token.split(":", 1) for token in line.split())
-
-
-def _format_state(event: str, headers: dict[str, str], config: str) -> str | None:
-    name = headers.get("processname", "?")
-    if event == "PROCESS_STATE_EXITED":
-        if headers.get("expected") == "1":
-            return None
-        return f"{name} exited unexpectedly (pid {headers.get('pid')}): restarting it"
-    if event == "PROCESS_STATE_BACKOFF":
-        return f"{name} crashed while starting (attempt {headers.get('tries')}): retrying"
-    if event == "PROCESS_STATE_FATAL":
-        return (
-            f"{name} crashed {START_RETRIES} times in a row within {START_SECONDS} s of starting: "
-            f"crash loop, giving up. Fix it, then: supervisorctl -c {config} start {name}"
-        )
-    if event == "PROCESS_STATE_RUNNING":
-        return f"{name} is running (pid {headers.get('pid')})"
-    return None
-
-
-class LinePrefixer:
-    """Splits PROCESS_LOG chunks (not line aligned) into whole lines, per process."""
-
-    def __init__(self, width: int) -> None:
-        self.width = width
-        self._partial: dict[str, str] = {}
-
-    def feed(self, name: str, data: str) -> list[str]:
-        text = self._partial.pop(name, "") + data
-        *whole, rest = text.split("\n")
-        if rest:
-            self._partial[name] = rest
-        return [self.line(name, line) for line in whole]
-
-    def line(self, name: str, text: str) -> str:
-        return f"{time.strftime('%H:%M:%S')} {name:<{self.width}} | {text.rstrip()}"
-
-
 def listen(width: int, config: str, stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr) -> None:
-    """supervisord's event listener protocol: READY, read one event, RESULT, repeat."""
-    prefixer = LinePrefixer(max(width, len("supervisor")))
-    while True:
-        stdout.write("READY\n")
-        stdout.flush()
-        raw = stdin.readline()
-        if not raw:
-            return  # supervisord went away
-        header = _parse_headers(raw)
-        body = stdin.read(int(header["len"]))
-        event = header.get("eventname", "")
-        if event.startswith("PROCESS_LOG"):
-            meta, _, data = body.partition("\n")
-            name = _parse_headers(meta).get("processname", "?")
-            out = prefixer.feed(name, data)
-        else:
-            meta = body.split("\n", 1)[0]
-            message = _format_state(event, _parse_headers(meta), config)
-            out = [prefixer.line("supervisor", message)] if message else []
-        if out:
-            stderr.write("\n".join(out) + "\n")
-            stderr.flush()
-        stdout.write("RESULT 2\nOK")
-        stdout.flush()
-
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description="supervisord event listener of `make up`")
-    parser.add_argument("--width", type=int, default=12)
-    parser.add_argument("--config", default="DATA_DIR/run/supervisord.conf")
-    args = parser.parse_args()
-    listen(args.width, args.config)
+    """The event listener (backend/supervise_listener.py) with this config's crash-loop limit."""
+    supervise_listener.listen(width, config, START_RETRIES, START_SECONDS, stdin, stdout, stderr)

@@ -21,6 +21,7 @@ MODULES = [
     "bench.ingress_throughput",
     "bench.ingress_tls",
     "bench.recovery",  # issue 20
+    "bench.platform_memory",  # issue 17
 ]
 
 

@@ -9,11 +9,11 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiodocker
 from aiohttp import web
 
-from backend.ingress.certificates import CertificateManager
 from backend.ingress.discovery import Discovery
 from backend.ingress.proxy import (
     MAX_FIELD_SIZE,
@@ -23,9 +23,13 @@ from backend.ingress.proxy import (
     make_session,
 )
 from backend.ingress.routes import RouteTable, normalise_host
-from backend.ingress.tls import SniContexts
 from backend.routing import domains_path, read_table
 from backend.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    # ACME, DNS and X.509 (about 25 MB of modules): imported by serve() only with TLS on.
+    from backend.ingress.certificates import CertificateManager
+    from backend.ingress.tls import SniContexts
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +121,9 @@ async def serve(settings: Settings | None = None) -> None:
     certificates: CertificateManager | None = None
     contexts: SniContexts | None = None
     if s.tls:
+        from backend.ingress.certificates import CertificateManager
+        from backend.ingress.tls import SniContexts
+
         contexts = SniContexts()
         certificates = CertificateManager(s, lambda: table.hosts().keys(), contexts)
         certificates.load()  # serve what we have before listening: a restart orders nothing

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncssh
 from tortoise.exceptions import IntegrityError
 
 from backend import validation
@@ -27,6 +26,9 @@ def parse_public_key(text: str) -> tuple[str, str, str]:
     text = text.strip()
     if not text or len(text) > MAX_KEY_LENGTH or "\n" in text:
         raise ValidationFailed("paste exactly one OpenSSH public key line", field="publicKey")
+    # asyncssh (about 18 MB of modules) is loaded by the API only once a key is added.
+    import asyncssh
+
     try:
         key = asyncssh.import_public_key(text)
     except (asyncssh.KeyImportError, ValueError) as exc:

@@ -137,6 +137,10 @@ def supervised(
     )
     # The Procfile says `python`: the venv's, as scripts/up.sh puts it first on PATH.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # `make up` runs the programs in the checkout, so `python -m backend` is the checkout's code;
+    # here they run in a copy of the Procfile's directory, where the venv's editable install
+    # would pick the main checkout's code instead of this one's (a worktree under test).
+    env["PYTHONPATH"] = str(ROOT)
     migrate(env)
     workdir = data_dir / "checkout"
     workdir.mkdir(exist_ok=True)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import configparser
 import io
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from backend import supervise
+from backend import supervise, supervise_listener
 from backend.supervise import Layout, LinePrefixer, listen, render_config
 
 LAYOUT = Layout(Path("/srv/pt"), Path("/srv/pt/.data/run"), Path("/srv/pt/.data/logs"))
@@ -78,3 +81,36 @@ def test_listener_speaks_the_protocol_and_reports_crash_loops() -> None:
     assert lines[1].endswith("supervisor | api exited unexpectedly (pid 7): restarting it")
     assert "gitd crashed 5 times in a row" in lines[2]
     assert "supervisorctl -c /x/supervisord.conf start gitd" in lines[2]
+
+
+def test_listener_runs_as_configured_with_the_standard_library_only(tmp_path: Path) -> None:
+    """The config's listener command (python -I -S on the script: no site-packages, no
+    backend package) speaks the protocol, with the config's crash-loop limit in its words."""
+    layout = Layout(tmp_path, tmp_path / "run d%", tmp_path / "logs")
+    parser = configparser.ConfigParser()
+    parser.read_string(render_config("api: python -m backend api\n", layout))
+    command = shlex.split(parser["eventlistener:logs"]["command"])
+    assert command[1:3] == ["-I", "-S"]
+    assert command[-1] == str(layout.config)  # the % survived ConfigParser's interpolation
+    events = _event(
+        "PROCESS_LOG_STDOUT", "processname:api groupname:api pid:7 channel:stdout\nhi\n"
+    ) + _event("PROCESS_STATE_FATAL", "processname:api groupname:api from_state:BACKOFF")
+    done = subprocess.run(command, input=events, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "READY\nRESULT 2\nOK" * 2 + "READY\n"
+    lines = done.stderr.splitlines()
+    assert lines[0].endswith("api        | hi")
+    assert (
+        f"api crashed {supervise.START_RETRIES} times in a row within {supervise.START_SECONDS} s"
+        in lines[1]
+    )
+    assert f"supervisorctl -c {layout.config} start api" in lines[1]
+
+
+@pytest.mark.parametrize("args", [[], ["4", "5", "3"], ["four", "5", "3", "/x.conf"]])
+def test_listener_refuses_bad_arguments(args: list[str]) -> None:
+    command = [sys.executable, "-I", "-S", supervise_listener.__file__, *args]
+    done = subprocess.run(command, input="", capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert "usage: supervise_listener.py WIDTH RETRIES START_SECONDS CONFIG" in done.stderr
+    assert done.stdout == ""  # never READY: supervisord sees it fail, not a silent listener
