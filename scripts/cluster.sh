@@ -8,6 +8,8 @@
 #   scripts/cluster.sh down                         remove exactly what the state file names
 #   scripts/cluster.sh status                       the nodes as the manager sees them
 #   scripts/cluster.sh env                          PAASTECH_* settings to drive the cluster
+#   scripts/cluster.sh kill-node N                  node N "dies" (tests: SIGKILL all its processes);
+#                                                   `up` starts it again and it rejoins
 #
 # The platform registry listens on the host's 127.0.0.1, which a namespace cannot reach: nodes pull
 # from BRIDGE_IP:PORT instead, DNAT-ed by one host rule to 127.0.0.1:PORT (route_localnet on our
@@ -32,7 +34,7 @@ node_ip() { echo "$PREFIX.$((10 + $1))"; }
 node_sock() { echo "$DIR/n$1/docker.sock"; }
 in_ns() { local n=$1; shift; nsenter --net="/var/run/netns/$NS$n" "$@"; }
 dk() { local n=$1; shift; docker -H "unix://$(node_sock "$n")" "$@"; }
-record() { mkdir -p "$DIR"; echo "$*" >>"$STATE"; }
+record() { mkdir -p "$DIR"; recorded "$*" || echo "$*" >>"$STATE"; }
 recorded() { [ -f "$STATE" ] && grep -qxF "$*" "$STATE"; }
 
 wait_for() {  # wait_for SECONDS CMD...: run CMD until it succeeds, at most SECONDS
@@ -94,12 +96,15 @@ up_node() {
     # Short exec root: containerd's unix sockets live under it (108-byte path limit).
     local exec_root="/run/pt-sw$n"
     record dir "$exec_root"
+    # The node's containers under a cgroup parent of their own: `kill-node` and `down` find
+    # every process of the node (dockerd, containerd, shims in its netns; containers here).
+    record cgroup "$NS$n"
     # nsenter --net only: `ip netns exec` would also remount /sys and hide the cgroup mounts.
     in_ns "$n" setsid "$DOCKERD" \
         --data-root="$root/data" --exec-root="$exec_root" --pidfile="$root/docker.pid" \
         --host="unix://$(node_sock "$n")" \
         --containerd-namespace="pt-sw$n" --containerd-plugins-namespace="pt-sw$n-plugins" \
-        --insecure-registry="$PREFIX.0/24" --storage-driver=overlay2 \
+        --insecure-registry="$PREFIX.0/24" --storage-driver=overlay2 --cgroup-parent="/$NS$n" \
         >"$root/dockerd.log" 2>&1 </dev/null &
     record dockerd "$root/docker.pid"
     wait_for 60 node_running "$n" || { echo "cluster.sh: node $n did not start (see $root/dockerd.log)" >&2; exit 1; }
@@ -109,7 +114,9 @@ up_swarm() {
     local state
     state=$(dk 1 info --format '{{.Swarm.LocalNodeState}}')
     if [ "$state" != active ]; then
-        dk 1 swarm init --advertise-addr "$(node_ip 1)" --listen-addr "$(node_ip 1):2377" >/dev/null
+        # A 1 s heartbeat: a dead node is noticed (and its tasks rescheduled) in seconds.
+        dk 1 swarm init --advertise-addr "$(node_ip 1)" --listen-addr "$(node_ip 1):2377" \
+            --dispatcher-heartbeat 1s >/dev/null
     fi
     local token n
     token=$(dk 1 swarm join-token -q worker)
@@ -145,7 +152,7 @@ cmd_env() {
     echo "PAASTECH_RUNTIME=swarm"
     echo "PAASTECH_SWARM_DOCKER_URL=unix://$(node_sock 1)"
     echo "PAASTECH_SWARM_REGISTRY_ADDRESS=$BRIDGE_IP:$port"
-    echo "PAASTECH_SWARM_NODE_ADDRESSES=$(for n in $(seq 1 "$NODES"); do printf '%s ' "$(node_ip "$n")"; done | xargs | tr ' ' ,)"
+    echo "PAASTECH_CLUSTER_NODE_ADDRESSES=$(for n in $(seq 1 "$NODES"); do printf '%s ' "$(node_ip "$n")"; done | xargs | tr ' ' ,)"
 }
 
 stop_dockerd() {  # SIGTERM, then SIGKILL; its containers (and their shims) go with it
@@ -160,11 +167,31 @@ stop_dockerd() {  # SIGTERM, then SIGKILL; its containers (and their shims) go w
     kill -KILL "$pid" 2>/dev/null || true
 }
 
-kill_leftovers() {  # containerd shims and containers of a node whose dockerd was killed
-    local root=$1 pid
-    for pid in $(grep -l -- "$root" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do
+cgroup_procs() {  # every process in the cgroups under /NAME (any v1 controller, or v2)
+    cat /sys/fs/cgroup/*/"$1"/*/cgroup.procs /sys/fs/cgroup/"$1"/*/cgroup.procs 2>/dev/null | sort -u
+}
+
+kill_node_processes() {  # SIGKILL: the node's dockerd, containerd and shims, and its containers
+    local ns=$1 pid
+    for pid in $( (ip netns pids "$ns" 2>/dev/null; cgroup_procs "$ns") | sort -u); do
         [ "$pid" != $$ ] && kill -KILL "$pid" 2>/dev/null || true
     done
+}
+
+remove_cgroup() {
+    local name=$1 dir
+    kill_node_processes "$name"
+    for dir in /sys/fs/cgroup/*/"$name" /sys/fs/cgroup/"$name"; do
+        [ -d "$dir" ] || continue
+        find "$dir" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null || true
+        rmdir "$dir" 2>/dev/null || true
+    done
+}
+
+cmd_kill_node() {  # the node's machine dies: every process of it is killed at once
+    local n=$1
+    [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le "$NODES" ] || { echo "cluster.sh: no node $n" >&2; exit 2; }
+    kill_node_processes "$NS$n"
 }
 
 cmd_down() {
@@ -176,13 +203,13 @@ cmd_down() {
     done <"$STATE"
     tac "$STATE" | while read -r kind value; do
         case $kind in
-            dockerd) kill_leftovers "$(dirname "$value")" ;;
+            cgroup) remove_cgroup "$value" ;;
             dir)
                 # Mounts a killed daemon left (overlay, shm, netns files) keep the dir busy.
                 grep -F " $value/" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
                 rm -rf --one-file-system "$value" 2>/dev/null || rm -rf "$value" || true ;;
             veth) ip link del "$value" 2>/dev/null || true ;;
-            netns) ip netns del "$value" 2>/dev/null || true ;;
+            netns) kill_node_processes "$value"; ip netns del "$value" 2>/dev/null || true ;;
             bridge) ip link del "$value" 2>/dev/null || true ;;
             iptables) read -ra rule <<<"$value"; iptables -D "${rule[@]}" 2>/dev/null || true ;;
             iptables-nat) read -ra rule <<<"$value"; iptables -t nat -D "${rule[@]}" 2>/dev/null || true ;;
@@ -203,5 +230,6 @@ case ${1:-} in
     down) cmd_down ;;
     status) cmd_status ;;
     env) shift; cmd_env "$@" ;;
-    *) echo "usage: scripts/cluster.sh up [--registry-port PORT] | down | status | env" >&2; exit 2 ;;
+    kill-node) shift; cmd_kill_node "${1:-}" ;;
+    *) echo "usage: scripts/cluster.sh up [--registry-port PORT] | down | status | env | kill-node N" >&2; exit 2 ;;
 esac

@@ -30,7 +30,7 @@ class Cluster:
 
     @property
     def node_addresses(self) -> list[str]:
-        return self.env["PAASTECH_SWARM_NODE_ADDRESSES"].split(",")
+        return self.env["PAASTECH_CLUSTER_NODE_ADDRESSES"].split(",")
 
     def node_pidfile(self, node: int) -> str:
         """The pid file of node ``node``'s dockerd (1 is the manager)."""
