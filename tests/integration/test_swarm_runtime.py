@@ -8,15 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
+import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
+from backend import labels as L
 from backend.pomegranate.release import (
     Process,
+    ReleaseFailed,
     ReleasePlan,
     RollingRuntime,
     release,
@@ -24,9 +32,10 @@ from backend.pomegranate.release import (
 from backend.pomegranate.runtime import BuiltImage
 from backend.pomegranate.swarm_runtime import SwarmRuntime, overlay_name, service_name
 from backend.settings import Settings
-from tests.support.cluster import Cluster, swarm_cluster
+from tests.support.cluster import SCRIPT, Cluster, swarm_cluster
 from tests.support.platform import tar_dir
 from tests.support.polling import within
+from tests.support.servers import ROOT, free_port, stop_process
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
@@ -47,6 +56,42 @@ def settings(cluster: Cluster) -> Settings:
         swarm_docker_url=cluster.manager_url,
         swarm_registry_address=cluster.env["PAASTECH_SWARM_REGISTRY_ADDRESS"],
     )
+
+
+@pytest.fixture(scope="module")
+def ingress(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The embedded ingress, in Swarm mode (PAASTECH_RUNTIME=swarm), as `make up` runs it; its
+    URL."""
+    data_dir = tmp_path_factory.mktemp("swarm-ingress")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAASTECH_")}
+    env.update(
+        PAASTECH_INGRESS_PORT=str(port),
+        PAASTECH_HOST="127.0.0.1",
+        PAASTECH_DATA_DIR=str(data_dir),
+        PAASTECH_RUNTIME="swarm",
+        PAASTECH_SWARM_DOCKER_URL=cluster.manager_url,
+    )
+    log_path = data_dir / "ingress.log"
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "backend", "ingress"], env=env, cwd=ROOT, stdout=log, stderr=log
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"ingress exited with {proc.returncode}:\n{log_path.read_text()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(url, headers={"Host": "x.invalid"}).status_code == 404:
+                        break
+                if time.monotonic() > deadline:
+                    pytest.fail(f"ingress did not start:\n{log_path.read_text()}")
+                time.sleep(0.1)
+            yield url
+        finally:
+            stop_process(proc)
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +176,70 @@ async def answers(runtime: SwarmRuntime, project: str) -> list[dict]:
     return result
 
 
+def host(project: str) -> str:
+    return f"{project}.{Settings().base_domain}"
+
+
+@dataclass
+class Load:
+    """Requests sent one after another through the ingress until stopped: what answered, and
+    every failure (a non-200 or a transport error)."""
+
+    releases: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    last: str = ""
+
+    @property
+    def total(self) -> int:
+        return sum(self.releases.values()) + len(self.failures)
+
+
+@contextlib.asynccontextmanager
+async def load(ingress: str, project: str) -> AsyncIterator[Load]:
+    result = Load()
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        async with httpx.AsyncClient(
+            base_url=ingress, headers={"Host": host(project)}, timeout=10
+        ) as client:
+            while not stop.is_set():
+                try:
+                    response = await client.get("/")
+                except httpx.HTTPError as exc:
+                    result.failures.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                if response.status_code != 200:
+                    result.failures.append(f"{response.status_code}: {response.text[:200]}")
+                    continue
+                result.last = response.json()["env"]["PAASTECH_RELEASE"]
+                result.releases[result.last] += 1
+
+    task = asyncio.create_task(run())
+    try:
+        yield result
+    finally:
+        stop.set()
+        await task
+
+
+async def routed(ingress: str, project: str, release_number: str, at_least: int = 10) -> None:
+    """Wait until the ingress answers ``at_least`` requests in a row from ``release_number``."""
+    seen: list[str] = []
+    async with (
+        within(60, lambda: f"{host(project)} to answer release {release_number}: {seen[-5:]}"),
+        httpx.AsyncClient(base_url=ingress, headers={"Host": host(project)}, timeout=10) as client,
+    ):
+        streak = 0
+        while streak < at_least:
+            response = await client.get("/")
+            ok = response.status_code == 200
+            seen.append(response.json()["env"]["PAASTECH_RELEASE"] if ok else str(response))
+            streak = streak + 1 if ok and seen[-1] == release_number else 0
+            if streak == 0:
+                await asyncio.sleep(0.2)
+
+
 def test_swarm_runtime_rolls_releases_itself(settings: Settings):
     assert isinstance(SwarmRuntime(settings), RollingRuntime)
 
@@ -160,9 +269,117 @@ async def test_release_spreads_replicas_over_nodes(
     name = service_name(project, "web", instance=settings.instance)
     spec = (await runtime._service(name))["Spec"]
     task = spec["TaskTemplate"]
-    assert task["Networks"][0]["Target"] == overlay_name(project, instance=settings.instance)
+    assert all(c.networks == [overlay_name(project, instance=settings.instance)] for c in running)
     assert task["ContainerSpec"]["CapabilityDrop"] == ["ALL"]
     assert task["ContainerSpec"]["User"] != "0"
     assert task["Resources"]["Limits"]["MemoryBytes"] == 256 * 1024 * 1024
     assert spec["UpdateConfig"]["Order"] == "start-first"
     assert spec["UpdateConfig"]["FailureAction"] == "rollback"
+
+
+async def test_redeploy_under_load_has_no_failed_request(
+    runtime: SwarmRuntime, built: BuiltImage, project: str, settings: Settings, ingress: str
+):
+    await release(runtime, plan(project, built, 1), Logs(), settings)
+    await routed(ingress, project, "1")
+    logs = Logs()
+    async with load(ingress, project) as traffic:
+        result = await release(runtime, plan(project, built, 2), logs, settings)
+        await routed(ingress, project, "2")
+    assert result.stopped_applications == [1]
+    assert "Release 2 is live" in logs.lines
+    assert traffic.failures == [], traffic.failures[:5]
+    # Both releases served during the switch, and the new one at the end.
+    assert traffic.releases["1"] > 0 and traffic.releases["2"] > 0, traffic.releases
+    assert traffic.last == "2"
+    running = [c for c in await runtime.list_containers(project) if c.running]
+    assert {c.ownership.application for c in running if c.ownership} == {2}
+    assert len(running) == 3
+
+
+async def test_failed_health_check_keeps_the_old_release_serving(
+    runtime: SwarmRuntime, built: BuiltImage, project: str, settings: Settings, ingress: str
+):
+    await release(runtime, plan(project, built, 1, replicas=2), Logs(), settings)
+    await routed(ingress, project, "1")
+    bad = plan(project, built, 2, replicas=2, health_path="/missing")
+    bad.health_timeout = 4.0
+    async with load(ingress, project) as traffic:
+        with pytest.raises(ReleaseFailed) as failure:
+            await release(runtime, bad, Logs(), settings)
+    assert "rolled back" in failure.value.reason
+    assert traffic.failures == [], traffic.failures[:5]
+    assert set(traffic.releases) == {"1"}, traffic.releases
+    # Swarm rolled the service back to release 1's spec: only its tasks run and are routed.
+    name = service_name(project, "web", instance=settings.instance)
+    assert (await runtime._service(name))["Spec"]["Labels"][L.APPLICATION] == "1"
+    running = [c for c in await runtime.list_containers(project) if c.running]
+    assert {c.ownership.application for c in running if c.ownership} == {1}
+    await routed(ingress, project, "1")
+
+
+async def test_scale_two_five_one(
+    runtime: SwarmRuntime, built: BuiltImage, project: str, settings: Settings, ingress: str
+):
+    for replicas in (2, 5, 1):
+        result = await release(
+            runtime, plan(project, built, 1, replicas=replicas), Logs(), settings
+        )
+        running = [c for c in result.containers if c.running]
+        async with within(60, f"{replicas} running tasks"):
+            while len(running) != replicas:
+                await asyncio.sleep(0.5)
+                running = [c for c in await runtime.list_containers(project) if c.running]
+        assert sorted(c.ownership.replica for c in running if c.ownership) == list(
+            range(1, replicas + 1)
+        )
+        if replicas == 5:
+            assert len({c.labels["paastech.swarm.node"] for c in running}) == 3
+        await routed(ingress, project, "1")
+
+
+async def test_a_dead_node_s_tasks_are_rescheduled_while_the_app_answers(
+    runtime: SwarmRuntime,
+    built: BuiltImage,
+    project: str,
+    settings: Settings,
+    ingress: str,
+    cluster: Cluster,
+):
+    await release(runtime, plan(project, built, 1, replicas=3), Logs(), settings)
+    await routed(ingress, project, "1")
+    running = [c for c in await runtime.list_containers(project) if c.running]
+    # A worker with a task dies (never the manager: one manager is no quorum to lose).
+    victim = next(
+        address
+        for address in cluster.node_addresses[1:]
+        if any(c.labels["paastech.swarm.node"] == address for c in running)
+    )
+    node = cluster.node_addresses.index(victim) + 1
+    try:
+        async with load(ingress, project) as traffic:
+            killed = time.monotonic()
+            subprocess.run([str(SCRIPT), "kill-node", str(node)], check=True, timeout=60)
+            async with within(90, "3 tasks running on the surviving nodes"):
+                while True:
+                    alive = [
+                        c
+                        for c in await runtime.list_containers(project)
+                        if c.running and c.labels["paastech.swarm.node"] != victim
+                    ]
+                    if len(alive) == 3:
+                        break
+                    await asyncio.sleep(0.5)
+            rescheduled = time.monotonic() - killed
+            await routed(ingress, project, "1")
+        print(f"node {node} died: its tasks ran again elsewhere after {rescheduled:.1f}s")
+        assert traffic.failures == [], traffic.failures[:5]
+        assert traffic.total > 0
+    finally:
+        # The node comes back (and rejoins) for the tests that run after this one.
+        subprocess.run(
+            [str(SCRIPT), "up", "--registry-port", os.environ["PAASTECH_REGISTRY_PORT"]],
+            check=True,
+            timeout=180,
+            capture_output=True,
+        )
