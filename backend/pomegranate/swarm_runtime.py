@@ -68,6 +68,8 @@ UPDATE_MONITOR_NS = 2 * SECOND_NS
 STOP_GRACE_NS = 10 * SECOND_NS
 POLL_SECONDS = 0.5
 EVENTS_POLL_SECONDS = 1.0
+DOCKER_NETWORK_LABEL = "traefik.docker.network"
+SWARM_NETWORK_LABEL = "traefik.swarm.network"  # Traefik v3's Swarm provider
 UPDATE_FAILED_STATES = {"rollback_started", "rollback_completed", "rollback_paused", "paused"}
 
 
@@ -188,8 +190,9 @@ class SwarmRuntime(DockerRuntime):
             }
         )
         labels = self._labels(plan, process.type)
-        # The routing labels of one engine, on the task containers too (replica = 1: the slot is
-        # not known before the task exists); the service carries them for Traefik's Swarm provider.
+        # The routing labels of one engine, on the service (Traefik's Swarm provider reads
+        # services, not containers), with the v3 Swarm provider's network label instead of the
+        # Docker provider's; replica 1 only to build them (a task's slot is its replica).
         routing = L.container_labels(
             spec.project,
             spec.application,
@@ -205,10 +208,11 @@ class SwarmRuntime(DockerRuntime):
             hsts_seconds=spec.hsts_seconds,
         )
         routing.pop(L.REPLICA, None)
+        routing[SWARM_NETWORK_LABEL] = routing.pop(DOCKER_NETWORK_LABEL, network)
         container: dict[str, Any] = {
             "Image": self.node_image(spec.image),
             "Env": [f"{k}={v}" for k, v in env.items()],
-            "Labels": {**routing, **labels},
+            "Labels": labels,
             "User": run_as_user(image_user, s.container_user),
             "Init": True,
             "CapabilityDrop": ["ALL"],
