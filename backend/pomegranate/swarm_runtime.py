@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiodocker
+import aiohttp
 from aiodocker.exceptions import DockerError
 
 from backend import labels as L
@@ -48,10 +49,12 @@ from backend.pomegranate.docker_runtime import (
     RESTART_POLICY,
     DockerRuntime,
     NetworkError,
+    _LineSplitter,
     _parse_time,
     run_as_user,
 )
 from backend.pomegranate.procfile import shell_command
+from backend.pomegranate.reconciler import DesiredProject, ReconcileResult
 from backend.pomegranate.release import Process, ReleaseFailed, ReleasePlan, ReleaseResult
 from backend.pomegranate.runtime import ContainerInfo, HealthCheckError, NotOwned, RuntimeEvent
 from backend.settings import Settings
@@ -468,6 +471,68 @@ class SwarmRuntime(DockerRuntime):
                 raise ReleaseFailed(f"{name}: update not done after the deadline ({state})")
             await asyncio.sleep(POLL_SECONDS)
 
+    async def reconcile_services(
+        self, desired: list[DesiredProject], skip: set[str]
+    ) -> ReconcileResult:
+        """Make the services match the database (Swarm restarts and reschedules tasks itself):
+        a live release whose services are missing or of another Application is deployed again;
+        services of a project nobody wants (or of a process type the live release lacks) are
+        removed, with the network of a project that is gone. Projects in ``skip``, and
+        Applications being deployed right now, are left alone."""
+        result = ReconcileResult()
+        wanted = {d.project: d for d in desired if d.project not in skip}
+        present: dict[str, list[dict[str, Any]]] = {}
+        for service in await self._services():
+            labels = (service.get("Spec") or {}).get("Labels") or {}
+            project = labels.get(L.PROJECT, "")
+            if project and project not in skip:
+                present.setdefault(project, []).append(service)
+
+        async def ignore(line: str) -> None:
+            pass
+
+        for project, services in present.items():
+            live = wanted[project].live if project in wanted else None
+            in_flight = wanted[project].in_flight if project in wanted else set()
+            processes = {p.type for p in live.processes} if live is not None else set()
+            for service in services:
+                spec = service.get("Spec") or {}
+                labels = spec.get("Labels") or {}
+                app = labels.get(L.APPLICATION, "")
+                if labels.get(L.PROCESS) in processes or (app.isdigit() and int(app) in in_flight):
+                    continue
+                await self._remove_service(spec.get("Name", ""))
+                result.removed.append(spec.get("Name", ""))
+            if project not in wanted:
+                with contextlib.suppress(DockerError, NetworkError):
+                    await self.remove_project_network(project)
+        for project, want in wanted.items():
+            live = want.live
+            if live is None:
+                continue
+            current = {
+                (s.get("Spec") or {}).get("Labels", {}).get(L.PROCESS): (s.get("Spec") or {})
+                .get("Labels", {})
+                .get(L.APPLICATION)
+                for s in present.get(project, [])
+            }
+            processes = [p for p in live.processes if p.type != L.RELEASE_PROCESS]
+            if all(current.get(p.type) == str(live.application) for p in processes):
+                result.adopted.extend(
+                    service_name(project, p.type, instance=self.settings.instance)
+                    for p in processes
+                )
+                continue
+            try:
+                await self.deploy(live, ignore)
+            except Exception as exc:
+                log.warning("could not redeploy %s: %s", project, exc)
+                continue
+            result.started.extend(
+                service_name(project, p.type, instance=self.settings.instance) for p in processes
+            )
+        return result
+
     # ---------------------------------------------------------------------------------- tasks
 
     async def _node_addresses(self) -> dict[str, str]:
@@ -604,6 +669,34 @@ class SwarmRuntime(DockerRuntime):
             if loop.time() >= deadline:
                 raise HealthCheckError(f"task {container.name} not running after {timeout:g}s")
             await asyncio.sleep(POLL_SECONDS)
+
+    async def logs(
+        self, container_id: str, *, follow: bool, tail: int | None = None
+    ) -> AsyncIterator[str]:
+        """A task's stdout and stderr lines, from its node through the manager (Swarm's task
+        logs); the stream is multiplexed (8-byte frame headers: no TTY)."""
+        params = {
+            "stdout": "1",
+            "stderr": "1",
+            "follow": "1" if follow else "0",
+            "tail": "all" if tail is None else str(tail),
+        }
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+        splitter = _LineSplitter()
+        async with self.manager._query(
+            f"tasks/{container_id}/logs", params=params, timeout=timeout
+        ) as response:
+            while True:
+                try:
+                    header = await response.content.readexactly(8)
+                except asyncio.IncompleteReadError:
+                    break
+                size = int.from_bytes(header[4:], "big")
+                chunk = await response.content.readexactly(size)
+                for line in splitter.feed(chunk.decode(errors="replace")):
+                    yield line
+        for line in splitter.flush():
+            yield line
 
     async def start(self, spec: Any) -> ContainerInfo:
         """Swarm runs releases as services (deploy); a single container is never started."""

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from backend import labels as L
+from backend.pomegranate.reconciler import DesiredProject, reconcile
 from backend.pomegranate.release import (
     Process,
     ReleaseFailed,
@@ -29,7 +30,7 @@ from backend.pomegranate.release import (
     RollingRuntime,
     release,
 )
-from backend.pomegranate.runtime import BuiltImage
+from backend.pomegranate.runtime import BuiltImage, RuntimeEvent
 from backend.pomegranate.swarm_runtime import SwarmRuntime, overlay_name, service_name
 from backend.settings import Settings
 from tests.support.cluster import SCRIPT, Cluster, swarm_cluster
@@ -263,6 +264,11 @@ async def test_release_spreads_replicas_over_nodes(
     assert all(c.image.startswith(f"{registry}/paastech/app-swarm-app@sha256:") for c in running)
     bodies = await answers(runtime, project)
     assert len(bodies) == 3
+    # Each task's output, from its node through the manager.
+    lines: list[str] = []
+    async with within(30, lambda: f"a request line in the task's log: {lines[-3:]}"):
+        while not any("GET / " in line for line in lines):
+            lines = [line async for line in runtime.logs(running[0].id, follow=False, tail=50)]
     assert {b["env"]["PAASTECH_RELEASE"] for b in bodies} == {"1"}
     assert {b["env"]["GREETING"] for b in bodies} == {"hello"}
     # The project's own overlay network; its tasks run hardened and limited.
@@ -321,6 +327,14 @@ async def test_failed_health_check_keeps_the_old_release_serving(
 async def test_scale_two_five_one(
     runtime: SwarmRuntime, built: BuiltImage, project: str, settings: Settings, ingress: str
 ):
+    events: list[RuntimeEvent] = []
+
+    async def watch() -> None:
+        async for event in runtime.events():
+            if event.ownership is not None and event.ownership.project == project:
+                events.append(event)
+
+    watcher = asyncio.create_task(watch())
     for replicas in (2, 5, 1):
         result = await release(
             runtime, plan(project, built, 1, replicas=replicas), Logs(), settings
@@ -336,6 +350,13 @@ async def test_scale_two_five_one(
         if replicas == 5:
             assert len({c.labels["paastech.swarm.node"] for c in running}) == 3
         await routed(ingress, project, "1")
+    # Runtime events from Swarm's task states: the replicas that started, and the 4 that ended.
+    async with within(30, lambda: f"start and die events: {[e.kind for e in events]}"):
+        while Counter(e.kind for e in events)["die"] < 4:
+            await asyncio.sleep(0.5)
+    watcher.cancel()
+    assert Counter(e.kind for e in events)["start"] >= 3
+    assert all(e.ownership and e.ownership.process == "web" for e in events)
 
 
 async def test_a_dead_node_s_tasks_are_rescheduled_while_the_app_answers(
@@ -383,3 +404,29 @@ async def test_a_dead_node_s_tasks_are_rescheduled_while_the_app_answers(
             timeout=180,
             capture_output=True,
         )
+
+
+async def test_reconcile_makes_the_services_match_the_database(
+    runtime: SwarmRuntime, built: BuiltImage, project: str, settings: Settings
+):
+    live = plan(project, built, 1, replicas=2)
+    await release(runtime, live, Logs(), settings)
+    name = service_name(project, "web", instance=settings.instance)
+    before = (await runtime._service(name))["ID"]
+    others = {s["Spec"]["Labels"][L.PROJECT] for s in await runtime._services()} - {
+        project
+    }  # any other test's services are not this test's to touch
+    # The live release is in place: adopted, untouched.
+    result = await reconcile(runtime, [DesiredProject(project, live=live)], settings, skip=others)
+    assert result.adopted == [name] and result.removed == [] and result.started == []
+    assert (await runtime._service(name))["ID"] == before
+    # Its service vanished (an operator's `docker service rm`): deployed again.
+    await runtime._remove_service(name)
+    result = await reconcile(runtime, [DesiredProject(project, live=live)], settings, skip=others)
+    assert result.started == [name]
+    running = [c for c in await runtime.list_containers(project) if c.running]
+    assert len(running) == 2 and all(c.ownership.application == 1 for c in running if c.ownership)
+    # The project is gone from the database: its services go, and its network.
+    result = await reconcile(runtime, [], settings, skip=others)
+    assert result.removed == [name]
+    assert await runtime._services(project) == []
