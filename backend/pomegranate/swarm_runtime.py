@@ -36,7 +36,7 @@ import contextlib
 import json
 import logging
 import shlex
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -117,6 +117,16 @@ def health_command(port: int, path: str | None) -> list[str]:
             "else exit 1; fi"
         )
     return ["CMD-SHELL", script]
+
+
+def _of_application(application: int) -> Callable[[dict[str, Any]], bool]:
+    """Whether a task runs ``application`` (its container's ownership label)."""
+
+    def check(task: dict[str, Any]) -> bool:
+        spec = (task.get("Spec") or {}).get("ContainerSpec") or {}
+        return (spec.get("Labels") or {}).get(L.APPLICATION) == str(application)
+
+    return check
 
 
 def _registry_auth(username: str, password: str, address: str) -> str:
@@ -273,8 +283,10 @@ class SwarmRuntime(DockerRuntime):
 
     # ---------------------------------------------------------------------------------- network
 
-    async def ensure_project_network(self, project: str) -> str:
-        """The project's overlay network on the Swarm (not attachable: only its services join)."""
+    async def ensure_overlay(self, project: str) -> str:
+        """The project's overlay network on the Swarm (not attachable: only its services join).
+        The release phase and one-off commands run on the host engine, on the project's bridge
+        network there (DockerRuntime.ensure_project_network, inherited)."""
         name = overlay_name(project, instance=self.settings.instance)
         wanted = self._network_labels(project)
         lock = self._network_locks.setdefault(name, asyncio.Lock())
@@ -310,6 +322,8 @@ class SwarmRuntime(DockerRuntime):
         return data if data.get("Name") == name else None
 
     async def remove_project_network(self, project: str) -> None:
+        """Both of the project's networks: the overlay, and the host engine's bridge."""
+        await super().remove_project_network(project)
         name = overlay_name(project, instance=self.settings.instance)
         if await self._overlay(name) is None:
             return
@@ -359,7 +373,7 @@ class SwarmRuntime(DockerRuntime):
         release keeps serving), a new one is removed."""
         await self.ensure_image(plan.image)  # refuses forbidden labels; gives the image's USER
         image_user = await self._image_user(plan.image)
-        network = await self.ensure_project_network(plan.project)
+        network = await self.ensure_overlay(plan.project)
         wanted = [p for p in plan.processes if p.type != L.RELEASE_PROCESS]
         previous: set[int] = set()
         for process in wanted:
@@ -377,7 +391,9 @@ class SwarmRuntime(DockerRuntime):
                         headers={**self._auth_header(), "Content-Type": "application/json"},
                     )
                     try:
-                        await self._wait_created(name, process.replicas, plan.health_timeout)
+                        await self._wait_created(
+                            name, plan.application, process.replicas, plan.health_timeout
+                        )
                     except BaseException:
                         await asyncio.shield(self._remove_service(name))
                         raise
@@ -393,7 +409,13 @@ class SwarmRuntime(DockerRuntime):
                         data=json.dumps(spec),
                         headers={**self._auth_header(), "Content-Type": "application/json"},
                     )
-                    await self._wait_updated(name, process.replicas, plan.health_timeout)
+                    await self._wait_converged(
+                        name,
+                        process.replicas,
+                        plan.health_timeout,
+                        (existing.get("UpdateStatus") or {}).get("StartedAt"),
+                        _of_application(plan.application),
+                    )
             await on_log(f"{process.type} is healthy")
         names = {
             service_name(plan.project, p.type, instance=self.settings.instance) for p in wanted
@@ -433,42 +455,52 @@ class SwarmRuntime(DockerRuntime):
         ]
         return len(running), next((e for e in reversed(errors) if e), "")
 
-    async def _wait_created(self, name: str, replicas: int, health_timeout: float) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + min(health_timeout + 60, self._deadline(health_timeout, 1))
-        while True:
-            running, error = await self._running(name)
-            if running >= replicas:
-                return
-            if loop.time() >= deadline:
-                raise ReleaseFailed(
-                    f"{name}: {running}/{replicas} replicas healthy after {health_timeout:g}s"
-                    + (f" ({error})" if error else "")
-                )
-            await asyncio.sleep(POLL_SECONDS)
+    async def _wait_created(self, name: str, application: int, replicas: int, grace: float) -> None:
+        # A new service starts its tasks all at once: one health grace, not one per replica.
+        await self._wait_converged(
+            name, replicas, grace, None, _of_application(application), one_by_one=False
+        )
 
-    async def _wait_updated(self, name: str, replicas: int, health_timeout: float) -> None:
+    async def _wait_converged(
+        self,
+        name: str,
+        replicas: int,
+        grace: float,
+        before: str | None,
+        ready: Callable[[dict[str, Any]], bool],
+        *,
+        one_by_one: bool = True,
+    ) -> None:
+        """Wait until ``replicas`` tasks of ``name`` for which ``ready`` holds run (healthy, for
+        a checked one) and no other task is wanted running. Raises ReleaseFailed when Swarm
+        reports a failed (rolled back, paused) update started after ``before`` (the update
+        status's StartedAt before ours: an older failure is not this update's), or at the
+        deadline."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._deadline(health_timeout, replicas)
+        deadline = loop.time() + self._deadline(grace, replicas if one_by_one else 1)
         while True:
             service = await self._service(name)
             if service is None:
                 raise ReleaseFailed(f"service {name} vanished during its update")
             status = service.get("UpdateStatus") or {}
             state = status.get("State")
-            if state in UPDATE_FAILED_STATES:
+            if state in UPDATE_FAILED_STATES and status.get("StartedAt") != before:
                 _, error = await self._running(name)
                 reason = status.get("Message") or state
                 raise ReleaseFailed(
                     f"{name} failed its update and was rolled back: {reason}"
                     + (f" ({error})" if error else "")
                 )
-            running, _ = await self._running(name)
-            # No UpdateStatus: a change Swarm applies without rolling tasks (replicas only).
-            if state in (None, "completed") and running >= replicas:
+            wanted = [t for t in await self._tasks(name) if t.get("DesiredState") == "running"]
+            healthy = [t for t in wanted if (t.get("Status") or {}).get("State") == "running"]
+            if all(ready(t) for t in wanted) and sum(map(ready, healthy)) >= replicas:
                 return
             if loop.time() >= deadline:
-                raise ReleaseFailed(f"{name}: update not done after the deadline ({state})")
+                _, error = await self._running(name)
+                raise ReleaseFailed(
+                    f"{name}: {len(healthy)}/{replicas} replicas healthy after {grace:g}s"
+                    + (f" ({error})" if error else "")
+                )
             await asyncio.sleep(POLL_SECONDS)
 
     async def reconcile_services(
@@ -644,8 +676,15 @@ class SwarmRuntime(DockerRuntime):
             headers={**self._auth_header(), "Content-Type": "application/json"},
         )
         replicas = int(((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas") or 1)
+        old_tasks = {t["ID"] for t in await self._tasks(name)}
         try:
-            await self._wait_updated(name, replicas, 60)
+            await self._wait_converged(
+                name,
+                replicas,
+                timeout + 60,
+                (service.get("UpdateStatus") or {}).get("StartedAt"),
+                lambda task: task["ID"] not in old_tasks,
+            )
         except ReleaseFailed as exc:
             raise HealthCheckError(exc.reason) from None
         fresh = [c for c in await self.list_containers(project) if c.name == info.name]
@@ -674,7 +713,16 @@ class SwarmRuntime(DockerRuntime):
         self, container_id: str, *, follow: bool, tail: int | None = None
     ) -> AsyncIterator[str]:
         """A task's stdout and stderr lines, from its node through the manager (Swarm's task
-        logs); the stream is multiplexed (8-byte frame headers: no TTY)."""
+        logs); the stream is multiplexed (8-byte frame headers: no TTY). Any other id is a
+        container on the host engine (the release phase, a one-off command)."""
+        try:
+            await self.manager._query_json(f"tasks/{container_id}")
+        except DockerError as exc:
+            if exc.status != 404:
+                raise
+            async for line in super().logs(container_id, follow=follow, tail=tail):
+                yield line
+            return
         params = {
             "stdout": "1",
             "stderr": "1",

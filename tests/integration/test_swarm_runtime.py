@@ -249,7 +249,14 @@ async def test_release_spreads_replicas_over_nodes(
     runtime: SwarmRuntime, built: BuiltImage, project: str, settings: Settings, cluster: Cluster
 ):
     logs = Logs()
-    result = await release(runtime, plan(project, built, 1), logs, settings)
+    first = plan(project, built, 1)
+    # The release phase runs once, on the platform host's engine, before any service exists.
+    first.processes.append(Process(L.RELEASE_PROCESS, "echo migrated-$PAASTECH_RELEASE", 1))
+    result = await release(runtime, first, logs, settings)
+    assert "release: migrated-1" in logs.lines
+    assert logs.lines.index("Release phase done") < next(
+        i for i, line in enumerate(logs.lines) if line.startswith("Creating service")
+    )
     assert result.stopped_applications == []
     assert "Release 1 is live" in logs.lines
     running = [c for c in result.containers if c.running]
