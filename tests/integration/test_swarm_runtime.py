@@ -103,13 +103,19 @@ async def runtime(settings: Settings) -> AsyncIterator[SwarmRuntime]:
 
 
 @pytest.fixture(scope="module")
-async def built(runtime: SwarmRuntime) -> BuiltImage:
-    """The dockerfile fixture app, built once on this host and pushed to the registry."""
+async def built(runtime: SwarmRuntime) -> AsyncIterator[BuiltImage]:
+    """The dockerfile fixture app, built once on this host and pushed to the registry; its image
+    and build cache are removed afterwards."""
 
     async def ignore(line: str) -> None:
         pass
 
-    return await runtime.build("swarm-app", 1, tar_dir(APPS / "dockerfile"), ignore)
+    owner = f"swarm-app-{uuid.uuid4().hex[:6]}"
+    yield await runtime.build(owner, 1, tar_dir(APPS / "dockerfile"), ignore)
+    for tag in await runtime.list_images(owner):
+        with contextlib.suppress(Exception):
+            await runtime.remove_image(tag, force=True)
+    await runtime.remove_build_cache(owner)
 
 
 @pytest.fixture
@@ -268,7 +274,8 @@ async def test_release_spreads_replicas_over_nodes(
     assert nodes <= set(cluster.node_addresses)
     # Pulled by digest from the registry address the nodes reach.
     registry = settings.swarm_registry_address
-    assert all(c.image.startswith(f"{registry}/paastech/app-swarm-app@sha256:") for c in running)
+    assert all(c.image == runtime.node_image(built.image) for c in running)
+    assert all(c.image.startswith(f"{registry}/paastech/app-swarm-app-") for c in running)
     bodies = await answers(runtime, project)
     assert len(bodies) == 3
     # Each task's output, from its node through the manager.

@@ -4,6 +4,9 @@ One cluster per test session (per pytest worker that runs a Swarm module): broug
 module- or session-scoped fixture, torn down at the end even when a test fails (`down` removes
 exactly what its state file names). The platform registry of this pytest process (a 127.0.0.1 port)
 is made reachable from the nodes at BRIDGE_IP:port by the script.
+
+The cluster is one per machine (fixed bridge, namespace names, subnet and state directory): only
+one pytest process may run a Swarm module at a time (`make test` runs each module in one worker).
 """
 
 from __future__ import annotations
