@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: up test test-fast lint fmt schema protos bench chaos deps engine test-deps web fuzz
+.PHONY: up test test-fast lint fmt schema protos bench chaos deps engine test-deps web fuzz cluster cluster-down
 
 deps:
 	scripts/bootstrap.sh up
@@ -62,3 +62,11 @@ bench: test-deps
 CHAOS_MINUTES ?= 10
 chaos: test-deps
 	$(BIN)/python -m bench.chaos --minutes $(CHAOS_MINUTES)
+
+# Issue 16: a 3-node Docker Swarm on this machine (network namespaces, the host's dockerd untouched);
+# prints the PAASTECH_* settings that point Pomegranate at it. `make cluster-down` removes it.
+cluster: engine
+	scripts/cluster.sh up
+
+cluster-down:
+	scripts/cluster.sh down

@@ -6,6 +6,7 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -87,6 +88,12 @@ class Settings(BaseSettings):
     docker_network: str = "paastech"
     # This installation's name on the Docker engine (label paastech.instance).
     instance: str = "paastech"
+    # Issue 16: which runtime Pomegranate drives. "docker": one engine (docker_url), the default;
+    # "swarm": a Docker Swarm through a manager's API (swarm_docker_url); builds stay on this host.
+    runtime: Literal["docker", "swarm"] = "docker"
+    swarm_docker_url: str = ""  # e.g. unix:///var/tmp/paastech-cluster/n1/docker.sock
+    # The platform registry as the Swarm nodes reach it ("host:port"); empty: registry_address.
+    swarm_registry_address: str = ""
     python_base_image: str = "paastech/python:bookworm"
     node_base_image: str = "paastech/node:bookworm"
     static_base_image: str = "paastech/busybox:latest"

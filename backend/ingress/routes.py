@@ -64,10 +64,14 @@ class Container:
     # State.StartedAt: tells a new process of the same container (restarted while the event
     # stream was down, e.g. by a dockerd restart) from the one a stop event was about.
     started_at: str = ""
+    # Where host_port is published: loopback on one engine; a Swarm task's node (issue 16).
+    upstream_host: str = UPSTREAM_HOST
 
     @property
     def upstream(self) -> Upstream | None:
-        return None if self.host_port is None else Upstream(self.id, UPSTREAM_HOST, self.host_port)
+        if self.host_port is None:
+            return None
+        return Upstream(self.id, self.upstream_host, self.host_port)
 
 
 def published_port(data: Mapping[str, Any], container_port: int) -> int | None:

@@ -23,6 +23,7 @@ from backend.ingress.proxy import (
     make_session,
 )
 from backend.ingress.routes import RouteTable, normalise_host
+from backend.ingress.swarm_discovery import SwarmDiscovery
 from backend.routing import domains_path, read_table
 from backend.settings import Settings, get_settings
 
@@ -115,7 +116,13 @@ async def serve(settings: Settings | None = None) -> None:
     table = RouteTable()
     session = make_session()
     docker = aiodocker.Docker(url=s.docker_url or None)
-    discovery = Discovery(docker, table, session, instance=s.instance)
+    discovery: Discovery | SwarmDiscovery
+    if s.runtime == "swarm":  # issue 16: route to the Swarm's tasks, through its manager
+        await docker.close()
+        docker = aiodocker.Docker(url=s.swarm_docker_url)
+        discovery = SwarmDiscovery(docker, table, instance=s.instance)
+    else:
+        discovery = Discovery(docker, table, session, instance=s.instance)
     proxy = Proxy(table, session)
     bind = s.ingress_host or s.host
     certificates: CertificateManager | None = None

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from backend import labels as L
 from backend.pomegranate.release import ReleasePlan, stop_and_remove
@@ -57,6 +58,15 @@ class Decisions:
     leave: list[ContainerInfo] = field(default_factory=list)
     # (project, process type, replica) of live replicas without any container.
     missing: list[tuple[str, str, int]] = field(default_factory=list)
+
+
+@runtime_checkable
+class SwarmReconciling(Protocol):
+    """A runtime that reconciles whole services (SwarmRuntime, issue 16)."""
+
+    async def reconcile_services(
+        self, desired: list[DesiredProject], skip: set[str]
+    ) -> ReconcileResult: ...
 
 
 @dataclass(slots=True)
@@ -148,6 +158,10 @@ async def reconcile(
     this process right now) are not touched at all; nor are the one-off containers (ids) in
     ``active_oneoffs``, whose sessions run in this process."""
     skip = skip or set()
+    if isinstance(runtime, SwarmReconciling):
+        # Issue 16: Swarm keeps the replicas of a service itself; only the services are made to
+        # match (the container-level decisions below would take tasks for forged containers).
+        return await runtime.reconcile_services(desired, skip)
     containers = [
         c
         for c in await runtime.list_containers()

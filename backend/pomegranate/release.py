@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from backend import labels as L
 from backend.pomegranate.runtime import ContainerInfo, HealthCheckError, ProcessSpec, Runtime
@@ -96,6 +97,14 @@ class ReleasePlan:
 class ReleaseResult:
     containers: list[ContainerInfo]
     stopped_applications: list[int]
+
+
+@runtime_checkable
+class RollingRuntime(Protocol):
+    """A runtime that rolls a whole release out itself (issue 16: SwarmRuntime.deploy) instead of
+    the container-by-container switch below; DockerRuntime is not one."""
+
+    async def deploy(self, plan: ReleasePlan, on_log: ReleaseLog) -> ReleaseResult: ...
 
 
 class ReleaseFailed(Exception):
@@ -215,6 +224,11 @@ async def release(
     switch has begun it runs to the end even if cancelled, so the project is never left without
     its live release.
     """
+    if isinstance(runtime, RollingRuntime):
+        # A cluster runtime (Swarm, issue 16) rolls its services out itself, health-gated, with
+        # its own rollback; the release phase still runs first, once.
+        await _release_phase(runtime, plan, on_log, settings)
+        return await runtime.deploy(plan, on_log)
     specs = plan.process_specs(settings)
     # A release resumed after a crash (issue 20) may find what an earlier attempt left.
     existing = [

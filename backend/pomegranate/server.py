@@ -40,13 +40,22 @@ def create_server(
     return server, port
 
 
+def create_runtime(settings: Settings) -> Runtime:
+    """The runtime the settings name: one Docker engine (the default) or a Swarm (issue 16)."""
+    if settings.runtime == "swarm":
+        from backend.pomegranate.swarm_runtime import SwarmRuntime
+
+        return SwarmRuntime(settings)
+    from backend.pomegranate.docker_runtime import DockerRuntime
+
+    return DockerRuntime(settings)
+
+
 async def serve(settings: Settings | None = None, runtime: Runtime | None = None) -> None:
     """Run until SIGINT/SIGTERM, then stop gracefully."""
     s = settings or get_settings()
     if runtime is None:
-        from backend.pomegranate.docker_runtime import DockerRuntime
-
-        runtime = DockerRuntime(s)
+        runtime = create_runtime(s)
     service = PomegranateService(runtime, s)
     removed = service.clean_tmp()
     if removed:

@@ -1,0 +1,69 @@
+"""The 3-node Swarm of scripts/cluster.sh for the Swarm runtime's tests (issue 16).
+
+One cluster per test session (per pytest worker that runs a Swarm module): brought up once by a
+module- or session-scoped fixture, torn down at the end even when a test fails (`down` removes
+exactly what its state file names). The platform registry of this pytest process (a 127.0.0.1 port)
+is made reachable from the nodes at BRIDGE_IP:port by the script.
+
+The cluster is one per machine (fixed bridge, namespace names, subnet and state directory): only
+one pytest process may run a Swarm module at a time (`make test` runs each module in one worker).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from tests.support.registry import ensure_registry
+from tests.support.servers import ROOT
+
+SCRIPT = ROOT / "scripts" / "cluster.sh"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    env: dict[str, str]  # the PAASTECH_* settings `cluster.sh env` prints
+
+    @property
+    def manager_url(self) -> str:
+        return self.env["PAASTECH_SWARM_DOCKER_URL"]
+
+    @property
+    def node_addresses(self) -> list[str]:
+        return self.env["PAASTECH_CLUSTER_NODE_ADDRESSES"].split(",")
+
+    def node_pidfile(self, node: int) -> str:
+        """The pid file of node ``node``'s dockerd (1 is the manager)."""
+        sock = self.manager_url.removeprefix("unix://")
+        return sock.replace("/n1/", f"/n{node}/").replace("docker.sock", "docker.pid")
+
+    def docker(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The docker CLI on the manager."""
+        return subprocess.run(
+            ["docker", "-H", self.manager_url, *args], capture_output=True, text=True, check=False
+        )
+
+
+def _run(*args: str) -> str:
+    result = subprocess.run(
+        [str(SCRIPT), *args], capture_output=True, text=True, timeout=180, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"cluster.sh {' '.join(args)} failed: {result.stderr or result.stdout}")
+    return result.stdout
+
+
+@contextmanager
+def swarm_cluster() -> Iterator[Cluster]:
+    """Bring the cluster up (with this process's registry reachable), yield it, tear it down."""
+    ensure_registry()
+    port = os.environ["PAASTECH_REGISTRY_PORT"]
+    try:
+        out = _run("up", "--registry-port", port)
+        env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        yield Cluster(env)
+    finally:
+        _run("down")
