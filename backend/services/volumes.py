@@ -15,6 +15,7 @@ from datetime import datetime
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from backend import labels as L
 from backend import validation
 from backend.db.models import Client, Project, Volume
 from backend.errors import NotFound, ValidationFailed
@@ -106,7 +107,8 @@ async def _process_types(project: Project, process_types: list[str] | None) -> l
             raise ValidationFailed(str(exc), field="processTypes") from None
     live = await live_application(project)
     if live is not None:
-        unknown = [t for t in wanted if t not in live.processes]
+        # `run`: one-off commands (issue 14), which every release can start.
+        unknown = [t for t in wanted if t not in live.processes and t != L.ONEOFF_PROCESS]
         if unknown:
             known = ", ".join(sorted(live.processes)) or "none"
             raise ValidationFailed(
