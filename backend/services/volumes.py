@@ -18,7 +18,7 @@ from tortoise.transactions import in_transaction
 from backend import labels as L
 from backend import validation
 from backend.db.models import Client, Project, Volume
-from backend.errors import NotFound, ValidationFailed
+from backend.errors import NotFound, Unavailable, ValidationFailed
 from backend.events import EventKind, get_bus, project_topic
 from backend.pomegranate.procfile import validate_process_type
 from backend.rpc.pomegranate_client import PomegranateClient
@@ -68,9 +68,15 @@ async def sizes(pomegranate: PomegranateClient, projects: list[str]) -> dict[str
 
 async def list_volumes(pomegranate: PomegranateClient, project: Project) -> list[VolumeView]:
     rows = await of_project(project)
-    used = await sizes(pomegranate, [project.name]) if rows else {}
+    try:
+        used = await sizes(pomegranate, [project.name]) if rows else {}
+        missing = 0  # not created yet: no container has mounted it
+    except Unavailable:  # the list stays readable while Pomegranate restarts; sizes unknown
+        used, missing = {}, -1
     return [
-        VolumeView(v.name, v.mount_path, list(v.process_types), used.get(v.key, 0), v.created_at)
+        VolumeView(
+            v.name, v.mount_path, list(v.process_types), used.get(v.key, missing), v.created_at
+        )
         for v in rows
     ]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import subprocess
 import sys
@@ -277,6 +278,23 @@ def test_quotas_refuse_and_removal_deletes_the_data(plat: Platform, app: tuple[C
     until("the release without it", 240, lambda: releases(cli, project)[0]["number"] > number)
     until("its Docker volume is removed", 480, lambda: len(docker_volumes(project)) == 1)
     assert served(plat, project, "/read?file=note").json() == {"text": "kept"}
+
+    # Pomegranate down: the volumes are still listed, their sizes unknown (-1), as the quota.
+    plat.pomegranate.stop()
+    try:
+        listed = cli.ok("volumes", "-p", project, "--json").json()
+        assert [(v["name"], v["sizeBytes"]) for v in listed] == [("data", -1)]
+        assert "unknown" in cli.ok("volumes", "-p", project).out
+        quotas = {q["name"]: q for q in cli.ok("quotas", "--json").json()}
+        assert quotas["volume_mb"]["used"] == -1
+        assert re.search(r"volume_mb\s+10240\s+unknown", cli.ok("quotas").out)
+    finally:
+        plat.pomegranate.start()
+    until(
+        "the API reaches Pomegranate again",
+        240,
+        lambda: cli.ok("volumes", "-p", project, "--json").json()[0]["sizeBytes"] > 0,
+    )
 
     # Deleting the project deletes its volumes.
     cli.ok("projects:delete", project, "--confirm", project, timeout=180)
