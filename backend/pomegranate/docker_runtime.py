@@ -641,7 +641,9 @@ class DockerRuntime:
         finally:
             await asyncio.shield(self.remove(container.id))
 
-    async def list_volumes(self, projects: list[str] | None = None) -> list[VolumeInfo]:
+    async def list_volumes(
+        self, projects: list[str] | None = None, *, sizes: bool = False
+    ) -> list[VolumeInfo]:
         """The project volumes of this instance (of ``projects`` when given), with their sizes as
         the engine's disk usage reports them (-1 when it does not say)."""
         filters = [*L.instance_filters(self.settings.instance), L.VOLUME]
@@ -662,10 +664,10 @@ class DockerRuntime:
                     created_at=_parse_time(data.get("CreatedAt")),
                 )
             )
-        if found:
-            sizes = await self._volume_sizes()
+        if found and sizes:
+            measured = await self._volume_sizes()
             for info in found:
-                info.size_bytes = sizes.get(info.docker_name, -1)
+                info.size_bytes = measured.get(info.docker_name, -1)
         return sorted(found, key=lambda v: (v.project, v.volume, v.docker_name))
 
     async def _volume_sizes(self) -> dict[str, int]:

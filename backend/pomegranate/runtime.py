@@ -249,9 +249,11 @@ class Runtime(Protocol):
         """Remove the project's own network once its containers are gone."""
         ...
 
-    async def list_volumes(self, projects: list[str] | None = None) -> list[VolumeInfo]:
+    async def list_volumes(
+        self, projects: list[str] | None = None, *, sizes: bool = False
+    ) -> list[VolumeInfo]:
         """The project volumes of this installation (of ``projects`` only, when given), with the
-        space each uses."""
+        space each uses when ``sizes`` (else -1: measuring walks every volume)."""
         ...
 
     async def remove_volume(self, project: str, docker_name: str) -> None:

@@ -331,7 +331,7 @@ class PomegranateService(pb_grpc.PomegranateServicer):
         projects = [convert.check_project(p) for p in request.projects]
         if not projects:
             return pb.VolumeList()
-        volumes = await self.runtime.list_volumes(projects)
+        volumes = await self.runtime.list_volumes(projects, sizes=request.sizes)
         return pb.VolumeList(volumes=[convert.volume(v) for v in volumes])
 
     @_unary

@@ -126,8 +126,11 @@ class PomegranateClient:
     async def remove_project(self, project: str) -> None:
         await self._unary("RemoveProject", pb.ProjectRef(project=project))
 
-    async def list_volumes(self, projects: list[str]) -> list[pb.VolumeInfo]:
-        reply = await self._unary("ListVolumes", pb.VolumesRequest(projects=projects))
+    async def list_volumes(
+        self, projects: list[str], *, sizes: bool = False
+    ) -> list[pb.VolumeInfo]:
+        """The projects' Docker volumes; ``sizes``: measured (slow: the engine walks them all)."""
+        reply = await self._unary("ListVolumes", pb.VolumesRequest(projects=projects, sizes=sizes))
         return list(reply.volumes)  # type: ignore[attr-defined]
 
     async def remove_volume(self, project: str, docker_name: str) -> bool:

@@ -131,10 +131,12 @@ class VolumeMount(_message.Message):
     def __init__(self, name: _Optional[str] = ..., key: _Optional[str] = ..., path: _Optional[str] = ..., processes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class VolumesRequest(_message.Message):
-    __slots__ = ("projects",)
+    __slots__ = ("projects", "sizes")
     PROJECTS_FIELD_NUMBER: _ClassVar[int]
+    SIZES_FIELD_NUMBER: _ClassVar[int]
     projects: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, projects: _Optional[_Iterable[str]] = ...) -> None: ...
+    sizes: bool
+    def __init__(self, projects: _Optional[_Iterable[str]] = ..., sizes: _Optional[bool] = ...) -> None: ...
 
 class VolumeInfo(_message.Message):
     __slots__ = ("project", "name", "docker_name", "size_bytes", "created_at")

@@ -136,7 +136,7 @@ class PomegranateServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListVolumes(self, request, context):
-        """The Docker volumes of these projects (issue 15), with the space each uses.
+        """The Docker volumes of these projects (issue 15), with the space each uses when asked.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

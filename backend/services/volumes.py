@@ -61,9 +61,8 @@ async def sizes(pomegranate: PomegranateClient, projects: list[str]) -> dict[str
     """Bytes in use per volume key, as Pomegranate reports them."""
     if not projects:
         return {}
-    return {
-        docker_key(v.docker_name): v.size_bytes for v in await pomegranate.list_volumes(projects)
-    }
+    listed = await pomegranate.list_volumes(projects, sizes=True)
+    return {docker_key(v.docker_name): v.size_bytes for v in listed}
 
 
 async def list_volumes(pomegranate: PomegranateClient, project: Project) -> list[VolumeView]:

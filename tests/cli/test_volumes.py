@@ -25,7 +25,8 @@ from tests.support.gqlclient import Api
 from tests.support.platform import Platform, cleanup_project, docker_inspect, gitd_process, platform
 from tests.support.servers import ROOT, base_env, free_port
 
-pytestmark = pytest.mark.docker
+# Each test makes up to three releases: on a loaded machine that takes longer than the default.
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
 GITD_PORT = free_port()
 T = TypeVar("T")
@@ -129,7 +130,7 @@ def admin_quota(plat: Platform, username: str, name: str, limit: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_the_app_writes_and_the_data_outlives_restart_rollback_and_scale(
+def test_the_app_writes_and_the_data_outlives_restart_and_rollback(
     plat: Platform, app: tuple[Cli, str]
 ) -> None:
     cli, project = app
@@ -149,6 +150,10 @@ def test_the_app_writes_and_the_data_outlives_restart_rollback_and_scale(
     assert served(plat, project, "/read?file=note").json() == {"text": "kept"}
     cli.ok("rollback", "-p", project, timeout=180)  # v3: v1's image again
     assert served(plat, project, "/read?file=note").json() == {"text": "kept"}
+
+
+def test_replicas_share_one_volume_of_the_project(plat: Platform, app: tuple[Cli, str]) -> None:
+    cli, project = app
     cli.ok("scale", "web=2", "-p", project, timeout=180)  # v4: two replicas share the volume
     live = releases(cli, project)[0]
     assert live["number"] == 4 and live["status"] == "RUNNING"

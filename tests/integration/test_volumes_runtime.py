@@ -80,7 +80,9 @@ async def test_a_volume_is_created_labelled_writable_and_kept(runtime: DockerRun
     assert " 10001 " in lines[1], lines  # ... owns what it wrote: the volume's root is its own
     await runtime.remove(writer.id)
 
-    (listed,) = await runtime.list_volumes([project])
+    (unmeasured,) = await runtime.list_volumes([project])
+    assert unmeasured.size_bytes == -1  # measuring walks every volume: only when asked
+    (listed,) = await runtime.list_volumes([project], sizes=True)
     assert (listed.project, listed.volume, listed.docker_name) == (
         project,
         "data",

@@ -164,7 +164,9 @@ class FakeRuntime:
     async def remove_project_network(self, project: str) -> None:
         self.removed_networks.append(project)
 
-    async def list_volumes(self, projects: list[str] | None = None) -> list[VolumeInfo]:
+    async def list_volumes(
+        self, projects: list[str] | None = None, *, sizes: bool = False
+    ) -> list[VolumeInfo]:
         return [v for v in self.volumes.values() if projects is None or v.project in projects]
 
     async def remove_volume(self, project: str, docker_name: str) -> None:
