@@ -26,6 +26,7 @@ from backend.services import quotas
 from backend.services.projects import get_owned, live_application
 
 DEFAULT_PROCESS_TYPES = ("web",)
+MAX_PROCESS_TYPES = 10
 MB = 1024 * 1024
 
 
@@ -104,6 +105,10 @@ def _default_name(mount_path: str, taken: set[str]) -> str:
 
 
 async def _process_types(project: Project, process_types: list[str] | None) -> list[str]:
+    if process_types is not None and not 1 <= len(process_types) <= MAX_PROCESS_TYPES:
+        raise ValidationFailed(
+            f"give 1 to {MAX_PROCESS_TYPES} process types (default: web)", field="processTypes"
+        )
     wanted = list(dict.fromkeys(process_types or DEFAULT_PROCESS_TYPES))
     for t in wanted:
         try:

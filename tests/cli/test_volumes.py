@@ -206,8 +206,9 @@ def test_bad_inputs_are_refused_and_change_nothing(plat: Platform, app: tuple[Cl
     assert (code, field) == ("VALIDATION", "mountPath")
     code, field, message = asyncio.run(refused("/files", types=["worker"]))
     assert (code, field) == ("VALIDATION", "processTypes") and "no process type worker" in message
-    code, field, message = asyncio.run(refused("/files", types=["Bad!"]))
-    assert (code, field) == ("VALIDATION", "processTypes")
+    for types in (["Bad!"], [], ["web"] * 11):
+        code, field, message = asyncio.run(refused("/files", types=types))
+        assert (code, field) == ("VALIDATION", "processTypes"), message
     code, field, _ = asyncio.run(refused("/files", name="data"))
     assert (code, field) == ("VALIDATION", "name")
     code, field, _ = asyncio.run(refused("/files", name="Bad Name"))
