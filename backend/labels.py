@@ -65,6 +65,21 @@ def network_name(project: str, *, instance: str) -> str:
     return f"{instance}{NAME_SEPARATOR}{project}"
 
 
+def volume_name(project: str, volume: str, key: str, *, instance: str) -> str:
+    """A project volume's Docker volume (issue 15): <instance>.<project>.<volume>.<key>. ``key``
+    is random per volume, so a volume removed and added again under the same name never finds
+    the old data (its removal may still be pending)."""
+    return NAME_SEPARATOR.join((instance, project, volume, key))
+
+
+# A Docker volume's labels: ownership_labels(project) and the project volume's name.
+VOLUME = "paastech.volume"
+
+
+def volume_labels(project: str, volume: str, *, instance: str) -> dict[str, str]:
+    return {**ownership_labels(project, instance=instance), VOLUME: volume}
+
+
 WEB_PROCESS = "web"
 HSTS_MIDDLEWARE_SUFFIX = "-hsts"  # the project's Traefik headers middleware (issue 21)
 # The Procfile process type run once per release, before its web processes (issue 14); never

@@ -185,6 +185,10 @@ class Settings(BaseSettings):
     quota_image_mb_per_project: float = 4096  # each built image
     quota_build_log_lines: float = 10000  # per build; more is dropped, with a note
     quota_runtime_log_lines_per_second: float = 1000  # per log stream; more is dropped
+    quota_volumes_per_project: float = 5  # persistent volumes of one project (issue 15)
+    quota_volume_mb: float = 10240  # space in use across all the Client's volumes (issue 15)
+    # The image of the short-lived container that gives a new volume to the app's user.
+    volume_init_image: str = "paastech/busybox:latest"
 
     # Issue 14: runtime versions the buildpacks offer (.python-version/runtime.txt, engines.node),
     # "version=image" comma separated; scripts/base-images.sh builds the images. Without a

@@ -142,3 +142,80 @@ def branch(value: str) -> str:
     if not BRANCH_RE.fullmatch(value) or value.endswith(".lock"):
         raise ValidationFailed(f"{value[:100]!r} is not a valid branch name", field="deployBranch")
     return value
+
+
+# Persistent volumes (issue 15). A volume's name: a short DNS-label-like slug (it is part of the
+# Docker volume's name). Its mount path: absolute, normalised, printable, not a system directory.
+VOLUME_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,28}[a-z0-9]$")
+MOUNT_PATH_MAX = 200
+MOUNT_PATH_RE = re.compile(r"^(/[A-Za-z0-9._@+-]+)+$")
+# Where a volume may not go: the system's own trees (a volume over them would hide or replace the
+# image's programs and libraries, or the kernel's interfaces), and the scratch directories.
+RESERVED_MOUNT_ROOTS = (
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/var/run",
+    "/var/lib/dpkg",
+    "/var/tmp",
+)
+APP_DIR = "/app"
+
+
+def volume_name(value: str) -> str:
+    if not isinstance(value, str) or not VOLUME_NAME_RE.fullmatch(value) or "--" in value:
+        raise ValidationFailed(
+            "volume name must be 2-30 characters: lowercase letters, digits and '-', starting "
+            "with a letter and not ending with '-'",
+            field="name",
+        )
+    return value
+
+
+def mount_path(value: str) -> str:
+    """An absolute, already normalised path (no `.`, `..`, `//` or trailing `/`), not `/` and
+    not in or over a system directory (RESERVED_MOUNT_ROOTS)."""
+    field = "mountPath"
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ValidationFailed("mount path must be absolute (start with '/')", field=field)
+    if len(value) > MOUNT_PATH_MAX:
+        raise ValidationFailed(
+            f"mount path is longer than {MOUNT_PATH_MAX} characters", field=field
+        )
+    if value == "/":
+        raise ValidationFailed("a volume cannot be mounted at '/'", field=field)
+    parts = value.split("/")[1:]
+    if any(p in ("", ".", "..") for p in parts):
+        raise ValidationFailed(
+            f"mount path {value!r} is not normalised (no '.', '..', '//' or trailing '/')",
+            field=field,
+        )
+    if not MOUNT_PATH_RE.fullmatch(value):
+        raise ValidationFailed(
+            "mount path may hold only letters, digits and . _ @ + - between '/'", field=field
+        )
+    if value == APP_DIR:
+        raise ValidationFailed(
+            f"{APP_DIR} holds the app's code (buildpacks): mount a directory under it, e.g. "
+            f"{APP_DIR}/uploads",
+            field=field,
+        )
+    for root in RESERVED_MOUNT_ROOTS:
+        if value == root or value.startswith(root + "/"):
+            raise ValidationFailed(
+                f"{value} is in the system directory {root}: choose a path such as /data",
+                field=field,
+            )
+    return value

@@ -46,6 +46,7 @@ DESTRUCTIVE = frozenset(
         "keys:remove",
         "tokens:revoke",
         "domains:remove",
+        "volumes:remove",
         "env:unset",
         "config:unset",
         "stop",

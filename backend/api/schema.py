@@ -35,11 +35,12 @@ from backend.api.types import (
     ProjectType,
     RuntimeLogLine,
     SSHKeyType,
+    VolumeType,
 )
 from backend.db.models import ApplicationStatus
 from backend.errors import NotFound, ValidationFailed
 from backend.events import Event, EventKind, get_bus, project_topic
-from backend.services import accounts, config, keys, projects, quotas
+from backend.services import accounts, config, keys, projects, quotas, volumes
 from backend.services.deployments import follow_build_log, get_deployer
 from backend.settings import Settings, get_settings
 
@@ -259,6 +260,41 @@ class Mutation:
         changed = await config.unset_env_vars(require_client(info), project, keys)
         await get_deployer().release_config(changed, "env: unset " + ", ".join(sorted(keys)))
         return ProjectType.of(changed)
+
+    @strawberry.mutation(
+        description="Add a persistent volume mounted at mountPath in every replica of the "
+        "process types (default: web); a new release follows when the project runs."
+    )
+    async def add_volume(
+        self,
+        info: Info,
+        project: str,
+        mount_path: str,
+        process_types: list[str] | None = None,
+        name: str | None = None,
+    ) -> ProjectType:
+        deployer = get_deployer()
+        volume = await volumes.add_volume(
+            deployer.client, require_client(info), project, mount_path, process_types, name
+        )
+        owned = await volume.project
+        await deployer.volumes_changed(owned, f"volume: add {volume.name} at {volume.mount_path}")
+        return ProjectType.of(owned)
+
+    @strawberry.mutation(
+        description="Remove a volume and its data; confirm is the project's name. A new release "
+        "without it follows when the project runs; the data goes once no container uses it."
+    )
+    async def remove_volume(self, info: Info, project: str, name: str, confirm: str) -> VolumeType:
+        deployer = get_deployer()
+        volume = await volumes.remove_volume(require_client(info), project, name, confirm)
+        owned = await volume.project
+        await deployer.volumes_changed(owned, f"volume: remove {volume.name}")
+        return VolumeType.of(
+            volumes.VolumeView(
+                volume.name, volume.mount_path, list(volume.process_types), 0, volume.created_at
+            )
+        )
 
     @strawberry.mutation
     async def add_domain(self, info: Info, project: str, hostname: str) -> ProjectType:

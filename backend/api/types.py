@@ -11,9 +11,10 @@ import strawberry
 from backend import dnscheck, repos, security
 from backend.api.loaders import load
 from backend.db import models
+from backend.errors import Unavailable
 from backend.events import Event, EventKind
 from backend.ingress import certstore
-from backend.services import config, projects, quotas
+from backend.services import config, projects, quotas, volumes
 from backend.services.applications import status as app_status
 from backend.settings import get_settings
 
@@ -182,6 +183,31 @@ class DomainType:
         )
 
 
+@strawberry.type(
+    name="Volume",
+    description="A persistent volume (issue 15): mounted at mountPath in every replica of its "
+    "process types (shared by the replicas), kept across releases, rollbacks and restarts.",
+)
+class VolumeType:
+    name: str
+    mount_path: str
+    process_types: list[str]
+    size_bytes: float = strawberry.field(
+        description="Space in use in bytes: 0 until a container first mounted it, -1 unknown."
+    )
+    created_at: datetime
+
+    @classmethod
+    def of(cls, v: volumes.VolumeView) -> VolumeType:
+        return cls(
+            name=v.name,
+            mount_path=v.mount_path,
+            process_types=v.process_types,
+            size_bytes=float(v.size_bytes),
+            created_at=v.created_at,
+        )
+
+
 @strawberry.type(name="ProjectSettings")
 class ProjectSettingsType:
     replicas: list[ProcessScale]
@@ -246,6 +272,13 @@ class ProjectType:
                 )
             )
         return found
+
+    @strawberry.field(description="Persistent volumes, by name, with the space each uses.")
+    async def volumes(self) -> list[VolumeType]:
+        from backend.services.deployments import get_deployer
+
+        found = await volumes.list_volumes(get_deployer().client, self.model)
+        return [VolumeType.of(v) for v in found]
 
     @strawberry.field
     async def env_vars(self) -> list[EnvVarType]:
@@ -332,12 +365,14 @@ class QuotaType:
     name: str = strawberry.field(
         description="projects, replicas, memory_mb, cpu, build_minutes_per_hour, repository_mb "
         "(each repository), image_mb_per_project (each image), build_log_lines (per build), "
-        "runtime_log_lines_per_second (per log stream)."
+        "runtime_log_lines_per_second (per log stream), volumes_per_project, volume_mb (space "
+        "used by all the Client's volumes)."
     )
     limit: float
     used: float = strawberry.field(
         description="Current usage; for the per-repository quota the largest repository, for "
-        "build_log_lines the last build's lines; 0 for quotas enforced per image or per stream."
+        "build_log_lines the last build's lines, for volumes_per_project the project with the "
+        "most; 0 for quotas enforced per image or per stream; -1 when unknown right now."
     )
 
 
@@ -355,9 +390,15 @@ class ClientType:
 
     @strawberry.field(description="Limits and current usage of every quota of this Client.")
     async def quotas(self) -> list[QuotaType]:
+        from backend.services.deployments import get_deployer
+
+        try:
+            volume_mb = await volumes.used_mb(get_deployer().client, self.model)
+        except Unavailable:  # only Pomegranate knows volume sizes: unknown for now
+            volume_mb = -1.0
         return [
             QuotaType(name=q.name, limit=q.limit, used=q.used)
-            for q in await quotas.usage(self.model)
+            for q in await quotas.usage(self.model, volume_mb=volume_mb)
         ]
 
     @classmethod

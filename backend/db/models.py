@@ -101,6 +101,8 @@ class Application(Model):
     domains = fields.JSONField(default=list)
     # What the build found: process type -> command ("" = the image's CMD), and the app's PORT.
     processes = fields.JSONField(default=dict)
+    # The project's volumes it mounts (issue 15): [{name, key, mountPath, processTypes}].
+    volumes = fields.JSONField(default=list)
     port = fields.IntField(null=True)
     memory_mb = fields.IntField(null=True)
     cpu = fields.FloatField(null=True)
@@ -186,3 +188,22 @@ class ClientQuota(Model):
     class Meta:
         table = "client_quota"
         unique_together = (("client", "name"),)
+
+
+# A persistent volume of a project (issue 15): a named Docker volume mounted at ``mount_path`` in
+# every replica of ``process_types``. ``key`` (random) is part of the Docker volume's name, so the
+# same name added again later is a new, empty volume. A comment, not a docstring (see above).
+class Volume(Model):
+    id = fields.IntField(primary_key=True)
+    project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="volumes", on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=30)
+    key = fields.CharField(max_length=16)
+    mount_path = fields.CharField(max_length=200)
+    process_types = fields.JSONField(default=list)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "volume"
+        unique_together = (("project", "name"), ("project", "mount_path"))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 from backend import labels as L
+from backend.errors import ValidationFailed
+from backend.pomegranate.procfile import validate_process_type
 from backend.pomegranate.reconciler import DesiredProject, ReconcileResult
-from backend.pomegranate.release import Process, ReleasePlan
-from backend.pomegranate.runtime import BuiltImage, ContainerInfo, RuntimeEvent
+from backend.pomegranate.release import Process, ReleasePlan, VolumePlan
+from backend.pomegranate.runtime import BuiltImage, ContainerInfo, RuntimeEvent, VolumeInfo
 from backend.rpc import pomegranate_pb2 as pb
 from backend.settings import Settings
-from backend.validation import PROJECT_NAME_RE
+from backend.validation import PROJECT_NAME_RE, mount_path, volume_name
 
 
 class BadRequest(ValueError):
@@ -41,6 +45,11 @@ def release_plan(spec: pb.ReleaseSpec, settings: Settings) -> ReleasePlan:
         raise BadRequest("memory, cpu and health timeout must not be negative")
     if spec.port and not 0 < spec.port < 65536:
         raise BadRequest(f"invalid port: {spec.port}")
+    volumes = [volume_plan(v) for v in spec.volumes]
+    for attr in ("name", "path"):
+        values = [getattr(v, attr) for v in volumes]
+        if len(set(values)) != len(values):
+            raise BadRequest(f"two volumes with the same {attr}")
     return ReleasePlan(
         project=spec.project,
         application=spec.application,
@@ -55,6 +64,50 @@ def release_plan(spec: pb.ReleaseSpec, settings: Settings) -> ReleasePlan:
         health_path=spec.health_path or None,
         health_timeout=spec.health_timeout or settings.health_check_timeout_seconds,
         hsts_seconds=max(0, spec.hsts_seconds),
+        volumes=volumes,
+    )
+
+
+VOLUME_KEY_RE = re.compile(r"^[a-z0-9]{6,16}$")
+
+
+def volume_plan(mount: pb.VolumeMount) -> VolumePlan:
+    """The API validated it already; checked again because it names engine objects and paths."""
+    try:
+        volume_name(mount.name)
+        mount_path(mount.path)
+        for process in mount.processes:
+            validate_process_type(process)
+    except ValidationFailed as exc:
+        raise BadRequest(f"volume {mount.name!r}: {exc.message}") from None
+    except ValueError as exc:
+        raise BadRequest(f"volume {mount.name!r}: {exc}") from None
+    if not VOLUME_KEY_RE.fullmatch(mount.key):
+        raise BadRequest(f"volume {mount.name!r}: invalid key")
+    return VolumePlan(mount.name, mount.key, mount.path, tuple(mount.processes))
+
+
+def check_docker_volume(project: str, docker_name: str, instance: str) -> str:
+    """A Docker volume name the caller may ask about for ``project``: one of its volumes' names."""
+    prefix = f"{instance}{L.NAME_SEPARATOR}{project}{L.NAME_SEPARATOR}"
+    rest = docker_name.removeprefix(prefix)
+    name, _, key = rest.partition(L.NAME_SEPARATOR)
+    if rest == docker_name or not VOLUME_KEY_RE.fullmatch(key):
+        raise BadRequest(f"{docker_name!r} is not a volume of {project}")
+    try:
+        volume_name(name)
+    except ValidationFailed:
+        raise BadRequest(f"{docker_name!r} is not a volume of {project}") from None
+    return docker_name
+
+
+def volume(info: VolumeInfo) -> pb.VolumeInfo:
+    return pb.VolumeInfo(
+        project=info.project,
+        name=info.volume,
+        docker_name=info.docker_name,
+        size_bytes=info.size_bytes,
+        created_at=info.created_at.isoformat() if info.created_at else "",
     )
 
 

@@ -6,7 +6,8 @@ project's own bridge network (no other project's container can reach them by nam
 with the web port also published on 127.0.0.1 on an ephemeral host port, as a non-root user, and
 with the platform's hardening: all capabilities dropped, no-new-privileges, memory (swap
 included), CPU and PID limits, json-file log rotation, a restart policy, no binds, no Docker socket,
-never privileged.
+never privileged. The only storage that outlives a container is the project's own named volumes
+(issue 15), labelled as the project's and mounted where its owner asked.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import aiodocker
 import aiohttp
 import httpx
 from aiodocker.exceptions import DockerError
+from aiodocker.volumes import DockerVolume
 
 from backend import labels as L
 from backend.pomegranate.builder import IsolatedBuilder, forbidden_labels
@@ -41,11 +43,14 @@ from backend.pomegranate.runtime import (
     ContainerInfo,
     HealthCheckError,
     LogCallback,
+    Mount,
     NotOwned,
     OneOff,
     ProcessSpec,
     RuntimeEvent,
     SourceTar,
+    VolumeInfo,
+    VolumeInUse,
 )
 from backend.settings import Settings, get_settings
 
@@ -108,6 +113,14 @@ def run_as_user(image_user: str, fallback: str) -> str:
 
 class NetworkError(Exception):
     """A project network could not be created or is not ours."""
+
+
+class VolumeError(Exception):
+    """A project volume could not be prepared, or a same-named volume is not the project's."""
+
+
+# Where the init container mounts a new volume to give it to the app's user.
+VOLUME_INIT_TARGET = "/volume"
 
 
 def _clean(line: str) -> str:
@@ -200,6 +213,10 @@ class DockerRuntime:
         # Pulls started as a build finishes (issue 10): the engine fetches the new image while the
         # API records the build, so the release's ensure_image usually finds it there.
         self._pulls: dict[str, asyncio.Task[Any]] = {}
+        # Volumes given to a user by this process: (volume, uid:gid). One preparation at a time
+        # per volume (the replicas of a release start together).
+        self._volume_owners: set[tuple[str, str]] = set()
+        self._volume_locks: dict[str, asyncio.Lock] = {}
 
     @property
     def docker(self) -> aiodocker.Docker:
@@ -368,6 +385,18 @@ class DockerRuntime:
             "Privileged": False,
             "ReadonlyRootfs": False,
             "Binds": [],
+            # Project volumes only (issue 15); NoCopy: the mount point is the volume's root as
+            # prepared for the app's user, not a copy of whatever the image has at that path.
+            "Mounts": [
+                {
+                    "Type": "volume",
+                    "Source": m.docker_name,
+                    "Target": m.path,
+                    "ReadOnly": False,
+                    "VolumeOptions": {"NoCopy": True},
+                }
+                for m in spec.mounts
+            ],
             "LogConfig": LOG_CONFIG,
             "RestartPolicy": RESTART_POLICY,
             # tini as PID 1: forwards SIGTERM to `sh -c` commands and reaps zombies.
@@ -424,7 +453,9 @@ class DockerRuntime:
         """
         await self.ensure_image(spec.image)
         network = await self.ensure_project_network(spec.project)
-        config = self._container_config(spec, network, await self._image_user(spec.image))
+        image_user = await self._image_user(spec.image)
+        await self.prepare_mounts(spec, run_as_user(image_user, self.settings.container_user))
+        config = self._container_config(spec, network, image_user)
         if once:
             # A failing release command must fail the release, not be retried by the engine.
             config["HostConfig"]["RestartPolicy"] = {"Name": "no"}
@@ -497,9 +528,11 @@ class DockerRuntime:
         attached. Named <instance>.<project>.<app>.run.<random>; a name taken is never replaced."""
         await self.ensure_image(spec.image)
         network = await self.ensure_project_network(spec.project)
+        image_user = await self._image_user(spec.image)
+        await self.prepare_mounts(spec, run_as_user(image_user, self.settings.container_user))
         for _ in range(5):
             spec.replica = L.ONEOFF_FIRST_REPLICA + secrets.randbelow(900_000)
-            config = self._container_config(spec, network, await self._image_user(spec.image))
+            config = self._container_config(spec, network, image_user)
             config["Labels"][L.ONEOFF] = L.MANAGED_VALUE
             # The command as given, without the image's ENTRYPOINT (`docker run --entrypoint ""`).
             config["Entrypoint"] = []
@@ -543,6 +576,144 @@ class DockerRuntime:
             await asyncio.shield(handle.remove())
             raise
         return handle
+
+    # ---------------------------------------------------------------------------------- volumes
+
+    async def prepare_mounts(self, spec: ProcessSpec, user: str) -> None:
+        for mount in spec.mounts:
+            await self.ensure_volume(spec.project, mount, user)
+
+    async def ensure_volume(self, project: str, mount: Mount, user: str) -> None:
+        """The project volume of ``mount``, created on first use with the project's labels and
+        given to ``user`` (the container's uid:gid): the app runs as a non-root user, and a new
+        volume's root belongs to root. A same-named volume that is not the project's is refused."""
+        name = mount.docker_name
+        lock = self._volume_locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            labels = L.volume_labels(project, mount.volume, instance=self.settings.instance)
+            data = await self._volume(name)
+            if data is None:
+                await self.docker.volumes.create(
+                    {"Name": name, "Driver": "local", "Labels": labels}
+                )
+                data = await self._volume(name)
+            found = (data or {}).get("Labels") or {}
+            if data is None or any(found.get(k) != v for k, v in labels.items()):
+                raise VolumeError(f"volume {name} exists but is not project {project}'s")
+            if (name, user) not in self._volume_owners:
+                await self._give_volume(name, user)
+                self._volume_owners.add((name, user))
+
+    async def _volume(self, name: str) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = await self.docker._query_json(f"volumes/{name}")
+        except DockerError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return data if data.get("Name") == name else None
+
+    async def _give_volume(self, name: str, user: str) -> None:
+        """chown the volume's root (only the root: the app owns what it wrote) to ``user``, in a
+        short-lived container of the platform's busybox image: root with CAP_CHOWN alone, no
+        network, nothing of the tenant's."""
+        if not _NUMERIC_USER.match(user):
+            raise VolumeError(f"cannot give volume {name} to {user!r}: not a numeric uid:gid")
+        config: dict[str, Any] = {
+            "Image": self.settings.volume_init_image,
+            "User": "0:0",
+            "Entrypoint": [],
+            "Cmd": [
+                "/bin/sh",
+                "-c",
+                f"chmod 0700 {VOLUME_INIT_TARGET} && chown {user} {VOLUME_INIT_TARGET}",
+            ],
+            "Labels": {L.MANAGED: L.MANAGED_VALUE, L.INSTANCE: self.settings.instance},
+            "NetworkDisabled": True,
+            "HostConfig": {
+                "NetworkMode": "none",
+                "CapDrop": ["ALL"],
+                "CapAdd": ["CHOWN"],
+                "SecurityOpt": ["no-new-privileges=true"],
+                "Mounts": [{"Type": "volume", "Source": name, "Target": VOLUME_INIT_TARGET}],
+                "Memory": 32 * 1024 * 1024,
+                "PidsLimit": 16,
+                "RestartPolicy": {"Name": "no"},
+            },
+        }
+        container = await self.docker.containers.create(config)
+        try:
+            await container.start()
+            result = await asyncio.wait_for(container.wait(), timeout=60)
+            code = int(result.get("StatusCode", -1))
+            if code != 0:
+                lines = await self._last_lines(container.id, 5)
+                raise VolumeError(
+                    f"could not prepare volume {name} (exit {code}): {' '.join(lines)}"
+                )
+        finally:
+            await asyncio.shield(self.remove(container.id))
+
+    async def list_volumes(
+        self, projects: list[str] | None = None, *, sizes: bool = False
+    ) -> list[VolumeInfo]:
+        """The project volumes of this instance (of ``projects`` when given), with their sizes as
+        the engine's disk usage reports them (-1 when it does not say)."""
+        filters = [*L.instance_filters(self.settings.instance), L.VOLUME]
+        listed = await self.docker.volumes.list(filters={"label": filters})
+        wanted = None if projects is None else set(projects)
+        found: list[VolumeInfo] = []
+        for data in listed.get("Volumes") or []:
+            labels = data.get("Labels") or {}
+            project = labels.get(L.PROJECT, "")
+            if wanted is not None and project not in wanted:
+                continue
+            found.append(
+                VolumeInfo(
+                    project=project,
+                    volume=labels.get(L.VOLUME, ""),
+                    docker_name=data["Name"],
+                    size_bytes=-1,
+                    created_at=_parse_time(data.get("CreatedAt")),
+                )
+            )
+        if found and sizes:
+            measured = await self._volume_sizes()
+            for info in found:
+                info.size_bytes = measured.get(info.docker_name, -1)
+        return sorted(found, key=lambda v: (v.project, v.volume, v.docker_name))
+
+    async def _volume_sizes(self) -> dict[str, int]:
+        """Bytes in use per volume, from the engine's disk usage report (it walks the volumes:
+        called only when there is something to report)."""
+        data = await self.docker._query_json("system/df")
+        return {
+            v["Name"]: int((v.get("UsageData") or {}).get("Size", -1))
+            for v in data.get("Volumes") or []
+        }
+
+    async def remove_volume(self, project: str, docker_name: str) -> None:
+        data = await self._volume(docker_name)
+        if data is None:
+            return
+        labels = data.get("Labels") or {}
+        expected = L.ownership_labels(project, instance=self.settings.instance)
+        if L.VOLUME not in labels or any(labels.get(k) != v for k, v in expected.items()):
+            raise NotOwned(f"volume {docker_name} is not one of {project}'s")
+        users = await self.docker.containers.list(all=True, filters={"volume": [docker_name]})
+        if users:
+            names = ", ".join(
+                sorted(c._container.get("Names", ["?"])[0].lstrip("/") for c in users)
+            )
+            raise VolumeInUse(f"volume {docker_name} is in use by {names}")
+        try:
+            await DockerVolume(self.docker, docker_name).delete()
+        except DockerError as exc:
+            if exc.status == 409:
+                raise VolumeInUse(f"volume {docker_name} is in use: {exc.message}") from None
+            if exc.status != 404:
+                raise
+        self._volume_owners = {o for o in self._volume_owners if o[0] != docker_name}
 
     # ---------------------------------------------------------------------------------- inspect
 

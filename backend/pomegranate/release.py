@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from backend import labels as L
-from backend.pomegranate.runtime import ContainerInfo, HealthCheckError, ProcessSpec, Runtime
+from backend.pomegranate.runtime import (
+    ContainerInfo,
+    HealthCheckError,
+    Mount,
+    ProcessSpec,
+    Runtime,
+)
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +45,21 @@ class Process:
     replicas: int
 
 
+@dataclass(frozen=True, slots=True)
+class VolumePlan:
+    """A project volume and the process types it is mounted into (issue 15)."""
+
+    name: str
+    key: str
+    path: str
+    processes: tuple[str, ...]
+
+    def mount(self, project: str, instance: str) -> Mount:
+        return Mount(
+            self.name, L.volume_name(project, self.name, self.key, instance=instance), self.path
+        )
+
+
 @dataclass(slots=True)
 class ReleasePlan:
     """What must run for one Application (the gRPC ReleaseSpec, defaults applied)."""
@@ -55,6 +76,12 @@ class ReleasePlan:
     health_path: str | None = None  # None: TCP check
     health_timeout: float = 30.0
     hsts_seconds: int = 0  # > 0: HSTS on HTTPS answers (web only)
+    volumes: list[VolumePlan] = field(default_factory=list)
+
+    def mounts(self, process_type: str, instance: str) -> list[Mount]:
+        return [
+            v.mount(self.project, instance) for v in self.volumes if process_type in v.processes
+        ]
 
     def process_spec(self, process: Process, replica: int, settings: Settings) -> ProcessSpec:
         web = process.type == L.WEB_PROCESS
@@ -73,6 +100,7 @@ class ReleasePlan:
             pids_limit=settings.pids_limit,
             health_path=self.health_path if web else None,
             hsts_seconds=self.hsts_seconds if web else 0,
+            mounts=self.mounts(process.type, settings.instance),
         )
 
     def process_specs(self, settings: Settings) -> list[ProcessSpec]:

@@ -38,6 +38,10 @@ class NotOwned(Exception):
     """The container is not one of this project's, of this installation (by its labels)."""
 
 
+class VolumeInUse(Exception):
+    """A volume cannot be removed: a container still uses it."""
+
+
 class HealthCheckError(Exception):
     """A started container never became healthy; ``reason`` says why."""
 
@@ -45,6 +49,26 @@ class HealthCheckError(Exception):
         self.reason = reason
         self.last_lines = list(last_lines or [])
         super().__init__(reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """A project volume mounted into a container (issue 15)."""
+
+    volume: str  # the project's name for it
+    docker_name: str  # the engine's volume: labels.volume_name(...)
+    path: str  # absolute path inside the container
+
+
+@dataclass(slots=True)
+class VolumeInfo:
+    """A project volume as the engine sees it (issue 15)."""
+
+    project: str
+    volume: str  # the project's name for it
+    docker_name: str
+    size_bytes: int  # space in use; -1 when the engine does not say
+    created_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -65,6 +89,8 @@ class ProcessSpec:
     pids_limit: int
     health_path: str | None = None
     hsts_seconds: int = 0  # > 0: the routing labels ask for HSTS (issue 21)
+    # Project volumes (issue 15), created on first use, writable by the container's user.
+    mounts: list[Mount] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -221,6 +247,18 @@ class Runtime(Protocol):
 
     async def remove_project_network(self, project: str) -> None:
         """Remove the project's own network once its containers are gone."""
+        ...
+
+    async def list_volumes(
+        self, projects: list[str] | None = None, *, sizes: bool = False
+    ) -> list[VolumeInfo]:
+        """The project volumes of this installation (of ``projects`` only, when given), with the
+        space each uses when ``sizes`` (else -1: measuring walks every volume)."""
+        ...
+
+    async def remove_volume(self, project: str, docker_name: str) -> None:
+        """Remove one of ``project``'s volumes; a missing one is fine. Raises VolumeInUse while
+        a container uses it, NotOwned when its labels say it is not ``project``'s."""
         ...
 
     async def close(self) -> None: ...

@@ -33,7 +33,14 @@ from backend.pomegranate.release import (
     restart_processes,
     stop_and_remove,
 )
-from backend.pomegranate.runtime import BuildError, ContainerInfo, NotOwned, OneOff, Runtime
+from backend.pomegranate.runtime import (
+    BuildError,
+    ContainerInfo,
+    NotOwned,
+    OneOff,
+    Runtime,
+    VolumeInUse,
+)
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc import pomegranate_pb2_grpc as pb_grpc
 from backend.settings import Settings, get_settings
@@ -312,6 +319,35 @@ class PomegranateService(pb_grpc.PomegranateServicer):
                 await self.runtime.remove_image(tag, force=True)
             await self.runtime.remove_build_cache(project)
             await self.runtime.remove_project_network(project)
+            # Its volumes last, once no container uses them (issue 15).
+            for volume in await self.runtime.list_volumes([project]):
+                await self.runtime.remove_volume(project, volume.docker_name)
+        return pb.Empty()
+
+    @_unary
+    async def ListVolumes(
+        self, request: pb.VolumesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.VolumeList:
+        projects = [convert.check_project(p) for p in request.projects]
+        if not projects:
+            return pb.VolumeList()
+        volumes = await self.runtime.list_volumes(projects, sizes=request.sizes)
+        return pb.VolumeList(volumes=[convert.volume(v) for v in volumes])
+
+    @_unary
+    async def RemoveVolume(
+        self, request: pb.VolumeRef, context: grpc.aio.ServicerContext
+    ) -> pb.Empty:
+        project = convert.check_project(request.project)
+        name = convert.check_docker_volume(project, request.docker_name, self.settings.instance)
+        # The project's lock: no release starts a container on it meanwhile.
+        async with self._locks[project]:
+            try:
+                await self.runtime.remove_volume(project, name)
+            except VolumeInUse as exc:
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            except NotOwned as exc:
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         return pb.Empty()
 
     @_unary

@@ -126,6 +126,27 @@ class PomegranateClient:
     async def remove_project(self, project: str) -> None:
         await self._unary("RemoveProject", pb.ProjectRef(project=project))
 
+    async def list_volumes(
+        self, projects: list[str], *, sizes: bool = False
+    ) -> list[pb.VolumeInfo]:
+        """The projects' Docker volumes; ``sizes``: measured (slow: the engine walks them all)."""
+        reply = await self._unary("ListVolumes", pb.VolumesRequest(projects=projects, sizes=sizes))
+        return list(reply.volumes)  # type: ignore[attr-defined]
+
+    async def remove_volume(self, project: str, docker_name: str) -> bool:
+        """Remove one of the project's Docker volumes; False while a container still uses it."""
+        try:
+            await self.stub.RemoveVolume(
+                pb.VolumeRef(project=project, docker_name=docker_name),
+                metadata=call_metadata(),
+                timeout=120,
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                return False
+            raise _unavailable(exc) from exc
+        return True
+
     async def list_processes(self, project: str) -> list[pb.Container]:
         reply = await self._unary("ListProcesses", pb.ProjectRef(project=project))
         return list(reply.containers)  # type: ignore[attr-defined]

@@ -82,7 +82,7 @@ class Process(_message.Message):
     def __init__(self, type: _Optional[str] = ..., command: _Optional[str] = ..., replicas: _Optional[int] = ...) -> None: ...
 
 class ReleaseSpec(_message.Message):
-    __slots__ = ("project", "application", "image", "processes", "env", "port", "hostnames", "memory_mb", "cpu", "health_path", "health_timeout", "hsts_seconds")
+    __slots__ = ("project", "application", "image", "processes", "env", "port", "hostnames", "memory_mb", "cpu", "health_path", "health_timeout", "hsts_seconds", "volumes")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +102,7 @@ class ReleaseSpec(_message.Message):
     HEALTH_PATH_FIELD_NUMBER: _ClassVar[int]
     HEALTH_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     HSTS_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    VOLUMES_FIELD_NUMBER: _ClassVar[int]
     project: str
     application: int
     image: str
@@ -114,7 +115,56 @@ class ReleaseSpec(_message.Message):
     health_path: str
     health_timeout: float
     hsts_seconds: int
-    def __init__(self, project: _Optional[str] = ..., application: _Optional[int] = ..., image: _Optional[str] = ..., processes: _Optional[_Iterable[_Union[Process, _Mapping]]] = ..., env: _Optional[_Mapping[str, str]] = ..., port: _Optional[int] = ..., hostnames: _Optional[_Iterable[str]] = ..., memory_mb: _Optional[int] = ..., cpu: _Optional[float] = ..., health_path: _Optional[str] = ..., health_timeout: _Optional[float] = ..., hsts_seconds: _Optional[int] = ...) -> None: ...
+    volumes: _containers.RepeatedCompositeFieldContainer[VolumeMount]
+    def __init__(self, project: _Optional[str] = ..., application: _Optional[int] = ..., image: _Optional[str] = ..., processes: _Optional[_Iterable[_Union[Process, _Mapping]]] = ..., env: _Optional[_Mapping[str, str]] = ..., port: _Optional[int] = ..., hostnames: _Optional[_Iterable[str]] = ..., memory_mb: _Optional[int] = ..., cpu: _Optional[float] = ..., health_path: _Optional[str] = ..., health_timeout: _Optional[float] = ..., hsts_seconds: _Optional[int] = ..., volumes: _Optional[_Iterable[_Union[VolumeMount, _Mapping]]] = ...) -> None: ...
+
+class VolumeMount(_message.Message):
+    __slots__ = ("name", "key", "path", "processes")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    PROCESSES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    key: str
+    path: str
+    processes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., key: _Optional[str] = ..., path: _Optional[str] = ..., processes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class VolumesRequest(_message.Message):
+    __slots__ = ("projects", "sizes")
+    PROJECTS_FIELD_NUMBER: _ClassVar[int]
+    SIZES_FIELD_NUMBER: _ClassVar[int]
+    projects: _containers.RepeatedScalarFieldContainer[str]
+    sizes: bool
+    def __init__(self, projects: _Optional[_Iterable[str]] = ..., sizes: _Optional[bool] = ...) -> None: ...
+
+class VolumeInfo(_message.Message):
+    __slots__ = ("project", "name", "docker_name", "size_bytes", "created_at")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DOCKER_NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    name: str
+    docker_name: str
+    size_bytes: int
+    created_at: str
+    def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ..., docker_name: _Optional[str] = ..., size_bytes: _Optional[int] = ..., created_at: _Optional[str] = ...) -> None: ...
+
+class VolumeList(_message.Message):
+    __slots__ = ("volumes",)
+    VOLUMES_FIELD_NUMBER: _ClassVar[int]
+    volumes: _containers.RepeatedCompositeFieldContainer[VolumeInfo]
+    def __init__(self, volumes: _Optional[_Iterable[_Union[VolumeInfo, _Mapping]]] = ...) -> None: ...
+
+class VolumeRef(_message.Message):
+    __slots__ = ("project", "docker_name")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    DOCKER_NAME_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    docker_name: str
+    def __init__(self, project: _Optional[str] = ..., docker_name: _Optional[str] = ...) -> None: ...
 
 class ReleaseEvent(_message.Message):
     __slots__ = ("log", "failure", "done")

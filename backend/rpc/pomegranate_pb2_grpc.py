@@ -54,6 +54,16 @@ class PomegranateStub:
                 request_serializer=backend_dot_rpc_dot_pomegranate__pb2.ProjectRef.SerializeToString,
                 response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.Empty.FromString,
                 _registered_method=True)
+        self.ListVolumes = channel.unary_unary(
+                '/paastech.pomegranate.v1.Pomegranate/ListVolumes',
+                request_serializer=backend_dot_rpc_dot_pomegranate__pb2.VolumesRequest.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.VolumeList.FromString,
+                _registered_method=True)
+        self.RemoveVolume = channel.unary_unary(
+                '/paastech.pomegranate.v1.Pomegranate/RemoveVolume',
+                request_serializer=backend_dot_rpc_dot_pomegranate__pb2.VolumeRef.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.Empty.FromString,
+                _registered_method=True)
         self.ListProcesses = channel.unary_unary(
                 '/paastech.pomegranate.v1.Pomegranate/ListProcesses',
                 request_serializer=backend_dot_rpc_dot_pomegranate__pb2.ProjectRef.SerializeToString,
@@ -119,7 +129,22 @@ class PomegranateServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RemoveProject(self, request, context):
-        """Remove a project's containers and images (the project was deleted).
+        """Remove a project's containers, images and volumes (the project was deleted).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListVolumes(self, request, context):
+        """The Docker volumes of these projects (issue 15), with the space each uses when asked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveVolume(self, request, context):
+        """Remove one of a project's volumes. FAILED_PRECONDITION while a container uses it (the
+        release without it must be live first); a missing volume is fine.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -200,6 +225,16 @@ def add_PomegranateServicer_to_server(servicer, server):
             'RemoveProject': grpc.unary_unary_rpc_method_handler(
                     servicer.RemoveProject,
                     request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.ProjectRef.FromString,
+                    response_serializer=backend_dot_rpc_dot_pomegranate__pb2.Empty.SerializeToString,
+            ),
+            'ListVolumes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListVolumes,
+                    request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.VolumesRequest.FromString,
+                    response_serializer=backend_dot_rpc_dot_pomegranate__pb2.VolumeList.SerializeToString,
+            ),
+            'RemoveVolume': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveVolume,
+                    request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.VolumeRef.FromString,
                     response_serializer=backend_dot_rpc_dot_pomegranate__pb2.Empty.SerializeToString,
             ),
             'ListProcesses': grpc.unary_unary_rpc_method_handler(
@@ -345,6 +380,60 @@ class Pomegranate:
             target,
             '/paastech.pomegranate.v1.Pomegranate/RemoveProject',
             backend_dot_rpc_dot_pomegranate__pb2.ProjectRef.SerializeToString,
+            backend_dot_rpc_dot_pomegranate__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListVolumes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paastech.pomegranate.v1.Pomegranate/ListVolumes',
+            backend_dot_rpc_dot_pomegranate__pb2.VolumesRequest.SerializeToString,
+            backend_dot_rpc_dot_pomegranate__pb2.VolumeList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveVolume(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paastech.pomegranate.v1.Pomegranate/RemoveVolume',
+            backend_dot_rpc_dot_pomegranate__pb2.VolumeRef.SerializeToString,
             backend_dot_rpc_dot_pomegranate__pb2.Empty.FromString,
             options,
             channel_credentials,

@@ -24,7 +24,7 @@ from tortoise.transactions import in_transaction
 
 from backend import labels as L
 from backend import security, validation
-from backend.db.models import Application, BuildLog, Project, StatusChange
+from backend.db.models import Application, BuildLog, Project, StatusChange, Volume
 from backend.db.models import ApplicationStatus as S
 from backend.errors import (
     DISK_FULL_MESSAGE,
@@ -36,7 +36,7 @@ from backend.errors import (
 from backend.events import EventKind, build_log_topic, get_bus, project_topic
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc.pomegranate_client import DeployFailed, PomegranateClient
-from backend.services import config, quotas
+from backend.services import config, quotas, volumes
 from backend.services.applications.status import (
     FINISHED,
     IN_PROGRESS,
@@ -668,6 +668,8 @@ class Deployer:
         app.replicas = effective_replicas(project.replicas, app.processes)
         app.memory_mb = project.memory_mb or self.settings.default_memory_mb
         app.cpu = project.cpu or self.settings.default_cpu
+        # The project's volumes as they are now (issue 15): a rollback keeps today's volumes.
+        app.volumes = volumes.snapshot(await volumes.of_project(project))
         await app.save()
 
     def release_spec(self, app: Application, project: Project) -> pb.ReleaseSpec:
@@ -694,6 +696,12 @@ class Deployer:
             health_path=project.health_check_path,
             health_timeout=self.settings.health_check_timeout_seconds,
             hsts_seconds=self.settings.hsts_max_age_seconds if project.hsts else 0,
+            volumes=[
+                pb.VolumeMount(
+                    name=v["name"], key=v["key"], path=v["mountPath"], processes=v["processTypes"]
+                )
+                for v in app.volumes or []
+            ],
         )
 
     async def _finish(self, app: Application, project: Project, stopped: list[int]) -> None:
@@ -708,6 +716,33 @@ class Deployer:
             await self.client.prune_images(project.name, keep)
         except Unavailable:
             log.warning("image pruning of %s skipped: Pomegranate unreachable", project.name)
+        await self.prune_volumes(project)
+
+    async def volumes_changed(self, project: Project, cause: str) -> Application | None:
+        """A volume added or removed (issue 15): a new release mounts the project's volumes as
+        they are now. When nothing runs, a removed volume's data goes at once."""
+        app = await self.release_config(project, cause)
+        if app is None:
+            await self.prune_volumes(project)
+        return app
+
+    async def prune_volumes(self, project: Project) -> list[str]:
+        """Remove the project's Docker volumes that no Volume row names any more (removed by the
+        owner), once no container uses them; the Docker names removed."""
+        try:
+            keep = set(await Volume.filter(project=project).values_list("key", flat=True))
+            removed = []
+            for found in await self.client.list_volumes([project.name]):
+                if volumes.docker_key(found.docker_name) in keep:
+                    continue
+                if await self.client.remove_volume(project.name, found.docker_name):
+                    removed.append(found.docker_name)
+                else:
+                    log.info("volume %s still in use: removed after the next switch", found.name)
+            return removed
+        except Unavailable:
+            log.warning("volume pruning of %s skipped: Pomegranate unreachable", project.name)
+            return []
 
     async def _images_to_keep(self, project: Project) -> list[str]:
         images: list[str] = []

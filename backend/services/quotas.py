@@ -20,7 +20,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from backend import repos
-from backend.db.models import Application, BuildLog, Client, ClientQuota, Project, StatusChange
+from backend.db.models import (
+    Application,
+    BuildLog,
+    Client,
+    ClientQuota,
+    Project,
+    StatusChange,
+    Volume,
+)
 from backend.db.models import ApplicationStatus as S
 from backend.errors import NotFound, RateLimited, ValidationFailed
 from backend.settings import Settings, get_settings
@@ -34,6 +42,8 @@ REPOSITORY_MB = "repository_mb"
 IMAGE_MB = "image_mb_per_project"
 BUILD_LOG_LINES = "build_log_lines"
 RUNTIME_LOG_RATE = "runtime_log_lines_per_second"
+VOLUMES_PER_PROJECT = "volumes_per_project"
+VOLUME_MB = "volume_mb"
 NAMES = (
     PROJECTS,
     REPLICAS,
@@ -44,6 +54,8 @@ NAMES = (
     IMAGE_MB,
     BUILD_LOG_LINES,
     RUNTIME_LOG_RATE,
+    VOLUMES_PER_PROJECT,
+    VOLUME_MB,
 )
 MB = 1024 * 1024
 HOUR = timedelta(hours=1)
@@ -146,7 +158,11 @@ async def repository_mb(project: str) -> float:
     return await asyncio.to_thread(_tree_bytes, path) / MB if path.exists() else 0.0
 
 
-async def usage(client: Client, settings: Settings | None = None) -> list[Quota]:
+async def usage(
+    client: Client, settings: Settings | None = None, volume_mb: float = -1.0
+) -> list[Quota]:
+    """``volume_mb``: the space the Client's volumes use, which only Pomegranate knows (the
+    caller asks it: services/volumes.used_mb); -1 when unknown."""
     s = settings or get_settings()
     projects = await Project.filter(owner=client)
     replicas, memory, cpu = runtime_totals(projects, s)
@@ -167,11 +183,28 @@ async def usage(client: Client, settings: Settings | None = None) -> list[Quota]
         IMAGE_MB: 0.0,  # per image: checked when each image is built
         BUILD_LOG_LINES: log_lines,  # of the last build
         RUNTIME_LOG_RATE: 0.0,  # per stream: enforced while streaming
+        VOLUMES_PER_PROJECT: await _most_volumes(client),
+        VOLUME_MB: round(volume_mb, 2),
     }
     return [Quota(name, await limit_of(client.id, name, s), float(used[name])) for name in NAMES]
 
 
+async def _most_volumes(client: Client) -> int:
+    counts = await Volume.filter(project__owner=client).values_list("project_id", flat=True)
+    return max((counts.count(p) for p in set(counts)), default=0)
+
+
 # ---------------------------------------------------------------------------------- checks
+
+
+async def check_volume_space(client_id: int, used_mb: float) -> None:
+    """A new volume is refused once the Client's volumes use their volume_mb (checked when a
+    volume is added: the engine's local volumes have no size limit of their own)."""
+    limit = await limit_of(client_id, VOLUME_MB)
+    if used_mb >= limit:
+        raise ValidationFailed(
+            refusal_message(VOLUME_MB, limit, round(used_mb, 2)), field="mountPath"
+        )
 
 
 async def check_new_project(client: Client) -> None:

@@ -9,7 +9,8 @@ PANEL = "Account"
 
 
 def _figure(value: float) -> str:
-    return f"{value:g}"
+    # -1: unknown right now (volume_mb while the deployment manager is unreachable)
+    return "unknown" if value < 0 else f"{value:g}"
 
 
 @app.command("quotas", rich_help_panel=PANEL)

@@ -144,6 +144,12 @@ def remove_instance(instance: str) -> None:
     ).stdout.split()
     if networks:
         subprocess.run(["docker", "network", "rm", *networks], capture_output=True)
+    # Project volumes (issue 15), once their containers are gone.
+    volumes = subprocess.run(
+        ["docker", "volume", "ls", "-q", "--filter", label], capture_output=True, text=True
+    ).stdout.split()
+    if volumes:
+        subprocess.run(["docker", "volume", "rm", *volumes], capture_output=True)
 
 
 def tar_dir(path: Path, changes: dict[str, str] | None = None) -> bytes:

@@ -12,15 +12,18 @@ from backend import labels as L
 from backend.labels import Ownership
 from backend.pomegranate import release as release_module
 from backend.pomegranate.reconciler import DesiredProject, decide, reconcile
-from backend.pomegranate.release import Process, ReleaseFailed, ReleasePlan, release
+from backend.pomegranate.release import Process, ReleaseFailed, ReleasePlan, VolumePlan, release
 from backend.pomegranate.runtime import (
     BuiltImage,
     ContainerInfo,
     HealthCheckError,
+    Mount,
     NotOwned,
     ProcessSpec,
     Runtime,
     RuntimeEvent,
+    VolumeInfo,
+    VolumeInUse,
 )
 from backend.settings import Settings
 
@@ -46,6 +49,9 @@ class FakeRuntime:
         self.ran: list[ProcessSpec] = []  # run_once calls
         self.run_exit_code = 0
         self._ids = itertools.count(1)
+        # Volumes (issue 15): docker name -> its info; container id -> the volumes it mounts.
+        self.volumes: dict[str, VolumeInfo] = {}
+        self.mounted: dict[str, list[str]] = {}
 
     def add(
         self, project: str, application: int, process: str, replica: int, state: str = "running"
@@ -76,6 +82,11 @@ class FakeRuntime:
         self.started_specs.append(spec)
         info = self.add(spec.project, spec.application, spec.process_type, spec.replica)
         info.image = spec.image
+        for mount in spec.mounts:  # created on first use, as the engine's runtime does
+            self.volumes.setdefault(
+                mount.docker_name, VolumeInfo(spec.project, mount.volume, mount.docker_name, 0)
+            )
+        self.mounted[info.id] = [m.docker_name for m in spec.mounts]
         return info
 
     async def start_oneoff(self, spec, command, *, tty, attach, size=None):
@@ -152,6 +163,21 @@ class FakeRuntime:
 
     async def remove_project_network(self, project: str) -> None:
         self.removed_networks.append(project)
+
+    async def list_volumes(
+        self, projects: list[str] | None = None, *, sizes: bool = False
+    ) -> list[VolumeInfo]:
+        return [v for v in self.volumes.values() if projects is None or v.project in projects]
+
+    async def remove_volume(self, project: str, docker_name: str) -> None:
+        found = self.volumes.get(docker_name)
+        if found is None:
+            return
+        if found.project != project:
+            raise NotOwned(docker_name)
+        if any(docker_name in self.mounted.get(c, []) for c in self.containers):
+            raise VolumeInUse(docker_name)
+        del self.volumes[docker_name]
 
     async def image_bytes(self, image: str) -> int:
         return 0
@@ -401,3 +427,43 @@ async def test_failed_release_phase_starts_nothing_and_keeps_the_old_release():
     assert info.value.last_lines == ["ran run release with 1 containers present"]
     assert rt.started_specs == []
     assert rt.names() == [name_of("app", 1, "web", 1)]
+
+
+def with_volumes(p: ReleasePlan) -> ReleasePlan:
+    p.volumes = [
+        VolumePlan("data", "k1k1k1", "/data", ("web",)),
+        VolumePlan("jobs", "k2k2k2", "/app/jobs", ("web", "worker")),
+    ]
+    return p
+
+
+async def test_a_release_mounts_each_volume_into_every_replica_of_its_process_types():
+    rt = FakeRuntime()
+    await release(rt, with_volumes(plan("app", 1, web=2, worker=1)), Logs(), SETTINGS)
+    mounts = {
+        f"{s.process_type}.{s.replica}": sorted(m.path for m in s.mounts) for s in rt.started_specs
+    }
+    assert mounts == {
+        "web.1": ["/app/jobs", "/data"],
+        "web.2": ["/app/jobs", "/data"],
+        "worker.1": ["/app/jobs"],
+    }
+    # Shared by the replicas: one Docker volume per project volume, named for project and key.
+    web = [s for s in rt.started_specs if s.process_type == "web"]
+    assert {m.docker_name for s in web for m in s.mounts} == {
+        "paastech.app.data.k1k1k1",
+        "paastech.app.jobs.k2k2k2",
+    }
+    assert sorted(rt.volumes) == ["paastech.app.data.k1k1k1", "paastech.app.jobs.k2k2k2"]
+
+
+async def test_reconcile_recreates_a_replica_with_its_volumes():
+    rt = FakeRuntime()
+    live = with_volumes(plan("app", 2, web=1))
+    rt.add("app", 2, "web", 1, state="exited")
+    await reconcile(rt, [DesiredProject("app", live)], SETTINGS)
+    (spec,) = rt.started_specs
+    assert spec.mounts == [
+        Mount("data", "paastech.app.data.k1k1k1", "/data"),
+        Mount("jobs", "paastech.app.jobs.k2k2k2", "/app/jobs"),
+    ]
