@@ -20,7 +20,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from backend import repos
-from backend.db.models import Application, BuildLog, Client, ClientQuota, Project, StatusChange
+from backend.db.models import (
+    Addon,
+    Application,
+    BuildLog,
+    Client,
+    ClientQuota,
+    Project,
+    StatusChange,
+)
 from backend.db.models import ApplicationStatus as S
 from backend.errors import NotFound, RateLimited, ValidationFailed
 from backend.settings import Settings, get_settings
@@ -34,6 +42,7 @@ REPOSITORY_MB = "repository_mb"
 IMAGE_MB = "image_mb_per_project"
 BUILD_LOG_LINES = "build_log_lines"
 RUNTIME_LOG_RATE = "runtime_log_lines_per_second"
+ADDONS = "addons"  # add-ons held (issue 15); their memory is the plan's
 NAMES = (
     PROJECTS,
     REPLICAS,
@@ -44,6 +53,7 @@ NAMES = (
     IMAGE_MB,
     BUILD_LOG_LINES,
     RUNTIME_LOG_RATE,
+    ADDONS,
 )
 MB = 1024 * 1024
 HOUR = timedelta(hours=1)
@@ -167,6 +177,7 @@ async def usage(client: Client, settings: Settings | None = None) -> list[Quota]
         IMAGE_MB: 0.0,  # per image: checked when each image is built
         BUILD_LOG_LINES: log_lines,  # of the last build
         RUNTIME_LOG_RATE: 0.0,  # per stream: enforced while streaming
+        ADDONS: await Addon.filter(client=client).count(),
     }
     return [Quota(name, await limit_of(client.id, name, s), float(used[name])) for name in NAMES]
 
