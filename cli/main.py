@@ -14,7 +14,18 @@ from cli.app import app
 
 # Imported in this order, so that `--help` lists the topics in it. A new topic adds its module
 # name here.
-TOPICS = ("account", "quotas", "keys", "projects", "releases", "run", "settings", "logs", "help")
+TOPICS = (
+    "account",
+    "quotas",
+    "keys",
+    "projects",
+    "releases",
+    "run",
+    "settings",
+    "addons",
+    "logs",
+    "help",
+)
 for _topic in TOPICS:
     importlib.import_module(f"cli.commands.{_topic}")
 completion.register(app)

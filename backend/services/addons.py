@@ -282,6 +282,37 @@ async def remove_addon(client: Client, name: str, confirm: str) -> Addon:
     return addon
 
 
+TOOLS = {AddonKind.POSTGRES: "psql", AddonKind.REDIS: "redis-cli"}
+
+
+async def client_tool(
+    client: Client, project: Project, name: str, spec: pb.ReleaseSpec, command: list[str]
+) -> tuple[pb.ReleaseSpec, list[str]]:
+    """The one-off of `pg:psql` / `redis:cli`: the add-on's own image (which has the client
+    tool) instead of the app's, on the project's network, with only the add-on's URL as env;
+    ``command`` is the tool's name and its arguments. The add-on must be attached to the
+    project (else its host is not even reachable from there)."""
+    addon = await get_owned_addon(client, name)
+    if not await AddonAttachment.filter(addon=addon, project=project).exists():
+        raise ValidationFailed(f"{addon.name} is not attached to {project.name}", field="addon")
+    tool = TOOLS[addon.kind]
+    if command[0] != tool:
+        raise ValidationFailed(f"{addon.name} takes {tool}, not {command[0][:40]!r}", field="addon")
+    url = url_of(addon)
+    s = get_settings()
+    tool_spec = pb.ReleaseSpec(
+        project=spec.project,
+        application=spec.application,
+        image=s.addon_postgres_image if addon.kind == AddonKind.POSTGRES else s.addon_redis_image,
+        env={CONFIG_VARS[addon.kind]: url, "HOME": "/tmp"},  # history files: a writable home
+        memory_mb=min(spec.memory_mb or s.default_memory_mb, 256),
+        cpu=spec.cpu,
+    )
+    if addon.kind == AddonKind.POSTGRES:
+        return tool_spec, [tool, url, *command[1:]]
+    return tool_spec, [tool, "-u", url, "--no-auth-warning", *command[1:]]
+
+
 async def remove_all_of(client: Client) -> None:
     """The Client's account is being deleted: every add-on server and volume, and every backup
     file, goes (no final backup: nobody would be left to restore it)."""
