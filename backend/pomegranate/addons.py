@@ -211,10 +211,10 @@ class DockerAddons:
                 data = None
             if data is None:
                 config = self._config(spec, volume, own)
-                container = await self.docker.containers.create(
+                created = await self.docker.containers.create(
                     config, name=self.object_name(spec.name)
                 )
-                data = container._container
+                data = await self._inspect(created.id)
             container = self.docker.containers.container(data["Id"])
             await self._attach_networks(data["Id"], spec)
             state = await self._inspect(data["Id"])
