@@ -310,7 +310,9 @@ async def client_tool(
     )
     if addon.kind == AddonKind.POSTGRES:
         return tool_spec, [tool, url, *command[1:]]
-    return tool_spec, [tool, "-u", url, "--no-auth-warning", *command[1:]]
+    # redis-cli's -u does not authenticate a URL without a user name: its env var does.
+    tool_spec.env["REDISCLI_AUTH"] = security.decrypt(addon.password_encrypted)
+    return tool_spec, [tool, "-h", addon.name, "-p", str(PORTS[addon.kind]), *command[1:]]
 
 
 async def remove_all_of(client: Client) -> None:
