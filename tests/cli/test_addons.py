@@ -50,8 +50,16 @@ def gitd(plat: Platform) -> Iterator[int]:
 
 
 def remove_addon_objects(instance: str) -> None:
-    """Add-on volumes and networks this platform left (containers go with remove_instance)."""
+    """Add-on containers, volumes and networks this platform left (containers first: a volume
+    or network in use is not removed)."""
     label = f"label=paastech.instance={instance}"
+    containers = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", label, "--filter", "label=paastech.addon"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    if containers:
+        subprocess.run(["docker", "rm", "-f", *containers], capture_output=True)
     for kind in ("volume", "network"):
         names = subprocess.run(
             ["docker", kind, "ls", "-q", "--filter", label, "--filter", "label=paastech.addon"],
