@@ -93,6 +93,18 @@ HEALTHCHECK_INTERVAL = "5s"
 ONEOFF = "paastech.oneoff"
 ONEOFF_PROCESS = "run"
 ONEOFF_FIRST_REPLICA = 100_000
+# Add-on servers (issue 15): their container, volume and own network carry the add-on's name
+# (and INSTANCE) but not MANAGED: they are no project's processes, so releases, reconciliation
+# of projects and the event watcher leave them alone.
+ADDON = "paastech.addon"
+ADDON_KIND = "paastech.addon.kind"
+ADDON_CONFIG = "paastech.addon.config"  # digest of what the container was created with
+
+
+def addon_object_name(addon: str, *, instance: str) -> str:
+    """The add-on's container, volume and own network name: <instance>.addon.<name> (three
+    fields: never the name of a project's container, which has five)."""
+    return NAME_SEPARATOR.join((instance, "addon", addon))
 
 
 def is_oneoff(labels: Mapping[str, str] | None) -> bool:

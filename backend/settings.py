@@ -189,6 +189,7 @@ class Settings(BaseSettings):
     quota_volume_mb: float = 10240  # space in use across all the Client's volumes (issue 15)
     # The image of the short-lived container that gives a new volume to the app's user.
     volume_init_image: str = "paastech/busybox:latest"
+    quota_addons: float = 10  # add-ons (PostgreSQL, Redis) per Client (issue 15)
 
     # Issue 14: runtime versions the buildpacks offer (.python-version/runtime.txt, engines.node),
     # "version=image" comma separated; scripts/base-images.sh builds the images. Without a
@@ -202,6 +203,17 @@ class Settings(BaseSettings):
     # (attached and detached together, all projects).
     run_timeout_seconds: int = Field(default=3600, ge=1)
     run_max_per_client: int = Field(default=5, ge=0)
+    # Issue 15: add-ons. Server images (scripts/base-images.sh builds them); plans are
+    # "plan=memory MB" comma separated, the first is the default; backups go under
+    # data_dir/addon-backups, a scheduled one per add-on every addon_backup_interval_hours,
+    # the newest addon_backup_retention scheduled ones kept (manual ones and the final backup
+    # of a removed add-on are kept until deleted with the Client).
+    addon_postgres_image: str = "paastech/postgres:15"
+    addon_redis_image: str = "paastech/redis:7"
+    addon_plans: str = "mini=128,standard=512,premium=2048"
+    addon_backup_interval_hours: float = Field(default=24, gt=0)
+    addon_backup_retention: int = Field(default=7, ge=1)
+    addon_restore_max_bytes: int = Field(default=1024 * 1024 * 1024, ge=1)
 
     @property
     def db_url(self) -> str:

@@ -54,12 +54,13 @@ DESTRUCTIVE = frozenset(
         "logout",
         "rollback",
         "releases:rollback",
+        "addons:destroy",
+        "addons:detach",
+        "pg:backups:restore",
     }
 )
 # Heroku commands PaaSTech has no counterpart for: say so instead of guessing.
 NOT_OFFERED = {
-    "addons": "PaaSTech has no add-ons: run the service yourself and set its URL with env:set",
-    "pg": "PaaSTech has no managed databases: set DATABASE_URL with env:set",
     "pipelines": "PaaSTech has no pipelines",
 }
 

@@ -23,6 +23,7 @@ TOPICS = (
     "run",
     "settings",
     "volumes",
+    "addons",
     "logs",
     "help",
 )

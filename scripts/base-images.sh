@@ -10,6 +10,8 @@
 #   paastech/node:bookworm    debootstrap minbase + nodejs (Debian's, v18), npm
 #   paastech/node:trixie      debootstrap minbase + nodejs (Debian's, v20), npm
 #   paastech/busybox:latest   scratch rootfs with Debian's busybox-static
+#   paastech/postgres:15      debootstrap minbase (bookworm) + postgresql (15), add-on server
+#   paastech/redis:7          debootstrap minbase (bookworm) + redis-server (7), add-on server
 #
 # The runtime versions the buildpacks offer (backend/settings.py python_runtimes,
 # node_runtimes) must name these tags.
@@ -104,6 +106,8 @@ build_debian() { # tag name suite packages
     case $name in
     node) chroot "$root" npm --version ;;
     python) chroot "$root" python3 -m venv --help >/dev/null ;;
+    postgres) chroot "$root" /usr/lib/postgresql/15/bin/postgres --version ;;
+    redis) chroot "$root" redis-server --version ;;
     esac
     trim_rootfs "$root"
     case $name in
@@ -116,6 +120,25 @@ build_debian() { # tag name suite packages
             'ENV PIP_NO_CACHE_DIR=1' 'ENV PIP_ROOT_USER_ACTION=ignore' 'CMD ["python3"]' ;;
     node)
         import_rootfs "$root" "$tag" 'ENV NODE_ENV=production' 'CMD ["node"]' ;;
+    postgres)
+        # Issue 15 add-on server: the data directory is a named volume mounted on
+        # /var/lib/paastech/data (docker copies this directory's owner into a new volume,
+        # so the non-root server can write it). The package's own cluster is not used.
+        rm -rf "$root"/var/lib/postgresql/15/main "$root"/etc/postgresql/15/main
+        mkdir -p "$root/var/lib/paastech/data"
+        chroot "$root" chown postgres:postgres /var/lib/paastech/data
+        chmod 700 "$root/var/lib/paastech/data"
+        install -m 0755 "$HERE/addon-images/postgres-entrypoint.sh" "$root/usr/local/bin/paastech-postgres"
+        import_rootfs "$root" "$tag" 'ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+            'ENV PGDATA=/var/lib/paastech/data/pg' 'ENV PGHOST=/tmp' 'USER postgres' \
+            'ENTRYPOINT ["/usr/local/bin/paastech-postgres"]' ;;
+    redis)
+        mkdir -p "$root/var/lib/paastech/data"
+        chroot "$root" chown redis:redis /var/lib/paastech/data
+        chmod 700 "$root/var/lib/paastech/data"
+        install -m 0755 "$HERE/addon-images/redis-entrypoint.sh" "$root/usr/local/bin/paastech-redis"
+        import_rootfs "$root" "$tag" 'USER redis' 'WORKDIR /var/lib/paastech/data' \
+            'ENTRYPOINT ["/usr/local/bin/paastech-redis"]' ;;
     esac
 }
 
@@ -137,7 +160,7 @@ build_busybox() { # tag
 
 TODO=()
 for tag in paastech/python:bookworm paastech/python:trixie paastech/node:bookworm \
-           paastech/node:trixie paastech/busybox:latest; do
+           paastech/node:trixie paastech/busybox:latest paastech/postgres:15 paastech/redis:7; do
     if have_image "$tag" && { [ "$tag" = paastech/busybox:latest ] || current_image "$tag"; }; then
         echo "cached  $tag"
     else
@@ -147,7 +170,7 @@ done
 [ ${#TODO[@]} -eq 0 ] && exit 0
 
 NEED=()
-case " ${TODO[*]} " in *python*|*node*) command -v debootstrap >/dev/null 2>&1 || NEED+=(debootstrap);; esac
+case " ${TODO[*]} " in *python*|*node*|*postgres*|*redis*) command -v debootstrap >/dev/null 2>&1 || NEED+=(debootstrap);; esac
 case " ${TODO[*]} " in *busybox*)
     # Must be the static build: it runs in an empty image.
     if ! [ -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then NEED+=(busybox-static); fi;;
@@ -167,6 +190,8 @@ for tag in "${TODO[@]}"; do
     paastech/python:*) build=(build_debian "$tag" python "${tag#*:}" python3,python3-pip,python3-venv,ca-certificates) ;;
     paastech/node:*)   build=(build_debian "$tag" node "${tag#*:}" nodejs,npm,ca-certificates) ;;
     paastech/busybox:*) build=(build_busybox "$tag") ;;
+    paastech/postgres:15) build=(build_debian "$tag" postgres bookworm postgresql) ;;
+    paastech/redis:7) build=(build_debian "$tag" redis bookworm redis-server) ;;
     *) die "unknown image $tag" ;;
     esac
     ( "${build[@]}" && echo $(( $(date +%s) - START[$tag] )) >"$WORK/$name.secs" ) >"$WORK/$name.log" 2>&1 &

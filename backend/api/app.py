@@ -24,6 +24,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
 from backend import routing, security
+from backend.api.backup_download import download_backup
 from backend.api.context import Context, bearer_from_header
 from backend.api.internal import start_internal_server
 from backend.api.run_ws import run_endpoint
@@ -272,6 +273,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             WebSocketRoute("/run", run_endpoint),  # one-off commands (issue 14, run_ws.py)
             Route("/healthz", healthz),
+            # Add-on backup files (issue 15), authorised by the bearer token like /graphql.
+            Route("/addon-backups/{backup_id}", download_backup, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

@@ -65,6 +65,7 @@ def parse_start(text: str | None) -> oneoff.RunRequest:
         detach=data.get("detach") is True,
         rows=number("rows"),
         cols=number("cols"),
+        addon=data["addon"] if isinstance(data.get("addon"), str) else "",
     )
 
 

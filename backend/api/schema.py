@@ -17,6 +17,7 @@ from strawberry.extensions import (
 from strawberry.types import Info
 
 from backend import routing
+from backend.api.addon_types import AddonBackupType, AddonType
 from backend.api.context import Context, require_client, require_token
 from backend.api.extensions import ErrorCodes, RejectNul
 from backend.api.limits import OneAuthMutation, QueryCost, subscription_slot
@@ -40,7 +41,16 @@ from backend.api.types import (
 from backend.db.models import ApplicationStatus
 from backend.errors import NotFound, ValidationFailed
 from backend.events import Event, EventKind, get_bus, project_topic
-from backend.services import accounts, config, keys, projects, quotas, volumes
+from backend.services import (
+    accounts,
+    addon_backups,
+    addons,
+    config,
+    keys,
+    projects,
+    quotas,
+    volumes,
+)
 from backend.services.deployments import follow_build_log, get_deployer
 from backend.settings import Settings, get_settings
 
@@ -70,6 +80,22 @@ class Query:
     async def application(self, info: Info, project: str, number: int) -> ApplicationType:
         app = await projects.get_application(require_client(info), project, number)
         return ApplicationType.of(app, project)
+
+    @strawberry.field
+    async def addons(self, info: Info) -> list[AddonType]:
+        return [AddonType.of(a) for a in await addons.list_addons(require_client(info))]
+
+    @strawberry.field(description="One of the calling Client's add-ons, by name.")
+    async def addon(self, info: Info, name: str) -> AddonType:
+        return AddonType.of(await addons.get_owned_addon(require_client(info), name))
+
+    @strawberry.field(
+        description="Every backup of the calling Client's add-ons, newest first, including "
+        "the final backups of removed ones."
+    )
+    async def addon_backups(self, info: Info) -> list[AddonBackupType]:
+        found = await addon_backups.list_client_backups(require_client(info))
+        return [AddonBackupType.of(b) for b in found]
 
     @strawberry.field
     async def ssh_keys(self, info: Info) -> list[SSHKeyType]:
@@ -126,6 +152,7 @@ class Mutation:
         for project in await projects.list_projects(client):
             await get_deployer().remove_project(project)
             await projects.delete_project(client, project.name)
+        await addons.remove_all_of(client)  # servers, volumes and backup files
         await routing.publish()
         await client.delete()  # cascades to keys and tokens
         return ClientType.of(client)
@@ -295,6 +322,53 @@ class Mutation:
                 volume.name, volume.mount_path, list(volume.process_types), 0, volume.created_at
             )
         )
+
+    @strawberry.mutation(
+        description="A new PostgreSQL or Redis add-on attached to the project (its URL in "
+        "DATABASE_URL / REDIS_URL, a new release). kind: postgres or redis; plan: see "
+        "Addon.memoryMb (default: the smallest)."
+    )
+    async def create_addon(
+        self, info: Info, project: str, kind: str, plan: str | None = None
+    ) -> AddonType:
+        return AddonType.of(await addons.create_addon(require_client(info), project, kind, plan))
+
+    @strawberry.mutation(
+        description="Remove the add-on and its data; confirm with its name. A final backup is "
+        "kept (see addonBackups)."
+    )
+    async def remove_addon(self, info: Info, name: str, confirm: str) -> AddonType:
+        return AddonType.of(await addons.remove_addon(require_client(info), name, confirm))
+
+    @strawberry.mutation(description="Attach the add-on to another project of yours.")
+    async def attach_addon(self, info: Info, name: str, project: str) -> AddonType:
+        attachment = await addons.attach_addon(require_client(info), name, project)
+        return AddonType.of(await attachment.addon)
+
+    @strawberry.mutation(description="Detach the add-on from a project (its config var unset).")
+    async def detach_addon(self, info: Info, name: str, project: str) -> AddonType:
+        attachment = await addons.detach_addon(require_client(info), name, project)
+        return AddonType.of(await attachment.addon)
+
+    @strawberry.mutation(
+        description="A new password for the add-on; every attached project gets a release."
+    )
+    async def rotate_addon_credentials(self, info: Info, name: str) -> AddonType:
+        return AddonType.of(await addons.rotate_credentials(require_client(info), name))
+
+    @strawberry.mutation(description="Take a backup of the add-on now.")
+    async def backup_addon(self, info: Info, name: str) -> AddonBackupType:
+        addon = await addons.get_owned_addon(require_client(info), name)
+        return AddonBackupType.of(await addon_backups.capture(addon))
+
+    @strawberry.mutation(
+        description="Replace the add-on's data with a backup's (one of yours, of the same kind)."
+    )
+    async def restore_addon(
+        self, info: Info, name: str, backup_id: strawberry.ID
+    ) -> AddonBackupType:
+        backup = await addon_backups.restore(require_client(info), name, _id(backup_id))
+        return AddonBackupType.of(backup)
 
     @strawberry.mutation
     async def add_domain(self, info: Info, project: str, hostname: str) -> ProjectType:

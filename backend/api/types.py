@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any
 import strawberry
 
 from backend import dnscheck, repos, security
+from backend.api.addon_types import AddonType
 from backend.api.loaders import load
 from backend.db import models
 from backend.errors import Unavailable
 from backend.events import Event, EventKind
 from backend.ingress import certstore
-from backend.services import config, projects, quotas, volumes
+from backend.services import addons, config, projects, quotas, volumes
 from backend.services.applications import status as app_status
 from backend.settings import get_settings
 
@@ -299,6 +300,10 @@ class ProjectType:
 
         containers = await get_deployer().client.list_processes(self.name)
         return ProcessInfo.all_of(containers)
+
+    @strawberry.field(description="The add-ons attached to the project (issue 15).")
+    async def addons(self) -> list[AddonType]:
+        return [AddonType.of(a) for a in await addons.addons_of(self.model)]
 
     @strawberry.field
     async def application_count(self) -> int:

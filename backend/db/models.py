@@ -207,3 +207,65 @@ class Volume(Model):
     class Meta:
         table = "volume"
         unique_together = (("project", "name"), ("project", "mount_path"))
+
+
+class AddonKind(StrEnum):
+    POSTGRES = "postgres"
+    REDIS = "redis"
+
+
+# A managed PostgreSQL or Redis server of a Client (issue 15), attached to one or more of its
+# projects. The server's password is kept encrypted like env var values (backend/security.py).
+class Addon(Model):
+    id = fields.IntField(primary_key=True)
+    client: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
+        "models.Client", related_name="addons", on_delete=fields.CASCADE
+    )
+    kind = fields.CharEnumField(AddonKind, max_length=16)
+    plan = fields.CharField(max_length=32)
+    name = fields.CharField(max_length=64, unique=True)  # "postgresql-<word>-<n>", also its host
+    status = fields.CharField(max_length=32, default="creating")
+    version = fields.CharField(max_length=32, default="")
+    password_encrypted = fields.TextField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "addon"
+
+
+# An add-on attached to a project: the project's config var ``config_var`` holds its URL.
+class AddonAttachment(Model):
+    id = fields.IntField(primary_key=True)
+    addon: fields.ForeignKeyRelation[Addon] = fields.ForeignKeyField(
+        "models.Addon", related_name="attachments", on_delete=fields.CASCADE
+    )
+    project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="addon_attachments", on_delete=fields.CASCADE
+    )
+    config_var = fields.CharField(max_length=128)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "addon_attachment"
+        unique_together = (("addon", "project"), ("project", "config_var"))
+
+
+# One backup file of an add-on, under data_dir/addon-backups/<client id>/. Kept when the add-on
+# is removed (its final backup): ``addon`` becomes null, ``addon_name`` and ``client`` remain.
+class AddonBackup(Model):
+    id = fields.IntField(primary_key=True)
+    client: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
+        "models.Client", related_name="addon_backups", on_delete=fields.CASCADE
+    )
+    addon: fields.ForeignKeyNullableRelation[Addon] = fields.ForeignKeyField(
+        "models.Addon", related_name="backups", on_delete=fields.SET_NULL, null=True
+    )
+    addon_name = fields.CharField(max_length=64)
+    addon_kind = fields.CharEnumField(AddonKind, max_length=16)
+    file_name = fields.CharField(max_length=128)
+    size_bytes = fields.BigIntField(default=0)
+    kind = fields.CharField(max_length=16)  # manual | scheduled | final
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "addon_backup"

@@ -273,7 +273,7 @@ class DockerRuntime:
         async with lock:
             existing = await self._get_network(name)
             if existing is None:
-                await self._create_network(name, project)
+                await self._create_network(name, self._network_labels(project))
                 existing = await self._get_network(name)
             labels = (existing or {}).get("Labels") or {}
             if existing is None or any(
@@ -301,7 +301,9 @@ class DockerRuntime:
                     used.append(ipaddress.ip_network(config["Subnet"], strict=False))
         return used
 
-    async def _create_network(self, name: str, project: str) -> None:
+    async def _create_network(
+        self, name: str, labels: dict[str, str], *, internal: bool = False
+    ) -> None:
         """Create ``name`` on the first free subnet of the pool, starting at a point derived from
         the name so that installations sharing the engine rarely try the same one; the engine
         refuses an overlapping subnet (another installation won the race) and we move on."""
@@ -331,7 +333,8 @@ class DockerRuntime:
                         "Driver": "bridge",
                         "CheckDuplicate": True,
                         "IPAM": {"Driver": "default", "Config": [{"Subnet": str(subnet)}]},
-                        "Labels": self._network_labels(project),
+                        "Labels": labels,
+                        "Internal": internal,
                     }
                 )
                 return
@@ -347,8 +350,22 @@ class DockerRuntime:
     async def remove_project_network(self, project: str) -> None:
         """Remove the project's network (its containers must be gone); a missing one is fine."""
         name = network_name(project, instance=self.settings.instance)
-        if await self._get_network(name) is None:
+        found = await self._get_network(name)
+        if found is None:
             return
+        # Add-on servers (issue 15) are attached to the networks of their projects: they leave
+        # this one, they are not removed with the project.
+        for container_id in found.get("Containers") or {}:
+            info = await self.inspect(container_id)
+            if (
+                info is not None
+                and info.labels.get(L.ADDON)
+                and (info.labels.get(L.INSTANCE) == self.settings.instance)
+            ):
+                with contextlib.suppress(DockerError):
+                    await (await self.docker.networks.get(name)).disconnect(
+                        {"Container": container_id, "Force": True}
+                    )
         try:
             await (await self.docker.networks.get(name)).delete()
         except DockerError as exc:

@@ -22,6 +22,9 @@ import grpc
 from backend import labels as L
 from backend.errors import DISK_FULL_MESSAGE, is_disk_full
 from backend.pomegranate import convert
+from backend.pomegranate.addons import AddonError, AddonSpec, AddonState, DockerAddons
+from backend.pomegranate.addons import check_kind as check_addon_kind
+from backend.pomegranate.addons import check_name as check_addon_name
 from backend.pomegranate.convert import BadRequest
 from backend.pomegranate.procfile import validate_process_type
 from backend.pomegranate.reconciler import reconcile
@@ -59,6 +62,7 @@ _DONE = object()
 RUN_TIMEOUT_EXIT = 124
 # Output chunks queued towards a slow reader before the engine's stream is left to back up.
 RUN_QUEUE = 64
+ADDON_CHUNK = 1024 * 1024  # backup bytes per gRPC message
 
 T = TypeVar("T")
 
@@ -107,6 +111,7 @@ class PomegranateService(pb_grpc.PomegranateServicer):
         self._oneoffs: set[str] = set()
         self._oneoffs_starting: defaultdict[str, int] = defaultdict(int)
         self._detached: set[asyncio.Task[Any]] = set()
+        self._addons: DockerAddons | None = None
 
     # ------------------------------------------------------------------------------ helpers
 
@@ -348,6 +353,110 @@ class PomegranateService(pb_grpc.PomegranateServicer):
                 await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
             except NotOwned as exc:
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+        return pb.Empty()
+
+    # ------------------------------------------------------------------------------ add-ons
+
+    @property
+    def addons(self) -> DockerAddons:
+        if self._addons is None:
+            from backend.pomegranate.docker_runtime import DockerRuntime
+
+            if not isinstance(self.runtime, DockerRuntime):
+                raise BadRequest("add-ons need the Docker runtime")
+            self._addons = DockerAddons(self.runtime)
+        return self._addons
+
+    @staticmethod
+    def _addon_ref(ref: pb.AddonRef) -> tuple[str, str]:
+        try:
+            return check_addon_name(ref.name), check_addon_kind(ref.kind or "postgres")
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+
+    @staticmethod
+    def _addon_state(state: AddonState) -> pb.AddonState:
+        return pb.AddonState(
+            state=state.state,
+            running=state.running,
+            health=state.health,
+            projects=state.projects,
+            started_at=state.started_at,
+            restart_count=state.restart_count,
+        )
+
+    @_unary
+    async def EnsureAddon(
+        self, request: pb.AddonSpec, context: grpc.aio.ServicerContext
+    ) -> pb.AddonState:
+        for project in request.projects:
+            convert.check_project(project)
+        spec = AddonSpec(
+            name=request.name,
+            kind=request.kind,
+            image=request.image,
+            password=request.password,
+            memory_mb=request.memory_mb,
+            projects=list(request.projects),
+            alias=request.alias or request.name,
+        )
+        if spec.memory_mb < 16:
+            raise BadRequest("an add-on needs at least 16 MB of memory")
+        try:
+            state = await self.addons.ensure(spec)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        except AddonError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        return self._addon_state(state)
+
+    @_unary
+    async def RemoveAddon(
+        self, request: pb.AddonRef, context: grpc.aio.ServicerContext
+    ) -> pb.Empty:
+        name, _kind = self._addon_ref(request)
+        await self.addons.remove(name)
+        return pb.Empty()
+
+    @_unary
+    async def AddonStatus(
+        self, request: pb.AddonRef, context: grpc.aio.ServicerContext
+    ) -> pb.AddonState:
+        name, _kind = self._addon_ref(request)
+        return self._addon_state(await self.addons.status(name))
+
+    async def BackupAddon(
+        self, request: pb.AddonRef, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.DataChunk]:
+        try:
+            name, kind = self._addon_ref(request)
+        except BadRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            async for data in self.addons.backup(name, kind):
+                for i in range(0, len(data), ADDON_CHUNK):
+                    yield pb.DataChunk(data=data[i : i + ADDON_CHUNK])
+        except AddonError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+
+    @_unary
+    async def RestoreAddon(
+        self, request_iterator: AsyncIterator[pb.RestoreChunk], context: grpc.aio.ServicerContext
+    ) -> pb.Empty:
+        requests = aiter(request_iterator)
+        first = await anext(requests, None)
+        if first is None or first.WhichOneof("part") != "ref":
+            raise BadRequest("the first RestoreAddon message must be the add-on")
+        name, kind = self._addon_ref(first.ref)
+        data = bytearray()
+        async for chunk in requests:
+            data.extend(chunk.data)
+            if len(data) > self.settings.addon_restore_max_bytes:
+                raise BadRequest("the backup is larger than addon_restore_max_bytes")
+        try:
+            await self.addons.restore(name, kind, bytes(data))
+        except AddonError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         return pb.Empty()
 
     @_unary

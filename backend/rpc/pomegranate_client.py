@@ -218,8 +218,58 @@ class PomegranateClient:
         finally:
             call.cancel()
 
+    # ---------------------------------------------------------------------- add-ons (issue 15)
+
+    async def _addon_call(self, method: str, request: object, deadline: float = 180) -> object:
+        try:
+            return await getattr(self.stub, method)(
+                request, metadata=call_metadata(), timeout=deadline
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _addon_failure(exc) from exc
+
+    async def ensure_addon(self, spec: pb.AddonSpec) -> pb.AddonState:
+        return await self._addon_call("EnsureAddon", spec)  # type: ignore[return-value]
+
+    async def remove_addon(self, name: str, kind: str) -> None:
+        await self._addon_call("RemoveAddon", pb.AddonRef(name=name, kind=kind))
+
+    async def addon_status(self, name: str, kind: str) -> pb.AddonState:
+        return await self._addon_call(  # type: ignore[return-value]
+            "AddonStatus", pb.AddonRef(name=name, kind=kind), deadline=30
+        )
+
+    async def backup_addon(self, name: str, kind: str) -> AsyncIterator[bytes]:
+        call = self.stub.BackupAddon(pb.AddonRef(name=name, kind=kind), metadata=call_metadata())
+        try:
+            async for chunk in call:
+                yield chunk.data
+        except grpc.aio.AioRpcError as exc:
+            raise _addon_failure(exc) from exc
+        finally:
+            call.cancel()
+
+    async def restore_addon(self, name: str, kind: str, source: Path) -> None:
+        async def chunks() -> AsyncIterator[pb.RestoreChunk]:
+            yield pb.RestoreChunk(ref=pb.AddonRef(name=name, kind=kind))
+            with source.open("rb") as fh:
+                while data := fh.read(CHUNK):
+                    yield pb.RestoreChunk(data=data)
+
+        try:
+            await self.stub.RestoreAddon(chunks(), metadata=call_metadata(), timeout=1800)
+        except grpc.aio.AioRpcError as exc:
+            raise _addon_failure(exc) from exc
+
     def watch(self) -> grpc.aio.UnaryStreamCall:
         return self.stub.Watch(pb.WatchRequest(), metadata=call_metadata())
+
+
+def _addon_failure(exc: grpc.aio.AioRpcError) -> Unavailable:
+    """An add-on server the engine could not run, back up or restore: the reason, as given."""
+    if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+        return Unavailable(exc.details() or "the add-on server failed")
+    return _unavailable(exc)
 
 
 def _rpc_failure(what: str, exc: grpc.aio.AioRpcError) -> DeployFailed:

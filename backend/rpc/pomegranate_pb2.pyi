@@ -6,6 +6,62 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class AddonSpec(_message.Message):
+    __slots__ = ("name", "kind", "image", "password", "memory_mb", "projects", "alias")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_MB_FIELD_NUMBER: _ClassVar[int]
+    PROJECTS_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    image: str
+    password: str
+    memory_mb: int
+    projects: _containers.RepeatedScalarFieldContainer[str]
+    alias: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., image: _Optional[str] = ..., password: _Optional[str] = ..., memory_mb: _Optional[int] = ..., projects: _Optional[_Iterable[str]] = ..., alias: _Optional[str] = ...) -> None: ...
+
+class AddonRef(_message.Message):
+    __slots__ = ("name", "kind")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
+
+class AddonState(_message.Message):
+    __slots__ = ("state", "running", "health", "projects", "started_at", "restart_count")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
+    PROJECTS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    RESTART_COUNT_FIELD_NUMBER: _ClassVar[int]
+    state: str
+    running: bool
+    health: str
+    projects: _containers.RepeatedScalarFieldContainer[str]
+    started_at: str
+    restart_count: int
+    def __init__(self, state: _Optional[str] = ..., running: _Optional[bool] = ..., health: _Optional[str] = ..., projects: _Optional[_Iterable[str]] = ..., started_at: _Optional[str] = ..., restart_count: _Optional[int] = ...) -> None: ...
+
+class DataChunk(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...
+
+class RestoreChunk(_message.Message):
+    __slots__ = ("ref", "data")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    ref: AddonRef
+    data: bytes
+    def __init__(self, ref: _Optional[_Union[AddonRef, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
 class Empty(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

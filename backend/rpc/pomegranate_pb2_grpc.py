@@ -99,6 +99,31 @@ class PomegranateStub:
                 request_serializer=backend_dot_rpc_dot_pomegranate__pb2.RunInput.SerializeToString,
                 response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.RunOutput.FromString,
                 _registered_method=True)
+        self.EnsureAddon = channel.unary_unary(
+                '/paastech.pomegranate.v1.Pomegranate/EnsureAddon',
+                request_serializer=backend_dot_rpc_dot_pomegranate__pb2.AddonSpec.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.AddonState.FromString,
+                _registered_method=True)
+        self.RemoveAddon = channel.unary_unary(
+                '/paastech.pomegranate.v1.Pomegranate/RemoveAddon',
+                request_serializer=backend_dot_rpc_dot_pomegranate__pb2.AddonRef.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.Empty.FromString,
+                _registered_method=True)
+        self.AddonStatus = channel.unary_unary(
+                '/paastech.pomegranate.v1.Pomegranate/AddonStatus',
+                request_serializer=backend_dot_rpc_dot_pomegranate__pb2.AddonRef.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.AddonState.FromString,
+                _registered_method=True)
+        self.BackupAddon = channel.unary_stream(
+                '/paastech.pomegranate.v1.Pomegranate/BackupAddon',
+                request_serializer=backend_dot_rpc_dot_pomegranate__pb2.AddonRef.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.DataChunk.FromString,
+                _registered_method=True)
+        self.RestoreAddon = channel.stream_unary(
+                '/paastech.pomegranate.v1.Pomegranate/RestoreAddon',
+                request_serializer=backend_dot_rpc_dot_pomegranate__pb2.RestoreChunk.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class PomegranateServicer:
@@ -204,6 +229,43 @@ class PomegranateServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EnsureAddon(self, request, context):
+        """Add-ons (issue 15): one server container per add-on, its data on a named volume. Ensure
+        creates what is missing (a changed password, image or memory re-creates the container, the
+        volume stays), connects it to exactly the listed project networks under `alias`, and
+        waits until the server answers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveAddon(self, request, context):
+        """Remove the add-on's container and its volume (the API keeps a final backup first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddonStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BackupAddon(self, request, context):
+        """A backup of the add-on's data (PostgreSQL: pg_dump -Fc; Redis: an RDB file), streamed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreAddon(self, request_iterator, context):
+        """Restore a backup into the add-on. First message: the ref; then the file's bytes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PomegranateServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -271,6 +333,31 @@ def add_PomegranateServicer_to_server(servicer, server):
                     servicer.Run,
                     request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.RunInput.FromString,
                     response_serializer=backend_dot_rpc_dot_pomegranate__pb2.RunOutput.SerializeToString,
+            ),
+            'EnsureAddon': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnsureAddon,
+                    request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.AddonSpec.FromString,
+                    response_serializer=backend_dot_rpc_dot_pomegranate__pb2.AddonState.SerializeToString,
+            ),
+            'RemoveAddon': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveAddon,
+                    request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.AddonRef.FromString,
+                    response_serializer=backend_dot_rpc_dot_pomegranate__pb2.Empty.SerializeToString,
+            ),
+            'AddonStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddonStatus,
+                    request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.AddonRef.FromString,
+                    response_serializer=backend_dot_rpc_dot_pomegranate__pb2.AddonState.SerializeToString,
+            ),
+            'BackupAddon': grpc.unary_stream_rpc_method_handler(
+                    servicer.BackupAddon,
+                    request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.AddonRef.FromString,
+                    response_serializer=backend_dot_rpc_dot_pomegranate__pb2.DataChunk.SerializeToString,
+            ),
+            'RestoreAddon': grpc.stream_unary_rpc_method_handler(
+                    servicer.RestoreAddon,
+                    request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.RestoreChunk.FromString,
+                    response_serializer=backend_dot_rpc_dot_pomegranate__pb2.Empty.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -624,6 +711,141 @@ class Pomegranate:
             '/paastech.pomegranate.v1.Pomegranate/Run',
             backend_dot_rpc_dot_pomegranate__pb2.RunInput.SerializeToString,
             backend_dot_rpc_dot_pomegranate__pb2.RunOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnsureAddon(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paastech.pomegranate.v1.Pomegranate/EnsureAddon',
+            backend_dot_rpc_dot_pomegranate__pb2.AddonSpec.SerializeToString,
+            backend_dot_rpc_dot_pomegranate__pb2.AddonState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveAddon(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paastech.pomegranate.v1.Pomegranate/RemoveAddon',
+            backend_dot_rpc_dot_pomegranate__pb2.AddonRef.SerializeToString,
+            backend_dot_rpc_dot_pomegranate__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddonStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paastech.pomegranate.v1.Pomegranate/AddonStatus',
+            backend_dot_rpc_dot_pomegranate__pb2.AddonRef.SerializeToString,
+            backend_dot_rpc_dot_pomegranate__pb2.AddonState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BackupAddon(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/paastech.pomegranate.v1.Pomegranate/BackupAddon',
+            backend_dot_rpc_dot_pomegranate__pb2.AddonRef.SerializeToString,
+            backend_dot_rpc_dot_pomegranate__pb2.DataChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreAddon(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/paastech.pomegranate.v1.Pomegranate/RestoreAddon',
+            backend_dot_rpc_dot_pomegranate__pb2.RestoreChunk.SerializeToString,
+            backend_dot_rpc_dot_pomegranate__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

@@ -822,6 +822,15 @@ class Deployer:
             except Exception:
                 # The database may be restarting: this loop must outlive it (issue 20).
                 log.exception("periodic reconcile failed; trying again later")
+            try:
+                # Issue 15: add-on servers that are not running are brought back, and the
+                # scheduled add-on backups that are due are taken.
+                from backend.services import addon_backups, addons
+
+                await addons.reconcile_all()
+                await addon_backups.run_schedule(datetime.now(UTC))
+            except Exception:
+                log.exception("add-on reconcile or scheduled backups failed; trying again later")
 
     async def _watch_forever(self) -> None:
         delay = 0.2

@@ -38,6 +38,9 @@ class RunRequest:
     detach: bool = False
     rows: int = 0
     cols: int = 0
+    # Issue 15 (pg:psql, redis:cli): the add-on whose client tool runs, in a one-off container
+    # of the add-on's image on the project's network; ``command`` is then the tool's arguments.
+    addon: str = ""
 
 
 def check_command(command: object) -> list[str]:
@@ -92,8 +95,13 @@ async def run(
         raise ValidationFailed(NOTHING_RUNNING, field="project")
     deployer = get_deployer()
     settings = get_settings()
+    spec = deployer.release_spec(live, project)
+    if request.addon:
+        from backend.services import addons
+
+        spec, command = await addons.client_tool(client, project, request.addon, spec, command)
     start = pb.RunStart(
-        spec=deployer.release_spec(live, project),
+        spec=spec,
         command=command,
         tty=request.tty,
         detach=request.detach,

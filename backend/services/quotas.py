@@ -21,6 +21,7 @@ from pathlib import Path
 
 from backend import repos
 from backend.db.models import (
+    Addon,
     Application,
     BuildLog,
     Client,
@@ -44,6 +45,7 @@ BUILD_LOG_LINES = "build_log_lines"
 RUNTIME_LOG_RATE = "runtime_log_lines_per_second"
 VOLUMES_PER_PROJECT = "volumes_per_project"
 VOLUME_MB = "volume_mb"
+ADDONS = "addons"  # add-ons held (issue 15); their memory is the plan's
 NAMES = (
     PROJECTS,
     REPLICAS,
@@ -56,6 +58,7 @@ NAMES = (
     RUNTIME_LOG_RATE,
     VOLUMES_PER_PROJECT,
     VOLUME_MB,
+    ADDONS,
 )
 MB = 1024 * 1024
 HOUR = timedelta(hours=1)
@@ -185,6 +188,7 @@ async def usage(
         RUNTIME_LOG_RATE: 0.0,  # per stream: enforced while streaming
         VOLUMES_PER_PROJECT: await _most_volumes(client),
         VOLUME_MB: round(volume_mb, 2),
+        ADDONS: await Addon.filter(client=client).count(),
     }
     return [Quota(name, await limit_of(client.id, name, s), float(used[name])) for name in NAMES]
 

@@ -65,9 +65,12 @@ async def _send_stdin(ws: ClientConnection, queue: asyncio.Queue[bytes | None]) 
     await ws.send(json.dumps({"type": "stdin_closed"}))
 
 
-async def _session(api: Api, project: str, command: list[str], tty: bool, detach: bool) -> int:
+async def _session(
+    api: Api, project: str, command: list[str], tty: bool, detach: bool, addon: str | None = None
+) -> int:
+    """One /run session; with ``addon``: the add-on's client tool (pg:psql, redis:cli)."""
     rows, cols = _size() if tty else (0, 0)
-    start = {
+    start: dict[str, Any] = {
         "project": project,
         "command": command,
         "tty": tty,
@@ -75,6 +78,8 @@ async def _session(api: Api, project: str, command: list[str], tty: bool, detach
         "rows": rows,
         "cols": cols,
     }
+    if addon:
+        start["addon"] = addon
     headers = {"Authorization": f"Bearer {api.token}"}
     try:
         ws = await connect(

@@ -94,8 +94,8 @@ def test_suggestions_never_propose_a_destructive_command(cli: Cli, typo: str) ->
 
 
 def test_unknown_heroku_commands_say_what_instead(cli: Cli) -> None:
-    err = cli.fails(2, "addons").err
-    assert "no command 'addons': PaaSTech has no add-ons" in err
+    err = cli.fails(2, "pipelines").err
+    assert "no command 'pipelines': PaaSTech has no pipelines" in err
     assert "domains" not in err
     assert "did you mean projects," in cli.fails(2, "projets").err
 

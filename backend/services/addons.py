@@ -1,0 +1,338 @@
+"""Add-ons (issue 15): managed PostgreSQL and Redis servers of a Client, attached to its projects.
+
+An add-on belongs to a Client; attaching it to a project sets the project's config var
+(``DATABASE_URL`` / ``REDIS_URL``) to the add-on's URL through the env var path, as a new release.
+Pomegranate runs the server (backend/pomegranate/addons.py) and connects it to exactly the
+attached projects' networks, where the add-on's name is its host name. Every lookup is scoped to
+the calling Client: another Client's add-on is NOT_FOUND, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from backend import security
+from backend.db.models import Addon, AddonAttachment, AddonKind, Client, Project
+from backend.errors import Conflict, NotFound, PaasError, ValidationFailed
+from backend.rpc import pomegranate_pb2 as pb
+from backend.services import config, quotas
+from backend.services.projects import get_owned
+from backend.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+CONFIG_VARS = {AddonKind.POSTGRES: "DATABASE_URL", AddonKind.REDIS: "REDIS_URL"}
+NAME_PREFIX = {AddonKind.POSTGRES: "postgresql", AddonKind.REDIS: "redis"}
+PORTS = {AddonKind.POSTGRES: 5432, AddonKind.REDIS: 6379}
+VERSIONS = {AddonKind.POSTGRES: "PostgreSQL 15", AddonKind.REDIS: "Redis 7"}
+NAME_RE = re.compile(r"^(postgresql|redis)-[a-z]{2,20}-[0-9]{1,6}$")
+WORDS = (
+    "amber", "aqua", "azure", "cobalt", "coral", "crimson", "emerald", "golden", "indigo",
+    "ivory", "jade", "lilac", "olive", "onyx", "ruby", "sapphire", "scarlet", "silver",
+    "teal", "topaz", "violet",
+)  # fmt: skip
+QUOTA = quotas.ADDONS
+
+
+def plans(settings: Settings | None = None) -> dict[str, int]:
+    """Plan name -> memory MB, in the order of Settings.addon_plans (the first is the default)."""
+    found: dict[str, int] = {}
+    for item in (settings or get_settings()).addon_plans.split(","):
+        name, _, memory = item.strip().partition("=")
+        found[name.strip()] = int(memory)
+    return found
+
+
+def check_kind(kind: str) -> AddonKind:
+    try:
+        return AddonKind(kind)
+    except ValueError:
+        raise ValidationFailed(
+            f"unknown add-on kind {str(kind)[:40]!r}; kinds: postgres, redis", field="kind"
+        ) from None
+
+
+def check_plan(plan: str | None) -> str:
+    known = plans()
+    if plan is None or plan == "":
+        return next(iter(known))
+    if plan not in known:
+        raise ValidationFailed(
+            f"unknown plan {str(plan)[:40]!r}; plans: {', '.join(known)}", field="plan"
+        )
+    return plan
+
+
+def url_of(addon: Addon) -> str:
+    password = security.decrypt(addon.password_encrypted)
+    port = PORTS[addon.kind]
+    if addon.kind == AddonKind.POSTGRES:
+        return f"postgres://app:{password}@{addon.name}:{port}/app"
+    return f"redis://:{password}@{addon.name}:{port}"
+
+
+def _not_found(name: str) -> NotFound:
+    # The same answer whether the add-on does not exist or is another Client's.
+    return NotFound(f"add-on {str(name)[:64]!r} not found", field="name")
+
+
+async def get_owned_addon(client: Client, name: str) -> Addon:
+    valid = isinstance(name, str) and NAME_RE.fullmatch(name) is not None
+    addon = await Addon.get_or_none(name=name, client=client) if valid else None
+    if addon is None:
+        raise _not_found(name)
+    return addon
+
+
+async def list_addons(client: Client) -> list[Addon]:
+    return await Addon.filter(client=client).order_by("name")
+
+
+async def addons_of(project: Project) -> list[Addon]:
+    return await Addon.filter(attachments__project=project).order_by("name")
+
+
+async def attachments_of(addon: Addon) -> list[AddonAttachment]:
+    return await AddonAttachment.filter(addon=addon).prefetch_related("project").order_by("id")
+
+
+def _client() -> object:
+    from backend.services.deployments import get_deployer
+
+    return get_deployer().client
+
+
+async def spec_of(addon: Addon) -> pb.AddonSpec:
+    s = get_settings()
+    projects = await Project.filter(addon_attachments__addon=addon).order_by("name")
+    image = s.addon_postgres_image if addon.kind == AddonKind.POSTGRES else s.addon_redis_image
+    return pb.AddonSpec(
+        name=addon.name,
+        kind=addon.kind.value,
+        image=image,
+        password=security.decrypt(addon.password_encrypted),
+        memory_mb=plans(s).get(addon.plan, next(iter(plans(s).values()))),
+        projects=[p.name for p in projects],
+        alias=addon.name,
+    )
+
+
+async def ensure_server(addon: Addon) -> pb.AddonState:
+    """Make Pomegranate run the add-on's server as its rows say (idempotent)."""
+    state = await _client().ensure_addon(await spec_of(addon))  # type: ignore[attr-defined]
+    status = "available" if state.running else state.state
+    if addon.status != status:
+        addon.status = status
+        await addon.save(update_fields=["status"])
+    return state
+
+
+async def status_of(addon: Addon) -> pb.AddonState:
+    return await _client().addon_status(addon.name, addon.kind.value)  # type: ignore[attr-defined]
+
+
+async def _set_var(client: Client, project: Project, var: str, url: str, cause: str) -> None:
+    from backend.services.deployments import get_deployer
+
+    changed, keys = await config.set_env_vars(client, project.name, {var: url})
+    if keys:
+        await get_deployer().release_config(changed, cause)
+
+
+async def _unset_var(client: Client, project: Project, var: str, cause: str) -> None:
+    from backend.services.deployments import get_deployer
+
+    env = await config.env_of(project)
+    if var in env:
+        changed = await config.unset_env_vars(client, project.name, [var])
+        await get_deployer().release_config(changed, cause)
+
+
+async def _new_name(kind: AddonKind) -> str:
+    for _ in range(20):
+        name = f"{NAME_PREFIX[kind]}-{secrets.choice(WORDS)}-{secrets.randbelow(99_999) + 1}"
+        if not await Addon.filter(name=name).exists():
+            return name
+    raise Conflict("no free add-on name; try again", field="kind")
+
+
+async def _check_var_free(project: Project, var: str) -> None:
+    if await AddonAttachment.filter(project=project, config_var=var).exists():
+        raise Conflict(
+            f"project {project.name} already has an add-on providing {var}; detach it first",
+            field="project",
+        )
+
+
+async def create_addon(client: Client, project_name: str, kind: str, plan: str | None) -> Addon:
+    """A new add-on attached to ``project_name``; its server runs before this returns. Bad
+    input and a server that does not start change nothing."""
+    project = await get_owned(client, project_name)
+    addon_kind = check_kind(kind)
+    plan = check_plan(plan)
+    var = CONFIG_VARS[addon_kind]
+    await _check_var_free(project, var)
+    limit = await quotas.limit_of(client.id, QUOTA)
+    used = await Addon.filter(client=client).count()
+    if used + 1 > limit:
+        raise ValidationFailed(quotas.refusal_message(QUOTA, limit, used), field="kind")
+    try:
+        async with in_transaction():
+            addon = await Addon.create(
+                client=client,
+                kind=addon_kind,
+                plan=plan,
+                name=await _new_name(addon_kind),
+                version=VERSIONS[addon_kind],
+                password_encrypted=security.encrypt(secrets.token_urlsafe(32)),
+            )
+            await AddonAttachment.create(addon=addon, project=project, config_var=var)
+    except IntegrityError as exc:
+        raise Conflict("the add-on could not be created; try again", field="kind") from exc
+    try:
+        await ensure_server(addon)
+    except BaseException:
+        # Nothing half made: no rows, no container, no volume.
+        try:
+            await _client().remove_addon(addon.name, addon.kind.value)  # type: ignore[attr-defined]
+        except PaasError:
+            log.warning("could not remove the server of failed add-on %s", addon.name)
+        await addon.delete()
+        raise
+    await _set_var(client, project, var, url_of(addon), f"add-on: attach {addon.name}")
+    return addon
+
+
+async def attach_addon(client: Client, name: str, project_name: str) -> AddonAttachment:
+    addon = await get_owned_addon(client, name)
+    project = await get_owned(client, project_name)
+    if await AddonAttachment.filter(addon=addon, project=project).exists():
+        raise Conflict(f"{addon.name} is already attached to {project.name}", field="project")
+    var = CONFIG_VARS[addon.kind]
+    await _check_var_free(project, var)
+    try:
+        attachment = await AddonAttachment.create(addon=addon, project=project, config_var=var)
+    except IntegrityError as exc:
+        raise Conflict(f"{project.name} already has {var}", field="project") from exc
+    try:
+        await ensure_server(addon)
+    except BaseException:
+        await attachment.delete()
+        raise
+    await _set_var(client, project, var, url_of(addon), f"add-on: attach {addon.name}")
+    return attachment
+
+
+async def detach_addon(client: Client, name: str, project_name: str) -> AddonAttachment:
+    addon = await get_owned_addon(client, name)
+    project = await get_owned(client, project_name)
+    attachment = await AddonAttachment.get_or_none(addon=addon, project=project)
+    if attachment is None:
+        raise NotFound(f"{addon.name} is not attached to {project.name}", field="project")
+    await attachment.delete()
+    await _unset_var(client, project, attachment.config_var, f"add-on: detach {addon.name}")
+    await ensure_server(addon)  # off the project's network
+    return attachment
+
+
+async def rotate_credentials(client: Client, name: str) -> Addon:
+    """A new password in the server, then a release of every attached project with the new URL."""
+    addon = await get_owned_addon(client, name)
+    old = addon.password_encrypted
+    addon.password_encrypted = security.encrypt(secrets.token_urlsafe(32))
+    await addon.save(update_fields=["password_encrypted"])
+    try:
+        await ensure_server(addon)
+    except BaseException:
+        addon.password_encrypted = old
+        await addon.save(update_fields=["password_encrypted"])
+        raise
+    url = url_of(addon)
+    for attachment in await attachments_of(addon):
+        await _set_var(
+            client, attachment.project, attachment.config_var, url,
+            f"add-on: rotate {addon.name} credentials",
+        )  # fmt: skip
+    return addon
+
+
+async def remove_addon(client: Client, name: str, confirm: str) -> Addon:
+    """Remove the add-on: a final backup is taken and kept, its config var is unset on every
+    attached project (a release each), the server and its volume are removed."""
+    from backend.services import addon_backups
+
+    addon = await get_owned_addon(client, name)
+    if confirm != addon.name:
+        raise ValidationFailed(
+            f"removing {addon.name} deletes its data; confirm with its name", field="confirm"
+        )
+    await addon_backups.capture(addon, kind="final")
+    for attachment in await attachments_of(addon):
+        await attachment.delete()
+        await _unset_var(
+            client, attachment.project, attachment.config_var, f"add-on: remove {addon.name}"
+        )
+    await _client().remove_addon(addon.name, addon.kind.value)  # type: ignore[attr-defined]
+    await addon.delete()
+    return addon
+
+
+TOOLS = {AddonKind.POSTGRES: "psql", AddonKind.REDIS: "redis-cli"}
+
+
+async def client_tool(
+    client: Client, project: Project, name: str, spec: pb.ReleaseSpec, command: list[str]
+) -> tuple[pb.ReleaseSpec, list[str]]:
+    """The one-off of `pg:psql` / `redis:cli`: the add-on's own image (which has the client
+    tool) instead of the app's, on the project's network, with only the add-on's URL as env;
+    ``command`` is the tool's name and its arguments. The add-on must be attached to the
+    project (else its host is not even reachable from there)."""
+    addon = await get_owned_addon(client, name)
+    if not await AddonAttachment.filter(addon=addon, project=project).exists():
+        raise ValidationFailed(f"{addon.name} is not attached to {project.name}", field="addon")
+    tool = TOOLS[addon.kind]
+    if command[0] != tool:
+        raise ValidationFailed(f"{addon.name} takes {tool}, not {command[0][:40]!r}", field="addon")
+    url = url_of(addon)
+    s = get_settings()
+    tool_spec = pb.ReleaseSpec(
+        project=spec.project,
+        application=spec.application,
+        image=s.addon_postgres_image if addon.kind == AddonKind.POSTGRES else s.addon_redis_image,
+        env={CONFIG_VARS[addon.kind]: url, "HOME": "/tmp"},  # history files: a writable home
+        memory_mb=min(spec.memory_mb or s.default_memory_mb, 256),
+        cpu=spec.cpu,
+    )
+    if addon.kind == AddonKind.POSTGRES:
+        return tool_spec, [tool, url, *command[1:]]
+    # redis-cli's -u does not authenticate a URL without a user name: its env var does.
+    tool_spec.env["REDISCLI_AUTH"] = security.decrypt(addon.password_encrypted)
+    return tool_spec, [tool, "-h", addon.name, "-p", str(PORTS[addon.kind]), *command[1:]]
+
+
+async def remove_all_of(client: Client) -> None:
+    """The Client's account is being deleted: every add-on server and volume, and every backup
+    file, goes (no final backup: nobody would be left to restore it)."""
+    from backend.services import addon_backups
+
+    for addon in await list_addons(client):
+        await _client().remove_addon(addon.name, addon.kind.value)  # type: ignore[attr-defined]
+        await addon.delete()
+    await addon_backups.delete_files_of(client.id)
+
+
+async def reconcile_all() -> None:
+    """Bring back the server of every add-on that is not running (a removed container, a
+    Pomegranate or engine that lost it); called from the API's periodic reconcile."""
+    for addon in await Addon.all():
+        try:
+            state = await status_of(addon)
+            if not state.running:
+                await ensure_server(addon)
+        except PaasError as exc:
+            log.warning("add-on %s not reconciled: %s", addon.name, exc.message)
