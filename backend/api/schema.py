@@ -59,7 +59,7 @@ class Query:
 
     @strawberry.field
     async def projects(self, info: Info) -> list[ProjectType]:
-        return [ProjectType.of(p) for p in await projects.list_projects(require_client(info))]
+        return await ProjectType.list_of(await projects.list_projects(require_client(info)), info)
 
     @strawberry.field
     async def project(self, info: Info, name: str) -> ProjectType:
