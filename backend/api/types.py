@@ -23,6 +23,7 @@ from backend.settings import get_settings
 if TYPE_CHECKING:
     from backend.rpc import pomegranate_pb2 as pb
 
+APPLICATIONS_PAGE = 20  # releases per page when `applications` is not given `first`
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -278,7 +279,7 @@ class ProjectType:
     # each project of a 1,000-project listing cost a coroutine, a shield and a future.
     @strawberry.field(description="Releases, newest first.")
     def applications(
-        self, info: strawberry.Info, first: int = 20, offset: int = 0
+        self, info: strawberry.Info, first: int = APPLICATIONS_PAGE, offset: int = 0
     ) -> list[ApplicationType]:
         projects.check_page(first, offset, get_settings().applications_page_max)
         rows = loaded(info.context.loaders.applications, (self.model.id, first, offset))
@@ -335,7 +336,7 @@ async def _prefetch_releases(info: strawberry.Info, project_ids: list[int]) -> N
     pending = []
     for selection in _project_fields(info.selected_fields):
         if selection.name == "applications":
-            first = _int_argument(selection.arguments.get("first", 20))
+            first = _int_argument(selection.arguments.get("first", APPLICATIONS_PAGE))
             offset = _int_argument(selection.arguments.get("offset", 0))
             # A page the resolver refuses is not loaded: the resolver reports the error.
             if first is not None and offset is not None and 1 <= first <= max_page and offset >= 0:
