@@ -266,8 +266,20 @@ class _QueryCounter(logging.Handler):
             self.tables[match.group(1)] += 1
 
 
-async def count_queries(token: str) -> dict[str, dict[str, int]]:
-    """SQL statements per request of each subject, through the ASGI apps in this process."""
+# subject -> (app, method, path, JSON body): the requests count_queries measures.
+InProcessRequests = dict[str, tuple[str, str, str, dict[str, Any] | None]]
+REQUESTS: InProcessRequests = {
+    "GraphQL POST /graphql": ("api", "POST", "/graphql", {"query": QUERY}),
+    "plain Starlette, batched apps": ("plain", "GET", "/projects-batched", None),
+    N_PLUS_ONE: ("plain", "GET", "/projects", None),
+}
+
+
+async def count_queries(
+    token: str, requests: InProcessRequests = REQUESTS
+) -> dict[str, dict[str, int]]:
+    """SQL statements per request of each subject, through the ASGI apps in this process
+    ("api": the API, "plain": bench/plain_app.py)."""
     from backend.api.app import create_app as create_api
     from backend.db.config import close_db, init_db
     from bench import plain_app
@@ -276,11 +288,6 @@ async def count_queries(token: str) -> dict[str, dict[str, int]]:
     log.setLevel(logging.DEBUG)
     log.propagate = False
     apps = {"api": create_api(), "plain": plain_app.create_app()}
-    requests = {
-        "GraphQL POST /graphql": ("api", "POST", "/graphql", {"query": QUERY}),
-        "plain Starlette, batched apps": ("plain", "GET", "/projects-batched", None),
-        N_PLUS_ONE: ("plain", "GET", "/projects", None),
-    }
     await init_db()  # what both lifespans do (ASGITransport does not run lifespans)
     out = {}
     try:

@@ -14,6 +14,7 @@ from typing import Any
 # Modules holding benchmarks, in the order they run.
 MODULES = [
     "bench.graphql_projects",
+    "bench.graphql_dashboard",  # issue 17
     "bench.deploy_latency",
     "bench.push_to_live",
     "bench.build_isolation",  # issue 10

@@ -83,7 +83,12 @@ class RejectNul(SchemaExtension):
         ctx = self.execution_context
         document = ctx.graphql_document
         if document is not None:
-            field = _nul_in_literals(document) or _nul_in_variables(document, ctx.variables or {})
+            # The document is walked only when its text can hold a NUL in a literal: a raw one
+            # or a \u escape (\u0000, \u{0}); it was two walks per request (issue 17).
+            query = ctx.query or ""
+            maybe = "\x00" in query or "\\u" in query
+            literal = _nul_in_literals(document) if maybe else None
+            field = literal or _nul_in_variables(document, ctx.variables or {})
             if field is not None:
                 err = ValidationFailed(f"{field} must not contain NUL characters", field=field)
                 raise GraphQLError(err.message, extensions=err.extensions())
@@ -125,11 +130,10 @@ def _argument_names(document: DocumentNode) -> dict[str, str]:
 
 
 def _nul_in_variables(document: DocumentNode, variables: dict[str, object]) -> str | None:
-    names = _argument_names(document)
     for variable, value in variables.items():
-        found = _nul_in_value(value, names.get(variable, variable))
-        if found:
-            return found
+        if _nul_in_value(value, variable):
+            # Only now the document is walked, for the argument's name to report.
+            return _nul_in_value(value, _argument_names(document).get(variable, variable))
     return None
 
 

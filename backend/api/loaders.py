@@ -1,20 +1,28 @@
-"""Per-request DataLoaders: one SQL query for a field asked of many objects (no N+1)."""
+"""Per-request DataLoaders: one SQL query for a field asked of many objects (no N+1).
+
+They return plain application rows (APPLICATION_COLUMNS, as the database gives them; types.py
+converts them: ApplicationType.of_row), not models: a listing of 1,000
+projects reads 3,000 releases, and building a model per row was most of its time (issue 17).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Hashable
+from collections.abc import Awaitable, Hashable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 from tortoise import connections
 
-from backend.db.models import Application
+from backend.db.rows import APPLICATION_COLUMNS
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+Row = dict[str, Any]
+_COLUMNS = ", ".join(APPLICATION_COLUMNS)
 
 
 async def load(loader: DataLoader[K, V], key: K) -> V:
@@ -25,42 +33,65 @@ async def load(loader: DataLoader[K, V], key: K) -> V:
     return await asyncio.shield(loader.load(key))
 
 
-async def _applications_page(keys: list[tuple[int, int, int]]) -> list[list[Application]]:
+def loaded(loader: DataLoader[K, V], key: K) -> V | Awaitable[V]:
+    """The value if this request has loaded it already (see `prefetch`), else ``load``.
+
+    A resolver returning it stays synchronous for the objects of a prefetched list: no
+    coroutine, shield and future per object for graphql-core to await (issue 17)."""
+    future = loader.cache_map.get(key)
+    done = future is not None and future.done() and not future.cancelled()
+    if done and future.exception() is None:  # type: ignore[union-attr]
+        return future.result()  # type: ignore[union-attr]
+    return load(loader, key)
+
+
+def _marks(count: int) -> list[str]:
+    """`count` query placeholders in the default connection's dialect."""
+    postgres = connections.get("default").capabilities.dialect == "postgres"
+    return [f"${i + 1}" if postgres else "?" for i in range(count)]
+
+
+async def _applications_page(keys: list[tuple[int, int, int]]) -> list[list[Row]]:
     """keys: (project_id, first, offset) -> that page of releases, newest first.
 
     One windowed query for every project of the request (SQLite >= 3.25 and PostgreSQL).
     """
-    conn = connections.get("default")
     ids = sorted({k[0] for k in keys})
     upper = max(first + offset for _, first, offset in keys)
-    dialect = conn.capabilities.dialect
-    marks = [f"${i + 1}" if dialect == "postgres" else "?" for i in range(len(ids) + 1)]
+    marks = _marks(len(ids) + 1)
     sql = (
-        "SELECT id FROM (SELECT id, ROW_NUMBER() OVER "
+        f"SELECT {_COLUMNS} FROM (SELECT {_COLUMNS}, ROW_NUMBER() OVER "
         "(PARTITION BY project_id ORDER BY number DESC) AS rn FROM application "
-        f"WHERE project_id IN ({', '.join(marks[:-1])})) ranked WHERE rn <= {marks[-1]}"
+        f"WHERE project_id IN ({', '.join(marks[:-1])})) ranked WHERE rn <= {marks[-1]} "
+        "ORDER BY project_id, number DESC"
     )
-    rows = await conn.execute_query_dict(sql, [*ids, upper])
-    apps = await Application.filter(id__in=[r["id"] for r in rows]).order_by("-number")
-    by_project: dict[int, list[Application]] = defaultdict(list)
-    for app in apps:
-        by_project[app.project_id].append(app)  # type: ignore[attr-defined]
+    rows = await connections.get("default").execute_query_dict(sql, [*ids, upper])
+    by_project: dict[int, list[Row]] = defaultdict(list)
+    for row in rows:
+        by_project[row["project_id"]].append(row)
     return [by_project[pid][offset : offset + first] for pid, first, offset in keys]
 
 
-async def _live_application(project_ids: list[int]) -> list[Application | None]:
+async def _live_application(project_ids: list[int]) -> list[Row | None]:
     from backend.services.applications.status import LIVE
 
-    apps = await Application.filter(project_id__in=project_ids, status__in=LIVE).order_by("number")
-    live = {app.project_id: app for app in apps}  # type: ignore[attr-defined]  # highest wins
+    ids = sorted(set(project_ids))
+    marks = _marks(len(ids) + len(LIVE))
+    sql = (
+        f"SELECT {_COLUMNS} FROM application WHERE project_id IN ({', '.join(marks[: len(ids)])})"
+        f" AND status IN ({', '.join(marks[len(ids) :])}) ORDER BY number"
+    )
+    params = [*ids, *(s.value for s in LIVE)]
+    rows = await connections.get("default").execute_query_dict(sql, params)
+    live = {row["project_id"]: row for row in rows}  # highest number wins
     return [live.get(pid) for pid in project_ids]
 
 
 @dataclass
 class Loaders:
-    applications: DataLoader[tuple[int, int, int], list[Application]] = field(
+    applications: DataLoader[tuple[int, int, int], list[Row]] = field(
         default_factory=lambda: DataLoader(load_fn=_applications_page)
     )
-    live_application: DataLoader[int, Application | None] = field(
+    live_application: DataLoader[int, Row | None] = field(
         default_factory=lambda: DataLoader(load_fn=_live_application)
     )

@@ -70,7 +70,7 @@ class Query:
 
     @strawberry.field
     async def projects(self, info: Info) -> list[ProjectType]:
-        return [ProjectType.of(p) for p in await projects.list_projects(require_client(info))]
+        return await ProjectType.list_of(await projects.list_projects(require_client(info)), info)
 
     @strawberry.field
     async def project(self, info: Info, name: str) -> ProjectType:
@@ -494,13 +494,19 @@ MAX_ALIASES = 20
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or get_settings()
+    # The validation rules are made once. QueryDepthLimiter and MaxAliasesLimiter define a new
+    # rule class per instance, and the ValidationCache is keyed by the rules too: made per
+    # request, they made every request miss it and validate again (issue 17's profile).
+    rules = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+        OneAuthMutation,
+    ]
     # Factories: a fresh extension instance per request.
     extensions: list = [
         ErrorCodes,
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-        lambda: AddValidationRules([OneAuthMutation]),
         lambda: QueryCost(settings),
         RejectNul,
         lambda: ParserCache(maxsize=256),

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import strawberry
+from strawberry.types.nodes import SelectedField, Selection
 
 from backend import dnscheck, repos, security
 from backend.api.addon_types import AddonType
-from backend.api.loaders import load
+from backend.api.loaders import loaded
 from backend.db import models
+from backend.db.rows import datetime_of, json_of
 from backend.errors import Unavailable
 from backend.events import Event, EventKind
 from backend.ingress import certstore
@@ -21,6 +25,10 @@ from backend.settings import get_settings
 
 if TYPE_CHECKING:
     from backend.rpc import pomegranate_pb2 as pb
+
+APPLICATIONS_PAGE = 20  # releases per page when `applications` is not given `first`
+T = TypeVar("T")
+R = TypeVar("R")
 
 ApplicationStatus = strawberry.enum(models.ApplicationStatus, name="ApplicationStatus")
 ProjectEventKind = strawberry.enum(EventKind, name="ProjectEventKind")
@@ -49,7 +57,10 @@ def _scales(replicas: dict[str, int]) -> list[ProcessScale]:
 
 @strawberry.type(name="Application", description="One immutable release of a project.")
 class ApplicationType:
-    model: strawberry.Private[models.Application]
+    # What the resolvers below need: from a model (`of`) or a plain row (`of_row`, listings).
+    id: strawberry.Private[int]
+    replica_counts: strawberry.Private[dict[str, int] | str]  # JSON text from a row
+    env_snapshot: strawberry.Private[str]
     project_name: str
     number: int
     status: ApplicationStatus
@@ -70,20 +81,20 @@ class ApplicationType:
 
     @strawberry.field
     def replicas(self) -> list[ProcessScale]:
-        return _scales(self.model.replicas)
+        return _scales(json_of(self.replica_counts))
 
     @strawberry.field(description="Names of the env vars this release runs with (values hidden).")
     def env_keys(self) -> list[str]:
-        if not self.model.env_snapshot:
+        if not self.env_snapshot:
             return []
         import json
 
-        return sorted(json.loads(security.decrypt(self.model.env_snapshot)))
+        return sorted(json.loads(security.decrypt(self.env_snapshot)))
 
     @strawberry.field(description="The build and deploy log, oldest line first.")
     async def build_log(self, first: int = 1000, offset: int = 0) -> list[LogLine]:
         rows = (
-            await models.BuildLog.filter(application=self.model)
+            await models.BuildLog.filter(application_id=self.id)
             .order_by("seq")
             .offset(max(offset, 0))
             .limit(min(max(first, 1), 10_000))
@@ -93,13 +104,15 @@ class ApplicationType:
 
     @strawberry.field
     async def status_history(self) -> list[StatusChangeType]:
-        rows = await models.StatusChange.filter(application=self.model).order_by("id")
+        rows = await models.StatusChange.filter(application_id=self.id).order_by("id")
         return [StatusChangeType(status=r.status, message=r.message, at=r.at) for r in rows]
 
     @classmethod
     def of(cls, app: models.Application, project_name: str) -> ApplicationType:
         return cls(
-            model=app,
+            id=app.id,
+            replica_counts=app.replicas,
+            env_snapshot=app.env_snapshot,
             project_name=project_name,
             number=app.number,
             status=app.status,
@@ -112,6 +125,30 @@ class ApplicationType:
             failure_reason=app.failure_reason,
             domains=list(app.domains),
         )
+
+    @classmethod
+    def of_row(cls, row: dict[str, Any], project_name: str) -> ApplicationType:
+        """From a plain row of APPLICATION_COLUMNS (the batched listings: no model per release;
+        backend/db/rows.py converts as the model would). `replicas` is decoded when asked."""
+        return cls(
+            id=row["id"],
+            replica_counts=row["replicas"],
+            env_snapshot=row["env_snapshot"],
+            project_name=project_name,
+            number=row["number"],
+            status=_STATUS[row["status"]],
+            cause=row["cause"],
+            commit_sha=row["commit_sha"],
+            image=row["image"],
+            image_digest=row["image_digest"],
+            created_at=datetime_of(row["created_at"]),
+            finished_at=datetime_of(row["finished_at"]),
+            failure_reason=row["failure_reason"],
+            domains=list(json_of(row["domains"])),
+        )
+
+
+_STATUS = {s.value: s for s in models.ApplicationStatus}
 
 
 @strawberry.type(name="EnvVar")
@@ -286,13 +323,19 @@ class ProjectType:
         env = await config.env_of(self.model)
         return [EnvVarType(key=k, value=v) for k, v in env.items()]
 
+    # `applications` and `liveApplication` are synchronous resolvers that return the releases
+    # when `ProjectType.list_of` prefetched them for the whole list, else an awaitable of them
+    # (graphql-core awaits what a resolver returns when it is awaitable). Declared `async`,
+    # each project of a 1,000-project listing cost a coroutine, a shield and a future.
     @strawberry.field(description="Releases, newest first.")
-    async def applications(
-        self, info: strawberry.Info, first: int = 20, offset: int = 0
+    def applications(
+        self, info: strawberry.Info, first: int = APPLICATIONS_PAGE, offset: int = 0
     ) -> list[ApplicationType]:
         projects.check_page(first, offset, get_settings().applications_page_max)
-        apps = await load(info.context.loaders.applications, (self.model.id, first, offset))
-        return [ApplicationType.of(a, self.name) for a in apps]
+        rows = loaded(info.context.loaders.applications, (self.model.id, first, offset))
+        if isinstance(rows, list):
+            return [ApplicationType.of_row(row, self.name) for row in rows]
+        return _then(rows, lambda rows: [ApplicationType.of_row(r, self.name) for r in rows])
 
     @strawberry.field(description="The project's containers as the engine reports them.")
     async def processes(self) -> list[ProcessInfo]:
@@ -310,13 +353,79 @@ class ProjectType:
         return await projects.count_applications(self.model)
 
     @strawberry.field(description="The release serving traffic, if any.")
-    async def live_application(self, info: strawberry.Info) -> ApplicationType | None:
-        app = await load(info.context.loaders.live_application, self.model.id)
-        return ApplicationType.of(app, self.name) if app else None
+    def live_application(self, info: strawberry.Info) -> ApplicationType | None:
+        row = loaded(info.context.loaders.live_application, self.model.id)
+        if row is None or isinstance(row, dict):
+            return ApplicationType.of_row(row, self.name) if row else None
+        return _then(row, lambda r: ApplicationType.of_row(r, self.name) if r else None)
 
     @classmethod
     def of(cls, project: models.Project) -> ProjectType:
         return cls(model=project, name=project.name, created_at=project.created_at)
+
+    @classmethod
+    async def list_of(cls, owned: list[models.Project], info: strawberry.Info) -> list[ProjectType]:
+        """The projects of a listing, with the releases its query asks of each loaded at once."""
+        await _prefetch_releases(info, [p.id for p in owned])
+        return [cls.of(p) for p in owned]
+
+
+def _then(value: Awaitable[T], convert: Callable[[T], R]) -> R:
+    """``convert`` of the awaited value, as an awaitable; typed as the value a resolver declares
+    (graphql-core awaits it)."""
+
+    async def later() -> R:
+        return convert(await value)
+
+    return later()  # type: ignore[return-value]
+
+
+async def _prefetch_releases(info: strawberry.Info, project_ids: list[int]) -> None:
+    """Load `applications(...)` and `liveApplication` of every listed project in one query each,
+    before graphql-core resolves them object by object (they then resolve synchronously)."""
+    if not project_ids:
+        return
+    loaders = info.context.loaders
+    max_page = get_settings().applications_page_max
+    pending = []
+    for selection in _project_fields(info.selected_fields):
+        if selection.name == "applications":
+            first = _int_argument(selection.arguments.get("first", APPLICATIONS_PAGE))
+            offset = _int_argument(selection.arguments.get("offset", 0))
+            # A page the resolver refuses is not loaded: the resolver reports the error.
+            if first is not None and offset is not None and 1 <= first <= max_page and offset >= 0:
+                keys = [(i, first, offset) for i in project_ids]
+                pending.append(loaders.applications.load_many(keys))
+        elif selection.name == "liveApplication":
+            pending.append(loaders.live_application.load_many(project_ids))
+    if pending:
+        # A failure stays in the loaders' futures: each field then reports it, as unprefetched.
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _int_argument(value: object) -> int | None:
+    """An Int argument as the selection gives it: a literal's text or a variable's value.
+    Only a guess of what to prefetch: the resolver checks what it receives."""
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _project_fields(selected: list[Selection]) -> Iterator[SelectedField]:
+    """The fields selected on each element of the listing field, through fragments."""
+    for listing in selected:
+        yield from _fields_of(getattr(listing, "selections", []))
+
+
+def _fields_of(selections: list[Selection]) -> Iterator[SelectedField]:
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            yield selection
+        else:  # a fragment spread or an inline fragment
+            yield from _fields_of(selection.selections)
 
 
 @strawberry.type(name="SSHKey")
@@ -390,8 +499,8 @@ class ClientType:
     created_at: datetime
 
     @strawberry.field
-    async def projects(self) -> list[ProjectType]:
-        return [ProjectType.of(p) for p in await projects.list_projects(self.model)]
+    async def projects(self, info: strawberry.Info) -> list[ProjectType]:
+        return await ProjectType.list_of(await projects.list_projects(self.model), info)
 
     @strawberry.field(description="Limits and current usage of every quota of this Client.")
     async def quotas(self) -> list[QuotaType]:

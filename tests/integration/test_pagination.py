@@ -59,3 +59,52 @@ async def test_a_failing_field_beside_batched_ones_is_a_coded_error(alice: Accou
     for _ in range(10):
         err = await alice.api.error(query)
         assert err.code == "UNAVAILABLE", err.errors
+
+
+LISTING = """query($first: Int!) { projects { ...P newest: applications(first: $first) { number } }
+  me { projects { name applications(first: 1) { number } } } }
+fragment P on Project { name liveApplication { number status createdAt cause }
+  applications(first: 2, offset: 1) { number status createdAt finishedAt domains replicas {
+    processType replicas } } }"""
+ONE = """query($n: String!, $first: Int!) { project(name: $n) { name
+  liveApplication { number status createdAt cause }
+  applications(first: 2, offset: 1) { number status createdAt finishedAt domains replicas {
+    processType replicas } }
+  newest: applications(first: $first) { number } } }"""
+
+
+async def test_a_listing_answers_what_each_project_answers_alone(
+    server: Server, alice: Account, bob: Account
+) -> None:
+    """Issue 17: a project listing loads the releases its query asks (through fragments, aliases,
+    literals and variables) for all projects at once, from plain rows; the answer is the one
+    each project gives alone (resolved through the DataLoader), and only the caller's own."""
+    a, b = unique("pa"), unique("pb")
+    for name in (a, b):
+        await alice.api("mutation($n: String!) { createProject(name: $n) { name } }", n=name)
+    await _releases(server, a, ["superseded", "running", "failed", "building"])
+    await _releases(server, b, ["crashed"])
+
+    data = await alice.api(LISTING, first=3)
+    listed = {p["name"]: p for p in data["projects"]}
+    assert set(listed) == {a, b}
+    for name in (a, b):
+        alone = (await alice.api(ONE, n=name, first=3))["project"]
+        assert listed[name] == alone
+    assert [x["number"] for x in listed[a]["newest"]] == [4, 3, 2]
+    assert listed[a]["liveApplication"]["number"] == 2
+    assert listed[b]["liveApplication"]["status"] == "CRASHED"
+    assert listed[a]["applications"][0]["replicas"] == []
+    assert {p["name"]: p["applications"] for p in data["me"]["projects"]} == {
+        a: [{"number": 4}],
+        b: [{"number": 1}],
+    }
+
+    # Bob, a second Client, lists his own projects only: none of Alice's releases appear.
+    mine = unique("pc")
+    await bob.api("mutation($n: String!) { createProject(name: $n) { name } }", n=mine)
+    theirs = await bob.api(LISTING, first=3)
+    assert [p["name"] for p in theirs["projects"]] == [mine]
+    assert theirs["projects"][0]["newest"] == []
+    assert theirs["projects"][0]["liveApplication"] is None
+    assert [p["name"] for p in theirs["me"]["projects"]] == [mine]
