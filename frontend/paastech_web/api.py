@@ -171,3 +171,39 @@ async def subscriptions(token: str) -> AsyncIterator[Subscriptions]:
         await subs.close()
         with contextlib.suppress(Exception):
             await client.close_async()
+
+
+async def download(path: str, token: str, max_bytes: int) -> tuple[bytes, str]:
+    """GET a file the API serves beside /graphql (e.g. /addon-backups/<id>) with the bearer
+    token, server side: the token never reaches the browser. Returns (content, file name);
+    raises ApiError with the API's code, or TOO_LARGE past max_bytes."""
+    base = api_url().rsplit("/graphql", 1)[0]
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        async with (
+            httpx.AsyncClient(timeout=60) as http,
+            http.stream("GET", base + path, headers=headers) as resp,
+        ):
+            if resp.status_code != 200:
+                await resp.aread()
+                try:
+                    errors = resp.json().get("errors")
+                except ValueError:
+                    errors = None
+                raise ApiError.from_errors(errors, f"download failed ({resp.status_code})")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in resp.aiter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ApiError("too large for the browser", "TOO_LARGE")
+                chunks.append(chunk)
+            disposition = resp.headers.get("content-disposition", "")
+            name = (
+                disposition.split("filename=", 1)[-1].strip('"')
+                if "filename=" in disposition
+                else ""
+            )
+            return b"".join(chunks), name
+    except (httpx.HTTPError, OSError) as exc:
+        raise ApiError(UNREACHABLE, "UNAVAILABLE") from exc

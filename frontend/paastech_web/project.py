@@ -931,6 +931,10 @@ def not_found() -> rx.Component:
 
 
 def project_page() -> rx.Component:
+    # Their own modules (substates of ProjectPage), imported here: they import this one.
+    from .addons import addons_section
+    from .volumes import volumes_section
+
     return ui.page(
         rx.match(
             ProjectPage.state,
@@ -957,6 +961,8 @@ def project_page() -> rx.Component:
                 env_section(),
                 domains_section(),
                 scale_section(),
+                addons_section(),
+                volumes_section(),
                 danger_section(),
                 direction="column",
                 spacing="4",
