@@ -127,6 +127,8 @@ class AddonsSection(ProjectPage):
     async def _reload(self) -> None:
         with contextlib.suppress(api.ApiError):
             await self.load_addons()
+            # The config var changed too: the env vars section (ProjectPage's) shows it.
+            await self._refresh()
 
     @rx.event
     def reveal_addon(self, name: str):
@@ -178,6 +180,7 @@ class AddonsSection(ProjectPage):
             return
         self.addons_notice = f"{name} is destroyed; its final backup is kept."
         self.addons_busy = ""
+        yield  # the outcome shows now; the lists follow
         await self._reload()
 
     @rx.event
@@ -194,6 +197,7 @@ class AddonsSection(ProjectPage):
         b = data["backupAddon"]
         self.addons_notice = f"Backup {b['id']} of {name} captured ({human_size(b['sizeBytes'])})."
         self.addons_busy = ""
+        yield  # the outcome shows now; the lists follow
         await self._reload()
 
     @rx.event
@@ -220,6 +224,7 @@ class AddonsSection(ProjectPage):
             return
         self.addons_notice = f"{name} is restored from backup {backup_id}."
         self.addons_busy = ""
+        yield  # the outcome shows now; the lists follow
         await self._reload()
 
     @rx.event

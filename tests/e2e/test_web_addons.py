@@ -59,6 +59,7 @@ def test_redis_addon_reveal_backup_restore_destroy(browser: Browser, web, tmp_pa
     assert "redis" in text and "available" in text and "health:" in text
     assert "redis://" not in text and "••••" in text
     assert "REDIS_URL" in {e["key"] for e in run(api(ADDONS, p=project))["project"]["envVars"]}
+    b.wait_el("#env-REDIS_URL")  # the env vars section shows it too
     b.click(f"#reveal-{addon}")
     assert "redis://" in b.wait_text("redis://", card)
     b.check_widths("project-addons")
@@ -91,8 +92,9 @@ def test_redis_addon_reveal_backup_restore_destroy(browser: Browser, web, tmp_pa
     field.clear()
     field.send_keys(addon)
     b.click(f"#destroy-{addon}")
-    b.wait_text("is destroyed", "#addons-notice", within=60)
-    b.wait_text("No add-ons", "#addons-section")
+    b.wait_text("is destroyed", "#addons-notice", within=120)
+    b.wait_text("No add-ons", "#addons-section", within=60)
+    b.wait(lambda: not b.els("#env-REDIS_URL"), 60, "REDIS_URL gone from the env vars")
     gone = run(api(ADDONS, p=project))["project"]
     assert gone["addons"] == [] and "REDIS_URL" not in {e["key"] for e in gone["envVars"]}
 
