@@ -230,6 +230,11 @@ class AddonsSection(ProjectPage):
     @rx.event
     async def download(self, name: str, backup_id: str):
         self.backup_errors = {}
+        if not (
+            backup_id.isascii() and backup_id.isdigit()
+        ):  # the id comes from the browser: only ever a path segment
+            self.backup_errors = {name: "Unknown backup."}
+            return
         try:
             content, filename = await api.download(
                 f"/addon-backups/{backup_id}", self._token, MAX_DOWNLOAD_BYTES
