@@ -22,7 +22,14 @@ import pytest
 from tests.cli.conftest import Cli
 from tests.cli.test_run import developer
 from tests.support.gqlclient import Api
-from tests.support.platform import Platform, cleanup_project, fixture, gitd_process, platform
+from tests.support.platform import (
+    Platform,
+    cleanup_project,
+    fixture,
+    gitd_process,
+    platform,
+    remove_addon_objects,
+)
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.docker
@@ -47,27 +54,6 @@ def plat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 def gitd(plat: Platform) -> Iterator[int]:
     with gitd_process(plat, GITD_PORT):
         yield GITD_PORT
-
-
-def remove_addon_objects(instance: str) -> None:
-    """Add-on containers, volumes and networks this platform left (containers first: a volume
-    or network in use is not removed)."""
-    label = f"label=paastech.instance={instance}"
-    containers = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", label, "--filter", "label=paastech.addon"],
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    if containers:
-        subprocess.run(["docker", "rm", "-f", *containers], capture_output=True)
-    for kind in ("volume", "network"):
-        names = subprocess.run(
-            ["docker", kind, "ls", "-q", "--filter", label, "--filter", "label=paastech.addon"],
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-        if names:
-            subprocess.run(["docker", kind, "rm", "-f", *names], capture_output=True)
 
 
 def push(plat: Platform, cli: Cli, app: str, prefix: str) -> str:

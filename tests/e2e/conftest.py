@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_addons import remove_addon_objects
-from tests.support.platform import Platform, cleanup_project, platform
+from tests.support.platform import Platform, cleanup_project, platform, remove_addon_objects
 from tests.support.servers import ROOT, free_port, wait_http
 
 selenium = pytest.importorskip("selenium", reason="scripts/web.sh test installs selenium")
