@@ -756,7 +756,14 @@ class SwarmRuntime(DockerRuntime):
         known: dict[str, ContainerInfo] = {}
         first = True
         while True:
-            current = {c.id: c for c in await self._all_tasks()}
+            try:
+                current = {c.id: c for c in await self._all_tasks()}
+            except (DockerError, aiohttp.ClientError) as exc:
+                # A manager that is busy or electing: try again at the next poll, comparing with
+                # the last state seen (a watch that ended here would miss every later event).
+                log.warning("listing swarm tasks failed: %s", exc)
+                await asyncio.sleep(EVENTS_POLL_SECONDS)
+                continue
             if not first:
                 for task_id, info in current.items():
                     before = known.get(task_id)
