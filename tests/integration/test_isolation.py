@@ -28,6 +28,9 @@ class Owned:
     public_key: str
     token_id: str
     app_number: int
+    addon: str  # an add-on of Alice's, attached to her project (issue 15)
+    backup_id: str  # a backup of that add-on
+    volume: str  # a volume of her project
 
 
 @dataclass
@@ -188,6 +191,61 @@ CASES: dict[str, Case] = {
         lambda o: {"p": o.project},
         "NOT_FOUND",
     ),
+    # Add-ons and volumes (issue 15): rows written directly (no Pomegranate here); Bob naming
+    # them is refused before anything reaches the runtime.
+    "addons": Case("{ addons { name } }", lambda o: {}, "OWN", _lacks("addons", "addon")),
+    "addon": Case(
+        "query($n: String!) { addon(name: $n) { name } }", lambda o: {"n": o.addon}, "NOT_FOUND"
+    ),
+    "addonBackups": Case(
+        "{ addonBackups { id } }", lambda o: {}, "OWN", _lacks("addonBackups", "backup_id", "id")
+    ),
+    "createAddon": Case(
+        'mutation($p: String!) { createAddon(project: $p, kind: "redis") { name } }',
+        lambda o: {"p": o.project},
+        "NOT_FOUND",
+    ),
+    "removeAddon": Case(
+        "mutation($n: String!) { removeAddon(name: $n, confirm: $n) { name } }",
+        lambda o: {"n": o.addon},
+        "NOT_FOUND",
+    ),
+    "attachAddon": Case(
+        "mutation($n: String!, $p: String!) { attachAddon(name: $n, project: $p) { name } }",
+        lambda o: {"n": o.addon, "p": o.project},
+        "NOT_FOUND",
+    ),
+    "detachAddon": Case(
+        "mutation($n: String!, $p: String!) { detachAddon(name: $n, project: $p) { name } }",
+        lambda o: {"n": o.addon, "p": o.project},
+        "NOT_FOUND",
+    ),
+    "rotateAddonCredentials": Case(
+        "mutation($n: String!) { rotateAddonCredentials(name: $n) { name } }",
+        lambda o: {"n": o.addon},
+        "NOT_FOUND",
+    ),
+    "backupAddon": Case(
+        "mutation($n: String!) { backupAddon(name: $n) { id } }",
+        lambda o: {"n": o.addon},
+        "NOT_FOUND",
+    ),
+    "restoreAddon": Case(
+        "mutation($n: String!, $b: ID!) { restoreAddon(name: $n, backupId: $b) { id } }",
+        lambda o: {"n": o.addon, "b": o.backup_id},
+        "NOT_FOUND",
+    ),
+    "addVolume": Case(
+        'mutation($p: String!) { addVolume(project: $p, mountPath: "/srv/loot") { name } }',
+        lambda o: {"p": o.project},
+        "NOT_FOUND",
+    ),
+    "removeVolume": Case(
+        "mutation($p: String!, $v: String!) { removeVolume(project: $p, name: $v, confirm: $p) "
+        "{ name } }",
+        lambda o: {"p": o.project, "v": o.volume},
+        "NOT_FOUND",
+    ),
     # Subscriptions
     "applicationStatus": Case(
         "subscription($p: String!) { applicationStatus(project: $p) { number } }",
@@ -244,8 +302,41 @@ async def _setup_alice(server: Server, alice: Account) -> Owned:
     # Releases come from deploys; one row is enough to prove it cannot be read across tenants.
     rows = await server.db.fetch("SELECT id FROM project WHERE name = $1", project)
     await server.db.fetch(
-        "INSERT INTO application (project_id, number, cause, status, env_snapshot, replicas, domains, processes, created_at)"
-        " VALUES ($1, 1, 'test', 'running', '', '{}', '[]', '{}', CURRENT_TIMESTAMP)",
+        "INSERT INTO application (project_id, number, cause, status, env_snapshot, replicas, domains, processes, volumes, created_at)"
+        " VALUES ($1, 1, 'test', 'running', '', '{}', '[]', '{}', '[]', CURRENT_TIMESTAMP)",
+        rows[0][0],
+    )
+    client_id = (
+        await server.db.fetch("SELECT id FROM client WHERE username = $1", alice.username)
+    )[0][0]
+    addon = unique("redis-iso")
+    await server.db.fetch(
+        "INSERT INTO addon (client_id, kind, plan, name, status, version, password_encrypted, "
+        "created_at) VALUES ($1, 'redis', 'mini', $2, 'available', '7', 'x', CURRENT_TIMESTAMP)",
+        client_id,
+        addon,
+    )
+    addon_id = (await server.db.fetch("SELECT id FROM addon WHERE name = $1", addon))[0][0]
+    await server.db.fetch(
+        "INSERT INTO addon_attachment (addon_id, project_id, config_var, created_at) "
+        "VALUES ($1, $2, 'REDIS_URL', CURRENT_TIMESTAMP)",
+        addon_id,
+        rows[0][0],
+    )
+    await server.db.fetch(
+        "INSERT INTO addon_backup (client_id, addon_id, addon_name, addon_kind, file_name, "
+        "size_bytes, kind, created_at) VALUES ($1, $2, $3, 'redis', 'b.rdb', 1, 'manual', "
+        "CURRENT_TIMESTAMP)",
+        client_id,
+        addon_id,
+        addon,
+    )
+    backup_id = (
+        await server.db.fetch("SELECT id FROM addon_backup WHERE addon_id = $1", addon_id)
+    )[0][0]
+    await server.db.fetch(
+        "INSERT INTO volume (project_id, name, key, mount_path, process_types, created_at) "
+        "VALUES ($1, 'files', 'abcdef012345', '/srv/files', '[\"web\"]', CURRENT_TIMESTAMP)",
         rows[0][0],
     )
     return Owned(
@@ -255,11 +346,18 @@ async def _setup_alice(server: Server, alice: Account) -> Owned:
         public_key,
         token["createApiToken"]["apiToken"]["id"],
         1,
+        addon,
+        str(backup_id),
+        "files",
     )
 
 
-async def _snapshot(alice: Account, owned: Owned) -> dict:
-    return await alice.api(
+async def _snapshot(server: Server, alice: Account, owned: Owned) -> dict:
+    rows = {
+        table: await server.db.fetch(f"SELECT * FROM {table} ORDER BY id")
+        for table in ("addon", "addon_attachment", "addon_backup", "volume")
+    }
+    return rows | await alice.api(
         """query($p: String!, $n: Int!) {
           project(name: $p) { name envVars { key value } domains { hostname } applicationCount
             settings { replicas { processType replicas } memoryMb cpu port healthCheckPath deployBranch } }
@@ -276,7 +374,7 @@ async def test_second_client_cannot_reach_first_clients_objects(
 ) -> None:
     case = CASES[operation]
     owned = await _setup_alice(server, alice)
-    before = await _snapshot(alice, owned)
+    before = await _snapshot(server, alice, owned)
     variables = case.variables(owned)
 
     if case.query.startswith("subscription"):
@@ -289,7 +387,7 @@ async def test_second_client_cannot_reach_first_clients_objects(
         err = await bob.api.error(case.query, **variables)
         assert err.code == case.expect, err.errors
 
-    assert await _snapshot(alice, owned) == before
+    assert await _snapshot(server, alice, owned) == before
 
 
 async def _subscribe_first(api: Api, query: str, variables: dict) -> object:

@@ -12,8 +12,8 @@ async def _releases(server: Server, project: str, statuses: list[str]) -> None:
     pid = (await server.db.fetch("SELECT id FROM project WHERE name = $1", project))[0][0]
     for number, status in enumerate(statuses, start=1):
         await server.db.fetch(
-            "INSERT INTO application (project_id, number, cause, status, env_snapshot, replicas, domains, processes, created_at)"
-            " VALUES ($1, $2, 'test', $3, '', '{}', '[]', '{}', CURRENT_TIMESTAMP)",
+            "INSERT INTO application (project_id, number, cause, status, env_snapshot, replicas, domains, processes, volumes, created_at)"
+            " VALUES ($1, $2, 'test', $3, '', '{}', '[]', '{}', '[]', CURRENT_TIMESTAMP)",
             pid,
             number,
             status,
