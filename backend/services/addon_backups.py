@@ -97,7 +97,7 @@ async def get_owned_backup(client: Client, backup_id: int) -> AddonBackup:
 async def restore(client: Client, name: str, backup_id: int) -> AddonBackup:
     """Replace the add-on's data with the backup's (the add-on's own, or another add-on of the
     same Client and kind, e.g. the final backup of a removed one)."""
-    from backend.services.addons import get_owned_addon
+    from backend.services.addons import get_owned_addon, server_lock
 
     addon = await get_owned_addon(client, name)
     backup = await get_owned_backup(client, backup_id)
@@ -107,7 +107,8 @@ async def restore(client: Client, name: str, backup_id: int) -> AddonBackup:
             f"{addon.kind.value}",
             field="backupId",
         )
-    await _client().restore_addon(addon.name, addon.kind.value, path_of(backup))  # type: ignore[attr-defined]
+    async with server_lock(addon):  # its restart is not a stopped server to bring back
+        await _client().restore_addon(addon.name, addon.kind.value, path_of(backup))  # type: ignore[attr-defined]
     return backup
 
 

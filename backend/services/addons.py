@@ -9,9 +9,11 @@ the calling Client: another Client's add-on is NOT_FOUND, as if it did not exist
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
+from collections import defaultdict
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -25,6 +27,15 @@ from backend.services.projects import get_owned
 from backend.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+
+# One server operation at a time per add-on in this API process: the periodic reconcile must not
+# bring back a server that a removal (or a restore's restart) is taking down right now.
+_server_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+
+def server_lock(addon: Addon) -> asyncio.Lock:
+    return _server_locks[addon.id]
+
 
 CONFIG_VARS = {AddonKind.POSTGRES: "DATABASE_URL", AddonKind.REDIS: "REDIS_URL"}
 NAME_PREFIX = {AddonKind.POSTGRES: "postgresql", AddonKind.REDIS: "redis"}
@@ -271,14 +282,16 @@ async def remove_addon(client: Client, name: str, confirm: str) -> Addon:
         raise ValidationFailed(
             f"removing {addon.name} deletes its data; confirm with its name", field="confirm"
         )
-    await addon_backups.capture(addon, kind="final")
-    for attachment in await attachments_of(addon):
-        await attachment.delete()
-        await _unset_var(
-            client, attachment.project, attachment.config_var, f"add-on: remove {addon.name}"
-        )
-    await _client().remove_addon(addon.name, addon.kind.value)  # type: ignore[attr-defined]
-    await addon.delete()
+    async with server_lock(addon):
+        await addon_backups.capture(addon, kind="final")
+        for attachment in await attachments_of(addon):
+            await attachment.delete()
+            await _unset_var(
+                client, attachment.project, attachment.config_var, f"add-on: remove {addon.name}"
+            )
+        await _client().remove_addon(addon.name, addon.kind.value)  # type: ignore[attr-defined]
+        await addon.delete()
+    _server_locks.pop(addon.id, None)
     return addon
 
 
@@ -329,10 +342,16 @@ async def remove_all_of(client: Client) -> None:
 async def reconcile_all() -> None:
     """Bring back the server of every add-on that is not running (a removed container, a
     Pomegranate or engine that lost it); called from the API's periodic reconcile."""
-    for addon in await Addon.all():
-        try:
-            state = await status_of(addon)
-            if not state.running:
-                await ensure_server(addon)
-        except PaasError as exc:
-            log.warning("add-on %s not reconciled: %s", addon.name, exc.message)
+    for listed in await Addon.all():
+        async with server_lock(listed):
+            # Read again under the lock: a removal that held it has deleted the row.
+            addon = await Addon.get_or_none(id=listed.id)
+            if addon is None:
+                _server_locks.pop(listed.id, None)
+                continue
+            try:
+                state = await status_of(addon)
+                if not state.running:
+                    await ensure_server(addon)
+            except PaasError as exc:
+                log.warning("add-on %s not reconciled: %s", addon.name, exc.message)

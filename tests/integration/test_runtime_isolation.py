@@ -282,7 +282,7 @@ async def _migrate_scenario(
 ) -> None:
     built, _ = await build(runtime, project, "dockerfile")
     shared = f"{settings.instance}-legacy"  # stands for the shared `paastech` of before
-    await runtime._create_network(shared, project)
+    await runtime._create_network(shared, runtime._network_labels(project))
     old_spec = spec(project, built)
     # Builds land in the registry: the engine pulls the image on the platform's first start.
     await runtime.ensure_image(built.image)
