@@ -33,6 +33,7 @@ from tests.support.platform import (
     push,
     tar_dir,
 )
+from tests.support.polling import within
 from tests.support.servers import ROOT, base_env
 
 pytestmark = pytest.mark.docker
@@ -333,7 +334,12 @@ async def test_second_clients_app_cannot_reach_the_victims_containers(plat: Plat
         headers={"Host": f"{evil}.localhost"},
         timeout=20,
     ) as http:
-        whoami = (await http.get("/whoami")).json()
+        # The ingress learns the new app's route from the engine's events, a moment after the
+        # release is RUNNING: ask until the app itself answers.
+        async with within(30, "the attacker's app answering through the ingress"):
+            while (answer := await http.get("/whoami")).status_code != 200:
+                await asyncio.sleep(0.1)
+        whoami = answer.json()
         assert whoami["uid"] != 0 and whoami["write_etc"].startswith("PermissionError")
         resolved = (await http.get("/resolve", params={"host": victim["name"]})).json()
         assert resolved["resolved"] is False, resolved
