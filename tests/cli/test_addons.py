@@ -28,7 +28,6 @@ from tests.support.platform import (
     fixture,
     gitd_process,
     platform,
-    remove_addon_objects,
 )
 from tests.support.servers import free_port
 
@@ -47,7 +46,6 @@ def plat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         finally:
             for project in p.projects:
                 cleanup_project(project)
-            remove_addon_objects(p.instance)
 
 
 @pytest.fixture(scope="module")

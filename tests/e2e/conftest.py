@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.platform import Platform, cleanup_project, platform, remove_addon_objects
+from tests.support.platform import Platform, cleanup_project, platform
 from tests.support.servers import ROOT, free_port, wait_http
 
 selenium = pytest.importorskip("selenium", reason="scripts/web.sh test installs selenium")
@@ -36,7 +36,6 @@ def plat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         yield p
         for project in p.projects:
             cleanup_project(project)
-        remove_addon_objects(p.instance)  # what a failed add-on test left (issue 15)
 
 
 @pytest.fixture(scope="session")

@@ -152,27 +152,6 @@ def remove_instance(instance: str) -> None:
         subprocess.run(["docker", "volume", "rm", *volumes], capture_output=True)
 
 
-def remove_addon_objects(instance: str) -> None:
-    """Add-on containers, volumes and networks this platform left (containers first: a volume
-    or network in use is not removed)."""
-    label = f"label=paastech.instance={instance}"
-    containers = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", label, "--filter", "label=paastech.addon"],
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    if containers:
-        subprocess.run(["docker", "rm", "-f", *containers], capture_output=True)
-    for kind in ("volume", "network"):
-        names = subprocess.run(
-            ["docker", kind, "ls", "-q", "--filter", label, "--filter", "label=paastech.addon"],
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-        if names:
-            subprocess.run(["docker", kind, "rm", "-f", *names], capture_output=True)
-
-
 def tar_dir(path: Path, changes: dict[str, str] | None = None) -> bytes:
     """A tar of a fixture directory, with some files replaced or added (like a new commit)."""
     buf = io.BytesIO()
