@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import copy
 import json
 import logging
 import shlex
@@ -45,6 +46,7 @@ import aiohttp
 from aiodocker.exceptions import DockerError
 
 from backend import labels as L
+from backend.pomegranate import swarm_api
 from backend.pomegranate.docker_runtime import (
     RESTART_POLICY,
     DockerRuntime,
@@ -173,6 +175,24 @@ class SwarmRuntime(DockerRuntime):
         if image.startswith(prefix):
             return f"{self.node_registry}/{image.removeprefix(prefix)}"
         return image
+
+    async def _create_service(self, spec: dict[str, Any]) -> None:
+        # aiodocker's create takes the parts of the spec, Env as a mapping (it formats it back).
+        template = copy.deepcopy(spec["TaskTemplate"])
+        container = template["ContainerSpec"]
+        container["Env"] = dict(item.split("=", 1) for item in container.get("Env", []))
+        s = self.settings
+        await self.manager.services.create(
+            template,
+            name=spec["Name"],
+            labels=spec["Labels"],
+            mode=spec["Mode"],
+            update_config=spec["UpdateConfig"],
+            rollback_config=spec["RollbackConfig"],
+            endpoint_spec=spec["EndpointSpec"],
+            auth={"username": s.registry_username, "password": s.resolved_registry_password()},
+            registry=self.node_registry,
+        )
 
     def _auth_header(self) -> dict[str, str]:
         s = self.settings
@@ -341,14 +361,11 @@ class SwarmRuntime(DockerRuntime):
         labels = L.instance_filters(self.settings.instance)
         if project is not None:
             labels = [*labels, f"{L.PROJECT}={project}"]
-        data = await self.manager._query_json(
-            "services", params={"filters": json.dumps({"label": labels})}
-        )
-        return list(data or [])
+        return [dict(s) for s in await self.manager.services.list(filters={"label": labels})]
 
     async def _service(self, name: str) -> dict[str, Any] | None:
         try:
-            data: dict[str, Any] = await self.manager._query_json(f"services/{name}")
+            data = dict(await self.manager.services.inspect(name))
         except DockerError as exc:
             if exc.status == 404:
                 return None
@@ -357,14 +374,12 @@ class SwarmRuntime(DockerRuntime):
         return data if spec_name == name else None
 
     async def _tasks(self, service: str) -> list[dict[str, Any]]:
-        data = await self.manager._query_json(
-            "tasks", params={"filters": json.dumps({"service": [service]})}
-        )
-        return [t for t in data or [] if t.get("ServiceID") or t.get("ID")]
+        data = await self.manager.tasks.list(filters={"service": [service]})
+        return [dict(t) for t in data or [] if t.get("ServiceID") or t.get("ID")]
 
     async def _remove_service(self, name: str) -> None:
         with contextlib.suppress(DockerError):
-            await self.manager._query_json(f"services/{name}", method="DELETE")
+            await self.manager.services.delete(name)
 
     async def deploy(self, plan: ReleasePlan, on_log: Any) -> ReleaseResult:
         """Roll every process type of ``plan`` out as its service (created, or updated in place)
@@ -384,12 +399,7 @@ class SwarmRuntime(DockerRuntime):
                 existing = await self._service(name)
                 if existing is None:
                     await on_log(f"Creating service {name} ({process.replicas} replicas)")
-                    await self.manager._query_json(
-                        "services/create",
-                        method="POST",
-                        data=json.dumps(spec),
-                        headers={**self._auth_header(), "Content-Type": "application/json"},
-                    )
+                    await self._create_service(spec)
                     try:
                         await self._wait_created(
                             name, plan.application, process.replicas, plan.health_timeout
@@ -402,12 +412,12 @@ class SwarmRuntime(DockerRuntime):
                     if old.get(L.APPLICATION, "").isdigit():
                         previous.add(int(old[L.APPLICATION]))
                     await on_log(f"Updating service {name} ({process.replicas} replicas)")
-                    await self.manager._query_json(
-                        f"services/{existing['ID']}/update",
-                        method="POST",
-                        params={"version": str(existing["Version"]["Index"])},
-                        data=json.dumps(spec),
-                        headers={**self._auth_header(), "Content-Type": "application/json"},
+                    await swarm_api.update_service(
+                        self.manager,
+                        existing["ID"],
+                        existing["Version"]["Index"],
+                        spec,
+                        self._auth_header(),
                     )
                     await self._wait_converged(
                         name,
@@ -568,7 +578,7 @@ class SwarmRuntime(DockerRuntime):
     # ---------------------------------------------------------------------------------- tasks
 
     async def _node_addresses(self) -> dict[str, str]:
-        nodes = await self.manager._query_json("nodes")
+        nodes = await self.manager.nodes.list()
         return {n["ID"]: (n.get("Status") or {}).get("Addr", "") for n in nodes or []}
 
     def _task_info(
@@ -617,13 +627,13 @@ class SwarmRuntime(DockerRuntime):
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         try:
-            task = await self.manager._query_json(f"tasks/{container_id}")
+            task = await self.manager.tasks.inspect(container_id)
         except DockerError as exc:
             if exc.status == 404:
                 return None
             raise
         try:
-            service = await self.manager._query_json(f"services/{task['ServiceID']}")
+            service = await self.manager.services.inspect(task["ServiceID"])
         except DockerError as exc:
             if exc.status == 404:
                 return None
@@ -668,12 +678,8 @@ class SwarmRuntime(DockerRuntime):
         spec = service["Spec"]
         template = spec["TaskTemplate"]
         template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
-        await self.manager._query_json(
-            f"services/{service['ID']}/update",
-            method="POST",
-            params={"version": str(service["Version"]["Index"])},
-            data=json.dumps(spec),
-            headers={**self._auth_header(), "Content-Type": "application/json"},
+        await swarm_api.update_service(
+            self.manager, service["ID"], service["Version"]["Index"], spec, self._auth_header()
         )
         replicas = int(((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas") or 1)
         old_tasks = {t["ID"] for t in await self._tasks(name)}
@@ -716,31 +722,24 @@ class SwarmRuntime(DockerRuntime):
         logs); the stream is multiplexed (8-byte frame headers: no TTY). Any other id is a
         container on the host engine (the release phase, a one-off command)."""
         try:
-            await self.manager._query_json(f"tasks/{container_id}")
+            await self.manager.tasks.inspect(container_id)
         except DockerError as exc:
             if exc.status != 404:
                 raise
             async for line in super().logs(container_id, follow=follow, tail=tail):
                 yield line
             return
-        params = {
-            "stdout": "1",
-            "stderr": "1",
-            "follow": "1" if follow else "0",
-            "tail": "all" if tail is None else str(tail),
-        }
-        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
         splitter = _LineSplitter()
-        async with self.manager._query(
-            f"tasks/{container_id}/logs", params=params, timeout=timeout
-        ) as response:
+        async with swarm_api.task_logs(
+            self.manager, container_id, follow=follow, tail=tail
+        ) as stream:
             while True:
                 try:
-                    header = await response.content.readexactly(8)
+                    header = await stream.readexactly(8)
                 except asyncio.IncompleteReadError:
                     break
                 size = int.from_bytes(header[4:], "big")
-                chunk = await response.content.readexactly(size)
+                chunk = await stream.readexactly(size)
                 for line in splitter.feed(chunk.decode(errors="replace")):
                     yield line
         for line in splitter.flush():
