@@ -73,6 +73,8 @@ UPDATE_MONITOR_NS = 2 * SECOND_NS
 STOP_GRACE_NS = 10 * SECOND_NS
 POLL_SECONDS = 0.5
 EVENTS_POLL_SECONDS = 1.0
+# Task ids a watch remembers as ended (a listing that raced a poll must not report them again).
+MAX_ENDED_REMEMBERED = 10_000
 DOCKER_NETWORK_LABEL = "traefik.docker.network"
 SWARM_NETWORK_LABEL = "traefik.swarm.network"  # Traefik v3's Swarm provider
 UPDATE_FAILED_STATES = {"rollback_started", "rollback_completed", "rollback_paused", "paused"}
@@ -150,6 +152,8 @@ class SwarmRuntime(DockerRuntime):
             raise ValueError("the swarm runtime needs swarm_docker_url (the manager's API)")
         self._manager = manager
         self._service_locks: dict[str, asyncio.Lock] = {}
+        # The running tasks each listing saw, handed to every events() watch (see there).
+        self._watches: list[dict[str, ContainerInfo]] = []
 
     @property
     def manager(self) -> aiodocker.Docker:
@@ -623,7 +627,12 @@ class SwarmRuntime(DockerRuntime):
             name = (service.get("Spec") or {}).get("Name", "")
             tasks = [t for t in await self._tasks(name) if t.get("DesiredState") == "running"]
             result.extend(self._task_info(t, service, nodes) for t in tasks)
+        self._to_watches(result)
         return result
+
+    def _to_watches(self, infos: list[ContainerInfo]) -> None:
+        for watch in self._watches:
+            watch.update((i.id, i) for i in infos if i.running)
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         try:
@@ -641,7 +650,9 @@ class SwarmRuntime(DockerRuntime):
         labels = (service.get("Spec") or {}).get("Labels") or {}
         if labels.get(L.INSTANCE) != self.settings.instance:
             return None
-        return self._task_info(task, service, await self._node_addresses())
+        info = self._task_info(task, service, await self._node_addresses())
+        self._to_watches([info])
+        return info
 
     async def _service_of(self, container_id: str) -> str | None:
         info = await self.inspect(container_id)
@@ -751,30 +762,52 @@ class SwarmRuntime(DockerRuntime):
 
     async def events(self) -> AsyncIterator[RuntimeEvent]:
         """Task state changes of our services, as runtime events ("start" when a task runs, "die"
-        when one ends), from polling the manager: Swarm's event stream has no task events."""
-        known: dict[str, ContainerInfo] = {}
+        when one that ran ends), from polling the manager: Swarm's event stream has no task
+        events.
+
+        Comparing two polls alone misses a task that runs only between them: a deploy converges
+        (every new task running) and the next scale-down or update ends those tasks before the
+        watch looks again, so it reports neither their start nor their end (seen in the 2→5→1
+        scale test: 2 of the 4 ends reported). So every running task that any listing of this
+        runtime sees (the deploy's own, inspect, list_containers) is handed to each watch too,
+        which reports it as started, and then ended once a poll finds it gone or stopped."""
+        alive: dict[str, ContainerInfo] = {}  # the tasks this watch knows to be running
+        seen: dict[str, ContainerInfo] = {}  # running tasks other listings saw meanwhile
+        ended: dict[str, None] = {}  # tasks reported ended (ordered: the oldest are dropped)
         first = True
-        while True:
-            try:
-                current = {c.id: c for c in await self._all_tasks()}
-            except (DockerError, aiohttp.ClientError) as exc:
-                # A manager that is busy or electing: try again at the next poll, comparing with
-                # the last state seen (a watch that ended here would miss every later event).
-                log.warning("listing swarm tasks failed: %s", exc)
+        self._watches.append(seen)
+        try:
+            while True:
+                try:
+                    current = {c.id: c for c in await self._all_tasks()}
+                except (DockerError, aiohttp.ClientError, TimeoutError) as exc:
+                    # A manager that is busy or electing: try again at the next poll, comparing
+                    # with the last state seen (a watch that ended here would miss every event).
+                    log.warning("listing swarm tasks failed: %s", exc)
+                    await asyncio.sleep(EVENTS_POLL_SECONDS)
+                    continue
+                if first:
+                    alive = {i: c for i, c in current.items() if c.running}
+                    seen.clear()
+                    first = False
+                else:
+                    running = [c for c in current.values() if c.running]
+                    for info in [*seen.values(), *running]:
+                        if info.id not in alive and info.id not in ended:
+                            alive[info.id] = info
+                            yield self._task_event("start", info)
+                    seen.clear()
+                    for task_id, before in list(alive.items()):
+                        now = current.get(task_id)
+                        if now is None or not now.running:
+                            del alive[task_id]
+                            ended[task_id] = None
+                            yield self._task_event("die", now or before)
+                    while len(ended) > MAX_ENDED_REMEMBERED:
+                        del ended[next(iter(ended))]
                 await asyncio.sleep(EVENTS_POLL_SECONDS)
-                continue
-            if not first:
-                for task_id, info in current.items():
-                    before = known.get(task_id)
-                    if info.running and (before is None or not before.running):
-                        yield self._task_event("start", info)
-                    elif not info.running and before is not None and before.running:
-                        yield self._task_event("die", info)
-                for task_id, before in known.items():
-                    if task_id not in current and before.running:
-                        yield self._task_event("die", before)
-            known, first = current, False
-            await asyncio.sleep(EVENTS_POLL_SECONDS)
+        finally:
+            self._watches.remove(seen)
 
     async def _all_tasks(self) -> list[ContainerInfo]:
         nodes = await self._node_addresses()

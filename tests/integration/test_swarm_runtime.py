@@ -365,19 +365,18 @@ async def test_scale_two_five_one(
             assert len({c.labels["paastech.swarm.node"] for c in running}) == 3
         await routed(ingress, project, "1")
 
-    # Runtime events from Swarm's task states: the replicas that started, and tasks that ended.
-    # Known gap (issue 16, open): the polled watch reports some of the 4 tasks the scale-down
-    # ends but not always all of them (seen 2 of 4 in some runs, 4 of 4 in others); until the
-    # watch is fixed this checks that ends are reported at all, not that every one is.
+    # Runtime events from Swarm's task states: the replicas that started, and each of the 4
+    # tasks the scale-down ended (also when it came within one poll of the scale-up converging).
     def seen() -> str:
         ended = f"; the watch ended: {watcher.exception()!r}" if watcher.done() else ""
         return f"start and die events: {[(e.kind, e.container_id[:6]) for e in events]}{ended}"
 
     async with within(120, seen):
-        while Counter(e.kind for e in events)["die"] < 1:
+        while Counter(e.kind for e in events)["die"] < 4:
             await asyncio.sleep(0.5)
     watcher.cancel()
-    assert Counter(e.kind for e in events)["start"] >= 3
+    assert Counter(e.kind for e in events)["die"] == 4, seen()
+    assert Counter(e.kind for e in events)["start"] == 5, seen()
     assert all(e.ownership and e.ownership.process == "web" for e in events)
 
 
