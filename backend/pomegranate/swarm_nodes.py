@@ -64,6 +64,10 @@ def node_info(node: Mapping[str, Any], tasks: int) -> NodeInfo:
     )
 
 
+def _running(task: Mapping[str, Any]) -> bool:
+    return (task.get("Status") or {}).get("State") == "running"
+
+
 def join_command(token: str, manager_address: str) -> str:
     return f"docker swarm join --token {shlex.quote(token)} {shlex.quote(manager_address)}"
 
@@ -75,11 +79,15 @@ class SwarmNodes:
         self.manager = manager
         self.instance = instance
 
-    async def _running_tasks(self) -> list[Mapping[str, Any]]:
+    async def _wanted_tasks(self) -> list[Mapping[str, Any]]:
+        """Our tasks Swarm wants running (running, or still starting)."""
         tasks = await self.manager.tasks.list(
             filters={"desired-state": ["running"], "label": L.instance_filters(self.instance)}
         )
-        return [t for t in tasks or [] if (t.get("Status") or {}).get("State") == "running"]
+        return list(tasks or [])
+
+    async def _running_tasks(self) -> list[Mapping[str, Any]]:
+        return [t for t in await self._wanted_tasks() if _running(t)]
 
     async def list(self) -> list[NodeInfo]:
         nodes = await self.manager.nodes.list()
@@ -91,10 +99,17 @@ class SwarmNodes:
         return sorted(found, key=lambda n: (n.role != "manager", n.hostname, n.id))
 
     async def get(self, ref: str) -> NodeInfo:
-        """The node whose id or hostname is ``ref`` (exactly: no prefix matching)."""
-        for node in await self.list():
-            if ref in (node.id, node.hostname):
+        """The node whose id or hostname is ``ref`` (exactly: no prefix matching). A hostname
+        that several nodes share is refused: the operator names one by its id."""
+        found = await self.list()
+        for node in found:
+            if node.id == ref:
                 return node
+        named = [n for n in found if n.hostname == ref]
+        if len(named) > 1:
+            raise NodeError(f"{len(named)} nodes are named {ref!r}: give the node's id")
+        if named:
+            return named[0]
         raise NodeNotFound(f"no node {ref!r} in the swarm")
 
     async def join_command(self) -> str:
@@ -119,23 +134,38 @@ class SwarmNodes:
         await self.manager.nodes.update(node_id=node.id, version=version, spec=spec)
 
     async def drain(self, ref: str, timeout: float = 120) -> NodeInfo:  # noqa: ASYNC109
-        """Stop scheduling on the node and wait until none of our tasks runs there any more
-        (Swarm starts replacements on the other nodes). Raises NodeError when that does not
-        happen within ``timeout`` seconds (the node stays drained)."""
+        """Stop scheduling on the node and wait until its tasks have moved: none of ours runs
+        there any more and every task Swarm wants elsewhere runs (healthy). Raises NodeError
+        when that does not happen within ``timeout`` seconds (the node stays drained)."""
         node = await self.get(ref)
         if node.availability != "drain":
             await self._set_availability(node, "drain")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            node = await self.get(node.id)
-            if node.tasks == 0:
-                return node
+            there, missing = await self._not_moved(node.id)
+            if not there and not missing:
+                return await self.get(node.id)
             if loop.time() >= deadline:
                 raise NodeError(
-                    f"{node.hostname}: {node.tasks} task(s) still run after {timeout:g}s"
+                    f"{node.hostname or node.id}: after {timeout:g}s {there} task(s) still "
+                    f"run there and {missing} replica(s) do not run elsewhere yet"
                 )
             await asyncio.sleep(DRAIN_POLL_SECONDS)
+
+    async def _not_moved(self, node_id: str) -> tuple[int, int]:
+        """Our tasks still running on ``node_id``, and the replicas of our services that do not
+        run on another node yet (Swarm creates a replacement a moment after the drain)."""
+        services = await self.manager.services.list(
+            filters={"label": L.instance_filters(self.instance)}
+        )
+        replicas = sum(
+            int(((s.get("Spec") or {}).get("Mode") or {}).get("Replicated", {}).get("Replicas", 0))
+            for s in services or []
+        )
+        running = await self._running_tasks()
+        there = sum(1 for t in running if t.get("NodeID") == node_id)
+        return there, max(0, replicas - (len(running) - there))
 
     async def activate(self, ref: str) -> NodeInfo:
         """Let the scheduler use the node again (after a drain)."""
