@@ -1,6 +1,6 @@
 """`paastech nodes*` (issue 16): the operator's node commands, against a real API that has an
 operator token (no Pomegranate here: the Swarm side is tested on a real cluster in
-tests/integration/test_swarm_nodes.py). A Client's login never opens them."""
+tests/integration/test_swarm_runtime.py). A Client's login never opens them."""
 
 from __future__ import annotations
 

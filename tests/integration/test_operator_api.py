@@ -1,7 +1,7 @@
 """The operator's node API (issue 16) over GraphQL: only the operator token opens it (a Client's
 login never does), a bad node reference is refused with its field, and without a Swarm behind
 the API the operator is told so. The Swarm side runs on a real cluster in
-tests/integration/test_swarm_nodes.py."""
+tests/integration/test_swarm_runtime.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The node API's pure parts (issue 16): a Swarm node as the manager describes it, the join
 command, and the node reference the API accepts. The operations run on a real cluster in
-tests/integration/test_swarm_nodes.py."""
+tests/integration/test_swarm_runtime.py."""
 
 from __future__ import annotations
 
