@@ -153,7 +153,7 @@ class SwarmRuntime(DockerRuntime):
         self._manager = manager
         self._service_locks: dict[str, asyncio.Lock] = {}
         # The running tasks each listing saw, handed to every events() watch (see there).
-        self._watches: list[dict[str, ContainerInfo]] = []
+        self._watches: list[dict[str, tuple[ContainerInfo, float]]] = []
 
     @property
     def manager(self) -> aiodocker.Docker:
@@ -631,8 +631,10 @@ class SwarmRuntime(DockerRuntime):
         return result
 
     def _to_watches(self, infos: list[ContainerInfo]) -> None:
+        """Hand the running tasks a listing saw to every events() watch, with when."""
+        now = asyncio.get_running_loop().time()
         for watch in self._watches:
-            watch.update((i.id, i) for i in infos if i.running)
+            watch.update((i.id, (i, now)) for i in infos if i.running)
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         try:
@@ -770,14 +772,17 @@ class SwarmRuntime(DockerRuntime):
         watch looks again, so it reports neither their start nor their end (seen in the 2→5→1
         scale test: 2 of the 4 ends reported). So every running task that any listing of this
         runtime sees (the deploy's own, inspect, list_containers) is handed to each watch too,
-        which reports it as started, and then ended once a poll finds it gone or stopped."""
+        which reports it as started, and then ended once a poll that began after that listing
+        finds it gone or stopped (an earlier poll may predate the task)."""
         alive: dict[str, ContainerInfo] = {}  # the tasks this watch knows to be running
-        seen: dict[str, ContainerInfo] = {}  # running tasks other listings saw meanwhile
+        seen: dict[str, tuple[ContainerInfo, float]] = {}  # running tasks listings saw, and when
         ended: dict[str, None] = {}  # tasks reported ended (ordered: the oldest are dropped)
         first = True
         self._watches.append(seen)
         try:
+            loop = asyncio.get_running_loop()
             while True:
+                polled_at = loop.time()
                 try:
                     current = {c.id: c for c in await self._all_tasks()}
                 except (DockerError, aiohttp.ClientError, TimeoutError) as exc:
@@ -786,17 +791,19 @@ class SwarmRuntime(DockerRuntime):
                     log.warning("listing swarm tasks failed: %s", exc)
                     await asyncio.sleep(EVENTS_POLL_SECONDS)
                     continue
+                # What listings saw before this poll began (later ones wait for the next poll).
+                handed = [info for info, at in seen.values() if at < polled_at]
+                for info in handed:
+                    del seen[info.id]
                 if first:
                     alive = {i: c for i, c in current.items() if c.running}
-                    seen.clear()
                     first = False
                 else:
                     running = [c for c in current.values() if c.running]
-                    for info in [*seen.values(), *running]:
+                    for info in [*handed, *running]:
                         if info.id not in alive and info.id not in ended:
                             alive[info.id] = info
                             yield self._task_event("start", info)
-                    seen.clear()
                     for task_id, before in list(alive.items()):
                         now = current.get(task_id)
                         if now is None or not now.running:

@@ -113,18 +113,42 @@ async def test_tasks_that_ran_only_between_two_polls_are_reported(watched):
     manager.tasks.items = [task("t1", 1), task("t2", 2), task("t3", 3), task("t4", 4)]
     containers = await runtime.list_containers("blog")
     assert sorted(c.id for c in containers if c.running) == ["t1", "t2", "t3", "t4"]
-    # ...and a scale-down removes them (and stops t2) before the watch looks again.
-    await polled(polls, [task("t1", 1), task("t2", 2, "running", "shutdown")])
+    # ...and a scale-down removes them (and stops t2) before the watch looks again. The poll
+    # under way when the listing ran may predate t3 and t4: the next one judges them.
+    after = [task("t1", 1), task("t2", 2, "running", "shutdown")]
+    await polled(polls, after, after)
     got = await events_seen(seen, 5)
-    assert got[:2] == [("start", "t3"), ("start", "t4")]
-    assert sorted(got[2:]) == [("die", "t2"), ("die", "t3"), ("die", "t4")]
+    assert sorted(got) == [
+        ("die", "t2"),
+        ("die", "t3"),
+        ("die", "t4"),
+        ("start", "t3"),
+        ("start", "t4"),
+    ]
+    for tid in ("t3", "t4"):
+        assert got.index(("start", tid)) < got.index(("die", tid))
     # An ended task a late listing still saw running is not reported again, nor is anything
     # else: the next event is t1's end, two polls later.
     manager.tasks.items = [task("t1", 1), task("t3", 3)]
     await runtime.list_containers("blog")
-    await polled(polls, [task("t1", 1), task("t3", 3, "shutdown", "remove")])
+    await polled(polls, [task("t1", 1), task("t3", 3, "shutdown", "remove")], [task("t1", 1)])
     await polled(polls, [task("t1", 1, "failed", "shutdown")])
     assert (await events_seen(seen, 6))[5:] == [("die", "t1")]
+
+
+async def test_a_task_listed_during_a_poll_is_not_taken_for_ended(watched):
+    runtime, manager, polls, seen = watched
+    await polled(polls, [])
+    # The watch's next poll has begun (it waits for its snapshot, which predates t1); a
+    # deploy's listing meanwhile sees t1 running.
+    manager.tasks.items = [task("t1", 1)]
+    await runtime.list_containers("blog")
+    # The snapshot taken before t1 existed gives no verdict on t1; once the watch takes the
+    # third snapshot it is done with the first two: t1 started, and is still running.
+    await polled(polls, [], [task("t1", 1)], [task("t1", 1)])
+    assert seen == [("start", "t1")]
+    await polled(polls, [])  # t1 removed
+    assert await events_seen(seen, 2) == [("start", "t1"), ("die", "t1")]
 
 
 async def test_a_task_seen_starting_then_running_starts_once(watched):
