@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from aiodocker.exceptions import DockerError
 
 from backend.pomegranate.swarm_nodes import NodeError, NodeInfo, NodeNotFound, SwarmNodes
 from backend.rpc import pomegranate_pb2 as pb
@@ -57,6 +58,8 @@ class NodeRpcs:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         except NodeError as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except DockerError as exc:  # the manager refused or is unreachable: say so
+            await context.abort(grpc.StatusCode.INTERNAL, f"swarm manager: {exc.message}")
 
     async def ListNodes(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.NodeList:
         nodes = await self._nodes(context)

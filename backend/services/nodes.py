@@ -40,7 +40,7 @@ async def _call(
             raise ValidationFailed(details, field="node") from None
         if code == grpc.StatusCode.FAILED_PRECONDITION and isinstance(request, pb.NodeRef):
             raise Conflict(details, field="node") from None
-        if code == grpc.StatusCode.FAILED_PRECONDITION:
+        if code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INTERNAL):
             raise Unavailable(details) from None
         raise Unavailable(
             f"the deployment manager is not reachable ({code.name.lower()})"
