@@ -85,6 +85,12 @@ class ProcessUnhealthy(PaasError):
     code = "UNHEALTHY"
 
 
+class Forbidden(PaasError):
+    """The caller may not do this at all (the operator's node API, issue 16), whoever it is."""
+
+    code = "FORBIDDEN"
+
+
 class Unavailable(PaasError):
     """A platform component the operation needs is not reachable."""
 

@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     swarm_docker_url: str = ""  # e.g. unix:///var/tmp/paastech-cluster/n1/docker.sock
     # The platform registry as the Swarm nodes reach it ("host:port"); empty: registry_address.
     swarm_registry_address: str = ""
+    # The platform operator's secret (issue 16): sent as X-PaaSTech-Operator-Token, it alone
+    # opens the node API (GraphQL nodes, drainNode, ...); empty (the default) or shorter than 32
+    # characters: that API answers FORBIDDEN to everyone. A Client's login never opens it.
+    operator_token: str = ""
     python_base_image: str = "paastech/python:bookworm"
     node_base_image: str = "paastech/node:bookworm"
     static_base_image: str = "paastech/busybox:latest"

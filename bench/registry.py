@@ -23,6 +23,7 @@ MODULES = [
     "bench.ingress_tls",
     "bench.recovery",  # issue 20
     "bench.platform_memory",  # issue 17
+    "bench.swarm",  # issue 16
 ]
 
 

@@ -38,7 +38,7 @@ EXIT_USAGE = 2
 EXIT_AUTH = 3
 EXIT_NOT_FOUND = 4
 
-EXIT_BY_CODE = {"UNAUTHENTICATED": EXIT_AUTH, "NOT_FOUND": EXIT_NOT_FOUND}
+EXIT_BY_CODE = {"UNAUTHENTICATED": EXIT_AUTH, "FORBIDDEN": EXIT_AUTH, "NOT_FOUND": EXIT_NOT_FOUND}
 
 
 class CliError(Exception):
@@ -101,10 +101,17 @@ def _query_error(exc: TransportQueryError) -> ApiError:
 class Api:
     """One API endpoint and (maybe) a token."""
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 60) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        timeout: float = 60,
+        operator_token: str | None = None,
+    ) -> None:
         self.url = url
         self.token = token
         self.timeout = timeout
+        self.operator_token = operator_token  # the operator's node API (issue 16)
 
     def with_token(self, token: str | None) -> Api:
         return Api(self.url, token, self.timeout)
@@ -116,6 +123,8 @@ class Api:
     async def execute(self, name: str, /, **variables: Any) -> dict[str, Any]:
         """Run a query or mutation from `operations/<name>.graphql`; its `data`."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        if self.operator_token:
+            headers["X-PaaSTech-Operator-Token"] = self.operator_token
         transport = HTTPXAsyncTransport(url=self.url, headers=headers, timeout=self.timeout)
         client = Client(transport=transport, fetch_schema_from_transport=False)
         request = GraphQLRequest(operation(name), variable_values=variables, operation_name=name)

@@ -25,6 +25,7 @@ TOPICS = (
     "volumes",
     "addons",
     "logs",
+    "nodes",
     "help",
 )
 for _topic in TOPICS:

@@ -14,6 +14,9 @@ from tests.support.gqlclient import SIGNUP, Api
 from tests.support.registry import ensure_registry
 from tests.support.servers import api_server
 
+# The API's operator token (issue 16): the node API is on, and still closed to every Client.
+OPERATOR_TOKEN = secrets.token_urlsafe(32)
+
 PASSWORD = "correct-horse-7"
 
 
@@ -40,7 +43,12 @@ def server(
     data_dir = tmp_path_factory.mktemp(f"api-{backend}")
     with (
         database(backend, data_dir) as url,
-        api_server(data_dir, url, login_max_failures_per_address=100_000) as api_url,
+        api_server(
+            data_dir,
+            url,
+            login_max_failures_per_address=100_000,
+            operator_token=OPERATOR_TOKEN,
+        ) as api_url,
     ):
         yield Server(backend, api_url, RawDb(data_dir, url), data_dir)
 

@@ -25,4 +25,16 @@ case "${PAASTECH_TLS:-true}" in
         cp "$src/dynamic/notls.yml" "$routes/platform.yml"
         ;;
 esac
+# Issue 16: on a Docker Swarm, Traefik's Swarm provider instead of its Docker provider.
+case "${PAASTECH_RUNTIME:-docker}" in
+    docker) ;;
+    swarm)
+        awk -v block="$src/provider-swarm.yml" '
+            /# >>> docker provider/ { while ((getline line < block) > 0) print line; skip = 1; next }
+            /# <<< docker provider/ { skip = 0; next }
+            !skip' "$out" >"$out.swarm"
+        mv "$out.swarm" "$out"
+        ;;
+    *) echo "start.sh: PAASTECH_RUNTIME is docker or swarm" >&2; exit 2 ;;
+esac
 exec traefik --configFile="$out"

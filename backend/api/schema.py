@@ -21,6 +21,8 @@ from backend.api.addon_types import AddonBackupType, AddonType
 from backend.api.context import Context, require_client, require_token
 from backend.api.extensions import ErrorCodes, RejectNul
 from backend.api.limits import OneAuthMutation, QueryCost, subscription_slot
+from backend.api.node_types import NodeType
+from backend.api.operator import require_operator
 from backend.api.types import (
     ApiTokenType,
     ApplicationStatusEvent,
@@ -50,6 +52,9 @@ from backend.services import (
     projects,
     quotas,
     volumes,
+)
+from backend.services import (
+    nodes as node_ops,
 )
 from backend.services.deployments import follow_build_log, get_deployer
 from backend.settings import Settings, get_settings
@@ -104,6 +109,18 @@ class Query:
     @strawberry.field
     async def api_tokens(self, info: Info) -> list[ApiTokenType]:
         return [ApiTokenType.of(t) for t in await accounts.list_tokens(require_client(info))]
+
+    @strawberry.field(description="The Swarm's nodes (operator only: X-PaaSTech-Operator-Token).")
+    async def nodes(self, info: Info) -> list[NodeType]:
+        require_operator(info)
+        return [NodeType.of(n) for n in await node_ops.list_nodes(get_deployer().client)]
+
+    @strawberry.field(
+        description="The command a machine runs to join the Swarm as a worker (operator only)."
+    )
+    async def node_join_command(self, info: Info) -> str:
+        require_operator(info)
+        return await node_ops.join_command(get_deployer().client)
 
 
 @strawberry.type
@@ -392,6 +409,25 @@ class Mutation:
         if domain.verified_at is not None:  # an unverified one was never routed
             await routing.publish()  # routing only: no release, no restarted container
         return ProjectType.of(await domain.project)
+
+    @strawberry.mutation(
+        description="Drain a Swarm node: its tasks move to the other nodes; answers once none "
+        "runs there (operator only)."
+    )
+    async def drain_node(self, info: Info, node: str) -> NodeType:
+        require_operator(info)
+        return NodeType.of(await node_ops.drain(get_deployer().client, node))
+
+    @strawberry.mutation(description="Let the scheduler use a drained node again (operator only).")
+    async def activate_node(self, info: Info, node: str) -> NodeType:
+        require_operator(info)
+        return NodeType.of(await node_ops.activate(get_deployer().client, node))
+
+    @strawberry.mutation(description="Remove a drained worker from the Swarm (operator only).")
+    async def remove_node(self, info: Info, node: str) -> bool:
+        require_operator(info)
+        await node_ops.remove(get_deployer().client, node)
+        return True
 
 
 @strawberry.type

@@ -26,6 +26,7 @@ from backend.pomegranate.addons import AddonError, AddonSpec, AddonState, Docker
 from backend.pomegranate.addons import check_kind as check_addon_kind
 from backend.pomegranate.addons import check_name as check_addon_name
 from backend.pomegranate.convert import BadRequest
+from backend.pomegranate.node_service import NodeRpcs
 from backend.pomegranate.procfile import validate_process_type
 from backend.pomegranate.reconciler import reconcile
 from backend.pomegranate.release import (
@@ -96,7 +97,7 @@ def _unary(
     return wrapper
 
 
-class PomegranateService(pb_grpc.PomegranateServicer):
+class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
     def __init__(self, runtime: Runtime, settings: Settings | None = None) -> None:
         self.runtime = runtime
         self.settings = settings or get_settings()

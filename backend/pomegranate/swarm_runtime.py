@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import copy
 import json
 import logging
 import shlex
@@ -45,6 +46,7 @@ import aiohttp
 from aiodocker.exceptions import DockerError
 
 from backend import labels as L
+from backend.pomegranate import swarm_api
 from backend.pomegranate.docker_runtime import (
     RESTART_POLICY,
     DockerRuntime,
@@ -71,6 +73,8 @@ UPDATE_MONITOR_NS = 2 * SECOND_NS
 STOP_GRACE_NS = 10 * SECOND_NS
 POLL_SECONDS = 0.5
 EVENTS_POLL_SECONDS = 1.0
+# Task ids a watch remembers as ended (a listing that raced a poll must not report them again).
+MAX_ENDED_REMEMBERED = 10_000
 DOCKER_NETWORK_LABEL = "traefik.docker.network"
 SWARM_NETWORK_LABEL = "traefik.swarm.network"  # Traefik v3's Swarm provider
 UPDATE_FAILED_STATES = {"rollback_started", "rollback_completed", "rollback_paused", "paused"}
@@ -148,6 +152,8 @@ class SwarmRuntime(DockerRuntime):
             raise ValueError("the swarm runtime needs swarm_docker_url (the manager's API)")
         self._manager = manager
         self._service_locks: dict[str, asyncio.Lock] = {}
+        # The running tasks each listing saw, handed to every events() watch (see there).
+        self._watches: list[dict[str, tuple[ContainerInfo, float]]] = []
 
     @property
     def manager(self) -> aiodocker.Docker:
@@ -173,6 +179,24 @@ class SwarmRuntime(DockerRuntime):
         if image.startswith(prefix):
             return f"{self.node_registry}/{image.removeprefix(prefix)}"
         return image
+
+    async def _create_service(self, spec: dict[str, Any]) -> None:
+        # aiodocker's create takes the parts of the spec, Env as a mapping (it formats it back).
+        template = copy.deepcopy(spec["TaskTemplate"])
+        container = template["ContainerSpec"]
+        container["Env"] = dict(item.split("=", 1) for item in container.get("Env", []))
+        s = self.settings
+        await self.manager.services.create(
+            template,
+            name=spec["Name"],
+            labels=spec["Labels"],
+            mode=spec["Mode"],
+            update_config=spec["UpdateConfig"],
+            rollback_config=spec["RollbackConfig"],
+            endpoint_spec=spec["EndpointSpec"],
+            auth={"username": s.registry_username, "password": s.resolved_registry_password()},
+            registry=self.node_registry,
+        )
 
     def _auth_header(self) -> dict[str, str]:
         s = self.settings
@@ -341,14 +365,11 @@ class SwarmRuntime(DockerRuntime):
         labels = L.instance_filters(self.settings.instance)
         if project is not None:
             labels = [*labels, f"{L.PROJECT}={project}"]
-        data = await self.manager._query_json(
-            "services", params={"filters": json.dumps({"label": labels})}
-        )
-        return list(data or [])
+        return [dict(s) for s in await self.manager.services.list(filters={"label": labels})]
 
     async def _service(self, name: str) -> dict[str, Any] | None:
         try:
-            data: dict[str, Any] = await self.manager._query_json(f"services/{name}")
+            data = dict(await self.manager.services.inspect(name))
         except DockerError as exc:
             if exc.status == 404:
                 return None
@@ -357,14 +378,12 @@ class SwarmRuntime(DockerRuntime):
         return data if spec_name == name else None
 
     async def _tasks(self, service: str) -> list[dict[str, Any]]:
-        data = await self.manager._query_json(
-            "tasks", params={"filters": json.dumps({"service": [service]})}
-        )
-        return [t for t in data or [] if t.get("ServiceID") or t.get("ID")]
+        data = await self.manager.tasks.list(filters={"service": [service]})
+        return [dict(t) for t in data or [] if t.get("ServiceID") or t.get("ID")]
 
     async def _remove_service(self, name: str) -> None:
         with contextlib.suppress(DockerError):
-            await self.manager._query_json(f"services/{name}", method="DELETE")
+            await self.manager.services.delete(name)
 
     async def deploy(self, plan: ReleasePlan, on_log: Any) -> ReleaseResult:
         """Roll every process type of ``plan`` out as its service (created, or updated in place)
@@ -384,12 +403,7 @@ class SwarmRuntime(DockerRuntime):
                 existing = await self._service(name)
                 if existing is None:
                     await on_log(f"Creating service {name} ({process.replicas} replicas)")
-                    await self.manager._query_json(
-                        "services/create",
-                        method="POST",
-                        data=json.dumps(spec),
-                        headers={**self._auth_header(), "Content-Type": "application/json"},
-                    )
+                    await self._create_service(spec)
                     try:
                         await self._wait_created(
                             name, plan.application, process.replicas, plan.health_timeout
@@ -402,12 +416,12 @@ class SwarmRuntime(DockerRuntime):
                     if old.get(L.APPLICATION, "").isdigit():
                         previous.add(int(old[L.APPLICATION]))
                     await on_log(f"Updating service {name} ({process.replicas} replicas)")
-                    await self.manager._query_json(
-                        f"services/{existing['ID']}/update",
-                        method="POST",
-                        params={"version": str(existing["Version"]["Index"])},
-                        data=json.dumps(spec),
-                        headers={**self._auth_header(), "Content-Type": "application/json"},
+                    await swarm_api.update_service(
+                        self.manager,
+                        existing["ID"],
+                        existing["Version"]["Index"],
+                        spec,
+                        self._auth_header(),
                     )
                     await self._wait_converged(
                         name,
@@ -568,7 +582,7 @@ class SwarmRuntime(DockerRuntime):
     # ---------------------------------------------------------------------------------- tasks
 
     async def _node_addresses(self) -> dict[str, str]:
-        nodes = await self.manager._query_json("nodes")
+        nodes = await self.manager.nodes.list()
         return {n["ID"]: (n.get("Status") or {}).get("Addr", "") for n in nodes or []}
 
     def _task_info(
@@ -613,17 +627,24 @@ class SwarmRuntime(DockerRuntime):
             name = (service.get("Spec") or {}).get("Name", "")
             tasks = [t for t in await self._tasks(name) if t.get("DesiredState") == "running"]
             result.extend(self._task_info(t, service, nodes) for t in tasks)
+        self._to_watches(result)
         return result
+
+    def _to_watches(self, infos: list[ContainerInfo]) -> None:
+        """Hand the running tasks a listing saw to every events() watch, with when."""
+        now = asyncio.get_running_loop().time()
+        for watch in self._watches:
+            watch.update((i.id, (i, now)) for i in infos if i.running)
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         try:
-            task = await self.manager._query_json(f"tasks/{container_id}")
+            task = await self.manager.tasks.inspect(container_id)
         except DockerError as exc:
             if exc.status == 404:
                 return None
             raise
         try:
-            service = await self.manager._query_json(f"services/{task['ServiceID']}")
+            service = await self.manager.services.inspect(task["ServiceID"])
         except DockerError as exc:
             if exc.status == 404:
                 return None
@@ -631,7 +652,9 @@ class SwarmRuntime(DockerRuntime):
         labels = (service.get("Spec") or {}).get("Labels") or {}
         if labels.get(L.INSTANCE) != self.settings.instance:
             return None
-        return self._task_info(task, service, await self._node_addresses())
+        info = self._task_info(task, service, await self._node_addresses())
+        self._to_watches([info])
+        return info
 
     async def _service_of(self, container_id: str) -> str | None:
         info = await self.inspect(container_id)
@@ -668,12 +691,8 @@ class SwarmRuntime(DockerRuntime):
         spec = service["Spec"]
         template = spec["TaskTemplate"]
         template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
-        await self.manager._query_json(
-            f"services/{service['ID']}/update",
-            method="POST",
-            params={"version": str(service["Version"]["Index"])},
-            data=json.dumps(spec),
-            headers={**self._auth_header(), "Content-Type": "application/json"},
+        await swarm_api.update_service(
+            self.manager, service["ID"], service["Version"]["Index"], spec, self._auth_header()
         )
         replicas = int(((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas") or 1)
         old_tasks = {t["ID"] for t in await self._tasks(name)}
@@ -716,31 +735,24 @@ class SwarmRuntime(DockerRuntime):
         logs); the stream is multiplexed (8-byte frame headers: no TTY). Any other id is a
         container on the host engine (the release phase, a one-off command)."""
         try:
-            await self.manager._query_json(f"tasks/{container_id}")
+            await self.manager.tasks.inspect(container_id)
         except DockerError as exc:
             if exc.status != 404:
                 raise
             async for line in super().logs(container_id, follow=follow, tail=tail):
                 yield line
             return
-        params = {
-            "stdout": "1",
-            "stderr": "1",
-            "follow": "1" if follow else "0",
-            "tail": "all" if tail is None else str(tail),
-        }
-        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
         splitter = _LineSplitter()
-        async with self.manager._query(
-            f"tasks/{container_id}/logs", params=params, timeout=timeout
-        ) as response:
+        async with swarm_api.task_logs(
+            self.manager, container_id, follow=follow, tail=tail
+        ) as stream:
             while True:
                 try:
-                    header = await response.content.readexactly(8)
+                    header = await stream.readexactly(8)
                 except asyncio.IncompleteReadError:
                     break
                 size = int.from_bytes(header[4:], "big")
-                chunk = await response.content.readexactly(size)
+                chunk = await stream.readexactly(size)
                 for line in splitter.feed(chunk.decode(errors="replace")):
                     yield line
         for line in splitter.flush():
@@ -752,30 +764,57 @@ class SwarmRuntime(DockerRuntime):
 
     async def events(self) -> AsyncIterator[RuntimeEvent]:
         """Task state changes of our services, as runtime events ("start" when a task runs, "die"
-        when one ends), from polling the manager: Swarm's event stream has no task events."""
-        known: dict[str, ContainerInfo] = {}
+        when one that ran ends), from polling the manager: Swarm's event stream has no task
+        events.
+
+        Comparing two polls alone misses a task that runs only between them: a deploy converges
+        (every new task running) and the next scale-down or update ends those tasks before the
+        watch looks again, so it reports neither their start nor their end (seen in the 2→5→1
+        scale test: 2 of the 4 ends reported). So every running task that any listing of this
+        runtime sees (the deploy's own, inspect, list_containers) is handed to each watch too,
+        which reports it as started, and then ended once a poll that began after that listing
+        finds it gone or stopped (an earlier poll may predate the task)."""
+        alive: dict[str, ContainerInfo] = {}  # the tasks this watch knows to be running
+        seen: dict[str, tuple[ContainerInfo, float]] = {}  # running tasks listings saw, and when
+        ended: dict[str, None] = {}  # tasks reported ended (ordered: the oldest are dropped)
         first = True
-        while True:
-            try:
-                current = {c.id: c for c in await self._all_tasks()}
-            except (DockerError, aiohttp.ClientError) as exc:
-                # A manager that is busy or electing: try again at the next poll, comparing with
-                # the last state seen (a watch that ended here would miss every later event).
-                log.warning("listing swarm tasks failed: %s", exc)
+        self._watches.append(seen)
+        try:
+            loop = asyncio.get_running_loop()
+            while True:
+                polled_at = loop.time()
+                try:
+                    current = {c.id: c for c in await self._all_tasks()}
+                except (DockerError, aiohttp.ClientError, TimeoutError) as exc:
+                    # A manager that is busy or electing: try again at the next poll, comparing
+                    # with the last state seen (a watch that ended here would miss every event).
+                    log.warning("listing swarm tasks failed: %s", exc)
+                    await asyncio.sleep(EVENTS_POLL_SECONDS)
+                    continue
+                # What listings saw before this poll began (later ones wait for the next poll).
+                handed = [info for info, at in seen.values() if at < polled_at]
+                for info in handed:
+                    del seen[info.id]
+                if first:
+                    alive = {i: c for i, c in current.items() if c.running}
+                    first = False
+                else:
+                    running = [c for c in current.values() if c.running]
+                    for info in [*handed, *running]:
+                        if info.id not in alive and info.id not in ended:
+                            alive[info.id] = info
+                            yield self._task_event("start", info)
+                    for task_id, before in list(alive.items()):
+                        now = current.get(task_id)
+                        if now is None or not now.running:
+                            del alive[task_id]
+                            ended[task_id] = None
+                            yield self._task_event("die", now or before)
+                    while len(ended) > MAX_ENDED_REMEMBERED:
+                        del ended[next(iter(ended))]
                 await asyncio.sleep(EVENTS_POLL_SECONDS)
-                continue
-            if not first:
-                for task_id, info in current.items():
-                    before = known.get(task_id)
-                    if info.running and (before is None or not before.running):
-                        yield self._task_event("start", info)
-                    elif not info.running and before is not None and before.running:
-                        yield self._task_event("die", info)
-                for task_id, before in known.items():
-                    if task_id not in current and before.running:
-                        yield self._task_event("die", before)
-            known, first = current, False
-            await asyncio.sleep(EVENTS_POLL_SECONDS)
+        finally:
+            self._watches.remove(seen)
 
     async def _all_tasks(self) -> list[ContainerInfo]:
         nodes = await self._node_addresses()

@@ -124,6 +124,31 @@ class PomegranateStub:
                 request_serializer=backend_dot_rpc_dot_pomegranate__pb2.RestoreChunk.SerializeToString,
                 response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.Empty.FromString,
                 _registered_method=True)
+        self.ListNodes = channel.unary_unary(
+                '/paastech.pomegranate.v1.Pomegranate/ListNodes',
+                request_serializer=backend_dot_rpc_dot_pomegranate__pb2.Empty.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.NodeList.FromString,
+                _registered_method=True)
+        self.NodeJoinCommand = channel.unary_unary(
+                '/paastech.pomegranate.v1.Pomegranate/NodeJoinCommand',
+                request_serializer=backend_dot_rpc_dot_pomegranate__pb2.Empty.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.JoinCommand.FromString,
+                _registered_method=True)
+        self.DrainNode = channel.unary_unary(
+                '/paastech.pomegranate.v1.Pomegranate/DrainNode',
+                request_serializer=backend_dot_rpc_dot_pomegranate__pb2.NodeRef.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.Node.FromString,
+                _registered_method=True)
+        self.ActivateNode = channel.unary_unary(
+                '/paastech.pomegranate.v1.Pomegranate/ActivateNode',
+                request_serializer=backend_dot_rpc_dot_pomegranate__pb2.NodeRef.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.Node.FromString,
+                _registered_method=True)
+        self.RemoveNode = channel.unary_unary(
+                '/paastech.pomegranate.v1.Pomegranate/RemoveNode',
+                request_serializer=backend_dot_rpc_dot_pomegranate__pb2.NodeRef.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class PomegranateServicer:
@@ -266,6 +291,43 @@ class PomegranateServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListNodes(self, request, context):
+        """The Swarm's nodes (issue 16), for the operator only (the API checks the operator token).
+        FAILED_PRECONDITION on the single-engine runtime, or when the node's state forbids the
+        operation; NOT_FOUND for an unknown node (an id or hostname, exactly).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def NodeJoinCommand(self, request, context):
+        """The command a new machine runs to join the swarm as a worker (it holds the join token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DrainNode(self, request, context):
+        """Drain a node: Swarm moves its tasks to the other nodes; answers once none runs there.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ActivateNode(self, request, context):
+        """Let the scheduler use a drained node again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveNode(self, request, context):
+        """Remove a drained worker from the swarm.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PomegranateServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -357,6 +419,31 @@ def add_PomegranateServicer_to_server(servicer, server):
             'RestoreAddon': grpc.stream_unary_rpc_method_handler(
                     servicer.RestoreAddon,
                     request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.RestoreChunk.FromString,
+                    response_serializer=backend_dot_rpc_dot_pomegranate__pb2.Empty.SerializeToString,
+            ),
+            'ListNodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNodes,
+                    request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.Empty.FromString,
+                    response_serializer=backend_dot_rpc_dot_pomegranate__pb2.NodeList.SerializeToString,
+            ),
+            'NodeJoinCommand': grpc.unary_unary_rpc_method_handler(
+                    servicer.NodeJoinCommand,
+                    request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.Empty.FromString,
+                    response_serializer=backend_dot_rpc_dot_pomegranate__pb2.JoinCommand.SerializeToString,
+            ),
+            'DrainNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrainNode,
+                    request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.NodeRef.FromString,
+                    response_serializer=backend_dot_rpc_dot_pomegranate__pb2.Node.SerializeToString,
+            ),
+            'ActivateNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.ActivateNode,
+                    request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.NodeRef.FromString,
+                    response_serializer=backend_dot_rpc_dot_pomegranate__pb2.Node.SerializeToString,
+            ),
+            'RemoveNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveNode,
+                    request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.NodeRef.FromString,
                     response_serializer=backend_dot_rpc_dot_pomegranate__pb2.Empty.SerializeToString,
             ),
     }
@@ -845,6 +932,141 @@ class Pomegranate:
             target,
             '/paastech.pomegranate.v1.Pomegranate/RestoreAddon',
             backend_dot_rpc_dot_pomegranate__pb2.RestoreChunk.SerializeToString,
+            backend_dot_rpc_dot_pomegranate__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paastech.pomegranate.v1.Pomegranate/ListNodes',
+            backend_dot_rpc_dot_pomegranate__pb2.Empty.SerializeToString,
+            backend_dot_rpc_dot_pomegranate__pb2.NodeList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def NodeJoinCommand(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paastech.pomegranate.v1.Pomegranate/NodeJoinCommand',
+            backend_dot_rpc_dot_pomegranate__pb2.Empty.SerializeToString,
+            backend_dot_rpc_dot_pomegranate__pb2.JoinCommand.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrainNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paastech.pomegranate.v1.Pomegranate/DrainNode',
+            backend_dot_rpc_dot_pomegranate__pb2.NodeRef.SerializeToString,
+            backend_dot_rpc_dot_pomegranate__pb2.Node.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ActivateNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paastech.pomegranate.v1.Pomegranate/ActivateNode',
+            backend_dot_rpc_dot_pomegranate__pb2.NodeRef.SerializeToString,
+            backend_dot_rpc_dot_pomegranate__pb2.Node.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paastech.pomegranate.v1.Pomegranate/RemoveNode',
+            backend_dot_rpc_dot_pomegranate__pb2.NodeRef.SerializeToString,
             backend_dot_rpc_dot_pomegranate__pb2.Empty.FromString,
             options,
             channel_credentials,

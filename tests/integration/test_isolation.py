@@ -37,7 +37,7 @@ class Owned:
 class Case:
     query: str
     variables: Any  # callable (Owned) -> dict
-    expect: str  # "NOT_FOUND", "CONFLICT", "PUBLIC" or "OWN" (acts on Bob's own data only)
+    expect: str  # "NOT_FOUND", "CONFLICT", "FORBIDDEN", "PUBLIC" or "OWN" (Bob's own data only)
     check: Any = None  # callable (data, Owned) -> None, for OWN results
 
 
@@ -246,6 +246,15 @@ CASES: dict[str, Case] = {
         lambda o: {"p": o.project, "v": o.volume},
         "NOT_FOUND",
     ),
+    # The operator's node API (issue 16): a Client, logged in or not, is FORBIDDEN, even with
+    # the operator token configured on this server (tests/conftest.py).
+    "nodes": Case("{ nodes { id } }", lambda o: {}, "FORBIDDEN"),
+    "nodeJoinCommand": Case("{ nodeJoinCommand }", lambda o: {}, "FORBIDDEN"),
+    "drainNode": Case('mutation { drainNode(node: "worker-1") { id } }', lambda o: {}, "FORBIDDEN"),
+    "activateNode": Case(
+        'mutation { activateNode(node: "worker-1") { id } }', lambda o: {}, "FORBIDDEN"
+    ),
+    "removeNode": Case('mutation { removeNode(node: "worker-1") }', lambda o: {}, "FORBIDDEN"),
     # Subscriptions
     "applicationStatus": Case(
         "subscription($p: String!) { applicationStatus(project: $p) { number } }",
