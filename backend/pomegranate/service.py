@@ -21,6 +21,7 @@ import grpc
 
 from backend import labels as L
 from backend.errors import DISK_FULL_MESSAGE, is_disk_full
+from backend.ingress import route_status
 from backend.pomegranate import convert
 from backend.pomegranate.addons import AddonError, AddonSpec, AddonState, DockerAddons
 from backend.pomegranate.addons import check_kind as check_addon_kind
@@ -32,6 +33,7 @@ from backend.pomegranate.release import (
     NothingToRestart,
     Process,
     ReleaseFailed,
+    ReleaseResult,
     release,
     restart_processes,
     stop_and_remove,
@@ -44,6 +46,7 @@ from backend.pomegranate.runtime import (
     Runtime,
     VolumeInUse,
 )
+from backend.routing import routing_dir
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc import pomegranate_pb2_grpc as pb_grpc
 from backend.settings import Settings, get_settings
@@ -114,6 +117,14 @@ class PomegranateService(pb_grpc.PomegranateServicer):
         self._addons: DockerAddons | None = None
 
     # ------------------------------------------------------------------------------ helpers
+
+    async def _route_waiter(
+        self, routed: list[str], unrouted: list[str], seconds: float
+    ) -> bool | None:
+        """Ask the embedded ingress whether it routes a release (issue 17), on its socket in the
+        routing directory it shares with the API; None when no ingress answers there."""
+        path = route_status.socket_path(routing_dir(self.settings))
+        return await route_status.wait_routes(path, routed, unrouted, seconds)
 
     @property
     def tmp_dir(self) -> Path:
@@ -258,8 +269,22 @@ class PomegranateService(pb_grpc.PomegranateServicer):
         # Unbounded on purpose: the release must never block on a slow or vanished reader.
         queue: asyncio.Queue[Any] = asyncio.Queue()
 
+        live = False
+
         async def on_log(line: str) -> None:
             queue.put_nowait(pb.ReleaseEvent(log=line))
+
+        async def on_live(result: ReleaseResult) -> None:
+            # Issue 17: the caller hears "done" (and the stream ends) as soon as the release is
+            # live; the old containers drain after, still under the project's lock.
+            nonlocal live
+            live = True
+            done = pb.ReleaseDone(
+                containers=[convert.container(c) for c in result.containers],
+                stopped_applications=result.stopped_applications,
+            )
+            queue.put_nowait(pb.ReleaseEvent(done=done))
+            queue.put_nowait(_DONE)
 
         async def run() -> None:
             try:
@@ -268,22 +293,26 @@ class PomegranateService(pb_grpc.PomegranateServicer):
                     await on_log(f"Waiting for another release of {plan.project} to finish")
                 async with lock:
                     try:
-                        result = await release(self.runtime, plan, on_log, self.settings)
+                        await release(
+                            self.runtime,
+                            plan,
+                            on_log,
+                            self.settings,
+                            routes=self._route_waiter,
+                            on_live=on_live,
+                        )
                     except ReleaseFailed as exc:
                         queue.put_nowait(
                             pb.ReleaseEvent(failure=_failure(exc.reason, exc.last_lines))
                         )
                     except Exception as exc:
-                        log.exception("release of %s/%d failed", plan.project, plan.application)
-                        queue.put_nowait(
-                            pb.ReleaseEvent(failure=_failure(f"release failed: {exc}"))
-                        )
-                    else:
-                        done = pb.ReleaseDone(
-                            containers=[convert.container(c) for c in result.containers],
-                            stopped_applications=result.stopped_applications,
-                        )
-                        queue.put_nowait(pb.ReleaseEvent(done=done))
+                        if live:  # the drain of the old containers failed, after the switch
+                            log.exception("draining %s failed", plan.project)
+                        else:
+                            log.exception("release of %s/%d failed", plan.project, plan.application)
+                            queue.put_nowait(
+                                pb.ReleaseEvent(failure=_failure(f"release failed: {exc}"))
+                            )
             finally:
                 queue.put_nowait(_DONE)
 
@@ -293,9 +322,10 @@ class PomegranateService(pb_grpc.PomegranateServicer):
             while (event := await queue.get()) is not _DONE:
                 yield event
         finally:
-            if not task.done():
+            if not task.done() and not live:
                 # The caller went away: release() removes the new containers on cancel (or, past
                 # the switch, finishes it). The task stays tracked until its clean-up is over.
+                # Once live, the task is only draining the old release: it runs to its end.
                 log.warning(
                     "release of %s/%d cancelled by the caller", plan.project, plan.application
                 )
@@ -505,6 +535,13 @@ class PomegranateService(pb_grpc.PomegranateServicer):
     ) -> pb.PruneReply:
         project = convert.check_project(request.project)
         keep = set(request.keep)
+        # The project's lock: the old release may still be draining (issue 17); its image is
+        # free once its containers are gone.
+        async with self._locks[project]:
+            removed = await self._prune_images(project, keep)
+        return pb.PruneReply(removed=removed)
+
+    async def _prune_images(self, project: str, keep: set[str]) -> list[str]:
         removed: list[str] = []
         for tag in await self.runtime.list_images(project):
             # Tags are paastech/app-<project>:<application>; a bare application number also keeps.
@@ -517,7 +554,7 @@ class PomegranateService(pb_grpc.PomegranateServicer):
                 log.warning("kept image %s: %s", tag, exc)
                 continue
             removed.append(tag)
-        return pb.PruneReply(removed=removed)
+        return removed
 
     @_unary
     async def Reconcile(
