@@ -30,6 +30,7 @@ from backend.pomegranate.convert import BadRequest
 from backend.pomegranate.procfile import validate_process_type
 from backend.pomegranate.reconciler import reconcile
 from backend.pomegranate.release import (
+    STOP_TIMEOUT_SECONDS,
     NothingToRestart,
     Process,
     ReleaseFailed,
@@ -61,6 +62,9 @@ TMP_SUFFIX = ".tar"
 # An "oom" event is followed by the container's "die" within moments; older ones are stale.
 OOM_MEMORY_SECONDS = 30.0
 _DONE = object()
+# ListProcesses waits at most this long for a draining release (issue 17): its stop grace, plus
+# the removal.
+DRAIN_WAIT_SECONDS = STOP_TIMEOUT_SECONDS + 5.0
 # Exit status of a one-off command stopped by its time limit (as GNU timeout(1)).
 RUN_TIMEOUT_EXIT = 124
 # Output chunks queued towards a slow reader before the engine's stream is left to back up.
@@ -107,6 +111,8 @@ class PomegranateService(pb_grpc.PomegranateServicer):
         self._builds_running = 0
         # One release (or stop/remove) of a project at a time.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Projects whose previous release is draining after a switch (issue 17): set when done.
+        self._draining: dict[str, asyncio.Event] = {}
         # Releases whose caller went away finish their clean-up on their own; keep them referenced.
         self._background: set[asyncio.Task[Any]] = set()
         # One-off commands (issue 14): containers whose session runs here (Reconcile leaves them
@@ -270,6 +276,7 @@ class PomegranateService(pb_grpc.PomegranateServicer):
         queue: asyncio.Queue[Any] = asyncio.Queue()
 
         live = False
+        drained = asyncio.Event()
 
         async def on_log(line: str) -> None:
             queue.put_nowait(pb.ReleaseEvent(log=line))
@@ -279,6 +286,7 @@ class PomegranateService(pb_grpc.PomegranateServicer):
             # live; the old containers drain after, still under the project's lock.
             nonlocal live
             live = True
+            self._draining[plan.project] = drained
             done = pb.ReleaseDone(
                 containers=[convert.container(c) for c in result.containers],
                 stopped_applications=result.stopped_applications,
@@ -313,6 +321,10 @@ class PomegranateService(pb_grpc.PomegranateServicer):
                             queue.put_nowait(
                                 pb.ReleaseEvent(failure=_failure(f"release failed: {exc}"))
                             )
+                    finally:
+                        drained.set()
+                        if self._draining.get(plan.project) is drained:
+                            del self._draining[plan.project]
             finally:
                 queue.put_nowait(_DONE)
 
@@ -494,6 +506,13 @@ class PomegranateService(pb_grpc.PomegranateServicer):
         self, request: pb.ProjectRef, context: grpc.aio.ServicerContext
     ) -> pb.ProcessList:
         project = convert.check_project(request.project)
+        draining = self._draining.get(project)
+        if draining is not None:
+            # Issue 17: a release went live and the old one is draining. Answer once it is gone
+            # (at most the stop grace), so processes (`paastech ps`) read after the release is
+            # RUNNING show the live release only, never the old one's last seconds.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(draining.wait(), DRAIN_WAIT_SECONDS)
         containers = await self.runtime.list_containers(project)
         return pb.ProcessList(containers=[convert.container(c) for c in containers])
 

@@ -239,3 +239,40 @@ async def test_no_ingress_on_the_socket_is_none(tmp_path: Path):
     stale = tmp_path / "stale.sock"
     stale.write_bytes(b"")  # not a socket: as good as absent
     assert await route_status.wait_routes(stale, [NEW], [], 1) is None
+
+
+# ------------------------------------------------------------------ Pomegranate's service
+
+
+async def test_release_stream_ends_at_live_and_processes_wait_for_the_drain():
+    from backend.pomegranate.service import PomegranateService
+    from backend.rpc import pomegranate_pb2 as pb
+
+    rt = GatedStops()
+    rt.add("app", 1, "web", 1)
+    service = PomegranateService(rt, SETTINGS)
+    router = Router(rt, True)
+    service._route_waiter = router  # type: ignore[method-assign]
+    spec = pb.ReleaseSpec(
+        project="app",
+        application=2,
+        image="paastech/app-app:2",
+        processes=[pb.Process(type="web", command="run web", replicas=1)],
+        hostnames=["app.localhost"],
+        health_timeout=5,
+    )
+    async with within(10, "the Release stream to end at live"):
+        events = [e async for e in service.Release(spec, None)]
+    assert events[-1].WhichOneof("event") == "done"
+    assert list(events[-1].done.stopped_applications) == [1]
+    assert OLD_WEB in rt.names()  # the stream ended while the old release drains
+    assert "app" in service._draining
+    # The listing's first step is queued before the stop's wake-up: without the wait for the
+    # drain it would list the old container too.
+    listing = asyncio.create_task(service.ListProcesses(pb.ProjectRef(project="app"), None))
+    rt.release_stops.set()
+    async with within(10, "processes after the drain"):
+        listed = await listing
+    assert [c.name for c in listed.containers] == [name_of("app", 2, "web", 1)]
+    # The project's lock is free again: the next release does not wait.
+    assert not service._locks["app"].locked() and "app" not in service._draining
