@@ -16,7 +16,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.registry import Options, Row, add_ratios, select
+from bench.registry import Options, Row, add_ratios, load_all, select
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -163,8 +163,9 @@ def write_results(rows: list[Row], args: argparse.Namespace) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
-        for bench in select(args.only):
-            print(f"{bench.name}: {bench.description}")
+        for bench in select(args.only) if args.only else load_all().values():
+            later = "" if bench.default else " [not in the default run: use --only]"
+            print(f"{bench.name}: {bench.description}{later}")
         return 0
     # The platform image registry every build of the measured platforms pushes to (issue 10).
     from tests.support.registry import ensure_registry

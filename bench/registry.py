@@ -17,6 +17,7 @@ MODULES = [
     "bench.graphql_dashboard",  # issue 17
     "bench.deploy_latency",
     "bench.push_to_live",
+    "bench.live_paths",  # issue 17
     "bench.build_isolation",  # issue 10
     "bench.real_apps",  # issue 14
     "bench.ingress_throughput",
@@ -24,6 +25,7 @@ MODULES = [
     "bench.recovery",  # issue 20
     "bench.platform_memory",  # issue 17
     "bench.swarm",  # issue 16
+    "bench.scale",  # issue 17: not in the default run (minutes); --only scale
 ]
 
 
@@ -65,16 +67,17 @@ class Benchmark:
     name: str
     description: str
     run: BenchFn
+    default: bool = True  # False: runs only when --only names it (it takes minutes)
 
 
 REGISTRY: dict[str, Benchmark] = {}
 
 
-def register(name: str, description: str) -> Callable[[BenchFn], BenchFn]:
+def register(name: str, description: str, *, default: bool = True) -> Callable[[BenchFn], BenchFn]:
     def decorate(fn: BenchFn) -> BenchFn:
         if name in REGISTRY:
             raise ValueError(f"benchmark {name!r} registered twice")
-        REGISTRY[name] = Benchmark(name=name, description=description, run=fn)
+        REGISTRY[name] = Benchmark(name=name, description=description, run=fn, default=default)
         return fn
 
     return decorate
@@ -87,10 +90,10 @@ def load_all() -> dict[str, Benchmark]:
 
 
 def select(only: list[str] | None) -> list[Benchmark]:
-    """Every benchmark, or those whose name contains one of the `only` words."""
+    """Every default benchmark, or those whose name contains one of the `only` words."""
     benchmarks = list(load_all().values())
     if not only:
-        return benchmarks
+        return [b for b in benchmarks if b.default]
     chosen = [b for b in benchmarks if any(word in b.name for word in only)]
     if not chosen:
         names = ", ".join(b.name for b in benchmarks)

@@ -200,6 +200,19 @@ class Discovery:
         if task is not None:
             task.cancel()
 
+    async def probe_now(self, cid: str) -> None:
+        """One readiness probe right away, for a container Pomegranate just found healthy (issue
+        17: backend/ingress/route_status.py), instead of waiting for the probe's back-off."""
+        container = self.table.get(cid)
+        if container is None or container.host_port is None or not self.table.needs_probe(cid):
+            return
+        if await probe(self.session, container.host_port, container.health_path):
+            current = self.table.get(cid)
+            port = container.host_port
+            if current is not None and current.host_port == port and self.table.needs_probe(cid):
+                self.table.set_ready(cid)
+                log.info("ready %s on 127.0.0.1:%d (asked)", container.name, port)
+
     async def _probe_until_ready(self, container: Container) -> None:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + PROBE_GIVE_UP_SECONDS

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import aiodocker
 from aiohttp import web
 
+from backend.ingress import route_status
 from backend.ingress.discovery import Discovery
 from backend.ingress.proxy import (
     MAX_FIELD_SIZE,
@@ -24,7 +25,7 @@ from backend.ingress.proxy import (
 )
 from backend.ingress.routes import RouteTable, normalise_host
 from backend.ingress.swarm_discovery import SwarmDiscovery
-from backend.routing import domains_path, read_table
+from backend.routing import domains_path, read_table, routing_dir
 from backend.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -147,7 +148,12 @@ async def serve(settings: Settings | None = None) -> None:
 
     follow = asyncio.create_task(discovery.run())
     tasks = [follow, asyncio.create_task(watch_domains(table, domains_path(s)))]
+    status_server: asyncio.AbstractServer | None = None
     try:
+        if isinstance(discovery, Discovery):  # issue 17: releases go live once routed here
+            status_server = await route_status.serve(
+                table, route_status.socket_path(routing_dir(s)), discovery.probe_now
+            )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(discovery.ready.wait(), FIRST_SYNC_WAIT_SECONDS)
         await runner.setup()
@@ -176,6 +182,8 @@ async def serve(settings: Settings | None = None) -> None:
         await stop.wait()
         log.info("ingress stopping")
     finally:
+        if status_server is not None:
+            status_server.close()
         await runner.cleanup()
         if tls_runner is not None:
             await tls_runner.cleanup()

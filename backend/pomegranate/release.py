@@ -4,6 +4,12 @@ A release starts every replica of the new Application, waits until all of them a
 only then stops the project's other containers (the previous release, or any leftover). If a start
 or a health check fails, or the caller goes away before the switch, the new containers are removed
 and the old ones are left serving untouched.
+
+Live (issue 17): with the embedded ingress, the release is live once it routes every new web
+container and no longer routes the old ones (their stop has begun: the "kill" event takes them out
+of rotation); ``on_live`` fires then, and the old containers finish their requests in flight,
+exit and are removed after it, before ``release()`` returns (the caller keeps the project's lock
+until then). Without an ingress to ask (Traefik, no router), live is when the old ones are gone.
 """
 
 from __future__ import annotations
@@ -29,6 +35,16 @@ log = logging.getLogger(__name__)
 
 ReleaseLog = Callable[[str], Awaitable[None]]
 
+
+class RouteWaiter(Protocol):
+    """Whether the router routes ``routed`` and none of ``unrouted`` (None: no
+    router to ask) within ``seconds``; backend/ingress/route_status.py's ``wait_routes``."""
+
+    async def __call__(
+        self, routed: list[str], unrouted: list[str], seconds: float
+    ) -> bool | None: ...
+
+
 # Routers (Traefik's Docker provider, the embedded ingress) learn about the new containers from
 # Docker events, with a short throttle. Stopping the old web containers at once could leave a
 # moment where the router has dropped the old backends but not yet added the new ones; waiting this
@@ -36,6 +52,11 @@ ReleaseLog = Callable[[str], Awaitable[None]]
 WEB_DRAIN_SECONDS = 1.0
 # SIGTERM -> SIGKILL grace of the containers a switch stops.
 STOP_TIMEOUT_SECONDS = 10.0
+# How long the switch waits for the ingress to route the new web containers (they are healthy:
+# it is one probe away), then to take the old ones out of rotation (one event away). Past either,
+# it goes on as without an ingress.
+ROUTED_TIMEOUT_SECONDS = 10.0
+UNROUTED_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(slots=True)
@@ -125,6 +146,13 @@ class ReleasePlan:
 class ReleaseResult:
     containers: list[ContainerInfo]
     stopped_applications: list[int]
+
+
+OnLive = Callable[[ReleaseResult], Awaitable[None]]
+
+
+async def _not_told(result: ReleaseResult) -> None:
+    return None
 
 
 @runtime_checkable
@@ -243,9 +271,18 @@ async def remove_application(runtime: Runtime, project: str, application: int) -
 
 
 async def release(
-    runtime: Runtime, plan: ReleasePlan, on_log: ReleaseLog, settings: Settings
+    runtime: Runtime,
+    plan: ReleasePlan,
+    on_log: ReleaseLog,
+    settings: Settings,
+    *,
+    routes: RouteWaiter | None = None,
+    on_live: OnLive = _not_told,
 ) -> ReleaseResult:
     """Start ``plan``, wait until healthy, then switch: stop the project's other containers.
+
+    ``on_live`` is called once, with the result, as soon as the release is live (see the module's
+    doc); ``release()`` returns once the old containers are gone.
 
     Raises ReleaseFailed (after removing the new containers) when a start or a health check
     fails. When cancelled before the switch, removes the new containers and re-raises; once the
@@ -256,7 +293,9 @@ async def release(
         # A cluster runtime (Swarm, issue 16) rolls its services out itself, health-gated, with
         # its own rollback; the release phase still runs first, once.
         await _release_phase(runtime, plan, on_log, settings)
-        return await runtime.deploy(plan, on_log)
+        result = await runtime.deploy(plan, on_log)
+        await on_live(result)
+        return result
     specs = plan.process_specs(settings)
     # A release resumed after a crash (issue 20) may find what an earlier attempt left.
     existing = [
@@ -273,7 +312,9 @@ async def release(
         if not others and len(existing) == len(specs) and all(c.running for c in existing):
             # The earlier attempt switched before its caller went away: it is live already.
             await on_log(f"Release {plan.application} is live (finished before an interruption)")
-            return ReleaseResult(containers=existing, stopped_applications=[])
+            result = ReleaseResult(containers=existing, stopped_applications=[])
+            await on_live(result)
+            return result
         await on_log(f"Removing what an interrupted attempt of release {plan.application} left")
         await remove_application(runtime, plan.project, plan.application)
     started: list[tuple[ProcessSpec, ContainerInfo]] = []
@@ -295,15 +336,14 @@ async def release(
         await asyncio.shield(remove_application(runtime, plan.project, plan.application))
         raise
 
-    switch = asyncio.ensure_future(_switch(runtime, plan, on_log))
+    switch = asyncio.ensure_future(_switch(runtime, plan, started, on_log, routes, on_live))
     try:
-        stopped = await asyncio.shield(switch)
+        return await asyncio.shield(switch)
     except asyncio.CancelledError:
         # The switch keeps running on its own; wait for it without letting the cancel stop it.
         with contextlib.suppress(Exception):
             await switch
         raise
-    return ReleaseResult(containers=[info for _, info in started], stopped_applications=stopped)
 
 
 async def _release_phase(
@@ -371,21 +411,55 @@ async def _wait_all_healthy(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _switch(runtime: Runtime, plan: ReleasePlan, on_log: ReleaseLog) -> list[int]:
-    """Stop and remove every container of the project that is not of the new Application."""
+async def _switch(
+    runtime: Runtime,
+    plan: ReleasePlan,
+    started: list[tuple[ProcessSpec, ContainerInfo]],
+    on_log: ReleaseLog,
+    routes: RouteWaiter | None,
+    on_live: OnLive,
+) -> ReleaseResult:
+    """Go live, then stop and remove every container of the project that is not of the new
+    Application (see the module's doc for when "live" is)."""
     others = [
         c
         for c in await release_containers(runtime, plan.project)
         if c.ownership is None or c.ownership.application != plan.application
     ]
+    result = ReleaseResult(
+        containers=[info for _, info in started],
+        stopped_applications=sorted(
+            {c.ownership.application for c in others if c.ownership is not None}
+        ),
+    )
+    new_web = [info.id for spec, info in started if spec.process_type == L.WEB_PROCESS]
+    old_web = [c.id for c in others if c.ownership is None or c.ownership.process == L.WEB_PROCESS]
+    routed: bool | None = None
+    if new_web and plan.hostnames and routes is not None:
+        routed = await routes(new_web, [], ROUTED_TIMEOUT_SECONDS)
+        if routed is False:
+            log.warning("the ingress did not route %s in time; switching anyway", new_web)
     if not others:
         await on_log(f"Release {plan.application} is live")
-        return []
-    applications = sorted({c.ownership.application for c in others if c.ownership is not None})
-    if any(c.ownership is None or c.ownership.process == L.WEB_PROCESS for c in others):
+        await on_live(result)
+        return result
+    if old_web and not routed:
+        # No router said it routes the new containers: give every router (Traefik's Docker
+        # provider throttles its events) the time to see them before the old ones go.
         await asyncio.sleep(WEB_DRAIN_SECONDS)
-    names = ", ".join(c.name for c in others)
-    await on_log(f"Stopping {names}")
-    await stop_and_remove(runtime, others)
-    await on_log(f"Release {plan.application} is live")
-    return applications
+    await on_log(f"Stopping {', '.join(c.name for c in others)}")
+    stopping = asyncio.ensure_future(stop_and_remove(runtime, others))
+    if routed and routes is not None:
+        # The stop's "kill" event takes the old ones out of the ingress's rotation at once; from
+        # then on every new request reaches the new release, while the old containers finish
+        # the ones they hold and exit (the drain, after on_live).
+        if old_web:
+            await routes(new_web, old_web, UNROUTED_TIMEOUT_SECONDS)
+        await on_log(f"Release {plan.application} is live")
+        await on_live(result)
+        await stopping
+    else:
+        await stopping
+        await on_log(f"Release {plan.application} is live")
+        await on_live(result)
+    return result

@@ -21,6 +21,7 @@ import grpc
 
 from backend import labels as L
 from backend.errors import DISK_FULL_MESSAGE, is_disk_full
+from backend.ingress import route_status
 from backend.pomegranate import convert
 from backend.pomegranate.addons import AddonError, AddonSpec, AddonState, DockerAddons
 from backend.pomegranate.addons import check_kind as check_addon_kind
@@ -30,9 +31,11 @@ from backend.pomegranate.node_service import NodeRpcs
 from backend.pomegranate.procfile import validate_process_type
 from backend.pomegranate.reconciler import reconcile
 from backend.pomegranate.release import (
+    STOP_TIMEOUT_SECONDS,
     NothingToRestart,
     Process,
     ReleaseFailed,
+    ReleaseResult,
     release,
     restart_processes,
     stop_and_remove,
@@ -45,6 +48,7 @@ from backend.pomegranate.runtime import (
     Runtime,
     VolumeInUse,
 )
+from backend.routing import routing_dir
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc import pomegranate_pb2_grpc as pb_grpc
 from backend.settings import Settings, get_settings
@@ -59,6 +63,9 @@ TMP_SUFFIX = ".tar"
 # An "oom" event is followed by the container's "die" within moments; older ones are stale.
 OOM_MEMORY_SECONDS = 30.0
 _DONE = object()
+# ListProcesses waits at most this long for a draining release (issue 17): its stop grace, plus
+# the removal.
+DRAIN_WAIT_SECONDS = STOP_TIMEOUT_SECONDS + 5.0
 # Exit status of a one-off command stopped by its time limit (as GNU timeout(1)).
 RUN_TIMEOUT_EXIT = 124
 # Output chunks queued towards a slow reader before the engine's stream is left to back up.
@@ -105,6 +112,8 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
         self._builds_running = 0
         # One release (or stop/remove) of a project at a time.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Projects whose previous release is draining after a switch (issue 17): set when done.
+        self._draining: dict[str, asyncio.Event] = {}
         # Releases whose caller went away finish their clean-up on their own; keep them referenced.
         self._background: set[asyncio.Task[Any]] = set()
         # One-off commands (issue 14): containers whose session runs here (Reconcile leaves them
@@ -115,6 +124,14 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
         self._addons: DockerAddons | None = None
 
     # ------------------------------------------------------------------------------ helpers
+
+    async def _route_waiter(
+        self, routed: list[str], unrouted: list[str], seconds: float
+    ) -> bool | None:
+        """Ask the embedded ingress whether it routes a release (issue 17), on its socket in the
+        routing directory it shares with the API; None when no ingress answers there."""
+        path = route_status.socket_path(routing_dir(self.settings))
+        return await route_status.wait_routes(path, routed, unrouted, seconds)
 
     @property
     def tmp_dir(self) -> Path:
@@ -259,8 +276,24 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
         # Unbounded on purpose: the release must never block on a slow or vanished reader.
         queue: asyncio.Queue[Any] = asyncio.Queue()
 
+        live = False
+        drained = asyncio.Event()
+
         async def on_log(line: str) -> None:
             queue.put_nowait(pb.ReleaseEvent(log=line))
+
+        async def on_live(result: ReleaseResult) -> None:
+            # Issue 17: the caller hears "done" (and the stream ends) as soon as the release is
+            # live; the old containers drain after, still under the project's lock.
+            nonlocal live
+            live = True
+            self._draining[plan.project] = drained
+            done = pb.ReleaseDone(
+                containers=[convert.container(c) for c in result.containers],
+                stopped_applications=result.stopped_applications,
+            )
+            queue.put_nowait(pb.ReleaseEvent(done=done))
+            queue.put_nowait(_DONE)
 
         async def run() -> None:
             try:
@@ -269,22 +302,30 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
                     await on_log(f"Waiting for another release of {plan.project} to finish")
                 async with lock:
                     try:
-                        result = await release(self.runtime, plan, on_log, self.settings)
+                        await release(
+                            self.runtime,
+                            plan,
+                            on_log,
+                            self.settings,
+                            routes=self._route_waiter,
+                            on_live=on_live,
+                        )
                     except ReleaseFailed as exc:
                         queue.put_nowait(
                             pb.ReleaseEvent(failure=_failure(exc.reason, exc.last_lines))
                         )
                     except Exception as exc:
-                        log.exception("release of %s/%d failed", plan.project, plan.application)
-                        queue.put_nowait(
-                            pb.ReleaseEvent(failure=_failure(f"release failed: {exc}"))
-                        )
-                    else:
-                        done = pb.ReleaseDone(
-                            containers=[convert.container(c) for c in result.containers],
-                            stopped_applications=result.stopped_applications,
-                        )
-                        queue.put_nowait(pb.ReleaseEvent(done=done))
+                        if live:  # the drain of the old containers failed, after the switch
+                            log.exception("draining %s failed", plan.project)
+                        else:
+                            log.exception("release of %s/%d failed", plan.project, plan.application)
+                            queue.put_nowait(
+                                pb.ReleaseEvent(failure=_failure(f"release failed: {exc}"))
+                            )
+                    finally:
+                        drained.set()
+                        if self._draining.get(plan.project) is drained:
+                            del self._draining[plan.project]
             finally:
                 queue.put_nowait(_DONE)
 
@@ -294,9 +335,10 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
             while (event := await queue.get()) is not _DONE:
                 yield event
         finally:
-            if not task.done():
+            if not task.done() and not live:
                 # The caller went away: release() removes the new containers on cancel (or, past
                 # the switch, finishes it). The task stays tracked until its clean-up is over.
+                # Once live, the task is only draining the old release: it runs to its end.
                 log.warning(
                     "release of %s/%d cancelled by the caller", plan.project, plan.application
                 )
@@ -465,6 +507,13 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
         self, request: pb.ProjectRef, context: grpc.aio.ServicerContext
     ) -> pb.ProcessList:
         project = convert.check_project(request.project)
+        draining = self._draining.get(project)
+        if draining is not None:
+            # Issue 17: a release went live and the old one is draining. Answer once it is gone
+            # (at most the stop grace), so processes (`paastech ps`) read after the release is
+            # RUNNING show the live release only, never the old one's last seconds.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(draining.wait(), DRAIN_WAIT_SECONDS)
         containers = await self.runtime.list_containers(project)
         return pb.ProcessList(containers=[convert.container(c) for c in containers])
 
@@ -506,6 +555,13 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
     ) -> pb.PruneReply:
         project = convert.check_project(request.project)
         keep = set(request.keep)
+        # The project's lock: the old release may still be draining (issue 17); its image is
+        # free once its containers are gone.
+        async with self._locks[project]:
+            removed = await self._prune_images(project, keep)
+        return pb.PruneReply(removed=removed)
+
+    async def _prune_images(self, project: str, keep: set[str]) -> list[str]:
         removed: list[str] = []
         for tag in await self.runtime.list_images(project):
             # Tags are paastech/app-<project>:<application>; a bare application number also keeps.
@@ -518,7 +574,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
                 log.warning("kept image %s: %s", tag, exc)
                 continue
             removed.append(tag)
-        return pb.PruneReply(removed=removed)
+        return removed
 
     @_unary
     async def Reconcile(
