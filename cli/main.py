@@ -25,6 +25,7 @@ TOPICS = (
     "volumes",
     "addons",
     "logs",
+    "metrics",
     "help",
 )
 for _topic in TOPICS:

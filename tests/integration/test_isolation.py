@@ -66,6 +66,12 @@ CASES: dict[str, Case] = {
         lambda o: {"p": o.project, "n": o.app_number},
         "NOT_FOUND",
     ),
+    # Issue 18: another Client's project's metrics are NOT_FOUND, whatever the range.
+    "metrics": Case(
+        'query($p: String!) { metrics(project: $p, range: "30d") { project } }',
+        lambda o: {"p": o.project},
+        "NOT_FOUND",
+    ),
     "sshKeys": Case("{ sshKeys { id } }", lambda o: {}, "OWN", _lacks("sshKeys", "key_id", "id")),
     "apiTokens": Case(
         "{ apiTokens { id } }", lambda o: {}, "OWN", _lacks("apiTokens", "token_id", "id")
@@ -259,6 +265,11 @@ CASES: dict[str, Case] = {
     ),
     "runtimeLogs": Case(
         "subscription($p: String!) { runtimeLogs(project: $p) { line } }",
+        lambda o: {"p": o.project},
+        "NOT_FOUND",
+    ),
+    "metricsLive": Case(
+        "subscription($p: String!) { metricsLive(project: $p) { at } }",
         lambda o: {"p": o.project},
         "NOT_FOUND",
     ),
