@@ -17,7 +17,9 @@ from strawberry.extensions import (
 from strawberry.types import Info
 
 from backend import routing
+from backend.alerts import webhooks
 from backend.api.addon_types import AddonBackupType, AddonType
+from backend.api.alert_types import WebhookType
 from backend.api.context import Context, require_client, require_token
 from backend.api.extensions import ErrorCodes, RejectNul
 from backend.api.limits import OneAuthMutation, QueryCost, subscription_slot
@@ -107,6 +109,10 @@ class Query:
     async def metrics(self, info: Info, project: str, range: str = "1h") -> ProjectMetrics:
         owned, series = await metrics.project_metrics(require_client(info), project, range)
         return ProjectMetrics.of(owned.name, range, series)
+
+    @strawberry.field(description="A project's alert webhooks, with their delivery logs.")
+    async def webhooks(self, info: Info, project: str) -> list[WebhookType]:
+        return [WebhookType.of(w) for w in await webhooks.list_for(require_client(info), project)]
 
     @strawberry.field
     async def ssh_keys(self, info: Info) -> list[SSHKeyType]:
@@ -380,6 +386,18 @@ class Mutation:
     ) -> AddonBackupType:
         backup = await addon_backups.restore(require_client(info), name, _id(backup_id))
         return AddonBackupType.of(backup)
+
+    @strawberry.mutation(
+        description="Send the project's alerts (release failed or live, crash loop, OOM kill, "
+        "memory above 90% of the limit for 5 minutes) as JSON POSTs with a Slack-compatible "
+        "`text` to this http(s) URL."
+    )
+    async def add_webhook(self, info: Info, project: str, url: str) -> WebhookType:
+        return WebhookType.of(await webhooks.add(require_client(info), project, url))
+
+    @strawberry.mutation
+    async def remove_webhook(self, info: Info, project: str, id: strawberry.ID) -> WebhookType:
+        return WebhookType.of(await webhooks.remove(require_client(info), project, _id(id)))
 
     @strawberry.mutation
     async def add_domain(self, info: Info, project: str, hostname: str) -> ProjectType:

@@ -312,3 +312,35 @@ class RequestMetric(Model):
     class Meta:
         table = "request_metric"
         unique_together = (("project", "resolution", "at"),)
+
+
+# Issue 18: alerts. A project's notification webhooks and what was sent to them (backend/alerts).
+class Webhook(Model):
+    id = fields.IntField(primary_key=True)
+    project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="webhooks", on_delete=fields.CASCADE
+    )
+    url = fields.CharField(max_length=2000)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "webhook"
+        unique_together = (("project", "url"),)
+
+
+class WebhookDelivery(Model):
+    id = fields.BigIntField(primary_key=True)
+    webhook: fields.ForeignKeyRelation[Webhook] = fields.ForeignKeyField(
+        "models.Webhook", related_name="deliveries", on_delete=fields.CASCADE
+    )
+    event = fields.CharField(max_length=32)
+    text = fields.CharField(max_length=1000)
+    attempts = fields.IntField(default=0)
+    ok = fields.BooleanField(default=False)
+    status_code = fields.IntField(null=True)
+    error = fields.CharField(max_length=500, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    finished_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "webhook_delivery"

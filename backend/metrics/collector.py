@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import grpc
 
+from backend.alerts.triggers import get_alerts
 from backend.events import EventKind, get_bus, metrics_topic
 from backend.metrics import store
 from backend.metrics.histogram import BUCKETS
@@ -119,6 +120,9 @@ class MetricsCollector:
         points = points_from(samples)
         stored = await store.store_processes(points, now)
         self.latest = points
+        await get_alerts().memory_sampled(
+            {k: (p.memory_bytes, p.memory_limit_bytes) for k, p in points.items()}, now
+        )
         self.samples_total += 1
         self.last_sample_seconds = time.monotonic() - started
         at = store.bucket(now, store.FINE).isoformat()

@@ -6,7 +6,7 @@ from tortoise.fields.base import OnDelete
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    """Issue 18: metrics rows (10 s for a day, 5 min for 30 days)."""
+    """Issue 18: metrics rows (10 s for a day, 5 min for 30 days), alert webhooks and their deliveries."""
 
     dependencies = [('models', '0010_addons')]
 
@@ -48,6 +48,34 @@ class Migration(migrations.Migration):
                 ('latency_buckets', fields.JSONField(default=list, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
             ],
             options={'table': 'request_metric', 'app': 'models', 'unique_together': (('project', 'resolution', 'at'),), 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Webhook',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('project', fields.ForeignKeyField('models.Project', source_field='project_id', db_constraint=True, to_field='id', related_name='webhooks', on_delete=OnDelete.CASCADE)),
+                ('url', fields.CharField(max_length=2000)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'webhook', 'app': 'models', 'unique_together': (('project', 'url'),), 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='WebhookDelivery',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('webhook', fields.ForeignKeyField('models.Webhook', source_field='webhook_id', db_constraint=True, to_field='id', related_name='deliveries', on_delete=OnDelete.CASCADE)),
+                ('event', fields.CharField(max_length=32)),
+                ('text', fields.CharField(max_length=1000)),
+                ('attempts', fields.IntField(default=0)),
+                ('ok', fields.BooleanField(default=False)),
+                ('status_code', fields.IntField(null=True)),
+                ('error', fields.CharField(default='', max_length=500)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('finished_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'webhook_delivery', 'app': 'models', 'pk_attr': 'id'},
             bases=['Model'],
         ),
     ]
