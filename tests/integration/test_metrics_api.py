@@ -94,3 +94,28 @@ async def test_operator_metrics_are_closed_without_a_token_setting(server: Serve
         assert anything.status_code == 401
         guessed = await http.get(url, headers={"Authorization": "Bearer x"})
         assert guessed.status_code == 401 and "paastech_" not in guessed.text
+
+
+WEBHOOKS = """query($p: String!) { webhooks(project: $p) { id url deliveries { event ok } } }"""
+ADD = "mutation($p: String!, $u: String!) { addWebhook(project: $p, url: $u) { id url } }"
+
+
+async def test_webhooks_are_validated_listed_and_removed(server: Server, alice: Account) -> None:
+    name, _ = await _project(server, alice)
+    for bad in ("ftp://x.example.com/", "not a url", "https://u:p@example.com/", ""):
+        err = await alice.api.error(ADD, p=name, u=bad)
+        assert (err.code, err.field) == ("VALIDATION", "url"), err.errors
+    hook = (await alice.api(ADD, p=name, u="https://hooks.example.com/t"))["addWebhook"]
+    err = await alice.api.error(ADD, p=name, u="https://hooks.example.com/t")
+    assert (err.code, err.field) == ("CONFLICT", "url")
+    listed = (await alice.api(WEBHOOKS, p=name))["webhooks"]
+    assert listed == [{"id": hook["id"], "url": hook["url"], "deliveries": []}]
+    err = await alice.api.error(
+        "query($p: String!) { webhooks(project: $p) { deliveries(first: 0) { ok } } }", p=name
+    )
+    assert (err.code, err.field) == ("VALIDATION", "first")
+    remove = "mutation($p: String!, $id: ID!) { removeWebhook(project: $p, id: $id) { id } }"
+    err = await alice.api.error(remove, p=name, id="999999")
+    assert (err.code, err.field) == ("NOT_FOUND", "id")
+    await alice.api(remove, p=name, id=hook["id"])
+    assert (await alice.api(WEBHOOKS, p=name))["webhooks"] == []

@@ -1,19 +1,22 @@
 """Metrics end to end (issue 18): the burner fixture pushed to the real platform (Pomegranate, the
 API, the embedded ingress as subprocesses), made to burn CPU and hold memory, and the numbers the
 API serves checked against the engine's own (`docker stats`, `docker inspect`); requests through
-the ingress counted per status class; the live subscription; the operators' /metrics."""
+the ingress counted per status class; the live subscription; the operators' /metrics; alerts
+(release failed, release live, OOM kill) delivered to a local webhook receiver."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import secrets
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+from aiohttp import web
 
 from tests.conftest import PASSWORD
 from tests.integration.test_deployments import User
@@ -46,6 +49,7 @@ def plat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         health_check_timeout_seconds=30,
         metrics_token=OPERATOR_TOKEN,
         metrics_sample_seconds=2,
+        webhook_allow_private=True,  # the test's receiver listens on 127.0.0.1
     ) as p:
         try:
             yield p
@@ -186,3 +190,62 @@ async def test_operator_metrics_need_the_token(plat: Platform, burner: str, user
                 await asyncio.sleep(0.5)
     assert f'paastech_process_memory_bytes{{process="web",project="{burner}"}}' in text
     assert "paastech_metrics_samples_total" in text
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[str, list[dict]]]:
+    """A local HTTP server standing for Slack: records every alert POSTed to /hook."""
+    received: list[dict] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}/hook", received
+    await runner.cleanup()
+
+
+async def test_alerts_reach_the_webhook(
+    plat: Platform, user: User, receiver: tuple[str, list[dict]]
+) -> None:
+    url, received = receiver
+    project = await user.project(plat)
+    await user.api(
+        "mutation($p: String!, $u: String!) { addWebhook(project: $p, url: $u) { id } }",
+        p=project,
+        u=url,
+    )
+
+    def events() -> list[str]:
+        return [r["event"] for r in received]
+
+    failed = await push(plat, user.id, project, tar_dir(fixture("build-fails")))
+    assert not failed.ok
+    live = await push(plat, user.id, project, tar_dir(fixture("burner")))
+    assert live.ok, live
+    async with within(30, lambda: f"release_failed and release_live alerts: {received}"):
+        while not {"release_failed", "release_live"} <= set(events()):
+            await asyncio.sleep(0.5)
+    assert f"[{project}] Release v{live.number} is live" in [r["text"] for r in received]
+
+    # Past its 256 MB limit: the kernel kills it; the release crashes with an OOM reason.
+    with contextlib.suppress(httpx.HTTPError):
+        await ingress_get(plat, project, "/alloc?mb=400")
+    async with within(60, lambda: f"an oom_kill alert: {received}"):
+        while "oom_kill" not in events():
+            await asyncio.sleep(0.5)
+    log = (
+        await user.api(
+            "query($p: String!) { webhooks(project: $p) { deliveries { event ok attempts } } }",
+            p=project,
+        )
+    )["webhooks"][0]["deliveries"]
+    assert {"release_failed", "release_live", "oom_kill"} <= {d["event"] for d in log}
+    assert all(d["ok"] and d["attempts"] == 1 for d in log)
