@@ -98,13 +98,19 @@ class MetricsCollector:
 
     async def _run(self) -> None:
         last_maintenance = time.monotonic()
+        failing = False
         while True:
             started = time.monotonic()
             try:
                 await self.sample(datetime.now(UTC))
             except Exception as exc:  # Pomegranate restarting, the database busy: next tick
+                # Said once per outage, not every 10 s while Pomegranate is away.
+                level = logging.DEBUG if failing else logging.WARNING
+                log.log(level, "metrics sample failed: %s", exc)
                 self.sample_failures_total += 1
-                log.warning("metrics sample failed: %s", exc)
+                failing = True
+            else:
+                failing = False
             if time.monotonic() - last_maintenance >= MAINTENANCE_SECONDS:
                 last_maintenance = time.monotonic()
                 try:

@@ -261,3 +261,42 @@ async def test_read_picks_the_resolution_of_the_range(project: Project) -> None:
     assert coarse.resolution == store.COARSE
     assert [p.memory_bytes for _, p in coarse.processes["web"]] == [7]
     assert (await store.read(project.id, "15m", NOW - timedelta(hours=2))).processes == {}
+
+
+class FakePomegranate:
+    def __init__(self, samples: list[pb.ContainerStats]) -> None:
+        self.samples = samples
+
+    async def sample_stats(self) -> list[pb.ContainerStats]:
+        return self.samples
+
+
+async def test_collector_stores_and_publishes_each_sample(project: Project) -> None:
+    from backend.events import get_bus, metrics_topic
+    from backend.metrics.collector import MetricsCollector
+    from backend.settings import Settings
+
+    fake = FakePomegranate(
+        [
+            pb.ContainerStats(
+                project="blog", process="web", replica=1, memory_bytes=10, cpu_cores=0.5
+            ),
+            pb.ContainerStats(project="blog", process="web", replica=2, memory_bytes=30),
+            pb.ContainerStats(project="ghost", process="web", memory_bytes=1),
+        ]
+    )
+    collector = MetricsCollector(fake, Settings())  # type: ignore[arg-type]
+    async with get_bus().subscribe(metrics_topic(project.id)) as events:
+        await collector.sample(NOW)
+        report = ppb.RequestReport(
+            projects=[ppb.ProjectRequests(project="blog", requests=2, status_2xx=2)]
+        )
+        await collector.record_requests(report, NOW)
+        first, second = await anext(events), await anext(events)
+    assert first.payload["processes"]["web"]["memory_bytes"] == 40
+    assert first.payload["processes"]["web"]["replicas"] == 2
+    assert second.payload["requests"]["status_2xx"] == 2
+    [row] = await ProcessMetric.all()
+    assert (row.memory_bytes, row.replicas, row.cpu_cores) == (40, 2, 0.5)
+    assert collector.latest[("ghost", "web")].memory_bytes == 1  # /metrics shows it still
+    assert collector.request_totals[("blog", "2xx")] == 2
