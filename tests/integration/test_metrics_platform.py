@@ -72,6 +72,7 @@ async def burner(plat: Platform, user: User) -> str:
     project = await user.project(plat)
     outcome = await push(plat, user.id, project, tar_dir(fixture("burner")))
     assert outcome.ok, outcome
+    await routed(plat, project)
     return project
 
 
@@ -81,6 +82,23 @@ async def ingress_get(plat: Platform, project: str, path: str) -> httpx.Response
             f"http://127.0.0.1:{plat.ingress_port}{path}",
             headers={"Host": f"{project}.localhost"},
         )
+
+
+async def routed(plat: Platform, project: str) -> None:
+    """Until the ingress routes the new release (it follows the engine's events: the first
+    request may come before, and is a 503 counted for the project)."""
+    status = 0
+    async with within(60, lambda: f"{project} routed by the ingress (last answer {status})"):
+        while status != 200:
+            status = (await ingress_get(plat, project, "/")).status_code
+            if status != 200:
+                await asyncio.sleep(0.5)
+
+
+async def request_totals(user: User, project: str) -> dict[str, int]:
+    data = await user.api(METRICS, p=project, r="15m")
+    keys = ("status2xx", "status4xx", "status5xx")
+    return {key: sum(p[key] for p in data["metrics"]["requests"]) for key in keys}
 
 
 _UNITS = {"B": 1, "KiB": 1024, "MiB": MB, "GiB": 1024 * MB, "kB": 1000, "MB": 10**6, "GB": 10**9}
@@ -136,21 +154,22 @@ async def test_cpu_and_memory_follow_the_engine(plat: Platform, user: User, burn
 async def test_requests_are_counted_per_status_class(
     plat: Platform, user: User, burner: str
 ) -> None:
+    # Earlier requests (and the ingress's own 503s before the release was routed) may still be
+    # on their way in a report: only this test makes 4xx, so that class is checked exactly.
+    before = await request_totals(user, burner)
     for path, n in (("/", 5), ("/status/404", 2), ("/status/503", 3)):
         for _ in range(n):
             await ingress_get(plat, burner, path)
-    totals: dict[str, int] = {}
-    async with within(60, lambda: f"the ingress's counts to reach the API: {totals}"):
+    added: dict[str, int] = {}
+    async with within(60, lambda: f"the ingress's counts to reach the API: {added}"):
         while True:
-            data = await user.api(METRICS, p=burner, r="15m")
-            points = data["metrics"]["requests"]
-            totals = {
-                key: sum(p[key] for p in points) for key in ("status2xx", "status4xx", "status5xx")
-            }
-            if totals["status4xx"] >= 2 and totals["status5xx"] >= 3 and totals["status2xx"] >= 5:
+            after = await request_totals(user, burner)
+            added = {key: after[key] - before[key] for key in after}
+            if added["status4xx"] >= 2 and added["status5xx"] >= 3 and added["status2xx"] >= 5:
                 break
             await asyncio.sleep(0.5)
-    assert totals["status4xx"] == 2 and totals["status5xx"] == 3
+    assert added["status4xx"] == 2, added
+    points = (await user.api(METRICS, p=burner, r="15m"))["metrics"]["requests"]
     assert all(p["p50Ms"] is not None and p["p99Ms"] >= p["p50Ms"] for p in points)
 
 
@@ -230,6 +249,7 @@ async def test_alerts_reach_the_webhook(
     assert not failed.ok
     live = await push(plat, user.id, project, tar_dir(fixture("burner")))
     assert live.ok, live
+    await routed(plat, project)
     async with within(30, lambda: f"release_failed and release_live alerts: {received}"):
         while not {"release_failed", "release_live"} <= set(events()):
             await asyncio.sleep(0.5)
