@@ -95,7 +95,7 @@ def metrics(
     name: Annotated[
         str | None,
         typer.Argument(
-            metavar="[PROJECT]", help="The project; default: -p, or the git remote's project."
+            metavar="PROJECT", help="The project; default: -p, or the git remote's project."
         ),
     ] = None,
     project: ProjectOpt = None,
