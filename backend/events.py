@@ -29,10 +29,16 @@ class EventKind(StrEnum):
     RUNTIME_LOG = "RUNTIME_LOG"
     # An API token was revoked (logout, revokeApiToken): its open websockets close.
     TOKEN_REVOKED = "TOKEN_REVOKED"
+    # Issue 18: a project's new metrics point (backend/metrics/collector.py), on metrics_topic.
+    METRICS = "METRICS"
 
 
 def project_topic(project_id: int) -> str:
     return f"project:{project_id}"
+
+
+def metrics_topic(project_id: int) -> str:
+    return f"metrics:{project_id}"
 
 
 def token_topic(token_id: int) -> str:

@@ -155,6 +155,17 @@ class Settings(BaseSettings):
     acme_order_timeout_seconds: float = Field(default=90.0, gt=0)
     hsts_max_age_seconds: int = 31536000  # for projects that turn HSTS on
 
+    # Issue 18: metrics. Operators read the API's /metrics (Prometheus format) with this token as
+    # a bearer token; empty: /metrics answers 401 to everyone.
+    metrics_token: str = ""
+    metrics_sample_seconds: float = Field(default=10.0, gt=0)  # container samples
+    # Alert webhooks: attempts per alert, the first retry's delay (doubling), and whether a
+    # webhook may point at a loopback/private address (a local receiver; off: tenants could
+    # make the platform call its own internal ports).
+    webhook_attempts: int = Field(default=3, ge=1, le=10)
+    webhook_retry_seconds: float = Field(default=2.0, ge=0)
+    webhook_allow_private: bool = False
+
     @model_validator(mode="after")
     def _public_port_default(self) -> Settings:
         # Unset with TLS on: app URLs point at the ingress's HTTPS port, not the HTTP one.

@@ -26,6 +26,7 @@ TOPICS = (
     "addons",
     "logs",
     "nodes",
+    "metrics",
     "help",
 )
 for _topic in TOPICS:

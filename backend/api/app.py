@@ -38,6 +38,8 @@ from backend.db.config import (
 from backend.db.models import ApiToken
 from backend.errors import DISK_FULL_MESSAGE, is_disk_full
 from backend.events import get_bus, token_topic
+from backend.metrics.collector import MetricsCollector, set_collector
+from backend.metrics.prometheus import metrics_endpoint
 from backend.rpc.pomegranate_client import PomegranateClient
 from backend.services import accounts
 from backend.services.deployments import Deployer, set_deployer
@@ -247,11 +249,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         deployer = Deployer(PomegranateClient(settings), settings)
         set_deployer(deployer)
         await deployer.start()
+        collector = MetricsCollector(deployer.client, settings)  # issue 18
+        set_collector(collector)
+        await collector.start()
         internal = await start_internal_server(settings)
         try:
             yield
         finally:
             await internal.stop(grace=2)
+            await collector.stop()
+            set_collector(None)
             await deployer.stop()
             set_deployer(None)
             await close_db()
@@ -273,6 +280,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             WebSocketRoute("/run", run_endpoint),  # one-off commands (issue 14, run_ws.py)
             Route("/healthz", healthz),
+            # Issue 18: the platform's own metrics for operators (backend/metrics/prometheus.py).
+            Route("/metrics", metrics_endpoint(settings), methods=["GET"]),
             # Add-on backup files (issue 15), authorised by the bearer token like /graphql.
             Route("/addon-backups/{backup_id}", download_backup, methods=["GET"]),
         ],

@@ -16,6 +16,7 @@ from backend.db.models import Application, Client, Project
 from backend.db.models import ApplicationStatus as S
 from backend.errors import DISK_FULL_MESSAGE, NotFound, PaasError, is_disk_full
 from backend.events import EventKind, get_bus, project_topic
+from backend.metrics.collector import MetricsServicer
 from backend.rpc import platform_pb2 as pb
 from backend.rpc import platform_pb2_grpc as pb_grpc
 from backend.rpc import pomegranate_pb2 as ppb
@@ -305,6 +306,7 @@ async def start_internal_server(settings: Settings) -> grpc.aio.Server:
     server = grpc.aio.server(interceptors=[SharedSecretInterceptor()])
     pb_grpc.add_DeploymentsServicer_to_server(DeploymentsServicer(), server)
     pb_grpc.add_GitAccessServicer_to_server(GitAccessServicer(), server)
+    pb_grpc.add_MetricsServicer_to_server(MetricsServicer(), server)  # issue 18
     server.add_insecure_port(f"{settings.host}:{settings.api_grpc_port}")
     await server.start()
     return server

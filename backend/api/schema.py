@@ -17,10 +17,13 @@ from strawberry.extensions import (
 from strawberry.types import Info
 
 from backend import routing
+from backend.alerts import webhooks
 from backend.api.addon_types import AddonBackupType, AddonType
+from backend.api.alert_types import WebhookType
 from backend.api.context import Context, require_client, require_token
 from backend.api.extensions import ErrorCodes, RejectNul
 from backend.api.limits import OneAuthMutation, QueryCost, subscription_slot
+from backend.api.metrics_types import MetricsUpdate, ProjectMetrics
 from backend.api.node_types import NodeType
 from backend.api.operator import require_operator
 from backend.api.types import (
@@ -42,7 +45,8 @@ from backend.api.types import (
 )
 from backend.db.models import ApplicationStatus
 from backend.errors import NotFound, ValidationFailed
-from backend.events import Event, EventKind, get_bus, project_topic
+from backend.events import Event, EventKind, get_bus, metrics_topic, project_topic
+from backend.metrics import queries as metrics
 from backend.services import (
     accounts,
     addon_backups,
@@ -101,6 +105,19 @@ class Query:
     async def addon_backups(self, info: Info) -> list[AddonBackupType]:
         found = await addon_backups.list_client_backups(require_client(info))
         return [AddonBackupType.of(b) for b in found]
+
+    @strawberry.field(
+        description="A project's metrics over `range` (15m, 1h, 6h: 10 s points; 24h, 7d, 30d: "
+        "5 min points): CPU, memory and its limit, network and restarts per process type; "
+        "requests, status classes and latency percentiles from the ingress."
+    )
+    async def metrics(self, info: Info, project: str, range: str = "1h") -> ProjectMetrics:
+        owned, series = await metrics.project_metrics(require_client(info), project, range)
+        return ProjectMetrics.of(owned.name, range, series)
+
+    @strawberry.field(description="A project's alert webhooks, with their delivery logs.")
+    async def webhooks(self, info: Info, project: str) -> list[WebhookType]:
+        return [WebhookType.of(w) for w in await webhooks.list_for(require_client(info), project)]
 
     @strawberry.field
     async def ssh_keys(self, info: Info) -> list[SSHKeyType]:
@@ -387,6 +404,18 @@ class Mutation:
         backup = await addon_backups.restore(require_client(info), name, _id(backup_id))
         return AddonBackupType.of(backup)
 
+    @strawberry.mutation(
+        description="Send the project's alerts (release failed or live, crash loop, OOM kill, "
+        "memory above 90% of the limit for 5 minutes) as JSON POSTs with a Slack-compatible "
+        "`text` to this http(s) URL."
+    )
+    async def add_webhook(self, info: Info, project: str, url: str) -> WebhookType:
+        return WebhookType.of(await webhooks.add(require_client(info), project, url))
+
+    @strawberry.mutation
+    async def remove_webhook(self, info: Info, project: str, id: strawberry.ID) -> WebhookType:
+        return WebhookType.of(await webhooks.remove(require_client(info), project, _id(id)))
+
     @strawberry.mutation
     async def add_domain(self, info: Info, project: str, hostname: str) -> ProjectType:
         domain = await config.add_domain(require_client(info), project, hostname)
@@ -523,6 +552,17 @@ class Subscription:
                     application=line.application,
                     line=rate.notice() if verdict == "notice" else line.line,
                 )
+
+    @strawberry.subscription(
+        description="A project's new metrics points as they are stored (every 10 s while it runs)."
+    )
+    async def metrics_live(self, info: Info, project: str) -> AsyncGenerator[MetricsUpdate, None]:
+        client = require_client(info)
+        owned = await projects.get_owned(client, project)
+        with subscription_slot(info, client.id):
+            async with get_bus().subscribe(metrics_topic(owned.id)) as events:
+                async for event in events:
+                    yield MetricsUpdate.of(owned.name, event.payload)
 
 
 MAX_ALIASES = 20

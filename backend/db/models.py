@@ -269,3 +269,78 @@ class AddonBackup(Model):
 
     class Meta:
         table = "addon_backup"
+
+
+# Issue 18: metrics (backend/metrics/store.py). `resolution` is the seconds a row covers: 10 for
+# a day, then 300 (downsampled) for 30 days.
+class ProcessMetric(Model):
+    id = fields.BigIntField(primary_key=True)
+    project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="process_metrics", on_delete=fields.CASCADE
+    )
+    process = fields.CharField(max_length=64)
+    resolution = fields.IntField()
+    at = fields.DatetimeField(db_index=True)
+    replicas = fields.IntField(default=0)
+    cpu_cores = fields.FloatField(default=0)
+    memory_bytes = fields.BigIntField(default=0)
+    memory_limit_bytes = fields.BigIntField(default=0)
+    net_rx_bytes_per_second = fields.FloatField(default=0)
+    net_tx_bytes_per_second = fields.FloatField(default=0)
+    restarts = fields.IntField(default=0)
+
+    class Meta:
+        table = "process_metric"
+        unique_together = (("project", "process", "resolution", "at"),)
+
+
+class RequestMetric(Model):
+    id = fields.BigIntField(primary_key=True)
+    project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="request_metrics", on_delete=fields.CASCADE
+    )
+    resolution = fields.IntField()
+    at = fields.DatetimeField(db_index=True)
+    requests = fields.BigIntField(default=0)
+    status_1xx = fields.BigIntField(default=0)
+    status_2xx = fields.BigIntField(default=0)
+    status_3xx = fields.BigIntField(default=0)
+    status_4xx = fields.BigIntField(default=0)
+    status_5xx = fields.BigIntField(default=0)
+    latency_buckets = fields.JSONField(default=list)  # backend/metrics/histogram.py
+
+    class Meta:
+        table = "request_metric"
+        unique_together = (("project", "resolution", "at"),)
+
+
+# Issue 18: alerts. A project's notification webhooks and what was sent to them (backend/alerts).
+class Webhook(Model):
+    id = fields.IntField(primary_key=True)
+    project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="webhooks", on_delete=fields.CASCADE
+    )
+    url = fields.CharField(max_length=2000)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "webhook"
+        unique_together = (("project", "url"),)
+
+
+class WebhookDelivery(Model):
+    id = fields.BigIntField(primary_key=True)
+    webhook: fields.ForeignKeyRelation[Webhook] = fields.ForeignKeyField(
+        "models.Webhook", related_name="deliveries", on_delete=fields.CASCADE
+    )
+    event = fields.CharField(max_length=32)
+    text = fields.CharField(max_length=1000)
+    attempts = fields.IntField(default=0)
+    ok = fields.BooleanField(default=False)
+    status_code = fields.IntField(null=True)
+    error = fields.CharField(max_length=500, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    finished_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "webhook_delivery"

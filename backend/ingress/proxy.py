@@ -32,6 +32,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from backend.ingress.routes import Route, RouteTable, Upstream, normalise_host
+from backend.metrics.requests import RequestMeter
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("backend.ingress.access")
@@ -208,15 +209,22 @@ class _Body:
 
 
 class Proxy:
-    def __init__(self, table: RouteTable, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self,
+        table: RouteTable,
+        session: aiohttp.ClientSession,
+        meter: RequestMeter | None = None,
+    ) -> None:
         self.table = table
         self.session = session
+        self.meter = meter  # issue 18: per project request counts, when metrics are on
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         started = loop.time()
         host = normalise_host(request.headers.get(hdrs.HOST))
         status: int | str = "-"
+        request["route"] = None  # set by _handle when the host is known
         try:
             response = await self._handle(request, host)
             status = response.status
@@ -225,6 +233,11 @@ class Proxy:
             status = "cancelled"
             raise
         finally:
+            route = request.get("route")
+            if self.meter is not None and route is not None and route.project:
+                self.meter.record(
+                    route.project, status if isinstance(status, int) else 0, loop.time() - started
+                )
             access_log.info(
                 "%s %s %s %s %.1fms",
                 display_host(host),
@@ -238,6 +251,7 @@ class Proxy:
         route = self.table.lookup(host)
         if route is None:
             return plain(404, f"No app at {display_host(host)}")
+        request["route"] = route
         if not route.upstreams:
             return plain(503, f"{display_host(host)} is starting or stopped")
         if _is_websocket(request):

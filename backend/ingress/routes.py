@@ -124,6 +124,7 @@ class Route:
     host: str
     upstreams: list[Upstream]
     hsts_seconds: int = 0  # from the newest routed release's labels
+    project: str = ""  # issue 18: whose requests these are (metrics)
 
 
 @dataclass(slots=True)
@@ -165,7 +166,7 @@ class RouteTable:
             self._next[key] = start + 1
             upstreams = upstreams[start:] + upstreams[:start]
         newest = max((self._entries[cid].container for cid in ids), key=lambda c: c.application)
-        return Route(key, upstreams, newest.hsts_seconds)
+        return Route(key, upstreams, newest.hsts_seconds, newest.project)
 
     def get(self, container_id: str) -> Container | None:
         entry = self._entries.get(container_id)

@@ -25,6 +25,7 @@ from backend.ingress.proxy import (
 )
 from backend.ingress.routes import RouteTable, normalise_host
 from backend.ingress.swarm_discovery import SwarmDiscovery
+from backend.metrics.requests import RequestMeter, report_loop
 from backend.routing import domains_path, read_table, routing_dir
 from backend.settings import Settings, get_settings
 
@@ -124,7 +125,8 @@ async def serve(settings: Settings | None = None) -> None:
         discovery = SwarmDiscovery(docker, table, instance=s.instance)
     else:
         discovery = Discovery(docker, table, session, instance=s.instance)
-    proxy = Proxy(table, session)
+    meter = RequestMeter()  # issue 18: reported to the API every 10 s
+    proxy = Proxy(table, session, meter)
     bind = s.ingress_host or s.host
     certificates: CertificateManager | None = None
     contexts: SniContexts | None = None
@@ -147,7 +149,11 @@ async def serve(settings: Settings | None = None) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     follow = asyncio.create_task(discovery.run())
-    tasks = [follow, asyncio.create_task(watch_domains(table, domains_path(s)))]
+    tasks = [
+        follow,
+        asyncio.create_task(watch_domains(table, domains_path(s))),
+        asyncio.create_task(report_loop(meter, s)),
+    ]
     status_server: asyncio.AbstractServer | None = None
     try:
         if isinstance(discovery, Discovery):  # issue 17: releases go live once routed here

@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ import grpc
 from backend import labels as L
 from backend.errors import DISK_FULL_MESSAGE, is_disk_full
 from backend.ingress import route_status
+from backend.metrics.containers import ContainerSampler
 from backend.pomegranate import convert
 from backend.pomegranate.addons import AddonError, AddonSpec, AddonState, DockerAddons
 from backend.pomegranate.addons import check_kind as check_addon_kind
@@ -109,6 +111,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
         self.runtime = runtime
         self.settings = settings or get_settings()
         self._build_slots = asyncio.Semaphore(self.settings.max_concurrent_builds)
+        self._sampler: ContainerSampler | None = None  # issue 18, made at the first sample
         self._builds_running = 0
         # One release (or stop/remove) of a project at a time.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -848,3 +851,17 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
                     if now - when > OOM_MEMORY_SECONDS:
                         del recent_oom[cid]
                 yield convert.runtime_event(event, oom_killed)
+
+    @_unary
+    async def SampleStats(
+        self, request: pb.StatsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.StatsSample:
+        # Issue 18 (backend/metrics/containers.py). One engine only: a Swarm's tasks run on
+        # other nodes, whose stats the manager does not serve.
+        docker = getattr(self.runtime, "docker", None)
+        if self.settings.runtime != "docker" or docker is None:
+            return pb.StatsSample()
+        if self._sampler is None:
+            self._sampler = ContainerSampler(docker, self.settings.instance)
+        samples = await self._sampler.sample()
+        return pb.StatsSample(containers=[pb.ContainerStats(**asdict(s)) for s in samples])

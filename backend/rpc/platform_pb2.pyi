@@ -189,3 +189,33 @@ class RunEvent(_message.Message):
     exit: RunExit
     refused: Refusal
     def __init__(self, started: _Optional[str] = ..., stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., exit: _Optional[_Union[RunExit, _Mapping]] = ..., refused: _Optional[_Union[Refusal, _Mapping]] = ...) -> None: ...
+
+class ProjectRequests(_message.Message):
+    __slots__ = ("project", "requests", "status_1xx", "status_2xx", "status_3xx", "status_4xx", "status_5xx", "latency_buckets")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_1XX_FIELD_NUMBER: _ClassVar[int]
+    STATUS_2XX_FIELD_NUMBER: _ClassVar[int]
+    STATUS_3XX_FIELD_NUMBER: _ClassVar[int]
+    STATUS_4XX_FIELD_NUMBER: _ClassVar[int]
+    STATUS_5XX_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    requests: int
+    status_1xx: int
+    status_2xx: int
+    status_3xx: int
+    status_4xx: int
+    status_5xx: int
+    latency_buckets: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, project: _Optional[str] = ..., requests: _Optional[int] = ..., status_1xx: _Optional[int] = ..., status_2xx: _Optional[int] = ..., status_3xx: _Optional[int] = ..., status_4xx: _Optional[int] = ..., status_5xx: _Optional[int] = ..., latency_buckets: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class RequestReport(_message.Message):
+    __slots__ = ("projects",)
+    PROJECTS_FIELD_NUMBER: _ClassVar[int]
+    projects: _containers.RepeatedCompositeFieldContainer[ProjectRequests]
+    def __init__(self, projects: _Optional[_Iterable[_Union[ProjectRequests, _Mapping]]] = ...) -> None: ...
+
+class ReportAck(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -354,3 +354,78 @@ class GitAccess:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class MetricsStub:
+    """Issue 18: the embedded ingress reports request counts every 10 s.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ReportRequests = channel.unary_unary(
+                '/paastech.platform.v1.Metrics/ReportRequests',
+                request_serializer=backend_dot_rpc_dot_platform__pb2.RequestReport.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_platform__pb2.ReportAck.FromString,
+                _registered_method=True)
+
+
+class MetricsServicer:
+    """Issue 18: the embedded ingress reports request counts every 10 s.
+    """
+
+    def ReportRequests(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_MetricsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ReportRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportRequests,
+                    request_deserializer=backend_dot_rpc_dot_platform__pb2.RequestReport.FromString,
+                    response_serializer=backend_dot_rpc_dot_platform__pb2.ReportAck.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'paastech.platform.v1.Metrics', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('paastech.platform.v1.Metrics', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Metrics:
+    """Issue 18: the embedded ingress reports request counts every 10 s.
+    """
+
+    @staticmethod
+    def ReportRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paastech.platform.v1.Metrics/ReportRequests',
+            backend_dot_rpc_dot_platform__pb2.RequestReport.SerializeToString,
+            backend_dot_rpc_dot_platform__pb2.ReportAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

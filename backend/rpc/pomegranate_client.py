@@ -151,6 +151,11 @@ class PomegranateClient:
         reply = await self._unary("ListProcesses", pb.ProjectRef(project=project))
         return list(reply.containers)  # type: ignore[attr-defined]
 
+    async def sample_stats(self) -> list[pb.ContainerStats]:
+        """Issue 18: one stats reading of every running app container."""
+        reply = await self._unary("SampleStats", pb.StatsRequest())
+        return list(reply.containers)  # type: ignore[attr-defined]
+
     async def restart_processes(
         self, project: str, application: int, process: str, replica: int, health_timeout: float
     ) -> list[pb.Container]:

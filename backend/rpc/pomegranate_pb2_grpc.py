@@ -149,6 +149,11 @@ class PomegranateStub:
                 request_serializer=backend_dot_rpc_dot_pomegranate__pb2.NodeRef.SerializeToString,
                 response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.Empty.FromString,
                 _registered_method=True)
+        self.SampleStats = channel.unary_unary(
+                '/paastech.pomegranate.v1.Pomegranate/SampleStats',
+                request_serializer=backend_dot_rpc_dot_pomegranate__pb2.StatsRequest.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.StatsSample.FromString,
+                _registered_method=True)
 
 
 class PomegranateServicer:
@@ -328,6 +333,15 @@ class PomegranateServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SampleStats(self, request, context):
+        """Metrics (issue 18): one stats sample of every running app container of this instance
+        (one engine stats call each, a few at a time). CPU from the engine's own two readings,
+        network as rates since this process's previous sample of the same container.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PomegranateServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -445,6 +459,11 @@ def add_PomegranateServicer_to_server(servicer, server):
                     servicer.RemoveNode,
                     request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.NodeRef.FromString,
                     response_serializer=backend_dot_rpc_dot_pomegranate__pb2.Empty.SerializeToString,
+            ),
+            'SampleStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.SampleStats,
+                    request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.StatsRequest.FromString,
+                    response_serializer=backend_dot_rpc_dot_pomegranate__pb2.StatsSample.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1068,6 +1087,33 @@ class Pomegranate:
             '/paastech.pomegranate.v1.Pomegranate/RemoveNode',
             backend_dot_rpc_dot_pomegranate__pb2.NodeRef.SerializeToString,
             backend_dot_rpc_dot_pomegranate__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SampleStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paastech.pomegranate.v1.Pomegranate/SampleStats',
+            backend_dot_rpc_dot_pomegranate__pb2.StatsRequest.SerializeToString,
+            backend_dot_rpc_dot_pomegranate__pb2.StatsSample.FromString,
             options,
             channel_credentials,
             insecure,

