@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import ipaddress
 import json
 import logging
 import re
 import secrets
-import tarfile
 import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import Any
 
 import aiodocker
 import aiohttp
@@ -33,12 +31,12 @@ from aiodocker.exceptions import DockerError
 from aiodocker.volumes import DockerVolume
 
 from backend import labels as L
+from backend.pomegranate.build_context import GENERATED_DOCKERFILE, read_root_files
 from backend.pomegranate.builder import IsolatedBuilder, forbidden_labels
-from backend.pomegranate.buildpacks import FILES_TO_READ, BuildPlan, plan_build
+from backend.pomegranate.buildpacks import BuildPlan, plan_build
 from backend.pomegranate.procfile import shell_command
 from backend.pomegranate.registry import Registry
 from backend.pomegranate.runtime import (
-    BuildError,
     BuiltImage,
     ContainerInfo,
     HealthCheckError,
@@ -56,8 +54,6 @@ from backend.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-GENERATED_DOCKERFILE = "Dockerfile.paastech"
-MAX_ROOT_FILE_BYTES = 1_000_000
 # Restart policy: a crashing process is restarted by the engine a few times (covers transient
 # failures) and then left exited, so a crash loop does not burn the host forever; Pomegranate's
 # event watcher sees each "die" and marks the Application crashed. A container stopped on purpose
@@ -159,45 +155,6 @@ class _LineSplitter:
 
 
 # --------------------------------------------------------------------------------------------
-# Build context handling (blocking; run in a thread)
-
-
-def _open_source(source: SourceTar) -> IO[bytes]:
-    if isinstance(source, bytes | bytearray):
-        return io.BytesIO(source)
-    return open(source, "rb")  # the caller closes it
-
-
-def _normalise(name: str) -> str:
-    while name.startswith("./"):
-        name = name[2:]
-    return name.lstrip("/")
-
-
-def _read_root_files(source: SourceTar) -> dict[str, str | bytes | None]:
-    """Names of the files at the tree's root, with the content of those detection needs."""
-    files: dict[str, str | bytes | None] = {}
-    with _open_source(source) as fh:
-        try:
-            tar = tarfile.open(fileobj=fh, mode="r:*")  # noqa: SIM115 - `with tar` below
-        except tarfile.TarError as exc:
-            raise BuildError(None, f"the source is not a readable tar archive: {exc}") from None
-        with tar:
-            for member in tar:
-                name = _normalise(member.name)
-                if not name or "/" in name.rstrip("/") or member.isdir():
-                    continue
-                content: bytes | None = None
-                if name in FILES_TO_READ and member.isfile():
-                    if member.size > MAX_ROOT_FILE_BYTES:
-                        raise BuildError(name, f"{name} is larger than {MAX_ROOT_FILE_BYTES} bytes")
-                    extracted = tar.extractfile(member)
-                    content = extracted.read() if extracted else b""
-                files[name] = content
-    return files
-
-
-# --------------------------------------------------------------------------------------------
 
 
 class DockerRuntime:
@@ -244,7 +201,7 @@ class DockerRuntime:
         Every output line goes to ``on_log`` as it comes. Raises BuildError naming the failing
         step with the last 20 lines, on an unrecognised tree, or after build_timeout_seconds.
         """
-        files = await asyncio.to_thread(_read_root_files, source)
+        files = await asyncio.to_thread(read_root_files, source)
         plan = plan_build(files, self.settings)
         generated: tuple[str, str] | None = None
         if plan.dockerfile is not None:
