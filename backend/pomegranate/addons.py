@@ -30,7 +30,8 @@ from typing import Any
 from aiodocker.exceptions import DockerError
 
 from backend import labels as L
-from backend.pomegranate.docker_runtime import LOG_CONFIG, DockerRuntime
+from backend.pomegranate.container_config import LOG_CONFIG
+from backend.pomegranate.docker_runtime import DockerRuntime
 
 KINDS = ("postgres", "redis")
 ADDON_NAME_RE = re.compile(r"^(postgresql|redis)-[a-z]{2,20}-[0-9]{1,6}$")

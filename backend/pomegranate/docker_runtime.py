@@ -34,7 +34,14 @@ from backend import labels as L
 from backend.pomegranate.build_context import GENERATED_DOCKERFILE, read_root_files
 from backend.pomegranate.builder import IsolatedBuilder, forbidden_labels
 from backend.pomegranate.buildpacks import BuildPlan, plan_build
-from backend.pomegranate.procfile import shell_command
+from backend.pomegranate.container_config import (
+    LOG_CONFIG,
+    RESTART_POLICY,
+    app_config,
+    oneoff_config,
+    run_as_user,
+    volume_init_config,
+)
 from backend.pomegranate.registry import Registry
 from backend.pomegranate.runtime import (
     BuiltImage,
@@ -54,12 +61,6 @@ from backend.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-# Restart policy: a crashing process is restarted by the engine a few times (covers transient
-# failures) and then left exited, so a crash loop does not burn the host forever; Pomegranate's
-# event watcher sees each "die" and marks the Application crashed. A container stopped on purpose
-# (docker stop / Runtime.stop) is not restarted by "on-failure".
-RESTART_POLICY = {"Name": "on-failure", "MaximumRetryCount": 5}
-LOG_CONFIG = {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
 # How long a container without a published port (a worker) must stay up to count as started.
 WORKER_SETTLE_SECONDS = 2.0
 # Health probe schedule: 20 ms, then x1.3 per attempt up to 1 s (about 12 probes in the first
@@ -93,19 +94,6 @@ def image_tag(project: str, application: int) -> str:
 container_name = L.container_name
 network_name = L.network_name
 
-# A USER the platform keeps: a numeric uid (and gid), neither 0. A name is not enough: the
-# tenant's own /etc/passwd could map any name to uid 0.
-_NUMERIC_USER = re.compile(r"^([0-9]+)(?::([0-9]+))?$")
-
-
-def run_as_user(image_user: str, fallback: str) -> str:
-    """The user a container runs as: the image's USER when it is a numeric non-root uid[:gid],
-    else ``fallback`` (Settings.container_user), so no tenant process is root on the host."""
-    match = _NUMERIC_USER.match(image_user.strip())
-    if match and int(match.group(1)) != 0 and int(match.group(2) or 1) != 0:
-        return image_user.strip()
-    return fallback
-
 
 class NetworkError(Exception):
     """A project network could not be created or is not ours."""
@@ -113,10 +101,6 @@ class NetworkError(Exception):
 
 class VolumeError(Exception):
     """A project volume could not be prepared, or a same-named volume is not the project's."""
-
-
-# Where the init container mounts a new volume to give it to the app's user.
-VOLUME_INIT_TARGET = "/volume"
 
 
 def _clean(line: str) -> str:
@@ -336,77 +320,7 @@ class DockerRuntime:
     def _container_config(
         self, spec: ProcessSpec, network: str, image_user: str = ""
     ) -> dict[str, Any]:
-        s = self.settings
-        env = dict(spec.env)
-        env.update(
-            {
-                "PORT": str(spec.port),
-                "PAASTECH_APP": spec.project,
-                "PAASTECH_RELEASE": str(spec.application),
-                "PAASTECH_PROCESS": spec.process_type,
-                "PAASTECH_REPLICA": str(spec.replica),
-            }
-        )
-        memory = spec.memory_mb * 1024 * 1024
-        host_config: dict[str, Any] = {
-            "NetworkMode": network,
-            "Memory": memory,
-            "MemorySwap": memory,  # equal to Memory: no swap on top, the limit is real
-            "NanoCpus": int(spec.cpu * 1_000_000_000),
-            "PidsLimit": spec.pids_limit,
-            "CapDrop": ["ALL"],
-            "SecurityOpt": ["no-new-privileges=true"],
-            "Privileged": False,
-            "ReadonlyRootfs": False,
-            "Binds": [],
-            # Project volumes only (issue 15); NoCopy: the mount point is the volume's root as
-            # prepared for the app's user, not a copy of whatever the image has at that path.
-            "Mounts": [
-                {
-                    "Type": "volume",
-                    "Source": m.docker_name,
-                    "Target": m.path,
-                    "ReadOnly": False,
-                    "VolumeOptions": {"NoCopy": True},
-                }
-                for m in spec.mounts
-            ],
-            "LogConfig": LOG_CONFIG,
-            "RestartPolicy": RESTART_POLICY,
-            # tini as PID 1: forwards SIGTERM to `sh -c` commands and reaps zombies.
-            "Init": True,
-        }
-        config: dict[str, Any] = {
-            "Image": spec.image,
-            "Env": [f"{k}={v}" for k, v in env.items()],
-            "Labels": L.container_labels(
-                spec.project,
-                spec.application,
-                spec.process_type,
-                spec.replica,
-                spec.hostnames,
-                spec.port,
-                network=network,
-                tls=s.tls,
-                certresolver=s.certresolver,
-                health_path=spec.health_path,
-                instance=s.instance,
-                hsts_seconds=spec.hsts_seconds,
-            ),
-            "HostConfig": host_config,
-            "User": run_as_user(image_user, s.container_user),
-            "Tty": False,
-            "AttachStdin": False,
-            "OpenStdin": False,
-        }
-        if spec.command is not None:
-            config["Entrypoint"] = []
-            config["Cmd"] = ["/bin/sh", "-c", shell_command(spec.command)]
-        if spec.process_type == L.WEB_PROCESS:
-            port_key = f"{spec.port}/tcp"
-            config["ExposedPorts"] = {port_key: {}}
-            host_config["PortBindings"] = {port_key: [{"HostIp": "127.0.0.1", "HostPort": ""}]}
-        return config
+        return app_config(spec, self.settings, network, image_user)
 
     async def _image_user(self, image: str) -> str:
         try:
@@ -429,10 +343,7 @@ class DockerRuntime:
         network = await self.ensure_project_network(spec.project)
         image_user = await self._image_user(spec.image)
         await self.prepare_mounts(spec, run_as_user(image_user, self.settings.container_user))
-        config = self._container_config(spec, network, image_user)
-        if once:
-            # A failing release command must fail the release, not be retried by the engine.
-            config["HostConfig"]["RestartPolicy"] = {"Name": "no"}
+        config = app_config(spec, self.settings, network, image_user, once=once)
         name = container_name(
             spec.project,
             spec.application,
@@ -506,19 +417,8 @@ class DockerRuntime:
         await self.prepare_mounts(spec, run_as_user(image_user, self.settings.container_user))
         for _ in range(5):
             spec.replica = L.ONEOFF_FIRST_REPLICA + secrets.randbelow(900_000)
-            config = self._container_config(spec, network, image_user)
-            config["Labels"][L.ONEOFF] = L.MANAGED_VALUE
-            # The command as given, without the image's ENTRYPOINT (`docker run --entrypoint ""`).
-            config["Entrypoint"] = []
-            config["Cmd"] = list(command)
-            config["HostConfig"]["RestartPolicy"] = {"Name": "no"}
-            config.update(
-                Tty=tty,
-                OpenStdin=attach,
-                StdinOnce=attach,  # the client closing stdin closes the command's stdin
-                AttachStdin=attach,
-                AttachStdout=attach,
-                AttachStderr=attach,
+            config = oneoff_config(
+                spec, self.settings, network, image_user, command, tty=tty, attach=attach
             )
             name = container_name(
                 spec.project,
@@ -588,33 +488,11 @@ class DockerRuntime:
         return data if data.get("Name") == name else None
 
     async def _give_volume(self, name: str, user: str) -> None:
-        """chown the volume's root (only the root: the app owns what it wrote) to ``user``, in a
-        short-lived container of the platform's busybox image: root with CAP_CHOWN alone, no
-        network, nothing of the tenant's."""
-        if not _NUMERIC_USER.match(user):
-            raise VolumeError(f"cannot give volume {name} to {user!r}: not a numeric uid:gid")
-        config: dict[str, Any] = {
-            "Image": self.settings.volume_init_image,
-            "User": "0:0",
-            "Entrypoint": [],
-            "Cmd": [
-                "/bin/sh",
-                "-c",
-                f"chmod 0700 {VOLUME_INIT_TARGET} && chown {user} {VOLUME_INIT_TARGET}",
-            ],
-            "Labels": {L.MANAGED: L.MANAGED_VALUE, L.INSTANCE: self.settings.instance},
-            "NetworkDisabled": True,
-            "HostConfig": {
-                "NetworkMode": "none",
-                "CapDrop": ["ALL"],
-                "CapAdd": ["CHOWN"],
-                "SecurityOpt": ["no-new-privileges=true"],
-                "Mounts": [{"Type": "volume", "Source": name, "Target": VOLUME_INIT_TARGET}],
-                "Memory": 32 * 1024 * 1024,
-                "PidsLimit": 16,
-                "RestartPolicy": {"Name": "no"},
-            },
-        }
+        """chown the volume's root to ``user`` in a short-lived container (volume_init_config)."""
+        try:
+            config = volume_init_config(name, user, self.settings)
+        except ValueError as exc:
+            raise VolumeError(str(exc)) from None
         container = await self.docker.containers.create(config)
         try:
             await container.start()
@@ -1122,6 +1000,7 @@ class ForbiddenImage(Exception):
 
 __all__ = [
     "GENERATED_DOCKERFILE",
+    "LOG_CONFIG",
     "RESTART_POLICY",
     "BuildPlan",
     "DockerRuntime",
