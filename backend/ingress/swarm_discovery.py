@@ -12,7 +12,6 @@ request that still reaches it meanwhile is refused and the proxy retries the nex
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -105,16 +104,16 @@ class SwarmDiscovery:
                 await asyncio.sleep(ERROR_BACKOFF_SECONDS)
 
     async def resync(self) -> None:
-        filters = json.dumps({"label": self.label_filters})
-        services = await self.manager._query_json("services", params={"filters": filters})
+        services = await self.manager.services.list(filters={"label": self.label_filters})
         tasks: list[Any] = []
         if services:
             names = [s["Spec"]["Name"] for s in services]
-            task_filters = json.dumps({"service": names, "desired-state": ["running"]})
-            tasks = await self.manager._query_json("tasks", params={"filters": task_filters})
+            tasks = await self.manager.tasks.list(
+                filters={"service": names, "desired-state": ["running"]}
+            )
         nodes = {
             n["ID"]: (n.get("Status") or {}).get("Addr", "")
-            for n in await self.manager._query_json("nodes") or []
+            for n in await self.manager.nodes.list() or []
         }
         self.table.sync(containers_from_swarm(services or [], tasks or [], nodes))
         self.ready.set()

@@ -15,22 +15,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import json
 import logging
-import re
 import secrets
 import zlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import aiodocker
-import aiohttp
-import httpx
 from aiodocker.exceptions import DockerError
+from aiodocker.stream import Stream
 from aiodocker.volumes import DockerVolume
 
 from backend import labels as L
+from backend.engine.engine import half_close
+from backend.engine.events import EngineEvent, container_events
+from backend.engine.health import delays, probe
+from backend.engine.inspect import (
+    inspect_container,
+    inspect_containers,
+    inspect_volume,
+    listed_name,
+    parse_time,
+    volume_sizes,
+)
+from backend.engine.logs import LineSplitter
 from backend.pomegranate.build_context import GENERATED_DOCKERFILE, read_root_files
 from backend.pomegranate.builder import IsolatedBuilder, forbidden_labels
 from backend.pomegranate.buildpacks import BuildPlan, plan_build
@@ -63,11 +71,6 @@ log = logging.getLogger(__name__)
 
 # How long a container without a published port (a worker) must stay up to count as started.
 WORKER_SETTLE_SECONDS = 2.0
-# Health probe schedule: 20 ms, then x1.3 per attempt up to 1 s (about 12 probes in the first
-# second, then one a second).
-HEALTH_FIRST_DELAY = 0.02
-HEALTH_BACKOFF = 1.3
-HEALTH_MAX_DELAY = 1.0
 EVENT_ACTIONS = [
     "create",
     "start",
@@ -79,8 +82,6 @@ EVENT_ACTIONS = [
     "destroy",
     "health_status",
 ]
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
 
 
 def image_repository(project: str) -> str:
@@ -103,42 +104,9 @@ class VolumeError(Exception):
     """A project volume could not be prepared, or a same-named volume is not the project's."""
 
 
-def _clean(line: str) -> str:
-    return _ANSI.sub("", line).replace("\r", "").rstrip()
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value or value.startswith("0001-01-01"):
-        return None
-    # Docker gives RFC 3339 with nanoseconds; Python takes at most microseconds.
-    match = re.match(r"^(.*?T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})?$", value)
-    if not match:
-        return None
-    base, frac, zone = match.groups()
-    text = base + (f".{frac[:6]}" if frac else "") + ("+00:00" if zone in (None, "Z") else zone)
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-class _LineSplitter:
-    """Turns text chunks into complete lines."""
-
-    def __init__(self) -> None:
-        self._buffer = ""
-
-    def feed(self, chunk: str) -> list[str]:
-        self._buffer += chunk
-        *lines, self._buffer = self._buffer.split("\n")
-        return [_clean(line) for line in lines]
-
-    def flush(self) -> list[str]:
-        rest, self._buffer = self._buffer, ""
-        return [_clean(rest)] if rest.strip() else []
-
-
-# --------------------------------------------------------------------------------------------
+# Kept for swarm_runtime.py, which imports them from here.
+_LineSplitter = LineSplitter
+_parse_time = parse_time
 
 
 class DockerRuntime:
@@ -441,8 +409,7 @@ class DockerRuntime:
             if attach:
                 # Attached before the start, so no early output is lost. aiodocker opens the
                 # hijacked connection lazily (first read or write): open it now.
-                handle.stream = container.attach(stdin=True, stdout=True, stderr=True)
-                await handle.stream._init()
+                await handle.attach()
             await container.start()
             if tty and size is not None:
                 await handle.resize(*size)
@@ -479,13 +446,7 @@ class DockerRuntime:
                 self._volume_owners.add((name, user))
 
     async def _volume(self, name: str) -> dict[str, Any] | None:
-        try:
-            data: dict[str, Any] = await self.docker._query_json(f"volumes/{name}")
-        except DockerError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return data if data.get("Name") == name else None
+        return await inspect_volume(self.docker, name)
 
     async def _give_volume(self, name: str, user: str) -> None:
         """chown the volume's root to ``user`` in a short-lived container (volume_init_config)."""
@@ -526,23 +487,14 @@ class DockerRuntime:
                     volume=labels.get(L.VOLUME, ""),
                     docker_name=data["Name"],
                     size_bytes=-1,
-                    created_at=_parse_time(data.get("CreatedAt")),
+                    created_at=parse_time(data.get("CreatedAt")),
                 )
             )
         if found and sizes:
-            measured = await self._volume_sizes()
+            measured = await volume_sizes(self.docker)
             for info in found:
                 info.size_bytes = measured.get(info.docker_name, -1)
         return sorted(found, key=lambda v: (v.project, v.volume, v.docker_name))
-
-    async def _volume_sizes(self) -> dict[str, int]:
-        """Bytes in use per volume, from the engine's disk usage report (it walks the volumes:
-        called only when there is something to report)."""
-        data = await self.docker._query_json("system/df")
-        return {
-            v["Name"]: int((v.get("UsageData") or {}).get("Size", -1))
-            for v in data.get("Volumes") or []
-        }
 
     async def remove_volume(self, project: str, docker_name: str) -> None:
         data = await self._volume(docker_name)
@@ -554,9 +506,7 @@ class DockerRuntime:
             raise NotOwned(f"volume {docker_name} is not one of {project}'s")
         users = await self.docker.containers.list(all=True, filters={"volume": [docker_name]})
         if users:
-            names = ", ".join(
-                sorted(c._container.get("Names", ["?"])[0].lstrip("/") for c in users)
-            )
+            names = ", ".join(sorted(listed_name(c) for c in users))
             raise VolumeInUse(f"volume {docker_name} is in use by {names}")
         try:
             await DockerVolume(self.docker, docker_name).delete()
@@ -592,7 +542,7 @@ class DockerRuntime:
             host_port=host_port,
             exit_code=state.get("ExitCode") if status in ("exited", "dead", "restarting") else None,
             oom_killed=bool(state.get("OOMKilled")),
-            started_at=_parse_time(state.get("StartedAt")),
+            started_at=parse_time(state.get("StartedAt")),
             image=(data.get("Config") or {}).get("Image", ""),
             restart_count=int(data.get("RestartCount") or 0),
             labels=dict(labels),
@@ -601,22 +551,16 @@ class DockerRuntime:
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         """The container's current state; None when it does not exist."""
-        try:
-            container = await self.docker.containers.get(container_id)
-        except DockerError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return self._info(container._container)
+        data = await inspect_container(self.docker, container_id)
+        return None if data is None else self._info(data)
 
     async def list_containers(self, project: str | None = None) -> list[ContainerInfo]:
         """Containers labelled paastech.managed=true (all states), optionally of one project."""
         label_filters = L.instance_filters(self.settings.instance)
         if project is not None:
             label_filters.append(f"{L.PROJECT}={project}")
-        found = await self.docker.containers.list(all=True, filters={"label": label_filters})
-        infos = await asyncio.gather(*(self.inspect(c.id) for c in found))
-        return sorted((info for info in infos if info is not None), key=lambda i: i.name)
+        found = await inspect_containers(self.docker, label_filters)
+        return sorted((self._info(data) for data in found), key=lambda i: i.name)
 
     # ---------------------------------------------------------------------------------- health
 
@@ -627,44 +571,6 @@ class DockerRuntime:
                 lines.append(line)
         return lines[-count:]
 
-    async def _probe(self, port: int, path: str | None) -> str | None:
-        """None when the app answered; else why not."""
-        if path is not None:
-            try:
-                async with httpx.AsyncClient(timeout=2.0) as client:
-                    response = await client.get(f"http://127.0.0.1:{port}{path}")
-            except httpx.HTTPError as exc:
-                return f"GET {path}: {type(exc).__name__} {exc}".strip()
-            # "/" is the default check: any answer short of a server error shows the app is up
-            # (many APIs answer 404 there). A path the owner configured must answer 2xx/3xx.
-            healthy_below = 500 if path == "/" else 400
-            if response.status_code < healthy_below:
-                return None
-            return f"GET {path} answered {response.status_code}"
-        # TCP: docker-proxy accepts connections even when nothing listens in the container and
-        # then closes them at once. An app that listens either answers our bytes or keeps the
-        # connection open; an immediate EOF means nobody is listening yet.
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", port), timeout=2.0
-            )
-        except (OSError, TimeoutError) as exc:
-            return f"TCP connect: {exc}"
-        try:
-            writer.write(b"HEAD / HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            await writer.drain()
-            try:
-                data = await asyncio.wait_for(reader.read(1), timeout=1.0)
-            except TimeoutError:
-                return None  # held open: something listens and waits for more
-            return None if data else "TCP connection closed without an answer"
-        except OSError as exc:
-            return f"TCP exchange: {exc}"
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-
     async def wait_healthy(
         self,
         container: ContainerInfo,
@@ -673,8 +579,8 @@ class DockerRuntime:
     ) -> None:
         """Wait until the container answers on its published port.
 
-        With ``path``: HTTP GET http://127.0.0.1:<host_port><path>, healthy on a status < 500.
-        Without: a TCP exchange that proves the app itself listens (see _probe). A container
+        The probe and its rule are backend/engine/health.py's (HTTP GET of ``path``, else a TCP
+        exchange that proves the app itself listens). A container
         without a published port (a worker) is healthy once it has stayed up for a short while.
         Fails fast when the container exits or restarts; HealthCheckError carries its last lines.
         """
@@ -682,9 +588,7 @@ class DockerRuntime:
         deadline = loop.time() + timeout
         reason = "not checked"
         settle_until = loop.time() + min(WORKER_SETTLE_SECONDS, timeout / 2)
-        # Fast at first (an app is often up within a few hundred ms: each poll after that is time
-        # added to push-to-live), then backing off to one probe a second (issue 17).
-        delay = HEALTH_FIRST_DELAY
+        schedule = delays()  # fast at first, then one probe a second (issue 17)
         while True:
             info = await self.inspect(container.id)
             if info is None:
@@ -706,7 +610,7 @@ class DockerRuntime:
                 if loop.time() >= settle_until:
                     return
             else:
-                problem = await self._probe(info.host_port, path)
+                problem = await probe(info.host_port, path)
                 if problem is None:
                     return
                 reason = problem
@@ -715,8 +619,7 @@ class DockerRuntime:
                 raise HealthCheckError(
                     f"container {info.name} not healthy after {timeout:g}s: {reason}", lines
                 )
-            await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
-            delay = min(delay * HEALTH_BACKOFF, HEALTH_MAX_DELAY)
+            await asyncio.sleep(min(next(schedule), max(0.0, deadline - loop.time())))
 
     # ---------------------------------------------------------------------------------- stop
 
@@ -769,7 +672,7 @@ class DockerRuntime:
         the container stops (or the consumer stops iterating)."""
         container = self.docker.containers.container(container_id)
         params: dict[str, Any] = {"tail": "all" if tail is None else str(tail)}
-        splitter = _LineSplitter()
+        splitter = LineSplitter()
         if follow:
             stream = container.log(stdout=True, stderr=True, follow=True, **params)
             try:
@@ -791,55 +694,24 @@ class DockerRuntime:
     async def events(self) -> AsyncIterator[RuntimeEvent]:
         """Container events of our containers, as they happen, until the consumer stops.
 
-        Each call opens its own event stream from the engine (filtered to paastech.managed=true),
-        so several consumers do not share or stop each other's streams.
+        Each call opens its own event stream from the engine (filtered to this instance's
+        managed containers), so several consumers do not share or stop each other's streams.
         """
-        filters = {
-            "type": ["container"],
-            "label": L.instance_filters(self.settings.instance),
-            "event": EVENT_ACTIONS,
-        }
-        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
-        async with self.docker._query(
-            "events", method="GET", params={"filters": filters}, timeout=timeout
-        ) as response:
-            try:
-                while True:
-                    raw = await response.content.readline()
-                    if not raw:
-                        return
-                    try:
-                        data = json.loads(raw)
-                    except ValueError:
-                        continue
-                    event = self._event(data)
-                    if event is not None:
-                        yield event
-            finally:
-                response.close()
+        label_filters = L.instance_filters(self.settings.instance)
+        async with container_events(self.docker, label_filters, EVENT_ACTIONS) as stream:
+            async for event in stream:
+                yield self._event(event)
 
     @staticmethod
-    def _event(data: dict[str, Any]) -> RuntimeEvent | None:
-        action = str(data.get("Action") or data.get("status") or "")
-        if not action:
-            return None
-        kind, _, detail = action.partition(":")
-        actor = data.get("Actor") or {}
-        attributes = actor.get("Attributes") or {}
-        exit_code = attributes.get("exitCode")
-        when = data.get("timeNano") or data.get("time")
-        time = None
-        if isinstance(when, int):
-            seconds = when / 1e9 if when > 1e12 else when
-            time = datetime.fromtimestamp(seconds, UTC)
+    def _event(event: EngineEvent) -> RuntimeEvent:
         return RuntimeEvent(
-            kind=kind.strip(),
-            container_id=actor.get("ID") or data.get("id", ""),
-            ownership=L.parse_labels(attributes),
-            oneoff=L.is_oneoff(attributes),
-            exit_code=int(exit_code) if exit_code not in (None, "") else None,
-            detail=detail.strip() or None,
-            time=time,
+            kind=event.kind,
+            container_id=event.container_id,
+            ownership=L.parse_labels(event.attributes),
+            oneoff=L.is_oneoff(event.attributes),
+            exit_code=event.exit_code,
+            detail=event.detail,
+            time=event.time,
         )
 
     # ---------------------------------------------------------------------------------- images
@@ -951,8 +823,14 @@ class DockerOneOff:
         self.container = container
         self.id: str = container.id
         self.name = name
-        self.stream: Any = None  # aiodocker's attach Stream, when attached
+        self.stream: Stream | None = None  # aiodocker's attach Stream, when attached
+        self._attached = contextlib.AsyncExitStack()
         self._removed = False
+
+    async def attach(self) -> None:
+        """Open the attach connection now (entering the Stream opens it; leaving closes it)."""
+        stream = self.container.attach(stdin=True, stdout=True, stderr=True)
+        self.stream = await self._attached.enter_async_context(stream)
 
     async def read(self) -> tuple[int, bytes] | None:
         if self.stream is None:
@@ -967,10 +845,7 @@ class DockerOneOff:
     async def close_stdin(self) -> None:
         """Half-close the attach connection: the engine closes the command's stdin (StdinOnce)
         and keeps streaming its output."""
-        resp = self.stream._resp if self.stream is not None else None
-        transport = resp.connection.transport if resp is not None and resp.connection else None
-        if transport is not None and transport.can_write_eof():
-            transport.write_eof()
+        half_close(self.stream)
 
     async def resize(self, rows: int, cols: int) -> None:
         if rows > 0 and cols > 0:
@@ -986,9 +861,8 @@ class DockerOneOff:
             await self.container.kill()
 
     async def remove(self) -> None:
-        if self.stream is not None:
-            with contextlib.suppress(Exception):
-                await self.stream.close()
+        with contextlib.suppress(Exception):
+            await self._attached.aclose()
         if not self._removed:
             await self.runtime.remove(self.id)
             self._removed = True
