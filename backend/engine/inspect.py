@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import aiodocker
+from aiodocker.containers import DockerContainer
 from aiodocker.exceptions import DockerError
 from aiodocker.volumes import DockerVolume
 
@@ -35,7 +36,7 @@ async def inspect_containers(
     return [d for d in datas if d is not None]
 
 
-def listed_name(listed: aiodocker.containers.DockerContainer) -> str:
+def listed_name(listed: DockerContainer) -> str:
     """The name of a container from a listing (the engine lists names with a leading /)."""
     try:
         names = listed["Names"]
