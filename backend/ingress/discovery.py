@@ -9,7 +9,8 @@ idempotent). Events change the table at once:
   while the app may still finish in-flight requests: this is the drain. A periodic resync never
   puts a stopping container back.
 * ``start``: inspect it, add it, and probe it (HTTP health path from the labels, else a TCP
-  exchange) before routing to it: a just-started process is often not listening yet. A container
+  exchange; the rule of backend/engine/health.py, the one Pomegranate applies) before routing to
+  it: a just-started process is often not listening yet. A container
   with a Docker health check is routed on ``health_status: healthy`` instead.
 * ``health_status``: gate on the new status.
 * ``destroy``: forget it.
@@ -21,22 +22,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-from typing import Any
 
 import aiodocker
 import aiohttp
-from aiodocker.exceptions import DockerError
 
 from backend import labels as L
+from backend.engine.events import EngineEvent, container_events
+from backend.engine.health import delays, probe
+from backend.engine.inspect import inspect_container, inspect_containers
 from backend.ingress.routes import Container, RouteTable, container_from_inspect
 
 log = logging.getLogger(__name__)
 
 RESYNC_SECONDS = 30.0
 RECONNECT_MAX_SECONDS = 5.0
-PROBE_TIMEOUT_SECONDS = 2.0
 PROBE_GIVE_UP_SECONDS = 300.0  # the next resync probes again
 EVENT_ACTIONS = ["start", "restart", "kill", "die", "stop", "destroy", "health_status"]
 # Signals that end the process (docker stop sends SIGTERM, or the image's StopSignal, then KILL);
@@ -87,23 +87,13 @@ class Discovery:
                 await resync
 
     async def _follow(self) -> None:
-        filters = {"type": ["container"], "label": self.label_filters, "event": EVENT_ACTIONS}
-        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
-        # The engine answers the headers at once; events queue in the stream while we list.
-        async with self.docker._query(
-            "events", method="GET", params={"filters": filters}, timeout=timeout
-        ) as response:
+        # The engine has accepted the stream when the block starts; events queue in it while
+        # we list.
+        async with container_events(self.docker, self.label_filters, EVENT_ACTIONS) as events:
             await self.resync()
-            while True:
-                raw = await response.content.readline()
-                if not raw:
-                    log.info("docker event stream ended")
-                    return
-                try:
-                    data = json.loads(raw)
-                except ValueError:
-                    continue
-                await self.handle_event(data)
+            async for event in events:
+                await self.handle_event(event)
+            log.info("docker event stream ended")
 
     async def _periodic_resync(self) -> None:
         while True:
@@ -115,23 +105,11 @@ class Discovery:
 
     # ------------------------------------------------------------------------------ listing
 
-    async def _inspect(self, container_id: str) -> dict[str, Any] | None:
-        try:
-            container = await self.docker.containers.get(container_id)
-        except DockerError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return container._container
-
     async def resync(self) -> None:
         """Rebuild the table from a full listing of our containers (all states)."""
         async with self._lock:
-            found = await self.docker.containers.list(
-                all=True, filters={"label": self.label_filters}
-            )
-            datas = await asyncio.gather(*(self._inspect(c.id) for c in found))
-            containers = [c for d in datas if d and (c := container_from_inspect(d)) is not None]
+            datas = await inspect_containers(self.docker, self.label_filters)
+            containers = [c for d in datas if (c := container_from_inspect(d)) is not None]
             self.table.sync(containers, trust_running=not self._synced_once)
             self._synced_once = True
             for cid in list(self._probes):
@@ -147,15 +125,9 @@ class Discovery:
 
     # ------------------------------------------------------------------------------ events
 
-    async def handle_event(self, data: dict[str, Any]) -> None:
-        action = str(data.get("Action") or data.get("status") or "")
-        kind, _, detail = action.partition(":")
-        kind, detail = kind.strip(), detail.strip()
-        actor = data.get("Actor") or {}
-        cid = actor.get("ID") or data.get("id") or ""
-        attributes = actor.get("Attributes") or {}
-        if not cid:
-            return
+    async def handle_event(self, event: EngineEvent) -> None:
+        kind, detail, cid = event.kind, event.detail or "", event.container_id
+        attributes = event.attributes
         async with self._lock:
             if kind in ("stop", "die") or (
                 kind == "kill" and str(attributes.get("signal", "15")) in TERMINATING_SIGNALS
@@ -176,7 +148,7 @@ class Discovery:
                 log.info("health %s: %s", _short(cid, attributes), detail)
 
     async def _refresh(self, cid: str) -> None:
-        data = await self._inspect(cid)
+        data = await inspect_container(self.docker, cid)
         container = container_from_inspect(data) if data else None
         if container is None:
             self._cancel_probe(cid)
@@ -216,64 +188,23 @@ class Discovery:
     async def _probe_until_ready(self, container: Container) -> None:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + PROBE_GIVE_UP_SECONDS
-        delay = 0.05
+        schedule = delays()
         port = container.host_port
         assert port is not None
         try:
             while loop.time() < give_up:
-                if await probe(self.session, port, container.health_path):
+                if await probe(port, container.health_path, session=self.session) is None:
                     current = self.table.get(container.id)
                     if current is not None and current.host_port == port:
                         self.table.set_ready(container.id)
                         log.info("ready %s on 127.0.0.1:%d", container.name, port)
                     return
-                await asyncio.sleep(delay)
-                delay = min(delay * 1.5, 1.0)
+                await asyncio.sleep(next(schedule))
             log.warning("%s never answered its readiness probe", container.name)
         finally:
             if self._probes.get(container.id) is asyncio.current_task():
                 del self._probes[container.id]
 
 
-async def probe(session: aiohttp.ClientSession, port: int, path: str | None) -> bool:
-    """Whether the app answers on 127.0.0.1:port.
-
-    With a health path from the labels: GET it, ready on a status < 500 (as Pomegranate checks).
-    Without: a TCP exchange. docker-proxy accepts connections even when nothing listens in the
-    container and then closes them at once, so an immediate EOF means "not listening yet"; an
-    answer, or a connection held open, means something listens.
-    """
-    if path is not None:
-        try:
-            async with session.get(
-                f"http://127.0.0.1:{port}{path}",
-                timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT_SECONDS),
-                allow_redirects=False,
-            ) as response:
-                return response.status < 500
-        except (aiohttp.ClientError, TimeoutError):
-            return False
-    try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", port), timeout=PROBE_TIMEOUT_SECONDS
-        )
-    except (OSError, TimeoutError):
-        return False
-    try:
-        writer.write(b"HEAD / HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        await writer.drain()
-        try:
-            data = await asyncio.wait_for(reader.read(1), timeout=PROBE_TIMEOUT_SECONDS)
-        except TimeoutError:
-            return True  # held open: something listens and waits for more
-        return bool(data)
-    except OSError:
-        return False
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-
-
-def _short(cid: str, attributes: dict[str, Any]) -> str:
+def _short(cid: str, attributes: dict[str, str]) -> str:
     return str(attributes.get("name") or cid[:12])

@@ -30,7 +30,9 @@ from typing import Any
 from aiodocker.exceptions import DockerError
 
 from backend import labels as L
-from backend.pomegranate.docker_runtime import LOG_CONFIG, DockerRuntime
+from backend.engine.inspect import inspect_container
+from backend.pomegranate.container_config import LOG_CONFIG
+from backend.pomegranate.docker_runtime import DockerRuntime
 
 KINDS = ("postgres", "redis")
 ADDON_NAME_RE = re.compile(r"^(postgresql|redis)-[a-z]{2,20}-[0-9]{1,6}$")
@@ -118,12 +120,9 @@ class DockerAddons:
     async def _container(self, name: str) -> dict[str, Any] | None:
         """The add-on's container as inspected, None when missing; refuses one not ours."""
         object_name = self.object_name(name)
-        try:
-            data: dict[str, Any] = (await self.docker.containers.get(object_name))._container
-        except DockerError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        data = await inspect_container(self.docker, object_name)
+        if data is None:
+            return None
         labels = (data.get("Config") or {}).get("Labels") or {}
         if (data.get("Name") or "").lstrip("/") != object_name:
             return None  # the engine matched an id prefix: not this add-on's container
@@ -224,7 +223,8 @@ class DockerAddons:
             return await self.status(spec.name)
 
     async def _inspect(self, container_id: str) -> dict[str, Any]:
-        return (await self.docker.containers.get(container_id))._container
+        data: dict[str, Any] = await self.docker.containers.container(container_id).show()
+        return data
 
     async def _attach_networks(self, container_id: str, spec: AddonSpec) -> None:
         wanted = {

@@ -37,7 +37,6 @@ import re
 import shutil
 import signal
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
@@ -46,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from backend.pomegranate.build_context import extract_context
 from backend.pomegranate.buildpacks import DOCKERFILE, BuildPlan, runtime_table
 from backend.pomegranate.runtime import BuildError, LogCallback, SourceTar
 from backend.settings import Settings
@@ -103,31 +103,6 @@ class _Limit(Exception):
     def __init__(self, reason: str):
         self.reason = reason
         super().__init__(reason)
-
-
-# ------------------------------------------------------------------------------------ context
-
-
-def extract_context(source: Any, dest: Path) -> None:
-    """Unpack the pushed tree with tarfile's "data" filter: absolute paths, ``..``, device files
-    and links pointing outside the tree are refused with the offending member's name."""
-    opened = open(source, "rb") if not hasattr(source, "read") else source  # noqa: SIM115
-    try:
-        with tarfile.open(fileobj=opened, mode="r:*") as tar:
-            try:
-                tar.extractall(dest, filter="data")
-            except tarfile.FilterError as exc:
-                member = getattr(exc, "tarinfo", None)
-                name = member.name if member is not None else "?"
-                target = f" -> {member.linkname}" if member is not None and member.linkname else ""
-                raise BuildError(
-                    None,
-                    f"the pushed tree has an entry that points outside it: {name}{target}",
-                ) from None
-            except tarfile.TarError as exc:
-                raise BuildError(None, f"the source is not a readable tar archive: {exc}") from None
-    finally:
-        opened.close()
 
 
 # ------------------------------------------------------------------------------------ cgroups
@@ -585,7 +560,7 @@ class IsolatedBuilder:
 
         def unpack() -> None:
             context.mkdir()
-            extract_context(source if not isinstance(source, bytes) else _bytes(source), context)
+            extract_context(source, context)
 
         context = work / "context"
         try:
@@ -804,12 +779,6 @@ class IsolatedBuilder:
         await self._run(["buildah", *self._project_args(project), "rm", "--all"], check=False)
         await asyncio.to_thread(unmount_under, store)
         await asyncio.to_thread(shutil.rmtree, store, True)
-
-
-def _bytes(data: bytes) -> Any:
-    import io
-
-    return io.BytesIO(data)
 
 
 SOURCES_ALLOWED = (

@@ -14,31 +14,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import ipaddress
-import json
 import logging
-import re
 import secrets
-import tarfile
 import zlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from typing import IO, Any
+from typing import Any
 
 import aiodocker
-import aiohttp
-import httpx
 from aiodocker.exceptions import DockerError
+from aiodocker.stream import Stream
 from aiodocker.volumes import DockerVolume
 
 from backend import labels as L
+from backend.engine.engine import half_close
+from backend.engine.events import EngineEvent, container_events
+from backend.engine.health import delays, probe
+from backend.engine.inspect import (
+    inspect_container,
+    inspect_containers,
+    inspect_volume,
+    listed_name,
+    parse_time,
+    volume_sizes,
+)
+from backend.engine.logs import LineSplitter
+from backend.pomegranate.build_context import GENERATED_DOCKERFILE, read_root_files
 from backend.pomegranate.builder import IsolatedBuilder, forbidden_labels
-from backend.pomegranate.buildpacks import FILES_TO_READ, BuildPlan, plan_build
-from backend.pomegranate.procfile import shell_command
+from backend.pomegranate.buildpacks import BuildPlan, plan_build
+from backend.pomegranate.container_config import (
+    LOG_CONFIG,
+    RESTART_POLICY,
+    app_config,
+    oneoff_config,
+    run_as_user,
+    volume_init_config,
+)
 from backend.pomegranate.registry import Registry
 from backend.pomegranate.runtime import (
-    BuildError,
     BuiltImage,
     ContainerInfo,
     HealthCheckError,
@@ -56,21 +69,8 @@ from backend.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-GENERATED_DOCKERFILE = "Dockerfile.paastech"
-MAX_ROOT_FILE_BYTES = 1_000_000
-# Restart policy: a crashing process is restarted by the engine a few times (covers transient
-# failures) and then left exited, so a crash loop does not burn the host forever; Pomegranate's
-# event watcher sees each "die" and marks the Application crashed. A container stopped on purpose
-# (docker stop / Runtime.stop) is not restarted by "on-failure".
-RESTART_POLICY = {"Name": "on-failure", "MaximumRetryCount": 5}
-LOG_CONFIG = {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
 # How long a container without a published port (a worker) must stay up to count as started.
 WORKER_SETTLE_SECONDS = 2.0
-# Health probe schedule: 20 ms, then x1.3 per attempt up to 1 s (about 12 probes in the first
-# second, then one a second).
-HEALTH_FIRST_DELAY = 0.02
-HEALTH_BACKOFF = 1.3
-HEALTH_MAX_DELAY = 1.0
 EVENT_ACTIONS = [
     "create",
     "start",
@@ -82,8 +82,6 @@ EVENT_ACTIONS = [
     "destroy",
     "health_status",
 ]
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
 
 
 def image_repository(project: str) -> str:
@@ -97,19 +95,6 @@ def image_tag(project: str, application: int) -> str:
 container_name = L.container_name
 network_name = L.network_name
 
-# A USER the platform keeps: a numeric uid (and gid), neither 0. A name is not enough: the
-# tenant's own /etc/passwd could map any name to uid 0.
-_NUMERIC_USER = re.compile(r"^([0-9]+)(?::([0-9]+))?$")
-
-
-def run_as_user(image_user: str, fallback: str) -> str:
-    """The user a container runs as: the image's USER when it is a numeric non-root uid[:gid],
-    else ``fallback`` (Settings.container_user), so no tenant process is root on the host."""
-    match = _NUMERIC_USER.match(image_user.strip())
-    if match and int(match.group(1)) != 0 and int(match.group(2) or 1) != 0:
-        return image_user.strip()
-    return fallback
-
 
 class NetworkError(Exception):
     """A project network could not be created or is not ours."""
@@ -119,85 +104,9 @@ class VolumeError(Exception):
     """A project volume could not be prepared, or a same-named volume is not the project's."""
 
 
-# Where the init container mounts a new volume to give it to the app's user.
-VOLUME_INIT_TARGET = "/volume"
-
-
-def _clean(line: str) -> str:
-    return _ANSI.sub("", line).replace("\r", "").rstrip()
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value or value.startswith("0001-01-01"):
-        return None
-    # Docker gives RFC 3339 with nanoseconds; Python takes at most microseconds.
-    match = re.match(r"^(.*?T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})?$", value)
-    if not match:
-        return None
-    base, frac, zone = match.groups()
-    text = base + (f".{frac[:6]}" if frac else "") + ("+00:00" if zone in (None, "Z") else zone)
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-class _LineSplitter:
-    """Turns text chunks into complete lines."""
-
-    def __init__(self) -> None:
-        self._buffer = ""
-
-    def feed(self, chunk: str) -> list[str]:
-        self._buffer += chunk
-        *lines, self._buffer = self._buffer.split("\n")
-        return [_clean(line) for line in lines]
-
-    def flush(self) -> list[str]:
-        rest, self._buffer = self._buffer, ""
-        return [_clean(rest)] if rest.strip() else []
-
-
-# --------------------------------------------------------------------------------------------
-# Build context handling (blocking; run in a thread)
-
-
-def _open_source(source: SourceTar) -> IO[bytes]:
-    if isinstance(source, bytes | bytearray):
-        return io.BytesIO(source)
-    return open(source, "rb")  # the caller closes it
-
-
-def _normalise(name: str) -> str:
-    while name.startswith("./"):
-        name = name[2:]
-    return name.lstrip("/")
-
-
-def _read_root_files(source: SourceTar) -> dict[str, str | bytes | None]:
-    """Names of the files at the tree's root, with the content of those detection needs."""
-    files: dict[str, str | bytes | None] = {}
-    with _open_source(source) as fh:
-        try:
-            tar = tarfile.open(fileobj=fh, mode="r:*")  # noqa: SIM115 - `with tar` below
-        except tarfile.TarError as exc:
-            raise BuildError(None, f"the source is not a readable tar archive: {exc}") from None
-        with tar:
-            for member in tar:
-                name = _normalise(member.name)
-                if not name or "/" in name.rstrip("/") or member.isdir():
-                    continue
-                content: bytes | None = None
-                if name in FILES_TO_READ and member.isfile():
-                    if member.size > MAX_ROOT_FILE_BYTES:
-                        raise BuildError(name, f"{name} is larger than {MAX_ROOT_FILE_BYTES} bytes")
-                    extracted = tar.extractfile(member)
-                    content = extracted.read() if extracted else b""
-                files[name] = content
-    return files
-
-
-# --------------------------------------------------------------------------------------------
+# Kept for swarm_runtime.py, which imports them from here.
+_LineSplitter = LineSplitter
+_parse_time = parse_time
 
 
 class DockerRuntime:
@@ -244,7 +153,7 @@ class DockerRuntime:
         Every output line goes to ``on_log`` as it comes. Raises BuildError naming the failing
         step with the last 20 lines, on an unrecognised tree, or after build_timeout_seconds.
         """
-        files = await asyncio.to_thread(_read_root_files, source)
+        files = await asyncio.to_thread(read_root_files, source)
         plan = plan_build(files, self.settings)
         generated: tuple[str, str] | None = None
         if plan.dockerfile is not None:
@@ -379,77 +288,7 @@ class DockerRuntime:
     def _container_config(
         self, spec: ProcessSpec, network: str, image_user: str = ""
     ) -> dict[str, Any]:
-        s = self.settings
-        env = dict(spec.env)
-        env.update(
-            {
-                "PORT": str(spec.port),
-                "PAASTECH_APP": spec.project,
-                "PAASTECH_RELEASE": str(spec.application),
-                "PAASTECH_PROCESS": spec.process_type,
-                "PAASTECH_REPLICA": str(spec.replica),
-            }
-        )
-        memory = spec.memory_mb * 1024 * 1024
-        host_config: dict[str, Any] = {
-            "NetworkMode": network,
-            "Memory": memory,
-            "MemorySwap": memory,  # equal to Memory: no swap on top, the limit is real
-            "NanoCpus": int(spec.cpu * 1_000_000_000),
-            "PidsLimit": spec.pids_limit,
-            "CapDrop": ["ALL"],
-            "SecurityOpt": ["no-new-privileges=true"],
-            "Privileged": False,
-            "ReadonlyRootfs": False,
-            "Binds": [],
-            # Project volumes only (issue 15); NoCopy: the mount point is the volume's root as
-            # prepared for the app's user, not a copy of whatever the image has at that path.
-            "Mounts": [
-                {
-                    "Type": "volume",
-                    "Source": m.docker_name,
-                    "Target": m.path,
-                    "ReadOnly": False,
-                    "VolumeOptions": {"NoCopy": True},
-                }
-                for m in spec.mounts
-            ],
-            "LogConfig": LOG_CONFIG,
-            "RestartPolicy": RESTART_POLICY,
-            # tini as PID 1: forwards SIGTERM to `sh -c` commands and reaps zombies.
-            "Init": True,
-        }
-        config: dict[str, Any] = {
-            "Image": spec.image,
-            "Env": [f"{k}={v}" for k, v in env.items()],
-            "Labels": L.container_labels(
-                spec.project,
-                spec.application,
-                spec.process_type,
-                spec.replica,
-                spec.hostnames,
-                spec.port,
-                network=network,
-                tls=s.tls,
-                certresolver=s.certresolver,
-                health_path=spec.health_path,
-                instance=s.instance,
-                hsts_seconds=spec.hsts_seconds,
-            ),
-            "HostConfig": host_config,
-            "User": run_as_user(image_user, s.container_user),
-            "Tty": False,
-            "AttachStdin": False,
-            "OpenStdin": False,
-        }
-        if spec.command is not None:
-            config["Entrypoint"] = []
-            config["Cmd"] = ["/bin/sh", "-c", shell_command(spec.command)]
-        if spec.process_type == L.WEB_PROCESS:
-            port_key = f"{spec.port}/tcp"
-            config["ExposedPorts"] = {port_key: {}}
-            host_config["PortBindings"] = {port_key: [{"HostIp": "127.0.0.1", "HostPort": ""}]}
-        return config
+        return app_config(spec, self.settings, network, image_user)
 
     async def _image_user(self, image: str) -> str:
         try:
@@ -472,10 +311,7 @@ class DockerRuntime:
         network = await self.ensure_project_network(spec.project)
         image_user = await self._image_user(spec.image)
         await self.prepare_mounts(spec, run_as_user(image_user, self.settings.container_user))
-        config = self._container_config(spec, network, image_user)
-        if once:
-            # A failing release command must fail the release, not be retried by the engine.
-            config["HostConfig"]["RestartPolicy"] = {"Name": "no"}
+        config = app_config(spec, self.settings, network, image_user, once=once)
         name = container_name(
             spec.project,
             spec.application,
@@ -549,19 +385,8 @@ class DockerRuntime:
         await self.prepare_mounts(spec, run_as_user(image_user, self.settings.container_user))
         for _ in range(5):
             spec.replica = L.ONEOFF_FIRST_REPLICA + secrets.randbelow(900_000)
-            config = self._container_config(spec, network, image_user)
-            config["Labels"][L.ONEOFF] = L.MANAGED_VALUE
-            # The command as given, without the image's ENTRYPOINT (`docker run --entrypoint ""`).
-            config["Entrypoint"] = []
-            config["Cmd"] = list(command)
-            config["HostConfig"]["RestartPolicy"] = {"Name": "no"}
-            config.update(
-                Tty=tty,
-                OpenStdin=attach,
-                StdinOnce=attach,  # the client closing stdin closes the command's stdin
-                AttachStdin=attach,
-                AttachStdout=attach,
-                AttachStderr=attach,
+            config = oneoff_config(
+                spec, self.settings, network, image_user, command, tty=tty, attach=attach
             )
             name = container_name(
                 spec.project,
@@ -584,8 +409,7 @@ class DockerRuntime:
             if attach:
                 # Attached before the start, so no early output is lost. aiodocker opens the
                 # hijacked connection lazily (first read or write): open it now.
-                handle.stream = container.attach(stdin=True, stdout=True, stderr=True)
-                await handle.stream._init()
+                await handle.attach()
             await container.start()
             if tty and size is not None:
                 await handle.resize(*size)
@@ -622,42 +446,14 @@ class DockerRuntime:
                 self._volume_owners.add((name, user))
 
     async def _volume(self, name: str) -> dict[str, Any] | None:
-        try:
-            data: dict[str, Any] = await self.docker._query_json(f"volumes/{name}")
-        except DockerError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return data if data.get("Name") == name else None
+        return await inspect_volume(self.docker, name)
 
     async def _give_volume(self, name: str, user: str) -> None:
-        """chown the volume's root (only the root: the app owns what it wrote) to ``user``, in a
-        short-lived container of the platform's busybox image: root with CAP_CHOWN alone, no
-        network, nothing of the tenant's."""
-        if not _NUMERIC_USER.match(user):
-            raise VolumeError(f"cannot give volume {name} to {user!r}: not a numeric uid:gid")
-        config: dict[str, Any] = {
-            "Image": self.settings.volume_init_image,
-            "User": "0:0",
-            "Entrypoint": [],
-            "Cmd": [
-                "/bin/sh",
-                "-c",
-                f"chmod 0700 {VOLUME_INIT_TARGET} && chown {user} {VOLUME_INIT_TARGET}",
-            ],
-            "Labels": {L.MANAGED: L.MANAGED_VALUE, L.INSTANCE: self.settings.instance},
-            "NetworkDisabled": True,
-            "HostConfig": {
-                "NetworkMode": "none",
-                "CapDrop": ["ALL"],
-                "CapAdd": ["CHOWN"],
-                "SecurityOpt": ["no-new-privileges=true"],
-                "Mounts": [{"Type": "volume", "Source": name, "Target": VOLUME_INIT_TARGET}],
-                "Memory": 32 * 1024 * 1024,
-                "PidsLimit": 16,
-                "RestartPolicy": {"Name": "no"},
-            },
-        }
+        """chown the volume's root to ``user`` in a short-lived container (volume_init_config)."""
+        try:
+            config = volume_init_config(name, user, self.settings)
+        except ValueError as exc:
+            raise VolumeError(str(exc)) from None
         container = await self.docker.containers.create(config)
         try:
             await container.start()
@@ -691,23 +487,14 @@ class DockerRuntime:
                     volume=labels.get(L.VOLUME, ""),
                     docker_name=data["Name"],
                     size_bytes=-1,
-                    created_at=_parse_time(data.get("CreatedAt")),
+                    created_at=parse_time(data.get("CreatedAt")),
                 )
             )
         if found and sizes:
-            measured = await self._volume_sizes()
+            measured = await volume_sizes(self.docker)
             for info in found:
                 info.size_bytes = measured.get(info.docker_name, -1)
         return sorted(found, key=lambda v: (v.project, v.volume, v.docker_name))
-
-    async def _volume_sizes(self) -> dict[str, int]:
-        """Bytes in use per volume, from the engine's disk usage report (it walks the volumes:
-        called only when there is something to report)."""
-        data = await self.docker._query_json("system/df")
-        return {
-            v["Name"]: int((v.get("UsageData") or {}).get("Size", -1))
-            for v in data.get("Volumes") or []
-        }
 
     async def remove_volume(self, project: str, docker_name: str) -> None:
         data = await self._volume(docker_name)
@@ -719,9 +506,7 @@ class DockerRuntime:
             raise NotOwned(f"volume {docker_name} is not one of {project}'s")
         users = await self.docker.containers.list(all=True, filters={"volume": [docker_name]})
         if users:
-            names = ", ".join(
-                sorted(c._container.get("Names", ["?"])[0].lstrip("/") for c in users)
-            )
+            names = ", ".join(sorted(listed_name(c) for c in users))
             raise VolumeInUse(f"volume {docker_name} is in use by {names}")
         try:
             await DockerVolume(self.docker, docker_name).delete()
@@ -757,7 +542,7 @@ class DockerRuntime:
             host_port=host_port,
             exit_code=state.get("ExitCode") if status in ("exited", "dead", "restarting") else None,
             oom_killed=bool(state.get("OOMKilled")),
-            started_at=_parse_time(state.get("StartedAt")),
+            started_at=parse_time(state.get("StartedAt")),
             image=(data.get("Config") or {}).get("Image", ""),
             restart_count=int(data.get("RestartCount") or 0),
             labels=dict(labels),
@@ -766,22 +551,16 @@ class DockerRuntime:
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         """The container's current state; None when it does not exist."""
-        try:
-            container = await self.docker.containers.get(container_id)
-        except DockerError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return self._info(container._container)
+        data = await inspect_container(self.docker, container_id)
+        return None if data is None else self._info(data)
 
     async def list_containers(self, project: str | None = None) -> list[ContainerInfo]:
         """Containers labelled paastech.managed=true (all states), optionally of one project."""
         label_filters = L.instance_filters(self.settings.instance)
         if project is not None:
             label_filters.append(f"{L.PROJECT}={project}")
-        found = await self.docker.containers.list(all=True, filters={"label": label_filters})
-        infos = await asyncio.gather(*(self.inspect(c.id) for c in found))
-        return sorted((info for info in infos if info is not None), key=lambda i: i.name)
+        found = await inspect_containers(self.docker, label_filters)
+        return sorted((self._info(data) for data in found), key=lambda i: i.name)
 
     # ---------------------------------------------------------------------------------- health
 
@@ -792,44 +571,6 @@ class DockerRuntime:
                 lines.append(line)
         return lines[-count:]
 
-    async def _probe(self, port: int, path: str | None) -> str | None:
-        """None when the app answered; else why not."""
-        if path is not None:
-            try:
-                async with httpx.AsyncClient(timeout=2.0) as client:
-                    response = await client.get(f"http://127.0.0.1:{port}{path}")
-            except httpx.HTTPError as exc:
-                return f"GET {path}: {type(exc).__name__} {exc}".strip()
-            # "/" is the default check: any answer short of a server error shows the app is up
-            # (many APIs answer 404 there). A path the owner configured must answer 2xx/3xx.
-            healthy_below = 500 if path == "/" else 400
-            if response.status_code < healthy_below:
-                return None
-            return f"GET {path} answered {response.status_code}"
-        # TCP: docker-proxy accepts connections even when nothing listens in the container and
-        # then closes them at once. An app that listens either answers our bytes or keeps the
-        # connection open; an immediate EOF means nobody is listening yet.
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", port), timeout=2.0
-            )
-        except (OSError, TimeoutError) as exc:
-            return f"TCP connect: {exc}"
-        try:
-            writer.write(b"HEAD / HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            await writer.drain()
-            try:
-                data = await asyncio.wait_for(reader.read(1), timeout=1.0)
-            except TimeoutError:
-                return None  # held open: something listens and waits for more
-            return None if data else "TCP connection closed without an answer"
-        except OSError as exc:
-            return f"TCP exchange: {exc}"
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-
     async def wait_healthy(
         self,
         container: ContainerInfo,
@@ -838,8 +579,8 @@ class DockerRuntime:
     ) -> None:
         """Wait until the container answers on its published port.
 
-        With ``path``: HTTP GET http://127.0.0.1:<host_port><path>, healthy on a status < 500.
-        Without: a TCP exchange that proves the app itself listens (see _probe). A container
+        The probe and its rule are backend/engine/health.py's (HTTP GET of ``path``, else a TCP
+        exchange that proves the app itself listens). A container
         without a published port (a worker) is healthy once it has stayed up for a short while.
         Fails fast when the container exits or restarts; HealthCheckError carries its last lines.
         """
@@ -847,9 +588,7 @@ class DockerRuntime:
         deadline = loop.time() + timeout
         reason = "not checked"
         settle_until = loop.time() + min(WORKER_SETTLE_SECONDS, timeout / 2)
-        # Fast at first (an app is often up within a few hundred ms: each poll after that is time
-        # added to push-to-live), then backing off to one probe a second (issue 17).
-        delay = HEALTH_FIRST_DELAY
+        schedule = delays()  # fast at first, then one probe a second (issue 17)
         while True:
             info = await self.inspect(container.id)
             if info is None:
@@ -871,7 +610,7 @@ class DockerRuntime:
                 if loop.time() >= settle_until:
                     return
             else:
-                problem = await self._probe(info.host_port, path)
+                problem = await probe(info.host_port, path)
                 if problem is None:
                     return
                 reason = problem
@@ -880,8 +619,7 @@ class DockerRuntime:
                 raise HealthCheckError(
                     f"container {info.name} not healthy after {timeout:g}s: {reason}", lines
                 )
-            await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
-            delay = min(delay * HEALTH_BACKOFF, HEALTH_MAX_DELAY)
+            await asyncio.sleep(min(next(schedule), max(0.0, deadline - loop.time())))
 
     # ---------------------------------------------------------------------------------- stop
 
@@ -934,7 +672,7 @@ class DockerRuntime:
         the container stops (or the consumer stops iterating)."""
         container = self.docker.containers.container(container_id)
         params: dict[str, Any] = {"tail": "all" if tail is None else str(tail)}
-        splitter = _LineSplitter()
+        splitter = LineSplitter()
         if follow:
             stream = container.log(stdout=True, stderr=True, follow=True, **params)
             try:
@@ -956,55 +694,24 @@ class DockerRuntime:
     async def events(self) -> AsyncIterator[RuntimeEvent]:
         """Container events of our containers, as they happen, until the consumer stops.
 
-        Each call opens its own event stream from the engine (filtered to paastech.managed=true),
-        so several consumers do not share or stop each other's streams.
+        Each call opens its own event stream from the engine (filtered to this instance's
+        managed containers), so several consumers do not share or stop each other's streams.
         """
-        filters = {
-            "type": ["container"],
-            "label": L.instance_filters(self.settings.instance),
-            "event": EVENT_ACTIONS,
-        }
-        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
-        async with self.docker._query(
-            "events", method="GET", params={"filters": filters}, timeout=timeout
-        ) as response:
-            try:
-                while True:
-                    raw = await response.content.readline()
-                    if not raw:
-                        return
-                    try:
-                        data = json.loads(raw)
-                    except ValueError:
-                        continue
-                    event = self._event(data)
-                    if event is not None:
-                        yield event
-            finally:
-                response.close()
+        label_filters = L.instance_filters(self.settings.instance)
+        async with container_events(self.docker, label_filters, EVENT_ACTIONS) as stream:
+            async for event in stream:
+                yield self._event(event)
 
     @staticmethod
-    def _event(data: dict[str, Any]) -> RuntimeEvent | None:
-        action = str(data.get("Action") or data.get("status") or "")
-        if not action:
-            return None
-        kind, _, detail = action.partition(":")
-        actor = data.get("Actor") or {}
-        attributes = actor.get("Attributes") or {}
-        exit_code = attributes.get("exitCode")
-        when = data.get("timeNano") or data.get("time")
-        time = None
-        if isinstance(when, int):
-            seconds = when / 1e9 if when > 1e12 else when
-            time = datetime.fromtimestamp(seconds, UTC)
+    def _event(event: EngineEvent) -> RuntimeEvent:
         return RuntimeEvent(
-            kind=kind.strip(),
-            container_id=actor.get("ID") or data.get("id", ""),
-            ownership=L.parse_labels(attributes),
-            oneoff=L.is_oneoff(attributes),
-            exit_code=int(exit_code) if exit_code not in (None, "") else None,
-            detail=detail.strip() or None,
-            time=time,
+            kind=event.kind,
+            container_id=event.container_id,
+            ownership=L.parse_labels(event.attributes),
+            oneoff=L.is_oneoff(event.attributes),
+            exit_code=event.exit_code,
+            detail=event.detail,
+            time=event.time,
         )
 
     # ---------------------------------------------------------------------------------- images
@@ -1116,8 +823,14 @@ class DockerOneOff:
         self.container = container
         self.id: str = container.id
         self.name = name
-        self.stream: Any = None  # aiodocker's attach Stream, when attached
+        self.stream: Stream | None = None  # aiodocker's attach Stream, when attached
+        self._attached = contextlib.AsyncExitStack()
         self._removed = False
+
+    async def attach(self) -> None:
+        """Open the attach connection now (entering the Stream opens it; leaving closes it)."""
+        stream = self.container.attach(stdin=True, stdout=True, stderr=True)
+        self.stream = await self._attached.enter_async_context(stream)
 
     async def read(self) -> tuple[int, bytes] | None:
         if self.stream is None:
@@ -1132,10 +845,7 @@ class DockerOneOff:
     async def close_stdin(self) -> None:
         """Half-close the attach connection: the engine closes the command's stdin (StdinOnce)
         and keeps streaming its output."""
-        resp = self.stream._resp if self.stream is not None else None
-        transport = resp.connection.transport if resp is not None and resp.connection else None
-        if transport is not None and transport.can_write_eof():
-            transport.write_eof()
+        half_close(self.stream)
 
     async def resize(self, rows: int, cols: int) -> None:
         if rows > 0 and cols > 0:
@@ -1151,9 +861,8 @@ class DockerOneOff:
             await self.container.kill()
 
     async def remove(self) -> None:
-        if self.stream is not None:
-            with contextlib.suppress(Exception):
-                await self.stream.close()
+        with contextlib.suppress(Exception):
+            await self._attached.aclose()
         if not self._removed:
             await self.runtime.remove(self.id)
             self._removed = True
@@ -1165,6 +874,7 @@ class ForbiddenImage(Exception):
 
 __all__ = [
     "GENERATED_DOCKERFILE",
+    "LOG_CONFIG",
     "RESTART_POLICY",
     "BuildPlan",
     "DockerRuntime",

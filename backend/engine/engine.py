@@ -1,0 +1,84 @@
+"""Engine API calls aiodocker 0.27 has no public method for, made over the client's own public
+``session`` (its connector, TLS and API version), so no caller reaches into aiodocker's private
+``_query``/``_query_json``:
+
+* a per-consumer ``/events`` stream: ``docker.events`` is one shared channel per client that
+  starts in a background task, so a caller cannot tell when the engine has accepted the stream
+  (the ingress lists containers only after that, to miss nothing) nor run two filtered streams;
+* ``/system/df`` (the volumes' disk usage);
+* half-closing an attached stdin: aiodocker's ``Stream.close()`` closes both directions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiodocker
+import aiohttp
+from aiodocker.exceptions import DockerError
+from aiodocker.stream import Stream
+
+# A stream is read for as long as it lasts: no total or read timeout.
+STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_read=None)
+
+
+async def _url(docker: aiodocker.Docker, path: str) -> str:
+    if docker.api_version == "auto":
+        await docker.version()  # resolves docker.api_version, as aiodocker's own calls do
+    return f"{docker.docker_host}/{docker.api_version}/{path}"
+
+
+def _params(params: Mapping[str, Any]) -> dict[str, str]:
+    # The engine takes filters (and any structured value) as JSON in the query string.
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items()}
+
+
+@asynccontextmanager
+async def engine_get(
+    docker: aiodocker.Docker,
+    path: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    streaming: bool = False,
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """GET ``path`` of the engine API; the response is open inside the block. An engine error
+    is raised as aiodocker's DockerError (status and message), as its own calls do.
+    ``streaming``: read for as long as the engine sends (no total or read timeout)."""
+    options: dict[str, Any] = {"timeout": STREAM_TIMEOUT} if streaming else {}
+    try:
+        response = await docker.session.get(
+            await _url(docker, path), params=_params(params or {}), **options
+        )
+    except aiohttp.ClientConnectionError as exc:
+        raise DockerError(900, f"Cannot connect to Docker Engine: {exc}") from None
+    try:
+        if response.status >= 400:
+            body = await response.text()
+            try:
+                message = str(json.loads(body).get("message") or body)
+            except (ValueError, AttributeError):
+                message = body
+            raise DockerError(response.status, message)
+        yield response
+    finally:
+        response.close()
+
+
+async def engine_get_json(
+    docker: aiodocker.Docker, path: str, params: Mapping[str, Any] | None = None
+) -> Any:
+    async with engine_get(docker, path, params) as response:
+        return await response.json(content_type=None)
+
+
+def half_close(stream: Stream | None) -> None:
+    """End an attached container's stdin and keep reading its output (the engine closes the
+    command's stdin with StdinOnce). aiodocker keeps the hijacked connection in ``Stream._resp``
+    and offers only a full close: this is the one place that reads it."""
+    response = stream._resp if stream is not None else None
+    transport = response.connection.transport if response and response.connection else None
+    if transport is not None and transport.can_write_eof():
+        transport.write_eof()
