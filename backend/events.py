@@ -29,6 +29,8 @@ class EventKind(StrEnum):
     RUNTIME_LOG = "RUNTIME_LOG"
     # An API token was revoked (logout, revokeApiToken): its open websockets close.
     TOKEN_REVOKED = "TOKEN_REVOKED"
+    # A record was added to a Client's activity feed (issue 18).
+    ACTIVITY = "ACTIVITY"
 
 
 def project_topic(project_id: int) -> str:
@@ -37,6 +39,10 @@ def project_topic(project_id: int) -> str:
 
 def token_topic(token_id: int) -> str:
     return f"token:{token_id}"
+
+
+def activity_topic(client_id: int) -> str:
+    return f"activity:{client_id}"
 
 
 def build_log_topic(application_id: int) -> str:
