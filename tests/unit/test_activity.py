@@ -188,3 +188,44 @@ def test_deploy_line_does_not_claim_to_serve_with_zero_web() -> None:
     line = serving.deployed_line(4, url, {"web": 0, "worker": 1})
     assert "Application deployed" not in line
     assert line.startswith("=====> Released v4 with 0 web replicas: nothing serves")
+
+
+# -- the deployer's actions are recorded once they are done --------------------------------------
+
+
+class StoppingPomegranate:
+    def __init__(self) -> None:
+        self.stopped: list[str] = []
+
+    async def stop_project(self, name: str) -> None:
+        self.stopped.append(name)
+
+
+async def test_stop_and_scale_are_recorded_refusals_are_not(owner: Client) -> None:
+    from backend.db.models import Application
+    from backend.errors import ValidationFailed
+    from backend.services.deployments import Deployer
+
+    project = await Project.create(owner=owner, name="shop", replicas={"web": 1})
+    fake = StoppingPomegranate()
+    deployer = Deployer(fake)  # type: ignore[arg-type]
+    activity.set_actor(activity.Actor(owner.id, token_id=3, token_name="laptop", source="web"))
+    with pytest.raises(ValidationFailed):
+        await deployer.stop_project(project)  # nothing is running: refused
+    with pytest.raises(ValidationFailed):
+        await deployer.scale(project, "web", 10_000)
+    assert await Activity.filter(client=owner).count() == 0
+
+    await Application.create(
+        project=project, number=1, status=S.RUNNING, replicas={"web": 1}, processes={"web": ""}
+    )
+    await deployer.stop_project(project)
+    assert fake.stopped == ["shop"]
+    project.replicas = {"web": 1}
+    await deployer.scale(project, "worker", 2)  # nothing live now: saved, no release
+    rows = await Activity.filter(client=owner).order_by("id")
+    assert [(r.action, r.detail, r.source, r.token_name) for r in rows] == [
+        ("stop", {"release": 1}, "web", "laptop"),
+        ("scale", {"processType": "worker", "replicas": 2}, "web", "laptop"),
+    ]
+    assert [activity.summary(r) for r in rows] == ["stopped v1", "scaled worker to 2"]
