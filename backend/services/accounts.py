@@ -219,7 +219,9 @@ async def list_sessions(client: Client) -> list[ApiToken]:
 async def revoke_session(client: Client, session_id: int) -> ApiToken:
     """Log one device out: its session token stops working at once (open websockets close)."""
     async with in_transaction():
-        record = await ApiToken.get_or_none(id=session_id, client=client, kind=SESSION)
+        record = None
+        if 0 < session_id < 2**31:  # an id no row can have is not looked up (an int column)
+            record = await ApiToken.get_or_none(id=session_id, client=client, kind=SESSION)
         if record is None:
             raise NotFound("session not found", field="id")
         await record.delete()

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from backend.db.models import Activity, ApiToken, Client, Project
-from backend.errors import ValidationFailed
+from backend.errors import NotFound, ValidationFailed
 from backend.events import EventKind, activity_topic, get_bus
 
 # Where a request comes from: the CLI and the web app say so in this header; gitd's pushes are
@@ -156,6 +156,8 @@ async def list_activity(
     """Newest first; ``after`` is the id of the last record of the previous page."""
     if not 1 <= first <= MAX_PAGE:
         raise ValidationFailed(f"first must be between 1 and {MAX_PAGE}", field="first")
+    if after is not None and not 0 < after < 2**63:  # no row has it (nor could the column)
+        raise NotFound("no such activity record", field="after")
     query = Activity.filter(client=client)
     if project is not None:
         query = query.filter(project=project)

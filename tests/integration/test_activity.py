@@ -129,6 +129,9 @@ async def test_bad_feed_arguments_are_refused(alice: Account) -> None:
     assert (err.code, err.field) == ("VALIDATION", "first")
     err = await alice.api.error(FEED, after="not-a-number")
     assert (err.code, err.field) == ("NOT_FOUND", "after")
+    for huge in ("99999999999999999999999", "-1"):  # no row; not an INTERNAL from the database
+        err = await alice.api.error(FEED, after=huge)
+        assert (err.code, err.field) == ("NOT_FOUND", "after")
     err = await alice.api.error(FEED, p="no-such-project")
     assert err.code == "NOT_FOUND"
 
@@ -238,8 +241,9 @@ async def test_revoke_session_bad_paths(alice: Account, bob: Account) -> None:
     ]["apiToken"]["id"]
     err = await alice.api.error(REVOKE_SESSION, id=token_id)  # a named token is not a session
     assert err.code == "NOT_FOUND"
-    err = await alice.api.error(REVOKE_SESSION, id="nope")
-    assert err.code == "NOT_FOUND"
+    for bad in ("nope", "99999999999999999999", "-3"):
+        err = await alice.api.error(REVOKE_SESSION, id=bad)
+        assert (err.code, err.field) == ("NOT_FOUND", "id")
     assert (await bob.api("{ me { username } }"))["me"]["username"] == bob.username
 
 
