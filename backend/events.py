@@ -31,6 +31,8 @@ class EventKind(StrEnum):
     TOKEN_REVOKED = "TOKEN_REVOKED"
     # Issue 18: a project's new metrics point (backend/metrics/collector.py), on metrics_topic.
     METRICS = "METRICS"
+    # A record was added to a Client's activity feed (issue 18).
+    ACTIVITY = "ACTIVITY"
 
 
 def project_topic(project_id: int) -> str:
@@ -43,6 +45,10 @@ def metrics_topic(project_id: int) -> str:
 
 def token_topic(token_id: int) -> str:
     return f"token:{token_id}"
+
+
+def activity_topic(client_id: int) -> str:
+    return f"activity:{client_id}"
 
 
 def build_log_topic(application_id: int) -> str:

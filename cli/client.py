@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,16 @@ def _query_error(exc: TransportQueryError) -> ApiError:
     return ApiError(errors[0])
 
 
+def _version() -> str:
+    try:
+        return version("paastech")
+    except PackageNotFoundError:
+        return "dev"
+
+
+CLIENT_HEADERS = {"X-PaaSTech-Source": "cli", "User-Agent": f"paastech-cli/{_version()}"}
+
+
 class Api:
     """One API endpoint and (maybe) a token."""
 
@@ -120,11 +131,18 @@ class Api:
         reason = str(exc) or type(exc).__name__
         return CliError(f"cannot reach the PaaSTech API at {self.url}: {reason}", EXIT_FAILURE)
 
-    async def execute(self, name: str, /, **variables: Any) -> dict[str, Any]:
-        """Run a query or mutation from `operations/<name>.graphql`; its `data`."""
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+    def _headers(self) -> dict[str, str]:
+        # Who asks: the activity feed records "cli" as the source, sessions the program.
+        headers = dict(CLIENT_HEADERS)
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         if self.operator_token:
             headers["X-PaaSTech-Operator-Token"] = self.operator_token
+        return headers
+
+    async def execute(self, name: str, /, **variables: Any) -> dict[str, Any]:
+        """Run a query or mutation from `operations/<name>.graphql`; its `data`."""
+        headers = self._headers()
         transport = HTTPXAsyncTransport(url=self.url, headers=headers, timeout=self.timeout)
         client = Client(transport=transport, fetch_schema_from_transport=False)
         request = GraphQLRequest(operation(name), variable_values=variables, operation_name=name)
@@ -165,6 +183,7 @@ class Api:
         transport = WebsocketsTransport(
             url=_ws_url(self.url),
             init_payload={"token": self.token} if self.token else {},
+            headers=dict(CLIENT_HEADERS),
             subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
             connect_timeout=10,
             ack_timeout=10,

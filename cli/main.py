@@ -16,6 +16,7 @@ from cli.app import app
 # name here.
 TOPICS = (
     "account",
+    "activity",
     "quotas",
     "keys",
     "projects",

@@ -123,6 +123,28 @@ def status_text(status: str | None) -> Text:
     return Text(status.lower(), style=STATUS_STYLES.get(status, ""))
 
 
+STATE_STYLES = {
+    "RUNNING": "green",
+    "IDLE": "yellow",
+    "DEPLOYING": "yellow",
+    "CRASHED": "red",
+    "FAILED": "red",
+    "STOPPED": "magenta",
+    "NEW": "dim",
+}
+
+
+def state_words(state: str | None) -> str:
+    """A project's state (issue 18): never "running" for what serves nothing."""
+    if not state:
+        return "-"
+    return "idle (0 web)" if state == "IDLE" else state.lower()
+
+
+def state_text(state: str | None) -> Text:
+    return Text(state_words(state), style=STATE_STYLES.get(state or "", ""))
+
+
 def parse_time(value: str | None) -> datetime | None:
     if not value:
         return None

@@ -157,7 +157,7 @@ class _Follower:
         kind = event.WhichOneof("event")
         if kind == "log":
             self.lines += 1
-            self.deployed_line |= event.log.startswith("=====> Application deployed")
+            self.deployed_line |= event.log.startswith("=====> ")  # the release's last line
             say(format_log(event.log))
         elif kind == "status":
             self.application = event.status.application or self.application

@@ -41,7 +41,7 @@ from backend.events import get_bus, token_topic
 from backend.metrics.collector import MetricsCollector, set_collector
 from backend.metrics.prometheus import metrics_endpoint
 from backend.rpc.pomegranate_client import PomegranateClient
-from backend.services import accounts
+from backend.services import accounts, activity
 from backend.services.deployments import Deployer, set_deployer
 from backend.settings import Settings, get_settings
 
@@ -151,15 +151,31 @@ async def watch_session(ws: WebSocket, token_id: int, expires_at: datetime | Non
 
 
 async def _authenticate(ctx: Context, token: str | None) -> None:
-    if not token:
-        return
-    found = await accounts.authenticate(token)
-    if found is None:
-        ctx.bad_token = True
-        ctx.client = ctx.token = None
-    else:
-        ctx.client, ctx.token = found
-        ctx.bad_token = False
+    if token:
+        found = await accounts.authenticate(token)
+        if found is None:
+            ctx.bad_token = True
+            ctx.client = ctx.token = None
+        else:
+            ctx.client, ctx.token = found
+            ctx.bad_token = False
+    _set_actor(ctx)
+
+
+def _set_actor(ctx: Context) -> None:
+    """Who acts in this request, for the activity feed (issue 18)."""
+    headers = ctx.request.headers
+    activity.set_actor(
+        activity.Actor(
+            client_id=ctx.client.id if ctx.client else None,
+            token_id=ctx.token.id if ctx.token else None,
+            token_name=ctx.token.name if ctx.token else "",
+            source=activity.source_of(headers.get(activity.SOURCE_HEADER)),
+            device=activity.device_of(
+                headers.get(activity.DEVICE_HEADER) or headers.get("user-agent")
+            ),
+        )
+    )
 
 
 class DatabaseErrors:

@@ -21,7 +21,7 @@ from backend.rpc import platform_pb2 as pb
 from backend.rpc import platform_pb2_grpc as pb_grpc
 from backend.rpc import pomegranate_pb2 as ppb
 from backend.rpc.auth import SharedSecretInterceptor
-from backend.services import keys, oneoff, quotas
+from backend.services import activity, keys, oneoff, quotas
 from backend.services.applications.status import is_finished
 from backend.services.deployments import follow_build_log, get_deployer
 from backend.services.projects import get_owned, list_projects
@@ -71,6 +71,7 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
             )
             return
         deployer = get_deployer()
+        activity.set_actor(activity.Actor(client_id=client.id, source="git"))  # this RPC's task
         async with get_bus().subscribe(project_topic(project.id)) as statuses:
             try:
                 app = await deployer.deploy_source(

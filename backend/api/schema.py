@@ -18,6 +18,7 @@ from strawberry.types import Info
 
 from backend import routing
 from backend.alerts import webhooks
+from backend.api.activity_types import ActivityType, SessionType
 from backend.api.addon_types import AddonBackupType, AddonType
 from backend.api.alert_types import WebhookType
 from backend.api.context import Context, require_client, require_token
@@ -45,10 +46,18 @@ from backend.api.types import (
 )
 from backend.db.models import ApplicationStatus
 from backend.errors import NotFound, ValidationFailed
-from backend.events import Event, EventKind, get_bus, metrics_topic, project_topic
+from backend.events import (
+    Event,
+    EventKind,
+    activity_topic,
+    get_bus,
+    metrics_topic,
+    project_topic,
+)
 from backend.metrics import queries as metrics
 from backend.services import (
     accounts,
+    activity,
     addon_backups,
     addons,
     config,
@@ -64,11 +73,11 @@ from backend.services.deployments import follow_build_log, get_deployer
 from backend.settings import Settings, get_settings
 
 
-def _id(value: strawberry.ID) -> int:
+def _id(value: strawberry.ID, field: str = "id") -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise NotFound("not found", field="id") from None
+        raise NotFound("not found", field=field) from None
 
 
 @strawberry.type
@@ -139,6 +148,32 @@ class Query:
         require_operator(info)
         return await node_ops.join_command(get_deployer().client)
 
+    @strawberry.field(
+        description="Your activity feed, newest first: every project's, or one project's. "
+        "`after`: the id of the last record of the previous page."
+    )
+    async def activity(
+        self,
+        info: Info,
+        project: str | None = None,
+        first: int = 50,
+        after: strawberry.ID | None = None,
+    ) -> list[ActivityType]:
+        client = require_client(info)
+        owned = await projects.get_owned(client, project) if project is not None else None
+        rows = await activity.list_activity(
+            client, owned, first, _id(after, "after") if after is not None else None
+        )
+        return [ActivityType.of(r) for r in rows]
+
+    @strawberry.field(
+        description="Your login sessions that can still be used, the most recently used first."
+    )
+    async def sessions(self, info: Info) -> list[SessionType]:
+        client = require_client(info)
+        current = info.context.token
+        return [SessionType.of(t, current) for t in await accounts.list_sessions(client)]
+
 
 @strawberry.type
 class Mutation:
@@ -168,20 +203,26 @@ class Mutation:
         self, info: Info, current_password: str, new_password: str
     ) -> ClientType:
         client = await accounts.change_password(
-            require_client(info), current_password, new_password
+            require_client(info), current_password, new_password, keep=info.context.token
         )
         return ClientType.of(client)
 
+    @strawberry.mutation(description="Log one of your sessions (a device) out.")
+    async def revoke_session(self, info: Info, id: strawberry.ID) -> SessionType:
+        revoked = await accounts.revoke_session(require_client(info), _id(id))
+        return SessionType.of(revoked, info.context.token)
+
     @strawberry.mutation(
         description="Delete your account with its projects (containers, images, repositories), "
-        "keys and tokens. `confirm` is your username; the password is asked again."
+        "keys and tokens. `confirm` is your username or email; the password is asked again."
     )
     async def delete_account(self, info: Info, password: str, confirm: str) -> ClientType:
         client = require_client(info)
         await accounts.check_password(client, password)
-        if confirm != client.username:
+        if confirm.strip() not in (client.username, client.email):
             raise ValidationFailed(
-                f"confirmation {confirm[:40]!r} does not match your username", field="confirm"
+                f"confirmation {confirm[:40]!r} is neither your username nor your email",
+                field="confirm",
             )
         for project in await projects.list_projects(client):
             await get_deployer().remove_project(project)
@@ -479,6 +520,26 @@ class Subscription:
                     yield ProjectEvent.of(event)
                     if event.kind == EventKind.PROJECT_DELETED:
                         return
+
+    @strawberry.subscription(
+        description="Your activity as it is recorded (one project's, or all): first the "
+        "newest record so far (if any), then each new one. Older records: the `activity` query."
+    )
+    async def activity_events(
+        self, info: Info, project: str | None = None
+    ) -> AsyncGenerator[ActivityType, None]:
+        client = require_client(info)
+        owned = await projects.get_owned(client, project) if project is not None else None
+        with subscription_slot(info, client.id):
+            async with get_bus().subscribe(activity_topic(client.id)) as events:
+                newest = await activity.list_activity(client, owned, 1, None)
+                if newest:
+                    yield ActivityType.of(newest[0])
+                async for event in events:
+                    row = await activity.get_for(client.id, int(event.payload["id"]))
+                    if row is None or (owned is not None and row.project_id != owned.id):  # type: ignore[attr-defined]
+                        continue
+                    yield ActivityType.of(row)
 
     @strawberry.subscription(
         description="Status changes of a project's releases; first the latest release's status."

@@ -19,7 +19,7 @@ from backend.db.rows import datetime_of, json_of
 from backend.errors import Unavailable
 from backend.events import Event, EventKind
 from backend.ingress import certstore
-from backend.services import addons, config, projects, quotas, volumes
+from backend.services import addons, config, projects, quotas, serving, volumes
 from backend.services.applications import status as app_status
 from backend.settings import get_settings
 
@@ -32,6 +32,12 @@ R = TypeVar("R")
 
 ApplicationStatus = strawberry.enum(models.ApplicationStatus, name="ApplicationStatus")
 ProjectEventKind = strawberry.enum(EventKind, name="ProjectEventKind")
+ProjectState = strawberry.enum(
+    serving.State,
+    name="ProjectState",
+    description="What a project serves (issue 18): RUNNING only when its URL answers; IDLE "
+    "when it is live with 0 web replicas (its URL serves nothing).",
+)
 
 
 def _status_group(group: tuple[models.ApplicationStatus, ...], meaning: str) -> bool:
@@ -82,6 +88,13 @@ class ApplicationType:
     @strawberry.field
     def replicas(self) -> list[ProcessScale]:
         return _scales(json_of(self.replica_counts))
+
+    @strawberry.field(
+        description="What it serves while live (RUNNING, IDLE with 0 web replicas, CRASHED), "
+        "STOPPED, else null."
+    )
+    def state(self) -> ProjectState | None:
+        return serving.release_state(self.status, json_of(self.replica_counts))
 
     @strawberry.field(description="Names of the env vars this release runs with (values hidden).")
     def env_keys(self) -> list[str]:
@@ -351,6 +364,25 @@ class ProjectType:
     @strawberry.field
     async def application_count(self) -> int:
         return await projects.count_applications(self.model)
+
+    @strawberry.field(
+        description="What the project serves now: RUNNING only when a live release has web "
+        "replicas (its URL answers); IDLE when live with 0 web replicas."
+    )
+    async def state(self, info: strawberry.Info) -> ProjectState:
+        row = loaded(info.context.loaders.live_application, self.model.id)
+        if row is not None and not isinstance(row, dict):
+            row = await row
+        if row:
+            live = (_STATUS[row["status"]], json_of(row["replicas"]))
+            return serving.project_state(live, None)
+        latest = (
+            await models.Application.filter(project_id=self.model.id)
+            .order_by("-number")
+            .limit(1)
+            .values_list("status", flat=True)
+        )
+        return serving.project_state(None, models.ApplicationStatus(latest[0]) if latest else None)
 
     @strawberry.field(description="The release serving traffic, if any.")
     def live_application(self, info: strawberry.Info) -> ApplicationType | None:

@@ -43,6 +43,8 @@ class ApiToken(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     last_used_at = fields.DatetimeField(null=True)
     expires_at = fields.DatetimeField(null=True)
+    # The device a login session came from (issue 18): its user agent, shortened.
+    device = fields.CharField(max_length=120, default="")
 
     class Meta:
         table = "api_token"
@@ -344,3 +346,27 @@ class WebhookDelivery(Model):
 
     class Meta:
         table = "webhook_delivery"
+
+
+# One action on a Client's account or projects (issue 18): who did it (the Client, with which
+# token, from where), when, on which project, and a short detail that never holds a secret
+# (env var keys, never values). Written only by backend/services/activity.py. ``project`` goes
+# null when the project is deleted; ``project_name`` keeps what it was called.
+class Activity(Model):
+    id = fields.BigIntField(primary_key=True)
+    client: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
+        "models.Client", related_name="activities", on_delete=fields.CASCADE
+    )
+    project: fields.ForeignKeyNullableRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="activities", on_delete=fields.SET_NULL, null=True
+    )
+    project_name = fields.CharField(max_length=40, default="")
+    action = fields.CharField(max_length=40)
+    detail = fields.JSONField(default=dict)
+    source = fields.CharField(max_length=16, default="api")
+    token_id = fields.IntField(null=True)  # not a foreign key: the record outlives the token
+    token_name = fields.CharField(max_length=64, default="")
+    at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "activity"

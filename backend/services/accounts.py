@@ -13,6 +13,7 @@ from backend.db.models import ApiToken, Client
 from backend.errors import Conflict, NotFound, RateLimited, Unauthenticated, ValidationFailed
 from backend.events import EventKind, get_bus, token_topic
 from backend.ratelimit import FailureLimiter
+from backend.services import activity
 from backend.settings import get_settings
 
 SESSION = "session"
@@ -121,12 +122,19 @@ async def login(identifier: str, password: str, remote_addr: str) -> IssuedToken
 
 
 async def start_session(client: Client) -> IssuedToken:
-    expires = datetime.now(UTC) + timedelta(days=get_settings().session_token_days)
-    return await _issue(client, name="login", kind=SESSION, expires_at=expires)
+    """A login session, named by the device it comes from (the request's user agent). The
+    Client's expired sessions go now: they could never be used again."""
+    now = datetime.now(UTC)
+    await ApiToken.filter(client=client, kind=SESSION, expires_at__lte=now).delete()
+    device = activity.current_actor().device
+    expires = now + timedelta(days=get_settings().session_token_days)
+    issued = await _issue(client, name="login", kind=SESSION, expires_at=expires, device=device)
+    await activity.record(client, "session.login", token=issued.record, device=device)
+    return issued
 
 
 async def _issue(
-    client: Client, *, name: str, kind: str, expires_at: datetime | None
+    client: Client, *, name: str, kind: str, expires_at: datetime | None, device: str = ""
 ) -> IssuedToken:
     token = security.new_token()
     record = await ApiToken.create(
@@ -135,6 +143,7 @@ async def _issue(
         kind=kind,
         token_sha256=security.token_digest(token),
         expires_at=expires_at,
+        device=device[:120],
     )
     return IssuedToken(token=token, record=record)
 
@@ -166,6 +175,7 @@ async def _revoked(token_id: int) -> None:
 async def logout(token: ApiToken) -> None:
     await token.delete()
     await _revoked(token.id)
+    await activity.record(token.client_id, "session.logout", kind=token.kind, name=token.name)  # type: ignore[attr-defined]
 
 
 async def create_api_token(client: Client, name: str, expires_in_days: int | None) -> IssuedToken:
@@ -179,7 +189,9 @@ async def create_api_token(client: Client, name: str, expires_in_days: int | Non
         expires_at = datetime.now(UTC) + timedelta(days=expires_in_days)
     if await ApiToken.filter(client=client, kind=API, name=name).exists():
         raise Conflict(f"you already have a token named {name!r}", field="name")
-    return await _issue(client, name=name, kind=API, expires_at=expires_at)
+    issued = await _issue(client, name=name, kind=API, expires_at=expires_at)
+    await activity.record(client, "token.create", name=name, id=issued.record.id)
+    return issued
 
 
 async def list_tokens(client: Client) -> list[ApiToken]:
@@ -193,7 +205,40 @@ async def revoke_token(client: Client, token_id: int) -> ApiToken:
             raise NotFound("token not found", field="id")
         await record.delete()
     await _revoked(record.id)
+    await activity.record(client, "token.revoke", name=record.name, id=record.id, kind=record.kind)
     return record
+
+
+async def list_sessions(client: Client) -> list[ApiToken]:
+    """The Client's login sessions that can still be used, the most recently used first."""
+    now = datetime.now(UTC)
+    rows = await ApiToken.filter(client=client, kind=SESSION, expires_at__gt=now)
+    return sorted(rows, key=lambda t: (t.last_used_at or t.created_at, t.id), reverse=True)
+
+
+async def revoke_session(client: Client, session_id: int) -> ApiToken:
+    """Log one device out: its session token stops working at once (open websockets close)."""
+    async with in_transaction():
+        record = None
+        if 0 < session_id < 2**31:  # an id no row can have is not looked up (an int column)
+            record = await ApiToken.get_or_none(id=session_id, client=client, kind=SESSION)
+        if record is None:
+            raise NotFound("session not found", field="id")
+        await record.delete()
+    await _revoked(record.id)
+    await activity.record(client, "session.revoke", id=record.id, device=record.device)
+    return record
+
+
+async def _revoke_other_sessions(client: Client, keep: ApiToken | None) -> int:
+    others = ApiToken.filter(client=client, kind=SESSION)
+    if keep is not None:
+        others = others.exclude(id=keep.id)
+    ids = await others.values_list("id", flat=True)
+    await ApiToken.filter(id__in=ids).delete()
+    for token_id in ids:
+        await _revoked(token_id)
+    return len(ids)
 
 
 async def check_password(client: Client, password: str) -> None:
@@ -203,11 +248,18 @@ async def check_password(client: Client, password: str) -> None:
         raise ValidationFailed("wrong password", field="password")
 
 
-async def change_password(client: Client, current: str, new: str) -> Client:
+async def change_password(
+    client: Client, current: str, new: str, keep: ApiToken | None = None
+) -> Client:
+    """A new password; every other login session is revoked (another device that knew the old
+    password is logged out). ``keep`` is the token of the request, which stays. Named API
+    tokens stay: they are revoked one by one (`tokens:revoke`)."""
     await check_password(client, current)
     validation.password(new, user=client.username, mail=client.email)
     if new == current:
         raise ValidationFailed("the new password is the current one", field="newPassword")
     client.password_hash = security.hash_password(new)
     await client.save(update_fields=["password_hash"])
+    revoked = await _revoke_other_sessions(client, keep)
+    await activity.record(client, "account.password", sessionsRevoked=revoked)
     return client

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from backend.db.models import Addon, AddonBackup, AddonKind, Client
 from backend.errors import NotFound, PaasError, ValidationFailed
+from backend.services import activity
 from backend.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ async def capture(addon: Addon, *, kind: str = MANUAL, now: datetime | None = No
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
         raise
-    return await AddonBackup.create(
+    backup = await AddonBackup.create(
         client_id=addon.client_id,  # type: ignore[attr-defined]
         addon=addon,
         addon_name=addon.name,
@@ -77,6 +78,14 @@ async def capture(addon: Addon, *, kind: str = MANUAL, now: datetime | None = No
         size_bytes=size,
         kind=kind,
     )
+    if kind == MANUAL:  # scheduled and final backups are not someone's action
+        await activity.record(
+            addon.client_id,  # type: ignore[attr-defined]
+            "addon.backup",
+            addon=addon.name,
+            backup=backup.id,
+        )
+    return backup
 
 
 async def list_backups(addon: Addon) -> list[AddonBackup]:
@@ -109,6 +118,7 @@ async def restore(client: Client, name: str, backup_id: int) -> AddonBackup:
         )
     async with server_lock(addon):  # its restart is not a stopped server to bring back
         await _client().restore_addon(addon.name, addon.kind.value, path_of(backup))  # type: ignore[attr-defined]
+    await activity.record(client, "addon.restore", addon=addon.name, backup=backup.id)
     return backup
 
 

@@ -22,7 +22,7 @@ from backend import security
 from backend.db.models import Addon, AddonAttachment, AddonKind, Client, Project
 from backend.errors import Conflict, NotFound, PaasError, ValidationFailed
 from backend.rpc import pomegranate_pb2 as pb
-from backend.services import config, quotas
+from backend.services import activity, config, quotas
 from backend.services.projects import get_owned
 from backend.settings import Settings, get_settings
 
@@ -216,6 +216,9 @@ async def create_addon(client: Client, project_name: str, kind: str, plan: str |
         await addon.delete()
         raise
     await _set_var(client, project, var, url_of(addon), f"add-on: attach {addon.name}")
+    await activity.record(
+        client, "addon.create", project=project, addon=addon.name, kind=addon_kind.value, plan=plan
+    )
     return addon
 
 
@@ -236,6 +239,7 @@ async def attach_addon(client: Client, name: str, project_name: str) -> AddonAtt
         await attachment.delete()
         raise
     await _set_var(client, project, var, url_of(addon), f"add-on: attach {addon.name}")
+    await activity.record(client, "addon.attach", project=project, addon=addon.name)
     return attachment
 
 
@@ -248,6 +252,7 @@ async def detach_addon(client: Client, name: str, project_name: str) -> AddonAtt
     await attachment.delete()
     await _unset_var(client, project, attachment.config_var, f"add-on: detach {addon.name}")
     await ensure_server(addon)  # off the project's network
+    await activity.record(client, "addon.detach", project=project, addon=addon.name)
     return attachment
 
 
@@ -269,6 +274,7 @@ async def rotate_credentials(client: Client, name: str) -> Addon:
             client, attachment.project, attachment.config_var, url,
             f"add-on: rotate {addon.name} credentials",
         )  # fmt: skip
+    await activity.record(client, "addon.rotate", addon=addon.name)
     return addon
 
 
@@ -292,6 +298,7 @@ async def remove_addon(client: Client, name: str, confirm: str) -> Addon:
         await _client().remove_addon(addon.name, addon.kind.value)  # type: ignore[attr-defined]
         await addon.delete()
     _server_locks.pop(addon.id, None)
+    await activity.record(client, "addon.remove", addon=addon.name)
     return addon
 
 

@@ -12,6 +12,7 @@ from backend import dnscheck, security, validation
 from backend.db.models import Client, Domain, EnvVar, Project
 from backend.errors import Conflict, NotFound, NotVerified, ValidationFailed
 from backend.events import EventKind, get_bus, project_topic
+from backend.services import activity
 from backend.services.projects import get_owned
 from backend.settings import get_settings
 
@@ -58,6 +59,7 @@ async def set_env_vars(
         EventKind.ENV_CHANGED,
         {"project": project.name, "message": "set " + ", ".join(sorted(changed))},
     )
+    await activity.record(client, "env.set", project=project, keys=sorted(changed))
     return project, sorted(changed)
 
 
@@ -79,6 +81,7 @@ async def unset_env_vars(client: Client, project_name: str, keys: list[str]) -> 
         EventKind.ENV_CHANGED,
         {"project": project.name, "message": "unset " + ", ".join(sorted(present))},
     )
+    await activity.record(client, "env.unset", project=project, keys=sorted(present))
     return project
 
 
@@ -138,6 +141,7 @@ async def add_domain(client: Client, project_name: str, hostname: str) -> Domain
         EventKind.DOMAINS_CHANGED,
         {"project": project.name, "message": f"added {hostname}"},
     )
+    await activity.record(client, "domain.add", project=project, hostname=hostname)
     return domain
 
 
@@ -172,6 +176,7 @@ async def verify_domain(client: Client, project_name: str, hostname: str) -> Dom
         EventKind.DOMAINS_CHANGED,
         {"project": project.name, "message": f"verified {domain.hostname}"},
     )
+    await activity.record(client, "domain.verify", project=project, hostname=domain.hostname)
     return domain
 
 
@@ -192,6 +197,7 @@ async def remove_domain(client: Client, project_name: str, hostname: str) -> Dom
         EventKind.DOMAINS_CHANGED,
         {"project": project.name, "message": f"removed {domain.hostname}"},
     )
+    await activity.record(client, "domain.remove", project=project, hostname=domain.hostname)
     return domain
 
 

@@ -37,7 +37,7 @@ from backend.errors import (
 from backend.events import EventKind, build_log_topic, get_bus, project_topic
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc.pomegranate_client import DeployFailed, PomegranateClient
-from backend.services import config, quotas, volumes
+from backend.services import activity, config, quotas, serving, volumes
 from backend.services.applications.status import (
     FINISHED,
     IN_PROGRESS,
@@ -302,6 +302,14 @@ class Deployer:
             await asyncio.to_thread(source.unlink, True)
             raise
         await self._enqueue_or_fail(app, project, Job(app.id, source=source))
+        await activity.record(
+            project.owner_id,
+            "deploy",
+            project=project,
+            release=app.number,
+            cause=cause,
+            commit=commit_sha,
+        )
         return app
 
     async def _enqueue_or_fail(self, app: Application, project: Project, job: Job) -> None:
@@ -341,6 +349,9 @@ class Deployer:
             project, f"rollback to v{target.number}", commit_sha=target.commit_sha
         )
         await self._enqueue(project, Job(app.id, image_from=target.id))
+        await activity.record(
+            project.owner_id, "rollback", project=project, release=app.number, to=target.number
+        )
         return app
 
     async def restart(self, project: Project) -> Application:
@@ -351,6 +362,7 @@ class Deployer:
         # The image is the one live when the restart runs: after a release already queued.
         app = await self._new_application(project, "restart")
         await self._enqueue(project, Job(app.id))
+        await activity.record(project.owner_id, "restart", project=project, release=app.number)
         return app
 
     async def restart_processes(
@@ -396,6 +408,13 @@ class Deployer:
                 field="replica",
             )
         self._restarting[project.id] += 1
+        await activity.record(
+            project.owner_id,
+            "restart.processes",
+            project=project,
+            processType=process_type,
+            replica=replica,
+        )
         try:
             return await self.client.restart_processes(
                 project.name,
@@ -440,6 +459,9 @@ class Deployer:
         await quotas.check_runtime(project.owner_id, project)
         await project.save(update_fields=["replicas"])
         await _settings_changed(project, f"scale {process_type}={replicas}")
+        await activity.record(
+            project.owner_id, "scale", project=project, processType=process_type, replicas=replicas
+        )
         return await self.release_config(project, f"scale {process_type}={replicas}")
 
     async def update_settings(
@@ -477,6 +499,7 @@ class Deployer:
             changes.append(f"hsts {'on' if hsts else 'off'}")
         await project.save(update_fields=["port", "health_check_path", "deploy_branch", "hsts"])
         await _settings_changed(project, "settings: " + ", ".join(changes))
+        await activity.record(project.owner_id, "settings", project=project, changes=changes)
         if port is None and health_check_path is None and hsts is None:
             return None
         return await self.release_config(project, "settings: " + ", ".join(changes))
@@ -506,6 +529,9 @@ class Deployer:
         parts = [f"memory={memory_mb}MB"] if memory_mb is not None else []
         parts += [f"cpu={cpu}"] if cpu is not None else []
         await _settings_changed(project, "resources " + " ".join(parts))
+        await activity.record(
+            project.owner_id, "resources", project=project, memoryMb=memory_mb, cpu=cpu
+        )
         return await self.release_config(project, "resources " + " ".join(parts))
 
     async def stop_project(self, project: Project) -> Application:
@@ -514,6 +540,7 @@ class Deployer:
             raise ValidationFailed("nothing is running", field="project")
         await self.client.stop_project(project.name)
         await set_status(live, S.STOPPED, "stopped by the owner")
+        await activity.record(project.owner_id, "stop", project=project, release=live.number)
         return live
 
     async def start_project(self, project: Project) -> Application:
@@ -528,6 +555,7 @@ class Deployer:
             raise ValidationFailed("nothing to start: deploy first", field="project")
         app = await self._new_application(project, "start", commit_sha=base.commit_sha)
         await self._enqueue(project, Job(app.id, image_from=base.id))
+        await activity.record(project.owner_id, "start", project=project, release=app.number)
         return app
 
     async def remove_project(self, project: Project) -> None:
@@ -649,7 +677,7 @@ class Deployer:
             released = await self.client.release(self._spec(app, project), out.write)
             # Every line before the final status: followers stop reading at the status.
             url = self.settings.app_url(self.settings.project_hostname(project.name))
-            await out.write(f"=====> Application deployed: {url}")
+            await out.write(serving.deployed_line(app.number, url, app.replicas))
             await self._finish(app, project, released.stopped_applications)
         except DeployFailed as exc:
             # A build's output was streamed already; a failed start's container output was not.

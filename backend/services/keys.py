@@ -7,6 +7,7 @@ from tortoise.exceptions import IntegrityError
 from backend import validation
 from backend.db.models import Client, SSHKey
 from backend.errors import Conflict, NotFound, ValidationFailed
+from backend.services import activity
 
 MAX_KEY_LENGTH = 16_384
 ALLOWED_ALGORITHMS = {
@@ -55,11 +56,13 @@ async def add_key(client: Client, public_key: str, title: str | None) -> SSHKey:
     if await SSHKey.filter(fingerprint=fingerprint).exists():
         raise Conflict("this key is already registered", field="publicKey")
     try:
-        return await SSHKey.create(
+        key = await SSHKey.create(
             client=client, title=title, public_key=line, fingerprint=fingerprint
         )
     except IntegrityError as exc:
         raise Conflict("this key is already registered", field="publicKey") from exc
+    await activity.record(client, "key.add", title=title, fingerprint=fingerprint)
+    return key
 
 
 async def list_keys(client: Client) -> list[SSHKey]:
@@ -71,6 +74,7 @@ async def remove_key(client: Client, key_id: int) -> SSHKey:
     if key is None:
         raise NotFound("SSH key not found", field="id")
     await key.delete()
+    await activity.record(client, "key.remove", title=key.title, fingerprint=key.fingerprint)
     return key
 
 

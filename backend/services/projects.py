@@ -9,7 +9,7 @@ from backend import repos, validation
 from backend.db.models import Application, Client, Project
 from backend.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from backend.events import EventKind, get_bus, project_topic
-from backend.services import quotas
+from backend.services import activity, quotas
 from backend.services.applications.status import LIVE
 
 
@@ -56,6 +56,7 @@ async def create_project(client: Client, name: str) -> Project:
         if created:  # the commit itself failed: the repository has no project
             await repos.remove(name)
         raise
+    await activity.record(client, "project.create", project=project)
     return project
 
 
@@ -66,6 +67,7 @@ async def delete_project(client: Client, name: str) -> Project:
     await get_bus().publish(
         project_topic(project.id), EventKind.PROJECT_DELETED, {"project": project.name}
     )
+    await activity.record(client, "project.delete", project_name=project.name)
     return project
 
 

@@ -22,7 +22,7 @@ from backend.errors import NotFound, Unavailable, ValidationFailed
 from backend.events import EventKind, get_bus, project_topic
 from backend.pomegranate.procfile import validate_process_type
 from backend.rpc.pomegranate_client import PomegranateClient
-from backend.services import quotas
+from backend.services import activity, quotas
 from backend.services.projects import get_owned, live_application
 
 DEFAULT_PROCESS_TYPES = ("web",)
@@ -181,6 +181,9 @@ async def add_volume(
             f"{project.name} has a volume {name} or at {path}", field="name"
         ) from exc
     await _changed(project, f"volume {name} added at {path} ({', '.join(types)})")
+    await activity.record(
+        client, "volume.add", project=project, name=name, mountPath=path, processTypes=types
+    )
     return volume
 
 
@@ -200,6 +203,9 @@ async def remove_volume(client: Client, project_name: str, name: str, confirm: s
         )
     await found.delete()
     await _changed(project, f"volume {found.name} removed ({found.mount_path})")
+    await activity.record(
+        client, "volume.remove", project=project, name=found.name, mountPath=found.mount_path
+    )
     return found
 
 

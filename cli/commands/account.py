@@ -330,22 +330,27 @@ def account_password(as_json: JsonOpt = False) -> None:
 def account_delete(
     confirm: Annotated[
         str | None,
-        typer.Option("--confirm", metavar="USERNAME", help="Your username, to skip the question."),
+        typer.Option(
+            "--confirm",
+            metavar="USERNAME|EMAIL",
+            help="Your username or email, to skip the question.",
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Delete your account: every project (containers, images, repositories), keys, tokens.
-    Asks for your username (or --confirm USERNAME) and your password."""
+    Asks for your username or email (or --confirm) and your password."""
     api = authed()
     me = run(api.execute("Me"))["me"]
     if confirm is None:
         output.note(
             f"This deletes the account {me['username']} and all its projects, keys and tokens."
         )
-        confirm = ask(f"Type {me['username']} to confirm")
-    if confirm.strip() != me["username"]:
+        confirm = ask(f"Type {me['username']} (or your email) to confirm")
+    if confirm.strip() not in (me["username"], me["email"]):
         raise CliError(
-            f"confirmation '{confirm.strip()}' does not match {me['username']}: nothing deleted"
+            f"confirmation '{confirm.strip()}' does not match {me['username']} or your email: "
+            "nothing deleted"
         )
     password = ask("Password", secret=True)
     deleted = run(api.execute("DeleteAccount", password=password, confirm=confirm.strip()))[

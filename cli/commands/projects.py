@@ -35,6 +35,7 @@ def projects(as_json: JsonOpt = False) -> None:
             "url": p["url"],
             "release": (p["liveApplication"] or {}).get("number"),
             "status": (p["liveApplication"] or {}).get("status"),
+            "state": p["state"],
             "createdAt": p["createdAt"],
         }
         for p in run(authed().execute("Projects"))["projects"]
@@ -46,13 +47,13 @@ def projects(as_json: JsonOpt = False) -> None:
         output.note("no projects yet: paastech projects:create NAME")
         return
     output.table(
-        ["name", "url", "release", "status", "created"],
+        ["name", "url", "release", "state", "created"],
         [
             [
                 r["name"],
                 r["url"],
                 f"v{r['release']}" if r["release"] else "-",
-                output.status_text(r["status"]),
+                output.state_text(r["state"]),
                 output.age(r["createdAt"]),
             ]
             for r in rows
@@ -115,6 +116,7 @@ def projects_info(
         "gitUrl": p["gitUrl"],
         "release": live.get("number"),
         "status": live.get("status"),
+        "state": p["state"],
         "commit": live.get("commitSha"),
         "releases": p["applicationCount"],
         "domains": [d["hostname"] for d in p["domains"]],
@@ -135,11 +137,12 @@ def projects_info(
             ("name", info["name"]),
             ("url", info["url"]),
             ("git url", info["gitUrl"]),
+            ("state", output.state_words(info["state"])),
             (
                 "release",
                 f"v{info['release']} {info['status'].lower()} ({output.short_sha(info['commit'])})"
                 if info["release"]
-                else "none running",
+                else "none live",
             ),
             ("releases", info["releases"]),
             ("domains", ", ".join(info["domains"])),

@@ -216,10 +216,16 @@ def _process_rows(processes: list[dict]) -> list[dict]:
 def ps(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     """The project's processes: type.replica, state, release."""
     name = resolve_project(project)
-    rows = _process_rows(run(authed().execute("Processes", project=name))["project"]["processes"])
+    found = run(authed().execute("Processes", project=name))["project"]
+    rows = _process_rows(found["processes"])
     if as_json:
         output.print_json(rows)
         return
+    if found["state"] == "IDLE":  # live, but nothing answers at its URL (issue 18)
+        output.say(
+            f"{name} is idle (0 web): nothing serves {found['url']} (paastech scale web=1)",
+            style="yellow",
+        )
     if not rows:
         output.note(f"no processes of {name} are running")
         return

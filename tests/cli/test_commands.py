@@ -269,10 +269,10 @@ def test_projects_list_info_json_matches_table(user: Cli) -> None:
     user.ok("projects:create", project)
     rows = user.ok("projects", "--json").json()
     row = next(r for r in rows if r["name"] == project)
-    assert set(row) == {"name", "url", "release", "status", "createdAt"}
-    assert (row["release"], row["status"]) == (None, None)
+    assert set(row) == {"name", "url", "release", "status", "state", "createdAt"}
+    assert (row["release"], row["status"], row["state"]) == (None, None, "NEW")
     table = user.ok("projects").out
-    for column in ("name", "url", "release", "status", "created"):
+    for column in ("name", "url", "release", "state", "created"):
         assert column in table
     assert project in table and row["url"] in table
 
@@ -282,7 +282,7 @@ def test_projects_list_info_json_matches_table(user: Cli) -> None:
     text = user.ok("projects:info", "-p", project).out
     for label in ("name:", "url:", "git url:", "release:", "domains:", "scale:", "memory:"):
         assert label in text
-    assert "none running" in text
+    assert "none live" in text
 
 
 def test_projects_bad_paths(user: Cli, other: Cli) -> None:

@@ -145,7 +145,8 @@ def test_account_password_and_delete(user: Cli, api_url: str, tmp_path: Path) ->
     mismatch = user.fails(1, "account:delete", "--confirm", "someone-else")
     assert (
         mismatch.err
-        == f"error: confirmation 'someone-else' does not match {username}: nothing deleted\n"
+        == f"error: confirmation 'someone-else' does not match {username} or your email: "
+        "nothing deleted\n"
     )
     user.fails(1, "account:delete", "--confirm", username, input="wrong-password-9\n")
     assert user.ok("whoami").out.startswith(username)  # nothing changed

@@ -32,6 +32,7 @@ class Owned:
     backup_id: str  # a backup of that add-on
     volume: str  # a volume of her project
     webhook_id: str = ""  # an alert webhook of her project (issue 18)
+    session_id: str = ""  # her sign-up's login session (issue 18)
 
 
 @dataclass
@@ -48,6 +49,11 @@ def _lacks(field: str, attr: str, key: str = "name"):
         assert getattr(owned, attr) not in values
 
     return check
+
+
+def _no_activity_of(data: dict, owned: Owned) -> None:
+    assert data["activity"], "Bob's own sign-up is in his feed"
+    assert all(a["project"] != owned.project for a in data["activity"]), data
 
 
 CASES: dict[str, Case] = {
@@ -81,6 +87,18 @@ CASES: dict[str, Case] = {
     "sshKeys": Case("{ sshKeys { id } }", lambda o: {}, "OWN", _lacks("sshKeys", "key_id", "id")),
     "apiTokens": Case(
         "{ apiTokens { id } }", lambda o: {}, "OWN", _lacks("apiTokens", "token_id", "id")
+    ),
+    # Activity and sessions (issue 18): Bob's feed holds none of Alice's records.
+    "activity": Case(
+        "{ activity(first: 200) { project action } }", lambda o: {}, "OWN", _no_activity_of
+    ),
+    "sessions": Case(
+        "{ sessions { id } }", lambda o: {}, "OWN", _lacks("sessions", "session_id", "id")
+    ),
+    "revokeSession": Case(
+        "mutation($id: ID!) { revokeSession(id: $id) { id } }",
+        lambda o: {"id": o.session_id},
+        "NOT_FOUND",
     ),
     # Mutations
     # Public: they act on no existing object.
@@ -281,6 +299,11 @@ CASES: dict[str, Case] = {
     ),
     "removeNode": Case('mutation { removeNode(node: "worker-1") }', lambda o: {}, "FORBIDDEN"),
     # Subscriptions
+    "activityEvents": Case(
+        "subscription($p: String) { activityEvents(project: $p) { action } }",
+        lambda o: {"p": o.project},
+        "NOT_FOUND",
+    ),
     "applicationStatus": Case(
         "subscription($p: String!) { applicationStatus(project: $p) { number } }",
         lambda o: {"p": o.project},
@@ -383,6 +406,9 @@ async def _setup_alice(server: Server, alice: Account) -> Owned:
         "{ id } }",
         p=project,
     )
+    session = await server.db.fetch(
+        "SELECT id FROM api_token WHERE client_id = $1 AND kind = 'session'", client_id
+    )
     return Owned(
         project,
         hostname,
@@ -394,6 +420,7 @@ async def _setup_alice(server: Server, alice: Account) -> Owned:
         str(backup_id),
         "files",
         hook["addWebhook"]["id"],
+        str(session[0][0]),
     )
 
 
@@ -407,7 +434,7 @@ async def _snapshot(server: Server, alice: Account, owned: Owned) -> dict:
           project(name: $p) { name envVars { key value } domains { hostname } applicationCount
             settings { replicas { processType replicas } memoryMb cpu port healthCheckPath deployBranch } }
           application(project: $p, number: $n) { number status }
-          sshKeys { id } apiTokens { id } }""",
+          sshKeys { id } apiTokens { id } sessions { id } }""",
         p=owned.project,
         n=owned.app_number,
     )

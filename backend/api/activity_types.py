@@ -1,0 +1,67 @@
+"""GraphQL types of the activity feed and of login sessions (issue 18)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from backend.db import models
+from backend.services import activity
+
+
+@strawberry.type(
+    name="Activity",
+    description="One action on your account or projects: who did it (which token or session, "
+    "from the web app, the CLI, a git push or the API), when, and what (never a secret).",
+)
+class ActivityType:
+    id: strawberry.ID
+    at: datetime
+    action: str = strawberry.field(description="deploy, env.set, scale, session.login, ...")
+    project: str | None = strawberry.field(description="The project's name, if any.")
+    source: str = strawberry.field(description="web, cli, git or api.")
+    token_id: strawberry.ID | None = strawberry.field(
+        description="The token or session acted with (it may be revoked since)."
+    )
+    token_name: str
+    summary: str = strawberry.field(description="One line for people.")
+    detail: JSON = strawberry.field(
+        description="The action's details (env var keys, never values)."
+    )
+
+    @classmethod
+    def of(cls, row: models.Activity) -> ActivityType:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            at=row.at,
+            action=row.action,
+            project=row.project_name or None,
+            source=row.source,
+            token_id=strawberry.ID(str(row.token_id)) if row.token_id is not None else None,
+            token_name=row.token_name,
+            summary=activity.summary(row),
+            detail=row.detail,
+        )
+
+
+@strawberry.type(name="Session", description="A login session (a device logged in).")
+class SessionType:
+    id: strawberry.ID
+    device: str = strawberry.field(description="The browser or program, shortened.")
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    current: bool = strawberry.field(description="The session this request is made with.")
+
+    @classmethod
+    def of(cls, token: models.ApiToken, current: models.ApiToken | None) -> SessionType:
+        return cls(
+            id=strawberry.ID(str(token.id)),
+            device=token.device or "unknown device",
+            created_at=token.created_at,
+            last_used_at=token.last_used_at,
+            expires_at=token.expires_at,
+            current=current is not None and current.id == token.id,
+        )
