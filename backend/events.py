@@ -29,6 +29,8 @@ class EventKind(StrEnum):
     RUNTIME_LOG = "RUNTIME_LOG"
     # An API token was revoked (logout, revokeApiToken): its open websockets close.
     TOKEN_REVOKED = "TOKEN_REVOKED"
+    # An add-on's status changed (issue 15); "removed" is its last.
+    ADDON_STATUS = "ADDON_STATUS"
 
 
 def project_topic(project_id: int) -> str:
@@ -37,6 +39,10 @@ def project_topic(project_id: int) -> str:
 
 def token_topic(token_id: int) -> str:
     return f"token:{token_id}"
+
+
+def addon_topic(addon_id: int) -> str:
+    return f"addon:{addon_id}"
 
 
 def build_log_topic(application_id: int) -> str:

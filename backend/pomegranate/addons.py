@@ -282,6 +282,25 @@ class DockerAddons:
             restart_count=int(data.get("RestartCount") or 0),
         )
 
+    # ------------------------------------------------------------------------------ logs
+
+    async def logs(self, name: str, *, tail: int, follow: bool) -> AsyncIterator[str]:
+        """The server's output lines: the last ``tail``, then (``follow``) live ones until the
+        container stops. A missing container has no lines."""
+        check_name(name)
+        data = await self._container(name)
+        if data is None:
+            return
+        try:
+            async with contextlib.aclosing(
+                self.runtime.logs(data["Id"], follow=follow, tail=tail)
+            ) as lines:
+                async for line in lines:
+                    yield line
+        except DockerError as exc:
+            if exc.status != 404:  # removed meanwhile: the output simply ends
+                raise AddonError(f"logs of add-on {name}: {exc.message}") from exc
+
     # ------------------------------------------------------------------------------ remove
 
     async def remove(self, name: str) -> None:

@@ -459,6 +459,24 @@ class PomegranateService(pb_grpc.PomegranateServicer):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         return pb.Empty()
 
+    async def AddonLogs(
+        self, request: pb.AddonLogsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.LogLine]:
+        try:
+            name, kind = self._addon_ref(request.ref)
+        except BadRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if request.tail < 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "tail must not be negative")
+        try:
+            async with contextlib.aclosing(
+                self.addons.logs(name, tail=request.tail, follow=request.follow)
+            ) as lines:
+                async for line in lines:
+                    yield pb.LogLine(process=kind, line=line)
+        except AddonError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+
     @_unary
     async def ListProcesses(
         self, request: pb.ProjectRef, context: grpc.aio.ServicerContext

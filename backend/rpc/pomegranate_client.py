@@ -239,6 +239,21 @@ class PomegranateClient:
             "AddonStatus", pb.AddonRef(name=name, kind=kind), deadline=30
         )
 
+    async def addon_logs(
+        self, name: str, kind: str, tail: int, follow: bool
+    ) -> AsyncIterator[pb.LogLine]:
+        request = pb.AddonLogsRequest(
+            ref=pb.AddonRef(name=name, kind=kind), tail=tail, follow=follow
+        )
+        call = self.stub.AddonLogs(request, metadata=call_metadata())
+        try:
+            async for line in call:
+                yield line
+        except grpc.aio.AioRpcError as exc:
+            raise _addon_failure(exc) from exc
+        finally:
+            call.cancel()
+
     async def backup_addon(self, name: str, kind: str) -> AsyncIterator[bytes]:
         call = self.stub.BackupAddon(pb.AddonRef(name=name, kind=kind), metadata=call_metadata())
         try:

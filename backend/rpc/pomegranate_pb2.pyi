@@ -435,3 +435,13 @@ class RunOutput(_message.Message):
     exit: RunExit
     failure: Failure
     def __init__(self, started: _Optional[str] = ..., stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., exit: _Optional[_Union[RunExit, _Mapping]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
+
+class AddonLogsRequest(_message.Message):
+    __slots__ = ("ref", "tail", "follow")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    ref: AddonRef
+    tail: int
+    follow: bool
+    def __init__(self, ref: _Optional[_Union[AddonRef, _Mapping]] = ..., tail: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...

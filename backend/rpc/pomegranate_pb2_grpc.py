@@ -124,6 +124,11 @@ class PomegranateStub:
                 request_serializer=backend_dot_rpc_dot_pomegranate__pb2.RestoreChunk.SerializeToString,
                 response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.Empty.FromString,
                 _registered_method=True)
+        self.AddonLogs = channel.unary_stream(
+                '/paastech.pomegranate.v1.Pomegranate/AddonLogs',
+                request_serializer=backend_dot_rpc_dot_pomegranate__pb2.AddonLogsRequest.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.LogLine.FromString,
+                _registered_method=True)
 
 
 class PomegranateServicer:
@@ -266,6 +271,14 @@ class PomegranateServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddonLogs(self, request, context):
+        """The add-on server's output: the last `tail` lines, then (follow) live lines until the
+        container stops or the caller goes away. Lines carry only `line` and `process` (the kind).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PomegranateServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -358,6 +371,11 @@ def add_PomegranateServicer_to_server(servicer, server):
                     servicer.RestoreAddon,
                     request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.RestoreChunk.FromString,
                     response_serializer=backend_dot_rpc_dot_pomegranate__pb2.Empty.SerializeToString,
+            ),
+            'AddonLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.AddonLogs,
+                    request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.AddonLogsRequest.FromString,
+                    response_serializer=backend_dot_rpc_dot_pomegranate__pb2.LogLine.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -846,6 +864,33 @@ class Pomegranate:
             '/paastech.pomegranate.v1.Pomegranate/RestoreAddon',
             backend_dot_rpc_dot_pomegranate__pb2.RestoreChunk.SerializeToString,
             backend_dot_rpc_dot_pomegranate__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddonLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/paastech.pomegranate.v1.Pomegranate/AddonLogs',
+            backend_dot_rpc_dot_pomegranate__pb2.AddonLogsRequest.SerializeToString,
+            backend_dot_rpc_dot_pomegranate__pb2.LogLine.FromString,
             options,
             channel_credentials,
             insecure,

@@ -10,10 +10,12 @@ the calling Client: another Client's add-on is NOT_FOUND, as if it did not exist
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import secrets
 from collections import defaultdict
+from collections.abc import AsyncIterator
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -22,7 +24,7 @@ from backend import security
 from backend.db.models import Addon, AddonAttachment, AddonKind, Client, Project
 from backend.errors import Conflict, NotFound, PaasError, ValidationFailed
 from backend.rpc import pomegranate_pb2 as pb
-from backend.services import config, quotas
+from backend.services import addon_status, config, quotas
 from backend.services.projects import get_owned
 from backend.settings import Settings, get_settings
 
@@ -136,15 +138,23 @@ async def spec_of(addon: Addon) -> pb.AddonSpec:
 async def ensure_server(addon: Addon) -> pb.AddonState:
     """Make Pomegranate run the add-on's server as its rows say (idempotent)."""
     state = await _client().ensure_addon(await spec_of(addon))  # type: ignore[attr-defined]
-    status = "available" if state.running else state.state
-    if addon.status != status:
-        addon.status = status
-        await addon.save(update_fields=["status"])
+    if state.running:
+        await addon_status.record(addon, "available")
+    else:
+        await addon_status.record(addon, "down", f"server {state.state} {state.health}".strip())
     return state
 
 
 async def status_of(addon: Addon) -> pb.AddonState:
     return await _client().addon_status(addon.name, addon.kind.value)  # type: ignore[attr-defined]
+
+
+async def logs_of(addon: Addon, tail: int, follow: bool) -> AsyncIterator[str]:
+    """The server's output lines, from Pomegranate."""
+    lines = _client().addon_logs(addon.name, addon.kind.value, tail, follow)  # type: ignore[attr-defined]
+    async with contextlib.aclosing(lines) as stream:
+        async for line in stream:
+            yield line.line
 
 
 async def _set_var(client: Client, project: Project, var: str, url: str, cause: str) -> None:
@@ -206,6 +216,7 @@ async def create_addon(client: Client, project_name: str, kind: str, plan: str |
     except IntegrityError as exc:
         raise Conflict("the add-on could not be created; try again", field="kind") from exc
     try:
+        await addon_status.record(addon, "creating")
         await ensure_server(addon)
     except BaseException:
         # Nothing half made: no rows, no container, no volume.
@@ -283,7 +294,13 @@ async def remove_addon(client: Client, name: str, confirm: str) -> Addon:
             f"removing {addon.name} deletes its data; confirm with its name", field="confirm"
         )
     async with server_lock(addon):
-        await addon_backups.capture(addon, kind="final")
+        previous = addon.status
+        await addon_status.record(addon, "removing")
+        try:
+            await addon_backups.capture(addon, kind="final")
+        except BaseException:
+            await addon_status.record(addon, previous, "removal failed: no final backup")
+            raise
         for attachment in await attachments_of(addon):
             await attachment.delete()
             await _unset_var(
@@ -292,6 +309,7 @@ async def remove_addon(client: Client, name: str, confirm: str) -> Addon:
         await _client().remove_addon(addon.name, addon.kind.value)  # type: ignore[attr-defined]
         await addon.delete()
     _server_locks.pop(addon.id, None)
+    await addon_status.removed(addon)
     return addon
 
 
@@ -352,6 +370,8 @@ async def reconcile_all() -> None:
             try:
                 state = await status_of(addon)
                 if not state.running:
+                    # The down time is in the history: the engine's state when found.
+                    await addon_status.record(addon, "down", f"server {state.state}")
                     await ensure_server(addon)
             except PaasError as exc:
                 log.warning("add-on %s not reconciled: %s", addon.name, exc.message)

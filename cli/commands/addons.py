@@ -115,6 +115,37 @@ def addons_info(name: NameArg, as_json: JsonOpt = False) -> None:
             ["Created", output.age(addon["createdAt"])],
         ],
     )
+    history = addon["statusHistory"]
+    if history:
+        output.say("")
+        output.table(
+            ["STATUS", "SINCE", "WHY"],
+            [[h["status"], output.age(h["at"]), h["message"] or "-"] for h in history[::-1]],
+        )
+
+
+async def _addon_logs(name: str, tail: int, follow: bool) -> None:
+    """Lines as they come; a follow ends when the server stops (say so: it may restart)."""
+    async with authed().subscribe("AddonLogs", name=name, tail=tail, follow=follow) as events:
+        async for event in events:
+            sys.stdout.write(event["addonLogs"]["line"] + "\n")
+            sys.stdout.flush()
+    if follow:
+        output.note(f"the output of {name} ended (its server stopped)")
+
+
+@app.command("addons:logs", rich_help_panel=PANEL)
+def addons_logs(
+    name: NameArg,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", "--tail", "-t", help="Keep streaming new lines.")
+    ] = False,
+    num: Annotated[
+        int, typer.Option("--num", "-n", metavar="N", min=0, max=10_000, help="Recent lines.")
+    ] = 100,
+) -> None:
+    """Output of the add-on's server (PostgreSQL / Redis log); -f follows it."""
+    run(_addon_logs(name, num, follow))
 
 
 @app.command("addons:destroy", rich_help_panel=PANEL)

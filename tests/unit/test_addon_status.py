@@ -1,0 +1,156 @@
+"""Add-on status history (issue 15): every transition is stored with its time and published on
+the add-on's topic; a repeated status is not a transition; the history is capped; a reconcile
+that finds the server down records the down time and the way back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from tortoise import Tortoise
+
+from backend.db.models import Addon, AddonKind, AddonStatusChange, Client
+from backend.events import EventKind, addon_topic, get_bus
+from backend.rpc import pomegranate_pb2 as pb
+from backend.services import addon_backups, addon_status, addons
+
+
+class FakePomegranate:
+    """The server is found stopped; an ensure brings it back unless told to fail."""
+
+    def __init__(self) -> None:
+        self.state = pb.AddonState(running=False, state="exited")
+        self.comes_back = True
+
+    async def addon_status(self, name: str, kind: str) -> pb.AddonState:
+        return self.state
+
+    async def ensure_addon(self, spec: pb.AddonSpec) -> pb.AddonState:
+        if self.comes_back:
+            self.state = pb.AddonState(running=True, state="running")
+        return self.state
+
+    async def remove_addon(self, name: str, kind: str) -> None:
+        return None
+
+
+@pytest.fixture
+async def setup(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Client, FakePomegranate]]:
+    await Tortoise.init(
+        db_url="sqlite://:memory:", modules={"models": ["backend.db.models"]}, use_tz=True
+    )
+    await Tortoise.generate_schemas()
+    owner = await Client.create(email="s@example.com", username="stat", password_hash="x")
+    fake = FakePomegranate()
+    monkeypatch.setattr(addons, "_client", lambda: fake)
+
+    async def no_backup(addon: Addon, *, kind: str = "manual", now: object = None) -> None:
+        return None
+
+    monkeypatch.setattr(addon_backups, "capture", no_backup)
+    yield owner, fake
+    await Tortoise.close_connections()
+
+
+async def _addon(owner: Client, name: str = "redis-hist-1") -> Addon:
+    return await Addon.create(
+        client=owner,
+        kind=AddonKind.REDIS,
+        plan="mini",
+        name=name,
+        status="creating",
+        version="7",
+        password_encrypted=addons.security.encrypt("pw"),
+    )
+
+
+def _statuses(rows: list[AddonStatusChange]) -> list[tuple[str, str]]:
+    return [(r.status, r.message) for r in rows]
+
+
+async def test_transitions_are_stored_in_order_and_repeats_are_not(
+    setup: tuple[Client, FakePomegranate],
+) -> None:
+    owner, _fake = setup
+    addon = await _addon(owner)
+    assert await addon_status.record(addon, "creating") is not None
+    assert await addon_status.record(addon, "available") is not None
+    assert await addon_status.record(addon, "available") is None  # not a transition
+    rows = await addon_status.history(addon, 20)
+    assert _statuses(rows) == [("creating", ""), ("available", "")]
+    assert rows[0].at <= rows[1].at
+    assert (await Addon.get(id=addon.id)).status == "available"
+
+
+async def test_the_reconcile_records_the_down_time_and_the_way_back(
+    setup: tuple[Client, FakePomegranate],
+) -> None:
+    owner, _fake = setup
+    addon = await _addon(owner)
+    await addon_status.record(addon, "available")
+    await addons.reconcile_all()
+    assert _statuses(await addon_status.history(addon, 20)) == [
+        ("available", ""),
+        ("down", "server exited"),
+        ("available", ""),
+    ]
+
+
+async def test_a_server_that_stays_down_stays_down_in_the_history(
+    setup: tuple[Client, FakePomegranate],
+) -> None:
+    owner, fake = setup
+    fake.comes_back = False
+    addon = await _addon(owner)
+    await addon_status.record(addon, "available")
+    await addons.reconcile_all()
+    await addons.reconcile_all()  # still down: no new transition
+    assert _statuses(await addon_status.history(addon, 20)) == [
+        ("available", ""),
+        ("down", "server exited"),
+    ]
+    assert (await Addon.get(id=addon.id)).status == "down"
+
+
+async def test_the_history_is_capped_and_last_picks_the_newest(
+    setup: tuple[Client, FakePomegranate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner, _fake = setup
+    monkeypatch.setattr(addon_status, "KEEP", 3)
+    addon = await _addon(owner)
+    for status in ("creating", "available", "down", "available", "restoring"):
+        await addon_status.record(addon, status)
+    assert [r.status for r in await addon_status.history(addon, 20)] == [
+        "down",
+        "available",
+        "restoring",
+    ]
+    assert [r.status for r in await addon_status.history(addon, 1)] == ["restoring"]
+
+
+async def test_messages_are_cut_to_the_column(setup: tuple[Client, FakePomegranate]) -> None:
+    owner, _fake = setup
+    addon = await _addon(owner)
+    await addon_status.record(addon, "down", "x" * 5000)
+    [row] = await addon_status.history(addon, 20)
+    assert len(row.message) == addon_status.MESSAGE_MAX
+
+
+async def test_transitions_and_removal_are_published_on_the_addons_topic(
+    setup: tuple[Client, FakePomegranate],
+) -> None:
+    owner, _fake = setup
+    addon = await _addon(owner)
+    other = await _addon(owner, "redis-other-2")
+    async with get_bus().subscribe(addon_topic(addon.id)) as events:
+        await addon_status.record(other, "available")  # another add-on's topic
+        await addon_status.record(addon, "available")
+        await addons.remove_addon(owner, addon.name, addon.name)
+        seen = [await anext(events) for _ in range(3)]
+    assert [(e.kind, e.payload["status"]) for e in seen] == [
+        (EventKind.ADDON_STATUS, "available"),
+        (EventKind.ADDON_STATUS, "removing"),
+        (EventKind.ADDON_STATUS, addon_status.REMOVED),
+    ]
+    assert all(e.payload["name"] == addon.name for e in seen)
+    assert not await AddonStatusChange.filter(addon_id=addon.id).exists()  # gone with it
