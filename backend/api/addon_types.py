@@ -116,6 +116,18 @@ class AddonType:
             for c in await addon_status.history(self.model, check_last(last))
         ]
 
+    @strawberry.field(
+        description="Bytes its data volume uses (counted in the volume_mb quota); null when the "
+        "engine is not reachable or does not say."
+    )
+    async def data_size_bytes(self) -> float | None:
+        try:
+            sizes = await addons.volume_sizes([self.model])
+        except PaasError:
+            return None
+        size = sizes.get(self.model.name, -1)
+        return float(size) if size >= 0 else None
+
     @strawberry.field(description="The server's state; null when the engine is not reachable.")
     async def server(self) -> AddonServerType | None:
         try:

@@ -301,6 +301,16 @@ class DockerAddons:
             if exc.status != 404:  # removed meanwhile: the output simply ends
                 raise AddonError(f"logs of add-on {name}: {exc.message}") from exc
 
+    async def volume_sizes(self, names: list[str]) -> dict[str, int]:
+        """Bytes in use by each add-on's data volume (-1: not reported), from the engine's disk
+        usage report, which walks every volume: one report for all the names."""
+        for name in names:
+            check_name(name)
+        if not names:
+            return {}
+        measured = await self.runtime._volume_sizes()
+        return {name: measured.get(self.object_name(name), -1) for name in names}
+
     # ------------------------------------------------------------------------------ remove
 
     async def remove(self, name: str) -> None:

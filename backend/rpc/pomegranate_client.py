@@ -254,6 +254,12 @@ class PomegranateClient:
         finally:
             call.cancel()
 
+    async def addon_volume_sizes(self, names: list[str]) -> dict[str, int]:
+        reply = await self._addon_call(
+            "AddonVolumeSizes", pb.AddonVolumesRequest(names=names), deadline=60
+        )
+        return {v.name: v.size_bytes for v in reply.volumes}  # type: ignore[attr-defined]
+
     async def backup_addon(self, name: str, kind: str) -> AsyncIterator[bytes]:
         call = self.stub.BackupAddon(pb.AddonRef(name=name, kind=kind), metadata=call_metadata())
         try:

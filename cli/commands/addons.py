@@ -101,6 +101,7 @@ def addons_info(name: NameArg, as_json: JsonOpt = False) -> None:
     if server:
         state = server["state"] + (f", {server['health']}" if server["health"] else "")
     attached = ", ".join(f"{t['project']} as {t['configVar']}" for t in addon["attachments"])
+    size = addon["dataSizeBytes"]  # counts in the volume_mb quota (paastech quotas)
     output.table(
         ["", ""],
         [
@@ -111,6 +112,7 @@ def addons_info(name: NameArg, as_json: JsonOpt = False) -> None:
             ["Status", addon["status"]],
             ["Server", state],
             ["Attached to", attached or "-"],
+            ["Data", "unknown" if size is None else _size(size)],
             ["Backups", str(len(addon["backups"]))],
             ["Created", output.age(addon["createdAt"])],
         ],

@@ -4,12 +4,14 @@ that finds the server down records the down time and the way back."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from tortoise import Tortoise
 
-from backend.db.models import Addon, AddonKind, AddonStatusChange, Client
+from backend.db.models import Addon, AddonKind, AddonStatusChange, Client, Project
 from backend.events import EventKind, addon_topic, get_bus
 from backend.rpc import pomegranate_pb2 as pb
 from backend.services import addon_backups, addon_status, addons
@@ -21,17 +23,27 @@ class FakePomegranate:
     def __init__(self) -> None:
         self.state = pb.AddonState(running=False, state="exited")
         self.comes_back = True
+        self.ensures = 0
+        self.ensuring = asyncio.Event()
+        self.finish_ensure: asyncio.Event | None = None  # set: an ensure waits for it
 
     async def addon_status(self, name: str, kind: str) -> pb.AddonState:
         return self.state
 
     async def ensure_addon(self, spec: pb.AddonSpec) -> pb.AddonState:
+        self.ensures += 1
+        self.ensuring.set()
+        if self.finish_ensure is not None:
+            await self.finish_ensure.wait()
         if self.comes_back:
             self.state = pb.AddonState(running=True, state="running")
         return self.state
 
     async def remove_addon(self, name: str, kind: str) -> None:
         return None
+
+    async def addon_volume_sizes(self, names: list[str]) -> dict[str, int]:
+        return dict.fromkeys(names, 0)
 
 
 @pytest.fixture
@@ -154,3 +166,45 @@ async def test_transitions_and_removal_are_published_on_the_addons_topic(
     ]
     assert all(e.payload["name"] == addon.name for e in seen)
     assert not await AddonStatusChange.filter(addon_id=addon.id).exists()  # gone with it
+
+
+async def test_a_creation_in_progress_is_not_recorded_down_by_the_reconcile(
+    setup: tuple[Client, FakePomegranate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner, fake = setup
+    project = await Project.create(owner=owner, name="racing")
+
+    async def no_release(*args: object) -> None:
+        return None
+
+    monkeypatch.setattr(addons, "_set_var", no_release)
+    fake.finish_ensure = asyncio.Event()
+    creation = asyncio.create_task(addons.create_addon(owner, project.name, "redis", None))
+    await fake.ensuring.wait()  # the creation is starting the server: not running yet
+    reconcile = asyncio.create_task(addons.reconcile_all())
+    for _ in range(20):  # let the reconcile run as far as it can meanwhile
+        await asyncio.sleep(0)
+    fake.finish_ensure.set()
+    addon = await creation
+    await reconcile
+    assert fake.ensures == 1  # started once, by the creation
+    assert _statuses(await addon_status.history(addon, 20)) == [("creating", ""), ("available", "")]
+
+
+async def test_an_interrupted_creation_is_taken_up_by_the_reconcile(
+    setup: tuple[Client, FakePomegranate],
+) -> None:
+    owner, fake = setup
+    addon = await _addon(owner)  # status "creating": its API was killed before the server ran
+    await addon_status.record(addon, "creating")
+    await addons.reconcile_all()
+    assert fake.ensures == 0  # young: its creation may still be running
+    addon.created_at = datetime.now(UTC) - addons.CREATION_GRACE - timedelta(seconds=1)
+    await addon.save(update_fields=["created_at"])
+    await addons.reconcile_all()
+    assert fake.ensures == 1
+    assert [r.status for r in await addon_status.history(addon, 20)] == [
+        "creating",
+        "down",
+        "available",
+    ]
