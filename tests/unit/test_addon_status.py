@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from tortoise import Tortoise
 
-from backend.db.models import Addon, AddonKind, AddonStatusChange, Client, Project
+from backend.db.models import Addon, AddonStatusChange, Client, Project
 from backend.events import EventKind, addon_topic, get_bus
 from backend.rpc import pomegranate_pb2 as pb
-from backend.services import addon_backups, addon_status, addons
+from backend.services import addon_status, addons
+from tests.support.addon_db import addon_db, addon_row, use_pomegranate
 
 
 class FakePomegranate:
@@ -48,32 +48,14 @@ class FakePomegranate:
 
 @pytest.fixture
 async def setup(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Client, FakePomegranate]]:
-    await Tortoise.init(
-        db_url="sqlite://:memory:", modules={"models": ["backend.db.models"]}, use_tz=True
-    )
-    await Tortoise.generate_schemas()
-    owner = await Client.create(email="s@example.com", username="stat", password_hash="x")
-    fake = FakePomegranate()
-    monkeypatch.setattr(addons, "_client", lambda: fake)
-
-    async def no_backup(addon: Addon, *, kind: str = "manual", now: object = None) -> None:
-        return None
-
-    monkeypatch.setattr(addon_backups, "capture", no_backup)
-    yield owner, fake
-    await Tortoise.close_connections()
+    async with addon_db("stat") as owner:
+        fake = FakePomegranate()
+        use_pomegranate(monkeypatch, fake)
+        yield owner, fake
 
 
 async def _addon(owner: Client, name: str = "redis-hist-1") -> Addon:
-    return await Addon.create(
-        client=owner,
-        kind=AddonKind.REDIS,
-        plan="mini",
-        name=name,
-        status="creating",
-        version="7",
-        password_encrypted=addons.security.encrypt("pw"),
-    )
+    return await addon_row(owner, name, status="creating")
 
 
 def _statuses(rows: list[AddonStatusChange]) -> list[tuple[str, str]]:

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from tortoise import Tortoise
 
 from backend.db.models import Addon, AddonKind, Client, ClientQuota, Project
 from backend.errors import ValidationFailed
 from backend.rpc import pomegranate_pb2 as pb
 from backend.services import addons, quotas, volumes
+from tests.support.addon_db import addon_db, addon_row
 
 MB = 1024 * 1024
 
@@ -37,33 +37,20 @@ class FakePomegranate:
 async def setup(
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[tuple[Client, Project, FakePomegranate]]:
-    await Tortoise.init(
-        db_url="sqlite://:memory:", modules={"models": ["backend.db.models"]}, use_tz=True
-    )
-    await Tortoise.generate_schemas()
-    owner = await Client.create(email="q@example.com", username="quota", password_hash="x")
-    project = await Project.create(owner=owner, name="stateful")
-    fake = FakePomegranate()
-    monkeypatch.setattr(addons, "_client", lambda: fake)
+    async with addon_db("quota") as owner:
+        project = await Project.create(owner=owner, name="stateful")
+        fake = FakePomegranate()
+        monkeypatch.setattr(addons, "_client", lambda: fake)
 
-    async def no_release(*args: object) -> None:
-        return None
+        async def no_release(*args: object) -> None:
+            return None
 
-    monkeypatch.setattr(addons, "_set_var", no_release)
-    yield owner, project, fake
-    await Tortoise.close_connections()
+        monkeypatch.setattr(addons, "_set_var", no_release)
+        yield owner, project, fake
 
 
 async def _existing(owner: Client, name: str) -> Addon:
-    return await Addon.create(
-        client=owner,
-        kind=AddonKind.POSTGRES,
-        plan="mini",
-        name=name,
-        status="available",
-        version="15",
-        password_encrypted=addons.security.encrypt("pw"),
-    )
+    return await addon_row(owner, name, AddonKind.POSTGRES)
 
 
 async def test_addon_data_volumes_count_in_the_space_used(
