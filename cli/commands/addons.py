@@ -16,12 +16,13 @@ import typer
 
 from cli import output
 from cli.app import JsonOpt, ProjectOpt, app, authed, run
-from cli.client import EXIT_BY_CODE, EXIT_FAILURE, EXIT_USAGE, CliError
+from cli.client import EXIT_BY_CODE, EXIT_FAILURE, EXIT_USAGE, Api, CliError
 from cli.commands.run import _raw_terminal, _session
 from cli.gitremote import resolve_project
 
 PANEL = "Add-ons"
 KINDS = ("postgres", "redis")
+CREATE_TIMEOUT = 300.0  # seconds: the server's first start (EnsureAddon waits up to 90 s)
 
 NameArg = Annotated[str, typer.Argument(metavar="ADDON", help="The add-on's name.")]
 
@@ -78,7 +79,11 @@ def addons_create(
     if kind not in KINDS:
         raise CliError(f"unknown add-on kind {kind!r}: use postgres or redis", EXIT_USAGE, "USAGE")
     name = resolve_project(project)
-    created = run(authed().execute("CreateAddon", project=name, kind=kind, plan=plan))
+    api = authed()
+    # The API answers once the server runs: a first PostgreSQL start (initdb) on a busy host
+    # can take longer than the usual 60 s.
+    api = Api(api.url, api.token, timeout=CREATE_TIMEOUT)
+    created = run(api.execute("CreateAddon", project=name, kind=kind, plan=plan))
     addon = created["createAddon"]
     if as_json:
         output.print_json(addon)
