@@ -33,6 +33,8 @@ class EventKind(StrEnum):
     METRICS = "METRICS"
     # A record was added to a Client's activity feed (issue 18).
     ACTIVITY = "ACTIVITY"
+    # An add-on's status changed (issue 15); "removed" is its last.
+    ADDON_STATUS = "ADDON_STATUS"
 
 
 def project_topic(project_id: int) -> str:
@@ -49,6 +51,10 @@ def token_topic(token_id: int) -> str:
 
 def activity_topic(client_id: int) -> str:
     return f"activity:{client_id}"
+
+
+def addon_topic(addon_id: int) -> str:
+    return f"addon:{addon_id}"
 
 
 def build_log_topic(application_id: int) -> str:

@@ -144,7 +144,10 @@ class Api:
         """Run a query or mutation from `operations/<name>.graphql`; its `data`."""
         headers = self._headers()
         transport = HTTPXAsyncTransport(url=self.url, headers=headers, timeout=self.timeout)
-        client = Client(transport=transport, fetch_schema_from_transport=False)
+        # gql's own execute_timeout (10 s by default) would cut every request shorter than ours.
+        client = Client(
+            transport=transport, fetch_schema_from_transport=False, execute_timeout=self.timeout
+        )
         request = GraphQLRequest(operation(name), variable_values=variables, operation_name=name)
         try:
             async with client as session:

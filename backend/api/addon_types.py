@@ -7,8 +7,8 @@ from datetime import datetime
 import strawberry
 
 from backend.db import models
-from backend.errors import PaasError
-from backend.services import addon_backups, addons
+from backend.errors import PaasError, ValidationFailed
+from backend.services import addon_backups, addon_status, addons
 
 AddonKind = strawberry.enum(models.AddonKind, name="AddonKind")
 
@@ -37,6 +37,34 @@ class AddonBackupType:
             size_bytes=float(backup.size_bytes),
             kind=backup.kind,
         )
+
+
+@strawberry.type(name="AddonStatusEvent", description="A status transition of an add-on.")
+class AddonStatusEventType:
+    name: str = strawberry.field(description="The add-on's name.")
+    status: str = strawberry.field(
+        description="creating, available, down, restoring, removing; removed is the last event."
+    )
+    message: str = strawberry.field(description="Why, when known (e.g. the engine's state).")
+    at: datetime
+
+    @classmethod
+    def of(cls, addon: models.Addon, change: models.AddonStatusChange) -> AddonStatusEventType:
+        return cls(name=addon.name, status=change.status, message=change.message, at=change.at)
+
+
+@strawberry.type(name="AddonLogLine", description="A line of an add-on server's output.")
+class AddonLogLineType:
+    line: str
+
+
+MAX_HISTORY = 200
+
+
+def check_last(last: int) -> int:
+    if not 1 <= last <= MAX_HISTORY:
+        raise ValidationFailed(f"last must be between 1 and {MAX_HISTORY}", field="last")
+    return last
 
 
 @strawberry.type(name="AddonServer", description="The add-on's server as the engine reports it.")
@@ -78,6 +106,27 @@ class AddonType:
     @strawberry.field(description="Backups, newest first.")
     async def backups(self) -> list[AddonBackupType]:
         return [AddonBackupType.of(b) for b in await addon_backups.list_backups(self.model)]
+
+    @strawberry.field(
+        description="Status transitions with their time, oldest first: the last `last`."
+    )
+    async def status_history(self, last: int = 20) -> list[AddonStatusEventType]:
+        return [
+            AddonStatusEventType.of(self.model, c)
+            for c in await addon_status.history(self.model, check_last(last))
+        ]
+
+    @strawberry.field(
+        description="Bytes its data volume uses (counted in the volume_mb quota); null when the "
+        "engine is not reachable or does not say."
+    )
+    async def data_size_bytes(self) -> float | None:
+        try:
+            sizes = await addons.volume_sizes([self.model])
+        except PaasError:
+            return None
+        size = sizes.get(self.model.name, -1)
+        return float(size) if size >= 0 else None
 
     @strawberry.field(description="The server's state; null when the engine is not reachable.")
     async def server(self) -> AddonServerType | None:

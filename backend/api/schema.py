@@ -19,7 +19,13 @@ from strawberry.types import Info
 from backend import routing
 from backend.alerts import webhooks
 from backend.api.activity_types import ActivityType, SessionType
-from backend.api.addon_types import AddonBackupType, AddonType
+from backend.api.addon_types import (
+    AddonBackupType,
+    AddonLogLineType,
+    AddonStatusEventType,
+    AddonType,
+    check_last,
+)
 from backend.api.alert_types import WebhookType
 from backend.api.context import Context, require_client, require_token
 from backend.api.extensions import ErrorCodes, RejectNul
@@ -50,6 +56,7 @@ from backend.events import (
     Event,
     EventKind,
     activity_topic,
+    addon_topic,
     get_bus,
     metrics_topic,
     project_topic,
@@ -59,6 +66,7 @@ from backend.services import (
     accounts,
     activity,
     addon_backups,
+    addon_status,
     addons,
     config,
     keys,
@@ -624,6 +632,50 @@ class Subscription:
             async with get_bus().subscribe(metrics_topic(owned.id)) as events:
                 async for event in events:
                     yield MetricsUpdate.of(owned.name, event.payload)
+
+    @strawberry.subscription(
+        description="An add-on's status transitions: the last `last` so far, then live ones; "
+        "ends after `removed`."
+    )
+    async def addon_status(
+        self, info: Info, name: str, last: int = 20
+    ) -> AsyncGenerator[AddonStatusEventType, None]:
+        client = require_client(info)
+        addon = await addons.get_owned_addon(client, name)
+        check_last(last)
+        with subscription_slot(info, client.id):
+            async with get_bus().subscribe(addon_topic(addon.id)) as events:
+                for change in await addon_status.history(addon, last):
+                    yield AddonStatusEventType.of(addon, change)
+                async for event in events:
+                    if event.kind != EventKind.ADDON_STATUS:
+                        continue
+                    p = event.payload
+                    yield AddonStatusEventType(
+                        name=addon.name, status=p["status"], message=p["message"], at=event.at
+                    )
+                    if p["status"] == addon_status.REMOVED:
+                        return
+
+    @strawberry.subscription(
+        description="Output of an add-on's server: the last `tail` lines, then live output "
+        "until the server stops; with `follow: false` it completes after the last `tail` lines."
+    )
+    async def addon_logs(
+        self, info: Info, name: str, tail: int = 100, follow: bool = True
+    ) -> AsyncGenerator[AddonLogLineType, None]:
+        client = require_client(info)
+        addon = await addons.get_owned_addon(client, name)
+        if not 0 <= tail <= 10_000:
+            raise ValidationFailed("tail must be between 0 and 10000", field="tail")
+        # The same runtime log rate quota as the apps' output.
+        rate = quotas.LogRate(await quotas.limit_of(client.id, quotas.RUNTIME_LOG_RATE))
+        with subscription_slot(info, client.id):
+            async for line in addons.logs_of(addon, tail, follow):
+                verdict = rate.admit()
+                if verdict == "drop":
+                    continue
+                yield AddonLogLineType(line=rate.notice() if verdict == "notice" else line)
 
 
 MAX_ALIASES = 20

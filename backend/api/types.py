@@ -512,7 +512,7 @@ class QuotaType:
         description="projects, replicas, memory_mb, cpu, build_minutes_per_hour, repository_mb "
         "(each repository), image_mb_per_project (each image), build_log_lines (per build), "
         "runtime_log_lines_per_second (per log stream), volumes_per_project, volume_mb (space "
-        "used by all the Client's volumes)."
+        "used by all the Client's volumes, add-on data volumes included)."
     )
     limit: float
     used: float = strawberry.field(

@@ -370,3 +370,18 @@ class Activity(Model):
 
     class Meta:
         table = "activity"
+
+
+# One status transition of an add-on (issue 15): creating, available, down (the engine's state
+# in ``message``), restoring, removing. The add-on's ``status`` is the last one's.
+class AddonStatusChange(Model):
+    id = fields.IntField(primary_key=True)
+    addon: fields.ForeignKeyRelation[Addon] = fields.ForeignKeyField(
+        "models.Addon", related_name="status_changes", on_delete=fields.CASCADE
+    )
+    status = fields.CharField(max_length=32)
+    message = fields.CharField(max_length=512, default="")
+    at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "addon_status_change"

@@ -282,6 +282,35 @@ class DockerAddons:
             restart_count=int(data.get("RestartCount") or 0),
         )
 
+    # ------------------------------------------------------------------------------ logs
+
+    async def logs(self, name: str, *, tail: int, follow: bool) -> AsyncIterator[str]:
+        """The server's output lines: the last ``tail``, then (``follow``) live ones until the
+        container stops. A missing container has no lines."""
+        check_name(name)
+        data = await self._container(name)
+        if data is None:
+            return
+        try:
+            async with contextlib.aclosing(
+                self.runtime.logs(data["Id"], follow=follow, tail=tail)
+            ) as lines:
+                async for line in lines:
+                    yield line
+        except DockerError as exc:
+            if exc.status != 404:  # removed meanwhile: the output simply ends
+                raise AddonError(f"logs of add-on {name}: {exc.message}") from exc
+
+    async def volume_sizes(self, names: list[str]) -> dict[str, int]:
+        """Bytes in use by each add-on's data volume (-1: not reported), from the engine's disk
+        usage report, which walks every volume: one report for all the names."""
+        for name in names:
+            check_name(name)
+        if not names:
+            return {}
+        measured = await self.runtime._volume_sizes()
+        return {name: measured.get(self.object_name(name), -1) for name in names}
+
     # ------------------------------------------------------------------------------ remove
 
     async def remove(self, name: str) -> None:

@@ -73,6 +73,7 @@ RUN_TIMEOUT_EXIT = 124
 # Output chunks queued towards a slow reader before the engine's stream is left to back up.
 RUN_QUEUE = 64
 ADDON_CHUNK = 1024 * 1024  # backup bytes per gRPC message
+MAX_ADDON_NAMES = 1000  # add-ons per AddonVolumeSizes call
 
 T = TypeVar("T")
 
@@ -504,6 +505,42 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
         except AddonError as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         return pb.Empty()
+
+    async def AddonLogs(
+        self, request: pb.AddonLogsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.LogLine]:
+        try:
+            name, kind = self._addon_ref(request.ref)
+        except BadRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if request.tail < 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "tail must not be negative")
+        try:
+            addons = self.addons
+        except BadRequest as exc:  # not the Docker runtime
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            async with contextlib.aclosing(
+                addons.logs(name, tail=request.tail, follow=request.follow)
+            ) as lines:
+                async for line in lines:
+                    yield pb.LogLine(process=kind, line=line)
+        except AddonError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+
+    @_unary
+    async def AddonVolumeSizes(
+        self, request: pb.AddonVolumesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AddonVolumeSizeList:
+        if len(request.names) > MAX_ADDON_NAMES:
+            raise BadRequest(f"at most {MAX_ADDON_NAMES} add-ons per call")
+        try:
+            sizes = await self.addons.volume_sizes(list(request.names))
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        return pb.AddonVolumeSizeList(
+            volumes=[pb.AddonVolumeSize(name=n, size_bytes=b) for n, b in sizes.items()]
+        )
 
     @_unary
     async def ListProcesses(

@@ -244,6 +244,27 @@ class PomegranateClient:
             "AddonStatus", pb.AddonRef(name=name, kind=kind), deadline=30
         )
 
+    async def addon_logs(
+        self, name: str, kind: str, tail: int, follow: bool
+    ) -> AsyncIterator[pb.LogLine]:
+        request = pb.AddonLogsRequest(
+            ref=pb.AddonRef(name=name, kind=kind), tail=tail, follow=follow
+        )
+        call = self.stub.AddonLogs(request, metadata=call_metadata())
+        try:
+            async for line in call:
+                yield line
+        except grpc.aio.AioRpcError as exc:
+            raise _addon_failure(exc) from exc
+        finally:
+            call.cancel()
+
+    async def addon_volume_sizes(self, names: list[str]) -> dict[str, int]:
+        reply = await self._addon_call(
+            "AddonVolumeSizes", pb.AddonVolumesRequest(names=names), deadline=60
+        )
+        return {v.name: v.size_bytes for v in reply.volumes}  # type: ignore[attr-defined]
+
     async def backup_addon(self, name: str, kind: str) -> AsyncIterator[bytes]:
         call = self.stub.BackupAddon(pb.AddonRef(name=name, kind=kind), metadata=call_metadata())
         try:

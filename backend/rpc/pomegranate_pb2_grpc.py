@@ -154,6 +154,16 @@ class PomegranateStub:
                 request_serializer=backend_dot_rpc_dot_pomegranate__pb2.StatsRequest.SerializeToString,
                 response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.StatsSample.FromString,
                 _registered_method=True)
+        self.AddonLogs = channel.unary_stream(
+                '/paastech.pomegranate.v1.Pomegranate/AddonLogs',
+                request_serializer=backend_dot_rpc_dot_pomegranate__pb2.AddonLogsRequest.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.LogLine.FromString,
+                _registered_method=True)
+        self.AddonVolumeSizes = channel.unary_unary(
+                '/paastech.pomegranate.v1.Pomegranate/AddonVolumeSizes',
+                request_serializer=backend_dot_rpc_dot_pomegranate__pb2.AddonVolumesRequest.SerializeToString,
+                response_deserializer=backend_dot_rpc_dot_pomegranate__pb2.AddonVolumeSizeList.FromString,
+                _registered_method=True)
 
 
 class PomegranateServicer:
@@ -342,6 +352,21 @@ class PomegranateServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddonLogs(self, request, context):
+        """The add-on server's output: the last `tail` lines, then (follow) live lines until the
+        container stops or the caller goes away. Lines carry only `line` and `process` (the kind).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddonVolumeSizes(self, request, context):
+        """Bytes in use by the data volumes of these add-ons (the volume_mb quota); -1: unknown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PomegranateServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -464,6 +489,16 @@ def add_PomegranateServicer_to_server(servicer, server):
                     servicer.SampleStats,
                     request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.StatsRequest.FromString,
                     response_serializer=backend_dot_rpc_dot_pomegranate__pb2.StatsSample.SerializeToString,
+            ),
+            'AddonLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.AddonLogs,
+                    request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.AddonLogsRequest.FromString,
+                    response_serializer=backend_dot_rpc_dot_pomegranate__pb2.LogLine.SerializeToString,
+            ),
+            'AddonVolumeSizes': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddonVolumeSizes,
+                    request_deserializer=backend_dot_rpc_dot_pomegranate__pb2.AddonVolumesRequest.FromString,
+                    response_serializer=backend_dot_rpc_dot_pomegranate__pb2.AddonVolumeSizeList.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1114,6 +1149,60 @@ class Pomegranate:
             '/paastech.pomegranate.v1.Pomegranate/SampleStats',
             backend_dot_rpc_dot_pomegranate__pb2.StatsRequest.SerializeToString,
             backend_dot_rpc_dot_pomegranate__pb2.StatsSample.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddonLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/paastech.pomegranate.v1.Pomegranate/AddonLogs',
+            backend_dot_rpc_dot_pomegranate__pb2.AddonLogsRequest.SerializeToString,
+            backend_dot_rpc_dot_pomegranate__pb2.LogLine.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddonVolumeSizes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paastech.pomegranate.v1.Pomegranate/AddonVolumeSizes',
+            backend_dot_rpc_dot_pomegranate__pb2.AddonVolumesRequest.SerializeToString,
+            backend_dot_rpc_dot_pomegranate__pb2.AddonVolumeSizeList.FromString,
             options,
             channel_credentials,
             insecure,

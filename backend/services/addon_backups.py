@@ -21,7 +21,7 @@ from pathlib import Path
 
 from backend.db.models import Addon, AddonBackup, AddonKind, Client
 from backend.errors import NotFound, PaasError, ValidationFailed
-from backend.services import activity
+from backend.services import activity, addon_status
 from backend.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ async def get_owned_backup(client: Client, backup_id: int) -> AddonBackup:
 async def restore(client: Client, name: str, backup_id: int) -> AddonBackup:
     """Replace the add-on's data with the backup's (the add-on's own, or another add-on of the
     same Client and kind, e.g. the final backup of a removed one)."""
-    from backend.services.addons import get_owned_addon, server_lock
+    from backend.services.addons import ensure_server, get_owned_addon, server_lock
 
     addon = await get_owned_addon(client, name)
     backup = await get_owned_backup(client, backup_id)
@@ -117,7 +117,15 @@ async def restore(client: Client, name: str, backup_id: int) -> AddonBackup:
             field="backupId",
         )
     async with server_lock(addon):  # its restart is not a stopped server to bring back
-        await _client().restore_addon(addon.name, addon.kind.value, path_of(backup))  # type: ignore[attr-defined]
+        await addon_status.record(addon, "restoring", f"from backup {backup.id}")
+        try:
+            await _client().restore_addon(addon.name, addon.kind.value, path_of(backup))  # type: ignore[attr-defined]
+        finally:
+            # Available again, or down with the engine's state after a failed restore.
+            try:
+                await ensure_server(addon)
+            except PaasError as exc:
+                log.warning("add-on %s not ensured after a restore: %s", addon.name, exc.message)
     await activity.record(client, "addon.restore", addon=addon.name, backup=backup.id)
     return backup
 

@@ -10,10 +10,13 @@ the calling Client: another Client's add-on is NOT_FOUND, as if it did not exist
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import secrets
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -22,7 +25,7 @@ from backend import security
 from backend.db.models import Addon, AddonAttachment, AddonKind, Client, Project
 from backend.errors import Conflict, NotFound, PaasError, ValidationFailed
 from backend.rpc import pomegranate_pb2 as pb
-from backend.services import activity, config, quotas
+from backend.services import activity, addon_status, config, quotas, volumes
 from backend.services.projects import get_owned
 from backend.settings import Settings, get_settings
 
@@ -136,15 +139,28 @@ async def spec_of(addon: Addon) -> pb.AddonSpec:
 async def ensure_server(addon: Addon) -> pb.AddonState:
     """Make Pomegranate run the add-on's server as its rows say (idempotent)."""
     state = await _client().ensure_addon(await spec_of(addon))  # type: ignore[attr-defined]
-    status = "available" if state.running else state.state
-    if addon.status != status:
-        addon.status = status
-        await addon.save(update_fields=["status"])
+    if state.running:
+        await addon_status.record(addon, "available")
+    else:
+        await addon_status.record(addon, "down", f"server {state.state} {state.health}".strip())
     return state
 
 
 async def status_of(addon: Addon) -> pb.AddonState:
     return await _client().addon_status(addon.name, addon.kind.value)  # type: ignore[attr-defined]
+
+
+async def volume_sizes(listed: list[Addon]) -> dict[str, int]:
+    """Bytes each add-on's data volume uses (-1: unknown), from Pomegranate."""
+    return await _client().addon_volume_sizes([a.name for a in listed])  # type: ignore[attr-defined]
+
+
+async def logs_of(addon: Addon, tail: int, follow: bool) -> AsyncIterator[str]:
+    """The server's output lines, from Pomegranate."""
+    lines = _client().addon_logs(addon.name, addon.kind.value, tail, follow)  # type: ignore[attr-defined]
+    async with contextlib.aclosing(lines) as stream:
+        async for line in stream:
+            yield line.line
 
 
 async def _set_var(client: Client, project: Project, var: str, url: str, cause: str) -> None:
@@ -192,6 +208,9 @@ async def create_addon(client: Client, project_name: str, kind: str, plan: str |
     used = await Addon.filter(client=client).count()
     if used + 1 > limit:
         raise ValidationFailed(quotas.refusal_message(QUOTA, limit, used), field="kind")
+    # Its data volume counts against volume_mb like the projects' volumes.
+    space = await volumes.used_mb(_client(), client)  # type: ignore[arg-type]
+    await quotas.check_volume_space(client.id, space, field="kind")
     try:
         async with in_transaction():
             addon = await Addon.create(
@@ -205,16 +224,20 @@ async def create_addon(client: Client, project_name: str, kind: str, plan: str |
             await AddonAttachment.create(addon=addon, project=project, config_var=var)
     except IntegrityError as exc:
         raise Conflict("the add-on could not be created; try again", field="kind") from exc
-    try:
-        await ensure_server(addon)
-    except BaseException:
-        # Nothing half made: no rows, no container, no volume.
+    # Under the add-on's lock: the periodic reconcile must not find the server not yet running
+    # (a false "down" in the history) and start it a second time.
+    async with server_lock(addon):
         try:
-            await _client().remove_addon(addon.name, addon.kind.value)  # type: ignore[attr-defined]
-        except PaasError:
-            log.warning("could not remove the server of failed add-on %s", addon.name)
-        await addon.delete()
-        raise
+            await addon_status.record(addon, "creating")
+            await ensure_server(addon)
+        except BaseException:
+            # Nothing half made: no rows, no container, no volume.
+            try:
+                await _client().remove_addon(addon.name, addon.kind.value)  # type: ignore[attr-defined]
+            except PaasError:
+                log.warning("could not remove the server of failed add-on %s", addon.name)
+            await addon.delete()
+            raise
     await _set_var(client, project, var, url_of(addon), f"add-on: attach {addon.name}")
     await activity.record(
         client, "addon.create", project=project, addon=addon.name, kind=addon_kind.value, plan=plan
@@ -234,7 +257,8 @@ async def attach_addon(client: Client, name: str, project_name: str) -> AddonAtt
     except IntegrityError as exc:
         raise Conflict(f"{project.name} already has {var}", field="project") from exc
     try:
-        await ensure_server(addon)
+        async with server_lock(addon):
+            await ensure_server(addon)
     except BaseException:
         await attachment.delete()
         raise
@@ -251,7 +275,8 @@ async def detach_addon(client: Client, name: str, project_name: str) -> AddonAtt
         raise NotFound(f"{addon.name} is not attached to {project.name}", field="project")
     await attachment.delete()
     await _unset_var(client, project, attachment.config_var, f"add-on: detach {addon.name}")
-    await ensure_server(addon)  # off the project's network
+    async with server_lock(addon):
+        await ensure_server(addon)  # off the project's network
     await activity.record(client, "addon.detach", project=project, addon=addon.name)
     return attachment
 
@@ -263,7 +288,8 @@ async def rotate_credentials(client: Client, name: str) -> Addon:
     addon.password_encrypted = security.encrypt(secrets.token_urlsafe(32))
     await addon.save(update_fields=["password_encrypted"])
     try:
-        await ensure_server(addon)
+        async with server_lock(addon):  # the container is re-created: not a server found down
+            await ensure_server(addon)
     except BaseException:
         addon.password_encrypted = old
         await addon.save(update_fields=["password_encrypted"])
@@ -289,7 +315,13 @@ async def remove_addon(client: Client, name: str, confirm: str) -> Addon:
             f"removing {addon.name} deletes its data; confirm with its name", field="confirm"
         )
     async with server_lock(addon):
-        await addon_backups.capture(addon, kind="final")
+        previous = addon.status
+        await addon_status.record(addon, "removing")
+        try:
+            await addon_backups.capture(addon, kind="final")
+        except BaseException:
+            await addon_status.record(addon, previous, "removal failed: no final backup")
+            raise
         for attachment in await attachments_of(addon):
             await attachment.delete()
             await _unset_var(
@@ -299,6 +331,7 @@ async def remove_addon(client: Client, name: str, confirm: str) -> Addon:
         await addon.delete()
     _server_locks.pop(addon.id, None)
     await activity.record(client, "addon.remove", addon=addon.name)
+    await addon_status.removed(addon)
     return addon
 
 
@@ -346,6 +379,15 @@ async def remove_all_of(client: Client) -> None:
     await addon_backups.delete_files_of(client.id)
 
 
+# An add-on still "creating" after this was interrupted (e.g. the API was killed): the reconcile
+# takes it up. Before, its creation owns the server (EnsureAddon waits up to 90 s for it).
+CREATION_GRACE = timedelta(minutes=5)
+
+
+def _age(addon: Addon) -> timedelta:
+    return datetime.now(UTC) - addon.created_at
+
+
 async def reconcile_all() -> None:
     """Bring back the server of every add-on that is not running (a removed container, a
     Pomegranate or engine that lost it); called from the API's periodic reconcile."""
@@ -356,9 +398,13 @@ async def reconcile_all() -> None:
             if addon is None:
                 _server_locks.pop(listed.id, None)
                 continue
+            if addon.status == "creating" and _age(addon) < CREATION_GRACE:
+                continue  # its creation is starting it (an interrupted one is taken up later)
             try:
                 state = await status_of(addon)
                 if not state.running:
+                    # The down time is in the history: the engine's state when found.
+                    await addon_status.record(addon, "down", f"server {state.state}")
                     await ensure_server(addon)
             except PaasError as exc:
                 log.warning("add-on %s not reconciled: %s", addon.name, exc.message)

@@ -201,14 +201,13 @@ async def _most_volumes(client: Client) -> int:
 # ---------------------------------------------------------------------------------- checks
 
 
-async def check_volume_space(client_id: int, used_mb: float) -> None:
-    """A new volume is refused once the Client's volumes use their volume_mb (checked when a
-    volume is added: the engine's local volumes have no size limit of their own)."""
+async def check_volume_space(client_id: int, used_mb: float, field: str = "mountPath") -> None:
+    """A new volume (or add-on, which has one) is refused once the Client's volumes use their
+    volume_mb (checked when one is added: the engine's local volumes have no size limit of
+    their own, so this is a soft limit: what is there may grow past it)."""
     limit = await limit_of(client_id, VOLUME_MB)
     if used_mb >= limit:
-        raise ValidationFailed(
-            refusal_message(VOLUME_MB, limit, round(used_mb, 2)), field="mountPath"
-        )
+        raise ValidationFailed(refusal_message(VOLUME_MB, limit, round(used_mb, 2)), field=field)
 
 
 async def check_new_project(client: Client) -> None:

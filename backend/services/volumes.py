@@ -17,7 +17,7 @@ from tortoise.transactions import in_transaction
 
 from backend import labels as L
 from backend import validation
-from backend.db.models import Client, Project, Volume
+from backend.db.models import Addon, Client, Project, Volume
 from backend.errors import NotFound, Unavailable, ValidationFailed
 from backend.events import EventKind, get_bus, project_topic
 from backend.pomegranate.procfile import validate_process_type
@@ -82,13 +82,19 @@ async def list_volumes(pomegranate: PomegranateClient, project: Project) -> list
 
 
 async def used_mb(pomegranate: PomegranateClient, client: Client) -> float:
-    """Space the Client's volumes use, in MB (the volume_mb quota)."""
+    """Space the Client's volumes use, in MB (the volume_mb quota): its projects' volumes and
+    its add-ons' data volumes."""
     keys = set(await Volume.filter(project__owner=client).values_list("key", flat=True))
-    if not keys:
-        return 0.0
-    names = await Project.filter(owner=client).values_list("name", flat=True)
-    used = await sizes(pomegranate, list(names))
-    return sum(max(0, n) for k, n in used.items() if k in keys) / MB
+    total = 0
+    if keys:
+        names = await Project.filter(owner=client).values_list("name", flat=True)
+        used = await sizes(pomegranate, list(names))
+        total += sum(max(0, n) for k, n in used.items() if k in keys)
+    addon_names = await Addon.filter(client=client).values_list("name", flat=True)
+    if addon_names:
+        addon_sizes = await pomegranate.addon_volume_sizes(list(addon_names))
+        total += sum(max(0, n) for n in addon_sizes.values())
+    return total / MB
 
 
 def _default_name(mount_path: str, taken: set[str]) -> str:

@@ -16,12 +16,13 @@ import typer
 
 from cli import output
 from cli.app import JsonOpt, ProjectOpt, app, authed, run
-from cli.client import EXIT_BY_CODE, EXIT_FAILURE, EXIT_USAGE, CliError
+from cli.client import EXIT_BY_CODE, EXIT_FAILURE, EXIT_USAGE, Api, CliError
 from cli.commands.run import _raw_terminal, _session
 from cli.gitremote import resolve_project
 
 PANEL = "Add-ons"
 KINDS = ("postgres", "redis")
+CREATE_TIMEOUT = 300.0  # seconds: the server's first start (EnsureAddon waits up to 90 s)
 
 NameArg = Annotated[str, typer.Argument(metavar="ADDON", help="The add-on's name.")]
 
@@ -78,7 +79,11 @@ def addons_create(
     if kind not in KINDS:
         raise CliError(f"unknown add-on kind {kind!r}: use postgres or redis", EXIT_USAGE, "USAGE")
     name = resolve_project(project)
-    created = run(authed().execute("CreateAddon", project=name, kind=kind, plan=plan))
+    api = authed()
+    # The API answers once the server runs: a first PostgreSQL start (initdb) on a busy host
+    # can take longer than the usual 60 s.
+    api = Api(api.url, api.token, timeout=CREATE_TIMEOUT)
+    created = run(api.execute("CreateAddon", project=name, kind=kind, plan=plan))
     addon = created["createAddon"]
     if as_json:
         output.print_json(addon)
@@ -101,6 +106,7 @@ def addons_info(name: NameArg, as_json: JsonOpt = False) -> None:
     if server:
         state = server["state"] + (f", {server['health']}" if server["health"] else "")
     attached = ", ".join(f"{t['project']} as {t['configVar']}" for t in addon["attachments"])
+    size = addon["dataSizeBytes"]  # counts in the volume_mb quota (paastech quotas)
     output.table(
         ["", ""],
         [
@@ -111,10 +117,42 @@ def addons_info(name: NameArg, as_json: JsonOpt = False) -> None:
             ["Status", addon["status"]],
             ["Server", state],
             ["Attached to", attached or "-"],
+            ["Data", "unknown" if size is None else _size(size)],
             ["Backups", str(len(addon["backups"]))],
             ["Created", output.age(addon["createdAt"])],
         ],
     )
+    history = addon["statusHistory"]
+    if history:
+        output.say("")
+        output.table(
+            ["STATUS", "SINCE", "WHY"],
+            [[h["status"], output.age(h["at"]), h["message"] or "-"] for h in history[::-1]],
+        )
+
+
+async def _addon_logs(name: str, tail: int, follow: bool) -> None:
+    """Lines as they come; a follow ends when the server stops (say so: it may restart)."""
+    async with authed().subscribe("AddonLogs", name=name, tail=tail, follow=follow) as events:
+        async for event in events:
+            sys.stdout.write(event["addonLogs"]["line"] + "\n")
+            sys.stdout.flush()
+    if follow:
+        output.note(f"the output of {name} ended (its server stopped)")
+
+
+@app.command("addons:logs", rich_help_panel=PANEL)
+def addons_logs(
+    name: NameArg,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", "--tail", "-t", help="Keep streaming new lines.")
+    ] = False,
+    num: Annotated[
+        int, typer.Option("--num", "-n", metavar="N", min=0, max=10_000, help="Recent lines.")
+    ] = 100,
+) -> None:
+    """Output of the add-on's server (PostgreSQL / Redis log); -f follows it."""
+    run(_addon_logs(name, num, follow))
 
 
 @app.command("addons:destroy", rich_help_panel=PANEL)

@@ -13,6 +13,7 @@ COMMANDS = (
     "addons",
     "addons:create",
     "addons:info",
+    "addons:logs",
     "addons:destroy",
     "addons:attach",
     "addons:detach",
@@ -41,6 +42,7 @@ def test_every_addon_command_has_help(cli: Cli) -> None:
         (("addons:destroy", "postgresql-amber-1", "--confirm", "other"), "--confirm postgresql-amber-1"),
         (("pg:backups:restore", "1", "postgresql-amber-1"), "--confirm postgresql-amber-1"),
         (("pg:backups:download", "../x"), "backup ids are numbers"),
+        (("addons:logs", "postgresql-amber-1", "-n", "-1"), "greater than or equal to 0"),
     ],
 )  # fmt: skip
 def test_local_refusals_exit_2_and_send_nothing(
@@ -56,6 +58,9 @@ def test_api_refusals_are_clear_errors(user: Cli) -> None:
     err = user.fails(4, "addons:info", "postgresql-amber-1").err
     assert "add-on 'postgresql-amber-1' not found" in err
     assert "backup '12345' not found" in user.fails(4, "pg:backups:download", "12345").err
+    for follow in ((), ("-f",)):
+        err = user.fails(4, "addons:logs", "postgresql-amber-1", *follow).err
+        assert "add-on 'postgresql-amber-1' not found" in err
     err = user.fails(1, "addons:create", "redis", "-p", project, "--plan", "enormous").err
     assert "unknown plan 'enormous'" in err
     assert user.ok("addons", "--json").json() == []

@@ -141,3 +141,19 @@ async def test_passwords_the_entrypoint_could_misread_are_refused(
     with pytest.raises(ValueError, match="password"):
         await addons.ensure(pg)
     assert (await addons.status(pg.name)).state == "missing"
+
+
+async def test_logs_and_sizes_refuse_bad_names_and_know_nothing_of_missing_addons(
+    shared: tuple[DockerAddons, str],
+) -> None:
+    addons, project = shared
+    pg, _ = specs(project)
+    for bad in ("../etc", "postgresql-amber-1; rm", "", "redis-x-1"):
+        with pytest.raises(ValueError, match="invalid add-on name"):
+            [line async for line in addons.logs(bad, tail=10, follow=False)]
+        with pytest.raises(ValueError, match="invalid add-on name"):
+            await addons.volume_sizes([pg.name, bad])
+    assert [line async for line in addons.logs(pg.name, tail=10, follow=True)] == []
+    assert await addons.volume_sizes([pg.name]) == {pg.name: -1}
+    assert await addons.volume_sizes([]) == {}
+    assert (await addons.status(pg.name)).state == "missing"  # nothing was made

@@ -5,6 +5,8 @@ download endpoint is authorised like GraphQL."""
 
 from __future__ import annotations
 
+import secrets
+
 import httpx
 
 from tests.conftest import Account, Server, unique
@@ -101,3 +103,99 @@ async def test_backup_downloads_need_the_owners_token(server: Server, alice: Acc
         for path in ("1/../../secret.key", "..%2Fsecret.key"):
             response = await http.get(f"{base}/addon-backups/{path}", headers=auth)
             assert response.status_code == 404 and "secret" not in response.text, path
+
+
+# ------------------------------------------------------------------ status history and logs
+
+HISTORY = "query($n: String!, $l: Int!) { addon(name: $n) { status statusHistory(last: $l) { name status message at } } }"
+STATUS_SUB = "subscription($n: String!, $l: Int!) { addonStatus(name: $n, last: $l) { name status message } }"
+LOGS_SUB = (
+    "subscription($n: String!, $t: Int!) { addonLogs(name: $n, tail: $t, follow: false) { line } }"
+)
+
+
+async def addon_with_history(server: Server, account: Account, statuses: list[str]) -> str:
+    """An add-on row of ``account`` (no server: nothing listens) with these transitions."""
+    name = f"redis-hist-{secrets.randbelow(999_999) + 1}"  # as add-on names are
+    client_id = (
+        await server.db.fetch("SELECT id FROM client WHERE username = $1", account.username)
+    )[0][0]
+    await server.db.fetch(
+        "INSERT INTO addon (client_id, kind, plan, name, status, version, password_encrypted, "
+        "created_at) VALUES ($1, 'redis', 'mini', $2, $3, '7', 'x', CURRENT_TIMESTAMP)",
+        client_id,
+        name,
+        statuses[-1],
+    )
+    addon_id = (await server.db.fetch("SELECT id FROM addon WHERE name = $1", name))[0][0]
+    for status in statuses:
+        await server.db.fetch(
+            "INSERT INTO addon_status_change (addon_id, status, message, at) "
+            "VALUES ($1, $2, $3, CURRENT_TIMESTAMP)",
+            addon_id,
+            status,
+            f"why {status}",
+        )
+    return name
+
+
+async def first_events(account: Account, query: str, count: int, **variables: object) -> object:
+    """The subscription's first ``count`` events, or its GraphQL errors."""
+    from gql.transport.exceptions import TransportQueryError
+
+    from tests.support.gqlclient import GraphQLErrors
+
+    seen: list[dict] = []
+    try:
+        async with account.api.subscribe(query, **variables) as events:
+            async for event in events:
+                seen.append(event)
+                if len(seen) == count:
+                    break
+    except TransportQueryError as exc:
+        return GraphQLErrors(exc.errors or [{"message": str(exc)}])
+    return seen
+
+
+async def test_the_status_history_is_listed_and_subscribed_oldest_first(
+    server: Server, alice: Account
+) -> None:
+    name = await addon_with_history(server, alice, ["creating", "available", "down", "available"])
+    addon = (await alice.api(HISTORY, n=name, l=3))["addon"]
+    assert addon["status"] == "available"
+    assert [(h["status"], h["message"]) for h in addon["statusHistory"]] == [
+        ("available", "why available"),
+        ("down", "why down"),
+        ("available", "why available"),
+    ]
+    assert {h["name"] for h in addon["statusHistory"]} == {name}
+    events = await first_events(alice, STATUS_SUB, 2, n=name, l=2)
+    assert [e["addonStatus"]["status"] for e in events] == ["down", "available"]
+
+
+async def test_bad_history_and_log_arguments_are_refused_and_change_nothing(
+    server: Server, alice: Account
+) -> None:
+    name = await addon_with_history(server, alice, ["creating", "available"])
+    before = await server.db.fetch("SELECT * FROM addon_status_change ORDER BY id")
+    for last in (0, -1, 201):
+        error = await alice.api.error(HISTORY, n=name, l=last)
+        assert (error.code, error.field) == ("VALIDATION", "last"), last
+        error = await first_events(alice, STATUS_SUB, 1, n=name, l=last)
+        assert (error.code, error.field) == ("VALIDATION", "last"), last
+    for tail in (-1, 10_001):
+        error = await first_events(alice, LOGS_SUB, 1, n=name, t=tail)
+        assert (error.code, error.field) == ("VALIDATION", "tail"), tail
+    for bad in ("postgresql-amber-1", "../../etc", "x" * 500):
+        for query, variables in ((STATUS_SUB, {"l": 5}), (LOGS_SUB, {"t": 5})):
+            error = await first_events(alice, query, 1, n=bad, **variables)
+            assert error.code == "NOT_FOUND", (query, bad)
+    assert await server.db.fetch("SELECT * FROM addon_status_change ORDER BY id") == before
+
+
+async def test_logs_without_a_deployment_manager_are_unavailable(
+    server: Server, alice: Account
+) -> None:
+    name = await addon_with_history(server, alice, ["available"])
+    error = await first_events(alice, LOGS_SUB, 1, n=name, t=10)
+    assert error.code == "UNAVAILABLE"

@@ -7,6 +7,7 @@ isolation case makes test_every_operation_has_a_case fail.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -324,6 +325,16 @@ CASES: dict[str, Case] = {
         lambda o: {"p": o.project},
         "NOT_FOUND",
     ),
+    "addonStatus": Case(
+        "subscription($n: String!) { addonStatus(name: $n) { status } }",
+        lambda o: {"n": o.addon},
+        "NOT_FOUND",
+    ),
+    "addonLogs": Case(
+        "subscription($n: String!) { addonLogs(name: $n, follow: false) { line } }",
+        lambda o: {"n": o.addon},
+        "NOT_FOUND",
+    ),
     "projectEvents": Case(
         "subscription($p: String!) { projectEvents(project: $p) { kind } }",
         lambda o: {"p": o.project},
@@ -371,7 +382,8 @@ async def _setup_alice(server: Server, alice: Account) -> Owned:
     client_id = (
         await server.db.fetch("SELECT id FROM client WHERE username = $1", alice.username)
     )[0][0]
-    addon = unique("redis-iso")
+    # A valid add-on name: an invalid one would be NOT_FOUND for Alice too, proving nothing.
+    addon = f"redis-iso-{secrets.randbelow(999_999) + 1}"
     await server.db.fetch(
         "INSERT INTO addon (client_id, kind, plan, name, status, version, password_encrypted, "
         "created_at) VALUES ($1, 'redis', 'mini', $2, 'available', '7', 'x', CURRENT_TIMESTAMP)",
@@ -384,6 +396,11 @@ async def _setup_alice(server: Server, alice: Account) -> Owned:
         "VALUES ($1, $2, 'REDIS_URL', CURRENT_TIMESTAMP)",
         addon_id,
         rows[0][0],
+    )
+    await server.db.fetch(
+        "INSERT INTO addon_status_change (addon_id, status, message, at) "
+        "VALUES ($1, 'available', '', CURRENT_TIMESTAMP)",
+        addon_id,
     )
     await server.db.fetch(
         "INSERT INTO addon_backup (client_id, addon_id, addon_name, addon_kind, file_name, "
@@ -427,7 +444,14 @@ async def _setup_alice(server: Server, alice: Account) -> Owned:
 async def _snapshot(server: Server, alice: Account, owned: Owned) -> dict:
     rows = {
         table: await server.db.fetch(f"SELECT * FROM {table} ORDER BY id")
-        for table in ("addon", "addon_attachment", "addon_backup", "volume", "webhook")
+        for table in (
+            "addon",
+            "addon_attachment",
+            "addon_backup",
+            "addon_status_change",
+            "volume",
+            "webhook",
+        )
     }
     return rows | await alice.api(
         """query($p: String!, $n: Int!) {

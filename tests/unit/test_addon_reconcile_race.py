@@ -8,11 +8,11 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from tortoise import Tortoise
 
-from backend.db.models import Addon, AddonKind, Client
+from backend.db.models import Addon, Client
 from backend.rpc import pomegranate_pb2 as pb
-from backend.services import addon_backups, addons
+from backend.services import addons
+from tests.support.addon_db import addon_db, addon_row, use_pomegranate
 
 
 class FakePomegranate:
@@ -39,32 +39,14 @@ class FakePomegranate:
 
 @pytest.fixture
 async def setup(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Client, FakePomegranate]]:
-    await Tortoise.init(
-        db_url="sqlite://:memory:", modules={"models": ["backend.db.models"]}, use_tz=True
-    )
-    await Tortoise.generate_schemas()
-    owner = await Client.create(email="r@example.com", username="racer", password_hash="x")
-    fake = FakePomegranate()
-    monkeypatch.setattr(addons, "_client", lambda: fake)
-
-    async def no_backup(addon: Addon, *, kind: str = "manual", now: object = None) -> None:
-        return None
-
-    monkeypatch.setattr(addon_backups, "capture", no_backup)
-    yield owner, fake
-    await Tortoise.close_connections()
+    async with addon_db("racer") as owner:
+        fake = FakePomegranate()
+        use_pomegranate(monkeypatch, fake)
+        yield owner, fake
 
 
 async def _addon(owner: Client, name: str) -> Addon:
-    return await Addon.create(
-        client=owner,
-        kind=AddonKind.REDIS,
-        plan="mini",
-        name=name,
-        status="available",
-        version="7",
-        password_encrypted=addons.security.encrypt("pw"),
-    )
+    return await addon_row(owner, name)
 
 
 async def test_a_stopped_server_is_brought_back(setup: tuple[Client, FakePomegranate]) -> None:

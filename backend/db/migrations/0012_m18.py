@@ -8,7 +8,7 @@ from tortoise import fields
 class Migration(migrations.Migration):
     """Issue 18: metrics rows (10 s for a day, 5 min for 30 days), alert webhooks and their deliveries."""
 
-    dependencies = [('models', '0010_addons')]
+    dependencies = [("models", "0011_a15")]
 
     initial = False
 
