@@ -108,6 +108,19 @@ class Browser:
         field.clear()
         field.send_keys(value)
 
+    def fill_css(self, css: str, value: str) -> None:
+        field = self.wait_el(css)
+        field.clear()
+        field.send_keys(value)
+
+    def set_size(self, width: int, height: int = 900) -> None:
+        self.driver.set_window_size(width, height)
+        self.wait(
+            lambda: self.driver.execute_script("return window.innerWidth") <= width,
+            5,
+            f"window {width} px",
+        )
+
     def click(self, css: str) -> None:
         self.wait(lambda: self.el(css).is_enabled() and self.el(css), message=css).click()
 
