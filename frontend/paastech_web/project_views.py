@@ -7,8 +7,8 @@ from __future__ import annotations
 import reflex as rx
 
 from . import ui
+from .project_model import Release, ScaleRow
 from .project_state import ProjectPage as P
-from .project_state import Release
 
 
 def status_line(r: Release) -> rx.Component:
@@ -229,7 +229,7 @@ def logs_tab() -> rx.Component:
     return rx.flex(
         rx.input(
             placeholder="Filter the lines",
-            value=P.log_filter,
+            # Uncontrolled: the state follows the typing (debounced), never the other way.
             on_change=P.set_log_filter.debounce(300),
             id="log-filter",
             width="100%",
@@ -428,7 +428,7 @@ def domains_section() -> rx.Component:
     )
 
 
-def scale_form(s) -> rx.Component:
+def scale_form(s: ScaleRow) -> rx.Component:
     key = "scale-" + s.process_type
     return rx.form(
         rx.flex(
