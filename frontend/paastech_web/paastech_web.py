@@ -7,6 +7,11 @@ import reflex as rx
 from . import ui
 from .account import Account, account_page
 from .auth import AuthForm
+
+# ProjectLive is a substate that only ProjectPage.load names (lazily: it builds on ProjectPage):
+# imported here so that the compiled page knows it. A state class first imported at run time
+# changes the state schema, and Reflex then tells every open page to reload.
+from .project_live import ProjectLive  # noqa: F401
 from .project_state import ProjectPage
 from .project_views import project_page
 from .projects import Dashboard, NewProject, dashboard_page, new_project_page
