@@ -28,15 +28,16 @@ FOLLOW_LOGS_JS = """(function () {
   function hook(box) {
     if (hooked.has(box)) { return; }
     hooked.add(box);
-    box.dataset.follow = "1";
-    box.addEventListener("scroll", function () {
-      const gap = box.scrollHeight - box.scrollTop - box.clientHeight;
-      box.dataset.follow = gap < 24 ? "1" : "0";
-    });
+    // At bottom before the new lines came (the height recorded at the last change, against
+    // where the user is now): follow; scrolled up: stay. No scroll event is awaited, so a
+    // line arriving right after the user scrolled never pulls the box back down.
+    let height = box.scrollHeight;
+    box.scrollTop = height;
     new MutationObserver(function () {
-      if (box.dataset.follow === "1") { box.scrollTop = box.scrollHeight; }
+      const atBottom = height - box.scrollTop - box.clientHeight < 24;
+      height = box.scrollHeight;
+      if (atBottom) { box.scrollTop = height; }
     }).observe(box, {childList: true, subtree: true, characterData: true});
-    box.scrollTop = box.scrollHeight;
   }
   function scan() { document.querySelectorAll(".follow-log").forEach(hook); }
   scan();
