@@ -199,11 +199,23 @@ def confirm(
             rx.flex(
                 rx.text(text, size="2", class_name="confirm-text"),
                 rx.flex(
+                    # type="button": inside a form (scale), a default submit button would
+                    # submit it too.
                     rx.button(
-                        label, size="1", color_scheme="red", on_click=on_confirm, id=confirm_id
+                        label,
+                        size="1",
+                        color_scheme="red",
+                        on_click=on_confirm,
+                        id=confirm_id,
+                        type="button",
                     ),
                     rx.button(
-                        "Cancel", size="1", variant="soft", on_click=on_cancel, class_name="cancel"
+                        "Cancel",
+                        size="1",
+                        variant="soft",
+                        on_click=on_cancel,
+                        class_name="cancel",
+                        type="button",
                     ),
                     spacing="2",
                 ),
