@@ -6,12 +6,8 @@ import dataclasses
 
 import reflex as rx
 
-from . import api, ui
-from .session import Session, field_errors
-
-ACCOUNT = """{ me { username email }
-  sshKeys { id title fingerprint createdAt }
-  apiTokens { id name kind createdAt lastUsedAt expiresAt } }"""
+from . import api, forms, ui
+from .session import Session
 
 
 @dataclasses.dataclass
@@ -44,20 +40,25 @@ class Account(Session):
     token_errors: dict[str, str] = {}
     new_token: str = ""
     error: str = ""
+    # forms.run()'s feedback, and the removal waiting for its confirmation ("key-3", "token-7").
+    busy: str = ""
     notice: str = ""
+    notice_at: str = ""
+    action_error: str = ""
+    confirming: str = ""
 
     @rx.event
     async def load(self):
         if not self._token:
             return
-        self.new_token = self.notice = ""
+        self.new_token = self.notice = self.action_error = self.confirming = ""
         await self._refresh()
         if not self._token:
             yield rx.redirect("/login")
 
     async def _refresh(self) -> None:
         try:
-            data = await self.request(ACCOUNT)
+            data = await self.request("Account")
         except api.ApiError as exc:
             self.error = exc.message
             return
@@ -80,47 +81,56 @@ class Account(Session):
         self.loaded = True
 
     @rx.event
+    def ask(self, action: str):
+        forms.clear(self, action.split("-", 1)[0] + "s")
+        self.confirming = action
+
+    @rx.event
+    def cancel(self):
+        self.confirming = ""
+
+    @rx.event
     async def add_key(self, form: dict):
         public_key = str(form.get("publicKey", "")).strip()
         title = str(form.get("title", "")).strip()
         if not public_key.startswith(("ssh-", "ecdsa-", "sk-")) or " " not in public_key:
-            self.key_errors = {
+            problem = {
                 "publicKey": "Paste an OpenSSH public key (the line of ~/.ssh/id_ed25519.pub)."
             }
+            forms.refuse(self, "keys", "key_errors", problem)
             return
-        self.key_errors = {}
-        try:
-            data = await self.request(
-                "mutation($k: String!, $t: String) { addSshKey(publicKey: $k, title: $t) {"
-                " fingerprint } }",
-                k=public_key,
-                t=title or None,
-            )
-        except api.ApiError as exc:
-            self.key_errors = field_errors(exc, {"publicKey", "title"}, default="publicKey")
-            return
-        self.notice = f"Key {data['addSshKey']['fingerprint']} added."
-        yield rx.set_value("field-publicKey", "")
-        yield rx.set_value("field-title", "")
-        await self._refresh()
+        async for step in forms.run(
+            self,
+            "keys",
+            "AddSshKey",
+            done=lambda d: f"Key {d['addSshKey']['fingerprint']} added.",
+            errors="key_errors",
+            fields={"publicKey", "title"},
+            default="publicKey",
+            clear_fields=("publicKey", "title"),
+            reload=self._refresh,
+            k=public_key,
+            t=title or None,
+        ):
+            yield step
 
     @rx.event
     async def remove_key(self, key_id: str):
-        try:
-            await self.request("mutation($i: ID!) { removeSshKey(id: $i) { id } }", i=key_id)
-        except api.ApiError as exc:
-            self.error = exc.message
+        if self.confirming != f"key-{key_id}":
             return
-        self.notice = "Key removed."
-        await self._refresh()
+        self.confirming = ""
+        async for step in forms.run(
+            self, "keys", "RemoveSshKey", done="Key removed.", reload=self._refresh, i=key_id
+        ):
+            yield step
 
     @rx.event
     async def create_token(self, form: dict):
         name = str(form.get("name", "")).strip()
         days_text = str(form.get("expiresInDays", "")).strip()
-        errors = {}
+        problems = {}
         if not name:
-            errors["name"] = "Name the token (e.g. the machine that uses it)."
+            problems["name"] = "Name the token (e.g. the machine that uses it)."
         days: int | None = None
         if days_text:
             try:
@@ -128,85 +138,123 @@ class Account(Session):
                 if days < 1:
                     raise ValueError
             except ValueError:
-                errors["expiresInDays"] = "A whole number of days, or empty for no expiry."
-        self.token_errors = errors
-        if errors:
+                problems["expiresInDays"] = "A whole number of days, or empty for no expiry."
+        if problems:
+            forms.refuse(self, "tokens", "token_errors", problems)
             return
-        try:
-            data = await self.request(
-                "mutation($n: String!, $d: Int) { createApiToken(name: $n, expiresInDays: $d) {"
-                " token } }",
-                n=name,
-                d=days,
-            )
-        except api.ApiError as exc:
-            self.token_errors = field_errors(exc, {"name", "expiresInDays"}, default="name")
-            return
-        self.new_token = data["createApiToken"]["token"]
-        yield rx.set_value("field-name", "")
+        self.new_token = ""
+        async for step in forms.run(
+            self,
+            "tokens",
+            "CreateApiToken",
+            done=self._token_created,
+            errors="token_errors",
+            fields={"name", "expiresInDays"},
+            default="name",
+            clear_fields=("name", "expiresInDays"),
+            n=name,
+            d=days,
+        ):
+            yield step
         await self._refresh()
+        if self.new_token:
+            yield rx.scroll_to("new-token")
+
+    def _token_created(self, data: dict) -> str:
+        self.new_token = data["createApiToken"]["token"]
+        return "Token created: copy it now, it is shown only once."
 
     @rx.event
     async def revoke_token(self, token_id: str):
-        try:
-            await self.request("mutation($i: ID!) { revokeApiToken(id: $i) { id } }", i=token_id)
-        except api.ApiError as exc:
-            self.error = exc.message
+        if self.confirming != f"token-{token_id}":
             return
-        self.notice = "Token revoked."
-        await self._refresh()
+        self.confirming = ""
+        async for step in forms.run(
+            self,
+            "tokens",
+            "RevokeApiToken",
+            done="Token revoked: it no longer works.",
+            reload=self._refresh,
+            i=token_id,
+        ):
+            yield step
 
 
 def key_row(k: KeyRow) -> rx.Component:
-    return rx.flex(
-        rx.box(
-            rx.text(k.title, weight="bold"),
-            rx.code(k.fingerprint, size="1", class_name="fingerprint"),
-            rx.text("added ", k.created, size="1", color_scheme="gray"),
+    key = "key-" + k.id
+    return rx.box(
+        rx.flex(
+            rx.box(
+                rx.text(k.title, weight="bold"),
+                rx.code(k.fingerprint, size="1", class_name="fingerprint"),
+                rx.text("added ", k.created, size="1", color_scheme="gray"),
+            ),
+            rx.spacer(),
+            rx.button(
+                "Remove",
+                size="1",
+                variant="soft",
+                color_scheme="red",
+                on_click=Account.ask(key),
+                id="remove-" + key,
+            ),
+            spacing="2",
+            align="center",
         ),
-        rx.spacer(),
-        rx.button(
+        ui.confirm(
+            Account.confirming == key,
+            "Remove the key " + k.title + "? Git pushes signed with it are refused from now on.",
+            Account.remove_key(k.id),
+            Account.cancel,
+            "confirm-remove-" + key,
             "Remove",
-            size="1",
-            variant="soft",
-            color_scheme="red",
-            on_click=Account.remove_key(k.id),
         ),
-        spacing="2",
-        align="center",
         class_name="ssh-key",
         padding_y="0.25rem",
     )
 
 
 def token_row(t: TokenRow) -> rx.Component:
-    return rx.flex(
-        rx.box(
-            rx.flex(rx.text(t.name, weight="bold"), rx.badge(t.kind.lower()), spacing="2"),
-            rx.text(
-                "created ",
-                t.created,
-                " · last used ",
-                t.last_used,
-                " · expires ",
-                t.expires,
-                size="1",
-                color_scheme="gray",
+    key = "token-" + t.id
+    return rx.box(
+        rx.flex(
+            rx.box(
+                rx.flex(rx.text(t.name, weight="bold"), rx.badge(t.kind.lower()), spacing="2"),
+                rx.text(
+                    "created ",
+                    t.created,
+                    " · last used ",
+                    t.last_used,
+                    " · expires ",
+                    t.expires,
+                    size="1",
+                    color_scheme="gray",
+                ),
             ),
-        ),
-        rx.spacer(),
-        rx.cond(
-            t.kind == "API",
-            rx.button(
-                "Revoke",
-                size="1",
-                variant="soft",
-                color_scheme="red",
-                on_click=Account.revoke_token(t.id),
+            rx.spacer(),
+            rx.cond(
+                t.kind == "API",
+                rx.button(
+                    "Revoke",
+                    size="1",
+                    variant="soft",
+                    color_scheme="red",
+                    on_click=Account.ask(key),
+                    id="revoke-" + key,
+                ),
             ),
+            spacing="2",
+            align="center",
         ),
-        spacing="2",
-        align="center",
+        ui.confirm(
+            Account.confirming == key,
+            "Revoke the token " + t.name + "? Every CLI or script using it is refused from now "
+            "on; this cannot be undone.",
+            Account.revoke_token(t.id),
+            Account.cancel,
+            "confirm-revoke-" + key,
+            "Revoke",
+        ),
         class_name="api-token",
         padding_y="0.25rem",
     )
@@ -215,15 +263,11 @@ def token_row(t: TokenRow) -> rx.Component:
 def account_page() -> rx.Component:
     return ui.page(
         rx.flex(
-            rx.heading("Account", size="7"),
+            ui.heading("Account", 1),
             rx.text(Session.username, " · ", Session.email, color_scheme="gray"),
             rx.cond(Account.error != "", rx.callout(Account.error, color_scheme="red")),
-            rx.cond(
-                Account.notice != "",
-                rx.callout(Account.notice, color_scheme="green", id="notice"),
-            ),
             ui.card(
-                rx.heading("SSH keys", size="4"),
+                ui.heading("SSH keys"),
                 rx.cond(
                     ~Account.loaded,
                     ui.loading(),
@@ -243,29 +287,24 @@ def account_page() -> rx.Component:
                             textarea=True,
                             placeholder="ssh-ed25519 AAAA... you@laptop",
                         ),
-                        rx.button("Add key", type="submit", id="add-key"),
+                        ui.form_error(Account.key_errors),
+                        rx.button(
+                            "Add key", type="submit", loading=Account.busy == "keys", id="add-key"
+                        ),
                         direction="column",
                         spacing="2",
                     ),
                     on_submit=Account.add_key,
+                    reset_on_submit=False,
                 ),
+                ui.feedback(Account, "keys"),
             ),
             ui.card(
-                rx.heading("API tokens", size="4"),
+                ui.heading("API tokens"),
                 rx.text(
                     "For the CLI and scripts: send it as `Authorization: Bearer <token>`.",
                     size="2",
                     color_scheme="gray",
-                ),
-                rx.cond(
-                    Account.new_token != "",
-                    rx.callout.root(
-                        rx.callout.text(
-                            "Copy it now, it is shown only once: ",
-                            rx.code(Account.new_token, id="new-token"),
-                        ),
-                        color_scheme="green",
-                    ),
                 ),
                 rx.box(rx.foreach(Account.tokens, token_row), id="api-tokens"),
                 rx.form(
@@ -277,15 +316,38 @@ def account_page() -> rx.Component:
                             Account.token_errors,
                             type="number",
                         ),
-                        rx.button("Create token", type="submit", id="create-token"),
+                        ui.form_error(Account.token_errors),
+                        rx.button(
+                            "Create token",
+                            type="submit",
+                            loading=Account.busy == "tokens",
+                            id="create-token",
+                        ),
                         direction="column",
                         spacing="2",
                     ),
                     on_submit=Account.create_token,
+                    reset_on_submit=False,
+                ),
+                ui.feedback(Account, "tokens"),
+                # Right under the button that made it, with a copy button: shown only once.
+                rx.cond(
+                    Account.new_token != "",
+                    rx.callout.root(
+                        rx.flex(
+                            rx.callout.text("Copy it now, it is shown only once:"),
+                            rx.code(Account.new_token, id="new-token", word_break="break-all"),
+                            ui.copy_button(Account.new_token, "copy-new-token"),
+                            direction="column",
+                            spacing="2",
+                            align="start",
+                        ),
+                        color_scheme="green",
+                    ),
                 ),
             ),
             ui.card(
-                rx.heading("Session", size="4"),
+                ui.heading("Session"),
                 rx.text("Logging out revokes this session's token at the API.", size="2"),
                 rx.button(
                     "Log out",

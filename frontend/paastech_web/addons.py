@@ -1,6 +1,8 @@
 """The project page's Add-ons section (issue 15): the project's PostgreSQL and Redis add-ons with
 their status and health, the config var they set (value hidden until revealed), create, destroy
-(the add-on's name typed to confirm), and backups: capture, restore (confirmed), download.
+(the add-on's name typed to confirm), attach to another project of the Client and detach
+(confirmed), rotate its credentials (confirmed), and backups: capture, restore (confirmed),
+download. Every action goes through forms.run(); its outcome shows on the add-on's card.
 
 A substate of ProjectPage (it reads the project's name and the session's token from it); it loads
 when the section is mounted. The download goes through this app's backend: the API token stays
@@ -8,26 +10,14 @@ server side and the file reaches the browser as a download of its bytes."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from typing import Any
 
 import reflex as rx
 
-from . import api, ui
-from .project import HIDDEN, ProjectPage
-from .session import field_errors
-
-ADDONS = """query($p: String!) { project(name: $p) { envVars { key value }
-  addons { name kind plan status version memoryMb
-    attachments { project configVar }
-    server { state running health restartCount }
-    backups { id createdAt sizeBytes kind } } } }"""
-CREATE = """mutation($p: String!, $k: String!, $plan: String) {
-  createAddon(project: $p, kind: $k, plan: $plan) { name configVar } }"""
-REMOVE = """mutation($n: String!, $c: String!) { removeAddon(name: $n, confirm: $c) { name } }"""
-CAPTURE = """mutation($n: String!) { backupAddon(name: $n) { id sizeBytes } }"""
-RESTORE = """mutation($n: String!, $b: ID!) { restoreAddon(name: $n, backupId: $b) { id } }"""
+from . import api, forms, ui
+from .project_model import HIDDEN
+from .project_state import ProjectPage
 
 KINDS = ("redis", "postgres")
 # The file comes to the browser whole, as a data URL: bigger backups are for the CLI.
@@ -54,6 +44,9 @@ class AddonRow:
     shown: str = HIDDEN
     revealed: bool = False
     projects: str = ""
+    # The Client's other projects, attachable; and the attached ones, detachable (not this one).
+    attachable: list[str] = dataclasses.field(default_factory=list)
+    detachable: list[str] = dataclasses.field(default_factory=list)
     backups: list[BackupRow] = dataclasses.field(default_factory=list)
 
 
@@ -69,10 +62,17 @@ def human_size(n: float) -> str:
     return f"{size:.1f} GB"
 
 
-def addon_row(a: dict[str, Any], project: str, values: dict[str, str], shown: set[str]) -> AddonRow:
+def addon_row(
+    a: dict[str, Any],
+    project: str,
+    values: dict[str, str],
+    shown: set[str],
+    projects: list[str] | None = None,
+) -> AddonRow:
     var = next((t["configVar"] for t in a["attachments"] if t["project"] == project), "")
     server = a.get("server") or {}
     revealed = a["name"] in shown
+    attached = [t["project"] for t in a["attachments"]]
     return AddonRow(
         name=a["name"],
         kind=str(a["kind"]).lower(),
@@ -83,7 +83,9 @@ def addon_row(a: dict[str, Any], project: str, values: dict[str, str], shown: se
         config_var=var,
         shown=values.get(var, "") if revealed else HIDDEN,
         revealed=revealed,
-        projects=", ".join(t["project"] for t in a["attachments"]),
+        projects=", ".join(attached),
+        attachable=[p for p in projects or [] if p not in attached],
+        detachable=[p for p in attached if p != project],
         backups=[
             BackupRow(
                 id=str(b["id"]),
@@ -99,14 +101,7 @@ def addon_row(a: dict[str, Any], project: str, values: dict[str, str], shown: se
 class AddonsSection(ProjectPage):
     addons: list[AddonRow] = []
     addons_loaded: bool = False
-    addons_notice: str = ""
-    addons_busy: str = ""
     create_errors: dict[str, str] = {}
-    # Keyed by add-on name: the error of its destroy form, of its backup actions.
-    destroy_errors: dict[str, str] = {}
-    backup_errors: dict[str, str] = {}
-    # The backup whose restore waits for confirmation: "<add-on>/<backup id>".
-    confirm_restore: str = ""
     _values: dict[str, str] = {}
     _revealed: list[str] = []
 
@@ -114,21 +109,21 @@ class AddonsSection(ProjectPage):
     async def load_addons(self):
         project = self.name
         try:
-            data = await self.request(ADDONS, p=project)
+            data = await self.request("Addons", p=project)
         except api.ApiError as exc:
             self.create_errors = {"form": exc.message}
             return
         p = data["project"]
         self._values = {e["key"]: e["value"] for e in p["envVars"]}
         shown = set(self._revealed)
-        self.addons = [addon_row(a, project, self._values, shown) for a in p["addons"]]
+        names = [x["name"] for x in data["projects"]]
+        self.addons = [addon_row(a, project, self._values, shown, names) for a in p["addons"]]
         self.addons_loaded = True
 
     async def _reload(self) -> None:
-        with contextlib.suppress(api.ApiError):
-            await self.load_addons()
-            # The config var changed too: the env vars section (ProjectPage's) shows it.
-            await self._refresh()
+        await self.load_addons()
+        # The config var changed too: the env vars section (ProjectPage's) shows it.
+        await self._refresh()
 
     @rx.event
     def reveal_addon(self, name: str):
@@ -142,98 +137,154 @@ class AddonsSection(ProjectPage):
     @rx.event
     async def create_addon(self, form: dict):
         kind = str(form.get("kind", "")).strip().lower()
-        plan = str(form.get("plan", "")).strip() or None
-        self.create_errors = {} if kind in KINDS else {"kind": "Choose postgres or redis."}
-        if self.create_errors:
+        if kind not in KINDS:
+            forms.refuse(self, "addons", "create_errors", {"kind": "Choose postgres or redis."})
             return
-        self.addons_busy, self.addons_notice = "create", ""
-        yield
-        try:
-            data = await self.request(CREATE, p=self.name, k=kind, plan=plan)
-        except api.ApiError as exc:
-            self.create_errors = field_errors(exc, {"kind", "plan"})
-            self.addons_busy = ""
-            return
-        made = data["createAddon"]
-        self.addons_notice = (
-            f"{made['name']} is running; {made['configVar']} is set on {self.name}."
-        )
-        self.addons_busy = ""
-        yield rx.set_value("field-plan", "")
-        await self._reload()
+        async for step in forms.run(
+            self,
+            "addons",
+            "CreateAddon",
+            done=lambda d: (
+                f"{d['createAddon']['name']} is running; "
+                f"{d['createAddon']['configVar']} is set on {self.name}."
+            ),
+            errors="create_errors",
+            fields={"kind", "plan"},
+            busy="create",
+            clear_fields=("plan",),
+            reload=self._reload,
+            p=self.name,
+            k=kind,
+            plan=str(form.get("plan", "")).strip() or None,
+        ):
+            yield step
 
     @rx.event
     async def destroy_addon(self, form: dict):
         name = str(form.get("addon", ""))
         typed = str(form.get("confirm", "")).strip()
         if typed != name:
-            self.destroy_errors = {name: f"Type {name} to confirm."}
+            forms.clear(self, f"addon-{name}")
+            self.action_error = f"Type {name} to confirm."
             return
-        self.destroy_errors, self.addons_notice = {}, ""
-        self.addons_busy = f"destroy-{name}"
-        yield
-        try:
-            await self.request(REMOVE, n=name, c=typed)
-        except api.ApiError as exc:
-            self.destroy_errors = {name: exc.message}
-            self.addons_busy = ""
-            return
-        self.addons_notice = f"{name} is destroyed; its final backup is kept."
-        self.addons_busy = ""
-        yield  # the outcome shows now; the lists follow
-        await self._reload()
+        async for step in forms.run(
+            self,
+            "addons",
+            "RemoveAddon",
+            done=f"{name} is destroyed; its final backup is kept.",
+            busy=f"destroy-{name}",
+            reload=self._reload,
+            n=name,
+            c=typed,
+        ):
+            yield step
 
     @rx.event
     async def capture(self, name: str):
-        self.backup_errors, self.addons_notice = {}, ""
-        self.addons_busy = f"capture-{name}"
-        yield
-        try:
-            data = await self.request(CAPTURE, n=name)
-        except api.ApiError as exc:
-            self.backup_errors = {name: exc.message}
-            self.addons_busy = ""
-            return
-        b = data["backupAddon"]
-        self.addons_notice = f"Backup {b['id']} of {name} captured ({human_size(b['sizeBytes'])})."
-        self.addons_busy = ""
-        yield  # the outcome shows now; the lists follow
-        await self._reload()
+        async for step in forms.run(
+            self,
+            f"addon-{name}",
+            "BackupAddon",
+            done=lambda d: (
+                f"Backup {d['backupAddon']['id']} of {name} captured "
+                f"({human_size(d['backupAddon']['sizeBytes'])})."
+            ),
+            busy=f"capture-{name}",
+            reload=self._reload,
+            n=name,
+        ):
+            yield step
 
     @rx.event
-    def ask_restore(self, name: str, backup_id: str):
-        self.backup_errors = {}
-        self.confirm_restore = f"{name}/{backup_id}"
-
-    @rx.event
-    def cancel_restore(self):
-        self.confirm_restore = ""
+    def ask_addon(self, action: str, name: str, target: str = ""):
+        """Ask before `action` (restore, rotate, detach) of add-on `name` (on `target`)."""
+        forms.clear(self, f"addon-{name}")
+        self.confirming = f"{action}:{name}:{target}"
 
     @rx.event
     async def restore(self, name: str, backup_id: str):
-        if self.confirm_restore != f"{name}/{backup_id}":
+        if not self._confirmed(f"restore:{name}:{backup_id}"):
             return  # only a confirmed restore runs
-        self.confirm_restore, self.backup_errors, self.addons_notice = "", {}, ""
-        self.addons_busy = f"restore-{name}"
-        yield
-        try:
-            await self.request(RESTORE, n=name, b=backup_id)
-        except api.ApiError as exc:
-            self.backup_errors = {name: exc.message}
-            self.addons_busy = ""
+        async for step in forms.run(
+            self,
+            f"addon-{name}",
+            "RestoreAddon",
+            done=f"{name} is restored from backup {backup_id}.",
+            busy=f"restore-{name}",
+            reload=self._reload,
+            n=name,
+            b=backup_id,
+        ):
+            yield step
+
+    @rx.event
+    async def attach(self, form: dict):
+        name = str(form.get("addon", ""))
+        target = str(form.get("project", "")).strip()
+        if not target:
+            forms.clear(self, f"addon-{name}")
+            self.action_error = "Choose one of your other projects."
             return
-        self.addons_notice = f"{name} is restored from backup {backup_id}."
-        self.addons_busy = ""
-        yield  # the outcome shows now; the lists follow
-        await self._reload()
+        async for step in forms.run(
+            self,
+            f"addon-{name}",
+            "AttachAddon",
+            done=lambda d: (
+                f"{name} is attached to {target}: "
+                + next(
+                    (
+                        t["configVar"]
+                        for t in d["attachAddon"]["attachments"]
+                        if t["project"] == target
+                    ),
+                    "its config var",
+                )
+                + f" is set on {target} (a new release when it runs)."
+            ),
+            busy=f"attach-{name}",
+            reload=self._reload,
+            n=name,
+            p=target,
+        ):
+            yield step
+
+    @rx.event
+    async def detach(self, name: str, target: str):
+        if not self._confirmed(f"detach:{name}:{target}"):
+            return
+        async for step in forms.run(
+            self,
+            f"addon-{name}",
+            "DetachAddon",
+            done=f"{name} is detached from {target}: its config var is unset there.",
+            busy=f"detach-{name}",
+            reload=self._reload,
+            n=name,
+            p=target,
+        ):
+            yield step
+
+    @rx.event
+    async def rotate(self, name: str):
+        if not self._confirmed(f"rotate:{name}:"):
+            return
+        async for step in forms.run(
+            self,
+            f"addon-{name}",
+            "RotateAddonCredentials",
+            done=f"{name} has a new password; every attached project gets a new release.",
+            busy=f"rotate-{name}",
+            reload=self._reload,
+            n=name,
+        ):
+            yield step
 
     @rx.event
     async def download(self, name: str, backup_id: str):
-        self.backup_errors = {}
-        if not (
-            backup_id.isascii() and backup_id.isdigit()
-        ):  # the id comes from the browser: only ever a path segment
-            self.backup_errors = {name: "Unknown backup."}
+        forms.clear(self, f"addon-{name}")
+        if not (backup_id.isascii() and backup_id.isdigit()):
+            # The id comes from the browser: only ever a path segment of digits.
+            self.action_error = "Unknown backup."
             return
         try:
             content, filename = await api.download(
@@ -243,13 +294,15 @@ class AddonsSection(ProjectPage):
             message = exc.message
             if exc.code == "TOO_LARGE":
                 message = f"Backup {backup_id} is too large here: use pg:backups:download."
-            self.backup_errors = {name: message}
+            self.action_error = message
             return
-        self.addons_notice = f"Backup {backup_id} downloaded ({human_size(len(content))})."
+        self.notice = f"Backup {backup_id} downloaded ({human_size(len(content))})."
         yield rx.download(data=content, filename=filename or f"{name}-{backup_id}.backup")
 
 
 # -- the view ----------------------------------------------------------------------------------
+
+A = AddonsSection
 
 
 def _error(errors: rx.Var, key: rx.Var | str, element_id: rx.Var | str) -> rx.Component:
@@ -260,59 +313,117 @@ def _error(errors: rx.Var, key: rx.Var | str, element_id: rx.Var | str) -> rx.Co
 
 
 def backup_row(a: AddonRow, b: BackupRow) -> rx.Component:
-    key = a.name + "/" + b.id
-    return rx.flex(
-        rx.text(b.created, size="2"),
-        rx.badge(b.kind),
-        rx.text(b.size, size="2", color_scheme="gray"),
-        rx.spacer(),
-        rx.button(
-            "Download",
-            size="1",
-            variant="ghost",
-            on_click=AddonsSection.download(a.name, b.id),
-            id="download-" + b.id,
-        ),
-        rx.cond(
-            AddonsSection.confirm_restore == key,
-            rx.flex(
-                rx.text("Replace ", a.name, "'s data with this backup?", size="2", color="red"),
-                rx.button(
-                    "Confirm restore",
-                    size="1",
-                    color_scheme="red",
-                    on_click=AddonsSection.restore(a.name, b.id),
-                    id="confirm-restore-" + b.id,
-                ),
-                rx.button(
-                    "Cancel", size="1", variant="soft", on_click=AddonsSection.cancel_restore
-                ),
-                spacing="2",
-                align="center",
-                wrap="wrap",
+    return rx.box(
+        rx.flex(
+            rx.text(b.created, size="2"),
+            rx.badge(b.kind),
+            rx.text(b.size, size="2", color_scheme="gray"),
+            rx.spacer(),
+            rx.button(
+                "Download",
+                size="1",
+                variant="ghost",
+                on_click=A.download(a.name, b.id),
+                id="download-" + b.id,
             ),
             rx.button(
                 "Restore",
                 size="1",
                 variant="soft",
                 color_scheme="orange",
-                on_click=AddonsSection.ask_restore(a.name, b.id),
+                on_click=A.ask_addon("restore", a.name, b.id),
                 id="restore-" + b.id,
             ),
+            spacing="2",
+            align="center",
+            wrap="wrap",
         ),
-        spacing="2",
-        align="center",
-        wrap="wrap",
+        ui.confirm(
+            A.confirming == "restore:" + a.name + ":" + b.id,
+            "Restore? " + a.name + "'s data is replaced by this backup's (" + b.created + ").",
+            A.restore(a.name, b.id),
+            A.cancel,
+            "confirm-restore-" + b.id,
+            "Confirm restore",
+        ),
         class_name="backup",
         id="backup-" + b.id,
         padding_y="0.25rem",
     )
 
 
+def sharing(a: AddonRow) -> rx.Component:
+    """Attach to another project of the Client (a shared database), detach (confirmed)."""
+    return rx.flex(
+        rx.text(
+            "Attached to: ", a.projects, size="2", color_scheme="gray", id="attached-" + a.name
+        ),
+        rx.foreach(
+            a.detachable,
+            lambda target: rx.flex(
+                rx.button(
+                    "Detach from " + target,
+                    size="1",
+                    variant="soft",
+                    color_scheme="orange",
+                    on_click=A.ask_addon("detach", a.name, target),
+                    id="detach-" + a.name + "-" + target,
+                ),
+                ui.confirm(
+                    A.confirming == "detach:" + a.name + ":" + target,
+                    "Detach "
+                    + a.name
+                    + " from "
+                    + target
+                    + "? Its config var is unset on "
+                    + target
+                    + " (a new release there when it runs); the data stays.",
+                    A.detach(a.name, target),
+                    A.cancel,
+                    "confirm-detach-" + a.name + "-" + target,
+                    "Detach",
+                ),
+                direction="column",
+                spacing="2",
+            ),
+        ),
+        rx.cond(
+            a.attachable.length() > 0,  # type: ignore[attr-defined]
+            rx.form(
+                rx.flex(
+                    rx.el.select(
+                        rx.foreach(a.attachable, lambda p: rx.el.option(p, value=p)),
+                        name="project",
+                        id="attach-project-" + a.name,
+                        style={"padding": "0.25rem", "max_width": "100%"},
+                    ),
+                    rx.el.input(type="hidden", name="addon", value=a.name),
+                    rx.button(
+                        "Attach",
+                        type="submit",
+                        size="1",
+                        variant="soft",
+                        loading=A.busy == "attach-" + a.name,
+                        id="attach-" + a.name,
+                    ),
+                    spacing="2",
+                    align="center",
+                    wrap="wrap",
+                ),
+                on_submit=A.attach,
+                reset_on_submit=False,
+            ),
+        ),
+        direction="column",
+        spacing="2",
+    )
+
+
 def addon_card(a: AddonRow) -> rx.Component:
+    where = "addon-" + a.name
     return rx.box(
         rx.flex(
-            rx.heading(a.name, size="3"),
+            ui.heading(a.name, 3),
             rx.badge(a.kind),
             rx.text(a.plan, " · ", a.version, size="2", color_scheme="gray"),
             rx.badge(
@@ -332,28 +443,46 @@ def addon_card(a: AddonRow) -> rx.Component:
                 rx.cond(a.revealed, "Hide", "Reveal"),
                 size="1",
                 variant="ghost",
-                on_click=AddonsSection.reveal_addon(a.name),
+                on_click=A.reveal_addon(a.name),
                 id="reveal-" + a.name,
+            ),
+            rx.button(
+                "Rotate credentials",
+                size="1",
+                variant="soft",
+                color_scheme="orange",
+                on_click=A.ask_addon("rotate", a.name, ""),
+                loading=A.busy == "rotate-" + a.name,
+                id="rotate-" + a.name,
             ),
             spacing="2",
             align="center",
             wrap="wrap",
         ),
-        rx.text("Attached to: ", a.projects, size="2", color_scheme="gray"),
+        ui.confirm(
+            A.confirming == "rotate:" + a.name + ":",
+            "Rotate " + a.name + "'s credentials? It gets a new password; the old one stops "
+            "working and every attached project (" + a.projects + ") gets a new release with "
+            "the new " + a.config_var + ".",
+            A.rotate(a.name),
+            A.cancel,
+            "confirm-rotate-" + a.name,
+            "Rotate",
+        ),
+        sharing(a),
         rx.flex(
             rx.text("Backups", weight="medium", size="2"),
             rx.button(
                 "Capture backup",
                 size="1",
                 variant="soft",
-                on_click=AddonsSection.capture(a.name),
-                loading=AddonsSection.addons_busy == "capture-" + a.name,
+                on_click=A.capture(a.name),
+                loading=A.busy == "capture-" + a.name,
                 id="capture-" + a.name,
             ),
             spacing="2",
             align="center",
         ),
-        _error(AddonsSection.backup_errors, a.name, "backup-error-" + a.name),
         rx.box(
             rx.cond(
                 a.backups.length() > 0,  # type: ignore[attr-defined]
@@ -376,17 +505,17 @@ def addon_card(a: AddonRow) -> rx.Component:
                     type="submit",
                     size="1",
                     color_scheme="red",
-                    loading=AddonsSection.addons_busy == "destroy-" + a.name,
+                    loading=A.busy == "destroy-" + a.name,
                     id="destroy-" + a.name,
                 ),
                 spacing="2",
                 align="center",
                 wrap="wrap",
             ),
-            on_submit=AddonsSection.destroy_addon,
+            on_submit=A.destroy_addon,
             reset_on_submit=False,
         ),
-        _error(AddonsSection.destroy_errors, a.name, "destroy-error-" + a.name),
+        ui.feedback(A, where),
         id="addon-" + a.name,
         class_name="addon",
         padding_y="0.75rem",
@@ -397,14 +526,10 @@ def addon_card(a: AddonRow) -> rx.Component:
 def addons_section() -> rx.Component:
     return ui.card(
         rx.flex(
-            rx.heading("Add-ons", size="4"),
+            ui.heading("Add-ons"),
             rx.spacer(),
             rx.button(
-                "Refresh",
-                size="1",
-                variant="soft",
-                on_click=AddonsSection.load_addons,
-                id="refresh-addons",
+                "Refresh", size="1", variant="soft", on_click=A.load_addons, id="refresh-addons"
             ),
             align="center",
         ),
@@ -414,15 +539,12 @@ def addons_section() -> rx.Component:
             size="2",
             color_scheme="gray",
         ),
+        ui.feedback(A, "addons"),
         rx.cond(
-            AddonsSection.addons_notice != "",
-            rx.callout(AddonsSection.addons_notice, color_scheme="green", id="addons-notice"),
-        ),
-        rx.cond(
-            AddonsSection.addons.length() > 0,
-            rx.box(rx.foreach(AddonsSection.addons, addon_card), id="addons"),
+            A.addons.length() > 0,
+            rx.box(rx.foreach(A.addons, addon_card), id="addons"),
             rx.cond(
-                AddonsSection.addons_loaded,
+                A.addons_loaded,
                 ui.empty("No add-ons."),
                 ui.loading("Loading the add-ons..."),
             ),
@@ -437,27 +559,24 @@ def addons_section() -> rx.Component:
                         id="field-kind",
                         style={"display": "block", "padding": "0.25rem"},
                     ),
-                    _error(AddonsSection.create_errors, "kind", "error-kind"),
+                    _error(A.create_errors, "kind", "error-kind"),
                 ),
                 ui.field(
-                    "Plan (optional: the smallest)",
-                    "plan",
-                    AddonsSection.create_errors,
-                    placeholder="mini",
+                    "Plan (optional: the smallest)", "plan", A.create_errors, placeholder="mini"
                 ),
-                _error(AddonsSection.create_errors, "form", "error-addon-form"),
+                _error(A.create_errors, "form", "error-addon-form"),
                 rx.button(
                     "Create add-on",
                     type="submit",
-                    loading=AddonsSection.addons_busy == "create",
+                    loading=A.busy == "create",
                     id="create-addon",
                 ),
                 direction="column",
                 spacing="2",
             ),
-            on_submit=AddonsSection.create_addon,
+            on_submit=A.create_addon,
             reset_on_submit=False,
         ),
-        on_mount=AddonsSection.load_addons,
+        on_mount=A.load_addons,
         id="addons-section",
     )

@@ -1,5 +1,8 @@
 """The public GraphQL API through gql: HTTP for queries and mutations, one websocket per page task
-(graphql-transport-ws, the token in the connection_init payload) for subscriptions."""
+(graphql-transport-ws, the token in the connection_init payload) for subscriptions.
+
+Every operation the web app sends is a named operation in `operations/<Name>.graphql` (validated
+against schema.graphql by tests/unit/test_web_operations.py); code names it, never inlines it."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +20,14 @@ from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportError, TransportQueryError
 from gql.transport.httpx import HTTPXAsyncTransport
 from gql.transport.websockets import WebsocketsTransport
+
+OPERATIONS_DIR = Path(__file__).resolve().parent / "operations"
+
+
+@cache
+def operation(name: str) -> str:
+    """The text of operations/<name>.graphql."""
+    return (OPERATIONS_DIR / f"{name}.graphql").read_text()
 
 
 def api_url() -> str:
@@ -62,9 +75,10 @@ def visitor_headers(address: str) -> dict[str, str]:
 
 
 async def call(
-    query: str, token: str = "", *, client_address: str = "", **variables: Any
+    name: str, token: str = "", *, client_address: str = "", **variables: Any
 ) -> dict[str, Any]:
-    """Run one query or mutation over HTTP; raises ApiError."""
+    """Run the named query or mutation (operations/<name>.graphql) over HTTP; raises ApiError."""
+    query = operation(name)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     headers.update(visitor_headers(client_address))
     transport = HTTPXAsyncTransport(url=api_url(), headers=headers, timeout=30)
@@ -104,9 +118,10 @@ class Subscriptions:
     def running(self) -> set[str]:
         return {k for k, t in self._tasks.items() if not t.done()}
 
-    def start(self, key: str, query: str, **variables: Any) -> None:
+    def start(self, key: str, name: str, **variables: Any) -> None:
+        """Subscribe to the named subscription (operations/<name>.graphql) under `key`."""
         self.stop(key)
-        self._tasks[key] = asyncio.create_task(self._pump(key, query, variables))
+        self._tasks[key] = asyncio.create_task(self._pump(key, operation(name), variables))
 
     def stop(self, key: str) -> None:
         task = self._tasks.pop(key, None)

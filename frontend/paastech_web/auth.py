@@ -7,12 +7,6 @@ import reflex as rx
 from . import api, rules
 from .session import Session, field_errors
 
-SIGNUP = """mutation($email: String!, $username: String!, $password: String!) {
-  signup(email: $email, username: $username, password: $password) {
-    token client { username email } } }"""
-LOGIN = """mutation($login: String!, $password: String!) {
-  login(login: $login, password: $password) { token client { username email } } }"""
-
 
 class AuthForm(Session):
     errors: dict[str, str] = {}
@@ -44,7 +38,7 @@ class AuthForm(Session):
         yield
         try:
             data = await api.call(
-                SIGNUP,
+                "Signup",
                 client_address=self.router.session.client_ip,
                 email=email,
                 username=username,
@@ -75,7 +69,10 @@ class AuthForm(Session):
         yield
         try:
             data = await api.call(
-                LOGIN, client_address=self.router.session.client_ip, login=login, password=password
+                "Login",
+                client_address=self.router.session.client_ip,
+                login=login,
+                password=password,
             )
         except api.ApiError as exc:
             self.errors = field_errors(exc, {"login", "password"})

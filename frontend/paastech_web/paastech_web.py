@@ -7,7 +7,13 @@ import reflex as rx
 from . import ui
 from .account import Account, account_page
 from .auth import AuthForm
-from .project import ProjectPage, project_page
+
+# ProjectLive is a substate that only ProjectPage.load names (lazily: it builds on ProjectPage):
+# imported here so that the compiled page knows it. A state class first imported at run time
+# changes the state schema, and Reflex then tells every open page to reload.
+from .project_live import ProjectLive  # noqa: F401
+from .project_state import ProjectPage
+from .project_views import project_page
 from .projects import Dashboard, NewProject, dashboard_page, new_project_page
 from .session import Session
 
@@ -15,7 +21,7 @@ from .session import Session
 def signup_page() -> rx.Component:
     return ui.page(
         ui.card(
-            rx.heading("Create your account", size="6"),
+            rx.heading("Create your account", as_="h1", size="6"),
             rx.form(
                 rx.flex(
                     ui.field(
@@ -48,7 +54,7 @@ def signup_page() -> rx.Component:
 def login_page() -> rx.Component:
     return ui.page(
         ui.card(
-            rx.heading("Log in", size="6"),
+            rx.heading("Log in", as_="h1", size="6"),
             rx.form(
                 rx.flex(
                     ui.field("Email or username", "login", AuthForm.errors),
@@ -73,7 +79,7 @@ def index() -> rx.Component:
 def page_not_found() -> rx.Component:
     return ui.page(
         ui.card(
-            rx.heading("Page not found", size="6", id="not-found"),
+            rx.heading("Page not found", as_="h1", size="6", id="not-found"),
             rx.link("Back to your projects", href="/projects"),
         )
     )
@@ -81,6 +87,8 @@ def page_not_found() -> rx.Component:
 
 app = rx.App(
     style={"body": {"overflow_x": "hidden"}},
+    # The favicon (frontend/assets/favicon.ico): Reflex names none by itself.
+    head_components=[rx.el.link(rel="icon", href="/favicon.ico", type="image/x-icon")],
 )
 app.add_page(index, route="/", on_load=Session.redirect_home, title="PaaSTech")
 app.add_page(

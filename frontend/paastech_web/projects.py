@@ -8,12 +8,8 @@ import reflex as rx
 
 from . import api, rules, ui
 from .session import Session, connected, field_errors
+from .status import shown_status
 
-PROJECTS = """{ projects { name url gitUrl
-  applications(first: 1) { number status } } }"""
-STATUS_SUB = """subscription($p: String!) {
-  applicationStatus(project: $p) { project number status at } }"""
-CREATE = "mutation($n: String!) { createProject(name: $n) { name url gitUrl } }"
 MAX_WATCHED = 50  # status subscriptions per dashboard (one websocket)
 
 
@@ -23,6 +19,8 @@ class ProjectRow:
     url: str = ""
     status: str = "NONE"
     release: int = 0
+    # Every process type scaled to 0: a RUNNING release serves nothing and shows as idle.
+    scaled_to_zero: bool = False
 
 
 class Dashboard(Session):
@@ -37,7 +35,7 @@ class Dashboard(Session):
             return
         self.error = ""
         try:
-            data = await self.request(PROJECTS)
+            data = await self.request("Projects")
         except api.ApiError as exc:
             self.error = exc.message
             self.loaded = True
@@ -48,8 +46,12 @@ class Dashboard(Session):
             ProjectRow(
                 name=p["name"],
                 url=p["url"],
-                status=(p["applications"][0]["status"] if p["applications"] else "NONE"),
+                status=shown_status(
+                    p["applications"][0]["status"] if p["applications"] else "NONE",
+                    p["settings"]["replicas"],
+                ),
                 release=(p["applications"][0]["number"] if p["applications"] else 0),
+                scaled_to_zero=shown_status("RUNNING", p["settings"]["replicas"]) == "IDLE",
             )
             for p in data["projects"]
         ]
@@ -69,7 +71,7 @@ class Dashboard(Session):
         try:
             async with api.subscriptions(token) as subs:
                 for name in names:
-                    subs.start(name, STATUS_SUB, p=name)
+                    subs.start(name, "ProjectStatus", p=name)
                 while True:
                     events = await subs.next(wait=2)
                     async with self:
@@ -85,7 +87,9 @@ class Dashboard(Session):
                             e = ev.data["applicationStatus"]
                             for row in self.projects:
                                 if row.name == e["project"] and e["number"] >= row.release:
-                                    row.status, row.release = e["status"], e["number"]
+                                    row.release = e["number"]
+                                    idle = row.scaled_to_zero and e["status"] == "RUNNING"
+                                    row.status = "IDLE" if idle else e["status"]
                         self.projects = list(self.projects)
                     if not subs.running():
                         return
@@ -116,7 +120,7 @@ class NewProject(Session):
         self.busy = True
         yield
         try:
-            data = await self.request(CREATE, n=name)
+            data = await self.request("CreateProject", n=name)
         except api.ApiError as exc:
             self.busy = False
             self.errors = field_errors(exc, {"name"}, default="name")
@@ -156,7 +160,7 @@ def project_card(row: ProjectRow) -> rx.Component:
 def dashboard_page() -> rx.Component:
     return ui.page(
         rx.flex(
-            rx.heading("Projects", size="7"),
+            rx.heading("Projects", as_="h1", size="7"),
             rx.spacer(),
             rx.link(rx.button("New project", id="new-project"), href="/new"),
             align="center",
@@ -198,11 +202,18 @@ def push_instructions(name: rx.Var, git_url: rx.Var) -> rx.Component:
 
 def new_project_page() -> rx.Component:
     return ui.page(
-        rx.heading("New project", size="7", margin_bottom="1rem"),
+        rx.heading("New project", as_="h1", size="7", margin_bottom="1rem"),
         rx.cond(
             NewProject.created_name != "",
             ui.card(
-                rx.heading("Project ", NewProject.created_name, " created", size="4", id="created"),
+                rx.heading(
+                    "Project ",
+                    NewProject.created_name,
+                    " created",
+                    as_="h2",
+                    size="4",
+                    id="created",
+                ),
                 rx.text(
                     "Add an SSH key on your Account page, then push a repository with a "
                     "Dockerfile, a Procfile with requirements.txt, a package.json or an index.html:"

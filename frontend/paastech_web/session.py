@@ -41,10 +41,10 @@ class Session(rx.State):
         self.username = ""
         self.email = ""
 
-    async def request(self, query: str, **variables: Any) -> dict[str, Any]:
-        """A query or mutation with this session's token; an expired token signs out."""
+    async def request(self, name: str, **variables: Any) -> dict[str, Any]:
+        """The named query or mutation with this session's token; an expired token signs out."""
         try:
-            return await api.call(query, self._token, **variables)
+            return await api.call(name, self._token, **variables)
         except api.ApiError as exc:
             if exc.code == "UNAUTHENTICATED" and self._token:
                 self._sign_out()
@@ -72,7 +72,7 @@ class Session(rx.State):
         if self._token:
             # An expired or revoked token is just as signed out.
             with contextlib.suppress(api.ApiError):
-                await api.call("mutation { logout }", self._token)
+                await api.call("Logout", self._token)
         self._sign_out()
         return rx.redirect("/login")
 

@@ -16,7 +16,33 @@ STATUS_COLORS = {
     "FAILED": "red",
     "CRASHED": "red",
     "STOPPED": "gray",
+    "IDLE": "gray",  # RUNNING but scaled to 0: serves nothing (status.py)
 }
+
+# Log boxes follow new lines unless the user scrolled up (then they stay where the user is).
+# Run once per page (on mount): it hooks every .follow-log box, now and later.
+FOLLOW_LOGS_JS = """(function () {
+  if (window.__paastechFollow) { return; }
+  window.__paastechFollow = true;
+  const hooked = new WeakSet();
+  function hook(box) {
+    if (hooked.has(box)) { return; }
+    hooked.add(box);
+    // At bottom before the new lines came (the height recorded at the last change, against
+    // where the user is now): follow; scrolled up: stay. No scroll event is awaited, so a
+    // line arriving right after the user scrolled never pulls the box back down.
+    let height = box.scrollHeight;
+    box.scrollTop = height;
+    new MutationObserver(function () {
+      const atBottom = height - box.scrollTop - box.clientHeight < 24;
+      height = box.scrollHeight;
+      if (atBottom) { box.scrollTop = height; }
+    }).observe(box, {childList: true, subtree: true, characterData: true});
+  }
+  function scan() { document.querySelectorAll(".follow-log").forEach(hook); }
+  scan();
+  new MutationObserver(scan).observe(document.body, {childList: true, subtree: true});
+})();"""
 
 
 def status_badge(status: rx.Var | str, **props) -> rx.Component:
@@ -32,7 +58,8 @@ def status_badge(status: rx.Var | str, **props) -> rx.Component:
 
 def nav() -> rx.Component:
     return rx.flex(
-        rx.link(rx.heading("PaaSTech", size="5"), href="/projects", underline="none"),
+        # The brand is not a heading: each page has one h1, its own title.
+        rx.link(rx.text("PaaSTech", size="5", weight="bold"), href="/projects", underline="none"),
         rx.spacer(),
         rx.cond(
             Session.signed_in,
@@ -120,6 +147,102 @@ def form_error(errors: rx.Var) -> rx.Component:
     )
 
 
+def heading(text: rx.Var | str, level: int = 2, **props) -> rx.Component:
+    """A heading at its document level (one h1 per page: the page's title)."""
+    sizes = {1: "7", 2: "4", 3: "3"}
+    props.setdefault("size", sizes.get(level, "3"))
+    return rx.heading(text, as_=f"h{level}", **props)
+
+
+def feedback(state: type, where: rx.Var | str) -> rx.Component:
+    """The outcome of the last action of section `where` (forms.run()), shown beside it, as
+    #<where>-notice or #<where>-error."""
+    here = state.notice_at == where  # type: ignore[attr-defined]
+    return rx.fragment(
+        rx.cond(
+            here & (state.action_error != ""),  # type: ignore[attr-defined]
+            rx.callout(
+                state.action_error,  # type: ignore[attr-defined]
+                color_scheme="red",
+                icon="triangle_alert",
+                size="1",
+                id=where + "-error",
+                role="alert",
+            ),
+        ),
+        rx.cond(
+            here & (state.notice != ""),  # type: ignore[attr-defined]
+            rx.callout(
+                state.notice,  # type: ignore[attr-defined]
+                color_scheme="green",
+                icon="check",
+                size="1",
+                id=where + "-notice",
+                role="status",
+            ),
+        ),
+    )
+
+
+def confirm(
+    shown: rx.Var,
+    text: rx.Var | str,
+    on_confirm: rx.EventHandler,
+    on_cancel: rx.EventHandler,
+    confirm_id: rx.Var | str,
+    label: str = "Confirm",
+) -> rx.Component:
+    """An inline confirmation: what the action will change, then Confirm or Cancel."""
+    return rx.cond(
+        shown,
+        rx.callout.root(
+            rx.flex(
+                rx.text(text, size="2", class_name="confirm-text"),
+                rx.flex(
+                    # type="button": inside a form (scale), a default submit button would
+                    # submit it too.
+                    rx.button(
+                        label,
+                        size="1",
+                        color_scheme="red",
+                        on_click=on_confirm,
+                        id=confirm_id,
+                        type="button",
+                    ),
+                    rx.button(
+                        "Cancel",
+                        size="1",
+                        variant="soft",
+                        on_click=on_cancel,
+                        class_name="cancel",
+                        type="button",
+                    ),
+                    spacing="2",
+                ),
+                direction="column",
+                spacing="2",
+            ),
+            color_scheme="orange",
+            class_name="confirm",
+            width="100%",
+        ),
+    )
+
+
+def copy_button(value: rx.Var | str, button_id: str) -> rx.Component:
+    """Copies `value` to the clipboard."""
+    return rx.button(
+        rx.icon("copy", size=14),
+        "Copy",
+        size="1",
+        variant="soft",
+        on_click=rx.set_clipboard(value),
+        id=button_id,
+        class_name="copy",
+        type="button",
+    )
+
+
 def card(*children: rx.Component, **props) -> rx.Component:
     return rx.card(rx.flex(*children, direction="column", spacing="3"), width="100%", **props)
 
@@ -144,6 +267,7 @@ def empty(text: str, *children: rx.Component) -> rx.Component:
 
 
 def log_box(lines: rx.Var, box_id: str, empty_text: str) -> rx.Component:
+    """Scrolls inside itself and follows new lines unless scrolled up (FOLLOW_LOGS_JS)."""
     return rx.box(
         rx.cond(
             lines.length() > 0,  # type: ignore[attr-defined]
@@ -151,6 +275,8 @@ def log_box(lines: rx.Var, box_id: str, empty_text: str) -> rx.Component:
             rx.text(empty_text, color_scheme="gray"),
         ),
         id=box_id,
+        class_name="follow-log",
+        on_mount=rx.call_script(FOLLOW_LOGS_JS),
         font_family="var(--code-font-family, monospace)",
         font_size="12px",
         white_space="pre-wrap",

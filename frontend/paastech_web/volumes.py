@@ -10,17 +10,9 @@ import dataclasses
 
 import reflex as rx
 
-from . import api, ui
+from . import api, forms, ui
 from .addons import human_size
-from .project import ProjectPage
-from .session import field_errors
-
-VOLUMES = """query($p: String!) { project(name: $p) {
-  volumes { name mountPath processTypes sizeBytes } } }"""
-ADD = """mutation($p: String!, $m: String!, $t: [String!], $n: String) {
-  addVolume(project: $p, mountPath: $m, processTypes: $t, name: $n) { name } }"""
-REMOVE = """mutation($p: String!, $n: String!, $c: String!) {
-  removeVolume(project: $p, name: $n, confirm: $c) { name } }"""
+from .project_state import ProjectPage
 
 
 @dataclasses.dataclass
@@ -40,15 +32,12 @@ def process_types(text: str) -> list[str] | None:
 class VolumesSection(ProjectPage):
     volumes: list[VolumeRow] = []
     volumes_loaded: bool = False
-    volumes_notice: str = ""
     volume_errors: dict[str, str] = {}
-    # Keyed by volume name: the error of its remove form.
-    remove_errors: dict[str, str] = {}
 
     @rx.event
     async def load_volumes(self):
         try:
-            data = await self.request(VOLUMES, p=self.name)
+            data = await self.request("Volumes", p=self.name)
         except api.ApiError as exc:
             self.volume_errors = {"form": exc.message}
             return
@@ -66,47 +55,51 @@ class VolumesSection(ProjectPage):
     @rx.event
     async def add_volume(self, form: dict):
         mount_path = str(form.get("mountPath", "")).strip()
-        name = str(form.get("volumeName", "")).strip() or None
         if not mount_path.startswith("/"):
-            self.volume_errors = {"mountPath": "Enter an absolute path like /data."}
+            problem = {"mountPath": "Enter an absolute path like /data."}
+            forms.refuse(self, "volumes", "volume_errors", problem)
             return
-        self.volume_errors, self.volumes_notice = {}, ""
-        try:
-            await self.request(
-                ADD,
-                p=self.name,
-                m=mount_path,
-                t=process_types(str(form.get("processTypes", ""))),
-                n=name,
-            )
-        except api.ApiError as exc:
-            fields = {"mountPath", "processTypes", "name"}
-            errors = field_errors(exc, fields, default="mountPath")
-            # The API's field "name" is this form's volumeName (the page has other names).
-            self.volume_errors = {
-                ("volumeName" if k == "name" else k): v for k, v in errors.items()
-            }
-            return
-        self.volumes_notice = f"{mount_path} is a persistent volume of {self.name}."
-        yield rx.set_value("field-mountPath", "")
-        yield rx.set_value("field-volumeName", "")
-        await self.load_volumes()
+        async for step in forms.run(
+            self,
+            "volumes",
+            "AddVolume",
+            done=f"{mount_path} is a persistent volume of {self.name}.",
+            errors="volume_errors",
+            fields={"mountPath", "processTypes", "name"},
+            default="mountPath",
+            clear_fields=("mountPath", "volumeName"),
+            reload=self.load_volumes,
+            p=self.name,
+            m=mount_path,
+            t=process_types(str(form.get("processTypes", ""))),
+            n=str(form.get("volumeName", "")).strip() or None,
+        ):
+            yield step
+        # The API's field "name" is this form's volumeName (the page has other names).
+        if "name" in self.volume_errors:
+            self.volume_errors = {"volumeName": self.volume_errors["name"]}
 
     @rx.event
     async def remove_volume(self, form: dict):
         volume = str(form.get("volume", ""))
         typed = str(form.get("confirm", "")).strip()
         if typed != self.name:
-            self.remove_errors = {volume: f"Type {self.name} to confirm."}
+            forms.clear(self, f"volume-{volume}")
+            self.action_error = f"Type {self.name} to confirm."
             return
-        self.remove_errors, self.volumes_notice = {}, ""
-        try:
-            await self.request(REMOVE, p=self.name, n=volume, c=typed)
-        except api.ApiError as exc:
-            self.remove_errors = {volume: exc.message}
-            return
-        self.volumes_notice = f"Volume {volume} is removed with its data."
-        await self.load_volumes()
+        async for step in forms.run(
+            self,
+            f"volume-{volume}",
+            "RemoveVolume",
+            done=f"Volume {volume} is removed with its data.",
+            reload=self.load_volumes,
+            p=self.name,
+            n=volume,
+            c=typed,
+        ):
+            yield step
+        if not self.action_error:
+            self.notice_at = "volumes"  # its row is gone: the outcome shows on the section
 
 
 # -- the view ----------------------------------------------------------------------------------
@@ -147,16 +140,7 @@ def volume_row(v: VolumeRow) -> rx.Component:
             on_submit=VolumesSection.remove_volume,
             reset_on_submit=False,
         ),
-        rx.cond(
-            VolumesSection.remove_errors.contains(v.name),  # type: ignore[attr-defined]
-            rx.text(
-                VolumesSection.remove_errors[v.name],
-                color="red",
-                size="2",
-                id="remove-volume-error-" + v.name,
-                class_name="error",
-            ),
-        ),
+        ui.feedback(VolumesSection, "volume-" + v.name),
         id="volume-" + v.name,
         class_name="volume",
         padding_y="0.5rem",
@@ -166,17 +150,14 @@ def volume_row(v: VolumeRow) -> rx.Component:
 
 def volumes_section() -> rx.Component:
     return ui.card(
-        rx.heading("Volumes", size="4"),
+        ui.heading("Volumes"),
         rx.text(
             "Kept across releases and shared by the replicas of its process types; a change "
             "makes a new release when the app runs.",
             size="2",
             color_scheme="gray",
         ),
-        rx.cond(
-            VolumesSection.volumes_notice != "",
-            rx.callout(VolumesSection.volumes_notice, color_scheme="green", id="volumes-notice"),
-        ),
+        ui.feedback(VolumesSection, "volumes"),
         rx.cond(
             VolumesSection.volumes.length() > 0,
             rx.box(rx.foreach(VolumesSection.volumes, volume_row), id="volumes"),
@@ -212,7 +193,12 @@ def volumes_section() -> rx.Component:
                         id="error-volume-form",
                     ),
                 ),
-                rx.button("Add volume", type="submit", id="add-volume"),
+                rx.button(
+                    "Add volume",
+                    type="submit",
+                    loading=VolumesSection.busy == "volumes",
+                    id="add-volume",
+                ),
                 direction="column",
                 spacing="2",
             ),

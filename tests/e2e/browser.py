@@ -104,12 +104,39 @@ class Browser:
     # -- forms -------------------------------------------------------------------------------
 
     def fill(self, name: str, value: str) -> None:
-        field = self.wait_el(f"#field-{name}")
-        field.clear()
-        field.send_keys(value)
+        self.fill_css(f"#field-{name}", value)
+
+    def fill_css(self, css: str, value: str) -> None:
+        """Type `value` into the field, again if the page re-rendered it meanwhile (a stale
+        element, or a value the re-render dropped)."""
+
+        def attempt() -> bool:
+            field = self.el(css)
+            field.clear()
+            field.send_keys(value)
+            return field.get_attribute("value") == value
+
+        self.wait(attempt, message=f"{css} filled with {value!r}")
+
+    def set_size(self, width: int, height: int = 900) -> None:
+        self.driver.set_window_size(width, height)
+        self.wait(
+            lambda: self.driver.execute_script("return window.innerWidth") <= width,
+            5,
+            f"window {width} px",
+        )
 
     def click(self, css: str) -> None:
-        self.wait(lambda: self.el(css).is_enabled() and self.el(css), message=css).click()
+        """Click the element once it is enabled; found again if the page re-rendered it."""
+
+        def attempt() -> bool:
+            element = self.el(css)
+            if not element.is_enabled():
+                return False
+            element.click()
+            return True
+
+        self.wait(attempt, message=css)
 
     def click_text(self, text: str, tag: str = "button") -> None:
         xpath = f"//{tag}[normalize-space()='{text}']"

@@ -98,6 +98,8 @@ def test_journey_signup_key_project_push_env_rollback_delete(browser: Browser, w
 
     b.click("#open-project")
     b.wait_path(f"/projects/{project}")
+    assert "not deployed" in b.wait_text("not deployed", "#live-status")
+    b.click("#tab-releases")
     b.wait_text("Nothing deployed yet")
     b.check_widths("project-empty")
     b.driver.execute_script("window.__samePage = 'yes'")
@@ -112,13 +114,15 @@ def test_journey_signup_key_project_push_env_rollback_delete(browser: Browser, w
             push(web.platform, client_id, project, tar_dir(fixture("python")), commit="b" * 40)
         )
 
+    # The Logs tab streams the build log; the header's badge follows the release meanwhile.
+    b.click("#tab-logs")
     thread = threading.Thread(target=deploy)
     thread.start()
     seen: list[str] = []
     log_seen_before_done = False
     deadline = time.monotonic() + 150
     while time.monotonic() < deadline:
-        statuses = b.els("#release-status-1")
+        statuses = b.els("#live-status")
         if statuses:
             status = statuses[0].text.strip()
             if status and (not seen or seen[-1] != status):
@@ -132,7 +136,7 @@ def test_journey_signup_key_project_push_env_rollback_delete(browser: Browser, w
     thread.join(60)
     assert outcome["result"].ok, outcome["result"]
     assert seen and seen[-1] == "running", seen
-    # The page's timeline of release #1, made of the applicationStatus events it received.
+    # The page's timeline of release v1, made of the applicationStatus events it received.
     timeline = b.wait_text("running", "#timeline")
     assert "building → deploying → running" in timeline, (timeline, seen)
     assert len(seen) >= 2, seen  # the badge changed in place at least once before running
@@ -141,20 +145,30 @@ def test_journey_signup_key_project_push_env_rollback_delete(browser: Browser, w
     b.wait_text("running", "#live-status")
     assert b.driver.execute_script("return window.__samePage") == "yes"
     b.check_widths("project-running")
+    b.click("#tab-releases")
+    b.wait_text("running", "#release-status-1")
+    assert "live" in b.text("#release-1")
 
     # An env var set in the page is a new release, which appears live.
+    b.click("#tab-settings")
     b.fill("key", "GREETING")
     b.fill("value", "bonjour-secret")
     b.click("#set-env")
     b.wait_el("#env-GREETING")
     assert "bonjour-secret" not in b.text("#env-list")  # hidden until "Show"
+    assert "GREETING is set" in b.wait_text("is set", "#env-notice")
+    b.click("#tab-releases")
     b.wait_el("#release-2", within=30)
     b.wait_text("running", "#release-status-2", within=120)
     b.wait_text("live", "#release-2")
 
-    # Roll back to release 1: release 3 runs release 1's image and config.
+    # Roll back to release 1, once confirmed: the confirmation names the env var it removes;
+    # release 3 runs release 1's image and config.
     b.click("#rollback-1")
-    b.wait_text("rolls back to release #1", "#notice")
+    question = b.wait_text("Removed: GREETING", ".confirm")
+    assert "v1" in question
+    b.click("#confirm-rollback-1")
+    b.wait_text("rolls back to v1", "#releases-notice")
     b.wait_el("#release-3", within=30)
     b.wait_text("running", "#release-status-3", within=120)
     b.wait_text("superseded", "#release-status-2", within=30)
@@ -162,6 +176,7 @@ def test_journey_signup_key_project_push_env_rollback_delete(browser: Browser, w
     b.screenshot("project-releases")
 
     # Delete, with the name typed to confirm.
+    b.click("#tab-settings")
     b.fill("confirm", "not-the-name")
     b.click("#delete")
     assert project in b.field_error("confirm")
@@ -227,6 +242,7 @@ def test_duplicate_project_name_and_invalid_env_key(browser: Browser, web) -> No
     b.screenshot("new-project-duplicate")
 
     b.go(f"/projects/{project}")
+    b.click("#tab-settings")
     b.fill("key", "1BAD-KEY")
     b.fill("value", "x")
     b.click("#set-env")
