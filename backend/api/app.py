@@ -40,7 +40,7 @@ from backend.errors import DISK_FULL_MESSAGE, is_disk_full
 from backend.events import get_bus, token_topic
 from backend.rpc.pomegranate_client import PomegranateClient
 from backend.services import accounts
-from backend.services.deployments import Deployer, set_deployer
+from backend.services.applications.deployer import Deployer, set_deployer
 from backend.settings import Settings, get_settings
 
 log = logging.getLogger("paastech.api")

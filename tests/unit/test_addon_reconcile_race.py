@@ -11,7 +11,7 @@ import pytest
 from tortoise import Tortoise
 
 from backend.db.models import Addon, AddonKind, Client
-from backend.rpc import pomegranate_pb2 as pb
+from backend.rpc import pomegranate_types as pt
 from backend.services import addon_backups, addons
 
 
@@ -24,12 +24,16 @@ class FakePomegranate:
         self.removing = asyncio.Event()
         self.release_removal = asyncio.Event()
 
-    async def addon_status(self, name: str, kind: str) -> pb.AddonState:
-        return pb.AddonState(running=False, state="exited")
+    async def addon_status(self, name: str, kind: str) -> pt.AddonState:
+        return pt.AddonState(
+            state="exited", running=False, health="", projects=(), started_at="", restart_count=0
+        )
 
-    async def ensure_addon(self, spec: pb.AddonSpec) -> pb.AddonState:
+    async def ensure_addon(self, spec: pt.AddonSpec) -> pt.AddonState:
         self.ensured.append(spec.name)
-        return pb.AddonState(running=True, state="running")
+        return pt.AddonState(
+            state="running", running=True, health="", projects=(), started_at="", restart_count=0
+        )
 
     async def remove_addon(self, name: str, kind: str) -> None:
         self.removing.set()
@@ -45,7 +49,7 @@ async def setup(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Client, 
     await Tortoise.generate_schemas()
     owner = await Client.create(email="r@example.com", username="racer", password_hash="x")
     fake = FakePomegranate()
-    monkeypatch.setattr(addons, "_client", lambda: fake)
+    monkeypatch.setattr(addons, "_pomegranate", lambda: fake)
 
     async def no_backup(addon: Addon, *, kind: str = "manual", now: object = None) -> None:
         return None
