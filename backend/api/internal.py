@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 
-from backend import repos, validation
+from backend import deploy_output, repos, validation
 from backend.db.models import Application, Client, Project
 from backend.db.models import ApplicationStatus as S
 from backend.errors import DISK_FULL_MESSAGE, NotFound, PaasError, is_disk_full
@@ -186,7 +186,12 @@ async def _follow(
 
     async def pump_logs() -> None:
         async for seq, line in follow_build_log(app):
-            if seq > skip_lines:
+            if seq <= skip_lines:
+                continue
+            if (url := deploy_output.deployed_url(line)) is not None:
+                deployed = pb.Deployed(application=app.number, url=url)
+                await queue.put(pb.DeployEvent(deployed=deployed))
+            else:
                 await queue.put(pb.DeployEvent(log=line))
         await queue.put(None)
 

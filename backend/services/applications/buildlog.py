@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from backend import deploy_output
 from backend.db.models import Application, BuildLog
 from backend.events import EventKind, build_log_topic, get_bus, project_topic
 from backend.services import quotas
@@ -36,12 +37,14 @@ class BuildLogWriter:
     async def write_build_output(self, line: str) -> None:
         self.build_lines += 1
         if self.build_lines <= self.build_lines_limit:
-            await self.write(line)
+            await self.write(deploy_output.from_build(line))
         elif self.build_lines == int(self.build_lines_limit) + 1:
             await self.write(
-                f" !     quota {quotas.BUILD_LOG_LINES} reached: limit "
-                f"{self.build_lines_limit:g} lines per build; the rest of the build output is "
-                "dropped (the build goes on)"
+                deploy_output.failure(
+                    f"quota {quotas.BUILD_LOG_LINES} reached: limit "
+                    f"{self.build_lines_limit:g} lines per build; the rest of the build output is "
+                    "dropped (the build goes on)"
+                )
             )
 
     async def write(self, line: str) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backend import deploy_output as line
 from backend.db.models import Application, Project
 from backend.db.models import ApplicationStatus as S
 from backend.rpc.pomegranate_client import (
@@ -78,12 +79,14 @@ async def build(ctx: Context) -> None:
     app, project, out, slots = ctx.app, ctx.project, ctx.out, ctx.build_slots
     if slots.busy():
         await out.write(
-            f"-----> Waiting for a build slot ({slots.waiting} builds "
-            "waiting; slots go round-robin between clients)"
+            line.heading(
+                f"Waiting for a build slot ({slots.waiting} builds "
+                "waiting; slots go round-robin between clients)"
+            )
         )
     async with slots.turn(project.owner_id):
         await set_status(app, S.BUILDING)
-        await out.write(f"-----> Building {project.name} (v{app.number})")
+        await out.write(line.heading(f"Building {project.name} (v{app.number})"))
         built = await ctx.pomegranate.build(
             project.name, app.number, ctx.job.source, out.write_build_output
         )
@@ -93,7 +96,7 @@ async def build(ctx: Context) -> None:
     app.image_digest = built.image.partition("@")[2] or None
     app.port = spec.port_of(project, built.exposed_port, ctx.settings)
     await asyncio.to_thread(shutil.copyfile, ctx.job.source, ctx.current_source(project))
-    await out.write(f"-----> Built {built.stack} app into {built.image}")
+    await out.write(line.heading(f"Built {built.stack} app into {built.image}"))
 
 
 async def _reuse_image(ctx: Context) -> None:
@@ -117,7 +120,7 @@ async def release(ctx: Context) -> None:
 
 async def deploy(ctx: Context) -> None:
     await set_status(ctx.app, S.DEPLOYING)
-    await ctx.out.write(f"-----> Deploying v{ctx.app.number}")
+    await ctx.out.write(line.heading(f"Deploying v{ctx.app.number}"))
     ctx.released = await ctx.pomegranate.release(
         spec.release_spec(ctx.app, ctx.project, ctx.settings), ctx.out.write
     )
@@ -128,7 +131,7 @@ async def check(ctx: Context) -> None:
         raise DeployFailed("the release ended without a result")
     # Every line before the final status: followers stop reading at the status.
     url = ctx.settings.app_url(ctx.settings.project_hostname(ctx.project.name))
-    await ctx.out.write(f"=====> Application deployed: {url}")
+    await ctx.out.write(line.deployed(url))
 
 
 async def finish(ctx: Context) -> None:
@@ -171,9 +174,9 @@ async def _failed(ctx: Context, exc: DeployFailed) -> None:
     log.info("v%d of %s failed at %s: %s", app.number, ctx.project.name, ctx.stage, exc.reason)
     # A build's output was streamed already; a failed start's container output was not.
     if app.status != S.BUILDING:
-        for line in exc.last_lines[-LAST_LINES_IN_REASON:]:
-            await out.write(f"       {line}")
-    await out.write(f" !     {exc.reason}")
+        for last in exc.last_lines[-LAST_LINES_IN_REASON:]:
+            await out.write(line.detail(last))
+    await out.write(line.failure(exc.reason))
     reason = exc.reason
     if exc.last_lines:
         reason += "\n" + "\n".join(exc.last_lines[-LAST_LINES_IN_REASON:])

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend import deploy_output
 from backend.db.models import Application, Project
 from backend.db.models import ApplicationStatus as S
 from backend.errors import Unavailable
@@ -190,7 +191,9 @@ async def resume_interrupted(queue: ReleaseQueue) -> None:
                 if app.status != S.QUEUED:
                     await set_status(app, S.QUEUED, "resumed after an API restart")
                 out = await BuildLogWriter.open(app, app.project.owner_id)
-                await out.write("-----> The platform restarted: this release resumes")
+                await out.write(
+                    deploy_output.heading("The platform restarted: this release resumes")
+                )
                 await queue.enqueue(app.project, job)
                 continue
             except Exception as exc:
