@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -66,7 +67,15 @@ class Controller:
         return desired
 
     async def reconcile(self) -> pt.ReconcileReport:
-        report = await self.pomegranate.reconcile(await self.desired_state())
+        started = time.perf_counter()
+        desired = await self.desired_state()
+        report = await self.pomegranate.reconcile(desired)
+        # Issue 17: the scale bench (bench/scale.py) reads the cycle time from this line.
+        log.info(
+            "reconcile cycle: %d projects in %.1f ms",
+            len(desired),
+            (time.perf_counter() - started) * 1000,
+        )
         if report.removed or report.started:
             log.info(
                 "reconciled: started %s, removed %s", list(report.started), list(report.removed)
