@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from backend import deploy_output
 from backend.rpc import platform_pb2 as pb
 from backend.rpc import platform_pb2_grpc as pb_grpc
 from backend.rpc.auth import call_metadata
@@ -25,8 +26,6 @@ from backend.settings import get_settings
 
 ZERO = "0" * 40
 CHUNK_BYTES = 256 * 1024
-INDENT = "       "
-HEADINGS = ("----->", "=====>", " !")
 
 
 @dataclass(frozen=True)
@@ -51,14 +50,9 @@ def say(line: str = "") -> None:
 
 
 def fail(message: str) -> int:
-    for line in message.splitlines() or [""]:
-        say(f" !     {line}")
+    for line in deploy_output.failure_lines(message):
+        say(line)
     return 1
-
-
-def format_log(line: str) -> str:
-    """Headings as they are, everything else indented under them (once)."""
-    return line if line.startswith((*HEADINGS, INDENT)) else INDENT + line
 
 
 def deploy_refs(deploy_branch: str) -> set[str]:
@@ -115,7 +109,7 @@ async def deploy(project: str, client_id: int, sha: str) -> int:
         async for data in archive_chunks(sha):
             yield pb.DeployChunk(data=data)
 
-    say(f"-----> Received {sha[:7]}; deploying {project}")
+    say(deploy_output.heading(f"Received {sha[:7]}; deploying {project}"))
     follower = _Follower(project)
     async with grpc.aio.insecure_channel(f"{host}:{settings.api_grpc_port}") as channel:
         stub = pb_grpc.DeploymentsStub(channel)
@@ -132,7 +126,11 @@ async def deploy(project: str, client_id: int, sha: str) -> int:
             return fail("Push rejected: the deploy ended without an outcome")
         # The API went away during the release: it resumes the release when it is back
         # (issue 20), so wait for it and follow the release to its outcome.
-        say(f"-----> The platform restarted during v{follower.application}; reconnecting")
+        say(
+            deploy_output.heading(
+                f"The platform restarted during v{follower.application}; reconnecting"
+            )
+        )
         return await _reconnect(stub, follower, client_id)
 
 
@@ -150,24 +148,29 @@ class _Follower:
         self.project = project
         self.application = 0
         self.lines = 0
-        self.deployed_line = False
+        self.deployed_shown = False
 
     def handle(self, event: pb.DeployEvent) -> int | None:
         """The hook's exit code once the outcome is known, else None."""
         kind = event.WhichOneof("event")
         if kind == "log":
             self.lines += 1
-            self.deployed_line |= event.log.startswith("=====> ")  # the release's last line
-            say(format_log(event.log))
+            # A 0-web release's last line ("nothing serves URL") stands for the deployed line.
+            self.deployed_shown |= deploy_output.is_last(event.log)
+            say(deploy_output.for_pusher(event.log))
+        elif kind == "deployed":
+            self.lines += 1  # a line of the build log, sent typed
+            self.deployed_shown = True
+            say(deploy_output.deployed(event.deployed.url))
         elif kind == "status":
             self.application = event.status.application or self.application
             if event.status.status == "queued":
-                say(f"-----> Queued as v{event.status.application}")
+                say(deploy_output.heading(f"Queued as v{event.status.application}"))
         elif kind == "finished":
             f = event.finished
             if f.ok:
-                if not self.deployed_line:
-                    say(f"=====> Application deployed: {f.url}")
+                if not self.deployed_shown:
+                    say(deploy_output.deployed(f.url))
                 return 0
             if f.application:
                 # The log already ended with the reason and the last build lines.
@@ -216,11 +219,11 @@ async def run(stdin_text: str, env: dict[str, str]) -> int:
                 return fail("Deleting the deploy branch is refused")
             to_deploy.append(update)
         elif update.branch is not None and update.deletes:
-            say(f"-----> Deleted branch {update.branch}")
+            say(deploy_output.heading(f"Deleted branch {update.branch}"))
         elif update.branch is not None:
-            say(f"-----> Stored branch {update.branch}; only {branch} deploys")
+            say(deploy_output.heading(f"Stored branch {update.branch}; only {branch} deploys"))
         else:
-            say(f"-----> Stored {update.ref}")
+            say(deploy_output.heading(f"Stored {update.ref}"))
     if len(to_deploy) > 1:
         return fail(f"Push one deploy branch at a time ({' or '.join(sorted(targets))})")
     if not to_deploy:

@@ -42,7 +42,7 @@ from backend.metrics.collector import MetricsCollector, set_collector
 from backend.metrics.prometheus import metrics_endpoint
 from backend.rpc.pomegranate_client import PomegranateClient
 from backend.services import accounts, activity
-from backend.services.deployments import Deployer, set_deployer
+from backend.services.applications.deployer import Deployer, set_deployer
 from backend.settings import Settings, get_settings
 
 log = logging.getLogger("paastech.api")
@@ -265,7 +265,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         deployer = Deployer(PomegranateClient(settings), settings)
         set_deployer(deployer)
         await deployer.start()
-        collector = MetricsCollector(deployer.client, settings)  # issue 18
+        collector = MetricsCollector(deployer.pomegranate, settings)  # issue 18
         set_collector(collector)
         await collector.start()
         internal = await start_internal_server(settings)

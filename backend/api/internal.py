@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 
-from backend import repos, validation
+from backend import deploy_output, repos, validation
 from backend.db.models import Application, Client, Project
 from backend.db.models import ApplicationStatus as S
 from backend.errors import DISK_FULL_MESSAGE, NotFound, PaasError, is_disk_full
@@ -19,11 +19,12 @@ from backend.events import EventKind, get_bus, project_topic
 from backend.metrics.collector import MetricsServicer
 from backend.rpc import platform_pb2 as pb
 from backend.rpc import platform_pb2_grpc as pb_grpc
-from backend.rpc import pomegranate_pb2 as ppb
+from backend.rpc import pomegranate_types as pt
 from backend.rpc.auth import SharedSecretInterceptor
 from backend.services import activity, keys, oneoff, quotas
+from backend.services.applications.buildlog import follow_build_log
+from backend.services.applications.deployer import get_deployer
 from backend.services.applications.status import is_finished
-from backend.services.deployments import follow_build_log, get_deployer
 from backend.services.projects import get_owned, list_projects
 from backend.settings import Settings, get_settings
 
@@ -126,16 +127,16 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
             )
         header = first.header
 
-        async def inputs() -> AsyncIterator[ppb.RunInput]:
+        async def inputs() -> AsyncIterator[pt.RunInput]:
             async for chunk in requests:
                 part = chunk.WhichOneof("part")
                 if part == "stdin":
-                    yield ppb.RunInput(stdin=chunk.stdin)
+                    yield pt.RunInput(stdin=chunk.stdin)
                 elif part == "stdin_closed":
-                    yield ppb.RunInput(stdin_closed=True)
+                    yield pt.RunInput(stdin_closed=True)
                 elif part == "resize":
-                    size = ppb.TerminalSize(rows=chunk.resize.rows, cols=chunk.resize.cols)
-                    yield ppb.RunInput(resize=size)
+                    size = pt.TerminalSize(rows=chunk.resize.rows, cols=chunk.resize.cols)
+                    yield pt.RunInput(resize=size)
 
         request = oneoff.RunRequest(
             project=header.project,
@@ -157,17 +158,16 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
             yield pb.RunEvent(refused=pb.Refusal(code=exc.code, message=exc.message))
 
 
-def _run_event(event: ppb.RunOutput) -> pb.RunEvent:
-    kind = event.WhichOneof("event")
-    if kind == "started":
+def _run_event(event: pt.RunOutput) -> pb.RunEvent:
+    if event.kind == "started":
         return pb.RunEvent(started=event.started)
-    if kind == "stdout":
-        return pb.RunEvent(stdout=event.stdout)
-    if kind == "stderr":
-        return pb.RunEvent(stderr=event.stderr)
-    if kind == "exit":
-        return pb.RunEvent(exit=pb.RunExit(code=event.exit.code, reason=event.exit.reason))
-    reason = event.failure.reason if kind == "failure" else "the command ended without a result"
+    if event.kind == "stdout":
+        return pb.RunEvent(stdout=event.data)
+    if event.kind == "stderr":
+        return pb.RunEvent(stderr=event.data)
+    if event.kind == "exit":
+        return pb.RunEvent(exit=pb.RunExit(code=event.exit_code, reason=event.reason))
+    reason = event.reason or "the command ended without a result"
     return pb.RunEvent(refused=pb.Refusal(code="UNAVAILABLE", message=reason))
 
 
@@ -188,7 +188,12 @@ async def _follow(
 
     async def pump_logs() -> None:
         async for seq, line in follow_build_log(app):
-            if seq > skip_lines:
+            if seq <= skip_lines:
+                continue
+            if (url := deploy_output.deployed_url(line)) is not None:
+                deployed = pb.Deployed(application=app.number, url=url)
+                await queue.put(pb.DeployEvent(deployed=deployed))
+            else:
                 await queue.put(pb.DeployEvent(log=line))
         await queue.put(None)
 

@@ -28,7 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from backend.api.context import bearer_from_header
 from backend.errors import PaasError, Unauthenticated, ValidationFailed
-from backend.rpc import pomegranate_pb2 as pb
+from backend.rpc import pomegranate_types as pt
 from backend.services import accounts, oneoff
 
 log = logging.getLogger("paastech.api.run")
@@ -69,9 +69,9 @@ def parse_start(text: str | None) -> oneoff.RunRequest:
     )
 
 
-def _input(message: dict[str, Any]) -> pb.RunInput | None:
+def _input(message: dict[str, Any]) -> pt.RunInput | None:
     if message.get("bytes") is not None:
-        return pb.RunInput(stdin=message["bytes"])
+        return pt.RunInput(stdin=message["bytes"])
     try:
         data = json.loads(message.get("text") or "")
     except ValueError:
@@ -79,13 +79,13 @@ def _input(message: dict[str, Any]) -> pb.RunInput | None:
     if not isinstance(data, dict):
         return None
     if data.get("type") == "stdin_closed":
-        return pb.RunInput(stdin_closed=True)
+        return pt.RunInput(stdin_closed=True)
     if data.get("type") == "resize":
         try:
             size = oneoff.terminal_size(int(data.get("rows") or 0), int(data.get("cols") or 0))
         except (TypeError, ValueError):
             return None
-        return pb.RunInput(resize=size) if size is not None else None
+        return pt.RunInput(resize=size) if size is not None else None
     return None
 
 
@@ -117,9 +117,9 @@ async def run_endpoint(ws: WebSocket) -> None:
         await _refuse(ws, exc)
         return
 
-    queue: asyncio.Queue[pb.RunInput | None] = asyncio.Queue(maxsize=INPUT_QUEUE)
+    queue: asyncio.Queue[pt.RunInput | None] = asyncio.Queue(maxsize=INPUT_QUEUE)
 
-    async def inputs() -> AsyncIterator[pb.RunInput]:
+    async def inputs() -> AsyncIterator[pt.RunInput]:
         while (item := await queue.get()) is not None:
             yield item
 
@@ -138,17 +138,17 @@ async def run_endpoint(ws: WebSocket) -> None:
         events = oneoff.run(client, request, inputs())
         async with contextlib.aclosing(events):
             async for event in events:
-                kind = event.WhichOneof("event")
+                kind = event.kind
                 if kind == "stdout":
-                    await ws.send_bytes(bytes([STDOUT]) + event.stdout)
+                    await ws.send_bytes(bytes([STDOUT]) + event.data)
                 elif kind == "stderr":
-                    await ws.send_bytes(bytes([STDERR]) + event.stderr)
+                    await ws.send_bytes(bytes([STDERR]) + event.data)
                 elif kind == "started":
                     await ws.send_text(json.dumps({"type": "started", "name": event.started}))
                 elif kind == "exit":
                     await ws.send_text(
                         json.dumps(
-                            {"type": "exit", "code": event.exit.code, "reason": event.exit.reason}
+                            {"type": "exit", "code": event.exit_code, "reason": event.reason}
                         )
                     )
                     return
@@ -158,7 +158,7 @@ async def run_endpoint(ws: WebSocket) -> None:
                             {
                                 "type": "error",
                                 "code": "UNAVAILABLE",
-                                "message": event.failure.reason,
+                                "message": event.reason,
                             }
                         )
                     )

@@ -77,7 +77,9 @@ from backend.services import (
 from backend.services import (
     nodes as node_ops,
 )
-from backend.services.deployments import follow_build_log, get_deployer
+from backend.services.applications import config_changes
+from backend.services.applications.buildlog import follow_build_log
+from backend.services.applications.deployer import get_deployer
 from backend.settings import Settings, get_settings
 
 
@@ -147,14 +149,14 @@ class Query:
     @strawberry.field(description="The Swarm's nodes (operator only: X-PaaSTech-Operator-Token).")
     async def nodes(self, info: Info) -> list[NodeType]:
         require_operator(info)
-        return [NodeType.of(n) for n in await node_ops.list_nodes(get_deployer().client)]
+        return [NodeType.of(n) for n in await node_ops.list_nodes(get_deployer().pomegranate)]
 
     @strawberry.field(
         description="The command a machine runs to join the Swarm as a worker (operator only)."
     )
     async def node_join_command(self, info: Info) -> str:
         require_operator(info)
-        return await node_ops.join_command(get_deployer().client)
+        return await node_ops.join_command(get_deployer().pomegranate)
 
     @strawberry.field(
         description="Your activity feed, newest first: every project's, or one project's. "
@@ -310,7 +312,7 @@ class Mutation:
         self, info: Info, project: str, process_type: str, replicas: int
     ) -> ProjectType:
         owned = await projects.get_owned(require_client(info), project)
-        await get_deployer().scale(owned, process_type, replicas)
+        await config_changes.scale(owned, process_type, replicas)
         return ProjectType.of(owned)
 
     @strawberry.mutation(description="Set memory (MB) and/or CPU limits (releases if running).")
@@ -318,7 +320,7 @@ class Mutation:
         self, info: Info, project: str, memory_mb: int | None = None, cpu: float | None = None
     ) -> ProjectType:
         owned = await projects.get_owned(require_client(info), project)
-        await get_deployer().set_resources(owned, memory_mb, cpu)
+        await config_changes.set_resources(owned, memory_mb, cpu)
         return ProjectType.of(owned)
 
     @strawberry.mutation(
@@ -336,7 +338,7 @@ class Mutation:
         hsts: bool | None = None,
     ) -> ProjectType:
         owned = await projects.get_owned(require_client(info), project)
-        await get_deployer().update_settings(
+        await config_changes.update_settings(
             owned,
             port=port,
             health_check_path=health_check_path,
@@ -360,15 +362,12 @@ class Mutation:
         values: dict[str, str] = {}
         for item in vars:
             values[item.key] = item.value
-        changed, keys = await config.set_env_vars(require_client(info), project, values)
-        if keys:  # values set to what they already were change nothing: no release
-            await get_deployer().release_config(changed, "env: set " + ", ".join(keys))
+        changed, _ = await config_changes.set_env(require_client(info), project, values)
         return ProjectType.of(changed)
 
     @strawberry.mutation
     async def unset_env_vars(self, info: Info, project: str, keys: list[str]) -> ProjectType:
-        changed = await config.unset_env_vars(require_client(info), project, keys)
-        await get_deployer().release_config(changed, "env: unset " + ", ".join(sorted(keys)))
+        changed, _ = await config_changes.unset_env(require_client(info), project, keys)
         return ProjectType.of(changed)
 
     @strawberry.mutation(
@@ -385,10 +384,12 @@ class Mutation:
     ) -> ProjectType:
         deployer = get_deployer()
         volume = await volumes.add_volume(
-            deployer.client, require_client(info), project, mount_path, process_types, name
+            deployer.pomegranate, require_client(info), project, mount_path, process_types, name
         )
         owned = await volume.project
-        await deployer.volumes_changed(owned, f"volume: add {volume.name} at {volume.mount_path}")
+        await config_changes.volumes_changed(
+            owned, f"volume: add {volume.name} at {volume.mount_path}"
+        )
         return ProjectType.of(owned)
 
     @strawberry.mutation(
@@ -396,10 +397,10 @@ class Mutation:
         "without it follows when the project runs; the data goes once no container uses it."
     )
     async def remove_volume(self, info: Info, project: str, name: str, confirm: str) -> VolumeType:
-        deployer = get_deployer()
+        get_deployer()  # refused before anything is removed when deployments are off
         volume = await volumes.remove_volume(require_client(info), project, name, confirm)
         owned = await volume.project
-        await deployer.volumes_changed(owned, f"volume: remove {volume.name}")
+        await config_changes.volumes_changed(owned, f"volume: remove {volume.name}")
         return VolumeType.of(
             volumes.VolumeView(
                 volume.name, volume.mount_path, list(volume.process_types), 0, volume.created_at
@@ -494,17 +495,17 @@ class Mutation:
     )
     async def drain_node(self, info: Info, node: str) -> NodeType:
         require_operator(info)
-        return NodeType.of(await node_ops.drain(get_deployer().client, node))
+        return NodeType.of(await node_ops.drain(get_deployer().pomegranate, node))
 
     @strawberry.mutation(description="Let the scheduler use a drained node again (operator only).")
     async def activate_node(self, info: Info, node: str) -> NodeType:
         require_operator(info)
-        return NodeType.of(await node_ops.activate(get_deployer().client, node))
+        return NodeType.of(await node_ops.activate(get_deployer().pomegranate, node))
 
     @strawberry.mutation(description="Remove a drained worker from the Swarm (operator only).")
     async def remove_node(self, info: Info, node: str) -> bool:
         require_operator(info)
-        await node_ops.remove(get_deployer().client, node)
+        await node_ops.remove(get_deployer().pomegranate, node)
         return True
 
 
@@ -611,7 +612,9 @@ class Subscription:
         # The Client's runtime log rate quota: lines beyond it are dropped, announced once a second.
         rate = quotas.LogRate(await quotas.limit_of(owned.owner_id, quotas.RUNTIME_LOG_RATE))
         with subscription_slot(info, client.id):
-            async for line in get_deployer().client.runtime_logs(owned.name, tail, follow=follow):
+            async for line in get_deployer().pomegranate.runtime_logs(
+                owned.name, tail, follow=follow
+            ):
                 verdict = rate.admit()
                 if verdict == "drop":
                     continue

@@ -24,7 +24,7 @@ from backend.services.applications import status as app_status
 from backend.settings import get_settings
 
 if TYPE_CHECKING:
-    from backend.rpc import pomegranate_pb2 as pb
+    from backend.rpc import pomegranate_types as pt
 
 APPLICATIONS_PAGE = 20  # releases per page when `applications` is not given `first`
 T = TypeVar("T")
@@ -326,9 +326,9 @@ class ProjectType:
 
     @strawberry.field(description="Persistent volumes, by name, with the space each uses.")
     async def volumes(self) -> list[VolumeType]:
-        from backend.services.deployments import get_deployer
+        from backend.services.applications.deployer import get_deployer
 
-        found = await volumes.list_volumes(get_deployer().client, self.model)
+        found = await volumes.list_volumes(get_deployer().pomegranate, self.model)
         return [VolumeType.of(v) for v in found]
 
     @strawberry.field
@@ -352,9 +352,9 @@ class ProjectType:
 
     @strawberry.field(description="The project's containers as the engine reports them.")
     async def processes(self) -> list[ProcessInfo]:
-        from backend.services.deployments import get_deployer
+        from backend.services.applications.deployer import get_deployer
 
-        containers = await get_deployer().client.list_processes(self.name)
+        containers = await get_deployer().pomegranate.list_processes(self.name)
         return ProcessInfo.all_of(containers)
 
     @strawberry.field(description="The add-ons attached to the project (issue 15).")
@@ -536,10 +536,10 @@ class ClientType:
 
     @strawberry.field(description="Limits and current usage of every quota of this Client.")
     async def quotas(self) -> list[QuotaType]:
-        from backend.services.deployments import get_deployer
+        from backend.services.applications.deployer import get_deployer
 
         try:
-            volume_mb = await volumes.used_mb(get_deployer().client, self.model)
+            volume_mb = await volumes.used_mb(get_deployer().pomegranate, self.model)
         except Unavailable:  # only Pomegranate knows volume sizes: unknown for now
             volume_mb = -1.0
         return [
@@ -620,7 +620,7 @@ class ProcessInfo:
     )
 
     @classmethod
-    def all_of(cls, containers: list[pb.Container]) -> list[ProcessInfo]:
+    def all_of(cls, containers: list[pt.Container]) -> list[ProcessInfo]:
         return [
             cls(
                 process_type=c.process,

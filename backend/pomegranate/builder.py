@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from backend import deploy_output
 from backend.pomegranate.build_context import extract_context
 from backend.pomegranate.buildpacks import DOCKERFILE, BuildPlan, runtime_table
 from backend.pomegranate.runtime import BuildError, LogCallback, SourceTar
@@ -454,7 +455,9 @@ class IsolatedBuilder:
             for name, image_id in wanted.items():
                 if image_id in self._base_ids:
                     continue
-                await on_log(f"-----> Importing base image {name} into the build store")
+                await on_log(
+                    deploy_output.heading(f"Importing base image {name} into the build store")
+                )
                 await self._run(["buildah", *store, "pull", "--quiet", f"docker-daemon:{name}"])
                 self._base_ids.add(image_id)
 
@@ -467,8 +470,10 @@ class IsolatedBuilder:
         kib = await asyncio.to_thread(_dir_kib, store)
         if kib > self.settings.build_cache_mb * 1024:
             await on_log(
-                f"-----> Build cache is {kib // 1024} MB (more than "
-                f"{self.settings.build_cache_mb} MB): clearing it"
+                deploy_output.heading(
+                    f"Build cache is {kib // 1024} MB (more than "
+                    f"{self.settings.build_cache_mb} MB): clearing it"
+                )
             )
             await self._run(
                 ["buildah", *self._project_args(project), "rmi", "--all", "--force"], check=False
@@ -623,9 +628,11 @@ class IsolatedBuilder:
                 str(context),
             ]
             await emit(
-                f"-----> Isolated build (memory {s.build_memory_mb} MB, CPU {s.build_cpu:g}, "
-                f"{s.build_pids_limit} processes, disk {s.build_disk_mb} MB, "
-                f"{s.build_timeout_seconds}s)"
+                deploy_output.heading(
+                    f"Isolated build (memory {s.build_memory_mb} MB, CPU {s.build_cpu:g}, "
+                    f"{s.build_pids_limit} processes, disk {s.build_disk_mb} MB, "
+                    f"{s.build_timeout_seconds}s)"
+                )
             )
             store = self.project_store(project)
             store.mkdir(parents=True, exist_ok=True)
@@ -707,8 +714,10 @@ class IsolatedBuilder:
         if not stripped:
             return []
         await emit(
-            f"-----> Removed labels the platform does not allow (only org.opencontainers.* are "
-            f"kept): {', '.join(stripped)}"
+            deploy_output.heading(
+                "Removed labels the platform does not allow (only org.opencontainers.* are "
+                f"kept): {', '.join(stripped)}"
+            )
         )
         store = self._project_args(project)
         _, container = await self._run(
@@ -741,7 +750,9 @@ class IsolatedBuilder:
             raise BuildError(None, "the platform registry has no credentials (scripts/registry.sh)")
         target = f"docker://{repository(s, project)}:{application}"
         digest_file = self.home / "work" / f"digest-{project}-{application}-{uuid.uuid4().hex[:6]}"
-        await emit(f"-----> Pushing to the platform registry ({s.registry_address})")
+        await emit(
+            deploy_output.heading(f"Pushing to the platform registry ({s.registry_address})")
+        )
         try:
             code, out = await self._run(
                 [

@@ -26,7 +26,9 @@ def check_project(project: str) -> str:
 
 
 def release_plan(spec: pb.ReleaseSpec, settings: Settings) -> ReleasePlan:
-    """The spec with the platform's defaults filled in; BadRequest when it is unusable."""
+    """The spec as a plan; BadRequest when it is unusable. The API sends every value (its
+    services/applications/spec.py is the one place defaults are applied): a zero port, memory,
+    CPU or health timeout, or no hostname, is refused, not defaulted."""
     check_project(spec.project)
     if spec.application < 1:
         raise BadRequest("application numbers start at 1")
@@ -41,10 +43,12 @@ def release_plan(spec: pb.ReleaseSpec, settings: Settings) -> ReleasePlan:
             raise BadRequest(f"replicas of {process.type} must not be negative")
         seen.add(process.type)
         processes.append(Process(process.type, process.command or None, process.replicas))
-    if spec.memory_mb < 0 or spec.cpu < 0 or spec.health_timeout < 0:
-        raise BadRequest("memory, cpu and health timeout must not be negative")
-    if spec.port and not 0 < spec.port < 65536:
+    if spec.memory_mb <= 0 or spec.cpu <= 0 or spec.health_timeout <= 0:
+        raise BadRequest("memory, cpu and health timeout must be given and positive")
+    if not 0 < spec.port < 65536:
         raise BadRequest(f"invalid port: {spec.port}")
+    if not spec.hostnames:
+        raise BadRequest("hostnames are required")
     volumes = [volume_plan(v) for v in spec.volumes]
     for attr in ("name", "path"):
         values = [getattr(v, attr) for v in volumes]
@@ -56,13 +60,12 @@ def release_plan(spec: pb.ReleaseSpec, settings: Settings) -> ReleasePlan:
         image=spec.image,
         processes=processes,
         env=dict(spec.env),
-        port=spec.port or settings.default_port,
-        # The project's own hostname is always routed; custom domains come on top.
-        hostnames=list(spec.hostnames) or [settings.project_hostname(spec.project)],
-        memory_mb=spec.memory_mb or settings.default_memory_mb,
-        cpu=spec.cpu or settings.default_cpu,
+        port=spec.port,
+        hostnames=list(spec.hostnames),
+        memory_mb=spec.memory_mb,
+        cpu=spec.cpu,
         health_path=spec.health_path or None,
-        health_timeout=spec.health_timeout or settings.health_check_timeout_seconds,
+        health_timeout=spec.health_timeout,
         hsts_seconds=max(0, spec.hsts_seconds),
         volumes=volumes,
     )

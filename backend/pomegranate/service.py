@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from backend import deploy_output
 from backend import labels as L
 from backend.errors import DISK_FULL_MESSAGE, is_disk_full
 from backend.ingress import route_status
@@ -230,7 +231,9 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
     ) -> AsyncIterator[pb.BuildEvent]:
         if self._build_slots.locked():
             yield pb.BuildEvent(
-                log=f"-----> waiting for a build slot ({self._builds_running} builds running)"
+                log=deploy_output.heading(
+                    f"waiting for a build slot ({self._builds_running} builds running)"
+                )
             )
         async with self._build_slots:
             self._builds_running += 1

@@ -39,14 +39,16 @@ class DeployHeader(_message.Message):
     def __init__(self, project: _Optional[str] = ..., client_id: _Optional[int] = ..., commit_sha: _Optional[str] = ..., cause: _Optional[str] = ...) -> None: ...
 
 class DeployEvent(_message.Message):
-    __slots__ = ("log", "status", "finished")
+    __slots__ = ("log", "status", "finished", "deployed")
     LOG_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     FINISHED_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYED_FIELD_NUMBER: _ClassVar[int]
     log: str
     status: StatusChange
     finished: Finished
-    def __init__(self, log: _Optional[str] = ..., status: _Optional[_Union[StatusChange, _Mapping]] = ..., finished: _Optional[_Union[Finished, _Mapping]] = ...) -> None: ...
+    deployed: Deployed
+    def __init__(self, log: _Optional[str] = ..., status: _Optional[_Union[StatusChange, _Mapping]] = ..., finished: _Optional[_Union[Finished, _Mapping]] = ..., deployed: _Optional[_Union[Deployed, _Mapping]] = ...) -> None: ...
 
 class StatusChange(_message.Message):
     __slots__ = ("application", "status")
@@ -219,3 +221,11 @@ class RequestReport(_message.Message):
 class ReportAck(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class Deployed(_message.Message):
+    __slots__ = ("application", "url")
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    application: int
+    url: str
+    def __init__(self, application: _Optional[int] = ..., url: _Optional[str] = ...) -> None: ...

@@ -1,4 +1,8 @@
-"""The API's client of Pomegranate: typed calls over the stubs, RPC errors made domain errors."""
+"""The API's client of Pomegranate: typed calls over the stubs, RPC errors made domain errors.
+
+The gRPC edge: methods take and return the dataclasses of pomegranate_types.py; protobuf
+messages are built and read only here.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import grpc
 from backend.errors import ProcessUnhealthy, Unavailable, ValidationFailed
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc import pomegranate_pb2_grpc as pb_grpc
+from backend.rpc import pomegranate_types as t
 from backend.rpc.auth import call_metadata
 from backend.settings import Settings, get_settings
 
@@ -38,7 +43,7 @@ class BuildOutput:
 
 @dataclass
 class ReleaseOutput:
-    containers: list[pb.Container]
+    containers: list[t.Container]
     stopped_applications: list[int] = field(default_factory=list)
 
 
@@ -98,9 +103,9 @@ class PomegranateClient:
             raise _rpc_failure("build", exc) from exc
         raise DeployFailed("the build ended without a result")
 
-    async def release(self, spec: pb.ReleaseSpec, on_log: LogSink) -> ReleaseOutput:
+    async def release(self, spec: t.ReleaseSpec, on_log: LogSink) -> ReleaseOutput:
         try:
-            async for event in self.stub.Release(spec, metadata=call_metadata()):
+            async for event in self.stub.Release(_release_spec(spec), metadata=call_metadata()):
                 kind = event.WhichOneof("event")
                 if kind == "log":
                     await on_log(event.log)
@@ -108,7 +113,8 @@ class PomegranateClient:
                     raise DeployFailed(event.failure.reason, list(event.failure.last_lines))
                 elif kind == "done":
                     return ReleaseOutput(
-                        list(event.done.containers), list(event.done.stopped_applications)
+                        [_container(c) for c in event.done.containers],
+                        list(event.done.stopped_applications),
                     )
         except grpc.aio.AioRpcError as exc:
             raise _rpc_failure("release", exc) from exc
@@ -126,12 +132,13 @@ class PomegranateClient:
     async def remove_project(self, project: str) -> None:
         await self._unary("RemoveProject", pb.ProjectRef(project=project))
 
-    async def list_volumes(
-        self, projects: list[str], *, sizes: bool = False
-    ) -> list[pb.VolumeInfo]:
+    async def list_volumes(self, projects: list[str], *, sizes: bool = False) -> list[t.VolumeInfo]:
         """The projects' Docker volumes; ``sizes``: measured (slow: the engine walks them all)."""
         reply = await self._unary("ListVolumes", pb.VolumesRequest(projects=projects, sizes=sizes))
-        return list(reply.volumes)  # type: ignore[attr-defined]
+        return [
+            t.VolumeInfo(v.project, v.name, v.docker_name, v.size_bytes, v.created_at)
+            for v in reply.volumes  # type: ignore[attr-defined]
+        ]
 
     async def remove_volume(self, project: str, docker_name: str) -> bool:
         """Remove one of the project's Docker volumes; False while a container still uses it."""
@@ -147,9 +154,9 @@ class PomegranateClient:
             raise _unavailable(exc) from exc
         return True
 
-    async def list_processes(self, project: str) -> list[pb.Container]:
+    async def list_processes(self, project: str) -> list[t.Container]:
         reply = await self._unary("ListProcesses", pb.ProjectRef(project=project))
-        return list(reply.containers)  # type: ignore[attr-defined]
+        return [_container(c) for c in reply.containers]  # type: ignore[attr-defined]
 
     async def sample_stats(self) -> list[pb.ContainerStats]:
         """Issue 18: one stats reading of every running app container."""
@@ -158,7 +165,7 @@ class PomegranateClient:
 
     async def restart_processes(
         self, project: str, application: int, process: str, replica: int, health_timeout: float
-    ) -> list[pb.Container]:
+    ) -> list[t.Container]:
         """Restart the process's containers (replica 0: all) of that release in place."""
         request = pb.RestartRequest(
             project=project,
@@ -177,45 +184,54 @@ class PomegranateClient:
             if code == grpc.StatusCode.ABORTED:
                 raise ProcessUnhealthy(details, field="processType") from exc
             raise _unavailable(exc) from exc
-        return list(reply.containers)
+        return [_container(c) for c in reply.containers]
 
-    async def reconcile(self, desired: pb.DesiredState) -> pb.ReconcileReport:
-        return await self._unary("Reconcile", desired)  # type: ignore[return-value]
+    async def reconcile(self, desired: list[t.DesiredProject]) -> t.ReconcileReport:
+        request = pb.DesiredState(
+            projects=[
+                pb.DesiredProject(
+                    project=d.project,
+                    in_flight=list(d.in_flight),
+                    live=_release_spec(d.live) if d.live is not None else None,
+                )
+                for d in desired
+            ]
+        )
+        reply: pb.ReconcileReport = await self._unary("Reconcile", request)  # type: ignore[assignment]
+        return t.ReconcileReport(list(reply.started), list(reply.removed))
 
     async def prune_images(self, project: str, keep: list[str]) -> list[str]:
         reply = await self._unary("PruneImages", pb.PruneRequest(project=project, keep=keep))
         return list(reply.removed)  # type: ignore[attr-defined]
 
-    async def runtime_logs(
-        self, project: str, tail: int, follow: bool
-    ) -> AsyncIterator[pb.LogLine]:
+    async def runtime_logs(self, project: str, tail: int, follow: bool) -> AsyncIterator[t.LogLine]:
         call = self.stub.RuntimeLogs(
             pb.LogsRequest(project=project, tail=tail, follow=follow), metadata=call_metadata()
         )
         try:
             async for line in call:
-                yield line
+                yield t.LogLine(line.process, line.replica, line.application, line.line)
         except grpc.aio.AioRpcError as exc:
             raise _unavailable(exc) from exc
         finally:
             call.cancel()
 
     async def run(
-        self, start: pb.RunStart, inputs: AsyncIterator[pb.RunInput]
-    ) -> AsyncIterator[pb.RunOutput]:
+        self, start: t.RunStart, inputs: AsyncIterator[t.RunInput]
+    ) -> AsyncIterator[t.RunOutput]:
         """A one-off command (issue 14): ``start``, then whatever ``inputs`` yields (stdin,
         stdin_closed, resize) goes up; the command's events come back. Closing this iterator
         cancels the call, and Pomegranate removes the container."""
 
         async def requests() -> AsyncIterator[pb.RunInput]:
-            yield pb.RunInput(start=start)
+            yield pb.RunInput(start=_run_start(start))
             async for message in inputs:
-                yield message
+                yield _run_input(message)
 
         call = self.stub.Run(requests(), metadata=call_metadata())
         try:
             async for event in call:
-                yield event
+                yield _run_output(event)
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise ValidationFailed(exc.details() or "invalid command", field="command") from exc
@@ -233,16 +249,26 @@ class PomegranateClient:
         except grpc.aio.AioRpcError as exc:
             raise _addon_failure(exc) from exc
 
-    async def ensure_addon(self, spec: pb.AddonSpec) -> pb.AddonState:
-        return await self._addon_call("EnsureAddon", spec)  # type: ignore[return-value]
+    async def ensure_addon(self, spec: t.AddonSpec) -> t.AddonState:
+        request = pb.AddonSpec(
+            name=spec.name,
+            kind=spec.kind,
+            image=spec.image,
+            password=spec.password,
+            memory_mb=spec.memory_mb,
+            projects=list(spec.projects),
+            alias=spec.alias,
+        )
+        return _addon_state(await self._addon_call("EnsureAddon", request))
 
     async def remove_addon(self, name: str, kind: str) -> None:
         await self._addon_call("RemoveAddon", pb.AddonRef(name=name, kind=kind))
 
-    async def addon_status(self, name: str, kind: str) -> pb.AddonState:
-        return await self._addon_call(  # type: ignore[return-value]
+    async def addon_status(self, name: str, kind: str) -> t.AddonState:
+        reply = await self._addon_call(
             "AddonStatus", pb.AddonRef(name=name, kind=kind), deadline=30
         )
+        return _addon_state(reply)
 
     async def addon_logs(
         self, name: str, kind: str, tail: int, follow: bool
@@ -287,8 +313,133 @@ class PomegranateClient:
         except grpc.aio.AioRpcError as exc:
             raise _addon_failure(exc) from exc
 
-    def watch(self) -> grpc.aio.UnaryStreamCall:
-        return self.stub.Watch(pb.WatchRequest(), metadata=call_metadata())
+    def watch(self) -> WatchStream:
+        """Pomegranate's runtime events; see WatchStream."""
+        return WatchStream(self.stub.Watch(pb.WatchRequest(), metadata=call_metadata()))
+
+
+class WatchStream:
+    """One Watch call: ``connected()`` returns once Pomegranate answers, then iterating yields
+    its runtime events; a lost connection raises Unavailable. ``cancel()`` ends the call."""
+
+    def __init__(self, call: grpc.aio.UnaryStreamCall) -> None:
+        self._call = call
+
+    async def connected(self) -> None:
+        try:
+            await self._call.wait_for_connection()
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(exc) from exc
+
+    async def __aiter__(self) -> AsyncIterator[t.RuntimeEvent]:
+        try:
+            async for e in self._call:
+                yield t.RuntimeEvent(
+                    e.kind,
+                    e.project,
+                    e.application,
+                    e.process,
+                    e.replica,
+                    e.exit_code,
+                    e.oom_killed,
+                )
+        except grpc.aio.AioRpcError as exc:
+            raise _unavailable(exc) from exc
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+
+# ------------------------------------------------------------- dataclasses <-> protobuf
+
+
+def _release_spec(spec: t.ReleaseSpec) -> pb.ReleaseSpec:
+    return pb.ReleaseSpec(
+        project=spec.project,
+        application=spec.application,
+        image=spec.image,
+        processes=[
+            pb.Process(type=p.type, command=p.command, replicas=p.replicas) for p in spec.processes
+        ],
+        env=spec.env,
+        port=spec.port,
+        hostnames=list(spec.hostnames),
+        memory_mb=spec.memory_mb,
+        cpu=spec.cpu,
+        health_path=spec.health_path,
+        health_timeout=spec.health_timeout,
+        hsts_seconds=spec.hsts_seconds,
+        volumes=[
+            pb.VolumeMount(name=v.name, key=v.key, path=v.path, processes=list(v.processes))
+            for v in spec.volumes
+        ],
+    )
+
+
+def _container(c: pb.Container) -> t.Container:
+    return t.Container(
+        id=c.id,
+        name=c.name,
+        project=c.project,
+        application=c.application,
+        process=c.process,
+        replica=c.replica,
+        state=c.state,
+        running=c.running,
+        host_port=c.host_port,
+        exit_code=c.exit_code,
+        oom_killed=c.oom_killed,
+        started_at=c.started_at,
+        restart_count=c.restart_count,
+        one_off=c.one_off,
+    )
+
+
+def _addon_state(reply: object) -> t.AddonState:
+    s: pb.AddonState = reply  # type: ignore[assignment]  # the stub's replies are untyped
+    return t.AddonState(
+        state=s.state,
+        running=s.running,
+        health=s.health,
+        projects=tuple(s.projects),
+        started_at=s.started_at,
+        restart_count=s.restart_count,
+    )
+
+
+def _terminal_size(size: t.TerminalSize | None) -> pb.TerminalSize | None:
+    return pb.TerminalSize(rows=size.rows, cols=size.cols) if size is not None else None
+
+
+def _run_start(start: t.RunStart) -> pb.RunStart:
+    return pb.RunStart(
+        spec=_release_spec(start.spec),
+        command=start.command,
+        tty=start.tty,
+        detach=start.detach,
+        timeout_seconds=start.timeout_seconds,
+        size=_terminal_size(start.size),
+    )
+
+
+def _run_input(message: t.RunInput) -> pb.RunInput:
+    if message.stdin is not None:
+        return pb.RunInput(stdin=message.stdin)
+    if message.resize is not None:
+        return pb.RunInput(resize=_terminal_size(message.resize))
+    return pb.RunInput(stdin_closed=message.stdin_closed)
+
+
+def _run_output(event: pb.RunOutput) -> t.RunOutput:
+    kind = event.WhichOneof("event") or "failure"
+    if kind == "started":
+        return t.RunOutput(kind, started=event.started)
+    if kind in ("stdout", "stderr"):
+        return t.RunOutput(kind, data=getattr(event, kind))
+    if kind == "exit":
+        return t.RunOutput(kind, exit_code=event.exit.code, reason=event.exit.reason)
+    reason = event.failure.reason or "the command ended without a result"
+    return t.RunOutput("failure", reason=reason)
 
 
 def _addon_failure(exc: grpc.aio.AioRpcError) -> Unavailable:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from backend.db.models import Addon, AddonBackup, AddonKind, Client
 from backend.errors import NotFound, PaasError, ValidationFailed
+from backend.rpc.pomegranate_client import PomegranateClient
 from backend.services import activity, addon_status
 from backend.settings import get_settings
 
@@ -37,19 +38,19 @@ def backups_dir(client_id: int) -> Path:
 
 
 def path_of(backup: AddonBackup) -> Path:
-    return backups_dir(backup.client_id) / backup.file_name  # type: ignore[attr-defined]
+    return backups_dir(backup.client_id) / backup.file_name
 
 
-def _client() -> object:
-    from backend.services.deployments import get_deployer
+def _pomegranate() -> PomegranateClient:
+    from backend.services.applications.deployer import get_deployer
 
-    return get_deployer().client
+    return get_deployer().pomegranate
 
 
 async def capture(addon: Addon, *, kind: str = MANUAL, now: datetime | None = None) -> AddonBackup:
     """Take a backup of ``addon`` now and record it."""
     now = now or datetime.now(UTC)
-    directory = backups_dir(addon.client_id)  # type: ignore[attr-defined]
+    directory = backups_dir(addon.client_id)
     directory.mkdir(parents=True, exist_ok=True)
     file_name = f"{addon.name}-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}{SUFFIX[addon.kind]}"
     final = directory / file_name
@@ -57,7 +58,7 @@ async def capture(addon: Addon, *, kind: str = MANUAL, now: datetime | None = No
     size = 0
     try:
         with partial.open("wb") as fh:
-            async for chunk in _client().backup_addon(addon.name, addon.kind.value):  # type: ignore[attr-defined]
+            async for chunk in _pomegranate().backup_addon(addon.name, addon.kind.value):
                 fh.write(chunk)
                 size += len(chunk)
             fh.flush()
@@ -70,7 +71,7 @@ async def capture(addon: Addon, *, kind: str = MANUAL, now: datetime | None = No
             partial.unlink()
         raise
     backup = await AddonBackup.create(
-        client_id=addon.client_id,  # type: ignore[attr-defined]
+        client_id=addon.client_id,
         addon=addon,
         addon_name=addon.name,
         addon_kind=addon.kind,
@@ -119,7 +120,7 @@ async def restore(client: Client, name: str, backup_id: int) -> AddonBackup:
     async with server_lock(addon):  # its restart is not a stopped server to bring back
         await addon_status.record(addon, "restoring", f"from backup {backup.id}")
         try:
-            await _client().restore_addon(addon.name, addon.kind.value, path_of(backup))  # type: ignore[attr-defined]
+            await _pomegranate().restore_addon(addon.name, addon.kind.value, path_of(backup))
         finally:
             # Available again, or down with the engine's state after a failed restore.
             try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 import secrets
@@ -24,7 +25,8 @@ from tortoise.transactions import in_transaction
 from backend import security
 from backend.db.models import Addon, AddonAttachment, AddonKind, Client, Project
 from backend.errors import Conflict, NotFound, PaasError, ValidationFailed
-from backend.rpc import pomegranate_pb2 as pb
+from backend.rpc import pomegranate_types as pt
+from backend.rpc.pomegranate_client import PomegranateClient
 from backend.services import activity, addon_status, config, quotas, volumes
 from backend.services.projects import get_owned
 from backend.settings import Settings, get_settings
@@ -115,30 +117,30 @@ async def attachments_of(addon: Addon) -> list[AddonAttachment]:
     return await AddonAttachment.filter(addon=addon).prefetch_related("project").order_by("id")
 
 
-def _client() -> object:
-    from backend.services.deployments import get_deployer
+def _pomegranate() -> PomegranateClient:
+    from backend.services.applications.deployer import get_deployer
 
-    return get_deployer().client
+    return get_deployer().pomegranate
 
 
-async def spec_of(addon: Addon) -> pb.AddonSpec:
+async def spec_of(addon: Addon) -> pt.AddonSpec:
     s = get_settings()
     projects = await Project.filter(addon_attachments__addon=addon).order_by("name")
     image = s.addon_postgres_image if addon.kind == AddonKind.POSTGRES else s.addon_redis_image
-    return pb.AddonSpec(
+    return pt.AddonSpec(
         name=addon.name,
         kind=addon.kind.value,
         image=image,
         password=security.decrypt(addon.password_encrypted),
         memory_mb=plans(s).get(addon.plan, next(iter(plans(s).values()))),
-        projects=[p.name for p in projects],
+        projects=tuple(p.name for p in projects),
         alias=addon.name,
     )
 
 
-async def ensure_server(addon: Addon) -> pb.AddonState:
+async def ensure_server(addon: Addon) -> pt.AddonState:
     """Make Pomegranate run the add-on's server as its rows say (idempotent)."""
-    state = await _client().ensure_addon(await spec_of(addon))  # type: ignore[attr-defined]
+    state = await _pomegranate().ensure_addon(await spec_of(addon))
     if state.running:
         await addon_status.record(addon, "available")
     else:
@@ -146,38 +148,35 @@ async def ensure_server(addon: Addon) -> pb.AddonState:
     return state
 
 
-async def status_of(addon: Addon) -> pb.AddonState:
-    return await _client().addon_status(addon.name, addon.kind.value)  # type: ignore[attr-defined]
+async def status_of(addon: Addon) -> pt.AddonState:
+    return await _pomegranate().addon_status(addon.name, addon.kind.value)
 
 
 async def volume_sizes(listed: list[Addon]) -> dict[str, int]:
     """Bytes each add-on's data volume uses (-1: unknown), from Pomegranate."""
-    return await _client().addon_volume_sizes([a.name for a in listed])  # type: ignore[attr-defined]
+    return await _pomegranate().addon_volume_sizes([a.name for a in listed])
 
 
 async def logs_of(addon: Addon, tail: int, follow: bool) -> AsyncIterator[str]:
     """The server's output lines, from Pomegranate."""
-    lines = _client().addon_logs(addon.name, addon.kind.value, tail, follow)  # type: ignore[attr-defined]
+    lines = _pomegranate().addon_logs(addon.name, addon.kind.value, tail, follow)
     async with contextlib.aclosing(lines) as stream:
         async for line in stream:
             yield line.line
 
 
 async def _set_var(client: Client, project: Project, var: str, url: str, cause: str) -> None:
-    from backend.services.deployments import get_deployer
+    from backend.services.applications import config_changes
 
-    changed, keys = await config.set_env_vars(client, project.name, {var: url})
-    if keys:
-        await get_deployer().release_config(changed, cause)
+    await config_changes.set_env(client, project.name, {var: url}, cause=cause)
 
 
 async def _unset_var(client: Client, project: Project, var: str, cause: str) -> None:
-    from backend.services.deployments import get_deployer
+    from backend.services.applications import config_changes
 
     env = await config.env_of(project)
     if var in env:
-        changed = await config.unset_env_vars(client, project.name, [var])
-        await get_deployer().release_config(changed, cause)
+        await config_changes.unset_env(client, project.name, [var], cause=cause)
 
 
 async def _new_name(kind: AddonKind) -> str:
@@ -209,7 +208,7 @@ async def create_addon(client: Client, project_name: str, kind: str, plan: str |
     if used + 1 > limit:
         raise ValidationFailed(quotas.refusal_message(QUOTA, limit, used), field="kind")
     # Its data volume counts against volume_mb like the projects' volumes.
-    space = await volumes.used_mb(_client(), client)  # type: ignore[arg-type]
+    space = await volumes.used_mb(_pomegranate(), client)
     await quotas.check_volume_space(client.id, space, field="kind")
     try:
         async with in_transaction():
@@ -233,7 +232,7 @@ async def create_addon(client: Client, project_name: str, kind: str, plan: str |
         except BaseException:
             # Nothing half made: no rows, no container, no volume.
             try:
-                await _client().remove_addon(addon.name, addon.kind.value)  # type: ignore[attr-defined]
+                await _pomegranate().remove_addon(addon.name, addon.kind.value)
             except PaasError:
                 log.warning("could not remove the server of failed add-on %s", addon.name)
             await addon.delete()
@@ -327,7 +326,7 @@ async def remove_addon(client: Client, name: str, confirm: str) -> Addon:
             await _unset_var(
                 client, attachment.project, attachment.config_var, f"add-on: remove {addon.name}"
             )
-        await _client().remove_addon(addon.name, addon.kind.value)  # type: ignore[attr-defined]
+        await _pomegranate().remove_addon(addon.name, addon.kind.value)
         await addon.delete()
     _server_locks.pop(addon.id, None)
     await activity.record(client, "addon.remove", addon=addon.name)
@@ -339,8 +338,8 @@ TOOLS = {AddonKind.POSTGRES: "psql", AddonKind.REDIS: "redis-cli"}
 
 
 async def client_tool(
-    client: Client, project: Project, name: str, spec: pb.ReleaseSpec, command: list[str]
-) -> tuple[pb.ReleaseSpec, list[str]]:
+    client: Client, project: Project, name: str, spec: pt.ReleaseSpec, command: list[str]
+) -> tuple[pt.ReleaseSpec, list[str]]:
     """The one-off of `pg:psql` / `redis:cli`: the add-on's own image (which has the client
     tool) instead of the app's, on the project's network, with only the add-on's URL as env;
     ``command`` is the tool's name and its arguments. The add-on must be attached to the
@@ -353,18 +352,22 @@ async def client_tool(
         raise ValidationFailed(f"{addon.name} takes {tool}, not {command[0][:40]!r}", field="addon")
     url = url_of(addon)
     s = get_settings()
-    tool_spec = pb.ReleaseSpec(
-        project=spec.project,
-        application=spec.application,
+    env = {CONFIG_VARS[addon.kind]: url, "HOME": "/tmp"}  # history files: a writable home
+    if addon.kind == AddonKind.REDIS:
+        # redis-cli's -u does not authenticate a URL without a user name: its env var does.
+        env["REDISCLI_AUTH"] = security.decrypt(addon.password_encrypted)
+    # The app's release spec (its project, limits, health settings), with the add-on's image
+    # and only its URL as env; no processes, no volumes.
+    tool_spec = dataclasses.replace(
+        spec,
         image=s.addon_postgres_image if addon.kind == AddonKind.POSTGRES else s.addon_redis_image,
-        env={CONFIG_VARS[addon.kind]: url, "HOME": "/tmp"},  # history files: a writable home
-        memory_mb=min(spec.memory_mb or s.default_memory_mb, 256),
-        cpu=spec.cpu,
+        env=env,
+        memory_mb=min(spec.memory_mb, 256),
+        processes=(),
+        volumes=(),
     )
     if addon.kind == AddonKind.POSTGRES:
         return tool_spec, [tool, url, *command[1:]]
-    # redis-cli's -u does not authenticate a URL without a user name: its env var does.
-    tool_spec.env["REDISCLI_AUTH"] = security.decrypt(addon.password_encrypted)
     return tool_spec, [tool, "-h", addon.name, "-p", str(PORTS[addon.kind]), *command[1:]]
 
 
@@ -374,7 +377,7 @@ async def remove_all_of(client: Client) -> None:
     from backend.services import addon_backups
 
     for addon in await list_addons(client):
-        await _client().remove_addon(addon.name, addon.kind.value)  # type: ignore[attr-defined]
+        await _pomegranate().remove_addon(addon.name, addon.kind.value)
         await addon.delete()
     await addon_backups.delete_files_of(client.id)
 

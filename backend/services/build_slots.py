@@ -5,8 +5,8 @@ single push.
 Rule: a free slot goes to the waiting Client that was served least recently (one never served
 first; ties in arrival order); within one Client, builds go first come, first served. A Client
 that has just been given a slot goes to the back of the line. With one project building at a
-time (the per-project queue of services/deployments.py), a push of a Client with nothing building
-waits for at most one slot's turn, however many builds other Clients queued.
+time (the per-project queue of services/applications/queue.py), a push of a Client with nothing
+building waits for at most one slot's turn, however many builds other Clients queued.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from backend.db.models import Client, Project
 from backend.errors import Unavailable, ValidationFailed
-from backend.rpc import pomegranate_pb2 as pb
+from backend.rpc import pomegranate_types as pt
 from backend.services import quotas
-from backend.services.deployments import get_deployer
+from backend.services.applications.deployer import get_deployer
 from backend.services.projects import get_owned, live_application
 from backend.settings import get_settings
 
@@ -62,9 +62,9 @@ def check_command(command: object) -> list[str]:
     return list(command)
 
 
-def terminal_size(rows: int, cols: int) -> pb.TerminalSize | None:
+def terminal_size(rows: int, cols: int) -> pt.TerminalSize | None:
     if 0 < rows <= MAX_TERMINAL and 0 < cols <= MAX_TERMINAL:
-        return pb.TerminalSize(rows=rows, cols=cols)
+        return pt.TerminalSize(rows=rows, cols=cols)
     return None
 
 
@@ -77,13 +77,13 @@ async def running_oneoffs(client_id: int) -> int:
     deployer = get_deployer()
     count = 0
     for name in await Project.filter(owner_id=client_id).values_list("name", flat=True):
-        count += sum(1 for c in await deployer.client.list_processes(str(name)) if c.one_off)
+        count += sum(1 for c in await deployer.pomegranate.list_processes(str(name)) if c.one_off)
     return count
 
 
 async def run(
-    client: Client, request: RunRequest, inputs: AsyncIterator[pb.RunInput]
-) -> AsyncIterator[pb.RunOutput]:
+    client: Client, request: RunRequest, inputs: AsyncIterator[pt.RunInput]
+) -> AsyncIterator[pt.RunOutput]:
     """Check, start, then relay: ``started`` (the container's name), output, ``exit``.
 
     Raises NotFound (another Client's project or none), ValidationFailed (empty command, nothing
@@ -100,17 +100,15 @@ async def run(
         from backend.services import addons
 
         spec, command = await addons.client_tool(client, project, request.addon, spec, command)
-    start = pb.RunStart(
+    start = pt.RunStart(
         spec=spec,
         command=command,
         tty=request.tty,
         detach=request.detach,
         timeout_seconds=settings.run_timeout_seconds,
+        size=terminal_size(request.rows, request.cols),
     )
-    size = terminal_size(request.rows, request.cols)
-    if size is not None:
-        start.size.CopyFrom(size)
-    events = deployer.client.run(start, inputs)
+    events = deployer.pomegranate.run(start, inputs)
     async with contextlib.aclosing(events):
         lock = _locks.setdefault(client.id, asyncio.Lock())
         async with lock:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from backend import deploy_output
 from backend.db.models import ApplicationStatus as S
 from backend.labels import WEB_PROCESS
 from backend.services.applications.status import IN_PROGRESS, LIVE
@@ -62,8 +63,5 @@ def deployed_line(number: int, url: str, replicas: dict[str, int]) -> str:
     """The last line of a release's deploy log. With 0 web replicas the release is live but
     serves nothing: it must not read as "Application deployed" at its URL."""
     if web_replicas(replicas) > 0:
-        return f"=====> Application deployed: {url}"
-    return (
-        f"=====> Released v{number} with 0 web replicas: nothing serves {url} "
-        "(scale web to 1 or more to serve it)"
-    )
+        return deploy_output.deployed(url)
+    return deploy_output.released_idle(number, url)

@@ -163,8 +163,12 @@ def release_spec(
         hostnames=[f"{project}.localhost"],
         health_path=health_path,
         health_timeout=kw.pop("health_timeout", 20),
-        **kw,
+        **{**COMPLETE, **kw},
     )
+
+
+# What the API's spec.py fills in: Pomegranate refuses a spec without them.
+COMPLETE: dict[str, object] = {"port": 5000, "memory_mb": 256, "cpu": 0.5}
 
 
 async def release(stub: PomegranateStub, spec: pb.ReleaseSpec) -> tuple[list[str], pb.ReleaseEvent]:
@@ -646,7 +650,14 @@ async def test_run_bad_messages_are_invalid_argument(stub: PomegranateStub, proj
 
 
 async def test_run_of_a_missing_image_fails_cleanly(stub: PomegranateStub, project: str):
-    spec = pb.ReleaseSpec(project=project, application=9, image=f"paastech/app-{project}:9")
+    spec = pb.ReleaseSpec(
+        project=project,
+        application=9,
+        image=f"paastech/app-{project}:9",
+        hostnames=[f"{project}.localhost"],
+        health_timeout=20,
+        **COMPLETE,  # type: ignore[arg-type]
+    )
 
     async def requests():
         yield pb.RunInput(start=pb.RunStart(spec=spec, command=["echo", "hi"]))

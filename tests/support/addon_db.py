@@ -49,5 +49,5 @@ def use_pomegranate(monkeypatch: pytest.MonkeyPatch, fake: object) -> None:
     async def no_backup(addon: Addon, *, kind: str = "manual", now: object = None) -> None:
         return None
 
-    monkeypatch.setattr(addons, "_client", lambda: fake)
+    monkeypatch.setattr(addons, "_pomegranate", lambda: fake)
     monkeypatch.setattr(addon_backups, "capture", no_backup)

@@ -17,6 +17,7 @@ from pathlib import Path
 import grpc
 import httpx
 
+from backend import deploy_output
 from backend.labels import container_name
 from backend.rpc import platform_pb2 as pb
 from backend.rpc import platform_pb2_grpc as pb_grpc
@@ -210,6 +211,8 @@ async def push(
             kind = event.WhichOneof("event")
             if kind == "log":
                 lines.append(event.log)
+            elif kind == "deployed":  # the deployed line, typed: shown as gitd prints it
+                lines.append(deploy_output.deployed(event.deployed.url))
             elif kind == "status":
                 statuses.append(event.status.status)
             elif kind == "finished":

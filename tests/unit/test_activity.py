@@ -201,19 +201,25 @@ class StoppingPomegranate:
         self.stopped.append(name)
 
 
-async def test_stop_and_scale_are_recorded_refusals_are_not(owner: Client) -> None:
+async def test_stop_and_scale_are_recorded_refusals_are_not(
+    owner: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from backend.db.models import Application
     from backend.errors import ValidationFailed
-    from backend.services.deployments import Deployer
+    from backend.services.applications import config_changes
+    from backend.services.applications import deployer as deployer_module
+    from backend.services.applications.deployer import Deployer
 
     project = await Project.create(owner=owner, name="shop", replicas={"web": 1})
     fake = StoppingPomegranate()
     deployer = Deployer(fake)  # type: ignore[arg-type]
+    # config_changes reaches it through get_deployer(); undone after the test.
+    monkeypatch.setattr(deployer_module, "_deployer", deployer)
     activity.set_actor(activity.Actor(owner.id, token_id=3, token_name="laptop", source="web"))
     with pytest.raises(ValidationFailed):
         await deployer.stop_project(project)  # nothing is running: refused
     with pytest.raises(ValidationFailed):
-        await deployer.scale(project, "web", 10_000)
+        await config_changes.scale(project, "web", 10_000)
     assert await Activity.filter(client=owner).count() == 0
 
     await Application.create(
@@ -222,7 +228,7 @@ async def test_stop_and_scale_are_recorded_refusals_are_not(owner: Client) -> No
     await deployer.stop_project(project)
     assert fake.stopped == ["shop"]
     project.replicas = {"web": 1}
-    await deployer.scale(project, "worker", 2)  # nothing live now: saved, no release
+    await config_changes.scale(project, "worker", 2)  # nothing live now: saved, no release
     rows = await Activity.filter(client=owner).order_by("id")
     assert [(r.action, r.detail, r.source, r.token_name) for r in rows] == [
         ("stop", {"release": 1}, "web", "laptop"),

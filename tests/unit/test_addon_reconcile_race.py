@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from backend.db.models import Addon, Client
-from backend.rpc import pomegranate_pb2 as pb
+from backend.rpc import pomegranate_types as pt
 from backend.services import addons
 from tests.support.addon_db import addon_db, addon_row, use_pomegranate
 
@@ -24,12 +24,16 @@ class FakePomegranate:
         self.removing = asyncio.Event()
         self.release_removal = asyncio.Event()
 
-    async def addon_status(self, name: str, kind: str) -> pb.AddonState:
-        return pb.AddonState(running=False, state="exited")
+    async def addon_status(self, name: str, kind: str) -> pt.AddonState:
+        return pt.AddonState(
+            state="exited", running=False, health="", projects=(), started_at="", restart_count=0
+        )
 
-    async def ensure_addon(self, spec: pb.AddonSpec) -> pb.AddonState:
+    async def ensure_addon(self, spec: pt.AddonSpec) -> pt.AddonState:
         self.ensured.append(spec.name)
-        return pb.AddonState(running=True, state="running")
+        return pt.AddonState(
+            state="running", running=True, health="", projects=(), started_at="", restart_count=0
+        )
 
     async def remove_addon(self, name: str, kind: str) -> None:
         self.removing.set()

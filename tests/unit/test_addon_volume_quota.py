@@ -40,7 +40,7 @@ async def setup(
     async with addon_db("quota") as owner:
         project = await Project.create(owner=owner, name="stateful")
         fake = FakePomegranate()
-        monkeypatch.setattr(addons, "_client", lambda: fake)
+        monkeypatch.setattr(addons, "_pomegranate", lambda: fake)
 
         async def no_release(*args: object) -> None:
             return None

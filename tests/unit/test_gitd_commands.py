@@ -234,17 +234,64 @@ async def test_hook_needs_gitd_environment(capsysbinary) -> None:
 
 
 def test_hook_log_format() -> None:
-    from gitd.hook import format_log
+    from backend.deploy_output import for_pusher
 
-    assert format_log("-----> Building x") == "-----> Building x"
+    assert for_pusher("-----> Building x") == "-----> Building x"
     assert (
-        format_log("=====> Application deployed: http://x")
+        for_pusher("=====> Application deployed: http://x")
         == "=====> Application deployed: http://x"
     )
-    assert format_log(" !     boom") == " !     boom"
-    assert format_log("Step 1/7 : FROM x") == "       Step 1/7 : FROM x"
-    assert format_log(" ---> abc") == "        ---> abc"
-    assert format_log("       already indented") == "       already indented"
+    assert for_pusher(" !     boom") == " !     boom"
+    assert for_pusher("Step 1/7 : FROM x") == "       Step 1/7 : FROM x"
+    assert for_pusher(" ---> abc") == "        ---> abc"
+    assert for_pusher("       already indented") == "       already indented"
+
+
+def test_hook_prints_the_typed_deployed_event_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """The deployed line comes as a typed event (not recognised by its text): printed once,
+    counted as a log line for a reconnect, and not printed again with the outcome."""
+    from backend.rpc import platform_pb2 as pb
+    from gitd.hook import _Follower
+
+    follower = _Follower("blog")
+    events = [
+        pb.DeployEvent(status=pb.StatusChange(application=3, status="queued")),
+        pb.DeployEvent(log="-----> Deploying v3"),
+        pb.DeployEvent(deployed=pb.Deployed(application=3, url="http://blog.localhost")),
+        pb.DeployEvent(finished=pb.Finished(ok=True, application=3, url="http://blog.localhost")),
+    ]
+    codes = [follower.handle(event) for event in events]
+    assert codes == [None, None, None, 0]
+    assert follower.lines == 2 and follower.application == 3
+    out = capsys.readouterr().out.splitlines()
+    assert out.count("=====> Application deployed: http://blog.localhost") == 1
+
+
+def test_hook_prints_the_deployed_line_when_the_stream_had_none(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from backend.rpc import platform_pb2 as pb
+    from gitd.hook import _Follower
+
+    follower = _Follower("blog")
+    event = pb.DeployEvent(finished=pb.Finished(ok=True, application=3, url="http://b.localhost"))
+    assert follower.handle(event) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "=====> Application deployed: http://b.localhost"
+    ]
+
+
+def test_hook_failure_is_rejected_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    from backend.rpc import platform_pb2 as pb
+    from gitd.hook import _Follower
+
+    follower = _Follower("blog")
+    refused = pb.DeployEvent(finished=pb.Finished(ok=False, reason="quota reached\nsecond"))
+    assert follower.handle(refused) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        " !     Push rejected: quota reached",
+        " !     second",
+    ]
 
 
 # --- one-off commands (issue 14): `ssh git@HOST run NAME -- CMD...`

@@ -260,6 +260,10 @@ async def test_release_stream_ends_at_live_and_processes_wait_for_the_drain():
         processes=[pb.Process(type="web", command="run web", replicas=1)],
         hostnames=["app.localhost"],
         health_timeout=5,
+        # What the API's spec.py fills in: Pomegranate refuses a spec without them.
+        port=5000,
+        memory_mb=256,
+        cpu=0.5,
     )
     async with within(10, "the Release stream to end at live"):
         events = [e async for e in service.Release(spec, None)]

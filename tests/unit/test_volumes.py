@@ -74,7 +74,17 @@ def test_default_names_come_from_the_path_and_stay_unique() -> None:
 
 
 def spec(*volumes: pb.VolumeMount) -> pb.ReleaseSpec:
-    return pb.ReleaseSpec(project="blog", application=3, image="img", volumes=list(volumes))
+    return pb.ReleaseSpec(
+        project="blog",
+        application=3,
+        image="img",
+        port=5000,
+        hostnames=["blog.localhost"],
+        memory_mb=256,
+        cpu=0.5,
+        health_timeout=30,
+        volumes=list(volumes),
+    )
 
 
 def test_the_release_spec_carries_volumes_into_the_plan() -> None:
