@@ -30,7 +30,7 @@ from typing import Any
 from aiodocker.exceptions import DockerError
 
 from backend import labels as L
-from backend.engine.inspect import inspect_container
+from backend.engine.inspect import inspect_container, volume_sizes
 from backend.pomegranate.container_config import LOG_CONFIG
 from backend.pomegranate.docker_runtime import DockerRuntime
 
@@ -308,7 +308,7 @@ class DockerAddons:
             check_name(name)
         if not names:
             return {}
-        measured = await self.runtime._volume_sizes()
+        measured = await volume_sizes(self.docker)
         return {name: measured.get(self.object_name(name), -1) for name in names}
 
     # ------------------------------------------------------------------------------ remove
