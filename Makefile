@@ -25,17 +25,19 @@ web: deps
 up: deps engine web
 	scripts/up.sh
 
-# Test files run on 4 workers (a module's tests stay together): most time is spent waiting on
+# Test files run on 4 workers (a module's tests stay together), longest first (measured times in
+# tests/module_durations.json; each run writes its own to build/): most time is spent waiting on
 # Docker builds and health checks, not on the 2 CPUs. The 30 slowest tests are listed at the end
 # so that the next cut of the suite's time starts from figures, not guesses.
 test: test-deps lint
-	$(BIN)/pytest -n 4 --dist loadfile --durations=30
+	PAASTECH_TEST_DURATIONS_OUT=build/module_durations.json \
+		$(BIN)/pytest -n 4 --dist loadfile --no-loadscope-reorder --durations=30
 
 # Issue 12: the long fuzzing run of the API (make test runs 2,000 cases): 25,000 operations
 # and 25,000 subscriptions on each of SQLite and PostgreSQL.
 fuzz: test-deps
 	PAASTECH_FUZZ_EXAMPLES=25000 PAASTECH_FUZZ_SUBSCRIPTIONS=25000 PAASTECH_FUZZ_TIMEOUT=86400 \
-		$(BIN)/pytest -p no:randomly tests/integration/test_fuzz.py
+		$(BIN)/pytest -p no:randomly tests/integration/test_fuzz_sqlite.py tests/integration/test_fuzz_postgres.py
 
 # Unit tests only, no services.
 test-fast: deps

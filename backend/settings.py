@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     signup_window_seconds: int = 3600
     # Password hashing runs on this many threads; more waiting than the queue: RATE_LIMITED.
     password_hash_workers: int = 2
+    # argon2id parameters (backend/security.py PROFILES): RFC 9106's low-memory set (64 MiB,
+    # 3 passes, the library's default). "cheapest" is for test suites only.
+    password_hash_profile: Literal["rfc_9106_low_memory", "rfc_9106_high_memory", "cheapest"] = (
+        "rfc_9106_low_memory"
+    )
     password_hash_queue: int = 16
     # Query cost: every field costs 1, times the list sizes above it (first:, tail:, or
     # query_default_list_size for lists without an argument); over the budget: refused.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import scheduling
 from tests.support.databases import BACKENDS, RawDb, database
 from tests.support.gqlclient import SIGNUP, Api
 from tests.support.registry import ensure_registry
@@ -19,11 +21,21 @@ OPERATOR_TOKEN = secrets.token_urlsafe(32)
 
 PASSWORD = "correct-horse-7"
 
+# In-process services hash with argon2id's cheapest parameters, as the test servers do
+# (tests/support/servers.py); tests of hashing itself choose the production profile.
+os.environ.setdefault("PAASTECH_PASSWORD_HASH_PROFILE", "cheapest")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """The platform registry every build pushes to (issue 10), started before test modules
     are imported (they read Settings() at import time); cheap to start."""
     ensure_registry()
+    scheduling.configure(config)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest modules first (tests/support/scheduling.py)."""
+    items[:] = scheduling.longest_first(items, scheduling.known_durations())
 
 
 @dataclass

@@ -243,7 +243,7 @@ async def _revoke_other_sessions(client: Client, keep: ApiToken | None) -> int:
 
 async def check_password(client: Client, password: str) -> None:
     """The account's password, asked again before it is changed or the account deleted."""
-    if not security.verify_password(client.password_hash, password):
+    if not await _verify(client.password_hash, password):
         # Not UNAUTHENTICATED: the token is fine, and clients treat that code as "log in again".
         raise ValidationFailed("wrong password", field="password")
 
@@ -258,7 +258,7 @@ async def change_password(
     validation.password(new, user=client.username, mail=client.email)
     if new == current:
         raise ValidationFailed("the new password is the current one", field="newPassword")
-    client.password_hash = security.hash_password(new)
+    client.password_hash = await _hash(new)
     await client.save(update_fields=["password_hash"])
     revoked = await _revoke_other_sessions(client, keep)
     await activity.record(client, "account.password", sessionsRevoked=revoked)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -121,22 +122,30 @@ async def test_two_auth_mutations_in_one_request_are_refused(server: Server, ano
     assert (await anon.error(both)).code == "BAD_REQUEST"
 
 
-async def test_hashing_does_not_stall_other_requests(server: Server, anon: Api) -> None:
-    """While sign-ups hash passwords, a cheap query is answered before they all finish."""
+async def test_hashing_does_not_stall_other_requests(tmp_path) -> None:
+    """While sign-ups hash passwords with the production parameters (the other tests' servers
+    use the cheapest), a cheap query is answered before they all finish."""
     finished: list[str] = []
+    with api_server(tmp_path, password_hash_profile="rfc_9106_low_memory") as url:
+        anon = Api(url)
 
-    async def signup() -> None:
-        await anon(SIGNUP, **signup_vars())
-        finished.append("signup")
+        async def signup() -> None:
+            await anon(SIGNUP, **signup_vars())
+            finished.append("signup")
 
-    async def cheap() -> None:
-        await anon("{ __typename }")
-        finished.append("cheap")
+        async def cheap() -> None:
+            await anon("{ __typename }")
+            finished.append("cheap")
 
-    signups = [asyncio.create_task(signup()) for _ in range(4)]
-    await asyncio.sleep(0)  # the sign-ups' requests go out first
-    await asyncio.gather(cheap(), *signups)
+        signups = [asyncio.create_task(signup()) for _ in range(4)]
+        await asyncio.sleep(0)  # the sign-ups' requests go out first
+        await asyncio.gather(cheap(), *signups)
     assert finished.index("cheap") < len(finished) - 1
+    # The accounts' hashes carry the production parameters (argon2id, 64 MiB, 3 passes).
+    with sqlite3.connect(tmp_path / "paastech.sqlite3") as db:
+        hashes = [row[0] for row in db.execute("SELECT password_hash FROM client")]
+    assert len(hashes) == 4
+    assert all(h.startswith("$argon2id$v=19$m=65536,t=3,p=4$") for h in hashes), hashes
 
 
 # -- cost ----------------------------------------------------------------------------------------
@@ -320,7 +329,7 @@ async def test_expiring_token_closes_its_websockets(server: Server, alice: Accou
         await ws.close()
 
 
-# -- regressions found by the fuzzer (tests/integration/test_fuzz.py) ----------------------------
+# -- regressions found by the fuzzer (tests/support/fuzz.py) ----------------------------
 
 
 async def test_nul_characters_are_refused_not_internal(server: Server, alice: Account) -> None:

@@ -40,6 +40,9 @@ def base_env(data_dir: Path, database_url: str = "", **settings: object) -> dict
             env[key] = os.environ[key]
     # Every test signs up from 127.0.0.1; tests of the sign-up limit set their own.
     env["PAASTECH_SIGNUP_MAX_PER_ADDRESS"] = "100000"
+    # Thousands of sign-ups and logins per run: argon2id's cheapest parameters (the tests of
+    # hashing itself set the production profile).
+    env["PAASTECH_PASSWORD_HASH_PROFILE"] = "cheapest"
     for key, value in settings.items():
         env[f"PAASTECH_{key.upper()}"] = str(value)
     return env

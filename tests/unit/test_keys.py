@@ -119,3 +119,20 @@ async def test_hashing_refuses_when_the_queue_is_full(monkeypatch: pytest.Monkey
         await security.hash_password_async("whatever-123")
     monkeypatch.setattr(security, "_waiting", 0)
     assert security.verify_password(await security.hash_password_async("x-12345678"), "x-12345678")
+
+
+def test_password_hash_profiles_verify_each_others_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hash carries its parameters: switching the profile keeps every account able to log in."""
+    hashes = {}
+    for name in ("cheapest", "rfc_9106_low_memory"):
+        monkeypatch.setenv("PAASTECH_PASSWORD_HASH_PROFILE", name)
+        get_settings.cache_clear()
+        security._hasher.cache_clear()
+        hashes[name] = security.hash_password("correct-horse-7")
+    get_settings.cache_clear()
+    security._hasher.cache_clear()
+    assert hashes["cheapest"].startswith("$argon2id$v=19$m=8,t=1,p=1$")
+    assert hashes["rfc_9106_low_memory"].startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    for h in hashes.values():
+        assert security.verify_password(h, "correct-horse-7")
+        assert not security.verify_password(h, "correct-horse-8")

@@ -1,6 +1,8 @@
 """Property-based fuzzing of every query, mutation and subscription of the live schema
 (hypothesis-graphql), as an authenticated Client against a real API process on SQLite and
 PostgreSQL, with no Pomegranate running (deploying mutations must answer with a coded error).
+The tests live here once; tests/integration/test_fuzz_sqlite.py and test_fuzz_postgres.py run
+them on one database each, so `make test` runs the two on different workers.
 
 Pass means: no HTTP 5xx, no INTERNAL, no traceback, every error has a code, the API still
 answers afterwards, and a second Client's data is unchanged at the end.
@@ -16,7 +18,7 @@ import itertools
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -28,7 +30,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from backend.api.schema import build_schema as build_live_schema
 from tests.conftest import PASSWORD
-from tests.support.databases import BACKENDS, database
+from tests.support.databases import database
 from tests.support.gqlclient import SIGNUP
 from tests.support.servers import api_server
 
@@ -74,13 +76,20 @@ def signup(url: str) -> tuple[str, str]:
     return name, out["signup"]["token"]
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def target(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Target]:
-    data_dir = tmp_path_factory.mktemp(f"fuzz-{request.param}")
+def target_fixture(backend: str) -> Callable[..., Iterator[Target]]:
+    """The module's fuzzing target: an API process on ``backend`` with a victim Client."""
+
+    @pytest.fixture(scope="module")
+    def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+        yield from _target(backend, tmp_path_factory)
+
+    return target
+
+
+def _target(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    data_dir = tmp_path_factory.mktemp(f"fuzz-{backend}")
     with (
-        database(request.param, data_dir) as db_url,
+        database(backend, data_dir) as db_url,
         # Generated logins fail by the thousand from 127.0.0.1: the fuzzer must still log in.
         api_server(data_dir, db_url, login_max_failures_per_address=10**9) as url,
     ):
