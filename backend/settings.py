@@ -159,6 +159,10 @@ class Settings(BaseSettings):
     # a bearer token; empty: /metrics answers 401 to everyone.
     metrics_token: str = ""
     metrics_sample_seconds: float = Field(default=10.0, gt=0)  # container samples
+    # Production behind Traefik: its Prometheus endpoint (traefik.yml's `metrics` entry point,
+    # e.g. http://127.0.0.1:8082/metrics), scraped for per-project request metrics
+    # (backend/metrics/traefik.py). Empty: the embedded ingress reports them instead.
+    traefik_metrics_url: str = ""
     # Alert webhooks: attempts per alert, the first retry's delay (doubling), and whether a
     # webhook may point at a loopback/private address (a local receiver; off: tenants could
     # make the platform call its own internal ports).
