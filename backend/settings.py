@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     # "swarm": a Docker Swarm through a manager's API (swarm_docker_url); builds stay on this host.
     runtime: Literal["docker", "swarm"] = "docker"
     swarm_docker_url: str = ""  # e.g. unix:///var/tmp/paastech-cluster/n1/docker.sock
+    # Issue 18: the engine APIs of the Swarm nodes whose tasks' stats are sampled, besides the
+    # manager's (an engine serves its own containers' stats only; backend/metrics/swarm.py).
+    swarm_stats_docker_urls: list[str] = Field(default_factory=list)
     # The platform registry as the Swarm nodes reach it ("host:port"); empty: registry_address.
     swarm_registry_address: str = ""
     # The platform operator's secret (issue 16): sent as X-PaaSTech-Operator-Token, it alone
