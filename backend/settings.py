@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     # "swarm": a Docker Swarm through a manager's API (swarm_docker_url); builds stay on this host.
     runtime: Literal["docker", "swarm"] = "docker"
     swarm_docker_url: str = ""  # e.g. unix:///var/tmp/paastech-cluster/n1/docker.sock
+    # Issue 18: the engine APIs of the Swarm nodes whose tasks' stats are sampled, besides the
+    # manager's (an engine serves its own containers' stats only; backend/metrics/swarm.py).
+    swarm_stats_docker_urls: list[str] = Field(default_factory=list)
     # The platform registry as the Swarm nodes reach it ("host:port"); empty: registry_address.
     swarm_registry_address: str = ""
     # The platform operator's secret (issue 16): sent as X-PaaSTech-Operator-Token, it alone
@@ -164,6 +167,10 @@ class Settings(BaseSettings):
     # a bearer token; empty: /metrics answers 401 to everyone.
     metrics_token: str = ""
     metrics_sample_seconds: float = Field(default=10.0, gt=0)  # container samples
+    # Production behind Traefik: its Prometheus endpoint (traefik.yml's `metrics` entry point,
+    # e.g. http://127.0.0.1:8082/metrics), scraped for per-project request metrics
+    # (backend/metrics/traefik.py). Empty: the embedded ingress reports them instead.
+    traefik_metrics_url: str = ""
     # Alert webhooks: attempts per alert, the first retry's delay (doubling), and whether a
     # webhook may point at a loopback/private address (a local receiver; off: tenants could
     # make the platform call its own internal ports).

@@ -4,8 +4,9 @@ git runs it inside ``git receive-pack`` with "<old> <new> <ref>" lines on stdin,
 updated; the pushed objects are readable (in quarantine). Everything printed here reaches the
 pusher as ``remote:`` lines. Exit 0 accepts the whole push, anything else rejects it.
 
-gitd sets PAASTECH_PUSH_CLIENT_ID, PAASTECH_PUSH_PROJECT and PAASTECH_DEPLOY_BRANCH, and gives it
-a minimal environment: the data dir, the API's gRPC address and the internal-RPC key only.
+gitd sets PAASTECH_PUSH_CLIENT_ID, PAASTECH_PUSH_KEY_FINGERPRINT (the SSH key that pushed, for
+the activity feed), PAASTECH_PUSH_PROJECT and PAASTECH_DEPLOY_BRANCH, and gives it a minimal
+environment: the data dir, the API's gRPC address and the internal-RPC key only.
 """
 
 from __future__ import annotations
@@ -96,14 +97,18 @@ async def archive_chunks(sha: str) -> AsyncIterator[bytes]:
         errors.cancel()
 
 
-async def deploy(project: str, client_id: int, sha: str) -> int:
+async def deploy(project: str, client_id: int, sha: str, key_fingerprint: str = "") -> int:
     settings = get_settings()
     host = settings.host if settings.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
 
     async def chunks() -> AsyncIterator[pb.DeployChunk]:
         yield pb.DeployChunk(
             header=pb.DeployHeader(
-                project=project, client_id=client_id, commit_sha=sha, cause=f"push {sha[:7]}"
+                project=project,
+                client_id=client_id,
+                commit_sha=sha,
+                cause=f"push {sha[:7]}",
+                key_fingerprint=key_fingerprint,
             )
         )
         async for data in archive_chunks(sha):
@@ -228,7 +233,8 @@ async def run(stdin_text: str, env: dict[str, str]) -> int:
         return fail(f"Push one deploy branch at a time ({' or '.join(sorted(targets))})")
     if not to_deploy:
         return 0
-    return await deploy(project, int(client), to_deploy[0].new)
+    fingerprint = env.get("PAASTECH_PUSH_KEY_FINGERPRINT", "")
+    return await deploy(project, int(client), to_deploy[0].new, fingerprint)
 
 
 def _log_error() -> None:

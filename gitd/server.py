@@ -95,6 +95,7 @@ class Connection(asyncssh.SSHServer):
         self.conn: asyncssh.SSHServerConnection | None = None
         self.client_id = 0
         self.username = ""
+        self.key_fingerprint = ""  # the key that authenticated: who pushed, in the activity feed
         self.address = ""
         self.sessions = 0
         self.started = self.last_activity = time.monotonic()
@@ -131,8 +132,9 @@ class Connection(asyncssh.SSHServer):
         return True
 
     async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        fingerprint = key.get_fingerprint("sha256")
         try:
-            reply = await self.gitd.access.authorize_key(key.get_fingerprint("sha256"))
+            reply = await self.gitd.access.authorize_key(fingerprint)
         except grpc.aio.AioRpcError as exc:
             log.error("GitAccess.AuthorizeKey failed: %s", exc.code().name)
             return False
@@ -141,6 +143,7 @@ class Connection(asyncssh.SSHServer):
         # asyncssh verifies the signature right after this returns True; the last key
         # validated is the one that authenticates the connection.
         self.client_id, self.username = reply.client_id, reply.username
+        self.key_fingerprint = fingerprint
         return True
 
     def auth_completed(self) -> None:
@@ -383,6 +386,7 @@ class Gitd:
         env = self.git_env(
             {
                 "PAASTECH_PUSH_CLIENT_ID": str(conn.client_id),
+                "PAASTECH_PUSH_KEY_FINGERPRINT": conn.key_fingerprint,
                 "PAASTECH_PUSH_PROJECT": cmd.project,
                 "PAASTECH_DEPLOY_BRANCH": reply.deploy_branch or "main",
             }

@@ -1,6 +1,8 @@
 """What fires an alert, and the fan-out to the project's webhooks.
 
 - release failed / release live / OOM kill: from a release's status change (set_status's hook);
+  an OOM kill is the engine's typed flag (State.OOMKilled or its "oom" event, carried by the
+  runtime event's ``oom_killed``), never a match on the crash text;
 - crash loop: CRASH_LOOP_COUNT crashes of a project within CRASH_LOOP_SECONDS (once per window);
 - memory high: a process above MEMORY_FRACTION of its limit in every sample for
   MEMORY_HIGH_SECONDS (the metrics collector's samples); once, again only after it went below.
@@ -33,7 +35,6 @@ CRASH_LOOP_COUNT = 3
 CRASH_LOOP_SECONDS = 600.0
 MEMORY_FRACTION = 0.9
 MEMORY_HIGH_SECONDS = 300.0
-OOM_REASON = "ran out of memory"  # deployments.py's crash reason for an OOM kill
 
 
 class Alerts:
@@ -70,7 +71,14 @@ class Alerts:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def status_changed(
-        self, project: Project, number: int, old: S, new: S, reason: str | None
+        self,
+        project: Project,
+        number: int,
+        old: S,
+        new: S,
+        reason: str | None,
+        *,
+        oom_killed: bool = False,
     ) -> None:
         name = project.name
         if new == S.FAILED:
@@ -83,8 +91,13 @@ class Alerts:
         elif new == S.RUNNING and old == S.DEPLOYING:
             await self.notify(name, RELEASE_LIVE, f"Release v{number} is live", release=number)
         elif new == S.CRASHED:
-            if reason and OOM_REASON in reason:
-                await self.notify(name, OOM_KILL, f"Release v{number}: {reason}", release=number)
+            if oom_killed:
+                await self.notify(
+                    name,
+                    OOM_KILL,
+                    f"Release v{number}: {reason or 'a process was killed: out of memory'}",
+                    release=number,
+                )
             await self._crashed(name, number, datetime.now(UTC))
 
     async def _crashed(self, project: str, number: int, now: datetime) -> None:
@@ -142,9 +155,17 @@ def get_alerts() -> Alerts:
     return _alerts
 
 
-async def status_changed(project: Project, number: int, old: S, new: S, reason: str | None) -> None:
+async def status_changed(
+    project: Project,
+    number: int,
+    old: S,
+    new: S,
+    reason: str | None,
+    *,
+    oom_killed: bool = False,
+) -> None:
     """set_status's hook: never lets an alert problem fail a status change."""
     try:
-        await get_alerts().status_changed(project, number, old, new, reason)
+        await get_alerts().status_changed(project, number, old, new, reason, oom_killed=oom_killed)
     except Exception:
         log.exception("alerts for %s v%d (%s) failed", project.name, number, new)

@@ -30,6 +30,12 @@ class ActivityType:
     detail: JSON = strawberry.field(
         description="The action's details (env var keys, never values)."
     )
+    ssh_key: str | None = strawberry.field(
+        default=None, description="A git push: the title of the SSH key that pushed."
+    )
+    ssh_key_fingerprint: str | None = strawberry.field(
+        default=None, description="A git push: the SHA256 fingerprint of the SSH key that pushed."
+    )
 
     @classmethod
     def of(cls, row: models.Activity) -> ActivityType:
@@ -43,7 +49,14 @@ class ActivityType:
             token_name=row.token_name,
             summary=activity.summary(row),
             detail=row.detail,
+            ssh_key=_text(row.detail, activity.SSH_KEY),
+            ssh_key_fingerprint=_text(row.detail, activity.SSH_KEY_FINGERPRINT),
         )
+
+
+def _text(detail: object, key: str) -> str | None:
+    value = detail.get(key) if isinstance(detail, dict) else None
+    return str(value) if value else None
 
 
 @strawberry.type(name="Session", description="A login session (a device logged in).")

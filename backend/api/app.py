@@ -40,6 +40,7 @@ from backend.errors import DISK_FULL_MESSAGE, is_disk_full
 from backend.events import get_bus, token_topic
 from backend.metrics.collector import MetricsCollector, set_collector
 from backend.metrics.prometheus import metrics_endpoint
+from backend.metrics.traefik import TraefikScraper
 from backend.rpc.pomegranate_client import PomegranateClient
 from backend.services import accounts, activity
 from backend.services.applications.deployer import Deployer, set_deployer
@@ -268,11 +269,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
         collector = MetricsCollector(deployer.pomegranate, settings)  # issue 18
         set_collector(collector)
         await collector.start()
+        scraper = None
+        if settings.traefik_metrics_url:  # production behind Traefik (backend/metrics/traefik.py)
+            scraper = TraefikScraper(
+                settings.traefik_metrics_url,
+                collector.record_windows,
+                settings.metrics_sample_seconds,
+            )
+            await scraper.start()
         internal = await start_internal_server(settings)
         try:
             yield
         finally:
             await internal.stop(grace=2)
+            if scraper is not None:
+                await scraper.stop()
             await collector.stop()
             set_collector(None)
             await deployer.stop()

@@ -72,7 +72,8 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
             )
             return
         deployer = get_deployer()
-        activity.set_actor(activity.Actor(client_id=client.id, source="git"))  # this RPC's task
+        # This RPC's task: the push's Client and the SSH key it authenticated with.
+        activity.set_actor(await activity.git_actor(client.id, header.key_fingerprint))
         async with get_bus().subscribe(project_topic(project.id)) as statuses:
             try:
                 app = await deployer.deploy_source(

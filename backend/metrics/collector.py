@@ -138,7 +138,10 @@ class MetricsCollector:
             await bus.publish(metrics_topic(project_id), EventKind.METRICS, payload)
 
     async def record_requests(self, report: pb.RequestReport, now: datetime) -> None:
-        windows = counts_from(report)
+        await self.record_windows(counts_from(report), now)
+
+    async def record_windows(self, windows: dict[str, RequestCounts], now: datetime) -> None:
+        """Per-project request counts, from the embedded ingress or Traefik (traefik.py)."""
         for project, c in windows.items():
             for name, value in (
                 ("1xx", c.status_1xx),

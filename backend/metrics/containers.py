@@ -18,6 +18,9 @@ from backend import labels as L
 
 log = logging.getLogger(__name__)
 
+# Swarm names a task's container "<service>.<slot>.<task id>" (this label); the slot is the
+# replica (swarm_runtime.py puts no replica label on a service: one spec for all its tasks).
+SWARM_TASK_NAME = "com.docker.swarm.task.name"
 CONCURRENCY = 8  # stats calls in flight at once: each takes the engine about a second
 STATS_TIMEOUT_SECONDS = 8.0
 
@@ -36,6 +39,17 @@ class ContainerSample:
     net_tx_bytes_per_second: float
     restarts: int
     read_at: str
+
+
+def ownership_of(labels: dict[str, str]) -> L.Ownership | None:
+    """A container's ownership from its labels; a Swarm task's replica from its slot."""
+    ownership = L.parse_labels(labels)
+    if ownership is not None or L.REPLICA in labels:
+        return ownership
+    parts = str(labels.get(SWARM_TASK_NAME) or "").rsplit(".", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return L.parse_labels({**labels, L.REPLICA: parts[1]})
 
 
 def cpu_cores(stats: dict[str, Any]) -> float:
@@ -102,7 +116,7 @@ class ContainerSampler:
         owned: list[tuple[str, L.Ownership]] = []
         for container in listed:
             container_labels = container._container.get("Labels") or {}
-            ownership = L.parse_labels(container_labels)
+            ownership = ownership_of(container_labels)
             if ownership is not None and L.ONEOFF not in container_labels:
                 owned.append((container.id, ownership))
         gate = asyncio.Semaphore(CONCURRENCY)

@@ -48,7 +48,7 @@ class PlatformCollector:
         yield from gauges.values()
         requests = CounterMetricFamily(
             "paastech_requests",
-            "Requests through the embedded ingress since the API started",
+            "Requests to the apps (embedded ingress or Traefik) since the API started",
             labels=["project", "code"],
         )
         for (project, code), count in sorted(self.source.request_totals.items()):

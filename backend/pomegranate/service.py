@@ -18,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiodocker
 import grpc
 
 from backend import deploy_output
@@ -25,6 +26,7 @@ from backend import labels as L
 from backend.errors import DISK_FULL_MESSAGE, is_disk_full
 from backend.ingress import route_status
 from backend.metrics.containers import ContainerSampler
+from backend.metrics.swarm import SwarmSampler
 from backend.pomegranate import convert
 from backend.pomegranate.addons import AddonError, AddonSpec, AddonState, DockerAddons
 from backend.pomegranate.addons import check_kind as check_addon_kind
@@ -113,7 +115,8 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
         self.runtime = runtime
         self.settings = settings or get_settings()
         self._build_slots = asyncio.Semaphore(self.settings.max_concurrent_builds)
-        self._sampler: ContainerSampler | None = None  # issue 18, made at the first sample
+        # Issue 18, made at the first sample.
+        self._sampler: ContainerSampler | SwarmSampler | None = None
         self._builds_running = 0
         # One release (or stop/remove) of a project at a time.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -892,16 +895,26 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
                         del recent_oom[cid]
                 yield convert.runtime_event(event, oom_killed)
 
+    def _stats_sampler(self) -> ContainerSampler | SwarmSampler | None:
+        s = self.settings
+        manager = getattr(self.runtime, "manager", None)
+        if s.runtime == "swarm" and manager is not None:
+            engines = {s.swarm_docker_url or "manager": manager}
+            for url in s.swarm_stats_docker_urls:
+                engines.setdefault(url, aiodocker.Docker(url=url))
+            return SwarmSampler(engines, s.instance)
+        docker = getattr(self.runtime, "docker", None)
+        return ContainerSampler(docker, s.instance) if docker is not None else None
+
     @_unary
     async def SampleStats(
         self, request: pb.StatsRequest, context: grpc.aio.ServicerContext
     ) -> pb.StatsSample:
-        # Issue 18 (backend/metrics/containers.py). One engine only: a Swarm's tasks run on
-        # other nodes, whose stats the manager does not serve.
-        docker = getattr(self.runtime, "docker", None)
-        if self.settings.runtime != "docker" or docker is None:
-            return pb.StatsSample()
+        # Issue 18 (backend/metrics/containers.py). On a Swarm, the engines of the nodes
+        # that run tasks (backend/metrics/swarm.py): the manager serves only its own.
         if self._sampler is None:
-            self._sampler = ContainerSampler(docker, self.settings.instance)
+            self._sampler = self._stats_sampler()
+        if self._sampler is None:
+            return pb.StatsSample()
         samples = await self._sampler.sample()
         return pb.StatsSample(containers=[pb.ContainerStats(**asdict(s)) for s in samples])

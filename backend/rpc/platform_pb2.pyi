@@ -27,16 +27,18 @@ class DeployChunk(_message.Message):
     def __init__(self, header: _Optional[_Union[DeployHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class DeployHeader(_message.Message):
-    __slots__ = ("project", "client_id", "commit_sha", "cause")
+    __slots__ = ("project", "client_id", "commit_sha", "cause", "key_fingerprint")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     COMMIT_SHA_FIELD_NUMBER: _ClassVar[int]
     CAUSE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     project: str
     client_id: int
     commit_sha: str
     cause: str
-    def __init__(self, project: _Optional[str] = ..., client_id: _Optional[int] = ..., commit_sha: _Optional[str] = ..., cause: _Optional[str] = ...) -> None: ...
+    key_fingerprint: str
+    def __init__(self, project: _Optional[str] = ..., client_id: _Optional[int] = ..., commit_sha: _Optional[str] = ..., cause: _Optional[str] = ..., key_fingerprint: _Optional[str] = ...) -> None: ...
 
 class DeployEvent(_message.Message):
     __slots__ = ("log", "status", "finished", "deployed")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from backend.db.models import Activity, ApiToken, Client, Project
+from backend.db.models import Activity, ApiToken, Client, Project, SSHKey
 from backend.errors import NotFound, ValidationFailed
 from backend.events import EventKind, activity_topic, get_bus
 
@@ -33,6 +33,9 @@ MAX_PER_CLIENT = 1000
 MAX_AGE_DAYS = 90
 MAX_PAGE = 200
 _DETAIL_TEXT_MAX = 200
+# Detail keys of a git push's record: the SSH key's title and fingerprint.
+SSH_KEY = "sshKey"
+SSH_KEY_FINGERPRINT = "sshKeyFingerprint"
 _DETAIL_ITEMS_MAX = 50
 
 
@@ -45,6 +48,9 @@ class Actor:
     token_name: str = ""
     source: str = "api"
     device: str = ""
+    # A git push: the SSH key that authenticated it (recorded in each record's detail).
+    ssh_key_title: str = ""
+    ssh_key_fingerprint: str = ""
 
 
 _NOBODY = Actor()
@@ -57,6 +63,19 @@ def current_actor() -> Actor:
 
 def set_actor(actor: Actor) -> Token[Actor | None]:
     return _actor.set(actor)
+
+
+async def git_actor(client_id: int, key_fingerprint: str) -> Actor:
+    """A push's actor: the Client and the SSH key gitd authenticated it with. The key is looked
+    up among the Client's own keys only; one removed since still shows its fingerprint."""
+    fingerprint = "".join(ch for ch in key_fingerprint if ch.isprintable())[:100]
+    title = ""
+    if fingerprint:
+        key = await SSHKey.get_or_none(client_id=client_id, fingerprint=fingerprint)
+        title = key.title if key is not None else ""
+    return Actor(
+        client_id=client_id, source="git", ssh_key_title=title, ssh_key_fingerprint=fingerprint
+    )
 
 
 def source_of(header: str | None) -> str:
@@ -119,6 +138,9 @@ async def record(
     acting when the actor has none yet (a login's new session)."""
     actor = current_actor()
     client_id = client if isinstance(client, int) else client.id
+    if actor.ssh_key_fingerprint:
+        detail.setdefault(SSH_KEY, actor.ssh_key_title)
+        detail.setdefault(SSH_KEY_FINGERPRINT, actor.ssh_key_fingerprint)
     row = await Activity.create(
         client_id=client_id,
         project=project,
@@ -175,7 +197,10 @@ def _keys(d: dict[str, Any]) -> str:
 
 
 _SUMMARIES: dict[str, Any] = {
-    "deploy": lambda d: f"deployed v{d.get('release')} ({d.get('cause')})",
+    "deploy": lambda d: (
+        f"deployed v{d.get('release')} ({d.get('cause')})"
+        + (f" with SSH key {d[SSH_KEY]}" if d.get(SSH_KEY) else "")
+    ),
     "rollback": lambda d: f"rolled back to v{d.get('to')} as v{d.get('release')}",
     "restart": lambda d: f"restarted as v{d.get('release')}",
     "restart.processes": lambda d: (

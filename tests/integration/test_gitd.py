@@ -431,6 +431,26 @@ async def test_push_deploys_clone_and_branch_rules(alice: User, bob: User, gitd:
     assert state["liveApplication"]["commitSha"] == sha
     assert state["applications"][0]["cause"] == f"push {sha[:7]}"
     assert alice.ls_remote(project)["refs/heads/main"] == sha
+    # The activity feed says which SSH key pushed (issue 18): its title and fingerprint.
+    feed = await alice.api(
+        "query($p: String) { activity(project: $p) { action source sshKey sshKeyFingerprint "
+        "summary } }",
+        p=project,
+    )
+    (deployed,) = [a for a in feed["activity"] if a["action"] == "deploy"]
+    fingerprint = subprocess.run(
+        ["ssh-keygen", "-l", "-E", "sha256", "-f", str(alice.key.with_suffix(".pub"))],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()[1]
+    assert deployed == {
+        "action": "deploy",
+        "source": "git",
+        "sshKey": "laptop",
+        "sshKeyFingerprint": fingerprint,
+        "summary": f"deployed v1 (push {sha[:7]}) with SSH key laptop",
+    }
 
     # Clone of one's own project: same contents. Someone else's: not found.
     clone = alice.home / f"clone-{project}"

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from aiohttp import web
 
 from tests.conftest import PASSWORD
 from tests.integration.test_deployments import User
@@ -31,6 +30,7 @@ from tests.support.platform import (
     tar_dir,
 )
 from tests.support.polling import within
+from tests.support.webhook_receiver import webhook_receiver
 
 pytestmark = pytest.mark.docker
 
@@ -214,21 +214,8 @@ async def test_operator_metrics_need_the_token(plat: Platform, burner: str, user
 @pytest.fixture
 async def receiver() -> AsyncIterator[tuple[str, list[dict]]]:
     """A local HTTP server standing for Slack: records every alert POSTed to /hook."""
-    received: list[dict] = []
-
-    async def hook(request: web.Request) -> web.Response:
-        received.append(await request.json())
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}/hook", received
-    await runner.cleanup()
+    async with webhook_receiver() as rec:
+        yield rec.url + "/hook", rec.received
 
 
 async def test_alerts_reach_the_webhook(
@@ -261,6 +248,18 @@ async def test_alerts_reach_the_webhook(
     async with within(60, lambda: f"an oom_kill alert: {received}"):
         while "oom_kill" not in events():
             await asyncio.sleep(0.5)
+    # The engine's OOM flag, carried by the runtime event (not the crash text): one alert for the
+    # kill, though the container's "oom" and "die" events and Docker's restart all follow.
+    state = "query($p: String!) { project(name: $p) { applications(first: 1) { status } } }"
+    async with within(60, lambda: f"v{live.number} running again after the restart"):
+        while (await user.api(state, p=project))["project"]["applications"][0][
+            "status"
+        ] != "RUNNING":
+            await asyncio.sleep(0.5)
+    assert events().count("oom_kill") == 1
+    oom = next(r for r in received if r["event"] == "oom_kill")
+    assert oom["release"] == live.number
+    assert oom["text"].startswith(f"[{project}] Release v{live.number}: web.1 ran out of memory")
     log = (
         await user.api(
             "query($p: String!) { webhooks(project: $p) { deliveries { event ok attempts } } }",

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from tortoise import Tortoise
 
-from backend.db.models import Activity, ApplicationStatus, Client, Project
+from backend.db.models import Activity, ApplicationStatus, Client, Project, SSHKey
 from backend.events import EventKind, activity_topic, get_bus
 from backend.services import activity, serving
 from backend.services.serving import State
@@ -235,3 +235,42 @@ async def test_stop_and_scale_are_recorded_refusals_are_not(
         ("scale", {"processType": "worker", "replicas": 2}, "web", "laptop"),
     ]
     assert [activity.summary(r) for r in rows] == ["stopped v1", "scaled worker to 2"]
+
+
+async def test_a_push_records_the_ssh_key_that_pushed(owner: Client) -> None:
+    await SSHKey.create(client=owner, title="laptop", public_key="x", fingerprint="SHA256:abc")
+    other = await Client.create(email="b@example.com", username="other", password_hash="x")
+    await SSHKey.create(client=other, title="theirs", public_key="y", fingerprint="SHA256:xyz")
+    project = await Project.create(owner=owner, name="blog")
+
+    actor = await activity.git_actor(owner.id, "SHA256:abc")
+    assert (actor.source, actor.ssh_key_title, actor.ssh_key_fingerprint) == (
+        "git",
+        "laptop",
+        "SHA256:abc",
+    )
+    token = activity.set_actor(actor)
+    try:
+        row = await activity.record(
+            owner, "deploy", project=project, release=3, cause="push 1234567"
+        )
+    finally:
+        activity._actor.reset(token)
+    assert row.source == "git"
+    assert row.detail["sshKey"] == "laptop" and row.detail["sshKeyFingerprint"] == "SHA256:abc"
+    assert activity.summary(row) == "deployed v3 (push 1234567) with SSH key laptop"
+
+    # Another Client's key never lends its title; a removed key still shows its fingerprint;
+    # control characters from the wire are dropped.
+    foreign = await activity.git_actor(owner.id, "SHA256:xyz")
+    assert (foreign.ssh_key_title, foreign.ssh_key_fingerprint) == ("", "SHA256:xyz")
+    odd = await activity.git_actor(owner.id, "SHA256:\x1b[2Jgone")
+    assert odd.ssh_key_fingerprint == "SHA256:[2Jgone"
+    # No key (a push through an older gitd): nothing added to the detail.
+    token = activity.set_actor(await activity.git_actor(owner.id, ""))
+    try:
+        plain = await activity.record(owner, "deploy", project=project, release=4, cause="push")
+    finally:
+        activity._actor.reset(token)
+    assert "sshKey" not in plain.detail
+    assert activity.summary(plain) == "deployed v4 (push)"

@@ -5,12 +5,9 @@ kill, crash loop, memory above 90% of the limit for 5 minutes."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from aiohttp import web
 from tortoise import Tortoise
 
 from backend.alerts import delivery, triggers, webhooks
@@ -19,41 +16,15 @@ from backend.db.models import ApplicationStatus as S
 from backend.db.models import Client, Project, Webhook, WebhookDelivery
 from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.settings import Settings
+from tests.support.webhook_receiver import Receiver, webhook_receiver
 
 LOCAL = Settings(webhook_allow_private=True, webhook_retry_seconds=0, webhook_attempts=3)
 
 
-@dataclass
-class Receiver:
-    """A local HTTP server recording every POST; answers `statuses` in turn, then 200."""
-
-    url: str = ""
-    received: list[dict[str, Any]] = field(default_factory=list)
-    statuses: list[int] = field(default_factory=list)
-
-
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    rec = Receiver()
-
-    async def hook(request: web.Request) -> web.Response:
-        rec.received.append(await request.json())
-        return web.Response(status=rec.statuses.pop(0) if rec.statuses else 200)
-
-    async def moved(request: web.Request) -> web.Response:
-        raise web.HTTPFound("/hook")
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    app.router.add_post("/moved", moved)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    rec.url = f"http://127.0.0.1:{port}"
-    yield rec
-    await runner.cleanup()
+    async with webhook_receiver() as rec:
+        yield rec
 
 
 @pytest.fixture
@@ -174,14 +145,21 @@ async def test_release_statuses_fire_their_alerts(owner: Client, receiver: Recei
     await alerts.status_changed(project, 4, S.DEPLOYING, S.RUNNING, None)
     await alerts.status_changed(project, 5, S.BUILDING, S.FAILED, "the build failed")
     await alerts.status_changed(project, 4, S.CRASHED, S.RUNNING, "web.1 restarted")  # no alert
+    # The crash text alone is no OOM kill (an app may print anything): only the engine's flag.
     await alerts.status_changed(
-        project, 4, S.RUNNING, S.CRASHED, "web.1 ran out of memory (limit 128 MB)"
+        project, 4, S.RUNNING, S.CRASHED, "web.1 exited with code 1: ran out of memory"
+    )
+    await alerts.status_changed(
+        project, 4, S.RUNNING, S.CRASHED, "web.1 ran out of memory (limit 128 MB)", oom_killed=True
     )
     await alerts.drain()
     events = [r["event"] for r in receiver.received]
     assert events == ["release_live", "release_failed", "oom_kill"]
     assert receiver.received[1]["text"] == "[blog] Release v5 failed: the build failed"
     assert receiver.received[2]["release"] == 4
+    assert (
+        receiver.received[2]["text"] == "[blog] Release v4: web.1 ran out of memory (limit 128 MB)"
+    )
 
 
 async def test_crash_loop_fires_once_per_window(owner: Client, receiver: Receiver) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from tortoise import Tortoise
 
+from backend.alerts import triggers as alert_triggers
 from backend.db.models import Application, BuildLog, Client, Project, StatusChange
 from backend.db.models import ApplicationStatus as S
 from backend.errors import NotFound, ValidationFailed
@@ -288,6 +289,23 @@ async def test_runtime_events(setup) -> None:
     await app.refresh_from_db()
     assert app.status == S.CRASHED
     assert app.failure_reason == "web.1 ran out of memory (limit 256 MB)"
+
+
+async def test_the_engines_oom_flag_reaches_the_alert(setup, monkeypatch) -> None:
+    """The OOM alert comes from the runtime event's typed flag, not from the crash's text."""
+    deployer, _fake, project = setup
+    seen: list[tuple[S, bool]] = []
+
+    async def hook(project, number, old, new, reason, *, oom_killed=False) -> None:
+        seen.append((new, oom_killed))
+
+    monkeypatch.setattr(alert_triggers, "status_changed", hook)
+    controller = deployer.controller
+    await _released(project, 1, S.RUNNING, "img:1")
+    await controller.on_runtime_event(_event("die", 1, exit_code=137))  # killed, not OOM
+    await controller.on_runtime_event(_event("start", 1))
+    await controller.on_runtime_event(_event("die", 1, exit_code=137, oom_killed=True))
+    assert seen == [(S.CRASHED, False), (S.RUNNING, False), (S.CRASHED, True)]
 
 
 async def test_a_switch_in_progress_is_not_a_crash(setup) -> None:

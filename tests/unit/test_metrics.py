@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from tortoise import Tortoise
@@ -13,9 +14,16 @@ from backend import labels as L
 from backend.db.models import Client, ProcessMetric, Project, RequestMetric
 from backend.metrics import histogram, store
 from backend.metrics.collector import counts_from, points_from
-from backend.metrics.containers import ContainerSampler, cpu_cores, memory_bytes, network_bytes
+from backend.metrics.containers import (
+    ContainerSampler,
+    cpu_cores,
+    memory_bytes,
+    network_bytes,
+    ownership_of,
+)
 from backend.metrics.requests import RequestMeter, to_report
 from backend.metrics.store import ProcessPoint, RequestCounts
+from backend.metrics.swarm import SwarmSampler
 from backend.rpc import platform_pb2 as ppb
 from backend.rpc import pomegranate_pb2 as pb
 
@@ -300,3 +308,62 @@ async def test_collector_stores_and_publishes_each_sample(project: Project) -> N
     assert (row.memory_bytes, row.replicas, row.cpu_cores) == (40, 2, 0.5)
     assert collector.latest[("ghost", "web")].memory_bytes == 1  # /metrics shows it still
     assert collector.request_totals[("blog", "2xx")] == 2
+
+
+# ---------------------------------------------------------------------------------- Swarm
+
+
+class FakeEngine:
+    """The part of aiodocker the sampler uses: list running containers, one stats reading."""
+
+    def __init__(self, containers: dict[str, dict[str, str]], fail: bool = False) -> None:
+        self.listed = containers
+        self.fail = fail
+        self.containers = self
+
+    async def list(self, filters: dict) -> list:
+        if self.fail:
+            raise OSError("node unreachable")
+        return [
+            SimpleNamespace(id=cid, _container={"Labels": lb}) for cid, lb in self.listed.items()
+        ]
+
+    def container(self, container_id: str) -> SimpleNamespace:
+        async def stats(**_: object) -> list[dict]:
+            return [STATS]
+
+        return SimpleNamespace(stats=stats)
+
+
+def _task_labels(project: str, slot: str) -> dict[str, str]:
+    return {
+        **L.ownership_labels(project, 2, "web", instance="paastech"),
+        "com.docker.swarm.task.name": f"paastech_{project}_web.{slot}.x1y2z3",
+    }
+
+
+def test_a_swarm_tasks_replica_is_its_slot() -> None:
+    assert ownership_of(_task_labels("blog", "3")) == L.Ownership("blog", 2, "web", 3)
+    for bad in ("", "paastech_blog_web", "paastech_blog_web.x.y", "a.0.b"):
+        labels = {**_task_labels("blog", "1"), "com.docker.swarm.task.name": bad}
+        assert ownership_of(labels) is None
+    # A container with its own replica label keeps it (the docker runtime's).
+    plain = L.ownership_labels("blog", 1, "web", 2, instance="paastech")
+    assert ownership_of(plain) == L.Ownership("blog", 1, "web", 2)
+
+
+async def test_swarm_samples_every_node_engine_and_skips_an_unreachable_one() -> None:
+    sampler = SwarmSampler(
+        {
+            "manager": FakeEngine({"a": _task_labels("blog", "1")}),  # type: ignore[dict-item]
+            "node2": FakeEngine({"b": _task_labels("blog", "2"), "c": {}}),  # type: ignore[dict-item]
+            "node3": FakeEngine({}, fail=True),  # type: ignore[dict-item]
+        },
+        "paastech",
+    )
+    samples = await sampler.sample()
+    assert sorted((s.project, s.replica, s.container_id) for s in samples) == [
+        ("blog", 1, "a"),
+        ("blog", 2, "b"),  # "c" is no container of ours
+    ]
+    assert all(s.memory_bytes == 40_000_000 for s in samples)

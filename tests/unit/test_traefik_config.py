@@ -16,6 +16,7 @@ import yaml
 
 from backend import routing
 from backend.labels import container_labels
+from backend.metrics import traefik as traefik_metrics
 from backend.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +70,21 @@ def test_entrypoints_redirect_http_to_https(static):
         "permanent": True,
     }
     assert websecure["address"] == ":443"
-    assert set(static["entryPoints"]) == {"web", "websecure"}
+    assert set(static["entryPoints"]) == {"web", "websecure", "metrics"}
+
+
+def test_prometheus_metrics_on_loopback_with_router_and_service_labels(static, notls, compose):
+    """Issue 18: the API scrapes Traefik's /metrics for per-project request metrics."""
+    for config in (static, notls):
+        assert config["entryPoints"]["metrics"] == {"address": "127.0.0.1:8082"}
+        prometheus = config["metrics"]["prometheus"]
+        assert prometheus["entryPoint"] == "metrics"
+        assert prometheus["addRoutersLabels"] is True
+        assert prometheus["addServicesLabels"] is True
+        # One Traefik bucket per bucket of the platform's latency histogram.
+        assert prometheus["buckets"] == traefik_metrics.bucket_bounds_seconds()
+    env = compose["x-platform"]["environment"]
+    assert env["PAASTECH_TRAEFIK_METRICS_URL"] == "http://127.0.0.1:8082/metrics"
 
 
 def test_docker_provider_reads_only_this_installations_labelled_containers(static, notls):
@@ -102,7 +117,8 @@ def test_notls_variant_is_plain_http(notls):
         "web": {
             "address": ":80",
             "transport": {"respondingTimeouts": {"readTimeout": "600s"}},
-        }
+        },
+        "metrics": {"address": "127.0.0.1:8082"},
     }
     assert "certificatesResolvers" not in notls
 

@@ -143,7 +143,10 @@ class Controller:
                 return
             if event.oom_killed or event.kind == "oom":
                 await set_status(
-                    app, S.CRASHED, f"{name} ran out of memory (limit {app.memory_mb} MB)"
+                    app,
+                    S.CRASHED,
+                    f"{name} ran out of memory (limit {app.memory_mb} MB)",
+                    oom_killed=True,
                 )
             elif event.exit_code not in (0, 143):
                 await set_status(app, S.CRASHED, f"{name} exited with code {event.exit_code}")

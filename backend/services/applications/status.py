@@ -70,10 +70,12 @@ def is_finished(status: S | str) -> bool:
     return S(status) in FINISHED
 
 
-async def set_status(app: Application, status: S, reason: str | None = None) -> None:
+async def set_status(
+    app: Application, status: S, reason: str | None = None, *, oom_killed: bool = False
+) -> None:
     """Move ``app`` to ``status`` (IllegalTransition unless the table allows it): persisted with
     its history row, then published on the project's topic, so a subscriber that reconnects
-    loses nothing."""
+    loses nothing. ``oom_killed``: the engine's own OOM flag behind a crash, for the alert."""
     if not can_change(app.status, status):
         raise IllegalTransition(app.number, app.status, status)
     old, app.status = app.status, status
@@ -93,7 +95,9 @@ async def set_status(app: Application, status: S, reason: str | None = None) -> 
         EventKind.APPLICATION_STATUS,
         {"project": project.name, "number": app.number, "status": status.value, "message": reason},
     )
-    await alerts.status_changed(project, app.number, old, status, reason)  # issue 18 webhooks
+    await alerts.status_changed(  # issue 18 webhooks
+        project, app.number, old, status, reason, oom_killed=oom_killed
+    )
 
 
 __all__ = [
