@@ -1,6 +1,1 @@
-"""Helpers shared by the tests. Their asserts are rewritten as in test modules, so a failure in
-a shared check (e.g. tests/support/fuzz.py) shows the values compared."""
-
-import pytest
-
-pytest.register_assert_rewrite("tests.support")
+"""Helpers shared by the tests (tests/__init__.py has their asserts rewritten)."""
