@@ -12,6 +12,7 @@ environment: the data dir, the API's gRPC address and the internal-RPC key only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -257,7 +258,17 @@ def main() -> None:
     except Exception:  # never a traceback to the pusher: it goes to the data dir's log
         _log_error()
         code = fail("Push rejected: internal error in the deploy hook")
-    sys.exit(code)
+    finish(code)
+
+
+def finish(code: int) -> None:
+    """Exit now, output flushed. git, and so the pusher's `git push`, waits for this process to
+    end; a normal interpreter exit after gRPC (its core's shutdown, module teardown) took
+    0.6 to 1.9 s on the loaded bench machine, against 15 ms for os._exit (issue 17)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

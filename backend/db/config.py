@@ -14,7 +14,7 @@ from backend.settings import Settings, get_settings
 def tortoise_config(settings: Settings | None = None) -> dict[str, Any]:
     settings = settings or get_settings()
     return {
-        "connections": {"default": settings.db_url},
+        "connections": {"default": sqlite_pragmas(settings.db_url)},
         "apps": {
             "models": {
                 "models": ["backend.db.models"],
@@ -25,6 +25,17 @@ def tortoise_config(settings: Settings | None = None) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+def sqlite_pragmas(url: str) -> str:
+    """SQLite in WAL mode (Tortoise's default) with synchronous=NORMAL unless the URL says
+    otherwise: a commit no longer waits for an fsync of the WAL (p99 50 ms, up to 130 ms on the
+    loaded bench machine, against 0.1 ms; every build log line is a commit, issue 17). WAL
+    with NORMAL stays consistent after a crash of the process; only an OS crash or power loss
+    can lose the last commits. PostgreSQL URLs pass unchanged."""
+    if not url.startswith("sqlite://") or "synchronous=" in url:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}synchronous=NORMAL"
 
 
 # For the `tortoise` command line (makemigrations): `tortoise -c backend.db.config.TORTOISE_ORM`.

@@ -18,8 +18,7 @@ from backend.errors import Unavailable
 from backend.rpc import pomegranate_types as pt
 from backend.rpc.pomegranate_client import PomegranateClient
 from backend.services.applications import spec
-from backend.services.applications.status import IN_PROGRESS, set_status
-from backend.services.projects import live_application
+from backend.services.applications.status import IN_PROGRESS, LIVE, set_status
 from backend.settings import Settings
 
 log = logging.getLogger("paastech.deployments")
@@ -53,8 +52,13 @@ class Controller:
             "project_id", "number"
         ):
             in_flight.setdefault(pid, []).append(number)
+        # Every project's live release in one query (projects.live_application's rule: the
+        # highest-numbered LIVE one); one query per project was most of a 100-project cycle.
+        lives: dict[int, Application] = {}
+        for app in await Application.filter(status__in=LIVE).order_by("project_id", "-number"):
+            lives.setdefault(app.project_id, app)  # type: ignore[attr-defined]
         for project in await Project.all():
-            live = await live_application(project)
+            live = lives.get(project.id)
             desired.append(
                 pt.DesiredProject(
                     project=project.name,
@@ -69,12 +73,16 @@ class Controller:
     async def reconcile(self) -> pt.ReconcileReport:
         started = time.perf_counter()
         desired = await self.desired_state()
+        read = time.perf_counter()
         report = await self.pomegranate.reconcile(desired)
-        # Issue 17: the scale bench (bench/scale.py) reads the cycle time from this line.
+        # Issue 17: the scale bench (bench/scale.py) reads the cycle time from this line; the
+        # split says which side a slow cycle is on.
         log.info(
-            "reconcile cycle: %d projects in %.1f ms",
+            "reconcile cycle: %d projects in %.1f ms (desired state %.1f ms, Pomegranate %.1f ms)",
             len(desired),
             (time.perf_counter() - started) * 1000,
+            (read - started) * 1000,
+            (time.perf_counter() - read) * 1000,
         )
         if report.removed or report.started:
             log.info(
