@@ -1,4 +1,4 @@
-"""Account: SSH keys, API tokens, logout."""
+"""Account: SSH keys, API tokens; sessions, password and deletion in account_security.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 
 import reflex as rx
 
-from . import api, forms, ui
+from . import account_security, api, forms, ui
 from .session import Session
 
 
@@ -346,18 +346,9 @@ def account_page() -> rx.Component:
                     ),
                 ),
             ),
-            ui.card(
-                ui.heading("Session"),
-                rx.text("Logging out revokes this session's token at the API.", size="2"),
-                rx.button(
-                    "Log out",
-                    on_click=Session.logout,
-                    color_scheme="red",
-                    variant="soft",
-                    width="fit-content",
-                    id="logout-account",
-                ),
-            ),
+            account_security.sessions_card(),
+            account_security.password_card(),
+            account_security.delete_card(),
             direction="column",
             spacing="4",
         ),

@@ -357,8 +357,14 @@ def domains_section() -> rx.Component:
                 rx.link(d.hostname, href=d.url, is_external=True),
                 rx.cond(d.default, rx.badge("default")),
                 rx.cond(
-                    d.certificate != "",
-                    rx.text(d.certificate, size="1", color_scheme="gray", class_name="https"),
+                    d.verified & ~d.default,
+                    rx.badge("verified", color_scheme="green", class_name="verified"),
+                ),
+                rx.text(
+                    rx.cond(d.certificate != "", d.certificate, "HTTPS: none yet (HTTP only)"),
+                    size="1",
+                    color_scheme="gray",
+                    class_name="https",
                 ),
                 rx.cond(
                     ~d.verified,
