@@ -77,6 +77,7 @@ class Account(Session):
                 _day(t["expiresAt"]) or "never",
             )
             for t in data["apiTokens"]
+            if t["kind"] == "API"  # login sessions are listed in their own section
         ]
         self.loaded = True
 

@@ -644,9 +644,21 @@ def project_page() -> rx.Component:
     return ui.page(
         rx.match(
             P.state,
-            ("loading", ui.loading("Loading the project...")),
+            # Every state has its one h1 (the name), loading and error too.
+            (
+                "loading",
+                rx.flex(ui.heading(P.name, 1), ui.loading("Loading..."), direction="column"),
+            ),
             ("missing", not_found()),
-            ("error", rx.callout(P.load_error, color_scheme="red", id="error-form")),
+            (
+                "error",
+                rx.flex(
+                    ui.heading(P.name, 1),
+                    rx.callout(P.load_error, color_scheme="red", id="error-form"),
+                    direction="column",
+                    spacing="3",
+                ),
+            ),
             rx.flex(
                 header(),
                 rx.cond(

@@ -13,7 +13,7 @@ import shutil
 import pytest
 
 from tests.conftest import PASSWORD
-from tests.e2e.browser import SCREENSHOTS, Browser
+from tests.e2e.browser import Browser
 from tests.e2e.test_web import LOGIN, api_signup, run, ui_login
 from tests.e2e.test_web_dashboard import clipboard, deployed, grant_clipboard, h1_count, live_is
 from tests.support.gqlclient import Api
@@ -67,9 +67,15 @@ def test_sessions_listed_revoked_and_web_source(browser: Browser, web) -> None:
     b.wait_text("is logged out", "#sessions-notice")
     assert refused(other)
     b.wait(lambda: len(b.els("#sessions .session")) == 2, 20, "two sessions left")
-    b.check_widths("account")
+    # Login sessions are not listed again among the API tokens.
+    assert not b.els("#api-tokens .api-token")
     for width in (1280, 390):
-        shutil.copy(SCREENSHOTS / f"account-{width}.png", DOCS_SCREENSHOTS / f"account-{width}.png")
+        b.set_size(width)
+        b.driver.execute_script("document.getElementById('sessions').scrollIntoView()")
+        scroll, inner = b.overflow()
+        assert scroll <= inner, f"the account page overflows at {width} px"
+        shutil.copy(b.screenshot(f"account-{width}"), DOCS_SCREENSHOTS / f"account-{width}.png")
+    b.set_size(1280)
 
     # An id that is not a session of this Client changes nothing (the API refuses it).
     assert run(api.error('mutation { revokeSession(id: "999999") { id } }')).code == "NOT_FOUND"
@@ -236,6 +242,10 @@ def test_stop_reads_stopped_in_the_header(browser: Browser, web) -> None:
     ui_login(b, name)
     b.go(f"/projects/{project}")
     b.wait_text("running", "#live-status", within=30)
+    # Scaled to 0 first (as when the header was seen stuck): idle, then stopped.
+    scale = 'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 0) { name } }'
+    run(api(scale, p=project))
+    b.wait(lambda: b.text("#live-status") == "idle", 120, "the header reads idle")
 
     b.click("#stop")
     assert "serves nothing" in b.wait_text("serves nothing", ".confirm")
@@ -252,5 +262,20 @@ def test_stop_reads_stopped_in_the_header(browser: Browser, web) -> None:
 
     b.click("#start")
     b.wait_text("starts the stopped release", "#overview-notice", within=60)
-    b.wait(lambda: b.text("#live-status") == "running", 120, "the header reads running")
-    assert run(api(state, p=project))["project"]["state"] == "RUNNING"
+    b.wait(lambda: b.text("#live-status") == "idle", 120, "the header reads idle again")
+    assert run(api(state, p=project))["project"]["state"] == "IDLE"
+
+
+def test_one_h1_on_the_not_found_pages(browser: Browser, web) -> None:
+    """The pages test_web_dashboard's h1 test does not visit: any unknown path, and a project
+    that is not the Client's."""
+    b = browser
+    name, _, _ = api_signup(web.platform.api_url)
+    ui_login(b, name)
+    for width in (1280, 390):
+        b.set_size(width)
+        for path in ("/no-such-page", f"/projects/nothing-{secrets.token_hex(3)}"):
+            b.go(path)
+            b.wait_el("#not-found")
+            assert h1_count(b) == 1, (path, width)
+            assert b.overflow()[0] <= b.overflow()[1], (path, width)
