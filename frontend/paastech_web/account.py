@@ -159,7 +159,11 @@ class Account(Session):
             yield step
         await self._refresh()
         if self.new_token:
-            yield rx.scroll_to("new-token")
+            # Centred: the token list above it grows by the new row meanwhile.
+            yield rx.call_script(
+                "document.getElementById('new-token')"
+                ".scrollIntoView({block: 'center', behavior: 'instant'})"
+            )
 
     def _token_created(self, data: dict) -> str:
         self.new_token = data["createApiToken"]["token"]

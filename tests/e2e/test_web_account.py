@@ -66,6 +66,8 @@ def test_sessions_listed_revoked_and_web_source(browser: Browser, web) -> None:
     b.click(f"#confirm-revoke-session-{theirs['id']}")
     b.wait_text("is logged out", "#sessions-notice")
     assert refused(other)
+    feed = run(api(ACTIVITY))["activity"]
+    assert {"action": "session.revoke", "source": "web"} in feed, feed
     b.wait(lambda: len(b.els("#sessions .session")) == 2, 20, "two sessions left")
     # Login sessions are not listed again among the API tokens.
     assert not b.els("#api-tokens .api-token")
