@@ -1,4 +1,4 @@
-"""Account: SSH keys, API tokens, logout."""
+"""Account: SSH keys, API tokens; sessions, password and deletion in account_security.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 
 import reflex as rx
 
-from . import api, forms, ui
+from . import account_security, api, forms, ui
 from .session import Session
 
 
@@ -77,6 +77,7 @@ class Account(Session):
                 _day(t["expiresAt"]) or "never",
             )
             for t in data["apiTokens"]
+            if t["kind"] == "API"  # login sessions are listed in their own section
         ]
         self.loaded = True
 
@@ -158,7 +159,11 @@ class Account(Session):
             yield step
         await self._refresh()
         if self.new_token:
-            yield rx.scroll_to("new-token")
+            # Centred: the token list above it grows by the new row meanwhile.
+            yield rx.call_script(
+                "document.getElementById('new-token')"
+                ".scrollIntoView({block: 'center', behavior: 'instant'})"
+            )
 
     def _token_created(self, data: dict) -> str:
         self.new_token = data["createApiToken"]["token"]
@@ -346,18 +351,9 @@ def account_page() -> rx.Component:
                     ),
                 ),
             ),
-            ui.card(
-                ui.heading("Session"),
-                rx.text("Logging out revokes this session's token at the API.", size="2"),
-                rx.button(
-                    "Log out",
-                    on_click=Session.logout,
-                    color_scheme="red",
-                    variant="soft",
-                    width="fit-content",
-                    id="logout-account",
-                ),
-            ),
+            account_security.sessions_card(),
+            account_security.password_card(),
+            account_security.delete_card(),
             direction="column",
             spacing="4",
         ),

@@ -63,6 +63,22 @@ class ApiError(Exception):
 
 UNREACHABLE = "The PaaSTech API is not reachable right now. Try again in a moment."
 
+# Every request and subscription says it comes from the web app, and from which browser: the
+# API's activity feed and login sessions show "web" and e.g. "Chrome on Linux" (its requests
+# come from this server, so its own user agent would name nothing useful).
+SOURCE_HEADER = "X-PaaSTech-Source"
+DEVICE_HEADER = "X-PaaSTech-Device"
+
+
+def client_headers(device: str = "") -> dict[str, str]:
+    """The web app's source header, and the browser's user agent as the device (printable,
+    bounded: it is the visitor's own text)."""
+    headers = {SOURCE_HEADER: "web"}
+    device = "".join(ch for ch in device if ch.isprintable()).strip()[:300]
+    if device:
+        headers[DEVICE_HEADER] = device
+    return headers
+
 
 def visitor_headers(address: str) -> dict[str, str]:
     """The visitor's address for the API's login and sign-up limits, vouched for by the key the
@@ -75,11 +91,14 @@ def visitor_headers(address: str) -> dict[str, str]:
 
 
 async def call(
-    name: str, token: str = "", *, client_address: str = "", **variables: Any
+    name: str, token: str = "", *, client_address: str = "", device: str = "", **variables: Any
 ) -> dict[str, Any]:
-    """Run the named query or mutation (operations/<name>.graphql) over HTTP; raises ApiError."""
+    """Run the named query or mutation (operations/<name>.graphql) over HTTP; raises ApiError.
+    `device` is the browser's user agent (client_headers)."""
     query = operation(name)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = client_headers(device)
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     headers.update(visitor_headers(client_address))
     transport = HTTPXAsyncTransport(url=api_url(), headers=headers, timeout=30)
     client = Client(transport=transport, fetch_schema_from_transport=False)
@@ -164,10 +183,12 @@ class Subscriptions:
 
 
 @contextlib.asynccontextmanager
-async def subscriptions(token: str) -> AsyncIterator[Subscriptions]:
-    """One graphql-transport-ws connection, authenticated with {"token": ...} in connection_init."""
+async def subscriptions(token: str, device: str = "") -> AsyncIterator[Subscriptions]:
+    """One graphql-transport-ws connection, authenticated with {"token": ...} in connection_init;
+    the upgrade request carries client_headers(device)."""
     transport = WebsocketsTransport(
         url=api_url().replace("http://", "ws://", 1).replace("https://", "wss://", 1),
+        headers=client_headers(device),
         init_payload={"token": token},
         subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
         close_timeout=2,
@@ -193,7 +214,7 @@ async def download(path: str, token: str, max_bytes: int) -> tuple[bytes, str]:
     token, server side: the token never reaches the browser. Returns (content, file name);
     raises ApiError with the API's code, or TOO_LARGE past max_bytes."""
     base = api_url().rsplit("/graphql", 1)[0]
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {**client_headers(), "Authorization": f"Bearer {token}"}
     try:
         async with (
             httpx.AsyncClient(timeout=60) as http,

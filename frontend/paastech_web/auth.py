@@ -40,6 +40,7 @@ class AuthForm(Session):
             data = await api.call(
                 "Signup",
                 client_address=self.router.session.client_ip,
+                device=self._device(),
                 email=email,
                 username=username,
                 password=password,
@@ -63,6 +64,7 @@ class AuthForm(Session):
         if not password:
             errors["password"] = "Enter your password."
         self.errors = errors
+        self.farewell = ""
         if errors:
             return
         self.busy = True
@@ -71,6 +73,7 @@ class AuthForm(Session):
             data = await api.call(
                 "Login",
                 client_address=self.router.session.client_ip,
+                device=self._device(),
                 login=login,
                 password=password,
             )

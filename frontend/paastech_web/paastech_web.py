@@ -6,6 +6,7 @@ import reflex as rx
 
 from . import ui
 from .account import Account, account_page
+from .account_security import Security
 from .auth import AuthForm
 
 # ProjectLive is a substate that only ProjectPage.load names (lazily: it builds on ProjectPage):
@@ -55,6 +56,10 @@ def login_page() -> rx.Component:
     return ui.page(
         ui.card(
             rx.heading("Log in", as_="h1", size="6"),
+            rx.cond(
+                Session.farewell != "",
+                rx.callout(Session.farewell, color_scheme="gray", id="farewell", role="status"),
+            ),
             rx.form(
                 rx.flex(
                     ui.field("Email or username", "login", AuthForm.errors),
@@ -124,7 +129,7 @@ app.add_page(
 app.add_page(
     account_page,
     route="/account",
-    on_load=[Session.require_login, Account.load],
+    on_load=[Session.require_login, Account.load, Security.load],
     title="Account · PaaSTech",
 )
 app.add_page(page_not_found, route="404", title="Not found · PaaSTech")

@@ -30,12 +30,13 @@ class ProjectLive(ProjectPage):
     async def watch(self):
         async with self:
             gen, token, name = self._watch, self._token, self.name
+            device = self._device()
             client = self.router.session.client_token
             self.live_error = ""
         log_key: str | None = None
         tail_on = False
         try:
-            async with api.subscriptions(token) as subs:
+            async with api.subscriptions(token, device) as subs:
                 subs.start("status", "ApplicationStatus", p=name)
                 while True:
                     events = await subs.next(wait=0.5)
@@ -68,7 +69,7 @@ class ProjectLive(ProjectPage):
                         tail_on = want_tail
                     if refetch:
                         try:
-                            data = await api.call("Project", token, p=name)
+                            data = await api.call("Project", token, device=device, p=name)
                         except api.ApiError:
                             continue
                         async with self:

@@ -357,8 +357,14 @@ def domains_section() -> rx.Component:
                 rx.link(d.hostname, href=d.url, is_external=True),
                 rx.cond(d.default, rx.badge("default")),
                 rx.cond(
-                    d.certificate != "",
-                    rx.text(d.certificate, size="1", color_scheme="gray", class_name="https"),
+                    d.verified & ~d.default,
+                    rx.badge("verified", color_scheme="green", class_name="verified"),
+                ),
+                rx.text(
+                    rx.cond(d.certificate != "", d.certificate, "HTTPS: none yet (HTTP only)"),
+                    size="1",
+                    color_scheme="gray",
+                    class_name="https",
                 ),
                 rx.cond(
                     ~d.verified,
@@ -638,9 +644,21 @@ def project_page() -> rx.Component:
     return ui.page(
         rx.match(
             P.state,
-            ("loading", ui.loading("Loading the project...")),
+            # Every state has its one h1 (the name), loading and error too.
+            (
+                "loading",
+                rx.flex(ui.heading(P.name, 1), ui.loading("Loading..."), direction="column"),
+            ),
             ("missing", not_found()),
-            ("error", rx.callout(P.load_error, color_scheme="red", id="error-form")),
+            (
+                "error",
+                rx.flex(
+                    ui.heading(P.name, 1),
+                    rx.callout(P.load_error, color_scheme="red", id="error-form"),
+                    direction="column",
+                    spacing="3",
+                ),
+            ),
             rx.flex(
                 header(),
                 rx.cond(

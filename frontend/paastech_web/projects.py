@@ -66,10 +66,11 @@ class Dashboard(Session):
             gen, token = self._watch, self._token
             names = [p.name for p in self.projects][:MAX_WATCHED]
             client = self.router.session.client_token
+            device = self._device()
         if not names:
             return
         try:
-            async with api.subscriptions(token) as subs:
+            async with api.subscriptions(token, device) as subs:
                 for name in names:
                     subs.start(name, "ProjectStatus", p=name)
                 while True:

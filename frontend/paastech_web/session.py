@@ -26,6 +26,8 @@ class Session(rx.State):
     _token: str = ""
     username: str = ""
     email: str = ""
+    # Said on the login page after the account was deleted.
+    farewell: str = ""
 
     @rx.var
     def signed_in(self) -> bool:
@@ -36,6 +38,10 @@ class Session(rx.State):
         self.username = payload["client"]["username"]
         self.email = payload["client"]["email"]
 
+    def _device(self) -> str:
+        """The browser's user agent: the API names this session's device after it."""
+        return self.router.headers.user_agent or ""
+
     def _sign_out(self) -> None:
         self._token = ""
         self.username = ""
@@ -44,7 +50,7 @@ class Session(rx.State):
     async def request(self, name: str, **variables: Any) -> dict[str, Any]:
         """The named query or mutation with this session's token; an expired token signs out."""
         try:
-            return await api.call(name, self._token, **variables)
+            return await api.call(name, self._token, device=self._device(), **variables)
         except api.ApiError as exc:
             if exc.code == "UNAUTHENTICATED" and self._token:
                 self._sign_out()
@@ -72,7 +78,7 @@ class Session(rx.State):
         if self._token:
             # An expired or revoked token is just as signed out.
             with contextlib.suppress(api.ApiError):
-                await api.call("Logout", self._token)
+                await api.call("Logout", self._token, device=self._device())
         self._sign_out()
         return rx.redirect("/login")
 

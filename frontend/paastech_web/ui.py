@@ -230,13 +230,19 @@ def confirm(
 
 
 def copy_button(value: rx.Var | str, button_id: str) -> rx.Component:
-    """Copies `value` to the clipboard."""
+    """Copies `value` to the clipboard; the button then reads "Copied" for two seconds (in the
+    browser only: the label is not state, so the copy needs no round trip)."""
+    said = (
+        f"(function () {{ const l = document.querySelector('#{button_id} .copy-label');"
+        " if (!l) { return; } l.textContent = 'Copied'; clearTimeout(l.__reset);"
+        " l.__reset = setTimeout(function () { l.textContent = 'Copy'; }, 2000); })()"
+    )
     return rx.button(
         rx.icon("copy", size=14),
-        "Copy",
+        rx.el.span("Copy", class_name="copy-label", aria_live="polite"),
         size="1",
         variant="soft",
-        on_click=rx.set_clipboard(value),
+        on_click=[rx.set_clipboard(value), rx.call_script(said)],
         id=button_id,
         class_name="copy",
         type="button",

@@ -89,7 +89,7 @@ def log_box(b: Browser, box: str) -> dict:
 
 
 @pytest.mark.docker
-@pytest.mark.timeout(900)  # a deploy, an env release, a restart and a scale
+@pytest.mark.timeout(900)  # two deploys, a restart, a scale, a stop and a start
 def test_tabs_confirmations_logs_prefilled_forms_and_idle(
     browser: Browser, web, tmp_path: Path
 ) -> None:
@@ -173,14 +173,16 @@ def test_tabs_confirmations_logs_prefilled_forms_and_idle(
         10,
         "following again at the bottom",
     )
-    b.fill_css("#log-filter", "tick 1")
+    # The newest tick the box shows (10 ticks a second, 300 lines kept: a fixed "tick 1" or an
+    # older line may have left the tail on a slow machine, leaving nothing to match).
+    needle = "tick " + re.findall(r"tick (\d+)", b.text("#runtime-log"))[-1]
+    b.fill_css("#log-filter", needle)
     b.wait(
         lambda: (
-            (lines := b.text("#runtime-log").splitlines())
-            and all("tick 1" in line for line in lines)
+            (lines := b.text("#runtime-log").splitlines()) and all(needle in line for line in lines)
         ),
         10,
-        "only lines with 'tick 1'",
+        f"only lines with {needle!r}",
     )
     downloads = tmp_path / "downloads"
     downloads.mkdir()
@@ -240,6 +242,20 @@ def test_tabs_confirmations_logs_prefilled_forms_and_idle(
     b.click("#tab-overview")
     b.wait_el("#idle-note")
 
+    # Stop asks first; stopped, the header says so; Start brings the release back (still idle).
+    count = state(api, project)["applicationCount"]
+    b.click("#stop")
+    assert "serves nothing" in b.wait_text("serves nothing", ".confirm")
+    b.click(".confirm .cancel")
+    assert state(api, project)["applicationCount"] == count
+    b.click("#stop")
+    b.click("#confirm-stop")
+    b.wait_text("is stopped", "#overview-notice", within=60)
+    b.wait_text("stopped", "#live-status", within=60)
+    b.click("#start")
+    b.wait_text("starts the stopped release", "#overview-notice", within=60)
+    b.wait_text("idle", "#live-status", within=120)
+    assert "running" not in b.text("#live-status")
     b.go("/projects")
     row = b.wait_text("idle", f"#project-{project}", within=30)
     assert "running" not in row and "live" not in row
@@ -257,11 +273,14 @@ def test_token_in_view_copied_revoke_and_key_removal_confirmed(browser: Browser,
     b.fill("name", "ci")
     b.click("#create-token")
     token = b.wait_text("pt_", "#new-token")
-    in_view = b.driver.execute_script(
-        "const r = document.getElementById('new-token').getBoundingClientRect();"
-        "return r.top >= 0 && r.bottom <= window.innerHeight;"
+    b.wait(
+        lambda: b.driver.execute_script(
+            "const r = document.getElementById('new-token').getBoundingClientRect();"
+            "return r.top >= 0 && r.bottom <= window.innerHeight;"
+        ),
+        5,
+        "the new token in view",
     )
-    assert in_view, "the new token is out of view"
     b.click("#copy-new-token")
     b.wait(lambda: clipboard(b) == token, 10, "the token in the clipboard")
     b.set_size(1280)
