@@ -137,8 +137,8 @@ class AcmeAccount:
         key = JWKRSA.json_loads(saved["key"])
         net = client.ClientNetwork(key, user_agent=USER_AGENT)
         if self.settings.acme_ca_bundle:
-            # requests takes a CA bundle path where the flag says bool.
-            net.verify_ssl = self.settings.acme_ca_bundle  # type: ignore[assignment]
+            # requests takes a CA bundle path where acme's flag is typed bool.
+            net.verify_ssl = self.settings.acme_ca_bundle  # type: ignore[assignment]  # see above
         directory = client.ClientV2.get_directory(self.settings.acme_directory_url, net)
         acme = client.ClientV2(directory, net=net)
         registration = messages.NewRegistration.from_data(
