@@ -46,6 +46,7 @@ test-fast: deps
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy  # issue 13: strict on backend/, gitd/ and cli/ ([tool.mypy] in pyproject.toml)
 
 fmt:
 	$(BIN)/ruff format .

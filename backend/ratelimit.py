@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 
 
 class FailureLimiter:
@@ -13,7 +14,7 @@ class FailureLimiter:
     A restart forgets the counters, which only ever makes the limit more lenient.
     """
 
-    def __init__(self, window_seconds: float, clock=time.monotonic) -> None:
+    def __init__(self, window_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.window = window_seconds
         self._clock = clock
         self._failures: dict[str, deque[float]] = defaultdict(deque)

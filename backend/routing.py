@@ -24,6 +24,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from backend.settings import Settings, get_settings
 
@@ -62,9 +63,9 @@ def traefik_config(domains: dict[str, str], settings: Settings) -> str:
     by_project: dict[str, list[str]] = {}
     for host, project in sorted(domains.items()):
         by_project.setdefault(project, []).append(host)
-    routers: dict[str, dict] = {}
+    routers: dict[str, dict[str, Any]] = {}
     for project, hosts in sorted(by_project.items()):
-        router: dict = {
+        router: dict[str, Any] = {
             "rule": " || ".join(f"Host(`{h}`)" for h in hosts),
             "entryPoints": ["websecure" if settings.tls else "web"],
             "service": f"{project}@docker",

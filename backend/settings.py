@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     build_log_line_max: int = 4000
     # HTTPS for apps (Traefik's websecure entry point, or the embedded ingress's own TLS).
     # Unset: on for a real base domain, off for localhost (no CA issues certificates for it).
-    tls: bool = Field(default=None, validate_default=True)  # type: ignore[assignment]
+    tls: bool = Field(default=None, validate_default=True)
     certresolver: str = "letsencrypt"
 
     # Issue 19: where the API writes the custom-domain routing table (backend/routing.py) that

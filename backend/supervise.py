@@ -23,6 +23,7 @@ import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from backend import supervise_listener
 from backend.pomegranate.procfile import parse_procfile
@@ -158,6 +159,12 @@ def exec_supervisord(config: Path) -> None:
     os.execv(str(supervisord), [str(supervisord), "-n", "-c", str(config)])
 
 
-def listen(width: int, config: str, stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr) -> None:
+def listen(
+    width: int,
+    config: str,
+    stdin: TextIO = sys.stdin,
+    stdout: TextIO = sys.stdout,
+    stderr: TextIO = sys.stderr,
+) -> None:
     """The event listener (backend/supervise_listener.py) with this config's crash-loop limit."""
     supervise_listener.listen(width, config, START_RETRIES, START_SECONDS, stdin, stdout, stderr)

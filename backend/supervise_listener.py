@@ -13,6 +13,10 @@ from __future__ import annotations
 import sys
 import time
 
+TYPE_CHECKING = False  # the type checker reads this as true; typing stays unimported at run time
+if TYPE_CHECKING:
+    from typing import TextIO
+
 
 def _parse_headers(line: str) -> dict[str, str]:
     return dict(token.split(":", 1) for token in line.split())
@@ -58,7 +62,13 @@ class LinePrefixer:
 
 
 def listen(
-    width: int, config: str, retries: int, start_seconds: int, stdin, stdout, stderr
+    width: int,
+    config: str,
+    retries: int,
+    start_seconds: int,
+    stdin: TextIO,
+    stdout: TextIO,
+    stderr: TextIO,
 ) -> None:
     """supervisord's event listener protocol: READY, read one event, RESULT, repeat."""
     prefixer = LinePrefixer(max(width, len("supervisor")))

@@ -15,10 +15,12 @@ import typer
 import typer.core
 
 try:  # recent typer vendors click (typer._click): its exceptions are those, not click's
-    from typer._click.exceptions import ClickException, UsageError  # type: ignore
-    from typer.exceptions import Abort  # type: ignore
+    from typer._click import Context as ClickContext
+    from typer._click.exceptions import ClickException, UsageError
+    from typer.exceptions import Abort
 except ImportError:  # pragma: no cover - older typer raises click's own
-    from click.exceptions import Abort, ClickException, UsageError  # type: ignore
+    from click import Context as ClickContext  # type: ignore[assignment]  # the same API, older typer
+    from click.exceptions import Abort, ClickException, UsageError  # type: ignore[assignment]  # idem
 
 from cli import config, output
 from cli.client import EXIT_USAGE, Api, CliError, NotLoggedIn
@@ -81,7 +83,7 @@ class Group(typer.core.TyperGroup):
     """Suggestions for unknown commands that never propose a destructive one."""
 
     def resolve_command(
-        self, ctx: typer.Context, args: list[str]
+        self, ctx: ClickContext, args: list[str]
     ) -> tuple[str | None, Any | None, list[str]]:
         try:
             return super().resolve_command(ctx, args)
@@ -140,22 +142,23 @@ def quiet_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-def _friendly_type(self: Any, ctx: typer.Context) -> str | None:
+def _friendly_type(self: Any, ctx: ClickContext) -> str | None:
     """Help shows TEXT / N / NUMBER / PATH instead of typer's <str>, <int range>, <list[str]>;
     flags show nothing."""
     if self.metavar is not None:
-        return self.metavar
+        return str(self.metavar)
     if getattr(self, "is_flag", False):
         return None
-    bare = self.bare_type()
+    bare: str = self.bare_type()
     names = {"str": "TEXT", "int": "N", "float": "NUMBER", "Path": "PATH"}
     if bare.startswith("list["):
         return names.get(bare[5:-1], "TEXT") + "..."
     return names.get(bare, bare.upper())
 
 
-typer.core.TyperOption.display_type_rich = _friendly_type  # type: ignore[method-assign]
-typer.core.TyperArgument.display_type_rich = _friendly_type  # type: ignore[method-assign]
+# typer has no hook for the type names help shows: replace its method on both parameter kinds.
+typer.core.TyperOption.display_type_rich = _friendly_type  # type: ignore[method-assign]  # see above
+typer.core.TyperArgument.display_type_rich = _friendly_type  # type: ignore[method-assign]  # see above
 
 app = App(
     cls=Group,

@@ -151,7 +151,8 @@ class Api:
         request = GraphQLRequest(operation(name), variable_values=variables, operation_name=name)
         try:
             async with client as session:
-                return await session.execute(request)
+                result: dict[str, Any] = await session.execute(request)
+                return result
         except TransportQueryError as exc:
             raise _query_error(exc) from None
         except TransportServerError as exc:
@@ -177,7 +178,9 @@ class Api:
         return ConnectionLost(f"the live connection to {self.url} was lost ({exc})")
 
     @asynccontextmanager
-    async def subscribe(self, name: str, /, **variables: Any) -> AsyncIterator[AsyncIterator[dict]]:
+    async def subscribe(
+        self, name: str, /, **variables: Any
+    ) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
         """Open a subscription from `operations/<name>.graphql`; yields its event iterator.
 
         GraphQL errors are raised as ApiError; a connection that cannot be opened or drops as
@@ -196,7 +199,7 @@ class Api:
         client = Client(transport=transport, fetch_schema_from_transport=False)
         request = GraphQLRequest(operation(name), variable_values=variables, operation_name=name)
         try:
-            session = await client.connect_async(reconnecting=False)
+            session = await client.connect_async(reconnecting=False)  # type: ignore[no-untyped-call]  # gql leaves it unannotated
         except TransportQueryError as exc:
             raise _query_error(exc) from None
         except (TimeoutError, TransportError, OSError) as exc:
@@ -209,9 +212,11 @@ class Api:
             with contextlib.suppress(Exception):
                 await events.aclose()
             with contextlib.suppress(Exception):
-                await client.close_async()
+                await client.close_async()  # type: ignore[no-untyped-call]  # idem
 
-    async def _translate(self, events: AsyncIterator[dict]) -> AsyncIterator[dict]:
+    async def _translate(
+        self, events: AsyncIterator[dict[str, Any]]
+    ) -> AsyncIterator[dict[str, Any]]:
         try:
             async for event in events:
                 yield event

@@ -115,7 +115,8 @@ def main(words: list[str]) -> int:
 
 
 def _group() -> TyperGroup:
-    from cli.main import app  # the commands (and aliases) are registered by importing main
+    import cli.main  # noqa: F401  # importing main registers the commands (and aliases)
+    from cli.app import app
 
     group = typer.main.get_command(app)
     assert isinstance(group, TyperGroup)

@@ -44,7 +44,7 @@ async def _watch(api: Api, project: str, number: int, spinner: output.Spinner) -
         async with api.subscribe("ApplicationStatus", project=project) as events:
             first = True
             async for event in events:
-                e = event["applicationStatus"]
+                e: dict[str, Any] = event["applicationStatus"]
                 if first:
                     first = False
                     if e["number"] != number:
@@ -81,7 +81,7 @@ async def follow_release(api: Api, project: str, app: dict[str, Any], url: str |
     with spinner.running(start):
         state = await _watch(api, project, number, spinner)
     _following = None
-    status = state["status"]
+    status: str = state["status"]
     if state["failed"]:
         reason = state.get("message")
         if not reason:

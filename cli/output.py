@@ -12,8 +12,9 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.status import Status
 from rich.table import Table
-from rich.text import Text
+from rich.text import Text as Text  # re-exported: commands build styled cells as output.Text
 
 STATUS_STYLES = {
     "QUEUED": "yellow",
@@ -92,7 +93,9 @@ def error(message: str) -> None:
     stream.flush()
 
 
-def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None):
+def table(
+    columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None
+) -> None:
     t = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False)
     for column in columns:
         t.add_column(column, overflow="fold")
@@ -175,7 +178,7 @@ class Spinner:
     """A rich status spinner on stderr when it is a terminal; plain progress lines otherwise."""
 
     def __init__(self) -> None:
-        self._status = None
+        self._status: Status | None = None
         self._last = ""
 
     def update(self, message: str) -> None:

@@ -11,7 +11,8 @@ from cli.client import EXIT_USAGE, CliError
 
 def ask(label: str, *, secret: bool = False, confirm: bool = False) -> str:
     if sys.stdin.isatty():
-        return typer.prompt(label, hide_input=secret, confirmation_prompt=confirm)
+        answer: str = typer.prompt(label, hide_input=secret, confirmation_prompt=confirm)
+        return answer
     # From a pipe (scripts, tests): one line each, no echo games, no /dev/tty.
     line = sys.stdin.readline()
     if not line:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from backend import validation
 from backend.errors import ValidationFailed
@@ -102,7 +103,7 @@ class RunCommand:
     argv: list[str]
 
 
-def is_run(command: str | bytes | None) -> bool:
+def is_run(command: str | bytes | None) -> TypeGuard[str | bytes]:
     if isinstance(command, bytes):
         command = command.decode("utf-8", "replace")
     return command is not None and (command == RUN or command.startswith(RUN + " "))

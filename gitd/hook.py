@@ -185,7 +185,9 @@ class _Follower:
         return None
 
 
-async def _reconnect(stub: pb_grpc.DeploymentsStub, follower: _Follower, client_id: int) -> int:
+async def _reconnect(
+    stub: pb_grpc.DeploymentsAsyncStub, follower: _Follower, client_id: int
+) -> int:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + RECONNECT_SECONDS
     delay = 0.5

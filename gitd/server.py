@@ -79,7 +79,9 @@ class Access:
             pb.ClientRef(client_id=client_id), metadata=call_metadata(), timeout=RPC_TIMEOUT_SECONDS
         )
 
-    def run(self, requests: AsyncIterator[pb.RunChunk]) -> grpc.aio.StreamStreamCall:
+    def run(
+        self, requests: AsyncIterator[pb.RunChunk]
+    ) -> grpc.aio.StreamStreamCall[pb.RunChunk, pb.RunEvent]:
         """A one-off command (issue 14); cancelling the call stops and removes it."""
         return self._deployments.Run(requests, metadata=call_metadata())
 
@@ -99,7 +101,7 @@ class Connection(asyncssh.SSHServer):
         self.address = ""
         self.sessions = 0
         self.started = self.last_activity = time.monotonic()
-        self._watchdog: asyncio.Task | None = None
+        self._watchdog: asyncio.Task[None] | None = None
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()
@@ -299,7 +301,7 @@ class Gitd:
 
     # -- sessions --------------------------------------------------------------------------
 
-    async def handle(self, process: asyncssh.SSHServerProcess) -> None:
+    async def handle(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
         conn: Connection = process.get_extra_info("connection").get_owner()
         conn.sessions += 1
         conn.touch()
@@ -325,7 +327,7 @@ class Gitd:
         with contextlib.suppress(Exception):
             process.exit(status)
 
-    async def greet(self, process: asyncssh.SSHServerProcess, conn: Connection) -> int:
+    async def greet(self, process: asyncssh.SSHServerProcess[bytes], conn: Connection) -> int:
         who = await self.access.whoami(conn.client_id)
         lines = [f"Hi {who.username}! You've authenticated to PaaSTech.", ""]
         if who.projects:
@@ -350,7 +352,7 @@ class Gitd:
         process.stdout.write(("\n".join(lines) + "\n").encode())
         return 0
 
-    async def run_command(self, process: asyncssh.SSHServerProcess, conn: Connection) -> int:
+    async def run_command(self, process: asyncssh.SSHServerProcess[bytes], conn: Connection) -> int:
         if commands.is_run(process.command):
             try:
                 oneoff = commands.parse_run(process.command)
@@ -413,7 +415,7 @@ class Gitd:
             lock.release()
 
     async def run_oneoff(
-        self, process: asyncssh.SSHServerProcess, conn: Connection, cmd: commands.RunCommand
+        self, process: asyncssh.SSHServerProcess[bytes], conn: Connection, cmd: commands.RunCommand
     ) -> int:
         """Relay a one-off command: stdin (and terminal resizes) up, output down; its exit
         code is the session's. The client going away cancels the call, and the container is
@@ -504,7 +506,7 @@ class Gitd:
 
     async def run_git(
         self,
-        process: asyncssh.SSHServerProcess,
+        process: asyncssh.SSHServerProcess[bytes],
         conn: Connection,
         argv: list[str],
         env: dict[str, str],
@@ -520,21 +522,22 @@ class Gitd:
             start_new_session=True,  # its own process group: a timeout kills git and its hook
         )
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        git_stdin = proc.stdin
         client_gone = asyncio.Event()
 
         async def to_git() -> None:
             try:
                 while data := await process.stdin.read(CHUNK_BYTES):
                     conn.touch()
-                    proc.stdin.write(data)
-                    await proc.stdin.drain()
+                    git_stdin.write(data)
+                    await git_stdin.drain()
             except Exception:
                 pass  # client gone, or git stopped reading
             finally:
                 with contextlib.suppress(Exception):
-                    proc.stdin.close()
+                    git_stdin.close()
 
-        async def from_git(reader: asyncio.StreamReader, writer: asyncssh.SSHWriter) -> None:
+        async def from_git(reader: asyncio.StreamReader, writer: asyncssh.SSHWriter[bytes]) -> None:
             # Keep reading after the client is gone: git must not block on a full pipe (a
             # running deploy finishes and its push is recorded either way).
             while data := await reader.read(CHUNK_BYTES):
@@ -592,7 +595,7 @@ def kill_group(proc: asyncio.subprocess.Process) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def refuse(process: asyncssh.SSHServerProcess, message: str) -> int:
+def refuse(process: asyncssh.SSHServerProcess[bytes], message: str) -> int:
     """One line on stderr, exit status 1."""
     line = message.replace("\n", " ").replace("\r", " ")
     process.stderr.write(f"remote: {line}\n".encode())

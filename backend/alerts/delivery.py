@@ -77,7 +77,7 @@ async def deliver(
                 delay *= 2
     delivery.finished_at = datetime.now(UTC)
     await delivery.save()
-    await _trim(delivery.webhook_id)  # type: ignore[attr-defined]
+    await _trim(delivery.webhook_id)
     if not delivery.ok:
         log.warning("webhook %s: %s not delivered: %s", url, payload.get("event"), delivery.error)
     return delivery

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -48,7 +49,7 @@ class ActivityType:
             token_id=strawberry.ID(str(row.token_id)) if row.token_id is not None else None,
             token_name=row.token_name,
             summary=activity.summary(row),
-            detail=row.detail,
+            detail=cast(JSON, row.detail),  # JSON is a scalar marker for any JSON value
             ssh_key=_text(row.detail, activity.SSH_KEY),
             ssh_key_fingerprint=_text(row.detail, activity.SSH_KEY_FINGERPRINT),
         )

@@ -10,7 +10,8 @@ from backend.db import models
 from backend.errors import PaasError, ValidationFailed
 from backend.services import addon_backups, addon_status, addons
 
-AddonKind = strawberry.enum(models.AddonKind, name="AddonKind")
+strawberry.enum(models.AddonKind, name="AddonKind")  # registers the class in place
+AddonKind = models.AddonKind
 
 
 @strawberry.type(name="AddonAttachment")
@@ -80,7 +81,7 @@ class AddonServerType:
 class AddonType:
     model: strawberry.Private[models.Addon]
     name: str
-    kind: AddonKind  # type: ignore[valid-type]
+    kind: AddonKind
     plan: str
     status: str
     version: str

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -49,7 +49,7 @@ from backend.settings import Settings, get_settings
 log = logging.getLogger("paastech.api")
 
 
-class PaasGraphQL(GraphQL):
+class PaasGraphQL(GraphQL[Context, None]):
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
@@ -57,10 +57,13 @@ class PaasGraphQL(GraphQL):
         # give them a code here so every error a caller sees has one.
         response = await super().process_result(request, result)
         for error in response.get("errors") or []:
-            error.setdefault("extensions", {}).setdefault("code", "BAD_REQUEST")
+            if isinstance(error, dict):  # each is a formatted error (a dict)
+                error.setdefault("extensions", {}).setdefault("code", "BAD_REQUEST")
         return response
 
-    async def get_context(self, request: Request | WebSocket, response: object = None) -> Context:
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket | None = None
+    ) -> Context:
         ctx = Context(request=request, remote_addr=client_address(request))
         await _authenticate(ctx, bearer_from_header(request.headers.get("authorization")))
         return ctx
@@ -78,7 +81,7 @@ class PaasGraphQL(GraphQL):
             raise ConnectionRejectionError(
                 {"code": "UNAUTHENTICATED", "message": "send a valid token in connection_init"}
             )
-        assert context.token is not None
+        assert context.token is not None and isinstance(context.request, WebSocket)
         context.watcher = asyncio.get_running_loop().create_task(
             watch_session(context.request, context.token.id, context.token.expires_at)
         )
@@ -221,7 +224,7 @@ class BodySizeLimit:
             return
         seen = 0
 
-        async def limited_receive() -> dict:
+        async def limited_receive() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":

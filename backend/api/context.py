@@ -24,7 +24,7 @@ class Context:
     connection_params: dict[str, object] = field(default_factory=dict)
     loaders: Loaders = field(default_factory=Loaders)
     subscriptions: int = 0  # live subscriptions on this websocket connection
-    watcher: asyncio.Task | None = None  # closes the websocket when its token goes (app.py)
+    watcher: asyncio.Task[None] | None = None  # closes the websocket when its token goes (app.py)
 
 
 def bearer_from_header(value: str | None) -> str | None:
@@ -45,6 +45,6 @@ def require_client(info: Info) -> Client:
 
 def require_token(info: Info) -> ApiToken:
     require_client(info)
-    token = info.context.token
+    token: ApiToken | None = info.context.token
     assert token is not None
     return token

@@ -142,7 +142,12 @@ def _nul_in_literals(document: DocumentNode) -> str | None:
 
     class Finder(Visitor):
         def enter_string_value(
-            self, node: StringValueNode, key: object, parent: object, path: object, ancestors: list
+            self,
+            node: StringValueNode,
+            key: object,
+            parent: object,
+            path: object,
+            ancestors: list[object],
         ) -> object:
             nonlocal found
             if "\x00" not in node.value:

@@ -15,12 +15,13 @@ from backend import deploy_output, repos, validation
 from backend.db.models import Application, Client, Project
 from backend.db.models import ApplicationStatus as S
 from backend.errors import DISK_FULL_MESSAGE, NotFound, PaasError, is_disk_full
-from backend.events import EventKind, get_bus, project_topic
+from backend.events import Event, EventKind, get_bus, project_topic
 from backend.metrics.collector import MetricsServicer
 from backend.rpc import platform_pb2 as pb
 from backend.rpc import platform_pb2_grpc as pb_grpc
 from backend.rpc import pomegranate_types as pt
 from backend.rpc.auth import SharedSecretInterceptor
+from backend.rpc.servicer import ServicerContext
 from backend.services import activity, keys, oneoff, quotas
 from backend.services.applications.buildlog import follow_build_log
 from backend.services.applications.deployer import get_deployer
@@ -33,7 +34,7 @@ log = logging.getLogger("paastech.internal")
 
 class DeploymentsServicer(pb_grpc.DeploymentsServicer):
     async def Deploy(
-        self, request_iterator: AsyncIterator[pb.DeployChunk], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[pb.DeployChunk], context: ServicerContext
     ) -> AsyncIterator[pb.DeployEvent]:
         settings = get_settings()
         first = await anext(aiter(request_iterator), None)
@@ -95,7 +96,7 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
             yield event
 
     async def Follow(
-        self, request: pb.FollowRequest, context: grpc.aio.ServicerContext
+        self, request: pb.FollowRequest, context: ServicerContext
     ) -> AsyncIterator[pb.DeployEvent]:
         settings = get_settings()
         try:
@@ -116,7 +117,7 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
             yield event
 
     async def Run(
-        self, request_iterator: AsyncIterator[pb.RunChunk], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[pb.RunChunk], context: ServicerContext
     ) -> AsyncIterator[pb.RunEvent]:
         """A one-off command for gitd (issue 14): refusals as `refused` events (nothing started),
         then the command's stream translated from Pomegranate's."""
@@ -181,7 +182,7 @@ def _refused_disk_full(project: str, exc: BaseException) -> pb.DeployEvent:
 
 
 async def _follow(
-    app: Application, statuses: AsyncIterator, skip_lines: int
+    app: Application, statuses: AsyncIterator[Event], skip_lines: int
 ) -> AsyncIterator[pb.DeployEvent]:
     """Log lines and status changes of ``app`` until it finishes (``statuses``: its project's
     topic, subscribed before the release could change)."""
@@ -244,9 +245,7 @@ async def _outcome(
 class GitAccessServicer(pb_grpc.GitAccessServicer):
     """Key and repository checks for gitd. Never says whether someone else's project exists."""
 
-    async def AuthorizeKey(
-        self, request: pb.KeyRequest, context: grpc.aio.ServicerContext
-    ) -> pb.KeyReply:
+    async def AuthorizeKey(self, request: pb.KeyRequest, context: ServicerContext) -> pb.KeyReply:
         fingerprint = request.fingerprint
         if not fingerprint.startswith("SHA256:") or len(fingerprint) > 100:
             return pb.KeyReply(found=False)
@@ -256,7 +255,7 @@ class GitAccessServicer(pb_grpc.GitAccessServicer):
         return pb.KeyReply(found=True, client_id=client.id, username=client.username)
 
     async def AuthorizeRepo(
-        self, request: pb.RepoRequest, context: grpc.aio.ServicerContext
+        self, request: pb.RepoRequest, context: ServicerContext
     ) -> pb.RepoReply:
         try:
             name = validation.project_name(request.project, field="project")
@@ -275,9 +274,7 @@ class GitAccessServicer(pb_grpc.GitAccessServicer):
             deploy_branch=project.deploy_branch,
         )
 
-    async def Whoami(
-        self, request: pb.ClientRef, context: grpc.aio.ServicerContext
-    ) -> pb.WhoamiReply:
+    async def Whoami(self, request: pb.ClientRef, context: ServicerContext) -> pb.WhoamiReply:
         client = await Client.get_or_none(id=request.client_id)
         if client is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "client not found")

@@ -39,9 +39,13 @@ def loaded(loader: DataLoader[K, V], key: K) -> V | Awaitable[V]:
     A resolver returning it stays synchronous for the objects of a prefetched list: no
     coroutine, shield and future per object for graphql-core to await (issue 17)."""
     future = loader.cache_map.get(key)
-    done = future is not None and future.done() and not future.cancelled()
-    if done and future.exception() is None:  # type: ignore[union-attr]
-        return future.result()  # type: ignore[union-attr]
+    if (
+        future is not None
+        and future.done()
+        and not future.cancelled()
+        and future.exception() is None
+    ):
+        return future.result()
     return load(loader, key)
 
 

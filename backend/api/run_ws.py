@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -69,7 +69,7 @@ def parse_start(text: str | None) -> oneoff.RunRequest:
     )
 
 
-def _input(message: dict[str, Any]) -> pt.RunInput | None:
+def _input(message: Mapping[str, Any]) -> pt.RunInput | None:
     if message.get("bytes") is not None:
         return pt.RunInput(stdin=message["bytes"])
     try:

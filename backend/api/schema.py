@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 
 import strawberry
 from strawberry.extensions import (
@@ -12,6 +12,7 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.types import Info
@@ -546,7 +547,7 @@ class Subscription:
                     yield ActivityType.of(newest[0])
                 async for event in events:
                     row = await activity.get_for(client.id, int(event.payload["id"]))
-                    if row is None or (owned is not None and row.project_id != owned.id):  # type: ignore[attr-defined]
+                    if row is None or (owned is not None and row.project_id != owned.id):
                         continue
                     yield ActivityType.of(row)
 
@@ -695,7 +696,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         OneAuthMutation,
     ]
     # Factories: a fresh extension instance per request.
-    extensions: list = [
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         ErrorCodes,
         lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),

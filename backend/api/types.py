@@ -15,6 +15,7 @@ from backend import dnscheck, repos, security
 from backend.api.addon_types import AddonType
 from backend.api.loaders import loaded
 from backend.db import models
+from backend.db.columns import column
 from backend.db.rows import datetime_of, json_of
 from backend.errors import Unavailable
 from backend.events import Event, EventKind
@@ -30,14 +31,19 @@ APPLICATIONS_PAGE = 20  # releases per page when `applications` is not given `fi
 T = TypeVar("T")
 R = TypeVar("R")
 
-ApplicationStatus = strawberry.enum(models.ApplicationStatus, name="ApplicationStatus")
-ProjectEventKind = strawberry.enum(EventKind, name="ProjectEventKind")
-ProjectState = strawberry.enum(
+# strawberry.enum registers each class in place and returns it: the names below are the classes
+# themselves (so the type checker reads them as types).
+strawberry.enum(models.ApplicationStatus, name="ApplicationStatus")
+strawberry.enum(EventKind, name="ProjectEventKind")
+strawberry.enum(
     serving.State,
     name="ProjectState",
     description="What a project serves (issue 18): RUNNING only when its URL answers; IDLE "
     "when it is live with 0 web replicas (its URL serves nothing).",
 )
+ApplicationStatus = models.ApplicationStatus
+ProjectEventKind = EventKind
+ProjectState = serving.State
 
 
 def _status_group(group: tuple[models.ApplicationStatus, ...], meaning: str) -> bool:
@@ -376,11 +382,9 @@ class ProjectType:
         if row:
             live = (_STATUS[row["status"]], json_of(row["replicas"]))
             return serving.project_state(live, None)
-        latest = (
-            await models.Application.filter(project_id=self.model.id)
-            .order_by("-number")
-            .limit(1)
-            .values_list("status", flat=True)
+        latest = await column(
+            models.Application.filter(project_id=self.model.id).order_by("-number").limit(1),
+            "status",
         )
         return serving.project_state(None, models.ApplicationStatus(latest[0]) if latest else None)
 
@@ -409,7 +413,7 @@ def _then(value: Awaitable[T], convert: Callable[[T], R]) -> R:
     async def later() -> R:
         return convert(await value)
 
-    return later()  # type: ignore[return-value]
+    return later()  # type: ignore[return-value]  # a coroutine, typed as its value (see above)
 
 
 async def _prefetch_releases(info: strawberry.Info, project_ids: list[int]) -> None:

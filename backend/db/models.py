@@ -1,8 +1,13 @@
-"""The data model (see docs/architecture.md, Database)."""
+"""The data model (see docs/architecture.md, Database).
+
+Each foreign key's column is declared beside it (`owner_id: int`): Tortoise adds the attribute at
+run time, the annotation lets the type checker see it. JSON fields name their shape the same way.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -37,6 +42,7 @@ class ApiToken(Model):
     client: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
         "models.Client", related_name="tokens", on_delete=fields.CASCADE
     )
+    client_id: int
     name = fields.CharField(max_length=64)
     kind = fields.CharField(max_length=16, default="api")  # "session" (login) or "api"
     token_sha256 = fields.CharField(max_length=64, unique=True)
@@ -55,6 +61,7 @@ class SSHKey(Model):
     client: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
         "models.Client", related_name="ssh_keys", on_delete=fields.CASCADE
     )
+    client_id: int
     title = fields.CharField(max_length=100)
     public_key = fields.TextField()
     fingerprint = fields.CharField(max_length=100, unique=True)  # "SHA256:..."
@@ -69,10 +76,11 @@ class Project(Model):
     owner: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
         "models.Client", related_name="projects", on_delete=fields.CASCADE
     )
+    owner_id: int
     name = fields.CharField(max_length=40, unique=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     # Settings: replicas per process type, limits, health check, deploy branch.
-    replicas = fields.JSONField(default=dict)
+    replicas = fields.JSONField[dict[str, int]](default=dict)
     memory_mb = fields.IntField(null=True)  # null: the platform default
     cpu = fields.FloatField(null=True)
     port = fields.IntField(null=True)
@@ -91,6 +99,7 @@ class Application(Model):
     project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
         "models.Project", related_name="applications", on_delete=fields.CASCADE
     )
+    project_id: int
     number = fields.IntField()
     cause = fields.CharField(max_length=200, default="")  # "push abc1234", "env: set FOO", ...
     commit_sha = fields.CharField(max_length=40, null=True)
@@ -99,12 +108,12 @@ class Application(Model):
     image_digest = fields.CharField(max_length=71, null=True)
     status = fields.CharEnumField(ApplicationStatus, default=ApplicationStatus.QUEUED)
     env_snapshot = fields.TextField(default="")  # encrypted JSON of the env vars it runs with
-    replicas = fields.JSONField(default=dict)
-    domains = fields.JSONField(default=list)
+    replicas = fields.JSONField[dict[str, int]](default=dict)
+    domains = fields.JSONField[list[str]](default=list)
     # What the build found: process type -> command ("" = the image's CMD), and the app's PORT.
-    processes = fields.JSONField(default=dict)
+    processes = fields.JSONField[dict[str, str]](default=dict)
     # The project's volumes it mounts (issue 15): [{name, key, mountPath, processTypes}].
-    volumes = fields.JSONField(default=list)
+    volumes = fields.JSONField[list[dict[str, Any]]](default=list)
     port = fields.IntField(null=True)
     memory_mb = fields.IntField(null=True)
     cpu = fields.FloatField(null=True)
@@ -124,6 +133,7 @@ class StatusChange(Model):
     application: fields.ForeignKeyRelation[Application] = fields.ForeignKeyField(
         "models.Application", related_name="status_changes", on_delete=fields.CASCADE
     )
+    application_id: int
     status = fields.CharEnumField(ApplicationStatus)
     message = fields.TextField(null=True)
     at = fields.DatetimeField(auto_now_add=True)
@@ -137,6 +147,7 @@ class BuildLog(Model):
     application: fields.ForeignKeyRelation[Application] = fields.ForeignKeyField(
         "models.Application", related_name="build_logs", on_delete=fields.CASCADE
     )
+    application_id: int
     seq = fields.IntField()
     line = fields.TextField()
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -151,6 +162,7 @@ class EnvVar(Model):
     project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
         "models.Project", related_name="env_vars", on_delete=fields.CASCADE
     )
+    project_id: int
     key = fields.CharField(max_length=128)
     value_encrypted = fields.TextField()
     updated_at = fields.DatetimeField(auto_now=True)
@@ -165,6 +177,7 @@ class Domain(Model):
     project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
         "models.Project", related_name="domains", on_delete=fields.CASCADE
     )
+    project_id: int
     hostname = fields.CharField(max_length=253, unique=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     # Proof of control (issue 12): a TXT record _paastech-challenge.<hostname> = this token.
@@ -184,6 +197,7 @@ class ClientQuota(Model):
     client: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
         "models.Client", related_name="quotas", on_delete=fields.CASCADE
     )
+    client_id: int
     name = fields.CharField(max_length=40)
     limit = fields.FloatField()
 
@@ -200,10 +214,11 @@ class Volume(Model):
     project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
         "models.Project", related_name="volumes", on_delete=fields.CASCADE
     )
+    project_id: int
     name = fields.CharField(max_length=30)
     key = fields.CharField(max_length=16)
     mount_path = fields.CharField(max_length=200)
-    process_types = fields.JSONField(default=list)
+    process_types = fields.JSONField[list[str]](default=list)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -223,6 +238,7 @@ class Addon(Model):
     client: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
         "models.Client", related_name="addons", on_delete=fields.CASCADE
     )
+    client_id: int
     kind = fields.CharEnumField(AddonKind, max_length=16)
     plan = fields.CharField(max_length=32)
     name = fields.CharField(max_length=64, unique=True)  # "postgresql-<word>-<n>", also its host
@@ -241,9 +257,11 @@ class AddonAttachment(Model):
     addon: fields.ForeignKeyRelation[Addon] = fields.ForeignKeyField(
         "models.Addon", related_name="attachments", on_delete=fields.CASCADE
     )
+    addon_id: int
     project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
         "models.Project", related_name="addon_attachments", on_delete=fields.CASCADE
     )
+    project_id: int
     config_var = fields.CharField(max_length=128)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -259,9 +277,11 @@ class AddonBackup(Model):
     client: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
         "models.Client", related_name="addon_backups", on_delete=fields.CASCADE
     )
+    client_id: int
     addon: fields.ForeignKeyNullableRelation[Addon] = fields.ForeignKeyField(
         "models.Addon", related_name="backups", on_delete=fields.SET_NULL, null=True
     )
+    addon_id: int | None
     addon_name = fields.CharField(max_length=64)
     addon_kind = fields.CharEnumField(AddonKind, max_length=16)
     file_name = fields.CharField(max_length=128)
@@ -280,6 +300,7 @@ class ProcessMetric(Model):
     project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
         "models.Project", related_name="process_metrics", on_delete=fields.CASCADE
     )
+    project_id: int
     process = fields.CharField(max_length=64)
     resolution = fields.IntField()
     at = fields.DatetimeField(db_index=True)
@@ -301,6 +322,7 @@ class RequestMetric(Model):
     project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
         "models.Project", related_name="request_metrics", on_delete=fields.CASCADE
     )
+    project_id: int
     resolution = fields.IntField()
     at = fields.DatetimeField(db_index=True)
     requests = fields.BigIntField(default=0)
@@ -309,7 +331,7 @@ class RequestMetric(Model):
     status_3xx = fields.BigIntField(default=0)
     status_4xx = fields.BigIntField(default=0)
     status_5xx = fields.BigIntField(default=0)
-    latency_buckets = fields.JSONField(default=list)  # backend/metrics/histogram.py
+    latency_buckets = fields.JSONField[list[int]](default=list)  # backend/metrics/histogram.py
 
     class Meta:
         table = "request_metric"
@@ -322,6 +344,7 @@ class Webhook(Model):
     project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
         "models.Project", related_name="webhooks", on_delete=fields.CASCADE
     )
+    project_id: int
     url = fields.CharField(max_length=2000)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -335,6 +358,7 @@ class WebhookDelivery(Model):
     webhook: fields.ForeignKeyRelation[Webhook] = fields.ForeignKeyField(
         "models.Webhook", related_name="deliveries", on_delete=fields.CASCADE
     )
+    webhook_id: int
     event = fields.CharField(max_length=32)
     text = fields.CharField(max_length=1000)
     attempts = fields.IntField(default=0)
@@ -357,12 +381,14 @@ class Activity(Model):
     client: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
         "models.Client", related_name="activities", on_delete=fields.CASCADE
     )
+    client_id: int
     project: fields.ForeignKeyNullableRelation[Project] = fields.ForeignKeyField(
         "models.Project", related_name="activities", on_delete=fields.SET_NULL, null=True
     )
+    project_id: int | None
     project_name = fields.CharField(max_length=40, default="")
     action = fields.CharField(max_length=40)
-    detail = fields.JSONField(default=dict)
+    detail = fields.JSONField[dict[str, Any]](default=dict)
     source = fields.CharField(max_length=16, default="api")
     token_id = fields.IntField(null=True)  # not a foreign key: the record outlives the token
     token_name = fields.CharField(max_length=64, default="")
@@ -379,6 +405,7 @@ class AddonStatusChange(Model):
     addon: fields.ForeignKeyRelation[Addon] = fields.ForeignKeyField(
         "models.Addon", related_name="status_changes", on_delete=fields.CASCADE
     )
+    addon_id: int
     status = fields.CharField(max_length=32)
     message = fields.CharField(max_length=512, default="")
     at = fields.DatetimeField(auto_now_add=True)

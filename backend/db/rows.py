@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 # The columns of `application` the API shows (not the build's processes, port or limits).
 APPLICATION_COLUMNS = (
@@ -32,6 +32,10 @@ APPLICATION_COLUMNS = (
 )
 
 
+@overload
+def datetime_of(value: datetime | str) -> datetime: ...
+@overload
+def datetime_of(value: None) -> None: ...
 def datetime_of(value: datetime | str | None) -> datetime | None:
     """A stored datetime as an aware UTC datetime (SQLite gives text, PostgreSQL datetimes)."""
     if value is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -62,7 +62,7 @@ async def container_events(
     filters = {"type": ["container"], "label": list(label_filters), "event": list(actions)}
     async with engine_get(docker, "events", {"filters": filters}, streaming=True) as response:
 
-        async def read() -> AsyncIterator[EngineEvent]:
+        async def read() -> AsyncGenerator[EngineEvent]:
             while raw := await response.content.readline():
                 try:
                     data = json.loads(raw)

@@ -33,9 +33,9 @@ from collections.abc import Callable, Iterable
 import dns.asyncresolver
 import dns.exception
 import dns.resolver
-import josepy as jose
 from acme import challenges, client, crypto_util, errors, messages
 from cryptography.hazmat.primitives.asymmetric import rsa
+from josepy.jwk import JWKRSA
 
 from backend.ingress import certstore as cs
 from backend.ingress.tls import SniContexts, cert_info, new_key_pem
@@ -54,7 +54,7 @@ def backoff_seconds(failures: int, base: float, maximum: float) -> float:
     """Delay before the next attempt after ``failures`` consecutive failures (1, 2, 4... x base)."""
     if failures <= 0:
         return 0.0
-    return min(maximum, base * 2 ** min(failures - 1, 30))
+    return min(maximum, base * 2.0 ** min(failures - 1, 30))
 
 
 def renewal_due(not_before: float, not_after: float, now: float, fraction: float) -> bool:
@@ -131,14 +131,14 @@ class AcmeAccount:
             return self._client
         saved = self.store.load_account()
         if saved is None:
-            key = jose.JWKRSA(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+            key = JWKRSA(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
             saved = {"key": key.json_dumps(), "url": ""}
             self.store.save_account(saved)
-        key = jose.JWKRSA.json_loads(saved["key"])
+        key = JWKRSA.json_loads(saved["key"])
         net = client.ClientNetwork(key, user_agent=USER_AGENT)
         if self.settings.acme_ca_bundle:
-            # requests takes a CA bundle path where the flag says bool.
-            net.verify_ssl = self.settings.acme_ca_bundle  # type: ignore[assignment]
+            # requests takes a CA bundle path where acme's flag is typed bool.
+            net.verify_ssl = self.settings.acme_ca_bundle  # type: ignore[assignment]  # see above
         directory = client.ClientV2.get_directory(self.settings.acme_directory_url, net)
         acme = client.ClientV2(directory, net=net)
         registration = messages.NewRegistration.from_data(

@@ -136,7 +136,8 @@ class CertStore:
         path = self.dir / "account.json"
         if not path.exists():
             return None
-        return json.loads(decrypt(path.read_text()))
+        account: dict[str, str] = json.loads(decrypt(path.read_text()))
+        return account
 
     # ----------------------------------------------------------------------------- order cap
 

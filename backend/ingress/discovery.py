@@ -178,7 +178,7 @@ class Discovery:
         container = self.table.get(cid)
         if container is None or container.host_port is None or not self.table.needs_probe(cid):
             return
-        if await probe(self.session, container.host_port, container.health_path):
+        if await probe(container.host_port, container.health_path, session=self.session) is None:
             current = self.table.get(cid)
             port = container.host_port
             if current is not None and current.host_port == port and self.table.needs_probe(cid):

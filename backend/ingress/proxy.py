@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import WSMsgType, hdrs, web
@@ -190,12 +191,12 @@ class _Body:
     def replayable(self) -> bool:
         return self.complete or not self.consumed
 
-    def payload(self) -> bytes | object | None:
+    def payload(self) -> bytes | AsyncIterator[bytes] | None:
         if self.complete:
             return self.prefix if self.prefix else None
         return self._stream()
 
-    async def _stream(self):  # type: ignore[no-untyped-def]
+    async def _stream(self) -> AsyncIterator[bytes]:
         self.consumed = True
         loop = asyncio.get_running_loop()
         yield self.prefix

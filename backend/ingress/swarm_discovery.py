@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiodocker
@@ -28,8 +28,8 @@ ERROR_BACKOFF_SECONDS = 2.0
 
 
 def containers_from_swarm(
-    services: list[Mapping[str, Any]],
-    tasks: list[Mapping[str, Any]],
+    services: Sequence[Mapping[str, Any]],
+    tasks: Sequence[Mapping[str, Any]],
     nodes: Mapping[str, str],
 ) -> list[Container]:
     """The routed tasks (as Containers) of ``services`` (ours, with routing labels); ``nodes``:

@@ -181,7 +181,9 @@ class MetricsServicer(pb_grpc.MetricsServicer):
     """The ingress's request windows (internal gRPC, shared secret)."""
 
     async def ReportRequests(
-        self, request: pb.RequestReport, context: grpc.aio.ServicerContext
+        self,
+        request: pb.RequestReport,
+        context: grpc.aio.ServicerContext[pb.RequestReport, pb.ReportAck],
     ) -> pb.ReportAck:
         collector = get_collector()
         if collector is None:

@@ -63,7 +63,7 @@ def cpu_cores(stats: dict[str, Any]) -> float:
     online = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or ())
     if used <= 0 or system <= 0 or not online:
         return 0.0
-    return used / system * online
+    return float(used / system * online)  # the engine's JSON is untyped
 
 
 def memory_bytes(stats: dict[str, Any]) -> int:

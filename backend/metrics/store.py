@@ -186,7 +186,7 @@ async def rollup(now: datetime) -> int:
     fine = await ProcessMetric.filter(resolution=FINE, at__gte=start, at__lt=end)
     groups: dict[tuple[int, str, datetime], list[ProcessMetric]] = defaultdict(list)
     for row in fine:
-        groups[(row.project_id, row.process, bucket(row.at, COARSE))].append(row)  # type: ignore[attr-defined]
+        groups[(row.project_id, row.process, bucket(row.at, COARSE))].append(row)
     coarse = [
         ProcessMetric(project_id=pid, process=process, resolution=COARSE, at=when, **_down(rows))
         for (pid, process, when), rows in groups.items()
@@ -198,13 +198,13 @@ async def rollup(now: datetime) -> int:
     last_req = await RequestMetric.filter(resolution=COARSE).order_by("-at").first()
     start = _start(last_req.at if last_req else None, now)
     req_groups: dict[tuple[int, datetime], RequestCounts] = defaultdict(RequestCounts)
-    for row in await RequestMetric.filter(resolution=FINE, at__gte=start, at__lt=end):
-        req_groups[(row.project_id, bucket(row.at, COARSE))].add(_counts(row))  # type: ignore[attr-defined]
-    req_rows = []
+    for req in await RequestMetric.filter(resolution=FINE, at__gte=start, at__lt=end):
+        req_groups[(req.project_id, bucket(req.at, COARSE))].add(_counts(req))
+    req_rows: list[RequestMetric] = []
     for (pid, when), counts in req_groups.items():
-        row = RequestMetric(project_id=pid, resolution=COARSE, at=when)
-        _set_counts(row, counts)
-        req_rows.append(row)
+        req = RequestMetric(project_id=pid, resolution=COARSE, at=when)
+        _set_counts(req, counts)
+        req_rows.append(req)
     if req_rows:
         await RequestMetric.bulk_create(req_rows, ignore_conflicts=True)
         written += len(req_rows)
@@ -258,7 +258,7 @@ async def read(project_id: int, range_name: str, now: datetime) -> Series:
         project_id=project_id, resolution=resolution, at__gte=since, at__lte=now
     ).order_by("at")
     for row in rows:
-        processes[row.process].append((row.at, ProcessPoint(**_fields_of(row))))
+        processes[row.process].append((row.at, _point_of(row)))
     requests = [
         (row.at, _counts(row))
         for row in await RequestMetric.filter(
@@ -268,13 +268,13 @@ async def read(project_id: int, range_name: str, now: datetime) -> Series:
     return Series(resolution, dict(sorted(processes.items())), requests)
 
 
-def _fields_of(row: ProcessMetric) -> dict[str, float | int]:
-    return {
-        "replicas": row.replicas,
-        "cpu_cores": row.cpu_cores,
-        "memory_bytes": row.memory_bytes,
-        "memory_limit_bytes": row.memory_limit_bytes,
-        "net_rx_bytes_per_second": row.net_rx_bytes_per_second,
-        "net_tx_bytes_per_second": row.net_tx_bytes_per_second,
-        "restarts": row.restarts,
-    }
+def _point_of(row: ProcessMetric) -> ProcessPoint:
+    return ProcessPoint(
+        replicas=row.replicas,
+        cpu_cores=row.cpu_cores,
+        memory_bytes=row.memory_bytes,
+        memory_limit_bytes=row.memory_limit_bytes,
+        net_rx_bytes_per_second=row.net_rx_bytes_per_second,
+        net_tx_bytes_per_second=row.net_tx_bytes_per_second,
+        restarts=row.restarts,
+    )

@@ -23,7 +23,7 @@ import hashlib
 import io
 import re
 import tarfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -284,7 +284,7 @@ class DockerAddons:
 
     # ------------------------------------------------------------------------------ logs
 
-    async def logs(self, name: str, *, tail: int, follow: bool) -> AsyncIterator[str]:
+    async def logs(self, name: str, *, tail: int, follow: bool) -> AsyncGenerator[str]:
         """The server's output lines: the last ``tail``, then (``follow``) live ones until the
         container stops. A missing container has no lines."""
         check_name(name)

@@ -703,7 +703,8 @@ class IsolatedBuilder:
 
     async def _inspect(self, project: str, ref: str) -> dict[str, Any]:
         _, out = await self._run(["buildah", *self._project_args(project), "inspect", ref])
-        return json.loads(out)
+        info: dict[str, Any] = json.loads(out)
+        return info
 
     async def _strip_labels(self, project: str, local: str, emit: LogCallback) -> list[str]:
         data = await self._inspect(project, local)

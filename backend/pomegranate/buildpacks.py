@@ -402,7 +402,9 @@ STATIC_COMMAND = 'exec busybox httpd -f -p "${PORT:-5000}" -h /srv'
 
 
 def _static(files: Mapping[str, str | bytes | None], settings: Settings) -> BuildPlan:
-    processes = _procfile(files) if PROCFILE in files else {"web": STATIC_COMMAND}
+    processes: dict[str, str | None] = (
+        _procfile(files) if PROCFILE in files else {"web": STATIC_COMMAND}
+    )
     lines = [
         f"FROM {settings.static_base_image}",
         f"COPY --chown={APP_USER} . /srv",

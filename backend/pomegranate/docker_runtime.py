@@ -18,7 +18,7 @@ import ipaddress
 import logging
 import secrets
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiodocker
@@ -667,7 +667,7 @@ class DockerRuntime:
 
     async def logs(
         self, container_id: str, *, follow: bool, tail: int | None = None
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str]:
         """stdout and stderr lines of a container, oldest first; ``follow`` keeps streaming until
         the container stops (or the consumer stops iterating)."""
         container = self.docker.containers.container(container_id)
@@ -680,7 +680,8 @@ class DockerRuntime:
                     for line in splitter.feed(chunk):
                         yield line
             finally:
-                await stream.aclose()
+                # aiodocker annotates the stream as an AsyncIterator; it is an async generator.
+                await stream.aclose()  # type: ignore[attr-defined]
         else:
             chunks = await container.log(stdout=True, stderr=True, follow=False, **params)
             for chunk in chunks:
@@ -691,7 +692,7 @@ class DockerRuntime:
 
     # ---------------------------------------------------------------------------------- events
 
-    async def events(self) -> AsyncIterator[RuntimeEvent]:
+    async def events(self) -> AsyncGenerator[RuntimeEvent]:
         """Container events of our containers, as they happen, until the consumer stops.
 
         Each call opens its own event stream from the engine (filtered to this instance's

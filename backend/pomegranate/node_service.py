@@ -4,13 +4,19 @@ FAILED_PRECONDITION. Who may call them is the API's check (the operator token)."
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import grpc
 from aiodocker.exceptions import DockerError
 
+from backend.pomegranate.runtime import Runtime
 from backend.pomegranate.swarm_nodes import NodeError, NodeInfo, NodeNotFound, SwarmNodes
 from backend.rpc import pomegranate_pb2 as pb
+from backend.rpc.servicer import ServicerContext
+from backend.settings import Settings
+
+T = TypeVar("T")
 
 NODE_REF_MAX = 128  # a node id is 25 characters, a hostname at most 253: refuse anything odd
 
@@ -32,10 +38,10 @@ def node_message(node: NodeInfo) -> pb.Node:
 
 
 class NodeRpcs:
-    runtime: Any
-    settings: Any
+    runtime: Runtime  # set by PomegranateService
+    settings: Settings
 
-    async def _nodes(self, context: grpc.aio.ServicerContext) -> SwarmNodes:
+    async def _nodes(self, context: ServicerContext) -> SwarmNodes:
         from backend.pomegranate.swarm_runtime import SwarmRuntime
 
         if not isinstance(self.runtime, SwarmRuntime):
@@ -45,13 +51,13 @@ class NodeRpcs:
             )
         return SwarmNodes(self.runtime.manager, self.settings.instance)
 
-    async def _ref(self, request: pb.NodeRef, context: grpc.aio.ServicerContext) -> str:
+    async def _ref(self, request: pb.NodeRef, context: ServicerContext) -> str:
         ref = request.node.strip()
         if not ref or len(ref) > NODE_REF_MAX or not ref.isprintable():
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "give a node id or hostname")
         return ref
 
-    async def _call(self, context: grpc.aio.ServicerContext, operation: Any) -> Any:
+    async def _call(self, context: ServicerContext, operation: Awaitable[T]) -> T:
         try:
             return await operation
         except NodeNotFound as exc:
@@ -61,28 +67,26 @@ class NodeRpcs:
         except DockerError as exc:  # the manager refused or is unreachable: say so
             await context.abort(grpc.StatusCode.INTERNAL, f"swarm manager: {exc.message}")
 
-    async def ListNodes(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.NodeList:
+    async def ListNodes(self, request: pb.Empty, context: ServicerContext) -> pb.NodeList:
         nodes = await self._nodes(context)
         found = await self._call(context, nodes.list())
         return pb.NodeList(nodes=[node_message(n) for n in found])
 
-    async def NodeJoinCommand(
-        self, request: pb.Empty, context: grpc.aio.ServicerContext
-    ) -> pb.JoinCommand:
+    async def NodeJoinCommand(self, request: pb.Empty, context: ServicerContext) -> pb.JoinCommand:
         nodes = await self._nodes(context)
         return pb.JoinCommand(command=await self._call(context, nodes.join_command()))
 
-    async def DrainNode(self, request: pb.NodeRef, context: grpc.aio.ServicerContext) -> pb.Node:
+    async def DrainNode(self, request: pb.NodeRef, context: ServicerContext) -> pb.Node:
         nodes = await self._nodes(context)
         ref = await self._ref(request, context)
         return node_message(await self._call(context, nodes.drain(ref)))
 
-    async def ActivateNode(self, request: pb.NodeRef, context: grpc.aio.ServicerContext) -> pb.Node:
+    async def ActivateNode(self, request: pb.NodeRef, context: ServicerContext) -> pb.Node:
         nodes = await self._nodes(context)
         ref = await self._ref(request, context)
         return node_message(await self._call(context, nodes.activate(ref)))
 
-    async def RemoveNode(self, request: pb.NodeRef, context: grpc.aio.ServicerContext) -> pb.Empty:
+    async def RemoveNode(self, request: pb.NodeRef, context: ServicerContext) -> pb.Empty:
         nodes = await self._nodes(context)
         ref = await self._ref(request, context)
         await self._call(context, nodes.remove(ref))

@@ -403,8 +403,8 @@ async def _wait_all_healthy(
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for task in done:
-            if task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            if (error := task.exception()) is not None:
+                raise error
     finally:
         for task in tasks:
             task.cancel()

@@ -8,7 +8,7 @@ engine.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -229,9 +229,9 @@ class Runtime(Protocol):
 
     async def list_containers(self, project: str | None = None) -> list[ContainerInfo]: ...
 
-    def logs(self, container_id: str, *, follow: bool, tail: int | None) -> AsyncIterator[str]: ...
+    def logs(self, container_id: str, *, follow: bool, tail: int | None) -> AsyncGenerator[str]: ...
 
-    def events(self) -> AsyncIterator[RuntimeEvent]: ...
+    def events(self) -> AsyncGenerator[RuntimeEvent]: ...
 
     async def list_images(self, project: str) -> list[str]: ...
 

@@ -56,6 +56,7 @@ from backend.pomegranate.runtime import (
 from backend.routing import routing_dir
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc import pomegranate_pb2_grpc as pb_grpc
+from backend.rpc.servicer import ServicerContext
 from backend.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def _unary(
     """Bad input -> INVALID_ARGUMENT; an engine error -> INTERNAL with its message."""
 
     @functools.wraps(method)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> T:
+    async def wrapper(self: Any, request: Any, context: ServicerContext) -> T:
         try:
             return await method(self, request, context)
         except BadRequest as exc:
@@ -173,7 +174,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
     # ------------------------------------------------------------------------------ Build
 
     async def Build(
-        self, request_iterator: AsyncIterator[pb.BuildChunk], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[pb.BuildChunk], context: ServicerContext
     ) -> AsyncIterator[pb.BuildEvent]:
         requests = aiter(request_iterator)
         first = await anext(requests, None)
@@ -277,7 +278,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
     # ------------------------------------------------------------------------------ Release
 
     async def Release(
-        self, request: pb.ReleaseSpec, context: grpc.aio.ServicerContext
+        self, request: pb.ReleaseSpec, context: ServicerContext
     ) -> AsyncIterator[pb.ReleaseEvent]:
         try:
             plan = convert.release_plan(request, self.settings)
@@ -357,18 +358,14 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
     # ------------------------------------------------------------------------------ projects
 
     @_unary
-    async def StopProject(
-        self, request: pb.ProjectRef, context: grpc.aio.ServicerContext
-    ) -> pb.Empty:
+    async def StopProject(self, request: pb.ProjectRef, context: ServicerContext) -> pb.Empty:
         project = convert.check_project(request.project)
         async with self._locks[project]:
             await stop_and_remove(self.runtime, await self.runtime.list_containers(project))
         return pb.Empty()
 
     @_unary
-    async def RemoveProject(
-        self, request: pb.ProjectRef, context: grpc.aio.ServicerContext
-    ) -> pb.Empty:
+    async def RemoveProject(self, request: pb.ProjectRef, context: ServicerContext) -> pb.Empty:
         project = convert.check_project(request.project)
         async with self._locks[project]:
             containers = await self.runtime.list_containers(project)
@@ -384,7 +381,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
 
     @_unary
     async def ListVolumes(
-        self, request: pb.VolumesRequest, context: grpc.aio.ServicerContext
+        self, request: pb.VolumesRequest, context: ServicerContext
     ) -> pb.VolumeList:
         projects = [convert.check_project(p) for p in request.projects]
         if not projects:
@@ -393,9 +390,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
         return pb.VolumeList(volumes=[convert.volume(v) for v in volumes])
 
     @_unary
-    async def RemoveVolume(
-        self, request: pb.VolumeRef, context: grpc.aio.ServicerContext
-    ) -> pb.Empty:
+    async def RemoveVolume(self, request: pb.VolumeRef, context: ServicerContext) -> pb.Empty:
         project = convert.check_project(request.project)
         name = convert.check_docker_volume(project, request.docker_name, self.settings.instance)
         # The project's lock: no release starts a container on it meanwhile.
@@ -439,9 +434,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
         )
 
     @_unary
-    async def EnsureAddon(
-        self, request: pb.AddonSpec, context: grpc.aio.ServicerContext
-    ) -> pb.AddonState:
+    async def EnsureAddon(self, request: pb.AddonSpec, context: ServicerContext) -> pb.AddonState:
         for project in request.projects:
             convert.check_project(project)
         spec = AddonSpec(
@@ -464,22 +457,18 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
         return self._addon_state(state)
 
     @_unary
-    async def RemoveAddon(
-        self, request: pb.AddonRef, context: grpc.aio.ServicerContext
-    ) -> pb.Empty:
+    async def RemoveAddon(self, request: pb.AddonRef, context: ServicerContext) -> pb.Empty:
         name, _kind = self._addon_ref(request)
         await self.addons.remove(name)
         return pb.Empty()
 
     @_unary
-    async def AddonStatus(
-        self, request: pb.AddonRef, context: grpc.aio.ServicerContext
-    ) -> pb.AddonState:
+    async def AddonStatus(self, request: pb.AddonRef, context: ServicerContext) -> pb.AddonState:
         name, _kind = self._addon_ref(request)
         return self._addon_state(await self.addons.status(name))
 
     async def BackupAddon(
-        self, request: pb.AddonRef, context: grpc.aio.ServicerContext
+        self, request: pb.AddonRef, context: ServicerContext
     ) -> AsyncIterator[pb.DataChunk]:
         try:
             name, kind = self._addon_ref(request)
@@ -494,7 +483,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
 
     @_unary
     async def RestoreAddon(
-        self, request_iterator: AsyncIterator[pb.RestoreChunk], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[pb.RestoreChunk], context: ServicerContext
     ) -> pb.Empty:
         requests = aiter(request_iterator)
         first = await anext(requests, None)
@@ -513,7 +502,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
         return pb.Empty()
 
     async def AddonLogs(
-        self, request: pb.AddonLogsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.AddonLogsRequest, context: ServicerContext
     ) -> AsyncIterator[pb.LogLine]:
         try:
             name, kind = self._addon_ref(request.ref)
@@ -536,7 +525,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
 
     @_unary
     async def AddonVolumeSizes(
-        self, request: pb.AddonVolumesRequest, context: grpc.aio.ServicerContext
+        self, request: pb.AddonVolumesRequest, context: ServicerContext
     ) -> pb.AddonVolumeSizeList:
         if len(request.names) > MAX_ADDON_NAMES:
             raise BadRequest(f"at most {MAX_ADDON_NAMES} add-ons per call")
@@ -550,7 +539,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
 
     @_unary
     async def ListProcesses(
-        self, request: pb.ProjectRef, context: grpc.aio.ServicerContext
+        self, request: pb.ProjectRef, context: ServicerContext
     ) -> pb.ProcessList:
         project = convert.check_project(request.project)
         draining = self._draining.get(project)
@@ -565,7 +554,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
 
     @_unary
     async def RestartProcesses(
-        self, request: pb.RestartRequest, context: grpc.aio.ServicerContext
+        self, request: pb.RestartRequest, context: ServicerContext
     ) -> pb.ProcessList:
         project = convert.check_project(request.project)
         try:
@@ -597,7 +586,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
 
     @_unary
     async def PruneImages(
-        self, request: pb.PruneRequest, context: grpc.aio.ServicerContext
+        self, request: pb.PruneRequest, context: ServicerContext
     ) -> pb.PruneReply:
         project = convert.check_project(request.project)
         keep = set(request.keep)
@@ -624,7 +613,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
 
     @_unary
     async def Reconcile(
-        self, request: pb.DesiredState, context: grpc.aio.ServicerContext
+        self, request: pb.DesiredState, context: ServicerContext
     ) -> pb.ReconcileReport:
         desired = convert.desired_state(request, self.settings)
         # A release running here right now owns its project's containers: leave them to it.
@@ -656,7 +645,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
         return frozenset(active)
 
     async def Run(
-        self, request_iterator: AsyncIterator[pb.RunInput], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[pb.RunInput], context: ServicerContext
     ) -> AsyncIterator[pb.RunOutput]:
         requests = aiter(request_iterator)
         first = await anext(requests, None)
@@ -792,7 +781,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
     # ------------------------------------------------------------------------------ streams
 
     async def RuntimeLogs(
-        self, request: pb.LogsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.LogsRequest, context: ServicerContext
     ) -> AsyncIterator[pb.LogLine]:
         try:
             project = convert.check_project(request.project)
@@ -867,7 +856,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
             await asyncio.gather(*everything, return_exceptions=True)
 
     async def Watch(
-        self, request: pb.WatchRequest, context: grpc.aio.ServicerContext
+        self, request: pb.WatchRequest, context: ServicerContext
     ) -> AsyncIterator[pb.RuntimeEvent]:
         # Headers at once: the caller's wait_for_connection() returns now, not at the first
         # container event (the API waits for this connection before running a release).
@@ -908,7 +897,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
 
     @_unary
     async def SampleStats(
-        self, request: pb.StatsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.StatsRequest, context: ServicerContext
     ) -> pb.StatsSample:
         # Issue 18 (backend/metrics/containers.py). On a Swarm, the engines of the nodes
         # that run tasks (backend/metrics/swarm.py): the manager serves only its own.

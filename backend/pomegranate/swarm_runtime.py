@@ -37,7 +37,7 @@ import copy
 import json
 import logging
 import shlex
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -441,7 +441,7 @@ class SwarmRuntime(DockerRuntime):
                 if app.isdigit():
                     previous.add(int(app))
                 await on_log(f"Removing service {name}")
-                await self._remove_service(name)
+                await self._remove_service(str(name))  # a service always has a name
         await on_log(f"Release {plan.application} is live")
         previous.discard(plan.application)
         return ReleaseResult(
@@ -540,12 +540,12 @@ class SwarmRuntime(DockerRuntime):
         for project, services in present.items():
             live = wanted[project].live if project in wanted else None
             in_flight = wanted[project].in_flight if project in wanted else set()
-            processes = {p.type for p in live.processes} if live is not None else set()
+            kept_types = {p.type for p in live.processes} if live is not None else set()
             for service in services:
                 spec = service.get("Spec") or {}
                 labels = spec.get("Labels") or {}
                 app = labels.get(L.APPLICATION, "")
-                if labels.get(L.PROCESS) in processes or (app.isdigit() and int(app) in in_flight):
+                if labels.get(L.PROCESS) in kept_types or (app.isdigit() and int(app) in in_flight):
                     continue
                 await self._remove_service(spec.get("Name", ""))
                 result.removed.append(spec.get("Name", ""))
@@ -586,7 +586,7 @@ class SwarmRuntime(DockerRuntime):
         return {n["ID"]: (n.get("Status") or {}).get("Addr", "") for n in nodes or []}
 
     def _task_info(
-        self, task: dict[str, Any], service: dict[str, Any], nodes: dict[str, str]
+        self, task: Mapping[str, Any], service: Mapping[str, Any], nodes: dict[str, str]
     ) -> ContainerInfo:
         spec = service.get("Spec") or {}
         labels = dict(spec.get("Labels") or {})
@@ -730,7 +730,7 @@ class SwarmRuntime(DockerRuntime):
 
     async def logs(
         self, container_id: str, *, follow: bool, tail: int | None = None
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str]:
         """A task's stdout and stderr lines, from its node through the manager (Swarm's task
         logs); the stream is multiplexed (8-byte frame headers: no TTY). Any other id is a
         container on the host engine (the release phase, a one-off command)."""
@@ -762,7 +762,7 @@ class SwarmRuntime(DockerRuntime):
         """Swarm runs releases as services (deploy); a single container is never started."""
         raise NotImplementedError("the swarm runtime deploys whole releases (deploy)")
 
-    async def events(self) -> AsyncIterator[RuntimeEvent]:
+    async def events(self) -> AsyncGenerator[RuntimeEvent]:
         """Task state changes of our services, as runtime events ("start" when a task runs, "die"
         when one that ran ends), from polling the manager: Swarm's event stream has no task
         events.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import grpc
 
@@ -24,9 +25,11 @@ class SharedSecretInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         sent = dict(details.invocation_metadata or ()).get(METADATA_KEY, "")
         if isinstance(sent, str) and hmac.compare_digest(sent.encode(), self._secret):
             return await continuation(details)
@@ -43,12 +46,12 @@ class SharedSecretInterceptor(grpc.aio.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(_deny_unary_like)
 
 
-async def _deny_unary_like(request: object, context: grpc.aio.ServicerContext) -> None:
+async def _deny_unary_like(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> None:
     await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong shared secret")
 
 
 async def _deny_stream_stream(
-    request: object, context: grpc.aio.ServicerContext
+    request: object, context: grpc.aio.ServicerContext[Any, Any]
 ) -> AsyncIterator[None]:
     await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong shared secret")
     yield  # pragma: no cover - makes this an async generator, as streaming handlers must be

@@ -6,9 +6,10 @@ messages are built and read only here.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 
@@ -21,6 +22,8 @@ from backend.settings import Settings, get_settings
 
 CHUNK = 256 * 1024
 LogSink = Callable[[str], Awaitable[None]]
+Req = TypeVar("Req")
+Reply = TypeVar("Reply")
 
 
 class DeployFailed(Exception):
@@ -58,7 +61,7 @@ class PomegranateClient:
         self._channel: grpc.aio.Channel | None = None
 
     @property
-    def stub(self) -> pb_grpc.PomegranateStub:
+    def stub(self) -> pb_grpc.PomegranateAsyncStub:
         if self._channel is None:
             self._channel = grpc.aio.insecure_channel(
                 self.target,
@@ -120,24 +123,28 @@ class PomegranateClient:
             raise _rpc_failure("release", exc) from exc
         raise DeployFailed("the release ended without a result")
 
-    async def _unary(self, method: str, request: object) -> object:
+    async def _unary(
+        self, method: grpc.aio.UnaryUnaryMultiCallable[Req, Reply], request: Req
+    ) -> Reply:
         try:
-            return await getattr(self.stub, method)(request, metadata=call_metadata(), timeout=120)
+            return await method(request, metadata=call_metadata(), timeout=120)
         except grpc.aio.AioRpcError as exc:
             raise _unavailable(exc) from exc
 
     async def stop_project(self, project: str) -> None:
-        await self._unary("StopProject", pb.ProjectRef(project=project))
+        await self._unary(self.stub.StopProject, pb.ProjectRef(project=project))
 
     async def remove_project(self, project: str) -> None:
-        await self._unary("RemoveProject", pb.ProjectRef(project=project))
+        await self._unary(self.stub.RemoveProject, pb.ProjectRef(project=project))
 
     async def list_volumes(self, projects: list[str], *, sizes: bool = False) -> list[t.VolumeInfo]:
         """The projects' Docker volumes; ``sizes``: measured (slow: the engine walks them all)."""
-        reply = await self._unary("ListVolumes", pb.VolumesRequest(projects=projects, sizes=sizes))
+        reply = await self._unary(
+            self.stub.ListVolumes, pb.VolumesRequest(projects=projects, sizes=sizes)
+        )
         return [
             t.VolumeInfo(v.project, v.name, v.docker_name, v.size_bytes, v.created_at)
-            for v in reply.volumes  # type: ignore[attr-defined]
+            for v in reply.volumes
         ]
 
     async def remove_volume(self, project: str, docker_name: str) -> bool:
@@ -155,13 +162,13 @@ class PomegranateClient:
         return True
 
     async def list_processes(self, project: str) -> list[t.Container]:
-        reply = await self._unary("ListProcesses", pb.ProjectRef(project=project))
-        return [_container(c) for c in reply.containers]  # type: ignore[attr-defined]
+        reply = await self._unary(self.stub.ListProcesses, pb.ProjectRef(project=project))
+        return [_container(c) for c in reply.containers]
 
     async def sample_stats(self) -> list[pb.ContainerStats]:
         """Issue 18: one stats reading of every running app container."""
-        reply = await self._unary("SampleStats", pb.StatsRequest())
-        return list(reply.containers)  # type: ignore[attr-defined]
+        reply = await self._unary(self.stub.SampleStats, pb.StatsRequest())
+        return list(reply.containers)
 
     async def restart_processes(
         self, project: str, application: int, process: str, replica: int, health_timeout: float
@@ -197,12 +204,14 @@ class PomegranateClient:
                 for d in desired
             ]
         )
-        reply: pb.ReconcileReport = await self._unary("Reconcile", request)  # type: ignore[assignment]
+        reply = await self._unary(self.stub.Reconcile, request)
         return t.ReconcileReport(list(reply.started), list(reply.removed))
 
     async def prune_images(self, project: str, keep: list[str]) -> list[str]:
-        reply = await self._unary("PruneImages", pb.PruneRequest(project=project, keep=keep))
-        return list(reply.removed)  # type: ignore[attr-defined]
+        reply = await self._unary(
+            self.stub.PruneImages, pb.PruneRequest(project=project, keep=keep)
+        )
+        return list(reply.removed)
 
     async def runtime_logs(self, project: str, tail: int, follow: bool) -> AsyncIterator[t.LogLine]:
         call = self.stub.RuntimeLogs(
@@ -218,7 +227,7 @@ class PomegranateClient:
 
     async def run(
         self, start: t.RunStart, inputs: AsyncIterator[t.RunInput]
-    ) -> AsyncIterator[t.RunOutput]:
+    ) -> AsyncGenerator[t.RunOutput]:
         """A one-off command (issue 14): ``start``, then whatever ``inputs`` yields (stdin,
         stdin_closed, resize) goes up; the command's events come back. Closing this iterator
         cancels the call, and Pomegranate removes the container."""
@@ -241,11 +250,14 @@ class PomegranateClient:
 
     # ---------------------------------------------------------------------- add-ons (issue 15)
 
-    async def _addon_call(self, method: str, request: object, deadline: float = 180) -> object:
+    async def _addon_call(
+        self,
+        method: grpc.aio.UnaryUnaryMultiCallable[Req, Reply],
+        request: Req,
+        deadline: float = 180,
+    ) -> Reply:
         try:
-            return await getattr(self.stub, method)(
-                request, metadata=call_metadata(), timeout=deadline
-            )
+            return await method(request, metadata=call_metadata(), timeout=deadline)
         except grpc.aio.AioRpcError as exc:
             raise _addon_failure(exc) from exc
 
@@ -259,20 +271,20 @@ class PomegranateClient:
             projects=list(spec.projects),
             alias=spec.alias,
         )
-        return _addon_state(await self._addon_call("EnsureAddon", request))
+        return _addon_state(await self._addon_call(self.stub.EnsureAddon, request))
 
     async def remove_addon(self, name: str, kind: str) -> None:
-        await self._addon_call("RemoveAddon", pb.AddonRef(name=name, kind=kind))
+        await self._addon_call(self.stub.RemoveAddon, pb.AddonRef(name=name, kind=kind))
 
     async def addon_status(self, name: str, kind: str) -> t.AddonState:
         reply = await self._addon_call(
-            "AddonStatus", pb.AddonRef(name=name, kind=kind), deadline=30
+            self.stub.AddonStatus, pb.AddonRef(name=name, kind=kind), deadline=30
         )
         return _addon_state(reply)
 
     async def addon_logs(
         self, name: str, kind: str, tail: int, follow: bool
-    ) -> AsyncIterator[pb.LogLine]:
+    ) -> AsyncGenerator[pb.LogLine]:
         request = pb.AddonLogsRequest(
             ref=pb.AddonRef(name=name, kind=kind), tail=tail, follow=follow
         )
@@ -287,9 +299,9 @@ class PomegranateClient:
 
     async def addon_volume_sizes(self, names: list[str]) -> dict[str, int]:
         reply = await self._addon_call(
-            "AddonVolumeSizes", pb.AddonVolumesRequest(names=names), deadline=60
+            self.stub.AddonVolumeSizes, pb.AddonVolumesRequest(names=names), deadline=60
         )
-        return {v.name: v.size_bytes for v in reply.volumes}  # type: ignore[attr-defined]
+        return {v.name: v.size_bytes for v in reply.volumes}
 
     async def backup_addon(self, name: str, kind: str) -> AsyncIterator[bytes]:
         call = self.stub.BackupAddon(pb.AddonRef(name=name, kind=kind), metadata=call_metadata())
@@ -322,7 +334,7 @@ class WatchStream:
     """One Watch call: ``connected()`` returns once Pomegranate answers, then iterating yields
     its runtime events; a lost connection raises Unavailable. ``cancel()`` ends the call."""
 
-    def __init__(self, call: grpc.aio.UnaryStreamCall) -> None:
+    def __init__(self, call: grpc.aio.UnaryStreamCall[pb.WatchRequest, pb.RuntimeEvent]) -> None:
         self._call = call
 
     async def connected(self) -> None:
@@ -395,8 +407,7 @@ def _container(c: pb.Container) -> t.Container:
     )
 
 
-def _addon_state(reply: object) -> t.AddonState:
-    s: pb.AddonState = reply  # type: ignore[assignment]  # the stub's replies are untyped
+def _addon_state(s: pb.AddonState) -> t.AddonState:
     return t.AddonState(
         state=s.state,
         running=s.running,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from backend import security, validation
+from backend.db.columns import column
 from backend.db.models import ApiToken, Client
 from backend.errors import Conflict, NotFound, RateLimited, Unauthenticated, ValidationFailed
 from backend.events import EventKind, get_bus, token_topic
@@ -93,7 +95,8 @@ async def login(identifier: str, password: str, remote_addr: str) -> IssuedToken
     limiter = login_limiter()
     ident = identifier.strip().lower()[:254]
     field = "email" if "@" in ident else "username"
-    client = await Client.get_or_none(**{field: ident})
+    lookup: dict[str, Any] = {field: ident}
+    client = await Client.get_or_none(**lookup)
     # One counter per (account, address) whichever name was typed (per typed name for unknown
     # accounts): a guesser elsewhere slows down only their own attempts, never the owner's.
     account = f"account:{client.id}" if client else f"unknown:{ident}"
@@ -175,7 +178,7 @@ async def _revoked(token_id: int) -> None:
 async def logout(token: ApiToken) -> None:
     await token.delete()
     await _revoked(token.id)
-    await activity.record(token.client_id, "session.logout", kind=token.kind, name=token.name)  # type: ignore[attr-defined]
+    await activity.record(token.client_id, "session.logout", kind=token.kind, name=token.name)
 
 
 async def create_api_token(client: Client, name: str, expires_in_days: int | None) -> IssuedToken:
@@ -234,7 +237,7 @@ async def _revoke_other_sessions(client: Client, keep: ApiToken | None) -> int:
     others = ApiToken.filter(client=client, kind=SESSION)
     if keep is not None:
         others = others.exclude(id=keep.id)
-    ids = await others.values_list("id", flat=True)
+    ids: list[int] = await column(others, "id")
     await ApiToken.filter(id__in=ids).delete()
     for token_id in ids:
         await _revoked(token_id)

@@ -12,6 +12,7 @@ bounded per Client: the newest ``MAX_PER_CLIENT`` records of the last ``MAX_AGE_
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -196,7 +197,7 @@ def _keys(d: dict[str, Any]) -> str:
     return ", ".join(d.get("keys") or [])
 
 
-_SUMMARIES: dict[str, Any] = {
+_SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
     "deploy": lambda d: (
         f"deployed v{d.get('release')} ({d.get('cause')})"
         + (f" with SSH key {d[SSH_KEY]}" if d.get(SSH_KEY) else "")

@@ -81,7 +81,7 @@ async def capture(addon: Addon, *, kind: str = MANUAL, now: datetime | None = No
     )
     if kind == MANUAL:  # scheduled and final backups are not someone's action
         await activity.record(
-            addon.client_id,  # type: ignore[attr-defined]
+            addon.client_id,
             "addon.backup",
             addon=addon.name,
             backup=backup.id,

@@ -9,6 +9,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from backend import dnscheck, security, validation
+from backend.db.columns import column
 from backend.db.models import Client, Domain, EnvVar, Project
 from backend.errors import Conflict, NotFound, NotVerified, ValidationFailed
 from backend.events import EventKind, get_bus, project_topic
@@ -69,9 +70,7 @@ async def unset_env_vars(client: Client, project_name: str, keys: list[str]) -> 
         raise ValidationFailed("give at least one variable name", field="keys")
     # Only names that fit the column are looked up (a longer one is simply not set).
     lookup = [k for k in keys if len(k) <= 128]
-    present = set(
-        await EnvVar.filter(project=project, key__in=lookup).values_list("key", flat=True)
-    )
+    present: set[str] = set(await column(EnvVar.filter(project=project, key__in=lookup), "key"))
     missing = sorted(set(keys) - present)
     if missing:
         raise NotFound(f"not set: {', '.join(k[:128] for k in missing)}", field="keys")
@@ -92,10 +91,9 @@ def default_hostname(project: Project) -> str:
 async def hostnames_of(project: Project) -> list[str]:
     """The hostnames routed to the project (and given certificates): its own, and the custom
     domains whose control was proven. An unverified domain is never routed."""
-    custom = (
-        await Domain.filter(project=project, verified_at__not_isnull=True)
-        .order_by("hostname")
-        .values_list("hostname", flat=True)
+    custom: list[str] = await column(
+        Domain.filter(project=project, verified_at__not_isnull=True).order_by("hostname"),
+        "hostname",
     )
     return [default_hostname(project), *custom]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cryptography.hazmat.primitives.asymmetric import rsa
 from tortoise.exceptions import IntegrityError
 
 from backend import validation
@@ -41,7 +42,12 @@ def parse_public_key(text: str) -> tuple[str, str, str]:
         raise ValidationFailed(
             f"key type {key.algorithm.decode()} is not accepted", field="publicKey"
         )
-    if key.algorithm == b"ssh-rsa" and key.pyca_key.key_size < MIN_RSA_BITS:
+    pyca_key = key.pyca_key  # an ssh-rsa key is an RSAPublicKey
+    if (
+        key.algorithm == b"ssh-rsa"
+        and isinstance(pyca_key, rsa.RSAPublicKey)
+        and pyca_key.key_size < MIN_RSA_BITS
+    ):
         raise ValidationFailed(
             f"RSA keys must have at least {MIN_RSA_BITS} bits", field="publicKey"
         )

@@ -5,6 +5,7 @@ the node reference is validated and Pomegranate's answers become domain errors."
 from __future__ import annotations
 
 import re
+from typing import TypeVar
 
 import grpc
 
@@ -18,6 +19,9 @@ NODE_REF = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 # Draining waits for Swarm to move the tasks (Pomegranate's own bound is 120 s).
 DRAIN_DEADLINE = 180
 
+Req = TypeVar("Req")
+Reply = TypeVar("Reply")
+
 
 def check_node_ref(ref: str) -> str:
     if not NODE_REF.fullmatch(ref):
@@ -26,12 +30,10 @@ def check_node_ref(ref: str) -> str:
 
 
 async def _call(
-    pomegranate: PomegranateClient, method: str, request: object, deadline: float = 60
-) -> object:
+    method: grpc.aio.UnaryUnaryMultiCallable[Req, Reply], request: Req, deadline: float = 60
+) -> Reply:
     try:
-        return await getattr(pomegranate.stub, method)(
-            request, metadata=call_metadata(), timeout=deadline
-        )
+        return await method(request, metadata=call_metadata(), timeout=deadline)
     except grpc.aio.AioRpcError as exc:
         code, details = exc.code(), exc.details() or ""
         if code == grpc.StatusCode.NOT_FOUND:
@@ -48,25 +50,25 @@ async def _call(
 
 
 async def list_nodes(pomegranate: PomegranateClient) -> list[pb.Node]:
-    reply = await _call(pomegranate, "ListNodes", pb.Empty())
-    return list(reply.nodes)  # type: ignore[attr-defined]
+    reply = await _call(pomegranate.stub.ListNodes, pb.Empty())
+    return list(reply.nodes)
 
 
 async def join_command(pomegranate: PomegranateClient) -> str:
-    reply = await _call(pomegranate, "NodeJoinCommand", pb.Empty())
-    return str(reply.command)  # type: ignore[attr-defined]
+    reply = await _call(pomegranate.stub.NodeJoinCommand, pb.Empty())
+    return str(reply.command)
 
 
 async def drain(pomegranate: PomegranateClient, ref: str) -> pb.Node:
     ref = check_node_ref(ref)
-    return await _call(pomegranate, "DrainNode", pb.NodeRef(node=ref), DRAIN_DEADLINE)  # type: ignore[return-value]
+    return await _call(pomegranate.stub.DrainNode, pb.NodeRef(node=ref), DRAIN_DEADLINE)
 
 
 async def activate(pomegranate: PomegranateClient, ref: str) -> pb.Node:
     ref = check_node_ref(ref)
-    return await _call(pomegranate, "ActivateNode", pb.NodeRef(node=ref))  # type: ignore[return-value]
+    return await _call(pomegranate.stub.ActivateNode, pb.NodeRef(node=ref))
 
 
 async def remove(pomegranate: PomegranateClient, ref: str) -> None:
     ref = check_node_ref(ref)
-    await _call(pomegranate, "RemoveNode", pb.NodeRef(node=ref))
+    await _call(pomegranate.stub.RemoveNode, pb.NodeRef(node=ref))

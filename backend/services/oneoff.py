@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
 from backend.db.models import Client, Project
@@ -83,7 +83,7 @@ async def running_oneoffs(client_id: int) -> int:
 
 async def run(
     client: Client, request: RunRequest, inputs: AsyncIterator[pt.RunInput]
-) -> AsyncIterator[pt.RunOutput]:
+) -> AsyncGenerator[pt.RunOutput]:
     """Check, start, then relay: ``started`` (the container's name), output, ``exit``.
 
     Raises NotFound (another Client's project or none), ValidationFailed (empty command, nothing

@@ -17,6 +17,7 @@ from tortoise.transactions import in_transaction
 
 from backend import labels as L
 from backend import validation
+from backend.db.columns import column
 from backend.db.models import Addon, Client, Project, Volume
 from backend.errors import NotFound, Unavailable, ValidationFailed
 from backend.events import EventKind, get_bus, project_topic
@@ -84,13 +85,13 @@ async def list_volumes(pomegranate: PomegranateClient, project: Project) -> list
 async def used_mb(pomegranate: PomegranateClient, client: Client) -> float:
     """Space the Client's volumes use, in MB (the volume_mb quota): its projects' volumes and
     its add-ons' data volumes."""
-    keys = set(await Volume.filter(project__owner=client).values_list("key", flat=True))
+    keys: set[str] = set(await column(Volume.filter(project__owner=client), "key"))
     total = 0
     if keys:
-        names = await Project.filter(owner=client).values_list("name", flat=True)
+        names = await column(Project.filter(owner=client), "name")
         used = await sizes(pomegranate, list(names))
         total += sum(max(0, n) for k, n in used.items() if k in keys)
-    addon_names = await Addon.filter(client=client).values_list("name", flat=True)
+    addon_names = await column(Addon.filter(client=client), "name")
     if addon_names:
         addon_sizes = await pomegranate.addon_volume_sizes(list(addon_names))
         total += sum(max(0, n) for n in addon_sizes.values())

@@ -46,7 +46,7 @@ class _Printer:
         sys.stdout.flush()
 
 
-async def _pump(api: Api, project: str, tail: int, queue: asyncio.Queue) -> None:
+async def _pump(api: Api, project: str, tail: int, queue: asyncio.Queue[Any]) -> None:
     """Subscription -> queue: 'connected', each line, then _END or the exception."""
     try:
         async with api.subscribe("RuntimeLogs", project=project, tail=tail, follow=True) as events:
@@ -71,7 +71,7 @@ async def _recent(api: Api, project: str, tail: int, emit: _Printer) -> None:
 async def _follow(api: Api, project: str, tail: int, emit: _Printer) -> None:
     delay = 0.5
     while True:
-        queue: asyncio.Queue = asyncio.Queue()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
         task = asyncio.create_task(_pump(api, project, tail, queue))
         try:
             while True:

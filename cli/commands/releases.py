@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from cli import follow, output
 from cli.app import JsonOpt, NoWaitOpt, ProjectOpt, app, authed, run
+from cli.client import Api
 from cli.gitremote import resolve_project
 
 PANEL = "Releases and processes"
@@ -41,7 +42,7 @@ ReleaseArg = Annotated[
 ]
 
 
-def _release_rows(apps: list[dict]) -> list[dict]:
+def _release_rows(apps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             "number": a["number"],
@@ -90,7 +91,7 @@ def releases(
 
 
 def _release_command(
-    mutation: str, project: str | None, no_wait: bool, as_json: bool, **variables
+    mutation: str, project: str | None, no_wait: bool, as_json: bool, **variables: Any
 ) -> None:
     name = resolve_project(project)
     api = authed()
@@ -106,7 +107,9 @@ def _release_command(
 
 
 @app.command("deploy", rich_help_panel=PANEL)
-def deploy(project: ProjectOpt = None, no_wait: NoWaitOpt = False, as_json: JsonOpt = False):
+def deploy(
+    project: ProjectOpt = None, no_wait: NoWaitOpt = False, as_json: JsonOpt = False
+) -> None:
     """Build and release the last pushed source again."""
     _release_command("Deploy", project, no_wait, as_json)
 
@@ -175,7 +178,7 @@ def restart(
 
 
 @app.command("start", rich_help_panel=PANEL)
-def start(project: ProjectOpt = None, no_wait: NoWaitOpt = False, as_json: JsonOpt = False):
+def start(project: ProjectOpt = None, no_wait: NoWaitOpt = False, as_json: JsonOpt = False) -> None:
     """Start the last stopped release again (a new release)."""
     _release_command("Start", project, no_wait, as_json)
 
@@ -191,7 +194,7 @@ def stop(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
         output.say(f"Stopped {name} (v{stopped['number']} {stopped['status'].lower()})")
 
 
-def _process_rows(processes: list[dict]) -> list[dict]:
+def _process_rows(processes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             "process": f"{p['processType']}.{p['replica']}",
@@ -230,7 +233,7 @@ def ps(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
         output.note(f"no processes of {name} are running")
         return
 
-    def state(r: dict) -> output.Text:
+    def state(r: dict[str, Any]) -> output.Text:
         text = r["state"] + (" (out of memory)" if r["oomKilled"] else "")
         if r["exitCode"] not in (None, 0) and not r["running"]:
             text += f" (exit {r['exitCode']})"
@@ -257,7 +260,7 @@ def parse_scale(pairs: list[str]) -> list[tuple[str, int]]:
     return list(parsed.items())
 
 
-def _show_scale(api, name: str, as_json: bool) -> None:
+def _show_scale(api: Api, name: str, as_json: bool) -> None:
     s = run(api.execute("Resources", project=name))["project"]["settings"]
     formation = {r["processType"]: r["replicas"] for r in s["replicas"]}
     if as_json:
@@ -293,7 +296,7 @@ def scale(
 
     async def go() -> None:
         before, _ = await follow.latest_number(api, name)
-        changed: dict = {}
+        changed: dict[str, Any] = {}
         for process_type, replicas in wanted:
             changed = (
                 await api.execute(

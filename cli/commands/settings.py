@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
@@ -15,10 +16,12 @@ from cli.client import EXIT_NOT_FOUND, EXIT_USAGE, CliError
 from cli.gitremote import resolve_project
 
 PANEL = "Config"
+P = ParamSpec("P")
+T = TypeVar("T")
 HIDDEN = "••••••••"
 
 
-def _check(rule, *args, **kwargs):
+def _check(rule: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     try:
         return rule(*args, **kwargs)
     except ValidationFailed as exc:
@@ -185,7 +188,7 @@ def domains(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     )
 
 
-def _status(domain: dict) -> str:
+def _status(domain: dict[str, Any]) -> str:
     """'verified', or the TXT record that proves control (issue 12)."""
     proof = domain.get("verification")
     if domain["verified"] or not proof:
@@ -193,11 +196,11 @@ def _status(domain: dict) -> str:
     return f"unverified: create TXT {proof['record']} = {proof['value']}"
 
 
-def _certificate(cert: dict | None) -> str:
+def _certificate(cert: dict[str, Any] | None) -> str:
     """One cell: the HTTPS certificate's status, its expiry, or why there is none (issue 21)."""
     if not cert:
         return ""
-    text = cert["status"].lower().replace("_", " ")
+    text: str = cert["status"].lower().replace("_", " ")
     if cert["notAfter"]:
         text += f" until {cert['notAfter'][:10]}"
     if cert["lastError"]:

@@ -3,6 +3,7 @@ storage mounts. Adding or removing one releases a running project, followed live
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -39,7 +40,7 @@ def _process_types(value: str | None) -> list[str] | None:
     return types
 
 
-def _check(rule, value: str, hint: str) -> str:
+def _check(rule: Callable[[str], str], value: str, hint: str) -> str:
     try:
         return rule(value)
     except ValidationFailed as exc:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from backend import deploy_output
 from backend.db.models import Application, BuildLog
-from backend.events import EventKind, build_log_topic, get_bus, project_topic
+from backend.events import Event, EventKind, build_log_topic, get_bus, project_topic
 from backend.services import quotas
 from backend.services.applications.status import FINISHED, is_finished
 from backend.settings import get_settings
@@ -68,7 +68,7 @@ async def follow_build_log(app: Application) -> AsyncIterator[tuple[int, str]]:
         await app.refresh_from_db(fields=["status"])
         if app.status in FINISHED:
             return
-        async with get_bus().subscribe(project_topic(app.project_id)) as statuses:  # type: ignore[attr-defined]
+        async with get_bus().subscribe(project_topic(app.project_id)) as statuses:
             merged = _merge(live, statuses)
             async for source, event in merged:
                 if source == "log" and event.payload["seq"] > last:
@@ -90,10 +90,12 @@ async def follow_build_log(app: Application) -> AsyncIterator[tuple[int, str]]:
                     return
 
 
-async def _merge(logs: AsyncIterator, statuses: AsyncIterator) -> AsyncIterator[tuple[str, object]]:
-    queue: asyncio.Queue = asyncio.Queue()
+async def _merge(
+    logs: AsyncIterator[Event], statuses: AsyncIterator[Event]
+) -> AsyncIterator[tuple[str, Event]]:
+    queue: asyncio.Queue[tuple[str, Event]] = asyncio.Queue()
 
-    async def pump(name: str, it: AsyncIterator) -> None:
+    async def pump(name: str, it: AsyncIterator[Event]) -> None:
         async for item in it:
             await queue.put((name, item))
 

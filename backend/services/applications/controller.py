@@ -56,7 +56,7 @@ class Controller:
         # highest-numbered LIVE one); one query per project was most of a 100-project cycle.
         lives: dict[int, Application] = {}
         for app in await Application.filter(status__in=LIVE).order_by("project_id", "-number"):
-            lives.setdefault(app.project_id, app)  # type: ignore[attr-defined]
+            lives.setdefault(app.project_id, app)
         for project in await Project.all():
             live = lives.get(project.id)
             desired.append(

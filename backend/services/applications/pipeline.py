@@ -102,6 +102,7 @@ async def build(ctx: Context) -> None:
 async def _reuse_image(ctx: Context) -> None:
     """A config change, rollback, restart or start: the image of another release."""
     app, project = ctx.app, ctx.project
+    base: Application | None
     if ctx.job.image_from:
         base = await Application.get(id=ctx.job.image_from)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from backend.db.columns import column
 from backend.db.models import Application, Project, Volume
 from backend.errors import NotFound, Unavailable, ValidationFailed
 from backend.rpc.pomegranate_client import PomegranateClient
@@ -18,10 +19,11 @@ log = logging.getLogger("paastech.deployments")
 async def images_to_keep(project: Project, kept: int) -> list[str]:
     """The images of the project's last ``kept`` distinct released images, newest first."""
     images: list[str] = []
-    for image in (
-        await Application.filter(project=project, status__in=RELEASED, image__not_isnull=True)
-        .order_by("-number")
-        .values_list("image", flat=True)
+    for image in await column(
+        Application.filter(project=project, status__in=RELEASED, image__not_isnull=True).order_by(
+            "-number"
+        ),
+        "image",
     ):
         if image not in images:
             images.append(image)
@@ -40,7 +42,7 @@ async def prune_volumes(pomegranate: PomegranateClient, project: Project) -> lis
     """Remove the project's Docker volumes that no Volume row names any more (removed by the
     owner), once no container uses them; the Docker names removed."""
     try:
-        keep = set(await Volume.filter(project=project).values_list("key", flat=True))
+        keep: set[str] = set(await column(Volume.filter(project=project), "key"))
         removed = []
         for found in await pomegranate.list_volumes([project.name]):
             if volumes.docker_key(found.docker_name) in keep:
