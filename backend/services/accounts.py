@@ -257,8 +257,15 @@ async def change_password(
     """A new password; every other login session is revoked (another device that knew the old
     password is logged out). ``keep`` is the token of the request, which stays. Named API
     tokens stay: they are revoked one by one (`tokens:revoke`)."""
-    await check_password(client, current)
-    validation.password(new, user=client.username, mail=client.email)
+    # Errors name the argument at fault, so a form puts each next to its field.
+    try:
+        await check_password(client, current)
+    except ValidationFailed as exc:
+        raise ValidationFailed(exc.message, field="currentPassword") from None
+    try:
+        validation.password(new, user=client.username, mail=client.email)
+    except ValidationFailed as exc:
+        raise ValidationFailed(exc.message, field="newPassword") from None
     if new == current:
         raise ValidationFailed("the new password is the current one", field="newPassword")
     client.password_hash = await _hash(new)

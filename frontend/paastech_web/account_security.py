@@ -35,11 +35,7 @@ def session_row(s: dict) -> SessionRow:
 
 
 def password_errors(exc: api.ApiError) -> dict[str, str]:
-    """The API names both passwords' problems `password`: a wrong current one ("wrong
-    password"), else the new one's rules."""
-    if exc.field == "password":
-        key = "currentPassword" if exc.message == "wrong password" else "newPassword"
-        return {key: exc.message}
+    """The API names the argument at fault: currentPassword or newPassword."""
     if exc.field in ("currentPassword", "newPassword"):
         return {exc.field: exc.message}
     return {"form": exc.message}

@@ -256,7 +256,9 @@ async def test_password_change_revokes_other_sessions(server: Server, alice: Acc
         "token"
     ]
     err = await alice.api.error(CHANGE_PASSWORD, c="wrong-password-1", n="new-password-42")
-    assert (err.code, err.field) == ("VALIDATION", "password")
+    assert (err.code, err.field) == ("VALIDATION", "currentPassword")
+    err = await alice.api.error(CHANGE_PASSWORD, c=PASSWORD, n="short")
+    assert (err.code, err.field) == ("VALIDATION", "newPassword")
     assert (await post(server.url, "{ me { username } }", other))["me"]
     await alice.api(CHANGE_PASSWORD, c=PASSWORD, n="new-password-42")
     with pytest.raises(GraphQLErrors) as raised:
