@@ -1,0 +1,242 @@
+"""Add-ons on the Swarm runtime (issue 16), on the real 3-node cluster of scripts/cluster.sh: a
+PostgreSQL add-on runs as a service pinned to one node (its volume's data stays there), the app's
+services reach it over their project's overlay through DATABASE_URL, and another project's
+services cannot. The cluster is brought up for this module and torn down afterwards, also when a
+test fails (one Swarm module at a time per machine: tests/support/cluster.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from backend import labels as L
+from backend.pomegranate.addons import AddonError, AddonSpec
+from backend.pomegranate.release import Process, ReleasePlan, release
+from backend.pomegranate.runtime import BuiltImage
+from backend.pomegranate.swarm_addons import NODE_LABEL, SwarmAddons, addon_service_name
+from backend.pomegranate.swarm_runtime import SwarmRuntime, overlay_name
+from backend.settings import Settings
+from tests.support.cluster import Cluster, swarm_cluster
+from tests.support.platform import tar_dir
+from tests.support.polling import within
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
+
+APPS = Path(__file__).resolve().parents[1] / "fixtures" / "apps"
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    with swarm_cluster() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def settings(cluster: Cluster) -> Settings:
+    return Settings(
+        runtime="swarm",
+        swarm_docker_url=cluster.manager_url,
+        swarm_registry_address=cluster.env["PAASTECH_SWARM_REGISTRY_ADDRESS"],
+    )
+
+
+@pytest.fixture(scope="module")
+async def runtime(settings: Settings) -> AsyncIterator[SwarmRuntime]:
+    rt = SwarmRuntime(settings)
+    yield rt
+    await rt.close()
+
+
+@pytest.fixture(scope="module")
+async def built(runtime: SwarmRuntime) -> AsyncIterator[BuiltImage]:
+    """The add-ons fixture app (notes in PostgreSQL), built once on this host by the isolated
+    builder and pushed to the registry; its image and build cache are removed afterwards."""
+
+    async def ignore(line: str) -> None:
+        pass
+
+    owner = f"swarm-addon-app-{uuid.uuid4().hex[:6]}"
+    yield await runtime.build(owner, 1, tar_dir(APPS / "addons"), ignore)
+    for tag in await runtime.list_images(owner):
+        with contextlib.suppress(Exception):
+            await runtime.remove_image(tag, force=True)
+    await runtime.remove_build_cache(owner)
+
+
+async def _remove_project(runtime: SwarmRuntime, name: str) -> None:
+    for info in await runtime.list_containers(name):
+        await runtime.remove(info.id)
+    async with within(60, f"the network of {name} to go"):
+        while True:
+            with contextlib.suppress(Exception):
+                await runtime.remove_project_network(name)
+            if (
+                await runtime._overlay(overlay_name(name, instance=runtime.settings.instance))
+                is None
+            ):
+                break
+            await asyncio.sleep(0.5)
+
+
+@pytest.fixture
+async def projects(runtime: SwarmRuntime) -> AsyncIterator[list[str]]:
+    """Two unique projects (the add-on's, and another Client's); removed afterwards."""
+    names = [f"s-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    yield names
+    for name in names:
+        await _remove_project(runtime, name)
+
+
+@pytest.fixture
+async def addons(runtime: SwarmRuntime, projects: list[str]) -> AsyncIterator[SwarmAddons]:
+    """The add-ons of a test, removed (service, data, network) before its projects go."""
+    made = SwarmAddons(runtime)
+    yield made
+    # The cluster is this module's: every add-on service on it is one of these tests'.
+    for service in await runtime.manager.services.list(filters={"label": [L.ADDON]}):
+        await made.remove(service["Spec"]["Labels"][L.ADDON])
+
+
+def app_plan(project: str, built: BuiltImage, database_url: str) -> ReleasePlan:
+    return ReleasePlan(
+        project=project,
+        application=1,
+        image=built.image,
+        processes=[Process("web", "python3 app.py", 1)],  # its Procfile
+        env={"DATABASE_URL": database_url},
+        port=5000,
+        hostnames=[f"{project}.{Settings().base_domain}"],
+        health_path="/health",
+        health_timeout=30.0,
+    )
+
+
+async def call(runtime: SwarmRuntime, project: str, method: str, path: str) -> httpx.Response:
+    """``method path`` to the project's web task, at its node's published port."""
+    running = [c for c in await runtime.list_containers(project) if c.running and c.host_port]
+    assert running, f"no running task of {project}"
+    node = running[0].labels["paastech.swarm.node"]
+    async with httpx.AsyncClient(timeout=20) as client:
+        return await client.request(method, f"http://{node}:{running[0].host_port}{path}")
+
+
+async def test_a_postgres_addon_is_pinned_to_one_node_and_serves_its_project_only(
+    runtime: SwarmRuntime,
+    built: BuiltImage,
+    projects: list[str],
+    addons: SwarmAddons,
+    settings: Settings,
+    cluster: Cluster,
+):
+    project, other = projects
+    name = f"postgresql-swarm-{secrets.randbelow(10**6)}"
+    password = secrets.token_urlsafe(24)
+    spec = AddonSpec(
+        name=name,
+        kind="postgres",
+        image="paastech/postgres:15",
+        password=password,
+        memory_mb=128,
+        projects=[project],
+        alias=name,
+    )
+    state = await addons.ensure(spec)
+    assert state.running and state.health == "healthy", state
+    assert state.projects == [project]
+
+    # One replica, pinned by a placement constraint to the node it was created on.
+    service = await addons._service(name)
+    assert service is not None
+    node = service["Spec"]["Labels"][NODE_LABEL]
+    task_template = service["Spec"]["TaskTemplate"]
+    assert task_template["Placement"]["Constraints"] == [f"node.id=={node}"]
+    assert service["Spec"]["Mode"] == {"Replicated": {"Replicas": 1}}
+    assert service["Spec"]["UpdateConfig"]["Order"] == "stop-first"
+    assert task_template["ContainerSpec"]["CapabilityDrop"] == ["ALL"]
+    mounts = task_template["ContainerSpec"]["Mounts"]
+    assert {"Type": "volume", "Target": "/var/lib/paastech/data"}.items() <= mounts[0].items()
+    assert mounts[0]["Source"] == f"{settings.instance}.addon.{name}"
+    nodes = {n["ID"]: n["Status"]["Addr"] for n in await runtime.manager.nodes.list()}
+    assert node in nodes
+    running = [t for t in await addons._tasks(name) if t["DesiredState"] == "running"]
+    assert [t["NodeID"] for t in running] == [node]
+    # Pulled on its node from the platform registry, at the address the nodes reach.
+    image = task_template["ContainerSpec"]["Image"]
+    assert image.startswith(f"{settings.swarm_registry_address}/paastech/addon-postgres:15")
+
+    # The app's service reaches it over the project's overlay, through DATABASE_URL.
+    url = f"postgres://app:{password}@{name}:5432/app"
+    await release(runtime, app_plan(project, built, url), _ignore, settings)
+    response = await call(runtime, project, "POST", "/notes?body=on-swarm")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"notes": ["on-swarm"]}
+    assert (await call(runtime, project, "GET", "/notes")).json() == {"notes": ["on-swarm"]}
+
+    # Another project (another Client's) is on another overlay: it cannot even resolve the name.
+    await release(runtime, app_plan(other, built, url), _ignore, settings)
+    refused = await call(runtime, other, "GET", "/notes")
+    assert refused.status_code == 500
+    assert "OperationalError" in refused.json()["error"], refused.text
+
+    # A new memory size updates the service in place: same node, same volume, the data is there.
+    spec.memory_mb = 192
+    state = await addons.ensure(spec)
+    assert state.running
+    service = await addons._service(name)
+    assert service["Spec"]["TaskTemplate"]["Resources"]["Limits"]["MemoryBytes"] == 192 << 20
+    running = [t for t in await addons._tasks(name) if t["DesiredState"] == "running"]
+    assert [t["NodeID"] for t in running] == [node]
+    body: dict = {}
+    async with within(60, lambda: f"the note read back after the update: {body}"):
+        while body.get("notes") != ["on-swarm"]:
+            with contextlib.suppress(httpx.HTTPError):
+                body = (await call(runtime, project, "GET", "/notes")).json()
+
+    # Detached from its project: the overlay is left, the app no longer reaches it.
+    spec.projects = []
+    state = await addons.ensure(spec)
+    assert state.running and state.projects == []
+    assert (await call(runtime, project, "GET", "/notes")).status_code == 500
+
+    # Removed: its service and own network go; a second remove is fine.
+    await addons.remove(name)
+    assert (await addons.status(name)).state == "missing"
+    assert await addons._service(name) is None
+    assert addons.own_network(name) not in {
+        n["Name"] for n in await runtime.manager.networks.list()
+    }
+    await addons.remove(name)
+
+
+async def test_bad_addon_input_changes_nothing(runtime: SwarmRuntime, addons: SwarmAddons):
+    before = {s["Spec"]["Name"] for s in await runtime.manager.services.list()}
+    good = dict(kind="postgres", image="paastech/postgres:15", memory_mb=64, projects=[])
+    with pytest.raises(ValueError, match="invalid add-on name"):
+        await addons.ensure(AddonSpec(name="../../etc", password="p" * 20, **good))
+    with pytest.raises(ValueError, match="password"):
+        await addons.ensure(AddonSpec(name="postgresql-bad-1", password="short", **good))
+    with pytest.raises(ValueError, match="unknown add-on kind"):
+        await addons.ensure(
+            AddonSpec(
+                name="postgresql-bad-2",
+                kind="mysql",
+                image="paastech/postgres:15",
+                password="p" * 20,
+                memory_mb=64,
+            )
+        )
+    with pytest.raises(AddonError, match="not available on the Swarm"):
+        await addons.restore("postgresql-bad-3", "postgres", b"")
+    assert {s["Spec"]["Name"] for s in await runtime.manager.services.list()} == before
+    assert addon_service_name("postgresql-bad-1", instance="paastech").startswith("paastech__")
+
+
+async def _ignore(line: str) -> None:
+    pass
