@@ -286,7 +286,7 @@ class SwarmAddons:
             else:
                 node = (existing["Spec"].get("Labels") or {}).get(NODE_LABEL, "")
                 wanted = self.service_spec(spec, image, node, own, projects)
-                if self._differs(existing["Spec"], wanted):
+                if await self._differs(existing, wanted):
                     await swarm_api.update_service(
                         self.manager,
                         existing["ID"],
@@ -301,38 +301,49 @@ class SwarmAddons:
         s = self.runtime.settings
         return {"username": s.registry_username, "password": s.resolved_registry_password()}
 
-    @staticmethod
-    def _differs(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
-        """Whether the service must be updated: another config, image or set of networks."""
-        labels = current.get("Labels") or {}
-        task = current.get("TaskTemplate") or {}
+    async def _differs(self, current: dict[str, Any], wanted: dict[str, Any]) -> bool:
+        """Whether the service must be updated: another config, image or set of networks (the
+        stored spec names its networks by id: compared by name)."""
+        labels = current["Spec"].get("Labels") or {}
+        task = current["Spec"].get("TaskTemplate") or {}
         image = (task.get("ContainerSpec") or {}).get("Image", "")
-        nets = sorted(n.get("Target", "") for n in task.get("Networks") or [])
         want_task = wanted["TaskTemplate"]
         return (
             labels.get(L.ADDON_CONFIG) != wanted["Labels"][L.ADDON_CONFIG]
             or image != want_task["ContainerSpec"]["Image"]
-            or nets != sorted(n["Target"] for n in want_task["Networks"])
+            or set(await self._network_names(current))
+            != {n["Target"] for n in want_task["Networks"]}
+        )
+
+    @staticmethod
+    def _is_wanted(task: dict[str, Any], wanted: dict[str, Any]) -> bool:
+        """Whether ``task`` runs the wanted spec: image, environment, memory and networks (an old
+        task may still be listed running right after an update)."""
+        spec = task.get("Spec") or {}
+        container = spec.get("ContainerSpec") or {}
+        want = wanted["TaskTemplate"]
+        networks = {
+            ((a.get("Network") or {}).get("Spec") or {}).get("Name", "")
+            for a in task.get("NetworksAttachments") or []
+        }
+        memory = ((spec.get("Resources") or {}).get("Limits") or {}).get("MemoryBytes")
+        return (
+            container.get("Image") == want["ContainerSpec"]["Image"]
+            and set(container.get("Env") or []) == set(want["ContainerSpec"]["Env"])
+            and memory == want["Resources"]["Limits"]["MemoryBytes"]
+            and networks == {n["Target"] for n in want["Networks"]}
         )
 
     async def _wait_ready(self, name: str, wanted: dict[str, Any]) -> None:
-        """Until a task of the wanted image and networks runs (healthy: Swarm gates it)."""
+        """Until a task of the wanted spec runs (healthy: Swarm gates it on the health check)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + READY_TIMEOUT
-        want_nets = {n["Target"] for n in wanted["TaskTemplate"]["Networks"]}
         while True:
             last = ""
             for task in await self._tasks(name):
                 status = task.get("Status") or {}
-                task_spec = task.get("Spec") or {}
-                nets = {n.get("Target", "") for n in task_spec.get("Networks") or []}
-                # Task network targets are ids: compare through the attachments' names.
-                names = {
-                    ((a.get("Network") or {}).get("Spec") or {}).get("Name", "")
-                    for a in task.get("NetworksAttachments") or []
-                }
-                current = task.get("DesiredState") == "running"
-                if current and status.get("State") == "running" and want_nets <= (names | nets):
+                running = task.get("DesiredState") == "running" and status.get("State") == "running"
+                if running and self._is_wanted(task, wanted):
                     return
                 last = status.get("Err") or status.get("Message") or last
             if loop.time() >= deadline:

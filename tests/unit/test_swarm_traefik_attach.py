@@ -195,3 +195,23 @@ def test_addon_names_never_collide_with_a_project_s_services():
 )
 def test_addon_images_are_published_under_their_own_repository(image, pushed):
     assert registry_image(image, "127.0.0.1:5050") == pushed
+
+
+def test_only_a_task_of_the_new_spec_counts_as_ready_after_an_update():
+    s = settings()
+    addons = SwarmAddons(SwarmRuntime(s))
+    own = addons.own_network("postgresql-shop-42")
+    shop = overlay_name("shop", instance=s.instance)
+    image = "10.0.0.1:5050/paastech/addon-postgres:15"
+    old = addons.service_spec(addon_spec(), image, "n1", own, {shop: "shop"})
+    new = addons.service_spec(addon_spec(memory_mb=192), image, "n1", own, {shop: "shop"})
+    detached = addons.service_spec(addon_spec(projects=[]), image, "n1", own, {})
+
+    def task(spec: dict, networks: list[str]) -> dict:
+        attachments = [{"Network": {"Spec": {"Name": n}}} for n in networks]
+        return {"Spec": spec["TaskTemplate"], "NetworksAttachments": attachments}
+
+    assert addons._is_wanted(task(new, [own, shop]), new)
+    assert not addons._is_wanted(task(old, [own, shop]), new)  # the old memory limit
+    assert not addons._is_wanted(task(old, [own, shop]), detached)  # still on the project's
+    assert addons._is_wanted(task(detached, [own]), detached)
