@@ -12,11 +12,13 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from backend import labels as L
+from backend.pomegranate import swarm_traefik
 from backend.pomegranate.addons import AddonError, AddonSpec
 from backend.pomegranate.release import Process, ReleasePlan, release
 from backend.pomegranate.runtime import BuiltImage
@@ -240,3 +242,74 @@ async def test_bad_addon_input_changes_nothing(runtime: SwarmRuntime, addons: Sw
 
 async def _ignore(line: str) -> None:
     pass
+
+
+async def test_traefik_s_container_joins_each_project_overlay_and_reaches_its_tasks(
+    runtime: SwarmRuntime, built: BuiltImage, projects: list[str], settings: Settings
+):
+    """Traefik's Swarm provider sends a request to a task at its address on the network named by
+    the service's traefik.swarm.network label. Traefik's image is not reachable from here, so a
+    container of the app's image stands in its place on the manager (what the label, the network
+    and the reachability are does not depend on which program asks)."""
+    project, other = projects
+    manager = runtime.manager
+    image = runtime.node_image(built.image)
+    await manager.images.pull(image, auth=SwarmAddons(runtime)._auth())
+    name = f"traefik-standin-{uuid.uuid4().hex[:6]}"
+    standin = await manager.containers.run(
+        {"Image": image, "Cmd": ["sleep", "600"], "Labels": {"paastech.test": "swarm"}},
+        name=name,
+    )
+    wired = SwarmRuntime(settings.model_copy(update={"swarm_traefik_container": name}))
+    try:
+        plan = app_plan(project, built, "postgres://nowhere/app")
+        await release(wired, plan, _ignore, settings)
+        network = overlay_name(project, instance=settings.instance)
+        service = await wired._service(f"{settings.instance}_{project}_web")
+        assert service["Spec"]["Labels"]["traefik.swarm.network"] == network
+        # Joined on create (attachable for it), and nothing else: not another project's overlay.
+        assert (await (await manager.networks.get(network)).show())["Attachable"] is True
+        assert await swarm_traefik.attached(manager, name) == {"bridge", network}
+        # As Traefik's provider does: the task's address on that network, and the labelled port.
+        tasks = [
+            t for t in await wired._tasks(service["Spec"]["Name"]) if t["DesiredState"] == "running"
+        ]
+        address = next(
+            a["Addresses"][0].split("/")[0]
+            for a in tasks[0]["NetworksAttachments"]
+            if a["Network"]["Spec"]["Name"] == network
+        )
+        port = service["Spec"]["Labels"][
+            f"traefik.http.services.{project}.loadbalancer.server.port"
+        ]
+        probe = f"import urllib.request as u; print(u.urlopen('http://{address}:{port}/health', timeout=5).status)"
+        code, out = await _exec(standin, ["python3", "-c", probe])
+        assert (code, out.strip()) == (0, "200"), out
+        # The other project's overlay, created without the setting, is not attachable or joined.
+        await release(runtime, app_plan(other, built, "postgres://nowhere/app"), _ignore, settings)
+        assert overlay_name(other, instance=settings.instance) not in await swarm_traefik.attached(
+            manager, name
+        )
+        # The project goes: Traefik is disconnected first, then its overlay is removed.
+        for info in await wired.list_containers(project):
+            await wired.remove(info.id)
+        async with within(60, f"the overlay of {project} to go"):
+            while True:
+                with contextlib.suppress(Exception):
+                    await wired.remove_project_network(project)
+                if await wired._overlay(network) is None:
+                    break
+                await asyncio.sleep(0.5)
+        assert await swarm_traefik.attached(manager, name) == {"bridge"}
+    finally:
+        await standin.delete(force=True)
+        await wired.close()
+
+
+async def _exec(container: Any, command: list[str]) -> tuple[int, str]:
+    execution = await container.exec(command, stdout=True, stderr=True)
+    out = bytearray()
+    async with execution.start(detach=False) as stream:
+        while (message := await stream.read_out()) is not None:
+            out.extend(message.data)
+    return int((await execution.inspect()).get("ExitCode") or 0), out.decode(errors="replace")
