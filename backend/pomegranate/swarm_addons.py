@@ -54,6 +54,8 @@ from backend.pomegranate.swarm_runtime import SwarmRuntime
 
 NODE_LABEL = "paastech.addon.node"  # the node id the add-on (and its volume) is pinned to
 WIPE_TIMEOUT = 60.0
+# Task states after which its container no longer runs.
+STOPPED_STATES = {"complete", "shutdown", "failed", "rejected", "orphaned", "remove"}
 POLL_SECONDS = 0.5
 
 
@@ -439,23 +441,60 @@ class SwarmAddons:
                 spec = service["Spec"]
                 node = (spec.get("Labels") or {}).get(NODE_LABEL, "")
                 image = spec["TaskTemplate"]["ContainerSpec"]["Image"]
+                await self._stop(name, service)
                 with contextlib.suppress(DockerError):
                     await self.manager.services.delete(service["ID"])
-                await self._wait_tasks_gone(name)
                 if node:
                     await self._wipe(name, node, image)
-            with contextlib.suppress(DockerError):
-                network = await self.manager.networks.get(self.own_network(name))
-                if ((await network.show()).get("Labels") or {}).get(L.ADDON) == name:
-                    await network.delete()
+            await self._remove_own_network(name)
 
-    async def _wait_tasks_gone(self, name: str) -> None:
+    async def _remove_own_network(self, name: str) -> None:
+        """Delete the add-on's own overlay; the manager refuses while the removed service's
+        endpoint is still being cleaned up on the node, so retry that for a while."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WIPE_TIMEOUT
+        while True:
+            try:
+                network = await self.manager.networks.get(self.own_network(name))
+                if ((await network.show()).get("Labels") or {}).get(L.ADDON) != name:
+                    return  # not ours: left alone
+                await network.delete()
+                return
+            except DockerError as exc:
+                if exc.status == 404:
+                    return
+                if exc.status not in (403, 409) or loop.time() >= deadline:
+                    raise AddonError(
+                        f"network {self.own_network(name)} not removed: {exc.message}"
+                    ) from exc
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def _stop(self, name: str, service: dict[str, Any]) -> None:
+        """Scale the service to 0 and wait until its server has stopped (a database flushes on
+        SIGTERM): once the service is deleted its tasks are no longer listed, while the node may
+        still be stopping the container, which must be over before the volume is wiped."""
+        spec = copy.deepcopy(service["Spec"])
+        spec["Mode"] = {"Replicated": {"Replicas": 0}}
+        try:
+            await swarm_api.update_service(
+                self.manager,
+                service["ID"],
+                service["Version"]["Index"],
+                spec,
+                self.runtime._auth_header(),
+            )
+        except DockerError as exc:
+            if exc.status != 404:
+                raise
+            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + WIPE_TIMEOUT
         while loop.time() < deadline:
-            if not await self._tasks(name):  # the server stopped: its volume is free
+            states = {(t.get("Status") or {}).get("State") for t in await self._tasks(name)}
+            if states <= STOPPED_STATES:
                 return
             await asyncio.sleep(POLL_SECONDS)
+        raise AddonError(f"the add-on {name} did not stop in {WIPE_TIMEOUT:g}s")
 
     async def _wipe(self, name: str, node: str, image: str) -> None:
         """A one-shot job on the add-on's node, as the image's user, that empties its volume."""
