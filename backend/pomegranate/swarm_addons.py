@@ -155,6 +155,12 @@ class SwarmAddons:
             await docker.images.push(repository, tag=tag, auth=auth)
         except DockerError as exc:
             raise AddonError(f"could not publish {image} to the registry: {exc.message}") from exc
+        finally:
+            # Untag only (by name, not id): the registry has it now, and an image removed by id
+            # with -f (e.g. a cleanup of everything from the registry) would take the
+            # platform's own paastech/<kind> tag with it.
+            with contextlib.suppress(DockerError):
+                await docker.images.delete(target, noprune=True)
         self._published[image] = self.runtime.node_image(target)
         return self._published[image]
 

@@ -152,6 +152,11 @@ async def test_a_postgres_addon_is_pinned_to_one_node_and_serves_its_project_onl
     state = await addons.ensure(spec)
     assert state.running and state.health == "healthy", state
     assert state.projects == [project]
+    # Published to the registry and untagged again on the host: the host's own image keeps
+    # its only tag (a cleanup by image id of the registry's copies must not take it along).
+    host_tags = {t for i in await runtime.docker.images.list() for t in i.get("RepoTags") or []}
+    assert "paastech/postgres:15" in host_tags
+    assert not any("/paastech/addon-postgres:" in t for t in host_tags), host_tags
 
     # One replica, pinned by a placement constraint to the node it was created on.
     service = await addons._service(name)
