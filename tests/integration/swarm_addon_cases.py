@@ -1,8 +1,11 @@
-"""Add-ons on the Swarm runtime (issue 16), on the real 3-node cluster of scripts/cluster.sh: a
-PostgreSQL add-on runs as a service pinned to one node (its volume's data stays there), the app's
-services reach it over their project's overlay through DATABASE_URL, and another project's
-services cannot. The cluster is brought up for this module and torn down afterwards, also when a
-test fails (one Swarm module at a time per machine: tests/support/cluster.py)."""
+"""Add-ons and Traefik's overlay attachments on the Swarm runtime (issue 16), on the real 3-node
+cluster of scripts/cluster.sh: a PostgreSQL add-on runs as a service pinned to one node (its
+volume's data stays there), the app's services reach it over their project's overlay through
+DATABASE_URL, and another project's services cannot.
+
+Not a test module of its own: the cluster is one per machine and `make test` runs modules in
+parallel workers, so these cases run in test_swarm_runtime.py (which imports them) on its cluster
+and with its fixtures (cluster, settings, runtime)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import asyncio
 import contextlib
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,39 +28,15 @@ from backend.pomegranate.runtime import BuiltImage
 from backend.pomegranate.swarm_addons import NODE_LABEL, SwarmAddons, addon_service_name
 from backend.pomegranate.swarm_runtime import SwarmRuntime, overlay_name
 from backend.settings import Settings
-from tests.support.cluster import Cluster, swarm_cluster
+from tests.support.cluster import Cluster
 from tests.support.platform import tar_dir
 from tests.support.polling import within
-
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
 APPS = Path(__file__).resolve().parents[1] / "fixtures" / "apps"
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    with swarm_cluster() as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def settings(cluster: Cluster) -> Settings:
-    return Settings(
-        runtime="swarm",
-        swarm_docker_url=cluster.manager_url,
-        swarm_registry_address=cluster.env["PAASTECH_SWARM_REGISTRY_ADDRESS"],
-    )
-
-
-@pytest.fixture(scope="module")
-async def runtime(settings: Settings) -> AsyncIterator[SwarmRuntime]:
-    rt = SwarmRuntime(settings)
-    yield rt
-    await rt.close()
-
-
-@pytest.fixture(scope="module")
-async def built(runtime: SwarmRuntime) -> AsyncIterator[BuiltImage]:
+async def addon_app(runtime: SwarmRuntime) -> AsyncIterator[BuiltImage]:
     """The add-ons fixture app (notes in PostgreSQL), built once on this host by the isolated
     builder and pushed to the registry; its image and build cache are removed afterwards."""
 
@@ -88,7 +67,7 @@ async def _remove_project(runtime: SwarmRuntime, name: str) -> None:
 
 
 @pytest.fixture
-async def projects(runtime: SwarmRuntime) -> AsyncIterator[list[str]]:
+async def two_projects(runtime: SwarmRuntime) -> AsyncIterator[list[str]]:
     """Two unique projects (the add-on's, and another Client's); removed afterwards."""
     names = [f"s-{uuid.uuid4().hex[:8]}" for _ in range(2)]
     yield names
@@ -97,7 +76,9 @@ async def projects(runtime: SwarmRuntime) -> AsyncIterator[list[str]]:
 
 
 @pytest.fixture
-async def addons(runtime: SwarmRuntime, projects: list[str]) -> AsyncIterator[SwarmAddons]:
+async def swarm_addons(
+    runtime: SwarmRuntime, two_projects: list[str]
+) -> AsyncIterator[SwarmAddons]:
     """The add-ons of a test, removed (service, data, network) before its projects go."""
     made = SwarmAddons(runtime)
     yield made
@@ -131,13 +112,14 @@ async def call(runtime: SwarmRuntime, project: str, method: str, path: str) -> h
 
 async def test_a_postgres_addon_is_pinned_to_one_node_and_serves_its_project_only(
     runtime: SwarmRuntime,
-    built: BuiltImage,
-    projects: list[str],
-    addons: SwarmAddons,
+    addon_app: BuiltImage,
+    two_projects: list[str],
+    swarm_addons: SwarmAddons,
     settings: Settings,
     cluster: Cluster,
 ):
-    project, other = projects
+    built, addons = addon_app, swarm_addons
+    project, other = two_projects
     name = f"postgresql-swarm-{secrets.randbelow(10**6)}"
     password = secrets.token_urlsafe(24)
     spec = AddonSpec(
@@ -222,7 +204,8 @@ async def test_a_postgres_addon_is_pinned_to_one_node_and_serves_its_project_onl
     await addons.remove(name)
 
 
-async def test_bad_addon_input_changes_nothing(runtime: SwarmRuntime, addons: SwarmAddons):
+async def test_bad_addon_input_changes_nothing(runtime: SwarmRuntime, swarm_addons: SwarmAddons):
+    addons = swarm_addons
     before = {s["Spec"]["Name"] for s in await runtime.manager.services.list()}
     good = dict(kind="postgres", image="paastech/postgres:15", memory_mb=64, projects=[])
     with pytest.raises(ValueError, match="invalid add-on name"):
@@ -250,8 +233,9 @@ async def _ignore(line: str) -> None:
 
 
 async def test_traefik_s_container_joins_each_project_overlay_and_reaches_its_tasks(
-    runtime: SwarmRuntime, built: BuiltImage, projects: list[str], settings: Settings
+    runtime: SwarmRuntime, addon_app: BuiltImage, two_projects: list[str], settings: Settings
 ):
+    built, projects = addon_app, two_projects
     """Traefik's Swarm provider sends a request to a task at its address on the network named by
     the service's traefik.swarm.network label. Traefik's image is not reachable from here, so a
     container of the app's image stands in its place on the manager (what the label, the network
