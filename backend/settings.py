@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     swarm_stats_docker_urls: list[str] = Field(default_factory=list)
     # The platform registry as the Swarm nodes reach it ("host:port"); empty: registry_address.
     swarm_registry_address: str = ""
+    # Traefik's container on the Swarm manager (traefik/compose.swarm.yaml names it
+    # paastech-traefik); Pomegranate connects it to each project's overlay network, made
+    # attachable for it, so Traefik's Swarm provider reaches the tasks. Empty: nothing attached.
+    swarm_traefik_container: str = ""
     # The platform operator's secret (issue 16): sent as X-PaaSTech-Operator-Token, it alone
     # opens the node API (GraphQL nodes, drainNode, ...); empty (the default) or shorter than 32
     # characters: that API answers FORBIDDEN to everyone. A Client's login never opens it.

@@ -79,9 +79,10 @@ def gitd(plat, port: int) -> Iterator[None]:
 
 
 @asynccontextmanager
-async def pushing_platform(tmp: Path) -> AsyncIterator[tuple[Session, Git]]:
+async def pushing_platform(tmp: Path, **settings: object) -> AsyncIterator[tuple[Session, Git]]:
     """A platform with gitd (tests/support, data in ``tmp``), a signed-up Client whose fresh key
-    is registered, and git set to push with it; the Client's projects are removed afterwards."""
+    is registered, and git set to push with it; the Client's projects are removed afterwards.
+    ``settings`` go to every platform process (bench/swarm_push.py: the Swarm runtime)."""
     from tests.support.platform import platform
     from tests.support.servers import free_port
 
@@ -95,6 +96,7 @@ async def pushing_platform(tmp: Path) -> AsyncIterator[tuple[Session, Git]]:
             health_check_timeout_seconds=60,
             reconcile_interval_seconds=86_400,
             gitd_port=port,
+            **settings,
         ) as plat,
         gitd(plat, port),
     ):

@@ -25,6 +25,7 @@ MODULES = [
     "bench.recovery",  # issue 20
     "bench.platform_memory",  # issue 17
     "bench.swarm",  # issue 16
+    "bench.swarm_push",  # issue 16: git push to live, Swarm vs one engine
     "bench.scale",  # issue 17: not in the default run (minutes); --only scale
 ]
 

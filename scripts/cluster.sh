@@ -123,7 +123,10 @@ up_swarm() {
     for n in $(seq 2 "$NODES"); do
         state=$(dk "$n" info --format '{{.Swarm.LocalNodeState}}')
         if [ "$state" != active ]; then
-            dk "$n" swarm join --token "$token" --advertise-addr "$(node_ip "$n")" "$(node_ip 1):2377" >/dev/null
+            # The manager may not accept on 2377 yet right after init ("connection refused",
+            # seen once in a row of runs): retry for a while; a refused join leaves no state.
+            join() { dk "$n" swarm join --token "$token" --advertise-addr "$(node_ip "$n")" "$(node_ip 1):2377"; }
+            wait_for 30 join || { echo "cluster.sh: node $n could not join" >&2; join >&2; exit 1; }
         fi
     done
     ready() { [ "$(dk 1 node ls --format '{{.Status}}' | grep -c Ready)" -ge "$NODES" ]; }

@@ -34,6 +34,14 @@ case "${PAASTECH_RUNTIME:-docker}" in
             /# <<< docker provider/ { skip = 0; next }
             !skip' "$out" >"$out.swarm"
         mv "$out.swarm" "$out"
+        # Off host networking (compose.swarm.yaml), the platform's routes go to the host's
+        # address on Traefik's bridge instead of 127.0.0.1.
+        addr="${PAASTECH_PLATFORM_ADDRESS:-}"
+        case "$addr" in
+            *[!A-Za-z0-9.:-]*) echo "start.sh: unexpected characters in PAASTECH_PLATFORM_ADDRESS" >&2; exit 2 ;;
+            ?*) sed "s|http://127\.0\.0\.1:|http://$addr:|" "$routes/platform.yml" >"$routes/platform.yml.tmp"
+                mv "$routes/platform.yml.tmp" "$routes/platform.yml" ;;
+        esac
         ;;
     *) echo "start.sh: PAASTECH_RUNTIME is docker or swarm" >&2; exit 2 ;;
 esac

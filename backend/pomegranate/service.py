@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiodocker
 import grpc
@@ -58,6 +58,9 @@ from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc import pomegranate_pb2_grpc as pb_grpc
 from backend.rpc.servicer import ServicerContext
 from backend.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from backend.pomegranate.swarm_addons import SwarmAddons
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +133,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
         self._oneoffs: set[str] = set()
         self._oneoffs_starting: defaultdict[str, int] = defaultdict(int)
         self._detached: set[asyncio.Task[Any]] = set()
-        self._addons: DockerAddons | None = None
+        self._addons: DockerAddons | SwarmAddons | None = None
 
     # ------------------------------------------------------------------------------ helpers
 
@@ -406,10 +409,15 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
     # ------------------------------------------------------------------------------ add-ons
 
     @property
-    def addons(self) -> DockerAddons:
+    def addons(self) -> DockerAddons | SwarmAddons:
         if self._addons is None:
             from backend.pomegranate.docker_runtime import DockerRuntime
+            from backend.pomegranate.swarm_addons import SwarmAddons
+            from backend.pomegranate.swarm_runtime import SwarmRuntime
 
+            if isinstance(self.runtime, SwarmRuntime):  # issue 16: a service pinned to a node
+                self._addons = SwarmAddons(self.runtime)
+                return self._addons
             if not isinstance(self.runtime, DockerRuntime):
                 raise BadRequest("add-ons need the Docker runtime")
             self._addons = DockerAddons(self.runtime)

@@ -46,7 +46,7 @@ import aiohttp
 from aiodocker.exceptions import DockerError
 
 from backend import labels as L
-from backend.pomegranate import swarm_api
+from backend.pomegranate import swarm_api, swarm_traefik
 from backend.pomegranate.docker_runtime import (
     RESTART_POLICY,
     DockerRuntime,
@@ -308,7 +308,8 @@ class SwarmRuntime(DockerRuntime):
     # ---------------------------------------------------------------------------------- network
 
     async def ensure_overlay(self, project: str) -> str:
-        """The project's overlay network on the Swarm (not attachable: only its services join).
+        """The project's overlay network on the Swarm: only its services join it, and Traefik's
+        container when one is configured (then it is attachable: swarm_traefik.py).
         The release phase and one-off commands run on the host engine, on the project's bridge
         network there (DockerRuntime.ensure_project_network, inherited)."""
         name = overlay_name(project, instance=self.settings.instance)
@@ -323,7 +324,8 @@ class SwarmRuntime(DockerRuntime):
                             "Name": name,
                             "Driver": "overlay",
                             "CheckDuplicate": True,
-                            "Attachable": False,
+                            # Attachable only for Traefik's container to join (swarm_traefik.py).
+                            "Attachable": bool(self.settings.swarm_traefik_container),
                             "Labels": wanted,
                         }
                     )
@@ -334,7 +336,15 @@ class SwarmRuntime(DockerRuntime):
             labels = (existing or {}).get("Labels") or {}
             if existing is None or any(labels.get(k) != v for k, v in wanted.items()):
                 raise NetworkError(f"network {name} exists but is not project {project}'s")
+            if self.settings.swarm_traefik_container:
+                await self._attach_traefik(name)
         return name
+
+    async def _attach_traefik(self, network: str) -> None:
+        try:
+            await swarm_traefik.attach(self.manager, self.settings.swarm_traefik_container, network)
+        except DockerError as exc:
+            raise NetworkError(f"Traefik could not join network {network}: {exc.message}") from exc
 
     async def _overlay(self, name: str) -> dict[str, Any] | None:
         try:
@@ -351,6 +361,8 @@ class SwarmRuntime(DockerRuntime):
         name = overlay_name(project, instance=self.settings.instance)
         if await self._overlay(name) is None:
             return
+        if self.settings.swarm_traefik_container:  # a network with an endpoint cannot go
+            await swarm_traefik.detach(self.manager, self.settings.swarm_traefik_container, name)
         try:
             await (await self.manager.networks.get(name)).delete()
         except DockerError as exc:

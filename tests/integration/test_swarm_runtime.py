@@ -34,12 +34,29 @@ from backend.pomegranate.runtime import BuiltImage, RuntimeEvent
 from backend.pomegranate.swarm_nodes import NodeError, NodeNotFound, SwarmNodes
 from backend.pomegranate.swarm_runtime import SwarmRuntime, overlay_name, service_name
 from backend.settings import Settings
+from tests.integration.swarm_addon_cases import (  # run here, on this module's cluster
+    addon_app,
+    swarm_addons,
+    test_a_postgres_addon_is_pinned_to_one_node_and_serves_its_project_only,
+    test_bad_addon_input_changes_nothing,
+    test_traefik_s_container_joins_each_project_overlay_and_reaches_its_tasks,
+    two_projects,
+)
 from tests.support.cluster import SCRIPT, Cluster, swarm_cluster
 from tests.support.platform import tar_dir
 from tests.support.polling import within
 from tests.support.servers import ROOT, free_port, stop_process
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
+# Imported, so collected and run here (tests/integration/swarm_addon_cases.py says why).
+__all__ = [
+    "addon_app",
+    "swarm_addons",
+    "test_a_postgres_addon_is_pinned_to_one_node_and_serves_its_project_only",
+    "test_bad_addon_input_changes_nothing",
+    "test_traefik_s_container_joins_each_project_overlay_and_reaches_its_tasks",
+    "two_projects",
+]
 
 APPS = Path(__file__).resolve().parents[1] / "fixtures" / "apps"
 HEALTH_TIMEOUT = 20.0
