@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from aiodocker.exceptions import DockerError
@@ -400,11 +400,11 @@ class SwarmAddons:
     async def node_of(self, name: str) -> str:
         """The id of the node the add-on is pinned to ("" when it has no service)."""
         service = await self._service(name)
-        return ((service or {}).get("Spec", {}).get("Labels") or {}).get(NODE_LABEL, "")
+        return str(((service or {}).get("Spec", {}).get("Labels") or {}).get(NODE_LABEL, ""))
 
     # ------------------------------------------------------------------------------ logs
 
-    async def logs(self, name: str, *, tail: int, follow: bool) -> AsyncIterator[str]:
+    async def logs(self, name: str, *, tail: int, follow: bool) -> AsyncGenerator[str]:
         """The server's output lines (its current task's, through the manager)."""
         check_name(name)
         if await self._service(name) is None:
@@ -428,7 +428,7 @@ class SwarmAddons:
             check_name(name)
         return dict.fromkeys(names, -1)
 
-    async def backup(self, name: str, kind: str) -> AsyncIterator[bytes]:
+    async def backup(self, name: str, kind: str) -> AsyncGenerator[bytes]:
         raise AddonError("add-on backups are not available on the Swarm runtime yet")
         yield b""  # pragma: no cover - makes this an async generator like DockerAddons.backup
 
