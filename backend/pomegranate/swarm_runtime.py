@@ -46,15 +46,13 @@ import aiohttp
 from aiodocker.exceptions import DockerError
 
 from backend import labels as L
-from backend.pomegranate import swarm_api
-from backend.pomegranate.docker_runtime import (
-    RESTART_POLICY,
-    DockerRuntime,
-    NetworkError,
-    _LineSplitter,
-    _parse_time,
-    run_as_user,
-)
+from backend.engine.engine import task_logs, update_service
+from backend.engine.inspect import parse_time
+from backend.engine.logs import LineSplitter
+from backend.pomegranate.container_config import RESTART_POLICY, run_as_user
+from backend.pomegranate.docker_runtime import DockerRuntime
+from backend.pomegranate.images import image_user
+from backend.pomegranate.networks import NetworkError, delete_network, get_network
 from backend.pomegranate.procfile import shell_command
 from backend.pomegranate.reconciler import DesiredProject, ReconcileResult
 from backend.pomegranate.release import Process, ReleaseFailed, ReleasePlan, ReleaseResult
@@ -312,10 +310,9 @@ class SwarmRuntime(DockerRuntime):
         The release phase and one-off commands run on the host engine, on the project's bridge
         network there (DockerRuntime.ensure_project_network, inherited)."""
         name = overlay_name(project, instance=self.settings.instance)
-        wanted = self._network_labels(project)
-        lock = self._network_locks.setdefault(name, asyncio.Lock())
-        async with lock:
-            existing = await self._overlay(name)
+        wanted = self.networks.labels(project)
+        async with self.networks.lock(name):
+            existing = await get_network(self.manager, name)
             if existing is None:
                 try:
                     await self.manager.networks.create(
@@ -330,34 +327,18 @@ class SwarmRuntime(DockerRuntime):
                 except DockerError as exc:
                     if exc.status != 409:  # 409: created meanwhile; its labels are checked below
                         raise
-                existing = await self._overlay(name)
+                existing = await get_network(self.manager, name)
             labels = (existing or {}).get("Labels") or {}
             if existing is None or any(labels.get(k) != v for k, v in wanted.items()):
                 raise NetworkError(f"network {name} exists but is not project {project}'s")
         return name
 
-    async def _overlay(self, name: str) -> dict[str, Any] | None:
-        try:
-            data: dict[str, Any] = await (await self.manager.networks.get(name)).show()
-        except DockerError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return data if data.get("Name") == name else None
-
     async def remove_project_network(self, project: str) -> None:
         """Both of the project's networks: the overlay, and the host engine's bridge."""
         await super().remove_project_network(project)
         name = overlay_name(project, instance=self.settings.instance)
-        if await self._overlay(name) is None:
-            return
-        try:
-            await (await self.manager.networks.get(name)).delete()
-        except DockerError as exc:
-            if exc.status in (403, 409):
-                log.warning("network %s not removed: %s", name, exc.message)
-            elif exc.status != 404:
-                raise
+        if await get_network(self.manager, name) is not None:
+            await delete_network(self.manager, name)
 
     # ---------------------------------------------------------------------------------- services
 
@@ -391,12 +372,12 @@ class SwarmRuntime(DockerRuntime):
         when a service does not converge: an updated one has been rolled back by Swarm (the old
         release keeps serving), a new one is removed."""
         await self.ensure_image(plan.image)  # refuses forbidden labels; gives the image's USER
-        image_user = await self._image_user(plan.image)
+        user = await image_user(self.docker, plan.image)
         network = await self.ensure_overlay(plan.project)
         wanted = [p for p in plan.processes if p.type != L.RELEASE_PROCESS]
         previous: set[int] = set()
         for process in wanted:
-            spec = self.service_spec(plan, process, network, image_user)
+            spec = self.service_spec(plan, process, network, user)
             name = spec["Name"]
             lock = self._service_locks.setdefault(name, asyncio.Lock())
             async with lock:
@@ -416,7 +397,7 @@ class SwarmRuntime(DockerRuntime):
                     if old.get(L.APPLICATION, "").isdigit():
                         previous.add(int(old[L.APPLICATION]))
                     await on_log(f"Updating service {name} ({process.replicas} replicas)")
-                    await swarm_api.update_service(
+                    await update_service(
                         self.manager,
                         existing["ID"],
                         existing["Version"]["Index"],
@@ -610,7 +591,7 @@ class SwarmRuntime(DockerRuntime):
             host_port=published if running else None,
             exit_code=int(exit_code) if exit_code is not None and not running else None,
             oom_killed=False,
-            started_at=_parse_time(status.get("Timestamp")) if running else None,
+            started_at=parse_time(status.get("Timestamp")) if running else None,
             image=str(((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Image", "")),
             labels=labels,
             networks=[
@@ -691,7 +672,7 @@ class SwarmRuntime(DockerRuntime):
         spec = service["Spec"]
         template = spec["TaskTemplate"]
         template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
-        await swarm_api.update_service(
+        await update_service(
             self.manager, service["ID"], service["Version"]["Index"], spec, self._auth_header()
         )
         replicas = int(((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas") or 1)
@@ -742,10 +723,8 @@ class SwarmRuntime(DockerRuntime):
             async for line in super().logs(container_id, follow=follow, tail=tail):
                 yield line
             return
-        splitter = _LineSplitter()
-        async with swarm_api.task_logs(
-            self.manager, container_id, follow=follow, tail=tail
-        ) as stream:
+        splitter = LineSplitter()
+        async with task_logs(self.manager, container_id, follow=follow, tail=tail) as stream:
             while True:
                 try:
                     header = await stream.readexactly(8)

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from backend import labels as L
+from backend.pomegranate.networks import get_network
 from backend.pomegranate.reconciler import DesiredProject, reconcile
 from backend.pomegranate.release import (
     Process,
@@ -134,7 +135,9 @@ async def project(runtime: SwarmRuntime) -> AsyncIterator[str]:
             with contextlib.suppress(Exception):
                 await runtime.remove_project_network(name)
             if (
-                await runtime._overlay(overlay_name(name, instance=runtime.settings.instance))
+                await get_network(
+                    runtime.manager, overlay_name(name, instance=runtime.settings.instance)
+                )
                 is None
             ):
                 break
