@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import grpc
 
-from backend.errors import ProcessUnhealthy, Unavailable, ValidationFailed
+from backend.errors import Conflict, NotFound, ProcessUnhealthy, Unavailable, ValidationFailed
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc import pomegranate_pb2_grpc as pb_grpc
 from backend.rpc import pomegranate_types as t
@@ -158,10 +159,10 @@ class PomegranateClient:
         reply = await self._unary("ListProcesses", pb.ProjectRef(project=project))
         return [_container(c) for c in reply.containers]  # type: ignore[attr-defined]
 
-    async def sample_stats(self) -> list[pb.ContainerStats]:
+    async def sample_stats(self) -> list[t.ContainerStats]:
         """Issue 18: one stats reading of every running app container."""
-        reply = await self._unary("SampleStats", pb.StatsRequest())
-        return list(reply.containers)  # type: ignore[attr-defined]
+        reply = cast(pb.StatsSample, await self._unary("SampleStats", pb.StatsRequest()))
+        return [_container_stats(c) for c in reply.containers]
 
     async def restart_processes(
         self, project: str, application: int, process: str, replica: int, health_timeout: float
@@ -272,14 +273,14 @@ class PomegranateClient:
 
     async def addon_logs(
         self, name: str, kind: str, tail: int, follow: bool
-    ) -> AsyncIterator[pb.LogLine]:
+    ) -> AsyncIterator[t.LogLine]:
         request = pb.AddonLogsRequest(
             ref=pb.AddonRef(name=name, kind=kind), tail=tail, follow=follow
         )
         call = self.stub.AddonLogs(request, metadata=call_metadata())
         try:
             async for line in call:
-                yield line
+                yield t.LogLine(line.process, line.replica, line.application, line.line)
         except grpc.aio.AioRpcError as exc:
             raise _addon_failure(exc) from exc
         finally:
@@ -312,6 +313,37 @@ class PomegranateClient:
             await self.stub.RestoreAddon(chunks(), metadata=call_metadata(), timeout=1800)
         except grpc.aio.AioRpcError as exc:
             raise _addon_failure(exc) from exc
+
+    # ---------------------------------------------------------------------- nodes (issue 16)
+
+    async def _node_call(
+        self, method: str, request: pb.Empty | pb.NodeRef, deadline: float = 60
+    ) -> object:
+        try:
+            return await getattr(self.stub, method)(
+                request, metadata=call_metadata(), timeout=deadline
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _node_failure(exc, refers_to_node=isinstance(request, pb.NodeRef)) from None
+
+    async def list_nodes(self) -> list[t.Node]:
+        reply = cast(pb.NodeList, await self._node_call("ListNodes", pb.Empty()))
+        return [_node(n) for n in reply.nodes]
+
+    async def node_join_command(self) -> str:
+        reply = cast(pb.JoinCommand, await self._node_call("NodeJoinCommand", pb.Empty()))
+        return str(reply.command)
+
+    async def drain_node(self, ref: str, deadline: float) -> t.Node:
+        reply = cast(pb.Node, await self._node_call("DrainNode", pb.NodeRef(node=ref), deadline))
+        return _node(reply)
+
+    async def activate_node(self, ref: str) -> t.Node:
+        reply = cast(pb.Node, await self._node_call("ActivateNode", pb.NodeRef(node=ref)))
+        return _node(reply)
+
+    async def remove_node(self, ref: str) -> None:
+        await self._node_call("RemoveNode", pb.NodeRef(node=ref))
 
     def watch(self) -> WatchStream:
         """Pomegranate's runtime events; see WatchStream."""
@@ -395,6 +427,39 @@ def _container(c: pb.Container) -> t.Container:
     )
 
 
+def _container_stats(c: pb.ContainerStats) -> t.ContainerStats:
+    return t.ContainerStats(
+        project=c.project,
+        process=c.process,
+        application=c.application,
+        replica=c.replica,
+        container_id=c.container_id,
+        cpu_cores=c.cpu_cores,
+        memory_bytes=c.memory_bytes,
+        memory_limit_bytes=c.memory_limit_bytes,
+        net_rx_bytes_per_second=c.net_rx_bytes_per_second,
+        net_tx_bytes_per_second=c.net_tx_bytes_per_second,
+        restarts=c.restarts,
+        read_at=c.read_at,
+    )
+
+
+def _node(n: pb.Node) -> t.Node:
+    return t.Node(
+        id=n.id,
+        hostname=n.hostname,
+        role=n.role,
+        state=n.state,
+        availability=n.availability,
+        address=n.address,
+        leader=n.leader,
+        tasks=n.tasks,
+        nano_cpus=n.nano_cpus,
+        memory_bytes=n.memory_bytes,
+        engine_version=n.engine_version,
+    )
+
+
 def _addon_state(reply: object) -> t.AddonState:
     s: pb.AddonState = reply  # type: ignore[assignment]  # the stub's replies are untyped
     return t.AddonState(
@@ -447,6 +512,21 @@ def _addon_failure(exc: grpc.aio.AioRpcError) -> Unavailable:
     if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
         return Unavailable(exc.details() or "the add-on server failed")
     return _unavailable(exc)
+
+
+def _node_failure(exc: grpc.aio.AioRpcError, *, refers_to_node: bool) -> Exception:
+    """What a node rpc's status means for the API: field ``node`` on what concerns the node;
+    a node that refuses (FAILED_PRECONDITION on a NodeRef) is a CONFLICT."""
+    code, details = exc.code(), exc.details() or ""
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound(details, field="node")
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return ValidationFailed(details, field="node")
+    if code == grpc.StatusCode.FAILED_PRECONDITION and refers_to_node:
+        return Conflict(details, field="node")
+    if code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INTERNAL):
+        return Unavailable(details)
+    return Unavailable(f"the deployment manager is not reachable ({code.name.lower()})")
 
 
 def _rpc_failure(what: str, exc: grpc.aio.AioRpcError) -> DeployFailed:
