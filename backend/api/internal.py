@@ -52,7 +52,7 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
             await quotas.check_repository(client.id, project.name)
             await quotas.check_build_minutes(client.id)
         except PaasError as exc:
-            yield pb.DeployEvent(finished=pb.Finished(ok=False, reason=exc.message, code=exc.code))
+            yield pb.DeployEvent(finished=pb.Finished(ok=False, reason=exc.message))
             return
 
         try:
@@ -67,7 +67,6 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
                 finished=pb.Finished(
                     ok=False,
                     reason=f"source larger than {settings.max_source_bytes} bytes",
-                    code="VALIDATION",
                 )
             )
             return
@@ -106,7 +105,7 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
             if app is None:
                 raise NotFound(f"release v{request.application} not found", field="application")
         except PaasError as exc:
-            yield pb.DeployEvent(finished=pb.Finished(ok=False, reason=exc.message, code=exc.code))
+            yield pb.DeployEvent(finished=pb.Finished(ok=False, reason=exc.message))
             return
         async with get_bus().subscribe(project_topic(project.id)) as statuses:
             async for event in _follow(app, statuses, skip_lines=max(request.skip_lines, 0)):
@@ -142,7 +141,6 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
             project=header.project,
             command=list(header.command),
             tty=header.tty,
-            detach=header.detach,
             rows=header.size.rows,
             cols=header.size.cols,
         )
@@ -155,7 +153,7 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
                 async for event in events:
                     yield _run_event(event)
         except PaasError as exc:
-            yield pb.RunEvent(refused=pb.Refusal(code=exc.code, message=exc.message))
+            yield pb.RunEvent(refused=pb.Refusal(message=exc.message))
 
 
 def _run_event(event: pt.RunOutput) -> pb.RunEvent:
@@ -168,15 +166,13 @@ def _run_event(event: pt.RunOutput) -> pb.RunEvent:
     if event.kind == "exit":
         return pb.RunEvent(exit=pb.RunExit(code=event.exit_code, reason=event.reason))
     reason = event.reason or "the command ended without a result"
-    return pb.RunEvent(refused=pb.Refusal(code="UNAVAILABLE", message=reason))
+    return pb.RunEvent(refused=pb.Refusal(message=reason))
 
 
 def _refused_disk_full(project: str, exc: BaseException) -> pb.DeployEvent:
     """The push's answer when the data dir's disk is full (nothing was queued)."""
     log.error("push to %s refused: %s", project, exc)
-    return pb.DeployEvent(
-        finished=pb.Finished(ok=False, reason=DISK_FULL_MESSAGE, code="UNAVAILABLE")
-    )
+    return pb.DeployEvent(finished=pb.Finished(ok=False, reason=DISK_FULL_MESSAGE))
 
 
 async def _follow(
@@ -191,7 +187,7 @@ async def _follow(
             if seq <= skip_lines:
                 continue
             if (url := deploy_output.deployed_url(line)) is not None:
-                deployed = pb.Deployed(application=app.number, url=url)
+                deployed = pb.Deployed(url=url)
                 await queue.put(pb.DeployEvent(deployed=deployed))
             else:
                 await queue.put(pb.DeployEvent(log=line))
@@ -267,7 +263,7 @@ class GitAccessServicer(pb_grpc.GitAccessServicer):
                 log.warning("project %s has no repository on disk", name)
                 raise NotFound(f"project {name!r} not found", field="project")
         except PaasError as exc:
-            return pb.RepoReply(ok=False, code=exc.code, message=exc.message)
+            return pb.RepoReply(ok=False, message=exc.message)
         return pb.RepoReply(
             ok=True,
             repo_path=str(repos.repo_path(name)),

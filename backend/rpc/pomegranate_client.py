@@ -431,16 +431,12 @@ def _container_stats(c: pb.ContainerStats) -> t.ContainerStats:
     return t.ContainerStats(
         project=c.project,
         process=c.process,
-        application=c.application,
-        replica=c.replica,
-        container_id=c.container_id,
         cpu_cores=c.cpu_cores,
         memory_bytes=c.memory_bytes,
         memory_limit_bytes=c.memory_limit_bytes,
         net_rx_bytes_per_second=c.net_rx_bytes_per_second,
         net_tx_bytes_per_second=c.net_tx_bytes_per_second,
         restarts=c.restarts,
-        read_at=c.read_at,
     )
 
 

@@ -166,16 +166,12 @@ class ContainerStats:
 
     project: str
     process: str
-    application: int = 0
-    replica: int = 0
-    container_id: str = ""
     cpu_cores: float = 0.0  # cores in use (1.0: one full core)
     memory_bytes: int = 0  # without the page cache, as `docker stats` shows it
     memory_limit_bytes: int = 0
     net_rx_bytes_per_second: float = 0.0
     net_tx_bytes_per_second: float = 0.0
     restarts: int = 0  # restarts seen by this Pomegranate since it started
-    read_at: str = ""  # the engine's timestamp of the reading
 
 
 @dataclass(frozen=True, slots=True)

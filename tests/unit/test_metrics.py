@@ -278,10 +278,8 @@ async def test_collector_stores_and_publishes_each_sample(project: Project) -> N
 
     fake = FakePomegranate(
         [
-            pt.ContainerStats(
-                project="blog", process="web", replica=1, memory_bytes=10, cpu_cores=0.5
-            ),
-            pt.ContainerStats(project="blog", process="web", replica=2, memory_bytes=30),
+            pt.ContainerStats(project="blog", process="web", memory_bytes=10, cpu_cores=0.5),
+            pt.ContainerStats(project="blog", process="web", memory_bytes=30),
             pt.ContainerStats(project="ghost", process="web", memory_bytes=1),
         ]
     )
