@@ -342,13 +342,15 @@ class SwarmRuntime(DockerRuntime):
 
     # ---------------------------------------------------------------------------------- services
 
-    async def _services(self, project: str | None = None) -> list[dict[str, Any]]:
+    async def services(self, project: str | None = None) -> list[dict[str, Any]]:
+        """This instance's services (of ``project`` when given), as the manager lists them."""
         labels = L.instance_filters(self.settings.instance)
         if project is not None:
             labels = [*labels, f"{L.PROJECT}={project}"]
         return [dict(s) for s in await self.manager.services.list(filters={"label": labels})]
 
-    async def _service(self, name: str) -> dict[str, Any] | None:
+    async def service(self, name: str) -> dict[str, Any] | None:
+        """The service called exactly ``name`` as inspected; None when there is none."""
         try:
             data = dict(await self.manager.services.inspect(name))
         except DockerError as exc:
@@ -362,7 +364,8 @@ class SwarmRuntime(DockerRuntime):
         data = await self.manager.tasks.list(filters={"service": [service]})
         return [dict(t) for t in data or [] if t.get("ServiceID") or t.get("ID")]
 
-    async def _remove_service(self, name: str) -> None:
+    async def remove_service(self, name: str) -> None:
+        """Remove service ``name`` (Swarm stops its tasks gracefully); a missing one is fine."""
         with contextlib.suppress(DockerError):
             await self.manager.services.delete(name)
 
@@ -381,7 +384,7 @@ class SwarmRuntime(DockerRuntime):
             name = spec["Name"]
             lock = self._service_locks.setdefault(name, asyncio.Lock())
             async with lock:
-                existing = await self._service(name)
+                existing = await self.service(name)
                 if existing is None:
                     await on_log(f"Creating service {name} ({process.replicas} replicas)")
                     await self._create_service(spec)
@@ -390,7 +393,7 @@ class SwarmRuntime(DockerRuntime):
                             name, plan.application, process.replicas, plan.health_timeout
                         )
                     except BaseException:
-                        await asyncio.shield(self._remove_service(name))
+                        await asyncio.shield(self.remove_service(name))
                         raise
                 else:
                     old = (existing.get("Spec") or {}).get("Labels") or {}
@@ -415,14 +418,14 @@ class SwarmRuntime(DockerRuntime):
         names = {
             service_name(plan.project, p.type, instance=self.settings.instance) for p in wanted
         }
-        for service in await self._services(plan.project):
+        for service in await self.services(plan.project):
             name = (service.get("Spec") or {}).get("Name")
             if name not in names:
                 app = ((service.get("Spec") or {}).get("Labels") or {}).get(L.APPLICATION, "")
                 if app.isdigit():
                     previous.add(int(app))
                 await on_log(f"Removing service {name}")
-                await self._remove_service(name)
+                await self.remove_service(name)
         await on_log(f"Release {plan.application} is live")
         previous.discard(plan.application)
         return ReleaseResult(
@@ -474,7 +477,7 @@ class SwarmRuntime(DockerRuntime):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._deadline(grace, replicas if one_by_one else 1)
         while True:
-            service = await self._service(name)
+            service = await self.service(name)
             if service is None:
                 raise ReleaseFailed(f"service {name} vanished during its update")
             status = service.get("UpdateStatus") or {}
@@ -509,7 +512,7 @@ class SwarmRuntime(DockerRuntime):
         result = ReconcileResult()
         wanted = {d.project: d for d in desired if d.project not in skip}
         present: dict[str, list[dict[str, Any]]] = {}
-        for service in await self._services():
+        for service in await self.services():
             labels = (service.get("Spec") or {}).get("Labels") or {}
             project = labels.get(L.PROJECT, "")
             if project and project not in skip:
@@ -528,7 +531,7 @@ class SwarmRuntime(DockerRuntime):
                 app = labels.get(L.APPLICATION, "")
                 if labels.get(L.PROCESS) in processes or (app.isdigit() and int(app) in in_flight):
                     continue
-                await self._remove_service(spec.get("Name", ""))
+                await self.remove_service(spec.get("Name", ""))
                 result.removed.append(spec.get("Name", ""))
             if project not in wanted:
                 with contextlib.suppress(DockerError, NetworkError):
@@ -566,9 +569,11 @@ class SwarmRuntime(DockerRuntime):
         nodes = await self.manager.nodes.list()
         return {n["ID"]: (n.get("Status") or {}).get("Addr", "") for n in nodes or []}
 
-    def _task_info(
+    def task_info(
         self, task: dict[str, Any], service: dict[str, Any], nodes: dict[str, str]
     ) -> ContainerInfo:
+        """A task of ``service`` as a container: its slot is the replica, ``nodes`` (node id to
+        address) gives the address the ingress routes to."""
         spec = service.get("Spec") or {}
         labels = dict(spec.get("Labels") or {})
         slot = int(task.get("Slot") or 0)
@@ -604,10 +609,10 @@ class SwarmRuntime(DockerRuntime):
         """The tasks Swarm wants running of our services (one per slot: the newest)."""
         nodes = await self._node_addresses()
         result: list[ContainerInfo] = []
-        for service in await self._services(project):
+        for service in await self.services(project):
             name = (service.get("Spec") or {}).get("Name", "")
             tasks = [t for t in await self._tasks(name) if t.get("DesiredState") == "running"]
-            result.extend(self._task_info(t, service, nodes) for t in tasks)
+            result.extend(self.task_info(t, service, nodes) for t in tasks)
         self._to_watches(result)
         return result
 
@@ -633,7 +638,7 @@ class SwarmRuntime(DockerRuntime):
         labels = (service.get("Spec") or {}).get("Labels") or {}
         if labels.get(L.INSTANCE) != self.settings.instance:
             return None
-        info = self._task_info(task, service, await self._node_addresses())
+        info = self.task_info(task, service, await self._node_addresses())
         self._to_watches([info])
         return info
 
@@ -650,7 +655,7 @@ class SwarmRuntime(DockerRuntime):
         (StopGracePeriod). A missing task is fine."""
         name = await self._service_of(container_id)
         if name is not None:
-            await self._remove_service(name)
+            await self.remove_service(name)
 
     async def remove(self, container_id: str) -> None:
         await self.stop(container_id)
@@ -666,7 +671,7 @@ class SwarmRuntime(DockerRuntime):
         if info is None or info.ownership is None or info.ownership.project != project:
             raise NotOwned(f"task {container_id[:12]} is not one of {project}'s")
         name = service_name(project, info.ownership.process, instance=self.settings.instance)
-        service = await self._service(name)
+        service = await self.service(name)
         if service is None:
             raise NotOwned(f"task {container_id[:12]} is not one of {project}'s")
         spec = service["Spec"]
@@ -763,7 +768,7 @@ class SwarmRuntime(DockerRuntime):
             while True:
                 polled_at = loop.time()
                 try:
-                    current = {c.id: c for c in await self._all_tasks()}
+                    current = {c.id: c for c in await self.all_tasks()}
                 except (DockerError, aiohttp.ClientError, TimeoutError) as exc:
                     # A manager that is busy or electing: try again at the next poll, comparing
                     # with the last state seen (a watch that ended here would miss every event).
@@ -795,12 +800,13 @@ class SwarmRuntime(DockerRuntime):
         finally:
             self._watches.remove(seen)
 
-    async def _all_tasks(self) -> list[ContainerInfo]:
+    async def all_tasks(self) -> list[ContainerInfo]:
+        """Every task of this instance's services, in any state."""
         nodes = await self._node_addresses()
         result: list[ContainerInfo] = []
-        for service in await self._services():
+        for service in await self.services():
             name = (service.get("Spec") or {}).get("Name", "")
-            result.extend(self._task_info(t, service, nodes) for t in await self._tasks(name))
+            result.extend(self.task_info(t, service, nodes) for t in await self._tasks(name))
         return result
 
     @staticmethod
