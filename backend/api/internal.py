@@ -52,7 +52,7 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
             await quotas.check_repository(client.id, project.name)
             await quotas.check_build_minutes(client.id)
         except PaasError as exc:
-            yield pb.DeployEvent(finished=pb.Finished(ok=False, reason=exc.message))
+            yield pb.DeployEvent(finished=pb.Finished(ok=False, reason=exc.message, code=exc.code))
             return
 
         try:
@@ -67,6 +67,7 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
                 finished=pb.Finished(
                     ok=False,
                     reason=f"source larger than {settings.max_source_bytes} bytes",
+                    code="VALIDATION",
                 )
             )
             return
@@ -105,7 +106,7 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
             if app is None:
                 raise NotFound(f"release v{request.application} not found", field="application")
         except PaasError as exc:
-            yield pb.DeployEvent(finished=pb.Finished(ok=False, reason=exc.message))
+            yield pb.DeployEvent(finished=pb.Finished(ok=False, reason=exc.message, code=exc.code))
             return
         async with get_bus().subscribe(project_topic(project.id)) as statuses:
             async for event in _follow(app, statuses, skip_lines=max(request.skip_lines, 0)):
@@ -172,7 +173,9 @@ def _run_event(event: pt.RunOutput) -> pb.RunEvent:
 def _refused_disk_full(project: str, exc: BaseException) -> pb.DeployEvent:
     """The push's answer when the data dir's disk is full (nothing was queued)."""
     log.error("push to %s refused: %s", project, exc)
-    return pb.DeployEvent(finished=pb.Finished(ok=False, reason=DISK_FULL_MESSAGE))
+    return pb.DeployEvent(
+        finished=pb.Finished(ok=False, reason=DISK_FULL_MESSAGE, code="UNAVAILABLE")
+    )
 
 
 async def _follow(

@@ -59,16 +59,18 @@ class StatusChange(_message.Message):
     def __init__(self, application: _Optional[int] = ..., status: _Optional[str] = ...) -> None: ...
 
 class Finished(_message.Message):
-    __slots__ = ("ok", "application", "url", "reason")
+    __slots__ = ("ok", "application", "url", "reason", "code")
     OK_FIELD_NUMBER: _ClassVar[int]
     APPLICATION_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     application: int
     url: str
     reason: str
-    def __init__(self, ok: _Optional[bool] = ..., application: _Optional[int] = ..., url: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    code: str
+    def __init__(self, ok: _Optional[bool] = ..., application: _Optional[int] = ..., url: _Optional[str] = ..., reason: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
 
 class KeyRequest(_message.Message):
     __slots__ = ("fingerprint",)

@@ -322,7 +322,6 @@ def test_removed_proto_fields_are_reserved() -> None:
     removed = {
         (pomegranate_pb2, "ContainerStats"): ("application", "replica", "container_id", "read_at"),
         (platform_pb2, "RunHeader"): ("detach",),
-        (platform_pb2, "Finished"): ("code",),
         (platform_pb2, "RepoReply"): ("code",),
         (platform_pb2, "Refusal"): ("code",),
         (platform_pb2, "Deployed"): ("application",),
