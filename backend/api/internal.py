@@ -144,7 +144,6 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
             project=header.project,
             command=list(header.command),
             tty=header.tty,
-            detach=header.detach,
             rows=header.size.rows,
             cols=header.size.cols,
         )
@@ -157,7 +156,7 @@ class DeploymentsServicer(pb_grpc.DeploymentsServicer):
                 async for event in events:
                     yield _run_event(event)
         except PaasError as exc:
-            yield pb.RunEvent(refused=pb.Refusal(code=exc.code, message=exc.message))
+            yield pb.RunEvent(refused=pb.Refusal(message=exc.message))
 
 
 def _run_event(event: pt.RunOutput) -> pb.RunEvent:
@@ -170,7 +169,7 @@ def _run_event(event: pt.RunOutput) -> pb.RunEvent:
     if event.kind == "exit":
         return pb.RunEvent(exit=pb.RunExit(code=event.exit_code, reason=event.reason))
     reason = event.reason or "the command ended without a result"
-    return pb.RunEvent(refused=pb.Refusal(code="UNAVAILABLE", message=reason))
+    return pb.RunEvent(refused=pb.Refusal(message=reason))
 
 
 def _refused_disk_full(project: str, exc: BaseException) -> pb.DeployEvent:
@@ -193,7 +192,7 @@ async def _follow(
             if seq <= skip_lines:
                 continue
             if (url := deploy_output.deployed_url(line)) is not None:
-                deployed = pb.Deployed(application=app.number, url=url)
+                deployed = pb.Deployed(url=url)
                 await queue.put(pb.DeployEvent(deployed=deployed))
             else:
                 await queue.put(pb.DeployEvent(log=line))
@@ -267,7 +266,7 @@ class GitAccessServicer(pb_grpc.GitAccessServicer):
                 log.warning("project %s has no repository on disk", name)
                 raise NotFound(f"project {name!r} not found", field="project")
         except PaasError as exc:
-            return pb.RepoReply(ok=False, code=exc.code, message=exc.message)
+            return pb.RepoReply(ok=False, message=exc.message)
         return pb.RepoReply(
             ok=True,
             repo_path=str(repos.repo_path(name)),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from backend.rpc import pomegranate_pb2 as pb
+from backend.rpc import pomegranate_types as t
 
 
 @strawberry.type(name="Node")
@@ -24,7 +24,7 @@ class NodeType:
     engine_version: str
 
     @classmethod
-    def of(cls, node: pb.Node) -> NodeType:
+    def of(cls, node: t.Node) -> NodeType:
         return cls(
             id=strawberry.ID(node.id),
             hostname=node.hostname,

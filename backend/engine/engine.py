@@ -1,11 +1,13 @@
 """Engine API calls aiodocker 0.27 has no public method for, made over the client's own public
 ``session`` (its connector, TLS and API version), so no caller reaches into aiodocker's private
-``_query``/``_query_json``:
+``_query``/``_query_json``. The one Docker access helper of Pomegranate and the ingress:
 
 * a per-consumer ``/events`` stream: ``docker.events`` is one shared channel per client that
   starts in a background task, so a caller cannot tell when the engine has accepted the stream
   (the ingress lists containers only after that, to miss nothing) nor run two filtered streams;
 * ``/system/df`` (the volumes' disk usage);
+* Swarm: updating a service to a whole new spec (aiodocker's ``services.update`` only swaps the
+  image or rolls back) and one task's logs (aiodocker has service logs only);
 * half-closing an attached stdin: aiodocker's ``Stream.close()`` closes both directions.
 """
 
@@ -37,6 +39,48 @@ def _params(params: Mapping[str, Any]) -> dict[str, str]:
 
 
 @asynccontextmanager
+async def engine_request(
+    docker: aiodocker.Docker,
+    method: str,
+    path: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    body: Any = None,
+    headers: Mapping[str, str] | None = None,
+    streaming: bool = False,
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """``method`` ``path`` of the engine API (``body``: sent as JSON); the response is open
+    inside the block. An engine error is raised as aiodocker's DockerError (status and message),
+    as its own calls do. ``streaming``: read for as long as the engine sends (no total or read
+    timeout)."""
+    options: dict[str, Any] = {"timeout": STREAM_TIMEOUT} if streaming else {}
+    if body is not None:
+        options["data"] = json.dumps(body)
+        headers = {**(headers or {}), "Content-Type": "application/json"}
+    try:
+        response = await docker.session.request(
+            method,
+            await _url(docker, path),
+            params=_params(params or {}),
+            headers=dict(headers or {}),
+            **options,
+        )
+    except aiohttp.ClientConnectionError as exc:
+        raise DockerError(900, f"Cannot connect to Docker Engine: {exc}") from None
+    try:
+        if response.status >= 400:
+            text = await response.text()
+            try:
+                message = str(json.loads(text).get("message") or text)
+            except (ValueError, AttributeError):
+                message = text
+            raise DockerError(response.status, message)
+        yield response
+    finally:
+        response.close()
+
+
+@asynccontextmanager
 async def engine_get(
     docker: aiodocker.Docker,
     path: str,
@@ -44,27 +88,9 @@ async def engine_get(
     *,
     streaming: bool = False,
 ) -> AsyncIterator[aiohttp.ClientResponse]:
-    """GET ``path`` of the engine API; the response is open inside the block. An engine error
-    is raised as aiodocker's DockerError (status and message), as its own calls do.
-    ``streaming``: read for as long as the engine sends (no total or read timeout)."""
-    options: dict[str, Any] = {"timeout": STREAM_TIMEOUT} if streaming else {}
-    try:
-        response = await docker.session.get(
-            await _url(docker, path), params=_params(params or {}), **options
-        )
-    except aiohttp.ClientConnectionError as exc:
-        raise DockerError(900, f"Cannot connect to Docker Engine: {exc}") from None
-    try:
-        if response.status >= 400:
-            body = await response.text()
-            try:
-                message = str(json.loads(body).get("message") or body)
-            except (ValueError, AttributeError):
-                message = body
-            raise DockerError(response.status, message)
+    """GET ``path`` of the engine API (see engine_request)."""
+    async with engine_request(docker, "GET", path, params, streaming=streaming) as response:
         yield response
-    finally:
-        response.close()
 
 
 async def engine_get_json(
@@ -72,6 +98,41 @@ async def engine_get_json(
 ) -> Any:
     async with engine_get(docker, path, params) as response:
         return await response.json(content_type=None)
+
+
+async def update_service(
+    docker: aiodocker.Docker,
+    service_id: str,
+    version: int,
+    spec: Mapping[str, Any],
+    headers: Mapping[str, str],
+) -> None:
+    """Replace Swarm service ``service_id``'s spec by ``spec`` (at ``version``, the index read
+    with it: Swarm refuses an update based on a stale read)."""
+    async with engine_request(
+        docker,
+        "POST",
+        f"services/{service_id}/update",
+        {"version": str(version)},
+        body=spec,
+        headers=headers,
+    ):
+        pass
+
+
+@asynccontextmanager
+async def task_logs(
+    docker: aiodocker.Docker, task_id: str, *, follow: bool, tail: int | None
+) -> AsyncIterator[aiohttp.StreamReader]:
+    """The multiplexed stdout/stderr stream of one Swarm task (8-byte frame headers: no TTY)."""
+    params = {
+        "stdout": "1",
+        "stderr": "1",
+        "follow": "1" if follow else "0",
+        "tail": "all" if tail is None else str(tail),
+    }
+    async with engine_get(docker, f"tasks/{task_id}/logs", params, streaming=True) as response:
+        yield response.content
 
 
 def half_close(stream: Stream | None) -> None:

@@ -22,7 +22,7 @@ from backend.metrics.histogram import BUCKETS
 from backend.metrics.store import ProcessPoint, RequestCounts
 from backend.rpc import platform_pb2 as pb
 from backend.rpc import platform_pb2_grpc as pb_grpc
-from backend.rpc import pomegranate_pb2 as ppb
+from backend.rpc import pomegranate_types as pt
 from backend.rpc.pomegranate_client import PomegranateClient
 from backend.settings import Settings
 
@@ -31,7 +31,7 @@ log = logging.getLogger("paastech.metrics")
 MAINTENANCE_SECONDS = 300.0
 
 
-def points_from(samples: list[ppb.ContainerStats]) -> dict[tuple[str, str], ProcessPoint]:
+def points_from(samples: list[pt.ContainerStats]) -> dict[tuple[str, str], ProcessPoint]:
     return store.aggregate_processes(
         (
             s.project,

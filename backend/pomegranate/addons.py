@@ -27,12 +27,15 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiodocker
 from aiodocker.exceptions import DockerError
 
 from backend import labels as L
 from backend.engine.inspect import inspect_container, volume_sizes
+from backend.engine.logs import last_lines
 from backend.pomegranate.container_config import LOG_CONFIG
 from backend.pomegranate.docker_runtime import DockerRuntime
+from backend.pomegranate.networks import create_network, get_network
 
 KINDS = ("postgres", "redis")
 ADDON_NAME_RE = re.compile(r"^(postgresql|redis)-[a-z]{2,20}-[0-9]{1,6}$")
@@ -103,7 +106,7 @@ class DockerAddons:
         self._locks: dict[str, asyncio.Lock] = {}
 
     @property
-    def docker(self) -> Any:
+    def docker(self) -> aiodocker.Docker:
         return self.runtime.docker
 
     def object_name(self, name: str) -> str:
@@ -145,9 +148,11 @@ class DockerAddons:
 
     async def _ensure_own_network(self, name: str, kind: str) -> str:
         network = self.object_name(name)
-        if await self.runtime._get_network(network) is None:
-            await self.runtime._create_network(network, self._labels(name, kind), internal=True)
-        found = await self.runtime._get_network(network)
+        if await get_network(self.docker, network) is None:
+            await create_network(
+                self.docker, self.runtime.settings, network, self._labels(name, kind), internal=True
+            )
+        found = await get_network(self.docker, network)
         if found is None or (found.get("Labels") or {}).get(L.ADDON) != name:
             raise AddonError(f"network {network} exists but is not add-on {name}'s")
         return network
@@ -254,7 +259,7 @@ class DockerAddons:
                 if code == 0:
                     return
             if loop.time() >= deadline:
-                lines = await self.runtime._last_lines(container_id)
+                lines = await last_lines(self.docker, container_id)
                 raise AddonError(
                     f"the {kind} server did not become ready in {READY_TIMEOUT:g}s: "
                     + " | ".join(lines[-5:])
@@ -328,7 +333,7 @@ class DockerAddons:
             except DockerError as exc:
                 if exc.status != 404:
                     raise
-            network = await self.runtime._get_network(object_name)
+            network = await get_network(self.docker, object_name)
             if network is not None and (network.get("Labels") or {}).get(L.ADDON) == name:
                 with contextlib.suppress(DockerError):
                     await (await self.docker.networks.get(object_name)).delete()
@@ -411,7 +416,8 @@ class DockerAddons:
                 member.size = len(data)
                 member.mode = 0o644
                 tar.addfile(member, io.BytesIO(data))
-            await container.put_archive("/tmp", archive.getvalue())
+            # aiodocker leaves put_archive unannotated.
+            await container.put_archive("/tmp", archive.getvalue())  # type: ignore[no-untyped-call]
             if kind == "postgres":
                 command = [
                     "sh",

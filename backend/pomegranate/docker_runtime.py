@@ -14,33 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import secrets
-import zlib
 from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiodocker
 from aiodocker.exceptions import DockerError
 from aiodocker.stream import Stream
-from aiodocker.volumes import DockerVolume
 
 from backend import labels as L
 from backend.engine.engine import half_close
 from backend.engine.events import EngineEvent, container_events
 from backend.engine.health import delays, probe
-from backend.engine.inspect import (
-    inspect_container,
-    inspect_containers,
-    inspect_volume,
-    listed_name,
-    parse_time,
-    volume_sizes,
-)
-from backend.engine.logs import LineSplitter
+from backend.engine.inspect import inspect_container, inspect_containers, parse_time
+from backend.engine.logs import container_lines, last_lines
 from backend.pomegranate.build_context import GENERATED_DOCKERFILE, read_root_files
-from backend.pomegranate.builder import IsolatedBuilder, forbidden_labels
+from backend.pomegranate.builder import IsolatedBuilder
 from backend.pomegranate.buildpacks import BuildPlan, plan_build
 from backend.pomegranate.container_config import (
     LOG_CONFIG,
@@ -48,8 +38,10 @@ from backend.pomegranate.container_config import (
     app_config,
     oneoff_config,
     run_as_user,
-    volume_init_config,
 )
+from backend.pomegranate.containers import remove_container
+from backend.pomegranate.images import ForbiddenImage, Images, image_user
+from backend.pomegranate.networks import NetworkError, ProjectNetworks, network_name
 from backend.pomegranate.registry import Registry
 from backend.pomegranate.runtime import (
     BuiltImage,
@@ -63,8 +55,8 @@ from backend.pomegranate.runtime import (
     RuntimeEvent,
     SourceTar,
     VolumeInfo,
-    VolumeInUse,
 )
+from backend.pomegranate.volumes import ProjectVolumes, VolumeError
 from backend.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -84,29 +76,7 @@ EVENT_ACTIONS = [
 ]
 
 
-def image_repository(project: str) -> str:
-    return f"paastech/app-{project}"
-
-
-def image_tag(project: str, application: int) -> str:
-    return f"{image_repository(project)}:{application}"
-
-
 container_name = L.container_name
-network_name = L.network_name
-
-
-class NetworkError(Exception):
-    """A project network could not be created or is not ours."""
-
-
-class VolumeError(Exception):
-    """A project volume could not be prepared, or a same-named volume is not the project's."""
-
-
-# Kept for swarm_runtime.py, which imports them from here.
-_LineSplitter = LineSplitter
-_parse_time = parse_time
 
 
 class DockerRuntime:
@@ -115,17 +85,12 @@ class DockerRuntime:
     def __init__(self, settings: Settings | None = None, docker: aiodocker.Docker | None = None):
         self.settings = settings or get_settings()
         self._docker = docker
-        # Creating a project's network: one at a time per project in this process.
-        self._network_locks: dict[str, asyncio.Lock] = {}
         self.builder = IsolatedBuilder(self.settings)
         self.registry = Registry(self.settings)
-        # Pulls started as a build finishes (issue 10): the engine fetches the new image while the
-        # API records the build, so the release's ensure_image usually finds it there.
-        self._pulls: dict[str, asyncio.Task[Any]] = {}
-        # Volumes given to a user by this process: (volume, uid:gid). One preparation at a time
-        # per volume (the replicas of a release start together).
-        self._volume_owners: set[tuple[str, str]] = set()
-        self._volume_locks: dict[str, asyncio.Lock] = {}
+        # Networks, volumes and images: each in its own module, on this runtime's engine.
+        self.networks = ProjectNetworks(self.settings, lambda: self.docker)
+        self.volumes = ProjectVolumes(self.settings, lambda: self.docker)
+        self.images = Images(self.settings, lambda: self.docker, self.registry)
 
     @property
     def docker(self) -> aiodocker.Docker:
@@ -134,10 +99,7 @@ class DockerRuntime:
         return self._docker
 
     async def close(self) -> None:
-        for task in list(self._pulls.values()):
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        await self.images.close()
         if self._docker is not None:
             await self._docker.close()
             self._docker = None
@@ -162,7 +124,7 @@ class DockerRuntime:
         if plan.stack == "dockerfile":
             await on_log("-----> Building with the repository's Dockerfile")
         output = await self.builder.build(project, application, source, plan, generated, on_log)
-        self._prefetch(output.image)
+        self.images.prefetch(output.image)
         return BuiltImage(image=output.image, plan=plan, image_id=output.digest)
 
     async def remove_build_cache(self, project: str) -> None:
@@ -171,133 +133,13 @@ class DockerRuntime:
 
     # ---------------------------------------------------------------------------------- run
 
-    def _network_labels(self, project: str) -> dict[str, str]:
-        return L.ownership_labels(project, instance=self.settings.instance)
-
     async def ensure_project_network(self, project: str) -> str:
-        """The project's bridge network, created with a subnet of its own from the pool when it
-        does not exist. Refuses a same-named network that is not this project's (NetworkError)."""
-        name = network_name(project, instance=self.settings.instance)
-        lock = self._network_locks.setdefault(name, asyncio.Lock())
-        async with lock:
-            existing = await self._get_network(name)
-            if existing is None:
-                await self._create_network(name, self._network_labels(project))
-                existing = await self._get_network(name)
-            labels = (existing or {}).get("Labels") or {}
-            if existing is None or any(
-                labels.get(k) != v for k, v in self._network_labels(project).items()
-            ):
-                raise NetworkError(f"network {name} exists but is not project {project}'s")
-        return name
-
-    async def _get_network(self, name: str) -> dict[str, Any] | None:
-        try:
-            network = await self.docker.networks.get(name)
-            data: dict[str, Any] = await network.show()
-        except DockerError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        # The engine also matches ID prefixes: only an exact name is this network.
-        return data if data.get("Name") == name else None
-
-    async def _used_subnets(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-        used = []
-        for network in await self.docker.networks.list():
-            for config in (network.get("IPAM") or {}).get("Config") or []:
-                with contextlib.suppress(ValueError, KeyError):
-                    used.append(ipaddress.ip_network(config["Subnet"], strict=False))
-        return used
-
-    async def _create_network(
-        self, name: str, labels: dict[str, str], *, internal: bool = False
-    ) -> None:
-        """Create ``name`` on the first free subnet of the pool, starting at a point derived from
-        the name so that installations sharing the engine rarely try the same one; the engine
-        refuses an overlapping subnet (another installation won the race) and we move on."""
-        s = self.settings
-        pool = ipaddress.ip_network(s.project_network_pool, strict=False)
-        if pool.version != 4 or s.project_network_prefix < pool.prefixlen:
-            raise NetworkError(
-                f"project_network_pool {pool} must be IPv4 and hold /{s.project_network_prefix}s"
-            )
-        count = 2 ** (s.project_network_prefix - pool.prefixlen)
-        used = await self._used_subnets()
-        first = zlib.crc32(name.encode()) % count
-        for i in range(count):
-            index = (first + i) % count
-            subnet = ipaddress.ip_network(
-                (
-                    int(pool.network_address) + index * 2 ** (32 - s.project_network_prefix),
-                    s.project_network_prefix,
-                )
-            )
-            if any(subnet.overlaps(u) for u in used):
-                continue
-            try:
-                await self.docker.networks.create(
-                    {
-                        "Name": name,
-                        "Driver": "bridge",
-                        "CheckDuplicate": True,
-                        "IPAM": {"Driver": "default", "Config": [{"Subnet": str(subnet)}]},
-                        "Labels": labels,
-                        "Internal": internal,
-                    }
-                )
-                return
-            except DockerError as exc:
-                if exc.status == 409 and "overlap" not in exc.message.lower():
-                    return  # created concurrently under this name; the caller checks its labels
-                if "overlap" in exc.message.lower():
-                    used.append(subnet)
-                    continue
-                raise
-        raise NetworkError(f"no free /{s.project_network_prefix} left in {pool} for {name}")
+        """The project's bridge network (networks.py); NetworkError for one not the project's."""
+        return await self.networks.ensure(project)
 
     async def remove_project_network(self, project: str) -> None:
         """Remove the project's network (its containers must be gone); a missing one is fine."""
-        name = network_name(project, instance=self.settings.instance)
-        found = await self._get_network(name)
-        if found is None:
-            return
-        # Add-on servers (issue 15) are attached to the networks of their projects: they leave
-        # this one, they are not removed with the project.
-        for container_id in found.get("Containers") or {}:
-            info = await self.inspect(container_id)
-            if (
-                info is not None
-                and info.labels.get(L.ADDON)
-                and (info.labels.get(L.INSTANCE) == self.settings.instance)
-            ):
-                with contextlib.suppress(DockerError):
-                    await (await self.docker.networks.get(name)).disconnect(
-                        {"Container": container_id, "Force": True}
-                    )
-        try:
-            await (await self.docker.networks.get(name)).delete()
-        except DockerError as exc:
-            if exc.status in (403, 409):
-                # Still has endpoints (a container that could not be removed): keep it, the
-                # next removal of the project's containers tries again.
-                log.warning("network %s not removed: %s", name, exc.message)
-            elif exc.status != 404:
-                raise
-
-    def _container_config(
-        self, spec: ProcessSpec, network: str, image_user: str = ""
-    ) -> dict[str, Any]:
-        return app_config(spec, self.settings, network, image_user)
-
-    async def _image_user(self, image: str) -> str:
-        try:
-            data = await self.docker.images.inspect(image)
-        except DockerError as exc:
-            if exc.status == 404:
-                return ""  # the create below reports the missing image
-            raise
-        return str((data.get("Config") or {}).get("User") or "")
+        await self.networks.remove(project)
 
     async def _create(self, spec: ProcessSpec, *, once: bool = False) -> Any:
         """Create (not start) the container of ``spec``, named
@@ -309,9 +151,9 @@ class DockerRuntime:
         """
         await self.ensure_image(spec.image)
         network = await self.ensure_project_network(spec.project)
-        image_user = await self._image_user(spec.image)
-        await self.prepare_mounts(spec, run_as_user(image_user, self.settings.container_user))
-        config = app_config(spec, self.settings, network, image_user, once=once)
+        user = await image_user(self.docker, spec.image)
+        await self.prepare_mounts(spec, run_as_user(user, self.settings.container_user))
+        config = app_config(spec, self.settings, network, user, once=once)
         name = container_name(
             spec.project,
             spec.application,
@@ -381,12 +223,12 @@ class DockerRuntime:
         attached. Named <instance>.<project>.<app>.run.<random>; a name taken is never replaced."""
         await self.ensure_image(spec.image)
         network = await self.ensure_project_network(spec.project)
-        image_user = await self._image_user(spec.image)
-        await self.prepare_mounts(spec, run_as_user(image_user, self.settings.container_user))
+        user = await image_user(self.docker, spec.image)
+        await self.prepare_mounts(spec, run_as_user(user, self.settings.container_user))
         for _ in range(5):
             spec.replica = L.ONEOFF_FIRST_REPLICA + secrets.randbelow(900_000)
             config = oneoff_config(
-                spec, self.settings, network, image_user, command, tty=tty, attach=attach
+                spec, self.settings, network, user, command, tty=tty, attach=attach
             )
             name = container_name(
                 spec.project,
@@ -421,101 +263,19 @@ class DockerRuntime:
     # ---------------------------------------------------------------------------------- volumes
 
     async def prepare_mounts(self, spec: ProcessSpec, user: str) -> None:
-        for mount in spec.mounts:
-            await self.ensure_volume(spec.project, mount, user)
+        await self.volumes.prepare_mounts(spec, user)
 
     async def ensure_volume(self, project: str, mount: Mount, user: str) -> None:
-        """The project volume of ``mount``, created on first use with the project's labels and
-        given to ``user`` (the container's uid:gid): the app runs as a non-root user, and a new
-        volume's root belongs to root. A same-named volume that is not the project's is refused."""
-        name = mount.docker_name
-        lock = self._volume_locks.setdefault(name, asyncio.Lock())
-        async with lock:
-            labels = L.volume_labels(project, mount.volume, instance=self.settings.instance)
-            data = await self._volume(name)
-            if data is None:
-                await self.docker.volumes.create(
-                    {"Name": name, "Driver": "local", "Labels": labels}
-                )
-                data = await self._volume(name)
-            found = (data or {}).get("Labels") or {}
-            if data is None or any(found.get(k) != v for k, v in labels.items()):
-                raise VolumeError(f"volume {name} exists but is not project {project}'s")
-            if (name, user) not in self._volume_owners:
-                await self._give_volume(name, user)
-                self._volume_owners.add((name, user))
-
-    async def _volume(self, name: str) -> dict[str, Any] | None:
-        return await inspect_volume(self.docker, name)
-
-    async def _give_volume(self, name: str, user: str) -> None:
-        """chown the volume's root to ``user`` in a short-lived container (volume_init_config)."""
-        try:
-            config = volume_init_config(name, user, self.settings)
-        except ValueError as exc:
-            raise VolumeError(str(exc)) from None
-        container = await self.docker.containers.create(config)
-        try:
-            await container.start()
-            result = await asyncio.wait_for(container.wait(), timeout=60)
-            code = int(result.get("StatusCode", -1))
-            if code != 0:
-                lines = await self._last_lines(container.id, 5)
-                raise VolumeError(
-                    f"could not prepare volume {name} (exit {code}): {' '.join(lines)}"
-                )
-        finally:
-            await asyncio.shield(self.remove(container.id))
+        """The project volume of ``mount``, ready for ``user`` (volumes.py)."""
+        await self.volumes.ensure(project, mount, user)
 
     async def list_volumes(
         self, projects: list[str] | None = None, *, sizes: bool = False
     ) -> list[VolumeInfo]:
-        """The project volumes of this instance (of ``projects`` when given), with their sizes as
-        the engine's disk usage reports them (-1 when it does not say)."""
-        filters = [*L.instance_filters(self.settings.instance), L.VOLUME]
-        listed = await self.docker.volumes.list(filters={"label": filters})
-        wanted = None if projects is None else set(projects)
-        found: list[VolumeInfo] = []
-        for data in listed.get("Volumes") or []:
-            labels = data.get("Labels") or {}
-            project = labels.get(L.PROJECT, "")
-            if wanted is not None and project not in wanted:
-                continue
-            found.append(
-                VolumeInfo(
-                    project=project,
-                    volume=labels.get(L.VOLUME, ""),
-                    docker_name=data["Name"],
-                    size_bytes=-1,
-                    created_at=parse_time(data.get("CreatedAt")),
-                )
-            )
-        if found and sizes:
-            measured = await volume_sizes(self.docker)
-            for info in found:
-                info.size_bytes = measured.get(info.docker_name, -1)
-        return sorted(found, key=lambda v: (v.project, v.volume, v.docker_name))
+        return await self.volumes.list_volumes(projects, sizes=sizes)
 
     async def remove_volume(self, project: str, docker_name: str) -> None:
-        data = await self._volume(docker_name)
-        if data is None:
-            return
-        labels = data.get("Labels") or {}
-        expected = L.ownership_labels(project, instance=self.settings.instance)
-        if L.VOLUME not in labels or any(labels.get(k) != v for k, v in expected.items()):
-            raise NotOwned(f"volume {docker_name} is not one of {project}'s")
-        users = await self.docker.containers.list(all=True, filters={"volume": [docker_name]})
-        if users:
-            names = ", ".join(sorted(listed_name(c) for c in users))
-            raise VolumeInUse(f"volume {docker_name} is in use by {names}")
-        try:
-            await DockerVolume(self.docker, docker_name).delete()
-        except DockerError as exc:
-            if exc.status == 409:
-                raise VolumeInUse(f"volume {docker_name} is in use: {exc.message}") from None
-            if exc.status != 404:
-                raise
-        self._volume_owners = {o for o in self._volume_owners if o[0] != docker_name}
+        await self.volumes.remove(project, docker_name)
 
     # ---------------------------------------------------------------------------------- inspect
 
@@ -564,13 +324,6 @@ class DockerRuntime:
 
     # ---------------------------------------------------------------------------------- health
 
-    async def _last_lines(self, container_id: str, count: int = 20) -> list[str]:
-        lines: list[str] = []
-        with contextlib.suppress(DockerError):
-            async for line in self.logs(container_id, follow=False, tail=count):
-                lines.append(line)
-        return lines[-count:]
-
     async def wait_healthy(
         self,
         container: ContainerInfo,
@@ -595,7 +348,7 @@ class DockerRuntime:
                 raise HealthCheckError(f"container {container.name} was removed")
             if not info.running or info.restart_count > container.restart_count:
                 await asyncio.sleep(0.2)  # let the last output reach the log
-                lines = await self._last_lines(container.id)
+                lines = await last_lines(self.docker, container.id)
                 code = (await self.inspect(container.id) or info).exit_code
                 if info.oom_killed:
                     what = "was killed: out of memory"
@@ -615,7 +368,7 @@ class DockerRuntime:
                     return
                 reason = problem
             if loop.time() >= deadline:
-                lines = await self._last_lines(container.id)
+                lines = await last_lines(self.docker, container.id)
                 raise HealthCheckError(
                     f"container {info.name} not healthy after {timeout:g}s: {reason}", lines
                 )
@@ -655,13 +408,7 @@ class DockerRuntime:
 
     async def remove(self, container_id: str) -> None:
         """Remove (killing it if needed). A missing container is fine."""
-        try:
-            await self.docker.containers.container(container_id).delete(force=True, v=True)
-        except DockerError as exc:
-            if exc.status == 409 and "already in progress" in exc.message:
-                return
-            if exc.status != 404:
-                raise
+        await remove_container(self.docker, container_id)
 
     # ---------------------------------------------------------------------------------- logs
 
@@ -670,24 +417,7 @@ class DockerRuntime:
     ) -> AsyncGenerator[str]:
         """stdout and stderr lines of a container, oldest first; ``follow`` keeps streaming until
         the container stops (or the consumer stops iterating)."""
-        container = self.docker.containers.container(container_id)
-        params: dict[str, Any] = {"tail": "all" if tail is None else str(tail)}
-        splitter = LineSplitter()
-        if follow:
-            stream = container.log(stdout=True, stderr=True, follow=True, **params)
-            try:
-                async for chunk in stream:
-                    for line in splitter.feed(chunk):
-                        yield line
-            finally:
-                # aiodocker annotates the stream as an AsyncIterator; it is an async generator.
-                await stream.aclose()  # type: ignore[attr-defined]
-        else:
-            chunks = await container.log(stdout=True, stderr=True, follow=False, **params)
-            for chunk in chunks:
-                for line in splitter.feed(chunk):
-                    yield line
-        for line in splitter.flush():
+        async for line in container_lines(self.docker, container_id, follow=follow, tail=tail):
             yield line
 
     # ---------------------------------------------------------------------------------- events
@@ -717,103 +447,19 @@ class DockerRuntime:
 
     # ---------------------------------------------------------------------------------- images
 
-    def _registry_ref(self, image: str) -> bool:
-        return image.startswith(f"{self.settings.registry_address}/")
-
-    def _prefetch(self, image: str) -> None:
-        """Start pulling a just-built registry image in the background (one pull per image)."""
-        if not self._registry_ref(image) or image in self._pulls:
-            return
-        task = asyncio.create_task(self._pull_missing(image))
-        self._pulls[image] = task
-
-        def done(finished: asyncio.Task[Any]) -> None:
-            if self._pulls.get(image) is finished:
-                del self._pulls[image]
-            if not finished.cancelled() and finished.exception() is not None:
-                # Not fatal: ensure_image pulls again and reports the error where it matters.
-                log.info("background pull of %s failed: %s", image, finished.exception())
-
-        task.add_done_callback(done)
-
-    async def _pull_missing(self, image: str) -> dict[str, Any]:
-        """The engine's inspect of ``image``, pulling it from the platform registry if missing."""
-        try:
-            return await self.docker.images.inspect(image)
-        except DockerError as exc:
-            if exc.status != 404 or not self._registry_ref(image):
-                raise
-        s = self.settings
-        await self.docker.images.pull(
-            image,
-            auth={
-                "username": s.registry_username,
-                "password": s.resolved_registry_password(),
-                "serveraddress": s.registry_address,
-            },
-        )
-        return await self.docker.images.inspect(image)
-
     async def ensure_image(self, image: str) -> None:
-        """Pull a platform-registry image the engine does not have, then refuse it when its
-        config carries a label the platform forbids (defence in depth: the builder strips them,
-        but a container must never get routing or ownership labels from an image)."""
-        pending = self._pulls.get(image)
-        if pending is not None:
-            # Its failure is not this call's: the pull below retries and reports it.
-            with contextlib.suppress(Exception):
-                await asyncio.shield(pending)
-        data = await self._pull_missing(image)
-        bad = forbidden_labels((data.get("Config") or {}).get("Labels"))
-        if bad:
-            raise ForbiddenImage(
-                f"image {image} carries labels the platform forbids ({', '.join(bad)}); "
-                "only org.opencontainers.* labels are allowed"
-            )
+        """Pull a platform-registry image the engine lacks; ForbiddenImage for one carrying
+        labels the platform forbids (images.py)."""
+        await self.images.ensure(image)
 
     async def list_images(self, project: str) -> list[str]:
-        """The project's images in the platform registry (``<repo>@sha256:...``), newest
-        Application first."""
-        repo = f"{self.settings.registry_address}/{self.registry.repository(project)}"
-        tags = await self.registry.tags(project)
-        ordered = sorted(
-            ((int(tag), digest) for tag, digest in tags.items() if tag.isdigit()), reverse=True
-        )
-        refs: list[str] = []
-        for _, digest in ordered:
-            ref = f"{repo}@{digest}"
-            if ref not in refs:
-                refs.append(ref)
-        return refs
+        return await self.images.list_images(project)
 
     async def image_bytes(self, image: str) -> int:
-        """Size of an image in bytes (the image_mb_per_project quota); 0 when it is missing.
-        A platform-registry image is measured in the registry (the engine has not pulled it)."""
-        if self._registry_ref(image):
-            repository, _, digest = image.partition("@")
-            project = repository.rsplit("/app-", 1)[-1]
-            return await self.registry.image_bytes(project, digest)
-        try:
-            data = await self.docker.images.inspect(image)
-        except DockerError as exc:
-            if exc.status == 404:
-                return 0
-            raise
-        return int(data.get("Size") or 0)
+        return await self.images.image_bytes(image)
 
     async def remove_image(self, tag: str, *, force: bool = False) -> None:
-        """Remove an image from the engine and, for a platform-registry image, its manifest from
-        the registry. A missing one is fine. In use by a container: DockerError 409 unless
-        ``force`` (and then the registry keeps it too)."""
-        try:
-            await self.docker.images.delete(tag, force=force)
-        except DockerError as exc:
-            if exc.status != 404:
-                raise
-        if self._registry_ref(tag) and "@" in tag:
-            repo, _, digest = tag.partition("@")
-            project = repo.rpartition("/app-")[2]
-            await self.registry.delete(project, digest)
+        await self.images.remove(tag, force=force)
 
 
 class DockerOneOff:
@@ -869,10 +515,6 @@ class DockerOneOff:
             self._removed = True
 
 
-class ForbiddenImage(Exception):
-    """An image whose config carries labels the platform does not allow."""
-
-
 __all__ = [
     "GENERATED_DOCKERFILE",
     "LOG_CONFIG",
@@ -880,9 +522,9 @@ __all__ = [
     "BuildPlan",
     "DockerRuntime",
     "ForbiddenImage",
+    "NetworkError",
+    "VolumeError",
     "container_name",
-    "image_repository",
-    "image_tag",
     "network_name",
     "run_as_user",
 ]

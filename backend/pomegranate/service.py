@@ -14,7 +14,6 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -914,4 +913,18 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
         if self._sampler is None:
             return pb.StatsSample()
         samples = await self._sampler.sample()
-        return pb.StatsSample(containers=[pb.ContainerStats(**asdict(s)) for s in samples])
+        return pb.StatsSample(
+            containers=[
+                pb.ContainerStats(
+                    project=s.project,
+                    process=s.process,
+                    cpu_cores=s.cpu_cores,
+                    memory_bytes=s.memory_bytes,
+                    memory_limit_bytes=s.memory_limit_bytes,
+                    net_rx_bytes_per_second=s.net_rx_bytes_per_second,
+                    net_tx_bytes_per_second=s.net_tx_bytes_per_second,
+                    restarts=s.restarts,
+                )
+                for s in samples
+            ]
+        )

@@ -35,7 +35,7 @@ from typing import Any
 from aiodocker.exceptions import DockerError
 
 from backend import labels as L
-from backend.pomegranate import swarm_api
+from backend.engine.engine import update_service
 from backend.pomegranate.addons import (
     DATA_DIR,
     PASSWORD_RE,
@@ -295,12 +295,12 @@ class SwarmAddons:
                 node = (existing["Spec"].get("Labels") or {}).get(NODE_LABEL, "")
                 wanted = self.service_spec(spec, image, node, own, projects)
                 if await self._differs(existing, wanted):
-                    await swarm_api.update_service(
+                    await update_service(
                         self.manager,
                         existing["ID"],
                         existing["Version"]["Index"],
                         wanted,
-                        self.runtime._auth_header(),
+                        self.runtime.auth_header(),
                     )
             await self._wait_ready(spec.name, wanted)
             return await self.status(spec.name)
@@ -482,12 +482,12 @@ class SwarmAddons:
         spec = copy.deepcopy(service["Spec"])
         spec["Mode"] = {"Replicated": {"Replicas": 0}}
         try:
-            await swarm_api.update_service(
+            await update_service(
                 self.manager,
                 service["ID"],
                 service["Version"]["Index"],
                 spec,
-                self.runtime._auth_header(),
+                self.runtime.auth_header(),
             )
         except DockerError as exc:
             if exc.status != 404:

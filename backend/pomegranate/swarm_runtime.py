@@ -46,15 +46,14 @@ import aiohttp
 from aiodocker.exceptions import DockerError
 
 from backend import labels as L
-from backend.pomegranate import swarm_api, swarm_traefik
-from backend.pomegranate.docker_runtime import (
-    RESTART_POLICY,
-    DockerRuntime,
-    NetworkError,
-    _LineSplitter,
-    _parse_time,
-    run_as_user,
-)
+from backend.engine.engine import task_logs, update_service
+from backend.engine.inspect import parse_time
+from backend.engine.logs import LineSplitter
+from backend.pomegranate import swarm_traefik
+from backend.pomegranate.container_config import RESTART_POLICY, run_as_user
+from backend.pomegranate.docker_runtime import DockerRuntime
+from backend.pomegranate.images import image_user
+from backend.pomegranate.networks import NetworkError, delete_network, get_network
 from backend.pomegranate.procfile import shell_command
 from backend.pomegranate.reconciler import DesiredProject, ReconcileResult
 from backend.pomegranate.release import Process, ReleaseFailed, ReleasePlan, ReleaseResult
@@ -198,7 +197,8 @@ class SwarmRuntime(DockerRuntime):
             registry=self.node_registry,
         )
 
-    def _auth_header(self) -> dict[str, str]:
+    # The registry credentials a service create/update sends (also used by swarm_addons).
+    def auth_header(self) -> dict[str, str]:
         s = self.settings
         auth = _registry_auth(
             s.registry_username, s.resolved_registry_password(), self.node_registry
@@ -313,10 +313,9 @@ class SwarmRuntime(DockerRuntime):
         The release phase and one-off commands run on the host engine, on the project's bridge
         network there (DockerRuntime.ensure_project_network, inherited)."""
         name = overlay_name(project, instance=self.settings.instance)
-        wanted = self._network_labels(project)
-        lock = self._network_locks.setdefault(name, asyncio.Lock())
-        async with lock:
-            existing = await self._overlay(name)
+        wanted = self.networks.labels(project)
+        async with self.networks.lock(name):
+            existing = await get_network(self.manager, name)
             if existing is None:
                 try:
                     await self.manager.networks.create(
@@ -332,7 +331,7 @@ class SwarmRuntime(DockerRuntime):
                 except DockerError as exc:
                     if exc.status != 409:  # 409: created meanwhile; its labels are checked below
                         raise
-                existing = await self._overlay(name)
+                existing = await get_network(self.manager, name)
             labels = (existing or {}).get("Labels") or {}
             if existing is None or any(labels.get(k) != v for k, v in wanted.items()):
                 raise NetworkError(f"network {name} exists but is not project {project}'s")
@@ -346,40 +345,27 @@ class SwarmRuntime(DockerRuntime):
         except DockerError as exc:
             raise NetworkError(f"Traefik could not join network {network}: {exc.message}") from exc
 
-    async def _overlay(self, name: str) -> dict[str, Any] | None:
-        try:
-            data: dict[str, Any] = await (await self.manager.networks.get(name)).show()
-        except DockerError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return data if data.get("Name") == name else None
-
     async def remove_project_network(self, project: str) -> None:
         """Both of the project's networks: the overlay, and the host engine's bridge."""
         await super().remove_project_network(project)
         name = overlay_name(project, instance=self.settings.instance)
-        if await self._overlay(name) is None:
+        if await get_network(self.manager, name) is None:
             return
         if self.settings.swarm_traefik_container:  # a network with an endpoint cannot go
             await swarm_traefik.detach(self.manager, self.settings.swarm_traefik_container, name)
-        try:
-            await (await self.manager.networks.get(name)).delete()
-        except DockerError as exc:
-            if exc.status in (403, 409):
-                log.warning("network %s not removed: %s", name, exc.message)
-            elif exc.status != 404:
-                raise
+        await delete_network(self.manager, name)
 
     # ---------------------------------------------------------------------------------- services
 
-    async def _services(self, project: str | None = None) -> list[dict[str, Any]]:
+    async def services(self, project: str | None = None) -> list[dict[str, Any]]:
+        """This instance's services (of ``project`` when given), as the manager lists them."""
         labels = L.instance_filters(self.settings.instance)
         if project is not None:
             labels = [*labels, f"{L.PROJECT}={project}"]
         return [dict(s) for s in await self.manager.services.list(filters={"label": labels})]
 
-    async def _service(self, name: str) -> dict[str, Any] | None:
+    async def service(self, name: str) -> dict[str, Any] | None:
+        """The service called exactly ``name`` as inspected; None when there is none."""
         try:
             data = dict(await self.manager.services.inspect(name))
         except DockerError as exc:
@@ -393,7 +379,8 @@ class SwarmRuntime(DockerRuntime):
         data = await self.manager.tasks.list(filters={"service": [service]})
         return [dict(t) for t in data or [] if t.get("ServiceID") or t.get("ID")]
 
-    async def _remove_service(self, name: str) -> None:
+    async def remove_service(self, name: str) -> None:
+        """Remove service ``name`` (Swarm stops its tasks gracefully); a missing one is fine."""
         with contextlib.suppress(DockerError):
             await self.manager.services.delete(name)
 
@@ -403,16 +390,16 @@ class SwarmRuntime(DockerRuntime):
         when a service does not converge: an updated one has been rolled back by Swarm (the old
         release keeps serving), a new one is removed."""
         await self.ensure_image(plan.image)  # refuses forbidden labels; gives the image's USER
-        image_user = await self._image_user(plan.image)
+        user = await image_user(self.docker, plan.image)
         network = await self.ensure_overlay(plan.project)
         wanted = [p for p in plan.processes if p.type != L.RELEASE_PROCESS]
         previous: set[int] = set()
         for process in wanted:
-            spec = self.service_spec(plan, process, network, image_user)
+            spec = self.service_spec(plan, process, network, user)
             name = spec["Name"]
             lock = self._service_locks.setdefault(name, asyncio.Lock())
             async with lock:
-                existing = await self._service(name)
+                existing = await self.service(name)
                 if existing is None:
                     await on_log(f"Creating service {name} ({process.replicas} replicas)")
                     await self._create_service(spec)
@@ -421,19 +408,19 @@ class SwarmRuntime(DockerRuntime):
                             name, plan.application, process.replicas, plan.health_timeout
                         )
                     except BaseException:
-                        await asyncio.shield(self._remove_service(name))
+                        await asyncio.shield(self.remove_service(name))
                         raise
                 else:
                     old = (existing.get("Spec") or {}).get("Labels") or {}
                     if old.get(L.APPLICATION, "").isdigit():
                         previous.add(int(old[L.APPLICATION]))
                     await on_log(f"Updating service {name} ({process.replicas} replicas)")
-                    await swarm_api.update_service(
+                    await update_service(
                         self.manager,
                         existing["ID"],
                         existing["Version"]["Index"],
                         spec,
-                        self._auth_header(),
+                        self.auth_header(),
                     )
                     await self._wait_converged(
                         name,
@@ -446,14 +433,14 @@ class SwarmRuntime(DockerRuntime):
         names = {
             service_name(plan.project, p.type, instance=self.settings.instance) for p in wanted
         }
-        for service in await self._services(plan.project):
+        for service in await self.services(plan.project):
             name = (service.get("Spec") or {}).get("Name")
             if name not in names:
                 app = ((service.get("Spec") or {}).get("Labels") or {}).get(L.APPLICATION, "")
                 if app.isdigit():
                     previous.add(int(app))
                 await on_log(f"Removing service {name}")
-                await self._remove_service(str(name))  # a service always has a name
+                await self.remove_service(str(name))  # a service always has a name
         await on_log(f"Release {plan.application} is live")
         previous.discard(plan.application)
         return ReleaseResult(
@@ -505,7 +492,7 @@ class SwarmRuntime(DockerRuntime):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._deadline(grace, replicas if one_by_one else 1)
         while True:
-            service = await self._service(name)
+            service = await self.service(name)
             if service is None:
                 raise ReleaseFailed(f"service {name} vanished during its update")
             status = service.get("UpdateStatus") or {}
@@ -540,7 +527,7 @@ class SwarmRuntime(DockerRuntime):
         result = ReconcileResult()
         wanted = {d.project: d for d in desired if d.project not in skip}
         present: dict[str, list[dict[str, Any]]] = {}
-        for service in await self._services():
+        for service in await self.services():
             labels = (service.get("Spec") or {}).get("Labels") or {}
             project = labels.get(L.PROJECT, "")
             if project and project not in skip:
@@ -559,7 +546,7 @@ class SwarmRuntime(DockerRuntime):
                 app = labels.get(L.APPLICATION, "")
                 if labels.get(L.PROCESS) in kept_types or (app.isdigit() and int(app) in in_flight):
                     continue
-                await self._remove_service(spec.get("Name", ""))
+                await self.remove_service(spec.get("Name", ""))
                 result.removed.append(spec.get("Name", ""))
             if project not in wanted:
                 with contextlib.suppress(DockerError, NetworkError):
@@ -597,9 +584,11 @@ class SwarmRuntime(DockerRuntime):
         nodes = await self.manager.nodes.list()
         return {n["ID"]: (n.get("Status") or {}).get("Addr", "") for n in nodes or []}
 
-    def _task_info(
+    def task_info(
         self, task: Mapping[str, Any], service: Mapping[str, Any], nodes: dict[str, str]
     ) -> ContainerInfo:
+        """A task of ``service`` as a container: its slot is the replica, ``nodes`` (node id to
+        address) gives the address the ingress routes to."""
         spec = service.get("Spec") or {}
         labels = dict(spec.get("Labels") or {})
         slot = int(task.get("Slot") or 0)
@@ -622,7 +611,7 @@ class SwarmRuntime(DockerRuntime):
             host_port=published if running else None,
             exit_code=int(exit_code) if exit_code is not None and not running else None,
             oom_killed=False,
-            started_at=_parse_time(status.get("Timestamp")) if running else None,
+            started_at=parse_time(status.get("Timestamp")) if running else None,
             image=str(((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Image", "")),
             labels=labels,
             networks=[
@@ -635,10 +624,10 @@ class SwarmRuntime(DockerRuntime):
         """The tasks Swarm wants running of our services (one per slot: the newest)."""
         nodes = await self._node_addresses()
         result: list[ContainerInfo] = []
-        for service in await self._services(project):
+        for service in await self.services(project):
             name = (service.get("Spec") or {}).get("Name", "")
             tasks = [t for t in await self._tasks(name) if t.get("DesiredState") == "running"]
-            result.extend(self._task_info(t, service, nodes) for t in tasks)
+            result.extend(self.task_info(t, service, nodes) for t in tasks)
         self._to_watches(result)
         return result
 
@@ -664,7 +653,7 @@ class SwarmRuntime(DockerRuntime):
         labels = (service.get("Spec") or {}).get("Labels") or {}
         if labels.get(L.INSTANCE) != self.settings.instance:
             return None
-        info = self._task_info(task, service, await self._node_addresses())
+        info = self.task_info(task, service, await self._node_addresses())
         self._to_watches([info])
         return info
 
@@ -681,7 +670,7 @@ class SwarmRuntime(DockerRuntime):
         (StopGracePeriod). A missing task is fine."""
         name = await self._service_of(container_id)
         if name is not None:
-            await self._remove_service(name)
+            await self.remove_service(name)
 
     async def remove(self, container_id: str) -> None:
         await self.stop(container_id)
@@ -697,14 +686,14 @@ class SwarmRuntime(DockerRuntime):
         if info is None or info.ownership is None or info.ownership.project != project:
             raise NotOwned(f"task {container_id[:12]} is not one of {project}'s")
         name = service_name(project, info.ownership.process, instance=self.settings.instance)
-        service = await self._service(name)
+        service = await self.service(name)
         if service is None:
             raise NotOwned(f"task {container_id[:12]} is not one of {project}'s")
         spec = service["Spec"]
         template = spec["TaskTemplate"]
         template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
-        await swarm_api.update_service(
-            self.manager, service["ID"], service["Version"]["Index"], spec, self._auth_header()
+        await update_service(
+            self.manager, service["ID"], service["Version"]["Index"], spec, self.auth_header()
         )
         replicas = int(((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas") or 1)
         old_tasks = {t["ID"] for t in await self._tasks(name)}
@@ -754,10 +743,8 @@ class SwarmRuntime(DockerRuntime):
             async for line in super().logs(container_id, follow=follow, tail=tail):
                 yield line
             return
-        splitter = _LineSplitter()
-        async with swarm_api.task_logs(
-            self.manager, container_id, follow=follow, tail=tail
-        ) as stream:
+        splitter = LineSplitter()
+        async with task_logs(self.manager, container_id, follow=follow, tail=tail) as stream:
             while True:
                 try:
                     header = await stream.readexactly(8)
@@ -796,7 +783,7 @@ class SwarmRuntime(DockerRuntime):
             while True:
                 polled_at = loop.time()
                 try:
-                    current = {c.id: c for c in await self._all_tasks()}
+                    current = {c.id: c for c in await self.all_tasks()}
                 except (DockerError, aiohttp.ClientError, TimeoutError) as exc:
                     # A manager that is busy or electing: try again at the next poll, comparing
                     # with the last state seen (a watch that ended here would miss every event).
@@ -828,12 +815,13 @@ class SwarmRuntime(DockerRuntime):
         finally:
             self._watches.remove(seen)
 
-    async def _all_tasks(self) -> list[ContainerInfo]:
+    async def all_tasks(self) -> list[ContainerInfo]:
+        """Every task of this instance's services, in any state."""
         nodes = await self._node_addresses()
         result: list[ContainerInfo] = []
-        for service in await self._services():
+        for service in await self.services():
             name = (service.get("Spec") or {}).get("Name", "")
-            result.extend(self._task_info(t, service, nodes) for t in await self._tasks(name))
+            result.extend(self.task_info(t, service, nodes) for t in await self._tasks(name))
         return result
 
     @staticmethod

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x62\x61\x63kend/rpc/platform.proto\x12\x14paastech.platform.v1\"\\\n\rFollowRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\x13\n\x0b\x61pplication\x18\x03 \x01(\x05\x12\x12\n\nskip_lines\x18\x04 \x01(\x05\"[\n\x0b\x44\x65ployChunk\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32\".paastech.platform.v1.DeployHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"n\n\x0c\x44\x65ployHeader\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\x12\n\ncommit_sha\x18\x03 \x01(\t\x12\r\n\x05\x63\x61use\x18\x04 \x01(\t\x12\x17\n\x0fkey_fingerprint\x18< \x01(\t\"\xc3\x01\n\x0b\x44\x65ployEvent\x12\r\n\x03log\x18\x01 \x01(\tH\x00\x12\x34\n\x06status\x18\x02 \x01(\x0b\x32\".paastech.platform.v1.StatusChangeH\x00\x12\x32\n\x08\x66inished\x18\x03 \x01(\x0b\x32\x1e.paastech.platform.v1.FinishedH\x00\x12\x32\n\x08\x64\x65ployed\x18\x64 \x01(\x0b\x32\x1e.paastech.platform.v1.DeployedH\x00\x42\x07\n\x05\x65vent\"3\n\x0cStatusChange\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\x05\x12\x0e\n\x06status\x18\x02 \x01(\t\"V\n\x08\x46inished\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x13\n\x0b\x61pplication\x18\x02 \x01(\x05\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0c\n\x04\x63ode\x18\x05 \x01(\t\"!\n\nKeyRequest\x12\x13\n\x0b\x66ingerprint\x18\x01 \x01(\t\">\n\x08KeyReply\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\x10\n\x08username\x18\x03 \x01(\t\"@\n\x0bRepoRequest\x12\x11\n\tclient_id\x18\x01 \x01(\x03\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\r\n\x05write\x18\x03 \x01(\x08\"`\n\tRepoReply\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x11\n\trepo_path\x18\x04 \x01(\t\x12\x15\n\rdeploy_branch\x18\x05 \x01(\t\"\x1e\n\tClientRef\x12\x11\n\tclient_id\x18\x01 \x01(\x03\"1\n\x0bWhoamiReply\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08projects\x18\x02 \x03(\t\"*\n\x0cTerminalSize\x12\x0c\n\x04rows\x18\x01 \x01(\x05\x12\x0c\n\x04\x63ols\x18\x02 \x01(\x05\"\x8f\x01\n\tRunHeader\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\x0f\n\x07\x63ommand\x18\x03 \x03(\t\x12\x0b\n\x03tty\x18\x04 \x01(\x08\x12\x0e\n\x06\x64\x65tach\x18\x05 \x01(\x08\x12\x30\n\x04size\x18\x06 \x01(\x0b\x32\".paastech.platform.v1.TerminalSize\"\xa4\x01\n\x08RunChunk\x12\x31\n\x06header\x18\x01 \x01(\x0b\x32\x1f.paastech.platform.v1.RunHeaderH\x00\x12\x0f\n\x05stdin\x18\x02 \x01(\x0cH\x00\x12\x16\n\x0cstdin_closed\x18\x03 \x01(\x08H\x00\x12\x34\n\x06resize\x18\x04 \x01(\x0b\x32\".paastech.platform.v1.TerminalSizeH\x00\x42\x06\n\x04part\"\'\n\x07RunExit\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\"(\n\x07Refusal\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xab\x01\n\x08RunEvent\x12\x11\n\x07started\x18\x01 \x01(\tH\x00\x12\x10\n\x06stdout\x18\x02 \x01(\x0cH\x00\x12\x10\n\x06stderr\x18\x03 \x01(\x0cH\x00\x12-\n\x04\x65xit\x18\x04 \x01(\x0b\x32\x1d.paastech.platform.v1.RunExitH\x00\x12\x30\n\x07refused\x18\x05 \x01(\x0b\x32\x1d.paastech.platform.v1.RefusalH\x00\x42\x07\n\x05\x65vent\"\xb1\x01\n\x0fProjectRequests\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x10\n\x08requests\x18\x02 \x01(\x03\x12\x12\n\nstatus_1xx\x18\x03 \x01(\x03\x12\x12\n\nstatus_2xx\x18\x04 \x01(\x03\x12\x12\n\nstatus_3xx\x18\x05 \x01(\x03\x12\x12\n\nstatus_4xx\x18\x06 \x01(\x03\x12\x12\n\nstatus_5xx\x18\x07 \x01(\x03\x12\x17\n\x0flatency_buckets\x18\x08 \x03(\x03\"H\n\rRequestReport\x12\x37\n\x08projects\x18\x01 \x03(\x0b\x32%.paastech.platform.v1.ProjectRequests\"\x0b\n\tReportAck\",\n\x08\x44\x65ployed\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\x05\x12\x0b\n\x03url\x18\x02 \x01(\t2\x80\x02\n\x0b\x44\x65ployments\x12R\n\x06\x44\x65ploy\x12!.paastech.platform.v1.DeployChunk\x1a!.paastech.platform.v1.DeployEvent(\x01\x30\x01\x12R\n\x06\x46ollow\x12#.paastech.platform.v1.FollowRequest\x1a!.paastech.platform.v1.DeployEvent0\x01\x12I\n\x03Run\x12\x1e.paastech.platform.v1.RunChunk\x1a\x1e.paastech.platform.v1.RunEvent(\x01\x30\x01\x32\x80\x02\n\tGitAccess\x12P\n\x0c\x41uthorizeKey\x12 .paastech.platform.v1.KeyRequest\x1a\x1e.paastech.platform.v1.KeyReply\x12S\n\rAuthorizeRepo\x12!.paastech.platform.v1.RepoRequest\x1a\x1f.paastech.platform.v1.RepoReply\x12L\n\x06Whoami\x12\x1f.paastech.platform.v1.ClientRef\x1a!.paastech.platform.v1.WhoamiReply2a\n\x07Metrics\x12V\n\x0eReportRequests\x12#.paastech.platform.v1.RequestReport\x1a\x1f.paastech.platform.v1.ReportAckb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x62\x61\x63kend/rpc/platform.proto\x12\x14paastech.platform.v1\"\\\n\rFollowRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\x13\n\x0b\x61pplication\x18\x03 \x01(\x05\x12\x12\n\nskip_lines\x18\x04 \x01(\x05\"[\n\x0b\x44\x65ployChunk\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32\".paastech.platform.v1.DeployHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"n\n\x0c\x44\x65ployHeader\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\x12\n\ncommit_sha\x18\x03 \x01(\t\x12\r\n\x05\x63\x61use\x18\x04 \x01(\t\x12\x17\n\x0fkey_fingerprint\x18< \x01(\t\"\xc3\x01\n\x0b\x44\x65ployEvent\x12\r\n\x03log\x18\x01 \x01(\tH\x00\x12\x34\n\x06status\x18\x02 \x01(\x0b\x32\".paastech.platform.v1.StatusChangeH\x00\x12\x32\n\x08\x66inished\x18\x03 \x01(\x0b\x32\x1e.paastech.platform.v1.FinishedH\x00\x12\x32\n\x08\x64\x65ployed\x18\x64 \x01(\x0b\x32\x1e.paastech.platform.v1.DeployedH\x00\x42\x07\n\x05\x65vent\"3\n\x0cStatusChange\x12\x13\n\x0b\x61pplication\x18\x01 \x01(\x05\x12\x0e\n\x06status\x18\x02 \x01(\t\"V\n\x08\x46inished\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x13\n\x0b\x61pplication\x18\x02 \x01(\x05\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0c\n\x04\x63ode\x18\x05 \x01(\t\"!\n\nKeyRequest\x12\x13\n\x0b\x66ingerprint\x18\x01 \x01(\t\">\n\x08KeyReply\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\x10\n\x08username\x18\x03 \x01(\t\"@\n\x0bRepoRequest\x12\x11\n\tclient_id\x18\x01 \x01(\x03\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\r\n\x05write\x18\x03 \x01(\x08\"^\n\tRepoReply\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x11\n\trepo_path\x18\x04 \x01(\t\x12\x15\n\rdeploy_branch\x18\x05 \x01(\tJ\x04\x08\x02\x10\x03R\x04\x63ode\"\x1e\n\tClientRef\x12\x11\n\tclient_id\x18\x01 \x01(\x03\"1\n\x0bWhoamiReply\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08projects\x18\x02 \x03(\t\"*\n\x0cTerminalSize\x12\x0c\n\x04rows\x18\x01 \x01(\x05\x12\x0c\n\x04\x63ols\x18\x02 \x01(\x05\"\x8d\x01\n\tRunHeader\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\x03\x12\x0f\n\x07\x63ommand\x18\x03 \x03(\t\x12\x0b\n\x03tty\x18\x04 \x01(\x08\x12\x30\n\x04size\x18\x06 \x01(\x0b\x32\".paastech.platform.v1.TerminalSizeJ\x04\x08\x05\x10\x06R\x06\x64\x65tach\"\xa4\x01\n\x08RunChunk\x12\x31\n\x06header\x18\x01 \x01(\x0b\x32\x1f.paastech.platform.v1.RunHeaderH\x00\x12\x0f\n\x05stdin\x18\x02 \x01(\x0cH\x00\x12\x16\n\x0cstdin_closed\x18\x03 \x01(\x08H\x00\x12\x34\n\x06resize\x18\x04 \x01(\x0b\x32\".paastech.platform.v1.TerminalSizeH\x00\x42\x06\n\x04part\"\'\n\x07RunExit\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\"&\n\x07Refusal\x12\x0f\n\x07message\x18\x02 \x01(\tJ\x04\x08\x01\x10\x02R\x04\x63ode\"\xab\x01\n\x08RunEvent\x12\x11\n\x07started\x18\x01 \x01(\tH\x00\x12\x10\n\x06stdout\x18\x02 \x01(\x0cH\x00\x12\x10\n\x06stderr\x18\x03 \x01(\x0cH\x00\x12-\n\x04\x65xit\x18\x04 \x01(\x0b\x32\x1d.paastech.platform.v1.RunExitH\x00\x12\x30\n\x07refused\x18\x05 \x01(\x0b\x32\x1d.paastech.platform.v1.RefusalH\x00\x42\x07\n\x05\x65vent\"\xb1\x01\n\x0fProjectRequests\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x10\n\x08requests\x18\x02 \x01(\x03\x12\x12\n\nstatus_1xx\x18\x03 \x01(\x03\x12\x12\n\nstatus_2xx\x18\x04 \x01(\x03\x12\x12\n\nstatus_3xx\x18\x05 \x01(\x03\x12\x12\n\nstatus_4xx\x18\x06 \x01(\x03\x12\x12\n\nstatus_5xx\x18\x07 \x01(\x03\x12\x17\n\x0flatency_buckets\x18\x08 \x03(\x03\"H\n\rRequestReport\x12\x37\n\x08projects\x18\x01 \x03(\x0b\x32%.paastech.platform.v1.ProjectRequests\"\x0b\n\tReportAck\"*\n\x08\x44\x65ployed\x12\x0b\n\x03url\x18\x02 \x01(\tJ\x04\x08\x01\x10\x02R\x0b\x61pplication2\x80\x02\n\x0b\x44\x65ployments\x12R\n\x06\x44\x65ploy\x12!.paastech.platform.v1.DeployChunk\x1a!.paastech.platform.v1.DeployEvent(\x01\x30\x01\x12R\n\x06\x46ollow\x12#.paastech.platform.v1.FollowRequest\x1a!.paastech.platform.v1.DeployEvent0\x01\x12I\n\x03Run\x12\x1e.paastech.platform.v1.RunChunk\x1a\x1e.paastech.platform.v1.RunEvent(\x01\x30\x01\x32\x80\x02\n\tGitAccess\x12P\n\x0c\x41uthorizeKey\x12 .paastech.platform.v1.KeyRequest\x1a\x1e.paastech.platform.v1.KeyReply\x12S\n\rAuthorizeRepo\x12!.paastech.platform.v1.RepoRequest\x1a\x1f.paastech.platform.v1.RepoReply\x12L\n\x06Whoami\x12\x1f.paastech.platform.v1.ClientRef\x1a!.paastech.platform.v1.WhoamiReply2a\n\x07Metrics\x12V\n\x0eReportRequests\x12#.paastech.platform.v1.RequestReport\x1a\x1f.paastech.platform.v1.ReportAckb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,35 +50,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPOREQUEST']._serialized_start=789
   _globals['_REPOREQUEST']._serialized_end=853
   _globals['_REPOREPLY']._serialized_start=855
-  _globals['_REPOREPLY']._serialized_end=951
-  _globals['_CLIENTREF']._serialized_start=953
-  _globals['_CLIENTREF']._serialized_end=983
-  _globals['_WHOAMIREPLY']._serialized_start=985
-  _globals['_WHOAMIREPLY']._serialized_end=1034
-  _globals['_TERMINALSIZE']._serialized_start=1036
-  _globals['_TERMINALSIZE']._serialized_end=1078
-  _globals['_RUNHEADER']._serialized_start=1081
-  _globals['_RUNHEADER']._serialized_end=1224
-  _globals['_RUNCHUNK']._serialized_start=1227
-  _globals['_RUNCHUNK']._serialized_end=1391
-  _globals['_RUNEXIT']._serialized_start=1393
-  _globals['_RUNEXIT']._serialized_end=1432
-  _globals['_REFUSAL']._serialized_start=1434
-  _globals['_REFUSAL']._serialized_end=1474
-  _globals['_RUNEVENT']._serialized_start=1477
-  _globals['_RUNEVENT']._serialized_end=1648
-  _globals['_PROJECTREQUESTS']._serialized_start=1651
-  _globals['_PROJECTREQUESTS']._serialized_end=1828
-  _globals['_REQUESTREPORT']._serialized_start=1830
-  _globals['_REQUESTREPORT']._serialized_end=1902
-  _globals['_REPORTACK']._serialized_start=1904
-  _globals['_REPORTACK']._serialized_end=1915
-  _globals['_DEPLOYED']._serialized_start=1917
-  _globals['_DEPLOYED']._serialized_end=1961
-  _globals['_DEPLOYMENTS']._serialized_start=1964
-  _globals['_DEPLOYMENTS']._serialized_end=2220
-  _globals['_GITACCESS']._serialized_start=2223
-  _globals['_GITACCESS']._serialized_end=2479
-  _globals['_METRICS']._serialized_start=2481
-  _globals['_METRICS']._serialized_end=2578
+  _globals['_REPOREPLY']._serialized_end=949
+  _globals['_CLIENTREF']._serialized_start=951
+  _globals['_CLIENTREF']._serialized_end=981
+  _globals['_WHOAMIREPLY']._serialized_start=983
+  _globals['_WHOAMIREPLY']._serialized_end=1032
+  _globals['_TERMINALSIZE']._serialized_start=1034
+  _globals['_TERMINALSIZE']._serialized_end=1076
+  _globals['_RUNHEADER']._serialized_start=1079
+  _globals['_RUNHEADER']._serialized_end=1220
+  _globals['_RUNCHUNK']._serialized_start=1223
+  _globals['_RUNCHUNK']._serialized_end=1387
+  _globals['_RUNEXIT']._serialized_start=1389
+  _globals['_RUNEXIT']._serialized_end=1428
+  _globals['_REFUSAL']._serialized_start=1430
+  _globals['_REFUSAL']._serialized_end=1468
+  _globals['_RUNEVENT']._serialized_start=1471
+  _globals['_RUNEVENT']._serialized_end=1642
+  _globals['_PROJECTREQUESTS']._serialized_start=1645
+  _globals['_PROJECTREQUESTS']._serialized_end=1822
+  _globals['_REQUESTREPORT']._serialized_start=1824
+  _globals['_REQUESTREPORT']._serialized_end=1896
+  _globals['_REPORTACK']._serialized_start=1898
+  _globals['_REPORTACK']._serialized_end=1909
+  _globals['_DEPLOYED']._serialized_start=1911
+  _globals['_DEPLOYED']._serialized_end=1953
+  _globals['_DEPLOYMENTS']._serialized_start=1956
+  _globals['_DEPLOYMENTS']._serialized_end=2212
+  _globals['_GITACCESS']._serialized_start=2215
+  _globals['_GITACCESS']._serialized_end=2471
+  _globals['_METRICS']._serialized_start=2473
+  _globals['_METRICS']._serialized_end=2570
 # @@protoc_insertion_point(module_scope)

@@ -101,18 +101,16 @@ class RepoRequest(_message.Message):
     def __init__(self, client_id: _Optional[int] = ..., project: _Optional[str] = ..., write: _Optional[bool] = ...) -> None: ...
 
 class RepoReply(_message.Message):
-    __slots__ = ("ok", "code", "message", "repo_path", "deploy_branch")
+    __slots__ = ("ok", "message", "repo_path", "deploy_branch")
     OK_FIELD_NUMBER: _ClassVar[int]
-    CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     REPO_PATH_FIELD_NUMBER: _ClassVar[int]
     DEPLOY_BRANCH_FIELD_NUMBER: _ClassVar[int]
     ok: bool
-    code: str
     message: str
     repo_path: str
     deploy_branch: str
-    def __init__(self, ok: _Optional[bool] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., repo_path: _Optional[str] = ..., deploy_branch: _Optional[str] = ...) -> None: ...
+    def __init__(self, ok: _Optional[bool] = ..., message: _Optional[str] = ..., repo_path: _Optional[str] = ..., deploy_branch: _Optional[str] = ...) -> None: ...
 
 class ClientRef(_message.Message):
     __slots__ = ("client_id",)
@@ -137,20 +135,18 @@ class TerminalSize(_message.Message):
     def __init__(self, rows: _Optional[int] = ..., cols: _Optional[int] = ...) -> None: ...
 
 class RunHeader(_message.Message):
-    __slots__ = ("project", "client_id", "command", "tty", "detach", "size")
+    __slots__ = ("project", "client_id", "command", "tty", "size")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     COMMAND_FIELD_NUMBER: _ClassVar[int]
     TTY_FIELD_NUMBER: _ClassVar[int]
-    DETACH_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     project: str
     client_id: int
     command: _containers.RepeatedScalarFieldContainer[str]
     tty: bool
-    detach: bool
     size: TerminalSize
-    def __init__(self, project: _Optional[str] = ..., client_id: _Optional[int] = ..., command: _Optional[_Iterable[str]] = ..., tty: _Optional[bool] = ..., detach: _Optional[bool] = ..., size: _Optional[_Union[TerminalSize, _Mapping]] = ...) -> None: ...
+    def __init__(self, project: _Optional[str] = ..., client_id: _Optional[int] = ..., command: _Optional[_Iterable[str]] = ..., tty: _Optional[bool] = ..., size: _Optional[_Union[TerminalSize, _Mapping]] = ...) -> None: ...
 
 class RunChunk(_message.Message):
     __slots__ = ("header", "stdin", "stdin_closed", "resize")
@@ -173,12 +169,10 @@ class RunExit(_message.Message):
     def __init__(self, code: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Refusal(_message.Message):
-    __slots__ = ("code", "message")
-    CODE_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("message",)
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    code: str
     message: str
-    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    def __init__(self, message: _Optional[str] = ...) -> None: ...
 
 class RunEvent(_message.Message):
     __slots__ = ("started", "stdout", "stderr", "exit", "refused")
@@ -225,9 +219,7 @@ class ReportAck(_message.Message):
     def __init__(self) -> None: ...
 
 class Deployed(_message.Message):
-    __slots__ = ("application", "url")
-    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("url",)
     URL_FIELD_NUMBER: _ClassVar[int]
-    application: int
     url: str
-    def __init__(self, application: _Optional[int] = ..., url: _Optional[str] = ...) -> None: ...
+    def __init__(self, url: _Optional[str] = ...) -> None: ...

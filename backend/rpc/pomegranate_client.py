@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import grpc
 
-from backend.errors import ProcessUnhealthy, Unavailable, ValidationFailed
+from backend.errors import Conflict, NotFound, ProcessUnhealthy, Unavailable, ValidationFailed
 from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc import pomegranate_pb2_grpc as pb_grpc
 from backend.rpc import pomegranate_types as t
@@ -165,10 +165,10 @@ class PomegranateClient:
         reply = await self._unary(self.stub.ListProcesses, pb.ProjectRef(project=project))
         return [_container(c) for c in reply.containers]
 
-    async def sample_stats(self) -> list[pb.ContainerStats]:
+    async def sample_stats(self) -> list[t.ContainerStats]:
         """Issue 18: one stats reading of every running app container."""
         reply = await self._unary(self.stub.SampleStats, pb.StatsRequest())
-        return list(reply.containers)
+        return [_container_stats(c) for c in reply.containers]
 
     async def restart_processes(
         self, project: str, application: int, process: str, replica: int, health_timeout: float
@@ -284,14 +284,14 @@ class PomegranateClient:
 
     async def addon_logs(
         self, name: str, kind: str, tail: int, follow: bool
-    ) -> AsyncGenerator[pb.LogLine]:
+    ) -> AsyncGenerator[t.LogLine]:
         request = pb.AddonLogsRequest(
             ref=pb.AddonRef(name=name, kind=kind), tail=tail, follow=follow
         )
         call = self.stub.AddonLogs(request, metadata=call_metadata())
         try:
             async for line in call:
-                yield line
+                yield t.LogLine(line.process, line.replica, line.application, line.line)
         except grpc.aio.AioRpcError as exc:
             raise _addon_failure(exc) from exc
         finally:
@@ -324,6 +324,36 @@ class PomegranateClient:
             await self.stub.RestoreAddon(chunks(), metadata=call_metadata(), timeout=1800)
         except grpc.aio.AioRpcError as exc:
             raise _addon_failure(exc) from exc
+
+    # ---------------------------------------------------------------------- nodes (issue 16)
+
+    async def _node_call(
+        self,
+        method: grpc.aio.UnaryUnaryMultiCallable[Req, Reply],
+        request: Req,
+        deadline: float = 60,
+    ) -> Reply:
+        try:
+            return await method(request, metadata=call_metadata(), timeout=deadline)
+        except grpc.aio.AioRpcError as exc:
+            raise _node_failure(exc, refers_to_node=isinstance(request, pb.NodeRef)) from None
+
+    async def list_nodes(self) -> list[t.Node]:
+        reply = await self._node_call(self.stub.ListNodes, pb.Empty())
+        return [_node(n) for n in reply.nodes]
+
+    async def node_join_command(self) -> str:
+        reply = await self._node_call(self.stub.NodeJoinCommand, pb.Empty())
+        return str(reply.command)
+
+    async def drain_node(self, ref: str, deadline: float) -> t.Node:
+        return _node(await self._node_call(self.stub.DrainNode, pb.NodeRef(node=ref), deadline))
+
+    async def activate_node(self, ref: str) -> t.Node:
+        return _node(await self._node_call(self.stub.ActivateNode, pb.NodeRef(node=ref)))
+
+    async def remove_node(self, ref: str) -> None:
+        await self._node_call(self.stub.RemoveNode, pb.NodeRef(node=ref))
 
     def watch(self) -> WatchStream:
         """Pomegranate's runtime events; see WatchStream."""
@@ -407,6 +437,35 @@ def _container(c: pb.Container) -> t.Container:
     )
 
 
+def _container_stats(c: pb.ContainerStats) -> t.ContainerStats:
+    return t.ContainerStats(
+        project=c.project,
+        process=c.process,
+        cpu_cores=c.cpu_cores,
+        memory_bytes=c.memory_bytes,
+        memory_limit_bytes=c.memory_limit_bytes,
+        net_rx_bytes_per_second=c.net_rx_bytes_per_second,
+        net_tx_bytes_per_second=c.net_tx_bytes_per_second,
+        restarts=c.restarts,
+    )
+
+
+def _node(n: pb.Node) -> t.Node:
+    return t.Node(
+        id=n.id,
+        hostname=n.hostname,
+        role=n.role,
+        state=n.state,
+        availability=n.availability,
+        address=n.address,
+        leader=n.leader,
+        tasks=n.tasks,
+        nano_cpus=n.nano_cpus,
+        memory_bytes=n.memory_bytes,
+        engine_version=n.engine_version,
+    )
+
+
 def _addon_state(s: pb.AddonState) -> t.AddonState:
     return t.AddonState(
         state=s.state,
@@ -458,6 +517,21 @@ def _addon_failure(exc: grpc.aio.AioRpcError) -> Unavailable:
     if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
         return Unavailable(exc.details() or "the add-on server failed")
     return _unavailable(exc)
+
+
+def _node_failure(exc: grpc.aio.AioRpcError, *, refers_to_node: bool) -> Exception:
+    """What a node rpc's status means for the API: field ``node`` on what concerns the node;
+    a node that refuses (FAILED_PRECONDITION on a NodeRef) is a CONFLICT."""
+    code, details = exc.code(), exc.details() or ""
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound(details, field="node")
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return ValidationFailed(details, field="node")
+    if code == grpc.StatusCode.FAILED_PRECONDITION and refers_to_node:
+        return Conflict(details, field="node")
+    if code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INTERNAL):
+        return Unavailable(details)
+    return Unavailable(f"the deployment manager is not reachable ({code.name.lower()})")
 
 
 def _rpc_failure(what: str, exc: grpc.aio.AioRpcError) -> DeployFailed:

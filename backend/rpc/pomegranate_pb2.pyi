@@ -485,32 +485,24 @@ class StatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ContainerStats(_message.Message):
-    __slots__ = ("project", "application", "process", "replica", "container_id", "cpu_cores", "memory_bytes", "memory_limit_bytes", "net_rx_bytes_per_second", "net_tx_bytes_per_second", "restarts", "read_at")
+    __slots__ = ("project", "process", "cpu_cores", "memory_bytes", "memory_limit_bytes", "net_rx_bytes_per_second", "net_tx_bytes_per_second", "restarts")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
-    APPLICATION_FIELD_NUMBER: _ClassVar[int]
     PROCESS_FIELD_NUMBER: _ClassVar[int]
-    REPLICA_FIELD_NUMBER: _ClassVar[int]
-    CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     CPU_CORES_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     MEMORY_LIMIT_BYTES_FIELD_NUMBER: _ClassVar[int]
     NET_RX_BYTES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     NET_TX_BYTES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     RESTARTS_FIELD_NUMBER: _ClassVar[int]
-    READ_AT_FIELD_NUMBER: _ClassVar[int]
     project: str
-    application: int
     process: str
-    replica: int
-    container_id: str
     cpu_cores: float
     memory_bytes: int
     memory_limit_bytes: int
     net_rx_bytes_per_second: float
     net_tx_bytes_per_second: float
     restarts: int
-    read_at: str
-    def __init__(self, project: _Optional[str] = ..., application: _Optional[int] = ..., process: _Optional[str] = ..., replica: _Optional[int] = ..., container_id: _Optional[str] = ..., cpu_cores: _Optional[float] = ..., memory_bytes: _Optional[int] = ..., memory_limit_bytes: _Optional[int] = ..., net_rx_bytes_per_second: _Optional[float] = ..., net_tx_bytes_per_second: _Optional[float] = ..., restarts: _Optional[int] = ..., read_at: _Optional[str] = ...) -> None: ...
+    def __init__(self, project: _Optional[str] = ..., process: _Optional[str] = ..., cpu_cores: _Optional[float] = ..., memory_bytes: _Optional[int] = ..., memory_limit_bytes: _Optional[int] = ..., net_rx_bytes_per_second: _Optional[float] = ..., net_tx_bytes_per_second: _Optional[float] = ..., restarts: _Optional[int] = ...) -> None: ...
 
 class StatsSample(_message.Message):
     __slots__ = ("containers",)

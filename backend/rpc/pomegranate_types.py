@@ -158,3 +158,34 @@ class RunOutput:
     data: bytes = b""  # stdout or stderr
     exit_code: int = 0
     reason: str = ""  # exit: why it ended other than by itself; failure: what went wrong
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerStats:
+    """One stats reading of a running app container (issue 18)."""
+
+    project: str
+    process: str
+    cpu_cores: float = 0.0  # cores in use (1.0: one full core)
+    memory_bytes: int = 0  # without the page cache, as `docker stats` shows it
+    memory_limit_bytes: int = 0
+    net_rx_bytes_per_second: float = 0.0
+    net_tx_bytes_per_second: float = 0.0
+    restarts: int = 0  # restarts seen by this Pomegranate since it started
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A Swarm node (issue 16)."""
+
+    id: str
+    hostname: str
+    role: str  # manager | worker
+    state: str  # ready | down | unknown | disconnected
+    availability: str  # active | pause | drain
+    address: str
+    leader: bool
+    tasks: int  # running tasks of the platform's services on it
+    nano_cpus: int
+    memory_bytes: int
+    engine_version: str

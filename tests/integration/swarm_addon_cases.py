@@ -23,6 +23,7 @@ import pytest
 from backend import labels as L
 from backend.pomegranate import swarm_traefik
 from backend.pomegranate.addons import AddonError, AddonSpec
+from backend.pomegranate.networks import get_network
 from backend.pomegranate.release import Process, ReleasePlan, release
 from backend.pomegranate.runtime import BuiltImage
 from backend.pomegranate.swarm_addons import NODE_LABEL, SwarmAddons, addon_service_name
@@ -59,7 +60,9 @@ async def _remove_project(runtime: SwarmRuntime, name: str) -> None:
             with contextlib.suppress(Exception):
                 await runtime.remove_project_network(name)
             if (
-                await runtime._overlay(overlay_name(name, instance=runtime.settings.instance))
+                await get_network(
+                    runtime.manager, overlay_name(name, instance=runtime.settings.instance)
+                )
                 is None
             ):
                 break
@@ -286,7 +289,7 @@ async def test_traefik_s_container_joins_each_project_overlay_and_reaches_its_ta
             while True:
                 with contextlib.suppress(Exception):
                     await wired.remove_project_network(project)
-                if await wired._overlay(network) is None:
+                if await get_network(wired.manager, network) is None:
                     break
                 await asyncio.sleep(0.5)
         assert await swarm_traefik.attached(manager, name) == {"bridge"}

@@ -21,7 +21,9 @@ import httpx
 import pytest
 
 from backend import labels as L
+from backend.pomegranate.container_config import app_config
 from backend.pomegranate.docker_runtime import DockerRuntime, container_name, network_name
+from backend.pomegranate.networks import create_network
 from backend.pomegranate.reconciler import DesiredProject, reconcile
 from backend.pomegranate.release import Process, ReleasePlan
 from backend.pomegranate.runtime import ContainerInfo
@@ -282,11 +284,11 @@ async def _migrate_scenario(
 ) -> None:
     built, _ = await build(runtime, project, "dockerfile")
     shared = f"{settings.instance}-legacy"  # stands for the shared `paastech` of before
-    await runtime._create_network(shared, runtime._network_labels(project))
+    await create_network(docker, settings, shared, runtime.networks.labels(project))
     old_spec = spec(project, built)
     # Builds land in the registry: the engine pulls the image on the platform's first start.
     await runtime.ensure_image(built.image)
-    config = runtime._container_config(old_spec, shared)
+    config = app_config(old_spec, settings, shared)
     legacy_name = L.legacy_container_name(project, 1, "web", 1)
     old = await docker.containers.create(config, name=legacy_name)
     try:

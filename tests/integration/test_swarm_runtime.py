@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from backend import labels as L
+from backend.pomegranate.networks import get_network
 from backend.pomegranate.reconciler import DesiredProject, reconcile
 from backend.pomegranate.release import (
     Process,
@@ -144,14 +145,16 @@ async def project(runtime: SwarmRuntime) -> AsyncIterator[str]:
     for info in await runtime.list_containers(name):
         await runtime.remove(info.id)
     async with within(60, f"the services of {name} to go"):
-        while await runtime._services(name):
+        while await runtime.services(name):
             await asyncio.sleep(0.5)
     async with within(60, f"the network of {name} to go"):
         while True:
             with contextlib.suppress(Exception):
                 await runtime.remove_project_network(name)
             if (
-                await runtime._overlay(overlay_name(name, instance=runtime.settings.instance))
+                await get_network(
+                    runtime.manager, overlay_name(name, instance=runtime.settings.instance)
+                )
                 is None
             ):
                 break
@@ -305,7 +308,7 @@ async def test_release_spreads_replicas_over_nodes(
     assert {b["env"]["GREETING"] for b in bodies} == {"hello"}
     # The project's own overlay network; its tasks run hardened and limited.
     name = service_name(project, "web", instance=settings.instance)
-    spec = (await runtime._service(name))["Spec"]
+    spec = (await runtime.service(name))["Spec"]
     task = spec["TaskTemplate"]
     assert all(c.networks == [overlay_name(project, instance=settings.instance)] for c in running)
     assert task["ContainerSpec"]["CapabilityDrop"] == ["ALL"]
@@ -350,7 +353,7 @@ async def test_failed_health_check_keeps_the_old_release_serving(
     assert set(traffic.releases) == {"1"}, traffic.releases
     # Swarm rolled the service back to release 1's spec: only its tasks run and are routed.
     name = service_name(project, "web", instance=settings.instance)
-    assert (await runtime._service(name))["Spec"]["Labels"][L.APPLICATION] == "1"
+    assert (await runtime.service(name))["Spec"]["Labels"][L.APPLICATION] == "1"
     running = [c for c in await runtime.list_containers(project) if c.running]
     assert {c.ownership.application for c in running if c.ownership} == {1}
     await routed(ingress, project, "1")
@@ -451,16 +454,16 @@ async def test_reconcile_makes_the_services_match_the_database(
     live = plan(project, built, 1, replicas=2)
     await release(runtime, live, Logs(), settings)
     name = service_name(project, "web", instance=settings.instance)
-    before = (await runtime._service(name))["ID"]
-    others = {s["Spec"]["Labels"][L.PROJECT] for s in await runtime._services()} - {
+    before = (await runtime.service(name))["ID"]
+    others = {s["Spec"]["Labels"][L.PROJECT] for s in await runtime.services()} - {
         project
     }  # any other test's services are not this test's to touch
     # The live release is in place: adopted, untouched.
     result = await reconcile(runtime, [DesiredProject(project, live=live)], settings, skip=others)
     assert result.adopted == [name] and result.removed == [] and result.started == []
-    assert (await runtime._service(name))["ID"] == before
+    assert (await runtime.service(name))["ID"] == before
     # Its service vanished (an operator's `docker service rm`): deployed again.
-    await runtime._remove_service(name)
+    await runtime.remove_service(name)
     result = await reconcile(runtime, [DesiredProject(project, live=live)], settings, skip=others)
     assert result.started == [name]
     running = [c for c in await runtime.list_containers(project) if c.running]
@@ -468,7 +471,7 @@ async def test_reconcile_makes_the_services_match_the_database(
     # The project is gone from the database: its services go, and its network.
     result = await reconcile(runtime, [], settings, skip=others)
     assert result.removed == [name]
-    assert await runtime._services(project) == []
+    assert await runtime.services(project) == []
 
 
 async def test_draining_a_node_moves_its_tasks_with_no_failed_request(

@@ -14,6 +14,7 @@ import aiodocker
 import pytest
 
 from backend import labels as L
+from backend.engine.inspect import inspect_volume
 from backend.pomegranate.docker_runtime import DockerRuntime, VolumeError
 from backend.pomegranate.runtime import Mount, NotOwned, ProcessSpec, VolumeInUse
 from backend.settings import Settings
@@ -89,7 +90,8 @@ async def test_a_volume_is_created_labelled_writable_and_kept(runtime: DockerRun
         data.docker_name,
     )
     assert listed.size_bytes >= len("kept\n")
-    volume = await runtime.docker._query_json(f"volumes/{data.docker_name}")
+    volume = await inspect_volume(runtime.docker, data.docker_name)
+    assert volume is not None
     assert volume["Labels"][L.PROJECT] == project and volume["Labels"][L.VOLUME] == "data"
     assert await runtime.list_volumes([f"{project}-other"]) == []
 

@@ -12,31 +12,37 @@ import pytest
 
 from backend.db.models import Addon, AddonStatusChange, Client, Project
 from backend.events import EventKind, addon_topic, get_bus
-from backend.rpc import pomegranate_pb2 as pb
+from backend.rpc import pomegranate_types as pt
 from backend.services import addon_status, addons
 from tests.support.addon_db import addon_db, addon_row, use_pomegranate
+
+
+def addon_state(*, running: bool, state: str) -> pt.AddonState:
+    return pt.AddonState(
+        state=state, running=running, health="", projects=(), started_at="", restart_count=0
+    )
 
 
 class FakePomegranate:
     """The server is found stopped; an ensure brings it back unless told to fail."""
 
     def __init__(self) -> None:
-        self.state = pb.AddonState(running=False, state="exited")
+        self.state = addon_state(running=False, state="exited")
         self.comes_back = True
         self.ensures = 0
         self.ensuring = asyncio.Event()
         self.finish_ensure: asyncio.Event | None = None  # set: an ensure waits for it
 
-    async def addon_status(self, name: str, kind: str) -> pb.AddonState:
+    async def addon_status(self, name: str, kind: str) -> pt.AddonState:
         return self.state
 
-    async def ensure_addon(self, spec: pb.AddonSpec) -> pb.AddonState:
+    async def ensure_addon(self, spec: pt.AddonSpec) -> pt.AddonState:
         self.ensures += 1
         self.ensuring.set()
         if self.finish_ensure is not None:
             await self.finish_ensure.wait()
         if self.comes_back:
-            self.state = pb.AddonState(running=True, state="running")
+            self.state = addon_state(running=True, state="running")
         return self.state
 
     async def remove_addon(self, name: str, kind: str) -> None:

@@ -10,11 +10,17 @@ import pytest
 
 from backend.db.models import Addon, AddonKind, Client, ClientQuota, Project
 from backend.errors import ValidationFailed
-from backend.rpc import pomegranate_pb2 as pb
+from backend.rpc import pomegranate_types as pt
 from backend.services import addons, quotas, volumes
 from tests.support.addon_db import addon_db, addon_row
 
 MB = 1024 * 1024
+
+
+def addon_state(*, running: bool, state: str) -> pt.AddonState:
+    return pt.AddonState(
+        state=state, running=running, health="", projects=(), started_at="", restart_count=0
+    )
 
 
 class FakePomegranate:
@@ -25,12 +31,12 @@ class FakePomegranate:
     async def addon_volume_sizes(self, names: list[str]) -> dict[str, int]:
         return {n: self.addon_bytes.get(n, -1) for n in names}
 
-    async def list_volumes(self, projects: list[str], sizes: bool) -> list[pb.VolumeInfo]:
+    async def list_volumes(self, projects: list[str], sizes: bool) -> list[pt.VolumeInfo]:
         return []
 
-    async def ensure_addon(self, spec: pb.AddonSpec) -> pb.AddonState:
+    async def ensure_addon(self, spec: pt.AddonSpec) -> pt.AddonState:
         self.ensured.append(spec.name)
-        return pb.AddonState(running=True, state="running")
+        return addon_state(running=True, state="running")
 
 
 @pytest.fixture

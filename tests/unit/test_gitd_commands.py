@@ -257,7 +257,7 @@ def test_hook_prints_the_typed_deployed_event_once(capsys: pytest.CaptureFixture
     events = [
         pb.DeployEvent(status=pb.StatusChange(application=3, status="queued")),
         pb.DeployEvent(log="-----> Deploying v3"),
-        pb.DeployEvent(deployed=pb.Deployed(application=3, url="http://blog.localhost")),
+        pb.DeployEvent(deployed=pb.Deployed(url="http://blog.localhost")),
         pb.DeployEvent(finished=pb.Finished(ok=True, application=3, url="http://blog.localhost")),
     ]
     codes = [follower.handle(event) for event in events]

@@ -1,4 +1,4 @@
-"""Issue 10: the engine starts pulling a built image as the build ends (DockerRuntime._prefetch);
+"""Issue 10: the engine starts pulling a built image as the build ends (Images.prefetch, images.py);
 the release's ensure_image waits for that pull instead of pulling a second time, and pulls again
 itself when the background pull failed."""
 
@@ -57,8 +57,8 @@ def runtime(images: FakeImages) -> DockerRuntime:
 async def test_ensure_image_waits_for_the_pull_started_by_the_build() -> None:
     images = FakeImages()
     rt = runtime(images)
-    rt._prefetch(IMAGE)
-    rt._prefetch(IMAGE)  # one pull per image, however often asked
+    rt.images.prefetch(IMAGE)
+    rt.images.prefetch(IMAGE)  # one pull per image, however often asked
     waiting = asyncio.create_task(rt.ensure_image(IMAGE))
     await asyncio.sleep(0)
     assert not waiting.done()
@@ -66,7 +66,7 @@ async def test_ensure_image_waits_for_the_pull_started_by_the_build() -> None:
     await waiting
     assert images.pulls == 1
     assert IMAGE in images.present
-    assert rt._pulls == {}
+    assert rt.images.pulls == {}
 
 
 async def test_a_failed_background_pull_is_retried_by_the_release() -> None:
@@ -74,7 +74,7 @@ async def test_a_failed_background_pull_is_retried_by_the_release() -> None:
     images.failures = 1
     images.release.set()
     rt = runtime(images)
-    rt._prefetch(IMAGE)
+    rt.images.prefetch(IMAGE)
     await rt.ensure_image(IMAGE)
     assert images.pulls == 2
     assert IMAGE in images.present
@@ -85,7 +85,7 @@ async def test_a_pull_that_keeps_failing_fails_the_release_with_the_engine_error
     images.failures = 2
     images.release.set()
     rt = runtime(images)
-    rt._prefetch(IMAGE)
+    rt.images.prefetch(IMAGE)
     with pytest.raises(DockerError, match="registry unreachable"):
         await rt.ensure_image(IMAGE)
 
@@ -94,7 +94,7 @@ async def test_a_prefetched_image_with_forbidden_labels_is_still_refused() -> No
     images = FakeImages(labels={"traefik.enable": "true"})
     images.release.set()
     rt = runtime(images)
-    rt._prefetch(IMAGE)
+    rt.images.prefetch(IMAGE)
     with pytest.raises(ForbiddenImage, match=r"traefik\.enable"):
         await rt.ensure_image(IMAGE)
 
@@ -102,9 +102,9 @@ async def test_a_prefetched_image_with_forbidden_labels_is_still_refused() -> No
 async def test_images_of_other_registries_are_not_prefetched_and_close_cancels_pulls() -> None:
     images = FakeImages()
     rt = runtime(images)
-    rt._prefetch("paastech/busybox:latest")
-    assert rt._pulls == {}
-    rt._prefetch(IMAGE)
-    pending = rt._pulls[IMAGE]
+    rt.images.prefetch("paastech/busybox:latest")
+    assert rt.images.pulls == {}
+    rt.images.prefetch(IMAGE)
+    pending = rt.images.pulls[IMAGE]
     await rt.close()
     assert pending.cancelled()

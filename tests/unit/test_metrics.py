@@ -25,7 +25,7 @@ from backend.metrics.requests import RequestMeter, to_report
 from backend.metrics.store import ProcessPoint, RequestCounts
 from backend.metrics.swarm import SwarmSampler
 from backend.rpc import platform_pb2 as ppb
-from backend.rpc import pomegranate_pb2 as pb
+from backend.rpc import pomegranate_types as pt
 
 NOW = datetime(2026, 12, 3, 12, 0, 3, tzinfo=UTC)
 
@@ -149,9 +149,9 @@ def test_sampler_rates_and_restarts() -> None:
 
 def test_points_sum_replicas_per_process() -> None:
     samples = [
-        pb.ContainerStats(project="blog", process="web", cpu_cores=0.5, memory_bytes=10),
-        pb.ContainerStats(project="blog", process="web", cpu_cores=0.25, memory_bytes=5),
-        pb.ContainerStats(project="blog", process="worker", memory_bytes=7),
+        pt.ContainerStats(project="blog", process="web", cpu_cores=0.5, memory_bytes=10),
+        pt.ContainerStats(project="blog", process="web", cpu_cores=0.25, memory_bytes=5),
+        pt.ContainerStats(project="blog", process="worker", memory_bytes=7),
     ]
     points = points_from(samples)
     assert points[("blog", "web")].replicas == 2
@@ -272,10 +272,10 @@ async def test_read_picks_the_resolution_of_the_range(project: Project) -> None:
 
 
 class FakePomegranate:
-    def __init__(self, samples: list[pb.ContainerStats]) -> None:
+    def __init__(self, samples: list[pt.ContainerStats]) -> None:
         self.samples = samples
 
-    async def sample_stats(self) -> list[pb.ContainerStats]:
+    async def sample_stats(self) -> list[pt.ContainerStats]:
         return self.samples
 
 
@@ -286,11 +286,9 @@ async def test_collector_stores_and_publishes_each_sample(project: Project) -> N
 
     fake = FakePomegranate(
         [
-            pb.ContainerStats(
-                project="blog", process="web", replica=1, memory_bytes=10, cpu_cores=0.5
-            ),
-            pb.ContainerStats(project="blog", process="web", replica=2, memory_bytes=30),
-            pb.ContainerStats(project="ghost", process="web", memory_bytes=1),
+            pt.ContainerStats(project="blog", process="web", memory_bytes=10, cpu_cores=0.5),
+            pt.ContainerStats(project="blog", process="web", memory_bytes=30),
+            pt.ContainerStats(project="ghost", process="web", memory_bytes=1),
         ]
     )
     collector = MetricsCollector(fake, Settings())  # type: ignore[arg-type]

@@ -73,9 +73,9 @@ async def watched(
 
     async def poll() -> list[ContainerInfo]:
         nodes = {"n1": "10.231.7.11"}
-        return [runtime._task_info(t, SERVICE, nodes) for t in await polls.get()]
+        return [runtime.task_info(t, SERVICE, nodes) for t in await polls.get()]
 
-    monkeypatch.setattr(runtime, "_all_tasks", poll)
+    monkeypatch.setattr(runtime, "all_tasks", poll)
     seen: list[tuple[str, str]] = []
 
     async def watch() -> None:
