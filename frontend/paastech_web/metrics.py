@@ -173,7 +173,6 @@ def _markers() -> rx.Component:
             stroke_dasharray="4 3",
             label=m["label"],
             class_name="release-marker",
-            is_front=True,
         ),
     )
 
@@ -181,19 +180,21 @@ def _markers() -> rx.Component:
 def _axes(unit: str = "") -> list[rx.Component]:
     return [
         rx.recharts.cartesian_grid(stroke_dasharray="3 3", stroke="var(--gray-a5)"),
-        rx.recharts.x_axis(data_key="t", min_tick_gap=40, tick_size=4, font_size=11),
-        rx.recharts.y_axis(width=44, font_size=11, unit=unit),
+        rx.recharts.x_axis(
+            data_key="t", min_tick_gap=40, tick_size=4, custom_attrs={"fontSize": 11}
+        ),
+        rx.recharts.y_axis(width=44, unit=unit, custom_attrs={"fontSize": 11}),
         rx.recharts.graphing_tooltip(),
-        rx.recharts.legend(icon_size=10, wrapper_style={"fontSize": "12px"}),
+        rx.recharts.legend(icon_size=10, custom_attrs={"wrapperStyle": {"fontSize": "12px"}}),
     ]
 
 
 def _line(key: str, name: str, color: str, **props: Any) -> rx.Component:
+    props.setdefault("dot", False)
     return rx.recharts.line(
         data_key=key,
         name=name,
         stroke=color,
-        dot=False,
         is_animation_active=False,
         connect_nulls=True,
         type_="monotone",
@@ -225,8 +226,7 @@ def charts() -> rx.Component:
             data_key="memory_mb",
             name="memory (MB)",
             stroke=COLORS["memory"],
-            fill=COLORS["memory"],
-            fill_opacity=0.25,
+            fill="var(--indigo-a5)",
             is_animation_active=False,
             connect_nulls=True,
             type_="monotone",
@@ -264,7 +264,8 @@ def charts() -> rx.Component:
         height=220,
     )
     latency = rx.recharts.line_chart(
-        *[_line(k, k, COLORS[k]) for k in ("p50", "p95", "p99")],
+        # Dots: latency exists only in intervals with requests, often a single one.
+        *[_line(k, k, COLORS[k], dot={"r": 2}) for k in ("p50", "p95", "p99")],
         *_axes(" ms"),
         _markers(),
         data=M.m_rows,

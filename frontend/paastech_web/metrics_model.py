@@ -148,13 +148,14 @@ def apply_update(
 
 
 def markers(rows: list[dict[str, Any]], releases: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """Release markers on the time axis: each release that started serving inside the charted
-    window, at the first point at or after it (a category axis names only its points)."""
+    """Release markers on the time axis: each release made inside the charted window, at the
+    first point at or after its creation (a category axis names only its points). Not its
+    finishedAt: that moves when the release is superseded."""
     out: list[dict[str, str]] = []
     if not rows:
         return out
     for a in sorted(releases, key=lambda a: a["number"]):
-        when = a.get("finishedAt") or a.get("createdAt")
+        when = a.get("createdAt")
         if not when or a.get("status") in ("FAILED", "QUEUED", "BUILDING"):
             continue
         ts = parse_at(when).timestamp()

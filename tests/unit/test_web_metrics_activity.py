@@ -105,7 +105,7 @@ def test_release_markers_sit_on_points_inside_the_window() -> None:
     rows = metrics_model.rows_from(ANSWER, "1h")
     releases = [
         {"number": 1, "status": "SUPERSEDED", "createdAt": at(-900), "finishedAt": at(-890)},
-        {"number": 2, "status": "RUNNING", "createdAt": at(0), "finishedAt": at(12)},
+        {"number": 2, "status": "RUNNING", "createdAt": at(12), "finishedAt": at(99)},
         {"number": 3, "status": "FAILED", "createdAt": at(14), "finishedAt": at(15)},
     ]
     assert metrics_model.markers(rows, releases) == [{"t": "14:00:20", "label": "v2"}]
