@@ -21,6 +21,12 @@ from .session import Session, connected
 FIRST = 50
 
 
+def _clear(state: Any) -> None:
+    """Nothing this browser tab showed before (another project, or the Client signed in before a
+    logout on this tab) stays on screen while the new records load."""
+    state.feed, state.feed_loaded, state.feed_error = [], False, ""
+
+
 async def _load(state: Any, project: str | None) -> bool:
     try:
         data = await state.request("Activity", p=project, first=FIRST)
@@ -84,6 +90,8 @@ class ProjectActivity(ProjectPage):
     @rx.event
     async def open_feed(self):
         self._feed_watch += 1
+        _clear(self)
+        yield
         if await _load(self, self.name):
             yield ProjectActivity.follow_feed
 
@@ -112,6 +120,8 @@ class ClientActivity(Session):
         if not self._token:
             return
         self._feed_watch += 1
+        _clear(self)
+        yield
         if await _load(self, None):
             yield ClientActivity.follow_feed
 

@@ -47,7 +47,10 @@ class MetricsTab(ProjectPage):
 
     @rx.event
     async def open_metrics(self):
-        """The tab is shown: its points, then live ones."""
+        """The tab is shown: its points, then live ones (nothing of another project's first)."""
+        self.m_rows, self.m_markers, self.m_summary = [], [], {}
+        self.m_loaded, self.m_error = False, ""
+        yield
         if await self._reload():
             yield MetricsTab.watch_metrics
 
@@ -177,13 +180,13 @@ def _markers() -> rx.Component:
     )
 
 
-def _axes(unit: str = "") -> list[rx.Component]:
+def _axes() -> list[rx.Component]:
     return [
         rx.recharts.cartesian_grid(stroke_dasharray="3 3", stroke="var(--gray-a5)"),
         rx.recharts.x_axis(
             data_key="t", min_tick_gap=40, tick_size=4, custom_attrs={"fontSize": 11}
         ),
-        rx.recharts.y_axis(width=44, unit=unit, custom_attrs={"fontSize": 11}),
+        rx.recharts.y_axis(width=52, custom_attrs={"fontSize": 11}),
         rx.recharts.graphing_tooltip(),
         rx.recharts.legend(icon_size=10, custom_attrs={"wrapperStyle": {"fontSize": "12px"}}),
     ]
@@ -266,7 +269,7 @@ def charts() -> rx.Component:
     latency = rx.recharts.line_chart(
         # Dots: latency exists only in intervals with requests, often a single one.
         *[_line(k, k, COLORS[k], dot={"r": 2}) for k in ("p50", "p95", "p99")],
-        *_axes(" ms"),
+        *_axes(),
         _markers(),
         data=M.m_rows,
         width="100%",
@@ -276,7 +279,7 @@ def charts() -> rx.Component:
         chart("Memory and its limit", "memory", M.m_summary["memory"], memory),
         chart("CPU", "cpu", M.m_summary["cpu"], cpu),
         chart("Requests by status", "requests", M.m_summary["requests"], requests),
-        chart("Latency", "latency", M.m_summary["latency"], latency),
+        chart("Latency (ms)", "latency", M.m_summary["latency"], latency),
         columns=rx.breakpoints(initial="1", md="2"),
         spacing="4",
         width="100%",
