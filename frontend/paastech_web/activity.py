@@ -24,7 +24,7 @@ FIRST = 50
 def _clear(state: Any) -> None:
     """Nothing this browser tab showed before (another project, or the Client signed in before a
     logout on this tab) stays on screen while the new records load."""
-    state.feed, state.feed_loaded, state.feed_error = [], False, ""
+    state.feed, state.feed_loaded, state.feed_error, state.feed_owner = [], False, "", ""
 
 
 async def _load(state: Any, project: str | None) -> bool:
@@ -35,6 +35,7 @@ async def _load(state: Any, project: str | None) -> bool:
         state.feed_loaded = True
         return False
     state.feed = [activity_row(a) for a in data["activity"]]
+    state.feed_owner = state.username
     state.feed_error = ""
     state.feed_loaded = True
     return True
@@ -82,6 +83,9 @@ class ProjectActivity(ProjectPage):
     feed_loaded: bool = False
     feed_live: bool = False
     feed_error: str = ""
+    # Whose records `feed` holds: the view shows them only to that Client (a logout and another
+    # login on the same browser tab keep this state).
+    feed_owner: str = ""
     _feed_watch: int = 0
 
     def _wanted(self, path: str) -> bool:
@@ -98,6 +102,7 @@ class ProjectActivity(ProjectPage):
     @rx.event
     def close_feed(self):
         self._feed_watch += 1
+        _clear(self)
         self.feed_live = False
 
     @rx.event(background=True)
@@ -110,6 +115,9 @@ class ClientActivity(Session):
     feed_loaded: bool = False
     feed_live: bool = False
     feed_error: str = ""
+    # Whose records `feed` holds: the view shows them only to that Client (a logout and another
+    # login on the same browser tab keep this state).
+    feed_owner: str = ""
     _feed_watch: int = 0
 
     def _wanted(self, path: str) -> bool:
@@ -128,6 +136,7 @@ class ClientActivity(Session):
     @rx.event
     def close_feed(self):
         self._feed_watch += 1
+        _clear(self)
         self.feed_live = False
 
     @rx.event(background=True)
@@ -180,7 +189,7 @@ def feed_view(state: type, title: str, with_project: bool, box_id: str) -> rx.Co
             rx.callout(state.feed_error, color_scheme="amber", class_name="feed-error"),  # type: ignore[attr-defined]
         ),
         rx.cond(
-            ~state.feed_loaded,  # type: ignore[attr-defined]
+            ~state.feed_loaded | (state.feed_owner != state.username),  # type: ignore[attr-defined]
             ui.loading("Loading activity..."),
             rx.cond(
                 state.feed.length() > 0,  # type: ignore[attr-defined]
