@@ -8,7 +8,7 @@ from typing import Any
 
 HIDDEN = "••••••••"
 LIVE_STATUSES = ("RUNNING", "CRASHED")  # Application.live in the schema
-TABS = ("overview", "releases", "logs", "settings", "addons")
+TABS = ("overview", "releases", "logs", "metrics", "activity", "settings", "addons")
 
 
 @dataclasses.dataclass

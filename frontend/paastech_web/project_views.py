@@ -1,6 +1,6 @@
-"""The project page's views: a header, then tabs (Overview, Releases, Logs, Settings, Add-ons).
-Each action's outcome shows in its own section (ui.feedback), and the actions that change what
-production serves ask first, saying what will change (ui.confirm)."""
+"""The project page's views: a header, then tabs (Overview, Releases, Logs, Metrics, Activity,
+Settings, Add-ons). Each action's outcome shows in its own section (ui.feedback), and the actions
+that change what production serves ask first, saying what will change (ui.confirm)."""
 
 from __future__ import annotations
 
@@ -590,6 +590,18 @@ def settings_tab() -> rx.Component:
     )
 
 
+def metrics_tab() -> rx.Component:
+    from .metrics import metrics_tab as view  # a substate of ProjectPage: it imports the state
+
+    return view()
+
+
+def activity_tab() -> rx.Component:
+    from .activity import activity_tab as view
+
+    return view()
+
+
 def addons_tab() -> rx.Component:
     # Their own modules (substates of ProjectPage), imported here: they import the state.
     from .addons import addons_section
@@ -604,6 +616,8 @@ TAB_LABELS = (
     ("overview", "Overview"),
     ("releases", "Releases"),
     ("logs", "Logs"),
+    ("metrics", "Metrics"),
+    ("activity", "Activity"),
     ("settings", "Settings"),
     ("addons", "Add-ons"),
 )
@@ -614,6 +628,8 @@ def tabs() -> rx.Component:
         "overview": overview_tab,
         "releases": releases_tab,
         "logs": logs_tab,
+        "metrics": metrics_tab,
+        "activity": activity_tab,
         "settings": settings_tab,
         "addons": addons_tab,
     }

@@ -7,6 +7,7 @@ import dataclasses
 import reflex as rx
 
 from . import api, rules, ui
+from .activity import client_activity_section
 from .session import Session, connected, field_errors
 from .status import shown_status
 
@@ -185,6 +186,7 @@ def dashboard_page() -> rx.Component:
                 ),
             ),
         ),
+        rx.box(client_activity_section(), margin_top="1.5rem"),
     )
 
 
