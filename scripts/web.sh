@@ -62,7 +62,17 @@ install_venv() {
 build() {
     cd "$FRONT"
     # Compiles the pages and builds the production bundle into frontend/.web/build/client.
-    reflex export --frontend-only --no-zip --env prod --loglevel warning
+    # React Router's prerender step gives each page a fixed 10 s: on a loaded 2-core machine it
+    # timed out in about 1 build of 4 ("Prerender: Request failed ... timed out"), and the next
+    # attempt passed. Three attempts, then the build fails with the last error.
+    local attempt
+    for attempt in 1 2 3; do
+        if reflex export --frontend-only --no-zip --env prod --loglevel warning; then
+            return 0
+        fi
+        echo "web: build attempt $attempt failed" >&2
+    done
+    return 1
 }
 
 case "$mode" in
