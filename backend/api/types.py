@@ -13,11 +13,12 @@ from strawberry.types.nodes import SelectedField, Selection
 
 from backend import dnscheck, repos, security
 from backend.api.addon_types import AddonType
+from backend.api.event_kinds import ProjectEventKind, public_kind
 from backend.api.loaders import loaded
 from backend.db import models
 from backend.db.rows import datetime_of, json_of
 from backend.errors import Unavailable
-from backend.events import Event, EventKind
+from backend.events import Event
 from backend.ingress import certstore
 from backend.services import addons, config, projects, quotas, serving, volumes
 from backend.services.applications import status as app_status
@@ -31,7 +32,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 ApplicationStatus = strawberry.enum(models.ApplicationStatus, name="ApplicationStatus")
-ProjectEventKind = strawberry.enum(EventKind, name="ProjectEventKind")
 ProjectState = strawberry.enum(
     serving.State,
     name="ProjectState",
@@ -592,10 +592,14 @@ class ProjectEvent:
     at: datetime
 
     @classmethod
-    def of(cls, event: Event) -> ProjectEvent:
+    def of(cls, event: Event) -> ProjectEvent | None:
+        """The event as clients see it; None for an internal one (backend/api/event_kinds.py)."""
+        kind = public_kind(event.kind)
+        if kind is None:
+            return None
         p = event.payload
         return cls(
-            kind=event.kind,
+            kind=kind,
             project=p["project"],
             message=p.get("message"),
             application_number=p.get("number"),

@@ -376,7 +376,7 @@ def test_a_second_client_reaches_neither_the_servers_nor_the_data_nor_the_backup
         ("mutation($n: String!) { backupAddon(name: $n) { id } }", {"n": owner.pg}),
         ("mutation($n: String!) { rotateAddonCredentials(name: $n) { name } }", {"n": owner.pg}),
         (
-            "mutation($n: String!, $p: String!) { attachAddon(name: $n, project: $p) { name } }",
+            "mutation($n: String!, $p: String!) { attachAddon(name: $n, project: $p) { addon { name } } }",
             {"n": owner.pg, "p": evil},
         ),
     ):

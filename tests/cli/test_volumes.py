@@ -31,10 +31,10 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 GITD_PORT = free_port()
 T = TypeVar("T")
 ADD = """mutation($p: String!, $path: String!, $types: [String!], $name: String) {
-  addVolume(project: $p, mountPath: $path, processTypes: $types, name: $name) { name }
+  addVolume(project: $p, mountPath: $path, processTypes: $types, name: $name) { project { name } }
 }"""
 REMOVE = """mutation($p: String!, $name: String!, $confirm: String!) {
-  removeVolume(project: $p, name: $name, confirm: $confirm) { name }
+  removeVolume(project: $p, name: $name, confirm: $confirm) { volume { name } }
 }"""
 VOLUMES = "query($p: String!) { project(name: $p) { volumes { name mountPath } } }"
 

@@ -92,7 +92,7 @@ def target(
             url,
             victim,
             'mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "SECRET", '
-            'value: "victim-only"}]) { name } }',
+            'value: "victim-only"}]) { project { name } } }',
             p=project,
         )
         data(

@@ -204,7 +204,7 @@ STATE = """query($p: String!) { project(name: $p) {
   applications(first: 1) { number }
   settings { memoryMb replicas { processType replicas } } } }"""
 SET_SAME = """mutation($p: String!) {
-  setEnvVars(project: $p, vars: [{key: "SAME", value: "1"}]) { name } }"""
+  setEnvVars(project: $p, vars: [{key: "SAME", value: "1"}]) { project { name } } }"""
 
 
 def running_ids(project: str) -> set[str]:
@@ -230,12 +230,12 @@ async def test_config_changes_that_change_nothing_make_no_release(
     ids = running_ids(python_app)
     await user.api(
         'mutation($p: String!, $n: Int!) { scale(project: $p, processType: "web", replicas: $n)'
-        " { name } }",
+        " { project { name } } }",
         p=python_app,
         n=web,
     )
     await user.api(
-        "mutation($p: String!, $m: Int!) { setResources(project: $p, memoryMb: $m) { name } }",
+        "mutation($p: String!, $m: Int!) { setResources(project: $p, memoryMb: $m) { project { name } } }",
         p=python_app,
         m=state["settings"]["memoryMb"],
     )
@@ -253,7 +253,7 @@ async def test_config_changes_that_change_nothing_make_no_release(
 async def test_three_replicas_all_receive_traffic(plat: Platform, user: User, python_app: str):
     before = await live_number(user, python_app)
     await user.api(
-        'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 3) { name } }',
+        'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 3) { project { name } } }',
         p=python_app,
     )
     await user.wait_status(python_app, before + 1, {"running"})
