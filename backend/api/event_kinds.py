@@ -41,6 +41,19 @@ PUBLIC: dict[EventKind, ProjectEventKind] = {
 }
 
 
+# Kinds clients never see: each has its own topic and subscription (or none).
+INTERNAL: frozenset[EventKind] = frozenset(
+    {
+        EventKind.BUILD_LOG,
+        EventKind.RUNTIME_LOG,
+        EventKind.TOKEN_REVOKED,
+        EventKind.METRICS,
+        EventKind.ACTIVITY,
+        EventKind.ADDON_STATUS,
+    }
+)
+
+
 def public_kind(kind: EventKind) -> ProjectEventKind | None:
     """The kind a client sees, or None for an internal event (not sent to clients)."""
     return PUBLIC.get(kind)
