@@ -276,7 +276,9 @@ def test_attach_to_a_second_project_and_detach(plat: Platform, owner: Owner) -> 
     second = f"ad2-{secrets.token_hex(4)}"
     owner.cli.ok("projects:create", second)
     plat.projects.append(second)
-    owner.cli.ok("addons:attach", owner.pg, "-p", second, timeout=120)
+    attached = owner.cli.ok("addons:attach", owner.pg, "-p", second, timeout=120)
+    # Nothing runs in the second project: the API answered no release, and the CLI says so.
+    assert "nothing is running yet" in attached.err
     assert (
         env_of(owner.cli, second)["DATABASE_URL"]
         == env_of(owner.cli, owner.project)["DATABASE_URL"]

@@ -281,6 +281,7 @@ def test_quotas_refuse_and_removal_deletes_the_data(plat: Platform, app: tuple[C
     number = releases(cli, project)[0]["number"]
     removed = cli.ok("volumes:remove", "files", "-p", project, "--confirm", project, timeout=180)
     assert f"Removed volume files (/srv/files) from {project}" in removed.out
+    assert f"v{number + 1} of {project}" in removed.out  # the release the API answered
     until("the release without it", 240, lambda: releases(cli, project)[0]["number"] > number)
     until("its Docker volume is removed", 480, lambda: len(docker_volumes(project)) == 1)
     assert served(plat, project, "/read?file=note").json() == {"text": "kept"}
