@@ -75,7 +75,7 @@ STATE = """query($p: String!) { project(name: $p) {
   processes { processType replica application running hostPort } } }"""
 LIVE = """query($p: String!) { project(name: $p) { liveApplication { number status } } }"""
 SET_ENV = """mutation($p: String!, $k: String!, $v: String!) {
-  setEnvVars(project: $p, vars: [{key: $k, value: $v}]) { name } }"""
+  setEnvVars(project: $p, vars: [{key: $k, value: $v}]) { project { name } } }"""
 
 # A JSON body of the fixture app: None when it is the wanted one, else why not.
 BodyCheck = Callable[[dict[str, Any]], str | None]

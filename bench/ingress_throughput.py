@@ -53,7 +53,7 @@ STATE = """query($p: String!) { project(name: $p) {
   liveApplication { number status }
   processes { processType replica running hostPort } } }"""
 RESOURCES = """mutation($p: String!, $cpu: Float!) {
-  setResources(project: $p, cpu: $cpu) { name } }"""
+  setResources(project: $p, cpu: $cpu) { project { name } } }"""
 
 
 def _check(response: httpx.Response) -> str | None:

@@ -46,7 +46,7 @@ TARGET_MB = 200
 FIRST = 10
 LIVE = "query($p: String!) { project(name: $p) { liveApplication { number status } } }"
 SET_ENV = """mutation($p: String!, $v: String!) {
-  setEnvVars(project: $p, vars: [{key: "BENCH", value: $v}]) { name } }"""
+  setEnvVars(project: $p, vars: [{key: "BENCH", value: $v}]) { project { name } } }"""
 
 
 @dataclass(frozen=True)

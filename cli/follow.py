@@ -104,25 +104,14 @@ async def follow_release(api: Api, project: str, app: dict[str, Any], url: str |
     return status
 
 
-def latest(project_data: dict[str, Any]) -> dict[str, Any] | None:
-    apps = project_data.get("applications") or []
-    return apps[0] if apps else None
-
-
-async def latest_number(api: Api, project: str) -> tuple[int | None, str]:
-    data = (await api.execute("LatestRelease", project=project))["project"]
-    app = latest(data)
-    return (app["number"] if app else None), data["url"]
-
-
 async def after_config_change(
-    api: Api, project: str, before: int | None, changed: dict[str, Any], no_wait: bool
+    api: Api, project: str, change: dict[str, Any], no_wait: bool
 ) -> dict[str, Any] | None:
-    """After a mutation that returns the Project: follow the release it made, if it made one;
-    that release ({number, status}) or None."""
-    app = latest(changed)
-    if app is None or app["number"] == before:
-        if changed.get("liveApplication"):
+    """After a config mutation ({project, application}: the release it made, or null): follow
+    that release; it ({number, status}) or None when the change made none."""
+    app = change.get("application")
+    if app is None:
+        if change["project"].get("liveApplication"):
             output.note("nothing changed: no new release")
         else:
             output.note("nothing is running yet: the change applies to the next deploy")
@@ -130,14 +119,14 @@ async def after_config_change(
     if no_wait:
         output.say(f"v{app['number']} of {project} {app['status'].lower()}")
         return {"number": app["number"], "status": app["status"]}
-    status = await follow_release(api, project, app, changed.get("url"))
+    status = await follow_release(api, project, app, change["project"].get("url"))
     return {"number": app["number"], "status": status}
 
 
-def changed_json(changed: dict[str, Any], release: dict[str, Any] | None) -> dict[str, Any]:
+def changed_json(project_data: dict[str, Any], release: dict[str, Any] | None) -> dict[str, Any]:
     """What --json prints after a config change: the project as changed, and the release it made
     (null when none)."""
-    data = {k: v for k, v in changed.items() if k not in ("applications", "liveApplication")}
+    data = {k: v for k, v in project_data.items() if k != "liveApplication"}
     return {**data, "release": release}
 
 

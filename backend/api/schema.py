@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
+from datetime import UTC, datetime
 
 import strawberry
 from strawberry.extensions import (
@@ -29,11 +30,18 @@ from backend.api.addon_types import (
 )
 from backend.api.alert_types import WebhookType
 from backend.api.context import Context, require_client, require_token
+from backend.api.event_kinds import ProjectEventKind
 from backend.api.extensions import ErrorCodes, RejectNul
 from backend.api.limits import OneAuthMutation, QueryCost, subscription_slot
 from backend.api.metrics_types import MetricsUpdate, ProjectMetrics
 from backend.api.node_types import NodeType
 from backend.api.operator import require_operator
+from backend.api.payload_types import (
+    AddonAttachmentPayload,
+    ConfigChangePayload,
+    VolumeRemovalPayload,
+    release_of,
+)
 from backend.api.types import (
     ApiTokenType,
     ApplicationStatusEvent,
@@ -51,10 +59,9 @@ from backend.api.types import (
     SSHKeyType,
     VolumeType,
 )
-from backend.db.models import ApplicationStatus
+from backend.db.models import AddonAttachment, Application, ApplicationStatus
 from backend.errors import NotFound, ValidationFailed
 from backend.events import (
-    Event,
     EventKind,
     activity_topic,
     addon_topic,
@@ -82,6 +89,17 @@ from backend.services.applications import config_changes
 from backend.services.applications.buildlog import follow_build_log
 from backend.services.applications.deployer import get_deployer
 from backend.settings import Settings, get_settings
+
+
+async def _attachment_payload(
+    attachment: AddonAttachment, app: Application | None
+) -> AddonAttachmentPayload:
+    owned = await attachment.project
+    return AddonAttachmentPayload(
+        addon=AddonType.of(await attachment.addon),
+        project=ProjectType.of(owned),
+        application=release_of(app, owned),
+    )
 
 
 def _id(value: strawberry.ID, field: str = "id") -> int:
@@ -311,18 +329,18 @@ class Mutation:
     @strawberry.mutation(description="Set the replicas of a process type (releases if running).")
     async def scale(
         self, info: Info, project: str, process_type: str, replicas: int
-    ) -> ProjectType:
+    ) -> ConfigChangePayload:
         owned = await projects.get_owned(require_client(info), project)
-        await config_changes.scale(owned, process_type, replicas)
-        return ProjectType.of(owned)
+        app = await config_changes.scale(owned, process_type, replicas)
+        return ConfigChangePayload.of(owned, app)
 
     @strawberry.mutation(description="Set memory (MB) and/or CPU limits (releases if running).")
     async def set_resources(
         self, info: Info, project: str, memory_mb: int | None = None, cpu: float | None = None
-    ) -> ProjectType:
+    ) -> ConfigChangePayload:
         owned = await projects.get_owned(require_client(info), project)
-        await config_changes.set_resources(owned, memory_mb, cpu)
-        return ProjectType.of(owned)
+        app = await config_changes.set_resources(owned, memory_mb, cpu)
+        return ConfigChangePayload.of(owned, app)
 
     @strawberry.mutation(
         description="The app's PORT, its health check path, the branch whose pushes deploy, "
@@ -337,16 +355,16 @@ class Mutation:
         health_check_path: str | None = None,
         deploy_branch: str | None = None,
         hsts: bool | None = None,
-    ) -> ProjectType:
+    ) -> ConfigChangePayload:
         owned = await projects.get_owned(require_client(info), project)
-        await config_changes.update_settings(
+        app = await config_changes.update_settings(
             owned,
             port=port,
             health_check_path=health_check_path,
             deploy_branch=deploy_branch,
             hsts=hsts,
         )
-        return ProjectType.of(owned)
+        return ConfigChangePayload.of(owned, app)
 
     @strawberry.mutation(description="Stop every container; the release is kept for start.")
     async def stop(self, info: Info, project: str) -> ApplicationType:
@@ -359,17 +377,21 @@ class Mutation:
         return ApplicationType.of(await get_deployer().start_project(owned), project)
 
     @strawberry.mutation(description="Set several env vars at once; all or nothing.")
-    async def set_env_vars(self, info: Info, project: str, vars: list[EnvVarInput]) -> ProjectType:
+    async def set_env_vars(
+        self, info: Info, project: str, vars: list[EnvVarInput]
+    ) -> ConfigChangePayload:
         values: dict[str, str] = {}
         for item in vars:
             values[item.key] = item.value
-        changed, _ = await config_changes.set_env(require_client(info), project, values)
-        return ProjectType.of(changed)
+        changed, app = await config_changes.set_env(require_client(info), project, values)
+        return ConfigChangePayload.of(changed, app)
 
-    @strawberry.mutation
-    async def unset_env_vars(self, info: Info, project: str, keys: list[str]) -> ProjectType:
-        changed, _ = await config_changes.unset_env(require_client(info), project, keys)
-        return ProjectType.of(changed)
+    @strawberry.mutation(description="Unset env vars; a new release follows when the project runs.")
+    async def unset_env_vars(
+        self, info: Info, project: str, keys: list[str]
+    ) -> ConfigChangePayload:
+        changed, app = await config_changes.unset_env(require_client(info), project, keys)
+        return ConfigChangePayload.of(changed, app)
 
     @strawberry.mutation(
         description="Add a persistent volume mounted at mountPath in every replica of the "
@@ -382,30 +404,35 @@ class Mutation:
         mount_path: str,
         process_types: list[str] | None = None,
         name: str | None = None,
-    ) -> ProjectType:
+    ) -> ConfigChangePayload:
         deployer = get_deployer()
         volume = await volumes.add_volume(
             deployer.pomegranate, require_client(info), project, mount_path, process_types, name
         )
         owned = await volume.project
-        await config_changes.volumes_changed(
+        app = await config_changes.volumes_changed(
             owned, f"volume: add {volume.name} at {volume.mount_path}"
         )
-        return ProjectType.of(owned)
+        return ConfigChangePayload.of(owned, app)
 
     @strawberry.mutation(
         description="Remove a volume and its data; confirm is the project's name. A new release "
         "without it follows when the project runs; the data goes once no container uses it."
     )
-    async def remove_volume(self, info: Info, project: str, name: str, confirm: str) -> VolumeType:
+    async def remove_volume(
+        self, info: Info, project: str, name: str, confirm: str
+    ) -> VolumeRemovalPayload:
         get_deployer()  # refused before anything is removed when deployments are off
         volume = await volumes.remove_volume(require_client(info), project, name, confirm)
         owned = await volume.project
-        await config_changes.volumes_changed(owned, f"volume: remove {volume.name}")
-        return VolumeType.of(
-            volumes.VolumeView(
-                volume.name, volume.mount_path, list(volume.process_types), 0, volume.created_at
-            )
+        app = await config_changes.volumes_changed(owned, f"volume: remove {volume.name}")
+        view = volumes.VolumeView(
+            volume.name, volume.mount_path, list(volume.process_types), 0, volume.created_at
+        )
+        return VolumeRemovalPayload(
+            volume=VolumeType.of(view),
+            project=ProjectType.of(owned),
+            application=release_of(app, owned),
         )
 
     @strawberry.mutation(
@@ -425,15 +452,18 @@ class Mutation:
     async def remove_addon(self, info: Info, name: str, confirm: str) -> AddonType:
         return AddonType.of(await addons.remove_addon(require_client(info), name, confirm))
 
-    @strawberry.mutation(description="Attach the add-on to another project of yours.")
-    async def attach_addon(self, info: Info, name: str, project: str) -> AddonType:
-        attachment = await addons.attach_addon(require_client(info), name, project)
-        return AddonType.of(await attachment.addon)
+    @strawberry.mutation(
+        description="Attach the add-on to another project of yours (its config var set: a new "
+        "release when the project runs)."
+    )
+    async def attach_addon(self, info: Info, name: str, project: str) -> AddonAttachmentPayload:
+        attachment, app = await addons.attach_addon(require_client(info), name, project)
+        return await _attachment_payload(attachment, app)
 
     @strawberry.mutation(description="Detach the add-on from a project (its config var unset).")
-    async def detach_addon(self, info: Info, name: str, project: str) -> AddonType:
-        attachment = await addons.detach_addon(require_client(info), name, project)
-        return AddonType.of(await attachment.addon)
+    async def detach_addon(self, info: Info, name: str, project: str) -> AddonAttachmentPayload:
+        attachment, app = await addons.detach_addon(require_client(info), name, project)
+        return await _attachment_payload(attachment, app)
 
     @strawberry.mutation(
         description="A new password for the add-on; every attached project gets a release."
@@ -523,11 +553,18 @@ class Subscription:
         owned = await projects.get_owned(client, project)
         with subscription_slot(info, client.id):
             async with get_bus().subscribe(project_topic(owned.id)) as events:
-                yield ProjectEvent.of(
-                    Event(topic="", kind=EventKind.SUBSCRIBED, payload={"project": owned.name})
+                yield ProjectEvent(
+                    kind=ProjectEventKind.SUBSCRIBED,
+                    project=owned.name,
+                    message=None,
+                    application_number=None,
+                    status=None,
+                    at=datetime.now(UTC),
                 )
                 async for event in events:
-                    yield ProjectEvent.of(event)
+                    public = ProjectEvent.of(event)
+                    if public is not None:  # internal plumbing stays on the server
+                        yield public
                     if event.kind == EventKind.PROJECT_DELETED:
                         return
 

@@ -13,12 +13,13 @@ from strawberry.types.nodes import SelectedField, Selection
 
 from backend import dnscheck, repos, security
 from backend.api.addon_types import AddonType
+from backend.api.event_kinds import ProjectEventKind, public_kind
 from backend.api.loaders import loaded
 from backend.db import models
 from backend.db.columns import column
 from backend.db.rows import datetime_of, json_of
 from backend.errors import Unavailable
-from backend.events import Event, EventKind
+from backend.events import Event
 from backend.ingress import certstore
 from backend.services import addons, config, projects, quotas, serving, volumes
 from backend.services.applications import status as app_status
@@ -34,7 +35,6 @@ R = TypeVar("R")
 # strawberry.enum registers each class in place and returns it: the names below are the classes
 # themselves (so the type checker reads them as types).
 strawberry.enum(models.ApplicationStatus, name="ApplicationStatus")
-strawberry.enum(EventKind, name="ProjectEventKind")
 strawberry.enum(
     serving.State,
     name="ProjectState",
@@ -42,7 +42,6 @@ strawberry.enum(
     "when it is live with 0 web replicas (its URL serves nothing).",
 )
 ApplicationStatus = models.ApplicationStatus
-ProjectEventKind = EventKind
 ProjectState = serving.State
 
 
@@ -596,10 +595,14 @@ class ProjectEvent:
     at: datetime
 
     @classmethod
-    def of(cls, event: Event) -> ProjectEvent:
+    def of(cls, event: Event) -> ProjectEvent | None:
+        """The event as clients see it; None for an internal one (backend/api/event_kinds.py)."""
+        kind = public_kind(event.kind)
+        if kind is None:
+            return None
         p = event.payload
         return cls(
-            kind=event.kind,
+            kind=kind,
             project=p["project"],
             message=p.get("message"),
             application_number=p.get("number"),

@@ -108,7 +108,7 @@ class SwarmAddons:
 
     # ------------------------------------------------------------------------------ objects
 
-    async def _service(self, name: str) -> dict[str, Any] | None:
+    async def service(self, name: str) -> dict[str, Any] | None:
         """The add-on's service as inspected, None when missing; refuses one not ours."""
         service_name = self.service_name(name)
         try:
@@ -272,7 +272,7 @@ class SwarmAddons:
             projects = {
                 await self.runtime.ensure_overlay(project): project for project in spec.projects
             }
-            existing = await self._service(spec.name)
+            existing = await self.service(spec.name)
             if existing is None:
                 node = await self._choose_node()
                 wanted = self.service_spec(spec, image, node, own, projects)
@@ -365,7 +365,7 @@ class SwarmAddons:
 
     async def status(self, name: str) -> AddonState:
         check_name(name)
-        service = await self._service(name)
+        service = await self.service(name)
         if service is None:
             return AddonState(state="missing")
         tasks = await self._tasks(name)
@@ -399,7 +399,7 @@ class SwarmAddons:
 
     async def node_of(self, name: str) -> str:
         """The id of the node the add-on is pinned to ("" when it has no service)."""
-        service = await self._service(name)
+        service = await self.service(name)
         return str(((service or {}).get("Spec", {}).get("Labels") or {}).get(NODE_LABEL, ""))
 
     # ------------------------------------------------------------------------------ logs
@@ -407,7 +407,7 @@ class SwarmAddons:
     async def logs(self, name: str, *, tail: int, follow: bool) -> AsyncGenerator[str]:
         """The server's output lines (its current task's, through the manager)."""
         check_name(name)
-        if await self._service(name) is None:
+        if await self.service(name) is None:
             return
         current = [t for t in await self._tasks(name) if t.get("DesiredState") == "running"]
         if not current:
@@ -442,7 +442,7 @@ class SwarmAddons:
         missing is fine."""
         check_name(name)
         async with self.lock(name):
-            service = await self._service(name)
+            service = await self.service(name)
             if service is not None:
                 spec = service["Spec"]
                 node = (spec.get("Labels") or {}).get(NODE_LABEL, "")

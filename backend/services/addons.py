@@ -23,7 +23,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from backend import security
-from backend.db.models import Addon, AddonAttachment, AddonKind, Client, Project
+from backend.db.models import Addon, AddonAttachment, AddonKind, Application, Client, Project
 from backend.errors import Conflict, NotFound, PaasError, ValidationFailed
 from backend.rpc import pomegranate_types as pt
 from backend.rpc.pomegranate_client import PomegranateClient
@@ -165,18 +165,24 @@ async def logs_of(addon: Addon, tail: int, follow: bool) -> AsyncIterator[str]:
             yield line.line
 
 
-async def _set_var(client: Client, project: Project, var: str, url: str, cause: str) -> None:
+async def _set_var(
+    client: Client, project: Project, var: str, url: str, cause: str
+) -> Application | None:
+    """The release the change made (None: nothing runs, or the URL was already set)."""
     from backend.services.applications import config_changes
 
-    await config_changes.set_env(client, project.name, {var: url}, cause=cause)
+    _, app = await config_changes.set_env(client, project.name, {var: url}, cause=cause)
+    return app
 
 
-async def _unset_var(client: Client, project: Project, var: str, cause: str) -> None:
+async def _unset_var(client: Client, project: Project, var: str, cause: str) -> Application | None:
     from backend.services.applications import config_changes
 
     env = await config.env_of(project)
-    if var in env:
-        await config_changes.unset_env(client, project.name, [var], cause=cause)
+    if var not in env:
+        return None
+    _, app = await config_changes.unset_env(client, project.name, [var], cause=cause)
+    return app
 
 
 async def _new_name(kind: AddonKind) -> str:
@@ -244,7 +250,10 @@ async def create_addon(client: Client, project_name: str, kind: str, plan: str |
     return addon
 
 
-async def attach_addon(client: Client, name: str, project_name: str) -> AddonAttachment:
+async def attach_addon(
+    client: Client, name: str, project_name: str
+) -> tuple[AddonAttachment, Application | None]:
+    """The new attachment and the project's release that sets its config var (if one ran)."""
     addon = await get_owned_addon(client, name)
     project = await get_owned(client, project_name)
     if await AddonAttachment.filter(addon=addon, project=project).exists():
@@ -261,23 +270,26 @@ async def attach_addon(client: Client, name: str, project_name: str) -> AddonAtt
     except BaseException:
         await attachment.delete()
         raise
-    await _set_var(client, project, var, url_of(addon), f"add-on: attach {addon.name}")
+    app = await _set_var(client, project, var, url_of(addon), f"add-on: attach {addon.name}")
     await activity.record(client, "addon.attach", project=project, addon=addon.name)
-    return attachment
+    return attachment, app
 
 
-async def detach_addon(client: Client, name: str, project_name: str) -> AddonAttachment:
+async def detach_addon(
+    client: Client, name: str, project_name: str
+) -> tuple[AddonAttachment, Application | None]:
+    """The removed attachment and the project's release without its config var (if one ran)."""
     addon = await get_owned_addon(client, name)
     project = await get_owned(client, project_name)
     attachment = await AddonAttachment.get_or_none(addon=addon, project=project)
     if attachment is None:
         raise NotFound(f"{addon.name} is not attached to {project.name}", field="project")
     await attachment.delete()
-    await _unset_var(client, project, attachment.config_var, f"add-on: detach {addon.name}")
+    app = await _unset_var(client, project, attachment.config_var, f"add-on: detach {addon.name}")
     async with server_lock(addon):
         await ensure_server(addon)  # off the project's network
     await activity.record(client, "addon.detach", project=project, addon=addon.name)
-    return attachment
+    return attachment, app
 
 
 async def rotate_credentials(client: Client, name: str) -> Addon:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from cli import output
+from cli import follow, output
 from cli.app import JsonOpt, ProjectOpt, app, authed, run
 from cli.client import EXIT_BY_CODE, EXIT_FAILURE, EXIT_USAGE, Api, CliError
 from cli.commands.run import _raw_terminal, _session
@@ -177,16 +177,28 @@ def addons_destroy(
 def addons_attach(name: NameArg, project: ProjectOpt = None) -> None:
     """Attach an add-on to another of your projects (its config var set: a new release)."""
     target = resolve_project(project)
-    addon = run(authed().execute("AttachAddon", name=name, project=target))["attachAddon"]
-    output.say(f"Attached {name} to {target} as {addon['configVar']}")
+    api = authed()
+
+    async def go() -> None:
+        change = (await api.execute("AttachAddon", name=name, project=target))["attachAddon"]
+        output.say(f"Attached {name} to {target} as {change['addon']['configVar']}")
+        await follow.after_config_change(api, target, change, no_wait=True)
+
+    run(go())
 
 
 @app.command("addons:detach", rich_help_panel=PANEL)
 def addons_detach(name: NameArg, project: ProjectOpt = None) -> None:
     """Detach an add-on from a project (its config var unset: a new release)."""
     target = resolve_project(project)
-    run(authed().execute("DetachAddon", name=name, project=target))
-    output.say(f"Detached {name} from {target}")
+    api = authed()
+
+    async def go() -> None:
+        change = (await api.execute("DetachAddon", name=name, project=target))["detachAddon"]
+        output.say(f"Detached {name} from {target}")
+        await follow.after_config_change(api, target, change, no_wait=True)
+
+    run(go())
 
 
 @app.command("addons:rotate", rich_help_panel=PANEL)

@@ -295,21 +295,24 @@ def scale(
         return
 
     async def go() -> None:
-        before, _ = await follow.latest_number(api, name)
-        changed: dict[str, Any] = {}
+        change: dict[str, Any] = {}
+        made = None  # the last release made: it replaces any earlier one still queued
         for process_type, replicas in wanted:
-            changed = (
+            change = (
                 await api.execute(
                     "Scale", project=name, processType=process_type, replicas=replicas
                 )
             )["scale"]
+            made = change["application"] or made
         scales = " ".join(
-            f"{s['processType']}={s['replicas']}" for s in changed["settings"]["replicas"]
+            f"{s['processType']}={s['replicas']}" for s in change["project"]["settings"]["replicas"]
         )
         output.say(f"Scale of {name}: {scales}")
-        release = await follow.after_config_change(api, name, before, changed, no_wait)
+        release = await follow.after_config_change(
+            api, name, {**change, "application": made}, no_wait
+        )
         if as_json:
-            output.print_json(follow.changed_json(changed, release))
+            output.print_json(follow.changed_json(change["project"], release))
 
     run(go())
 
@@ -354,14 +357,13 @@ def resources(
         return
 
     async def go() -> None:
-        before, _ = await follow.latest_number(api, name)
-        changed = (await api.execute("SetResources", project=name, memoryMb=memory_mb, cpu=cpu))[
+        change = (await api.execute("SetResources", project=name, memoryMb=memory_mb, cpu=cpu))[
             "setResources"
         ]
-        s = changed["settings"]
+        s = change["project"]["settings"]
         output.say(f"Resources of {name}: memory {s['memoryMb']} MB, cpu {s['cpu']}")
-        release = await follow.after_config_change(api, name, before, changed, no_wait)
+        release = await follow.after_config_change(api, name, change, no_wait)
         if as_json:
-            output.print_json(follow.changed_json(changed, release))
+            output.print_json(follow.changed_json(change["project"], release))
 
     run(go())

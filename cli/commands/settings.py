@@ -110,8 +110,7 @@ def env_set(
     api = authed()
 
     async def go() -> None:
-        before, _ = await follow.latest_number(api, name)
-        changed = (
+        change = (
             await api.execute(
                 "SetEnvVars",
                 project=name,
@@ -119,9 +118,9 @@ def env_set(
             )
         )["setEnvVars"]
         output.say(f"Set {', '.join(values)} on {name}")
-        release = await follow.after_config_change(api, name, before, changed, no_wait)
+        release = await follow.after_config_change(api, name, change, no_wait)
         if as_json:
-            output.print_json(follow.changed_json(changed, release))
+            output.print_json(follow.changed_json(change["project"], release))
 
     run(go())
 
@@ -143,14 +142,13 @@ def env_unset(
     api = authed()
 
     async def go() -> None:
-        before, _ = await follow.latest_number(api, name)
-        changed = (await api.execute("UnsetEnvVars", project=name, keys=list(dict.fromkeys(keys))))[
+        change = (await api.execute("UnsetEnvVars", project=name, keys=list(dict.fromkeys(keys))))[
             "unsetEnvVars"
         ]
         output.say(f"Unset {', '.join(dict.fromkeys(keys))} on {name}")
-        release = await follow.after_config_change(api, name, before, changed, no_wait)
+        release = await follow.after_config_change(api, name, change, no_wait)
         if as_json:
-            output.print_json(follow.changed_json(changed, release))
+            output.print_json(follow.changed_json(change["project"], release))
 
     run(go())
 

@@ -97,19 +97,18 @@ def volumes_add(
     api = authed()
 
     async def go() -> None:
-        before, _ = await follow.latest_number(api, name)
-        changed = (
+        change = (
             await api.execute(
                 "AddVolume", project=name, mountPath=path, processTypes=types, name=volume_name
             )
         )["addVolume"]
-        added = next(v for v in changed["volumes"] if v["mountPath"] == path)
+        added = next(v for v in change["project"]["volumes"] if v["mountPath"] == path)
         output.say(
             f"Added volume {added['name']} at {path} on {name} ({', '.join(added['processTypes'])})"
         )
-        release = await follow.after_config_change(api, name, before, changed, no_wait)
+        release = await follow.after_config_change(api, name, change, no_wait)
         if as_json:
-            output.print_json(follow.changed_json(changed, release))
+            output.print_json(follow.changed_json(change["project"], release))
 
     run(go())
 
@@ -134,10 +133,18 @@ def volumes_remove(
         confirm = ask(f"Type {name} to confirm")
     if confirm.strip() != name:
         raise CliError(f"confirmation '{confirm.strip()}' does not match {name}: nothing removed")
-    removed = run(authed().execute("RemoveVolume", project=name, name=volume, confirm=name))[
-        "removeVolume"
-    ]
-    if as_json:
-        output.print_json(removed)
-    else:
-        output.say(f"Removed volume {removed['name']} ({removed['mountPath']}) from {name}")
+    api = authed()
+
+    async def go() -> None:
+        change = (await api.execute("RemoveVolume", project=name, name=volume, confirm=name))[
+            "removeVolume"
+        ]
+        removed = change["volume"]
+        if not as_json:
+            output.say(f"Removed volume {removed['name']} ({removed['mountPath']}) from {name}")
+        # No --wait here: the release it made is named, not followed.
+        release = await follow.after_config_change(api, name, change, no_wait=True)
+        if as_json:
+            output.print_json({**removed, "release": release})
+
+    run(go())

@@ -234,7 +234,7 @@ class AddonsSection(ProjectPage):
                 + next(
                     (
                         t["configVar"]
-                        for t in d["attachAddon"]["attachments"]
+                        for t in d["attachAddon"]["addon"]["attachments"]
                         if t["project"] == target
                     ),
                     "its config var",

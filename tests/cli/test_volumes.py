@@ -31,10 +31,10 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 GITD_PORT = free_port()
 T = TypeVar("T")
 ADD = """mutation($p: String!, $path: String!, $types: [String!], $name: String) {
-  addVolume(project: $p, mountPath: $path, processTypes: $types, name: $name) { name }
+  addVolume(project: $p, mountPath: $path, processTypes: $types, name: $name) { project { name } }
 }"""
 REMOVE = """mutation($p: String!, $name: String!, $confirm: String!) {
-  removeVolume(project: $p, name: $name, confirm: $confirm) { name }
+  removeVolume(project: $p, name: $name, confirm: $confirm) { volume { name } }
 }"""
 VOLUMES = "query($p: String!) { project(name: $p) { volumes { name mountPath } } }"
 
@@ -281,6 +281,7 @@ def test_quotas_refuse_and_removal_deletes_the_data(plat: Platform, app: tuple[C
     number = releases(cli, project)[0]["number"]
     removed = cli.ok("volumes:remove", "files", "-p", project, "--confirm", project, timeout=180)
     assert f"Removed volume files (/srv/files) from {project}" in removed.out
+    assert f"v{number + 1} of {project}" in removed.out  # the release the API answered
     until("the release without it", 240, lambda: releases(cli, project)[0]["number"] > number)
     until("its Docker volume is removed", 480, lambda: len(docker_volumes(project)) == 1)
     assert served(plat, project, "/read?file=note").json() == {"text": "kept"}

@@ -248,7 +248,7 @@ def test_stop_reads_stopped_in_the_header(browser: Browser, web) -> None:
     b.go(f"/projects/{project}")
     b.wait_text("running", "#live-status", within=30)
     # Scaled to 0 first (as when the header was seen stuck): idle, then stopped.
-    scale = 'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 0) { name } }'
+    scale = 'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 0) { project { name } } }'
     run(api(scale, p=project))
     b.wait(lambda: b.text("#live-status") == "idle", 120, "the header reads idle")
 

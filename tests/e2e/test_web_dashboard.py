@@ -39,7 +39,7 @@ def deployed(web, app: str = "ticker"):
     run(
         api(
             "mutation($p: String!) { setEnvVars(project: $p,"
-            ' vars: [{key: "GREETING", value: "hi"}]) { name } }',
+            ' vars: [{key: "GREETING", value: "hi"}]) { project { name } } }',
             p=project,
         )
     )

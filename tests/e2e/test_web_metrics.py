@@ -21,7 +21,7 @@ pytestmark = pytest.mark.browser
 METRICS = """query($p: String!, $r: String! = "1h") { metrics(project: $p, range: $r) {
   processes { process points { at } } requests { requests } } }"""
 SET_ENV = """mutation($p: String!, $k: String!) {
-  setEnvVars(project: $p, vars: [{key: $k, value: "1"}]) { name } }"""
+  setEnvVars(project: $p, vars: [{key: $k, value: "1"}]) { project { name } } }"""
 
 
 def hit(web, project: str, times: int) -> None:

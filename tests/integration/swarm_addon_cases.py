@@ -144,7 +144,7 @@ async def test_a_postgres_addon_is_pinned_to_one_node_and_serves_its_project_onl
     assert not any("/paastech/addon-postgres:" in t for t in host_tags), host_tags
 
     # One replica, pinned by a placement constraint to the node it was created on.
-    service = await addons._service(name)
+    service = await addons.service(name)
     assert service is not None
     node = service["Spec"]["Labels"][NODE_LABEL]
     task_template = service["Spec"]["TaskTemplate"]
@@ -181,7 +181,7 @@ async def test_a_postgres_addon_is_pinned_to_one_node_and_serves_its_project_onl
     spec.memory_mb = 192
     state = await addons.ensure(spec)
     assert state.running
-    service = await addons._service(name)
+    service = await addons.service(name)
     assert service["Spec"]["TaskTemplate"]["Resources"]["Limits"]["MemoryBytes"] == 192 << 20
     running = [t for t in await addons._tasks(name) if t["DesiredState"] == "running"]
     assert [t["NodeID"] for t in running] == [node]
@@ -200,7 +200,7 @@ async def test_a_postgres_addon_is_pinned_to_one_node_and_serves_its_project_onl
     # Removed: its service and own network go; a second remove is fine.
     await addons.remove(name)
     assert (await addons.status(name)).state == "missing"
-    assert await addons._service(name) is None
+    assert await addons.service(name) is None
     assert addons.own_network(name) not in {
         n["Name"] for n in await runtime.manager.networks.list()
     }
@@ -257,7 +257,7 @@ async def test_traefik_s_container_joins_each_project_overlay_and_reaches_its_ta
         plan = app_plan(project, built, "postgres://nowhere/app")
         await release(wired, plan, _ignore, settings)
         network = overlay_name(project, instance=settings.instance)
-        service = await wired._service(f"{settings.instance}_{project}_web")
+        service = await wired.service(f"{settings.instance}_{project}_web")
         assert service["Spec"]["Labels"]["traefik.swarm.network"] == network
         # Joined on create (attachable for it), and nothing else: not another project's overlay.
         assert (await (await manager.networks.get(network)).show())["Attachable"] is True

@@ -302,7 +302,7 @@ async def test_revoked_token_closes_its_websockets(
         # The other token's socket still works: it gets the next event.
         await owner.api(
             'mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "A", value: "1"}]) '
-            "{ name } }",
+            "{ project { name } } }",
             p=project,
         )
         event = await next_message(other_ws, "1")
@@ -359,5 +359,5 @@ async def test_names_longer_than_any_column_are_not_found(alice: Account) -> Non
         "mutation($p: String!, $h: String!) { removeDomain(project: $p, hostname: $h) { name } }"
     )
     assert (await alice.api.error(remove, p=project, h="a" * 400)).code == "NOT_FOUND"
-    unset = "mutation($p: String!, $k: [String!]!) { unsetEnvVars(project: $p, keys: $k) { name } }"
+    unset = "mutation($p: String!, $k: [String!]!) { unsetEnvVars(project: $p, keys: $k) { project { name } } }"
     assert (await alice.api.error(unset, p=project, k=["K" * 500])).code == "NOT_FOUND"

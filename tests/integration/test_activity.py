@@ -68,14 +68,14 @@ async def test_actions_are_recorded_with_who_where_and_no_secret(
     await post(
         server.url,
         'mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "API_KEY", '
-        'value: "hunter2-secret"}]) { name } }',
+        'value: "hunter2-secret"}]) { project { name } } }',
         alice.token,
         {"X-PaaSTech-Source": "cli"},
         p=project,
     )
     await post(
         server.url,
-        'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 0) { name } }',
+        'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 0) { project { name } } }',
         alice.token,
         {"X-PaaSTech-Source": "web"},
         p=project,
@@ -170,7 +170,7 @@ async def test_live_feed(server: Server, alice: Account, bob: Account) -> None:
         await post(
             server.url,
             'mutation($p: String!) { scale(project: $p, processType: "worker", replicas: 2)'
-            " { name } }",
+            " { project { name } } }",
             alice.token,
             {"X-PaaSTech-Source": "web"},
             p=project,

@@ -159,7 +159,7 @@ async def test_env_change_rollback_scale_and_resources(plat: Platform, user: Use
 
     # An env change is a new release that runs with the new values.
     await user.api(
-        'mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "VERSION", value: "v2"}, {key: "GREETING", value: "héllo"}]) { name } }',
+        'mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "VERSION", value: "v2"}, {key: "GREETING", value: "héllo"}]) { project { name } } }',
         p=project,
     )
     await user.wait_status(project, 2, {"running"})
@@ -179,7 +179,7 @@ async def test_env_change_rollback_scale_and_resources(plat: Platform, user: Use
 
     # Scale 1 -> 3 -> 1.
     await user.api(
-        'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 3) { name } }',
+        'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 3) { project { name } } }',
         p=project,
     )
     await user.wait_status(project, 4, {"running"})
@@ -188,7 +188,7 @@ async def test_env_change_rollback_scale_and_resources(plat: Platform, user: Use
     hostnames = {(await get_json(p["hostPort"]))["hostname"] for p in web}
     assert len(hostnames) == 3
     await user.api(
-        'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 1) { name } }',
+        'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 1) { project { name } } }',
         p=project,
     )
     await user.wait_status(project, 5, {"running"})
@@ -196,7 +196,7 @@ async def test_env_change_rollback_scale_and_resources(plat: Platform, user: Use
 
     # Resource limits are visible to Docker.
     await user.api(
-        "mutation($p: String!) { setResources(project: $p, memoryMb: 128, cpu: 0.25) { name } }",
+        "mutation($p: String!) { setResources(project: $p, memoryMb: 128, cpu: 0.25) { project { name } } }",
         p=project,
     )
     await user.wait_status(project, 6, {"running"})
@@ -215,44 +215,48 @@ async def test_bad_release_inputs_change_nothing(plat: Platform, user: User) -> 
     project = await user.project(plat)
     for query, code, field in [
         (
-            'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 99) { name } }',
+            'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 99) { project { name } } }',
             "VALIDATION",
             "replicas",
         ),
         (
-            'mutation($p: String!) { scale(project: $p, processType: "Bad Type", replicas: 1) { name } }',
+            'mutation($p: String!) { scale(project: $p, processType: "Bad Type", replicas: 1) { project { name } } }',
             "VALIDATION",
             "processType",
         ),
         (
-            "mutation($p: String!) { setResources(project: $p, memoryMb: 1) { name } }",
+            "mutation($p: String!) { setResources(project: $p, memoryMb: 1) { project { name } } }",
             "VALIDATION",
             "memoryMb",
         ),
         (
-            "mutation($p: String!) { setResources(project: $p, cpu: 99) { name } }",
+            "mutation($p: String!) { setResources(project: $p, cpu: 99) { project { name } } }",
             "VALIDATION",
             "cpu",
         ),
-        ("mutation($p: String!) { setResources(project: $p) { name } }", "VALIDATION", "memoryMb"),
+        (
+            "mutation($p: String!) { setResources(project: $p) { project { name } } }",
+            "VALIDATION",
+            "memoryMb",
+        ),
         ("mutation($p: String!) { deploy(project: $p) { number } }", "VALIDATION", "project"),
         (
-            "mutation($p: String!) { updateProjectSettings(project: $p, port: 0) { name } }",
+            "mutation($p: String!) { updateProjectSettings(project: $p, port: 0) { project { name } } }",
             "VALIDATION",
             "port",
         ),
         (
-            'mutation($p: String!) { updateProjectSettings(project: $p, healthCheckPath: "nope") { name } }',
+            'mutation($p: String!) { updateProjectSettings(project: $p, healthCheckPath: "nope") { project { name } } }',
             "VALIDATION",
             "healthCheckPath",
         ),
         (
-            'mutation($p: String!) { updateProjectSettings(project: $p, deployBranch: "a..b") { name } }',
+            'mutation($p: String!) { updateProjectSettings(project: $p, deployBranch: "a..b") { project { name } } }',
             "VALIDATION",
             "deployBranch",
         ),
         (
-            "mutation($p: String!) { updateProjectSettings(project: $p) { name } }",
+            "mutation($p: String!) { updateProjectSettings(project: $p) { project { name } } }",
             "VALIDATION",
             "port",
         ),
@@ -288,7 +292,7 @@ async def test_worker_process_scaled_and_stop_start(plat: Platform, user: User) 
     assert (await push(plat, user.id, project, tar_dir(fixture("worker")))).ok
     assert {p["processType"] for p in (await user.state(project))["processes"]} == {"web"}
     await user.api(
-        'mutation($p: String!) { scale(project: $p, processType: "worker", replicas: 1) { name } }',
+        'mutation($p: String!) { scale(project: $p, processType: "worker", replicas: 1) { project { name } } }',
         p=project,
     )
     await user.wait_status(project, 2, {"running"})
@@ -311,7 +315,8 @@ async def test_worker_process_scaled_and_stop_start(plat: Platform, user: User) 
 async def test_memory_hog_is_reported_crashed(plat: Platform, user: User) -> None:
     project = await user.project(plat)
     await user.api(
-        "mutation($p: String!) { setResources(project: $p, memoryMb: 64) { name } }", p=project
+        "mutation($p: String!) { setResources(project: $p, memoryMb: 64) { project { name } } }",
+        p=project,
     )
     assert (await push(plat, user.id, project, tar_dir(fixture("memory-hog")))).ok
     port = await user.web_port(project)
@@ -539,7 +544,7 @@ async def test_redeploy_under_continuous_load_has_zero_failed_requests(
     """A client hammers the app through the embedded ingress during a code push and an env change."""
     project = await user.project(plat)
     await user.api(
-        'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 2) { name } }',
+        'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 2) { project { name } } }',
         p=project,
     )
     assert (await push(plat, user.id, project, tar_dir(fixture("python")))).ok
@@ -566,7 +571,7 @@ async def test_redeploy_under_continuous_load_has_zero_failed_requests(
             changed = tar_dir(fixture("python"), {"VERSION": "file"})
             assert (await push(plat, user.id, project, changed)).ok
             await user.api(
-                'mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "VERSION", value: "v3"}]) { name } }',
+                'mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "VERSION", value: "v3"}]) { project { name } } }',
                 p=project,
             )
             await user.wait_status(project, 3, {"running"})
@@ -597,7 +602,7 @@ async def test_port_and_health_check_settings(plat: Platform, user: User) -> Non
     project = await user.project(plat)
     assert (await push(plat, user.id, project, tar_dir(fixture("python")))).ok
     await user.api(
-        'mutation($p: String!) { updateProjectSettings(project: $p, port: 8123, healthCheckPath: "/health") { name } }',
+        'mutation($p: String!) { updateProjectSettings(project: $p, port: 8123, healthCheckPath: "/health") { project { name } } }',
         p=project,
     )
     await user.wait_status(project, 2, {"running"})
@@ -609,7 +614,7 @@ async def test_port_and_health_check_settings(plat: Platform, user: User) -> Non
     assert (await get_json(await user.web_port(project)))["app"] == "python"
     # A health check path the app does not serve fails the release; the live one stays.
     await user.api(
-        'mutation($p: String!) { updateProjectSettings(project: $p, healthCheckPath: "/missing") { name } }',
+        'mutation($p: String!) { updateProjectSettings(project: $p, healthCheckPath: "/missing") { project { name } } }',
         p=project,
     )
     failed = await user.wait_status(project, 3, {"failed", "running"})

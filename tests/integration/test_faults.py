@@ -162,7 +162,7 @@ async def test_api_killed_with_a_queued_release_resumes_the_newest(
         # A config change queues v3 (scale) behind the build of v2.
         await user.api(
             'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 2) '
-            "{ name } }",
+            "{ project { name } } }",
             p=project,
         )
         mark = len(load.results)

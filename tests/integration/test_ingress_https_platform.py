@@ -150,10 +150,11 @@ async def test_pushed_app_gets_a_certificate_served_over_https(stack, dns, tmp_p
     assert "strict-transport-security" not in answer.headers
     settings = await user.api(
         "mutation($p: String!) { updateProjectSettings(project: $p, hsts: true) "
-        "{ settings { hsts } } }",
+        "{ project { settings { hsts } } application { number } } }",
         p=project,
     )
-    assert settings["updateProjectSettings"]["settings"]["hsts"] is True
+    assert settings["updateProjectSettings"]["project"]["settings"]["hsts"] is True
+    assert settings["updateProjectSettings"]["application"]["number"] == 2  # the release made
     await user.wait_status(project, 2, {"running"})
     async with within(30, "Strict-Transport-Security on the app's answers"):
         while True:

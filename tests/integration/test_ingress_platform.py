@@ -204,7 +204,7 @@ STATE = """query($p: String!) { project(name: $p) {
   applications(first: 1) { number }
   settings { memoryMb replicas { processType replicas } } } }"""
 SET_SAME = """mutation($p: String!) {
-  setEnvVars(project: $p, vars: [{key: "SAME", value: "1"}]) { name } }"""
+  setEnvVars(project: $p, vars: [{key: "SAME", value: "1"}]) { application { number } } }"""
 
 
 def running_ids(project: str) -> set[str]:
@@ -228,24 +228,29 @@ async def test_config_changes_that_change_nothing_make_no_release(
     before = state["applications"][0]["number"]
     web = {r["processType"]: r["replicas"] for r in state["settings"]["replicas"]}["web"]
     ids = running_ids(python_app)
-    await user.api(
+    scaled = await user.api(
         'mutation($p: String!, $n: Int!) { scale(project: $p, processType: "web", replicas: $n)'
-        " { name } }",
+        " { project { name } application { number } } }",
         p=python_app,
         n=web,
     )
-    await user.api(
-        "mutation($p: String!, $m: Int!) { setResources(project: $p, memoryMb: $m) { name } }",
+    assert scaled["scale"] == {"project": {"name": python_app}, "application": None}
+    limited = await user.api(
+        "mutation($p: String!, $m: Int!) { setResources(project: $p, memoryMb: $m) "
+        "{ application { number } } }",
         p=python_app,
         m=state["settings"]["memoryMb"],
     )
+    assert limited["setResources"]["application"] is None
     assert await latest_number(user, python_app) == before
     assert running_ids(python_app) == ids
 
-    await user.api(SET_SAME, p=python_app)  # a new variable: a real change, one release
+    made = await user.api(SET_SAME, p=python_app)  # a new variable: a real change, one release
+    assert made["setEnvVars"]["application"] == {"number": before + 1}  # the release it made
     await user.wait_status(python_app, before + 1, {"running"})
     ids = running_ids(python_app)
-    await user.api(SET_SAME, p=python_app)  # the same value again: nothing changes
+    same = await user.api(SET_SAME, p=python_app)  # the same value again: nothing changes
+    assert same["setEnvVars"]["application"] is None
     assert await latest_number(user, python_app) == before + 1
     assert running_ids(python_app) == ids
 
@@ -253,7 +258,7 @@ async def test_config_changes_that_change_nothing_make_no_release(
 async def test_three_replicas_all_receive_traffic(plat: Platform, user: User, python_app: str):
     before = await live_number(user, python_app)
     await user.api(
-        'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 3) { name } }',
+        'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 3) { project { name } } }',
         p=python_app,
     )
     await user.wait_status(python_app, before + 1, {"running"})

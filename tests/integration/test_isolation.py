@@ -152,12 +152,12 @@ CASES: dict[str, Case] = {
         "NOT_FOUND",
     ),
     "setEnvVars": Case(
-        'mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "FOO", value: "pwned"}]) { name } }',
+        'mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "FOO", value: "pwned"}]) { project { name } } }',
         lambda o: {"p": o.project},
         "NOT_FOUND",
     ),
     "unsetEnvVars": Case(
-        'mutation($p: String!) { unsetEnvVars(project: $p, keys: ["FOO"]) { name } }',
+        'mutation($p: String!) { unsetEnvVars(project: $p, keys: ["FOO"]) { project { name } } }',
         lambda o: {"p": o.project},
         "NOT_FOUND",
     ),
@@ -198,17 +198,17 @@ CASES: dict[str, Case] = {
         "NOT_FOUND",
     ),
     "scale": Case(
-        'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 3) { name } }',
+        'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 3) { project { name } } }',
         lambda o: {"p": o.project},
         "NOT_FOUND",
     ),
     "setResources": Case(
-        "mutation($p: String!) { setResources(project: $p, memoryMb: 64) { name } }",
+        "mutation($p: String!) { setResources(project: $p, memoryMb: 64) { project { name } } }",
         lambda o: {"p": o.project},
         "NOT_FOUND",
     ),
     "updateProjectSettings": Case(
-        "mutation($p: String!) { updateProjectSettings(project: $p, port: 8000) { name } }",
+        "mutation($p: String!) { updateProjectSettings(project: $p, port: 8000) { project { name } } }",
         lambda o: {"p": o.project},
         "NOT_FOUND",
     ),
@@ -242,12 +242,12 @@ CASES: dict[str, Case] = {
         "NOT_FOUND",
     ),
     "attachAddon": Case(
-        "mutation($n: String!, $p: String!) { attachAddon(name: $n, project: $p) { name } }",
+        "mutation($n: String!, $p: String!) { attachAddon(name: $n, project: $p) { addon { name } } }",
         lambda o: {"n": o.addon, "p": o.project},
         "NOT_FOUND",
     ),
     "detachAddon": Case(
-        "mutation($n: String!, $p: String!) { detachAddon(name: $n, project: $p) { name } }",
+        "mutation($n: String!, $p: String!) { detachAddon(name: $n, project: $p) { addon { name } } }",
         lambda o: {"n": o.addon, "p": o.project},
         "NOT_FOUND",
     ),
@@ -280,13 +280,13 @@ CASES: dict[str, Case] = {
         "NOT_FOUND",
     ),
     "addVolume": Case(
-        'mutation($p: String!) { addVolume(project: $p, mountPath: "/srv/loot") { name } }',
+        'mutation($p: String!) { addVolume(project: $p, mountPath: "/srv/loot") { project { name } } }',
         lambda o: {"p": o.project},
         "NOT_FOUND",
     ),
     "removeVolume": Case(
         "mutation($p: String!, $v: String!) { removeVolume(project: $p, name: $v, confirm: $p) "
-        "{ name } }",
+        "{ volume { name } } }",
         lambda o: {"p": o.project, "v": o.volume},
         "NOT_FOUND",
     ),
@@ -360,7 +360,7 @@ async def _setup_alice(server: Server, alice: Account) -> Owned:
     project = unique("iso")
     await alice.api("mutation($p: String!) { createProject(name: $p) { name } }", p=project)
     await alice.api(
-        'mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "FOO", value: "secret"}]) { name } }',
+        'mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "FOO", value: "secret"}]) { project { name } } }',
         p=project,
     )
     hostname = f"{project}.example.com"

@@ -20,7 +20,7 @@ from tests.support.servers import ROOT, api_server, base_env
 OLD, NEW = "test-secret-key-0123456789", "rotated-master-key-9876543210"
 VALUES = {"DATABASE_URL": "postgres://u:p@db/x", "EMOJI": "clé ☃ \n two lines", "EMPTY": ""}
 SET = """mutation($p: String!, $vars: [EnvVarInput!]!) {
-  setEnvVars(project: $p, vars: $vars) { name } }"""
+  setEnvVars(project: $p, vars: $vars) { project { name } } }"""
 ENV = "query($p: String!) { project(name: $p) { envVars { key value } } }"
 
 

@@ -14,8 +14,8 @@ PROJECT = """query($name: String!) { project(name: $name) {
   applications(first: 5) { number } liveApplication { number }
   settings { replicas { processType replicas } memoryMb cpu healthCheckPath deployBranch } } }"""
 SET_ENV = """mutation($p: String!, $vars: [EnvVarInput!]!) {
-  setEnvVars(project: $p, vars: $vars) { envVars { key value } } }"""
-UNSET_ENV = "mutation($p: String!, $keys: [String!]!) { unsetEnvVars(project: $p, keys: $keys) { envVars { key } } }"
+  setEnvVars(project: $p, vars: $vars) { project { envVars { key value } } } }"""
+UNSET_ENV = "mutation($p: String!, $keys: [String!]!) { unsetEnvVars(project: $p, keys: $keys) { project { envVars { key } } } }"
 ADD_DOMAIN = "mutation($p: String!, $h: String!) { addDomain(project: $p, hostname: $h) { domains { hostname } } }"
 REMOVE_DOMAIN = "mutation($p: String!, $h: String!) { removeDomain(project: $p, hostname: $h) { domains { hostname } } }"
 ADD_KEY = "mutation($k: String!, $t: String) { addSshKey(publicKey: $k, title: $t) { id title fingerprint } }"
@@ -87,14 +87,16 @@ async def test_env_vars_set_update_unset_and_encrypted_at_rest(
             {"key": "TRICKY", "value": tricky},
         ],
     )
-    env = {v["key"]: v["value"] for v in data["setEnvVars"]["envVars"]}
+    env = {v["key"]: v["value"] for v in data["setEnvVars"]["project"]["envVars"]}
     assert env == {"DATABASE_URL": "postgres://u:secret@h/db", "TRICKY": tricky}
     rows = await server.db.fetch("SELECT value_encrypted FROM env_var")
     assert all("secret@h" not in r[0] and "ünïcødé" not in r[0] for r in rows)
     data = await alice.api(SET_ENV, p=name, vars=[{"key": "TRICKY", "value": "new"}])
-    assert {v["key"]: v["value"] for v in data["setEnvVars"]["envVars"]}["TRICKY"] == "new"
+    assert {v["key"]: v["value"] for v in data["setEnvVars"]["project"]["envVars"]}[
+        "TRICKY"
+    ] == "new"
     data = await alice.api(UNSET_ENV, p=name, keys=["TRICKY"])
-    assert [v["key"] for v in data["unsetEnvVars"]["envVars"]] == ["DATABASE_URL"]
+    assert [v["key"] for v in data["unsetEnvVars"]["project"]["envVars"]] == ["DATABASE_URL"]
 
 
 @pytest.mark.parametrize(

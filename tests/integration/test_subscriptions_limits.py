@@ -38,7 +38,7 @@ async def test_subscription_receives_changes_made_by_another_connection(alice: A
     task = asyncio.create_task(collect())
     await asyncio.wait_for(subscribed.wait(), 10)
     await other(
-        'mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "A", value: "1"}]) { name } }',
+        'mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "A", value: "1"}]) { project { name } } }',
         p=name,
     )
     await other(

@@ -39,8 +39,8 @@ from tests.support.servers import ROOT, base_env
 pytestmark = pytest.mark.docker
 
 QUOTAS = "{ me { quotas { name limit used } } }"
-SCALE = 'mutation($p: String!, $n: Int!) { scale(project: $p, processType: "web", replicas: $n) { name } }'
-RESOURCES = "mutation($p: String!, $m: Int, $c: Float) { setResources(project: $p, memoryMb: $m, cpu: $c) { name } }"
+SCALE = 'mutation($p: String!, $n: Int!) { scale(project: $p, processType: "web", replicas: $n) { project { name } } }'
+RESOURCES = "mutation($p: String!, $m: Int, $c: Float) { setResources(project: $p, memoryMb: $m, cpu: $c) { project { name } } }"
 CREATE = "mutation($n: String!) { createProject(name: $n) { name } }"
 # A build that takes a while: COPY of a file unique to each push first, so no cache hit skips it.
 SLOW_DOCKERFILE = (

@@ -101,7 +101,7 @@ def _target(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             url,
             victim,
             'mutation($p: String!) { setEnvVars(project: $p, vars: [{key: "SECRET", '
-            'value: "victim-only"}]) { name } }',
+            'value: "victim-only"}]) { project { name } } }',
             p=project,
         )
         data(

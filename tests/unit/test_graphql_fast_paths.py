@@ -78,7 +78,7 @@ async def test_validation_rules_still_refuse_a_deep_or_aliased_document() -> Non
         ('{ project(name: """a\x00b""") { name } }', None, "name"),
         ("query($n: String!) { project(name: $n) { name } }", {"n": "a\x00b"}, "name"),
         (
-            'mutation($v: [EnvVarInput!]!) { setEnvVars(project: "p", vars: $v) { name } }',
+            'mutation($v: [EnvVarInput!]!) { setEnvVars(project: "p", vars: $v) { project { name } } }',
             {"v": [{"key": "K", "value": "x\x00"}]},
             "value",
         ),
