@@ -61,6 +61,10 @@ from backend.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
+# A published port the engine picked is held by another process (see DockerRuntime.start).
+PORT_IN_USE = "address already in use"
+PORT_CLASH_ATTEMPTS = 5
+
 # How long a container without a published port (a worker) must stay up to count as started.
 WORKER_SETTLE_SECONDS = 2.0
 EVENT_ACTIONS = [
@@ -180,12 +184,19 @@ class DockerRuntime:
 
     async def start(self, spec: ProcessSpec) -> ContainerInfo:
         """Create and start one container (see _create for its name and network)."""
-        container = await self._create(spec)
-        try:
-            await container.start()
-        except DockerError:
-            await self.remove(container.id)
-            raise
+        for attempt in range(1, PORT_CLASH_ATTEMPTS + 1):
+            container = await self._create(spec)
+            try:
+                await container.start()
+                break
+            except DockerError as exc:
+                await self.remove(container.id)
+                # The engine hands out published host ports from the kernel's ephemeral range
+                # and, after a restart, from its start again: a port another process took since
+                # fails the start. The engine's allocator has moved on: the next try gets another.
+                if PORT_IN_USE not in str(exc.message) or attempt == PORT_CLASH_ATTEMPTS:
+                    raise
+                log.warning("%s: host port taken, starting again (%s)", spec.project, exc.message)
         info = await self.inspect(container.id)
         if info is None:
             raise HealthCheckError(f"container {container.id[:12]} vanished right after it started")

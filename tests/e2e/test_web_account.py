@@ -251,6 +251,17 @@ def test_stop_reads_stopped_in_the_header(browser: Browser, web) -> None:
     scale = 'mutation($p: String!) { scale(project: $p, processType: "web", replicas: 0) { project { name } } }'
     run(api(scale, p=project))
     b.wait(lambda: b.text("#live-status") == "idle", 120, "the header reads idle")
+    # The header reads idle as soon as web is scaled to 0; the release that makes it (v3) is
+    # live a little later, and Stop is refused until then (it would undo the stop).
+    live = "query($p: String!) { project(name: $p) { liveApplication { number status } } }"
+    b.wait(
+        lambda: (
+            run(api(live, p=project))["project"]["liveApplication"]
+            == {"number": 3, "status": "RUNNING"}
+        ),
+        120,
+        "v3 (scaled to 0) live",
+    )
 
     b.click("#stop")
     assert "serves nothing" in b.wait_text("serves nothing", ".confirm")

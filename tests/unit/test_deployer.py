@@ -14,7 +14,7 @@ from tortoise import Tortoise
 from backend.alerts import triggers as alert_triggers
 from backend.db.models import Application, BuildLog, Client, Project, StatusChange
 from backend.db.models import ApplicationStatus as S
-from backend.errors import NotFound, ValidationFailed
+from backend.errors import Conflict, NotFound, ValidationFailed
 from backend.rpc import pomegranate_types as pt
 from backend.rpc.pomegranate_client import BuildOutput, DeployFailed, LogSink, ReleaseOutput
 from backend.services.applications import config_changes, retention
@@ -34,6 +34,7 @@ class FakePomegranate:
         self.pruned: list[list[str]] = []
         self.hold_build: asyncio.Event | None = None
         self.building = asyncio.Event()
+        self.stopped: list[str] = []
         self.release_failure: DeployFailed | None = None
 
     async def build(
@@ -58,6 +59,9 @@ class FakePomegranate:
         if self.release_failure is not None:
             raise self.release_failure
         return ReleaseOutput(containers=[])
+
+    async def stop_project(self, project: str) -> None:
+        self.stopped.append(project)
 
     async def prune_images(self, project: str, keep: list[str]) -> list[str]:
         self.pruned.append(keep)
@@ -334,3 +338,27 @@ async def test_a_finished_release_never_moves_back(setup) -> None:
         await set_status(failed, S.RUNNING)
     await failed.refresh_from_db()
     assert failed.status == S.FAILED
+
+
+async def test_stop_is_refused_while_a_release_is_on_its_way(setup) -> None:
+    """The release in flight would go live after the stop and undo it: Stop waits for it."""
+    deployer, fake, project = setup
+    first = await _until(await _push(deployer, project, "one"), S.RUNNING)
+    fake.hold_build = asyncio.Event()
+    fake.building.clear()
+    second = await _push(deployer, project, "two")
+    async with within(10, "the second build to start"):
+        await fake.building.wait()
+    with pytest.raises(Conflict) as refused:
+        await deployer.stop_project(project)
+    assert refused.value.field == "project"
+    assert "v2 is being released (building)" in refused.value.message
+    await first.refresh_from_db()
+    assert first.status == S.RUNNING and fake.stopped == []  # nothing changed
+    fake.hold_build.set()
+    await _until(second, S.RUNNING)
+    async with within(10, "the queue worker to finish"):
+        await asyncio.gather(*deployer.queue.tasks())
+    stopped = await deployer.stop_project(project)
+    assert (stopped.number, stopped.status) == (2, S.STOPPED)
+    assert fake.stopped == ["blog"]

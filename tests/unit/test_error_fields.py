@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,13 +21,21 @@ ROOT = Path(__file__).resolve().parents[2]
 CHECKED = ("ValidationFailed", "Conflict")
 
 
+def _sources(top: Path) -> list[Path]:
+    """The package's Python files. Hidden directories (the web app's .venv, its .web build
+    output, which a browser test may be rewriting meanwhile) and node_modules are never entered:
+    os.walk prunes them, where rglob walked them and failed on a file removed mid-walk."""
+    paths = []
+    for folder, dirs, files in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "node_modules")
+        paths += [Path(folder) / f for f in sorted(files) if f.endswith(".py")]
+    return paths
+
+
 def _calls_without_field(root: Path, packages: tuple[str, ...]) -> list[str]:
     found = []
     for package in packages:
-        for path in sorted((root / package).rglob("*.py")):
-            parts = path.relative_to(root).parts
-            if any(part.startswith(".") or part == "node_modules" for part in parts):
-                continue  # the web app's .venv, .web build output: not our code
+        for path in _sources(root / package):
             for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
                 if not isinstance(node, ast.Call):
                     continue

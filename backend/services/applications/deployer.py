@@ -21,7 +21,13 @@ from tortoise.transactions import in_transaction
 from backend import labels as L
 from backend.db.models import Application, Project, StatusChange
 from backend.db.models import ApplicationStatus as S
-from backend.errors import DISK_FULL_MESSAGE, Unavailable, ValidationFailed, is_disk_full
+from backend.errors import (
+    DISK_FULL_MESSAGE,
+    Conflict,
+    Unavailable,
+    ValidationFailed,
+    is_disk_full,
+)
 from backend.events import EventKind, get_bus, project_topic
 from backend.rpc import pomegranate_types as pt
 from backend.rpc.pomegranate_client import PomegranateClient
@@ -225,6 +231,18 @@ class Deployer:
         live = await live_application(project)
         if live is None:
             raise ValidationFailed("nothing is running", field="project")
+        # A release on its way would go live after the stop and undo it: refused until then.
+        pending = (
+            await Application.filter(project=project, status__in=IN_PROGRESS)
+            .order_by("-number")
+            .first()
+        )
+        if pending is not None:
+            raise Conflict(
+                f"v{pending.number} is being released ({pending.status.value.lower()}); "
+                "stop once it has finished",
+                field="project",
+            )
         await self.pomegranate.stop_project(project.name)
         await set_status(live, S.STOPPED, "stopped by the owner")
         await activity.record(project.owner_id, "stop", project=project, release=live.number)
