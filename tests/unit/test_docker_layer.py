@@ -31,8 +31,8 @@ from backend.pomegranate.service import PomegranateService
 from backend.rpc import pomegranate_types as pt
 from backend.rpc.pomegranate_client import PomegranateClient
 from backend.settings import Settings, get_settings
+from tests.support.fake_engine import API, serving
 
-API = "v1.45"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -76,17 +76,8 @@ class FakeManager:
 @pytest.fixture
 async def manager() -> AsyncIterator[tuple[FakeManager, aiodocker.Docker]]:
     fake = FakeManager()
-    runner = web.AppRunner(fake.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    docker = aiodocker.Docker(url=f"http://127.0.0.1:{port}", api_version=API)
-    try:
+    async with serving(fake.app()) as docker:
         yield fake, docker
-    finally:
-        await docker.close()
-        await runner.cleanup()
 
 
 async def test_update_service_sends_the_whole_spec_at_its_version(manager) -> None:

@@ -14,8 +14,7 @@ from aiohttp import web
 
 from backend.engine.events import container_events
 from backend.engine.inspect import inspect_container, inspect_volume, volume_sizes
-
-API = "v1.45"
+from tests.support.fake_engine import API, serving
 
 
 class FakeEngine:
@@ -70,17 +69,8 @@ class FakeEngine:
 @pytest.fixture
 async def engine() -> AsyncIterator[tuple[FakeEngine, aiodocker.Docker]]:
     fake = FakeEngine()
-    runner = web.AppRunner(fake.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    docker = aiodocker.Docker(url=f"http://127.0.0.1:{port}", api_version=API)
-    try:
+    async with serving(fake.app()) as docker:
         yield fake, docker
-    finally:
-        await docker.close()
-        await runner.cleanup()
 
 
 async def test_container_events(engine: tuple[FakeEngine, aiodocker.Docker]) -> None:
