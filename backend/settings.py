@@ -97,8 +97,13 @@ class Settings(BaseSettings):
     # "swarm": a Docker Swarm through a manager's API (swarm_docker_url); builds stay on this host.
     runtime: Literal["docker", "swarm"] = "docker"
     swarm_docker_url: str = ""  # e.g. unix:///var/tmp/paastech-cluster/n1/docker.sock
-    # Issue 18: the engine APIs of the Swarm nodes whose tasks' stats are sampled, besides the
-    # manager's (an engine serves its own containers' stats only; backend/metrics/swarm.py).
+    # The engine APIs of the Swarm nodes besides the manager's (a JSON list; e.g. TLS or SSH
+    # URLs the operator provides): an engine serves its own containers only, so Pomegranate
+    # reaches a node's through its URL for the tasks' stats (issue 18, backend/metrics/swarm.py)
+    # and for the add-ons pinned there: backups, restores, volume sizes, pg:psql/redis:cli
+    # (backend/pomegranate/swarm_node_engines.py). Read both through swarm_node_engine_urls.
+    swarm_node_docker_urls: list[str] = Field(default_factory=list)
+    # The setting's former name (stats only), still read: its URLs join swarm_node_docker_urls.
     swarm_stats_docker_urls: list[str] = Field(default_factory=list)
     # The platform registry as the Swarm nodes reach it ("host:port"); empty: registry_address.
     swarm_registry_address: str = ""
@@ -257,6 +262,11 @@ class Settings(BaseSettings):
     @property
     def registry_address(self) -> str:
         return f"127.0.0.1:{self.registry_port}"
+
+    @property
+    def swarm_node_engine_urls(self) -> list[str]:
+        """swarm_node_docker_urls, then the former swarm_stats_docker_urls, each once."""
+        return list(dict.fromkeys([*self.swarm_node_docker_urls, *self.swarm_stats_docker_urls]))
 
     def resolved_registry_password(self) -> str:
         """The configured password, else the one scripts/registry.sh generated."""

@@ -20,9 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import io
 import re
-import tarfile
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +31,13 @@ from aiodocker.exceptions import DockerError
 from backend import labels as L
 from backend.engine.inspect import inspect_container, volume_sizes
 from backend.engine.logs import last_lines
+from backend.pomegranate.addon_exec import (
+    DATA_DIR,
+    ExecFailed,
+    backup_chunks,
+    exec_command,
+    restore_data,
+)
 from backend.pomegranate.container_config import LOG_CONFIG
 from backend.pomegranate.docker_runtime import DockerRuntime
 from backend.pomegranate.networks import create_network, get_network
@@ -40,7 +45,6 @@ from backend.pomegranate.networks import create_network, get_network
 KINDS = ("postgres", "redis")
 ADDON_NAME_RE = re.compile(r"^(postgresql|redis)-[a-z]{2,20}-[0-9]{1,6}$")
 PASSWORD_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
-DATA_DIR = "/var/lib/paastech/data"
 RESTART_POLICY = {"Name": "unless-stopped"}
 PIDS_LIMIT = 256
 READY_TIMEOUT = 90.0
@@ -345,28 +349,7 @@ class DockerAddons:
     ) -> tuple[int, bytes, bytes]:
         """Run ``command`` in the add-on's container (as its non-root user); exit code, and
         at most ``limit`` bytes of stdout and of stderr."""
-        out, err = bytearray(), bytearray()
-        exit_code: list[int] = []
-        async for stream, data in self._exec_stream(container_id, command, exit_code):
-            target = out if stream == 1 else err
-            if len(target) < limit:
-                target.extend(data[: limit - len(target)])
-        return exit_code[0], bytes(out), bytes(err)
-
-    async def _exec_stream(
-        self, container_id: str, command: list[str], exit_code: list[int]
-    ) -> AsyncIterator[tuple[int, bytes]]:
-        """(1 stdout / 2 stderr, bytes) chunks of ``command``; its exit code is appended to
-        ``exit_code`` once the output ended."""
-        container = self.docker.containers.container(container_id)
-        execution = await container.exec(command, stdout=True, stderr=True, stdin=False)
-        async with execution.start(detach=False) as stream:
-            while True:
-                message = await stream.read_out()
-                if message is None:
-                    break
-                yield message.stream, message.data
-        exit_code.append(int((await execution.inspect()).get("ExitCode") or 0))
+        return await exec_command(self.docker, container_id, command, limit=limit)
 
     async def _running_container(self, name: str) -> str:
         data = await self._container(name)
@@ -377,68 +360,27 @@ class DockerAddons:
     # ------------------------------------------------------------------------------ backups
 
     async def backup(self, name: str, kind: str) -> AsyncIterator[bytes]:
-        """The add-on's data as a backup file, in chunks. PostgreSQL: ``pg_dump -Fc`` of the
-        app database; Redis: an RDB snapshot taken by ``redis-cli --rdb``."""
+        """The add-on's data as a backup file, in chunks (formats: addon_exec.py)."""
         check_name(name)
         check_kind(kind)
         container_id = await self._running_container(name)
-        if kind == "postgres":
-            command = ["pg_dump", "-Fc", "--no-owner", "-d", "app"]
-        else:
-            command = [
-                "sh",
-                "-c",
-                'f=$(mktemp) && redis-cli --rdb "$f" >/dev/null && cat "$f"; s=$?; rm -f "$f"; '
-                "exit $s",
-            ]
-        errors = bytearray()
-        exit_code: list[int] = []
-        async for stream, data in self._exec_stream(container_id, command, exit_code):
-            if stream == 1:
+        try:
+            async for data in backup_chunks(self.docker, container_id, name, kind):
                 yield data
-            elif len(errors) < 4096:
-                errors.extend(data)
-        if exit_code[0] != 0:
-            raise AddonError(
-                f"backup of {name} failed: {errors.decode(errors='replace').strip()[:500]}"
-            )
+        except ExecFailed as exc:
+            raise AddonError(str(exc)) from None
 
     async def restore(self, name: str, kind: str, data: bytes) -> None:
-        """Replace the add-on's data with a backup's (see ``backup`` for the formats)."""
+        """Replace the add-on's data with a backup's (formats: addon_exec.py)."""
         check_name(name)
         check_kind(kind)
         async with self.lock(name):
             container_id = await self._running_container(name)
-            container = self.docker.containers.container(container_id)
-            archive = io.BytesIO()
-            with tarfile.open(fileobj=archive, mode="w") as tar:
-                member = tarfile.TarInfo("paastech-restore")
-                member.size = len(data)
-                member.mode = 0o644
-                tar.addfile(member, io.BytesIO(data))
-            # aiodocker leaves put_archive unannotated.
-            await container.put_archive("/tmp", archive.getvalue())  # type: ignore[no-untyped-call]
-            if kind == "postgres":
-                command = [
-                    "sh",
-                    "-c",
-                    "pg_restore --clean --if-exists --no-owner --role=app -d app "
-                    "--single-transaction /tmp/paastech-restore; s=$?; "
-                    "rm -f /tmp/paastech-restore; exit $s",
-                ]
-            else:
-                # The server loads it at its next start (the image's entrypoint, restore.rdb).
-                command = [
-                    "sh",
-                    "-c",
-                    f"cp /tmp/paastech-restore {DATA_DIR}/restore.rdb; s=$?; "
-                    "rm -f /tmp/paastech-restore; exit $s",
-                ]
-            code, _out, err = await self.exec(container_id, command)
-            if code != 0:
-                raise AddonError(
-                    f"restore of {name} failed: {err.decode(errors='replace').strip()[:500]}"
-                )
+            try:
+                await restore_data(self.docker, container_id, name, kind, data)
+            except ExecFailed as exc:
+                raise AddonError(str(exc)) from None
             if kind == "redis":
-                await container.restart(t=10)
+                # The server loads it at its next start (the image's entrypoint, restore.rdb).
+                await self.docker.containers.container(container_id).restart(t=10)
                 await self._wait_ready(container_id, kind)

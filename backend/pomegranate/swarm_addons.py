@@ -20,8 +20,13 @@ What DockerAddons (addons.py) does with a container, this does with a service on
 Changing the attached projects, the password or the memory updates the service (its task is
 replaced: the server restarts on the same node and volume, a few seconds without it). Removing
 an add-on removes its service, then wipes its volume's data with a one-shot job on the same node
-(the manager's API cannot delete a volume on another node; the empty volume stays). Backups,
-restores and volume sizes need the node's own engine: not available on Swarm yet.
+(the manager's API cannot delete a volume on another node; the empty volume stays).
+
+Backups, restores, volume sizes and the pg:psql / redis:cli one-offs need what only the node's own
+engine offers (exec, copy into a container, disk usage): Pomegranate reaches it through the
+engine URLs the operator lists in ``swarm_node_docker_urls`` (swarm_node_engines.py) and runs there
+exactly what it runs on one engine (addon_exec.py). A node it cannot reach: a clear AddonError
+(FAILED_PRECONDITION) naming the node and the setting; its volume size is not reported (-1).
 """
 
 from __future__ import annotations
@@ -29,13 +34,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
+import aiodocker
 from aiodocker.exceptions import DockerError
 
 from backend import labels as L
 from backend.engine.engine import update_service
+from backend.engine.inspect import volume_sizes
+from backend.pomegranate.addon_exec import ExecFailed, backup_chunks, restore_data
 from backend.pomegranate.addons import (
     DATA_DIR,
     PASSWORD_RE,
@@ -50,7 +59,10 @@ from backend.pomegranate.addons import (
     check_kind,
     check_name,
 )
+from backend.pomegranate.swarm_node_engines import ENGINE_ERRORS, NodeEngines, NodeUnreachable
 from backend.pomegranate.swarm_runtime import SwarmRuntime
+
+log = logging.getLogger(__name__)
 
 NODE_LABEL = "paastech.addon.node"  # the node id the add-on (and its volume) is pinned to
 WIPE_TIMEOUT = 60.0
@@ -86,10 +98,23 @@ class SwarmAddons:
         self.instance = runtime.settings.instance
         self._locks: dict[str, asyncio.Lock] = {}
         self._published: dict[str, str] = {}
+        self._engines: NodeEngines | None = None
 
     @property
     def manager(self) -> Any:
         return self.runtime.manager
+
+    @property
+    def engines(self) -> NodeEngines:
+        """The nodes' own engines (swarm_node_docker_urls), for what the manager cannot do."""
+        if self._engines is None:
+            self._engines = NodeEngines(self.manager, self.runtime.settings.swarm_node_engine_urls)
+        return self._engines
+
+    async def close(self) -> None:
+        if self._engines is not None:
+            await self._engines.close()
+            self._engines = None
 
     def lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
@@ -185,7 +210,9 @@ class SwarmAddons:
         return network
 
     async def _choose_node(self) -> str:
-        """The ready, active node with the fewest of our running tasks (first listed on a tie)."""
+        """The ready, active node with the fewest of our running tasks (first listed on a tie),
+        a worker rather than a manager: managers keep the Swarm's state, and a database's disk
+        and memory load are better away from them (a Swarm of managers only uses a manager)."""
         from backend.pomegranate.swarm_nodes import SwarmNodes
 
         nodes = [
@@ -195,7 +222,7 @@ class SwarmAddons:
         ]
         if not nodes:
             raise AddonError("no ready, active node on the Swarm for the add-on")
-        return min(nodes, key=lambda n: n.tasks).id
+        return min(nodes, key=lambda n: (n.role == "manager", n.tasks)).id
 
     def service_spec(
         self, spec: AddonSpec, image: str, node_id: str, own: str, projects: dict[str, str]
@@ -423,17 +450,119 @@ class SwarmAddons:
                 raise AddonError(f"logs of add-on {name}: {exc.message}") from exc
 
     async def volume_sizes(self, names: list[str]) -> dict[str, int]:
-        """-1 each: a volume's disk usage is known to its node's engine only."""
+        """Bytes in use by each add-on's volume, from the disk usage report of the engine of the
+        node it is pinned to (one report per node); -1 where not reported: no such add-on, or
+        its node cannot be reached (logged)."""
         for name in names:
             check_name(name)
-        return dict.fromkeys(names, -1)
+        result = dict.fromkeys(names, -1)
+        if not names:
+            return result
+        nodes: dict[str, list[str]] = {}
+        for service in await self.manager.services.list(
+            filters={"label": [f"{L.INSTANCE}={self.instance}", L.ADDON]}
+        ):
+            labels = (service.get("Spec") or {}).get("Labels") or {}
+            name, node = labels.get(L.ADDON, ""), labels.get(NODE_LABEL, "")
+            if name in result and node:
+                nodes.setdefault(node, []).append(name)
+        for node, on_node in nodes.items():
+            try:
+                measured = await volume_sizes(await self.engines.engine(node))
+            except (NodeUnreachable, *ENGINE_ERRORS) as exc:
+                log.warning("no volume sizes of add-ons %s: %s", ", ".join(on_node), exc)
+                continue
+            for name in on_node:
+                result[name] = measured.get(self.volume_name(name), -1)
+        return result
+
+    # ------------------------------------------------------------------------------ the server
+
+    async def server(self, name: str) -> tuple[aiodocker.Docker, str]:
+        """The engine of the add-on's node and the id of its running server container there;
+        AddonError when it does not run or its node cannot be reached."""
+        if await self.service(name) is None:
+            raise AddonError(f"add-on {name} is not running")
+        running = [
+            (str(task.get("NodeID") or ""), str(container))
+            for task in await self._tasks(name)
+            if task.get("DesiredState") == "running"
+            and (task.get("Status") or {}).get("State") == "running"
+            and (
+                container := ((task.get("Status") or {}).get("ContainerStatus") or {}).get(
+                    "ContainerID"
+                )
+            )
+        ]
+        if not running:
+            raise AddonError(f"add-on {name} is not running")
+        node, container = running[-1]  # the newest (tasks are listed oldest first)
+        try:
+            return await self.engines.engine(node), container
+        except NodeUnreachable as exc:
+            raise AddonError(f"add-on {name}: {exc}") from None
 
     async def backup(self, name: str, kind: str) -> AsyncGenerator[bytes]:
-        raise AddonError("add-on backups are not available on the Swarm runtime yet")
-        yield b""  # pragma: no cover - makes this an async generator like DockerAddons.backup
+        """The add-on's data as a backup file, in chunks, run by its node's engine (formats:
+        addon_exec.py, as on one engine)."""
+        check_name(name)
+        check_kind(kind)
+        engine, container = await self.server(name)
+        try:
+            async for data in backup_chunks(engine, container, name, kind):
+                yield data
+        except ExecFailed as exc:
+            raise AddonError(str(exc)) from None
+        except DockerError as exc:
+            raise AddonError(f"backup of {name} failed: {exc.message}") from None
 
     async def restore(self, name: str, kind: str, data: bytes) -> None:
-        raise AddonError("add-on restores are not available on the Swarm runtime yet")
+        """Replace the add-on's data with a backup's, through its node's engine. Redis loads it
+        at the server's next start: the service is forced to replace its task (same node, same
+        volume), and this returns once the new one runs (healthy)."""
+        check_name(name)
+        check_kind(kind)
+        async with self.lock(name):
+            engine, container = await self.server(name)
+            try:
+                await restore_data(engine, container, name, kind, data)
+            except ExecFailed as exc:
+                raise AddonError(str(exc)) from None
+            except DockerError as exc:
+                raise AddonError(f"restore of {name} failed: {exc.message}") from None
+            if kind == "redis":
+                await self._replace_task(name)
+
+    async def _replace_task(self, name: str) -> None:
+        """Force the service to replace its task (stop-first), and wait until a new one runs."""
+        service = await self.service(name)
+        if service is None:
+            raise AddonError(f"add-on {name} is gone")
+        old = {t["ID"] for t in await self._tasks(name)}
+        spec = copy.deepcopy(service["Spec"])
+        template = spec["TaskTemplate"]
+        template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
+        await update_service(
+            self.manager,
+            service["ID"],
+            service["Version"]["Index"],
+            spec,
+            self.runtime.auth_header(),
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READY_TIMEOUT
+        while True:
+            for task in await self._tasks(name):
+                status = task.get("Status") or {}
+                if (
+                    task["ID"] not in old
+                    and task.get("DesiredState") == "running"
+                    and status.get("State") == "running"
+                ):
+                    return
+            if loop.time() >= deadline:
+                raise AddonError(f"the add-on {name} did not restart in {READY_TIMEOUT:g}s")
+            await asyncio.sleep(POLL_SECONDS)
 
     # ------------------------------------------------------------------------------ remove
 

@@ -35,6 +35,15 @@ class Cluster:
     def node_addresses(self) -> list[str]:
         return self.env["PAASTECH_CLUSTER_NODE_ADDRESSES"].split(",")
 
+    def node_url(self, node: int) -> str:
+        """The engine API of node ``node`` (1 is the manager), as an operator lists it in
+        swarm_node_docker_urls."""
+        return self.manager_url.replace("/n1/", f"/n{node}/")
+
+    @property
+    def worker_urls(self) -> list[str]:
+        return [self.node_url(n) for n in range(2, len(self.node_addresses) + 1)]
+
     def node_pidfile(self, node: int) -> str:
         """The pid file of node ``node``'s dockerd (1 is the manager)."""
         sock = self.manager_url.removeprefix("unix://")
