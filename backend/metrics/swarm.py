@@ -2,7 +2,7 @@
 
 The engine API serves the stats of its own containers only; the manager cannot read a task's
 stats on another node. Pomegranate samples the manager's engine (its tasks, when the manager runs
-any) and each engine listed in ``swarm_stats_docker_urls`` (the nodes' APIs, e.g. through an SSH
+any) and each engine listed in ``swarm_node_docker_urls`` (the nodes' APIs, e.g. through an SSH
 or TLS-protected socket the operator provides). Tasks on a node not listed have no samples: the
 gap the Metrics tab shows as fewer replicas (docs/architecture.md, "Metrics on Swarm").
 """

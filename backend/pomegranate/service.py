@@ -49,6 +49,7 @@ from backend.pomegranate.runtime import (
     ContainerInfo,
     NotOwned,
     OneOff,
+    ProcessSpec,
     Runtime,
     VolumeInUse,
 )
@@ -674,9 +675,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
         size = (start.size.rows, start.size.cols) if start.HasField("size") else None
         self._oneoffs_starting[plan.project] += 1
         try:
-            handle = await self.runtime.start_oneoff(
-                spec, command, tty=start.tty, attach=not start.detach, size=size
-            )
+            handle = await self._start_oneoff(start, spec, command, size)
         except Exception as exc:
             log.warning("one-off of %s did not start: %s", plan.project, exc)
             yield pb.RunOutput(failure=_failure(f"the command could not start: {exc}"))
@@ -719,6 +718,30 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             await asyncio.shield(self._remove_oneoff(handle))
+
+    async def _start_oneoff(
+        self,
+        start: pb.RunStart,
+        spec: ProcessSpec,
+        command: list[str],
+        size: tuple[int, int] | None,
+    ) -> OneOff:
+        """The one-off's container. An add-on's client tool on a Swarm runs beside the add-on's
+        server on its node (swarm_addon_tools.py): the host engine reaches no overlay."""
+        attach = not start.detach
+        if start.addon:
+            from backend.pomegranate.swarm_addon_tools import start_tool
+            from backend.pomegranate.swarm_addons import SwarmAddons
+
+            addons = self.addons
+            if isinstance(addons, SwarmAddons):
+                name = check_addon_name(start.addon)
+                return await start_tool(
+                    addons, name, spec, command, tty=start.tty, attach=attach, size=size
+                )
+        return await self.runtime.start_oneoff(
+            spec, command, tty=start.tty, attach=attach, size=size
+        )
 
     async def _session(
         self,
@@ -896,7 +919,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
         manager = getattr(self.runtime, "manager", None)
         if s.runtime == "swarm" and manager is not None:
             engines = {s.swarm_docker_url or "manager": manager}
-            for url in s.swarm_stats_docker_urls:
+            for url in s.swarm_node_engine_urls:
                 engines.setdefault(url, aiodocker.Docker(url=url))
             return SwarmSampler(engines, s.instance)
         docker = getattr(self.runtime, "docker", None)

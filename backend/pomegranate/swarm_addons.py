@@ -481,7 +481,8 @@ class SwarmAddons:
     async def server(self, name: str) -> tuple[aiodocker.Docker, str]:
         """The engine of the add-on's node and the id of its running server container there;
         AddonError when it does not run or its node cannot be reached."""
-        if await self.service(name) is None:
+        service = await self.service(name)
+        if service is None:
             raise AddonError(f"add-on {name} is not running")
         running = [
             (str(task.get("NodeID") or ""), str(container))
@@ -495,12 +496,30 @@ class SwarmAddons:
             )
         ]
         if not running:
-            raise AddonError(f"add-on {name} is not running")
+            raise AddonError(f"add-on {name} is not running{await self._node_down(service)}")
         node, container = running[-1]  # the newest (tasks are listed oldest first)
         try:
             return await self.engines.engine(node), container
         except NodeUnreachable as exc:
             raise AddonError(f"add-on {name}: {exc}") from None
+
+    async def _node_down(self, service: dict[str, Any]) -> str:
+        """Why the add-on's task cannot run when its pinned node is not ready ("" otherwise)."""
+        node = (service["Spec"].get("Labels") or {}).get(NODE_LABEL, "")
+        if not node:
+            return ""
+        try:
+            state = ((await self.manager.nodes.inspect(node_id=node)).get("Status") or {}).get(
+                "State"
+            )
+        except DockerError:
+            state = "gone"
+        if state == "ready":
+            return ""
+        return (
+            f": its node {await self.engines.describe(node)} is {state}; the add-on is pinned"
+            " there with its data and starts again when the node is back"
+        )
 
     async def backup(self, name: str, kind: str) -> AsyncGenerator[bytes]:
         """The add-on's data as a backup file, in chunks, run by its node's engine (formats:

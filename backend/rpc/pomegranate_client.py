@@ -489,6 +489,7 @@ def _run_start(start: t.RunStart) -> pb.RunStart:
         detach=start.detach,
         timeout_seconds=start.timeout_seconds,
         size=_terminal_size(start.size),
+        addon=start.addon,
     )
 
 

@@ -387,20 +387,22 @@ class TerminalSize(_message.Message):
     def __init__(self, rows: _Optional[int] = ..., cols: _Optional[int] = ...) -> None: ...
 
 class RunStart(_message.Message):
-    __slots__ = ("spec", "command", "tty", "detach", "timeout_seconds", "size")
+    __slots__ = ("spec", "command", "tty", "detach", "timeout_seconds", "size", "addon")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     COMMAND_FIELD_NUMBER: _ClassVar[int]
     TTY_FIELD_NUMBER: _ClassVar[int]
     DETACH_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
+    ADDON_FIELD_NUMBER: _ClassVar[int]
     spec: ReleaseSpec
     command: _containers.RepeatedScalarFieldContainer[str]
     tty: bool
     detach: bool
     timeout_seconds: int
     size: TerminalSize
-    def __init__(self, spec: _Optional[_Union[ReleaseSpec, _Mapping]] = ..., command: _Optional[_Iterable[str]] = ..., tty: _Optional[bool] = ..., detach: _Optional[bool] = ..., timeout_seconds: _Optional[int] = ..., size: _Optional[_Union[TerminalSize, _Mapping]] = ...) -> None: ...
+    addon: str
+    def __init__(self, spec: _Optional[_Union[ReleaseSpec, _Mapping]] = ..., command: _Optional[_Iterable[str]] = ..., tty: _Optional[bool] = ..., detach: _Optional[bool] = ..., timeout_seconds: _Optional[int] = ..., size: _Optional[_Union[TerminalSize, _Mapping]] = ..., addon: _Optional[str] = ...) -> None: ...
 
 class RunInput(_message.Message):
     __slots__ = ("start", "stdin", "stdin_closed", "resize")

@@ -138,6 +138,7 @@ class RunStart:
     detach: bool
     timeout_seconds: int  # > 0: killed and removed after this long
     size: TerminalSize | None = None
+    addon: str = ""  # the add-on whose client tool this is (pg:psql, redis:cli)
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,10 +96,12 @@ async def run(
     deployer = get_deployer()
     settings = get_settings()
     spec = deployer.release_spec(live, project)
+    addon = ""
     if request.addon:
         from backend.services import addons
 
         spec, command = await addons.client_tool(client, project, request.addon, spec, command)
+        addon = request.addon  # checked: the Client's, attached to the project
     start = pt.RunStart(
         spec=spec,
         command=command,
@@ -107,6 +109,7 @@ async def run(
         detach=request.detach,
         timeout_seconds=settings.run_timeout_seconds,
         size=terminal_size(request.rows, request.cols),
+        addon=addon,
     )
     events = deployer.pomegranate.run(start, inputs)
     async with contextlib.aclosing(events):

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,17 +21,20 @@ from typing import Any
 
 import httpx
 import pytest
+from aiodocker.exceptions import DockerError
 
 from backend import labels as L
 from backend.pomegranate import swarm_traefik
+from backend.pomegranate.addon_exec import exec_command
 from backend.pomegranate.addons import AddonError, AddonSpec
 from backend.pomegranate.networks import get_network
 from backend.pomegranate.release import Process, ReleasePlan, release
-from backend.pomegranate.runtime import BuiltImage
+from backend.pomegranate.runtime import BuiltImage, ProcessSpec
+from backend.pomegranate.swarm_addon_tools import start_tool
 from backend.pomegranate.swarm_addons import NODE_LABEL, SwarmAddons, addon_service_name
 from backend.pomegranate.swarm_runtime import SwarmRuntime, overlay_name
 from backend.settings import Settings
-from tests.support.cluster import Cluster
+from tests.support.cluster import SCRIPT, Cluster
 from tests.support.platform import tar_dir
 from tests.support.polling import within
 
@@ -225,7 +230,7 @@ async def test_bad_addon_input_changes_nothing(runtime: SwarmRuntime, swarm_addo
                 memory_mb=64,
             )
         )
-    with pytest.raises(AddonError, match="not available on the Swarm"):
+    with pytest.raises(AddonError, match="not running"):
         await addons.restore("postgresql-bad-3", "postgres", b"")
     assert {s["Spec"]["Name"] for s in await runtime.manager.services.list()} == before
     assert addon_service_name("postgresql-bad-1", instance="paastech").startswith("paastech__")
@@ -305,3 +310,309 @@ async def _exec(container: Any, command: list[str]) -> tuple[int, str]:
         while (message := await stream.read_out()) is not None:
             out.extend(message.data)
     return int((await execution.inspect()).get("ExitCode") or 0), out.decode(errors="replace")
+
+
+# ---------------------------------------------------------------------------------------------
+# Backups, restores and volume sizes through the engine of the add-on's node (a worker here;
+# the module's settings list the workers' engines in swarm_node_docker_urls).
+
+
+async def _create(addons: SwarmAddons, kind: str, label: str) -> str:
+    name = f"{'postgresql' if kind == 'postgres' else 'redis'}-{label}-{secrets.randbelow(10**6)}"
+    await addons.ensure(
+        AddonSpec(
+            name=name,
+            kind=kind,
+            image="paastech/postgres:15" if kind == "postgres" else "paastech/redis:7",
+            password=secrets.token_urlsafe(24),
+            memory_mb=128,
+            projects=[],
+            alias=name,
+        )
+    )
+    return name
+
+
+async def _on_worker(runtime: SwarmRuntime, addons: SwarmAddons, name: str) -> str:
+    """The add-on's node, checked to be a worker, and its engine (the one server() found) to be
+    that node's: the manager's API could not have done what the caller checks."""
+    node = await addons.node_of(name)
+    assert (await runtime.manager.nodes.inspect(node_id=node))["Spec"]["Role"] == "worker"
+    engine, _container = await addons.server(name)
+    assert engine is not runtime.manager
+    assert (await engine.system.info())["Swarm"]["NodeID"] == node
+    return node
+
+
+async def _in_server(addons: SwarmAddons, name: str, *command: str) -> str:
+    engine, container = await addons.server(name)
+    code, out, err = await exec_command(engine, container, list(command))
+    assert code == 0, err.decode(errors="replace")
+    return out.decode().strip()
+
+
+async def test_a_postgres_addon_on_a_worker_is_backed_up_destroyed_and_restored(
+    runtime: SwarmRuntime, swarm_addons: SwarmAddons
+):
+    addons = swarm_addons
+    first = await _create(addons, "postgres", "backup")
+    await _on_worker(runtime, addons, first)
+    sql = "CREATE TABLE notes (body text); INSERT INTO notes VALUES ('one'), ('two')"
+    await _in_server(addons, first, "psql", "-d", "app", "-Atc", sql)
+
+    # Its volume's size, from its node's disk usage report; an unknown add-on's is not reported.
+    sizes = await addons.volume_sizes([first, "postgresql-unknown-1"])
+    assert sizes[first] > 1_000_000, sizes  # an initialised PostgreSQL data directory
+    assert sizes["postgresql-unknown-1"] == -1
+
+    backup = b"".join([chunk async for chunk in addons.backup(first, "postgres")])
+    assert backup.startswith(b"PGDMP"), backup[:20]  # pg_dump's custom format
+
+    # Destroyed: the service and its data go; nothing is left to back up.
+    await addons.remove(first)
+    assert (await addons.status(first)).state == "missing"
+    with pytest.raises(AddonError, match="not running"):
+        [chunk async for chunk in addons.backup(first, "postgres")]
+    with pytest.raises(AddonError, match="not running"):
+        await addons.restore(first, "postgres", backup)
+
+    # Restored into a new add-on: a damaged backup is refused and changes nothing, then the
+    # backup brings the same rows back.
+    second = await _create(addons, "postgres", "restored")
+    await _on_worker(runtime, addons, second)
+    await _in_server(
+        addons,
+        second,
+        "psql",
+        "-d",
+        "app",
+        "-Atc",
+        "CREATE TABLE notes (body text); INSERT INTO notes VALUES ('before')",
+    )
+    with pytest.raises(AddonError, match=f"restore of {second} failed"):
+        await addons.restore(second, "postgres", backup[: len(backup) // 2] + b"garbage")
+    select = ("psql", "-d", "app", "-Atc", "SELECT body FROM notes ORDER BY body")
+    assert await _in_server(addons, second, *select) == "before"
+    await addons.restore(second, "postgres", backup)
+    assert await _in_server(addons, second, *select) == "one\ntwo"
+
+
+async def test_a_redis_addon_on_a_worker_is_backed_up_and_restored_into_a_new_one(
+    runtime: SwarmRuntime, swarm_addons: SwarmAddons
+):
+    addons = swarm_addons
+    first = await _create(addons, "redis", "backup")
+    await _on_worker(runtime, addons, first)
+    assert await _in_server(addons, first, "redis-cli", "SET", "greeting", "hello") == "OK"
+    backup = b"".join([chunk async for chunk in addons.backup(first, "redis")])
+    assert backup.startswith(b"REDIS"), backup[:20]  # an RDB snapshot
+    await addons.remove(first)
+
+    second = await _create(addons, "redis", "restored")
+    node = await _on_worker(runtime, addons, second)
+    assert await _in_server(addons, second, "redis-cli", "GET", "greeting") == ""
+    before = {t["ID"] for t in await addons._tasks(second)}
+    await addons.restore(second, "redis", backup)
+    # Loaded at the server's next start: a new task, on the same node (its volume is there).
+    running = [t for t in await addons._tasks(second) if t["DesiredState"] == "running"]
+    assert [t["NodeID"] for t in running] == [node]
+    assert running[0]["ID"] not in before
+    assert (await addons.status(second)).running
+    assert await _in_server(addons, second, "redis-cli", "GET", "greeting") == "hello"
+
+
+async def test_an_addon_whose_node_engine_is_not_reachable_is_a_clear_failure(
+    runtime: SwarmRuntime, swarm_addons: SwarmAddons, settings: Settings, cluster: Cluster
+):
+    addons = swarm_addons
+    name = await _create(addons, "postgres", "unreached")
+    node = await _on_worker(runtime, addons, name)
+    await _in_server(addons, name, "psql", "-d", "app", "-Atc", "CREATE TABLE kept (n int)")
+    backup = b"".join([chunk async for chunk in addons.backup(name, "postgres")])
+    missing = "unix:///nonexistent/paastech/docker.sock"
+    cases = {
+        # The node's engine is not listed (only the manager's is known).
+        "unlisted": ([], "no engine in swarm_node_docker_urls is this node"),
+        # Listed, but it does not answer.
+        "dead": ([missing], f"not answering: {missing}"),
+    }
+    for urls, reason in cases.values():
+        blind_runtime = SwarmRuntime(settings.model_copy(update={"swarm_node_docker_urls": urls}))
+        blind = SwarmAddons(blind_runtime)
+        try:
+            with pytest.raises(AddonError) as refused:
+                [chunk async for chunk in blind.backup(name, "postgres")]
+            message = str(refused.value)
+            assert reason in message, message
+            assert f"node {node} (" in message and "PAASTECH_SWARM_NODE_DOCKER_URLS" in message
+            with pytest.raises(AddonError, match="swarm_node_docker_urls"):
+                await blind.restore(name, "postgres", backup)
+            # Sizes are not reported rather than failing the whole listing.
+            assert await blind.volume_sizes([name]) == {name: -1}
+        finally:
+            await blind.close()
+            await blind_runtime.close()
+    # Nothing changed: the table is there, and the add-on still runs.
+    assert (await addons.status(name)).running
+    kept = "SELECT count(*) FROM kept"
+    assert await _in_server(addons, name, "psql", "-d", "app", "-Atc", kept) == "0"
+
+    # The setting's former name (stats only until now) reaches the node as well.
+    former = SwarmRuntime(
+        settings.model_copy(
+            update={"swarm_node_docker_urls": [], "swarm_stats_docker_urls": cluster.worker_urls}
+        )
+    )
+    try:
+        again = b"".join([chunk async for chunk in SwarmAddons(former).backup(name, "postgres")])
+        assert again.startswith(b"PGDMP")
+    finally:
+        await former.close()
+    with pytest.raises(ValueError, match="invalid add-on name"):
+        await addons.volume_sizes(["../etc"])
+    with pytest.raises(ValueError, match="invalid add-on name"):
+        [chunk async for chunk in addons.backup("../etc", "postgres")]
+
+
+async def _tool(
+    addons: SwarmAddons, name: str, url_var: dict[str, str], command: list[str], stdin: bytes
+) -> tuple[int, str, dict]:
+    """Run the add-on's client tool as pg:psql / redis:cli do (attached, ``stdin`` then EOF):
+    its exit code, output, and its container as the node's engine saw it while it ran."""
+    spec = ProcessSpec(
+        project="tools",
+        application=1,
+        process_type=L.ONEOFF_PROCESS,
+        replica=0,
+        image="paastech/postgres:15",  # the API's choice; the node uses the add-on's own image
+        command=None,
+        env={**url_var, "HOME": "/tmp"},
+        port=5000,
+        hostnames=[],
+        memory_mb=128,
+        cpu=0.5,
+        pids_limit=64,
+    )
+    handle = await start_tool(addons, name, spec, command, tty=False, attach=True)
+    try:
+        engine, _server = await addons.server(name)
+        seen = await engine.containers.container(handle.id).show()
+        await handle.write(stdin)
+        await handle.close_stdin()
+        out = bytearray()
+        while (chunk := await handle.read()) is not None:
+            out.extend(chunk[1])
+        code = await handle.wait()
+    finally:
+        await handle.remove()
+    with pytest.raises(DockerError) as gone:
+        await engine.containers.container(handle.id).show()
+    assert gone.value.status == 404
+    return code, out.decode(errors="replace").strip(), seen
+
+
+async def test_psql_and_redis_cli_run_beside_the_addon_on_its_node(
+    runtime: SwarmRuntime, swarm_addons: SwarmAddons, two_projects: list[str], settings: Settings
+):
+    addons = swarm_addons
+    project = two_projects[0]
+    password = secrets.token_urlsafe(24)
+    pg = f"postgresql-tool-{secrets.randbelow(10**6)}"
+    await addons.ensure(
+        AddonSpec(pg, "postgres", "paastech/postgres:15", password, 128, [project], pg)
+    )
+    await _on_worker(runtime, addons, pg)
+    _engine, server = await addons.server(pg)
+    url = f"postgres://app:{password}@{pg}:5432/app"
+    code, out, seen = await _tool(
+        addons, pg, {"DATABASE_URL": url}, ["psql", url, "-At"], b"SELECT 40 + 2;\n"
+    )
+    assert (code, out) == (0, "42"), out
+    # In the server's network namespace on its node, hardened as any one-off, not root.
+    assert seen["HostConfig"]["NetworkMode"] == f"container:{server}"
+    assert seen["HostConfig"]["CapDrop"] == ["ALL"]
+    assert seen["Config"]["User"] not in ("", "0", "root")
+    assert seen["Config"]["Labels"][L.ONEOFF] == L.MANAGED_VALUE
+    # A failing command's exit code and error come back as they are.
+    code, out, _seen = await _tool(
+        addons,
+        pg,
+        {"DATABASE_URL": url},
+        ["psql", url, "-At", "-v", "ON_ERROR_STOP=1"],
+        b"SELECT nonsense;\n",
+    )
+    assert code == 3 and 'column "nonsense" does not exist' in out, (code, out)
+
+    redis_password = secrets.token_urlsafe(24)
+    rd = f"redis-tool-{secrets.randbelow(10**6)}"
+    await addons.ensure(
+        AddonSpec(rd, "redis", "paastech/redis:7", redis_password, 128, [project], rd)
+    )
+    command = ["redis-cli", "-h", rd, "-p", "6379"]
+    code, out, _seen = await _tool(
+        addons, rd, {"REDISCLI_AUTH": redis_password}, command, b"PING\n"
+    )
+    assert (code, out) == (0, "PONG"), out
+
+    # Its node's engine not reachable: a clear error, and no container is left anywhere.
+    blind_runtime = SwarmRuntime(settings.model_copy(update={"swarm_node_docker_urls": []}))
+    try:
+        with pytest.raises(AddonError, match="swarm_node_docker_urls"):
+            await _tool(SwarmAddons(blind_runtime), pg, {}, ["psql", url], b"")
+    finally:
+        await blind_runtime.close()
+    with pytest.raises(AddonError, match="not running"):
+        await _tool(addons, "postgresql-missing-1", {}, ["psql", url], b"")
+    engine, _server = await addons.server(pg)
+    left = await engine.containers.list(all=True, filters={"label": [L.ONEOFF]})
+    assert left == [], [c["Names"] for c in left]
+
+
+async def test_an_addon_whose_node_is_lost_waits_there_with_its_data(
+    runtime: SwarmRuntime, swarm_addons: SwarmAddons, cluster: Cluster
+):
+    """Its node dies: Swarm cannot start it elsewhere (pinned with its volume), the backup says
+    why, naming the node; the node comes back: so does the add-on, with its data."""
+    addons = swarm_addons
+    name = await _create(addons, "postgres", "lost")
+    node = await _on_worker(runtime, addons, name)
+    sql = "CREATE TABLE kept (n int); INSERT INTO kept VALUES (7)"
+    await _in_server(addons, name, "psql", "-d", "app", "-Atc", sql)
+    address = (await runtime.manager.nodes.inspect(node_id=node))["Status"]["Addr"]
+    number = cluster.node_addresses.index(address) + 1
+    message = ""
+    try:
+        subprocess.run([str(SCRIPT), "kill-node", str(number)], check=True, timeout=60)
+        async with within(90, lambda: f"the backup refused for the lost node: {message}"):
+            while "not running: its node" not in message:
+                # First its engine does not answer; then the manager marks the node down.
+                try:
+                    [chunk async for chunk in addons.backup(name, "postgres")]
+                    message = "a backup was taken"
+                except AddonError as exc:
+                    message = str(exc)
+                await asyncio.sleep(0.5)
+        assert f"node {node} (" in message and "pinned there with its data" in message, message
+        # Nothing runs it anywhere else, and its size is not reported.
+        running = [
+            t
+            for t in await addons._tasks(name)
+            if (t.get("Status") or {}).get("State") == "running"
+        ]
+        assert {t["NodeID"] for t in running} <= {node}
+        assert not (await addons.status(name)).running
+        assert await addons.volume_sizes([name]) == {name: -1}
+    finally:
+        subprocess.run(
+            [str(SCRIPT), "up", "--registry-port", os.environ["PAASTECH_REGISTRY_PORT"]],
+            check=True,
+            timeout=180,
+            capture_output=True,
+        )
+    async with within(120, "the add-on running again on its node"):
+        while not (await addons.status(name)).running:
+            await asyncio.sleep(0.5)
+    assert [t["NodeID"] for t in await addons._tasks(name) if t["DesiredState"] == "running"] == [
+        node
+    ]
+    assert await _in_server(addons, name, "psql", "-d", "app", "-Atc", "SELECT n FROM kept") == "7"

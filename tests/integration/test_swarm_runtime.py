@@ -39,7 +39,12 @@ from tests.integration.swarm_addon_cases import (  # run here, on this module's 
     addon_app,
     swarm_addons,
     test_a_postgres_addon_is_pinned_to_one_node_and_serves_its_project_only,
+    test_a_postgres_addon_on_a_worker_is_backed_up_destroyed_and_restored,
+    test_a_redis_addon_on_a_worker_is_backed_up_and_restored_into_a_new_one,
+    test_an_addon_whose_node_engine_is_not_reachable_is_a_clear_failure,
+    test_an_addon_whose_node_is_lost_waits_there_with_its_data,
     test_bad_addon_input_changes_nothing,
+    test_psql_and_redis_cli_run_beside_the_addon_on_its_node,
     test_traefik_s_container_joins_each_project_overlay_and_reaches_its_tasks,
     two_projects,
 )
@@ -54,7 +59,12 @@ __all__ = [
     "addon_app",
     "swarm_addons",
     "test_a_postgres_addon_is_pinned_to_one_node_and_serves_its_project_only",
+    "test_a_postgres_addon_on_a_worker_is_backed_up_destroyed_and_restored",
+    "test_a_redis_addon_on_a_worker_is_backed_up_and_restored_into_a_new_one",
+    "test_an_addon_whose_node_engine_is_not_reachable_is_a_clear_failure",
+    "test_an_addon_whose_node_is_lost_waits_there_with_its_data",
     "test_bad_addon_input_changes_nothing",
+    "test_psql_and_redis_cli_run_beside_the_addon_on_its_node",
     "test_traefik_s_container_joins_each_project_overlay_and_reaches_its_tasks",
     "two_projects",
 ]
@@ -75,6 +85,8 @@ def settings(cluster: Cluster) -> Settings:
         runtime="swarm",
         swarm_docker_url=cluster.manager_url,
         swarm_registry_address=cluster.env["PAASTECH_SWARM_REGISTRY_ADDRESS"],
+        # The workers' engines (the manager's is known): add-on backups, sizes and tools.
+        swarm_node_docker_urls=cluster.worker_urls,
     )
 
 

@@ -92,3 +92,28 @@ def test_the_former_stats_setting_still_lists_node_engines():
     )
     assert settings.swarm_node_engine_urls == ["tcp://a:2376", "tcp://b:2376"]
     assert Settings().swarm_node_engine_urls == []
+
+
+def test_the_addon_of_a_client_tool_crosses_the_edge() -> None:
+    """pg:psql / redis:cli name their add-on to Pomegranate (RunStart.addon, issue 16): on a
+    Swarm the tool runs on the add-on's node; a plain one-off names none."""
+    from backend.rpc import pomegranate_client as edge
+    from backend.rpc import pomegranate_types as pt
+
+    spec = pt.ReleaseSpec(
+        project="blog",
+        application=1,
+        image="paastech/postgres:15",
+        processes=(),
+        env={},
+        port=5000,
+        hostnames=(),
+        memory_mb=128,
+        cpu=0.5,
+        health_path=None,
+        health_timeout=30.0,
+    )
+    plain = pt.RunStart(spec, ["ls"], tty=False, detach=False, timeout_seconds=60)
+    assert edge._run_start(plain).addon == ""
+    tool = pt.RunStart(spec, ["psql"], False, False, 60, addon="postgresql-blog-1")
+    assert edge._run_start(tool).addon == "postgresql-blog-1"
