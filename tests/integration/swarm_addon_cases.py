@@ -93,6 +93,7 @@ async def swarm_addons(
     # The cluster is this module's: every add-on service on it is one of these tests'.
     for service in await runtime.manager.services.list(filters={"label": [L.ADDON]}):
         await made.remove(service["Spec"]["Labels"][L.ADDON])
+    await made.close()
 
 
 def app_plan(project: str, built: BuiltImage, database_url: str) -> ReleasePlan:
@@ -463,10 +464,12 @@ async def test_an_addon_whose_node_engine_is_not_reachable_is_a_clear_failure(
             update={"swarm_node_docker_urls": [], "swarm_stats_docker_urls": cluster.worker_urls}
         )
     )
+    former_addons = SwarmAddons(former)
     try:
-        again = b"".join([chunk async for chunk in SwarmAddons(former).backup(name, "postgres")])
+        again = b"".join([chunk async for chunk in former_addons.backup(name, "postgres")])
         assert again.startswith(b"PGDMP")
     finally:
+        await former_addons.close()
         await former.close()
     with pytest.raises(ValueError, match="invalid add-on name"):
         await addons.volume_sizes(["../etc"])
@@ -556,10 +559,12 @@ async def test_psql_and_redis_cli_run_beside_the_addon_on_its_node(
 
     # Its node's engine not reachable: a clear error, and no container is left anywhere.
     blind_runtime = SwarmRuntime(settings.model_copy(update={"swarm_node_docker_urls": []}))
+    blind = SwarmAddons(blind_runtime)
     try:
         with pytest.raises(AddonError, match="swarm_node_docker_urls"):
-            await _tool(SwarmAddons(blind_runtime), pg, {}, ["psql", url], b"")
+            await _tool(blind, pg, {}, ["psql", url], b"")
     finally:
+        await blind.close()
         await blind_runtime.close()
     with pytest.raises(AddonError, match="not running"):
         await _tool(addons, "postgresql-missing-1", {}, ["psql", url], b"")
