@@ -44,9 +44,8 @@ from aiodocker.exceptions import DockerError
 from backend import labels as L
 from backend.engine.engine import update_service
 from backend.engine.inspect import volume_sizes
-from backend.pomegranate.addon_exec import ExecFailed, backup_chunks, restore_data
+from backend.pomegranate.addon_exec import DATA_DIR, ExecFailed, backup_chunks, restore_data
 from backend.pomegranate.addons import (
-    DATA_DIR,
     PASSWORD_RE,
     PIDS_LIMIT,
     READY_TIMEOUT,
