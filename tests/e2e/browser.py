@@ -19,7 +19,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
-CHROMIUM = "/usr/bin/chromium"
+from tests.e2e.netns import launcher
+
 CHROMEDRIVER = "/usr/bin/chromedriver"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
@@ -28,9 +29,11 @@ def new_driver(width: int = 1280, height: int = 900) -> tuple[webdriver.Chrome, 
     os.environ["SE_OFFLINE"] = "true"  # selenium-manager must never download a browser/driver
     profile = tempfile.mkdtemp(prefix="paastech-chromium-")
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    # In a network namespace of its own (tests/e2e/netns.py), driven over a pipe.
+    options.binary_location = str(launcher(Path(profile)))
     for arg in (
         "--headless=new",
+        "--remote-debugging-pipe",
         "--no-sandbox",
         "--disable-background-networking",
         "--disable-gpu",
@@ -44,6 +47,8 @@ def new_driver(width: int = 1280, height: int = 900) -> tuple[webdriver.Chrome, 
         f"--window-size={width},{height}",
     ):
         options.add_argument(arg)
+    # The page's console, read back when a wait times out (Browser.diagnosis).
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
     return driver, profile
@@ -78,8 +83,25 @@ class Browser:
                 last = exc
             time.sleep(0.1)
         raise AssertionError(
-            f"timed out after {within} s: {message or what} ({last}) at {self.path()}"
+            f"timed out after {within} s: {message or what} ({last}) at {self.path()}\n"
+            + self.diagnosis()
         )
+
+    def diagnosis(self) -> str:
+        """What the page showed and logged, for a timed-out wait: the visible text and the
+        console's warnings and errors."""
+        try:
+            shown = self.driver.execute_script(
+                "return document.body ? document.body.innerText : ''"
+            )
+            console = [
+                f"{e.get('level')}: {e.get('message')}"
+                for e in self.driver.get_log("browser")
+                if e.get("level") in ("WARNING", "SEVERE")
+            ]
+        except WebDriverException as exc:
+            return f"(no diagnosis: {exc.msg})"
+        return f"page text: {str(shown)[:1500]!r}\nconsole: " + "\n".join(console[-20:])
 
     def wait_path(self, path: str, within: float = 20) -> None:
         self.wait(lambda: self.path() == path.rstrip("/"), within, f"path {path}")

@@ -4,6 +4,7 @@ started once per session as a subprocess on a free port, one headless Chromium."
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -20,12 +21,14 @@ from tests.support.servers import ROOT, free_port, wait_http
 
 selenium = pytest.importorskip("selenium", reason="scripts/web.sh test installs selenium")
 
-from tests.e2e.browser import CHROMEDRIVER, CHROMIUM, Browser, new_driver  # noqa: E402
+from tests.e2e.browser import CHROMEDRIVER, Browser, new_driver  # noqa: E402
+from tests.e2e.netns import CHROMIUM, browser_namespace, forward  # noqa: E402
 
 
 @dataclass
 class Web:
     url: str
+    port: int
     platform: Platform
     log: Path
 
@@ -38,6 +41,31 @@ def plat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             cleanup_project(project)
 
 
+FRONTEND = ROOT / "frontend"
+
+
+def private_web_dir(into: Path) -> Path:
+    """A copy of frontend/.web for one xdist worker's web app (REFLEX_WEB_WORKDIR).
+
+    The production build bakes the app's port into the bundle (the websocket URL). Workers that
+    built into the shared frontend/.web rewrote each other's bundle while it was being served: a
+    page then talked to another worker's web app and API (a login there fails: "at /login").
+    Each worker now compiles and builds in its own copy; node_modules, read-only during a build,
+    is shared through a symlink. The first worker initialises frontend/.web (Reflex's init and
+    the packages' install, by one build) under a lock the others wait on."""
+    shared = FRONTEND / ".web"
+    with (FRONTEND / ".web-init.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "node_modules").is_dir() or not (shared / "reflex.json").is_file():
+            subprocess.run([str(ROOT / "scripts" / "web.sh"), "build"], cwd=ROOT, check=True)
+    private = into / ".web"
+    shutil.copytree(
+        shared, private, symlinks=True, ignore=shutil.ignore_patterns("node_modules", "build")
+    )
+    (private / "node_modules").symlink_to(shared / "node_modules")
+    return private
+
+
 @pytest.fixture(scope="session")
 def web(plat: Platform, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
     """`scripts/web.sh run` (Reflex prod build + backend on one port) against the test API."""
@@ -45,13 +73,15 @@ def web(plat: Platform, tmp_path_factory: pytest.TempPathFactory) -> Iterator[We
         if not os.access(path, os.X_OK):
             pytest.fail(f"{path} is missing: scripts/bootstrap.sh test installs chromium")
     port = free_port()
-    log = tmp_path_factory.mktemp("web") / "web.log"
+    workdir = tmp_path_factory.mktemp("web")
+    log = workdir / "web.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PAASTECH_", "REFLEX_"))}
     env.update(
         PAASTECH_API_URL=plat.api_url,
         PAASTECH_WEB_PORT=str(port),
         PAASTECH_HOST="127.0.0.1",
         REFLEX_LOGLEVEL="info",
+        REFLEX_WEB_WORKDIR=str(private_web_dir(workdir)),
     )
     started = time.monotonic()
     with log.open("wb") as out:
@@ -71,7 +101,7 @@ def web(plat: Platform, tmp_path_factory: pytest.TempPathFactory) -> Iterator[We
             print(log.read_text()[-4000:])
             raise
         print(f"web app built and started in {time.monotonic() - started:.1f} s")
-        yield Web(f"http://127.0.0.1:{port}", plat, log)
+        yield Web(f"http://127.0.0.1:{port}", port, plat, log)
     finally:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -91,12 +121,32 @@ def chromium() -> Iterator:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def web_in_browser(chromium, web: Web) -> Iterator[None]:
+    """The web app's port, opened inside Chromium's network namespace."""
+    listener = forward(browser_namespace(chromium.service.process.pid), web.port)
+    try:
+        yield
+    finally:
+        listener.close()
+
+
 @pytest.fixture
-def browser(chromium, web: Web) -> Iterator[Browser]:
-    """A fresh tab state for each test: cookies and storage cleared (a new Reflex session)."""
+def browser(chromium, web: Web, web_in_browser: None) -> Iterator[Browser]:
+    """A fresh tab for each test, with the web app's cookies and storage cleared: a new Reflex
+    session, signed out. The previous tabs are closed first and the clearing runs on a blank
+    page, so no page of the app can write its cookie or token back meanwhile."""
     b = Browser(chromium, web.url)
-    b.go("/login")
-    chromium.delete_all_cookies()
-    chromium.execute_script("window.sessionStorage.clear(); window.localStorage.clear();")
+    chromium.switch_to.new_window("tab")
+    fresh = chromium.current_window_handle
+    for handle in chromium.window_handles:
+        if handle != fresh:
+            chromium.switch_to.window(handle)
+            chromium.close()
+    chromium.switch_to.window(fresh)
+    chromium.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    chromium.execute_cdp_cmd(
+        "Storage.clearDataForOrigin", {"origin": web.url, "storageTypes": "all"}
+    )
     chromium.set_window_size(1280, 900)
     yield b

@@ -155,8 +155,7 @@ def test_account_deletion_confirmed_by_username(browser: Browser, web) -> None:
     run(api("mutation($n: String!) { createProject(name: $n) { name } }", n=project))
     ui_login(b, name)
     b.go("/account")
-    b.wait_el("#delete-account")
-    assert "cannot be undone" in b.text("#delete-account-section")
+    b.wait_text("cannot be undone", "#delete-account-section")
 
     # Not the username: refused in the page; a wrong password: refused by the API; both
     # next to their field, and nothing is deleted.
