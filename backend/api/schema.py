@@ -366,7 +366,11 @@ class Mutation:
         )
         return ConfigChangePayload.of(owned, app)
 
-    @strawberry.mutation(description="Stop every container; the release is kept for start.")
+    @strawberry.mutation(
+        description="Stop every container; the release is kept for start. Refused with CONFLICT "
+        "(field project) while a release is in progress (queued, building or deploying): it "
+        "would go live after the stop and undo it; stop once it has finished."
+    )
     async def stop(self, info: Info, project: str) -> ApplicationType:
         owned = await projects.get_owned(require_client(info), project)
         return ApplicationType.of(await get_deployer().stop_project(owned), project)

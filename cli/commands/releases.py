@@ -185,7 +185,10 @@ def start(project: ProjectOpt = None, no_wait: NoWaitOpt = False, as_json: JsonO
 
 @app.command("stop", rich_help_panel=PANEL)
 def stop(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
-    """Stop every container of the project; `start` brings it back."""
+    """Stop every container of the project; `start` brings it back.
+
+    Refused while a release is in progress (queued, building or deploying): it would go live
+    after the stop. Wait for it (`paastech releases`), then stop."""
     name = resolve_project(project)
     stopped = run(authed().execute("Stop", project=name))["stop"]
     if as_json:

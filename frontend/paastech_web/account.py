@@ -32,7 +32,9 @@ def _day(value: str | None) -> str:
     return (value or "")[:16].replace("T", " ")
 
 
-class Account(Session):
+class Account(forms.Feedback, Session):
+    """The removal waiting for its confirmation is "key-3" or "token-7" (forms.Feedback)."""
+
     loaded: bool = False
     keys: list[KeyRow] = []
     tokens: list[TokenRow] = []
@@ -40,12 +42,6 @@ class Account(Session):
     token_errors: dict[str, str] = {}
     new_token: str = ""
     error: str = ""
-    # forms.run()'s feedback, and the removal waiting for its confirmation ("key-3", "token-7").
-    busy: str = ""
-    notice: str = ""
-    notice_at: str = ""
-    action_error: str = ""
-    confirming: str = ""
 
     @rx.event
     async def load(self):
@@ -80,15 +76,6 @@ class Account(Session):
             if t["kind"] == "API"  # login sessions are listed in their own section
         ]
         self.loaded = True
-
-    @rx.event
-    def ask(self, action: str):
-        forms.clear(self, action.split("-", 1)[0] + "s")
-        self.confirming = action
-
-    @rx.event
-    def cancel(self):
-        self.confirming = ""
 
     @rx.event
     async def add_key(self, form: dict):
@@ -186,82 +173,50 @@ class Account(Session):
 
 
 def key_row(k: KeyRow) -> rx.Component:
-    key = "key-" + k.id
-    return rx.box(
-        rx.flex(
-            rx.box(
-                rx.text(k.title, weight="bold"),
-                rx.code(k.fingerprint, size="1", class_name="fingerprint"),
-                rx.text("added ", k.created, size="1", color_scheme="gray"),
-            ),
-            rx.spacer(),
-            rx.button(
-                "Remove",
-                size="1",
-                variant="soft",
-                color_scheme="red",
-                on_click=Account.ask(key),
-                id="remove-" + key,
-            ),
-            spacing="2",
-            align="center",
+    return ui.confirmed_row(
+        rx.box(
+            rx.text(k.title, weight="bold"),
+            rx.code(k.fingerprint, size="1", class_name="fingerprint"),
+            rx.text("added ", k.created, size="1", color_scheme="gray"),
         ),
-        ui.confirm(
-            Account.confirming == key,
-            "Remove the key " + k.title + "? Git pushes signed with it are refused from now on.",
-            Account.remove_key(k.id),
-            Account.cancel,
-            "confirm-remove-" + key,
-            "Remove",
-        ),
+        state=Account,
+        key="key-" + k.id,
+        verb="remove",
+        button="Remove",
+        question="Remove the key "
+        + k.title
+        + "? Git pushes signed with it are refused from now on.",
+        on_confirm=Account.remove_key(k.id),
+        confirm_label="Remove",
         class_name="ssh-key",
-        padding_y="0.25rem",
     )
 
 
 def token_row(t: TokenRow) -> rx.Component:
-    key = "token-" + t.id
-    return rx.box(
-        rx.flex(
-            rx.box(
-                rx.flex(rx.text(t.name, weight="bold"), rx.badge(t.kind.lower()), spacing="2"),
-                rx.text(
-                    "created ",
-                    t.created,
-                    " · last used ",
-                    t.last_used,
-                    " · expires ",
-                    t.expires,
-                    size="1",
-                    color_scheme="gray",
-                ),
+    # Only API tokens are listed (login sessions are in their own section): each is revocable.
+    return ui.confirmed_row(
+        rx.box(
+            rx.flex(rx.text(t.name, weight="bold"), rx.badge(t.kind.lower()), spacing="2"),
+            rx.text(
+                "created ",
+                t.created,
+                " · last used ",
+                t.last_used,
+                " · expires ",
+                t.expires,
+                size="1",
+                color_scheme="gray",
             ),
-            rx.spacer(),
-            rx.cond(
-                t.kind == "API",
-                rx.button(
-                    "Revoke",
-                    size="1",
-                    variant="soft",
-                    color_scheme="red",
-                    on_click=Account.ask(key),
-                    id="revoke-" + key,
-                ),
-            ),
-            spacing="2",
-            align="center",
         ),
-        ui.confirm(
-            Account.confirming == key,
-            "Revoke the token " + t.name + "? Every CLI or script using it is refused from now "
-            "on; this cannot be undone.",
-            Account.revoke_token(t.id),
-            Account.cancel,
-            "confirm-revoke-" + key,
-            "Revoke",
-        ),
+        state=Account,
+        key="token-" + t.id,
+        verb="revoke",
+        button="Revoke",
+        question="Revoke the token " + t.name + "? Every CLI or script using it is refused from "
+        "now on; this cannot be undone.",
+        on_confirm=Account.revoke_token(t.id),
+        confirm_label="Revoke",
         class_name="api-token",
-        padding_y="0.25rem",
     )
 
 
@@ -282,25 +237,20 @@ def account_page() -> rx.Component:
                         ui.empty("No SSH keys yet: add one to git push."),
                     ),
                 ),
-                rx.form(
-                    rx.flex(
-                        ui.field("Title", "title", Account.key_errors, placeholder="laptop"),
-                        ui.field(
-                            "Public key",
-                            "publicKey",
-                            Account.key_errors,
-                            textarea=True,
-                            placeholder="ssh-ed25519 AAAA... you@laptop",
-                        ),
-                        ui.form_error(Account.key_errors),
-                        rx.button(
-                            "Add key", type="submit", loading=Account.busy == "keys", id="add-key"
-                        ),
-                        direction="column",
-                        spacing="2",
+                ui.action_form(
+                    ui.field("Title", "title", Account.key_errors, placeholder="laptop"),
+                    ui.field(
+                        "Public key",
+                        "publicKey",
+                        Account.key_errors,
+                        textarea=True,
+                        placeholder="ssh-ed25519 AAAA... you@laptop",
                     ),
+                    errors=Account.key_errors,
                     on_submit=Account.add_key,
-                    reset_on_submit=False,
+                    submit="Add key",
+                    submit_id="add-key",
+                    busy=Account.busy == "keys",
                 ),
                 ui.feedback(Account, "keys"),
             ),
@@ -312,27 +262,19 @@ def account_page() -> rx.Component:
                     color_scheme="gray",
                 ),
                 rx.box(rx.foreach(Account.tokens, token_row), id="api-tokens"),
-                rx.form(
-                    rx.flex(
-                        ui.field("Token name", "name", Account.token_errors, placeholder="ci"),
-                        ui.field(
-                            "Expires in days (empty: never)",
-                            "expiresInDays",
-                            Account.token_errors,
-                            type="number",
-                        ),
-                        ui.form_error(Account.token_errors),
-                        rx.button(
-                            "Create token",
-                            type="submit",
-                            loading=Account.busy == "tokens",
-                            id="create-token",
-                        ),
-                        direction="column",
-                        spacing="2",
+                ui.action_form(
+                    ui.field("Token name", "name", Account.token_errors, placeholder="ci"),
+                    ui.field(
+                        "Expires in days (empty: never)",
+                        "expiresInDays",
+                        Account.token_errors,
+                        type="number",
                     ),
+                    errors=Account.token_errors,
                     on_submit=Account.create_token,
-                    reset_on_submit=False,
+                    submit="Create token",
+                    submit_id="create-token",
+                    busy=Account.busy == "tokens",
                 ),
                 ui.feedback(Account, "tokens"),
                 # Right under the button that made it, with a copy button: shown only once.

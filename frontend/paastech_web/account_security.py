@@ -34,25 +34,14 @@ def session_row(s: dict) -> SessionRow:
     )
 
 
-def password_errors(exc: api.ApiError) -> dict[str, str]:
-    """The API names the argument at fault: currentPassword or newPassword."""
-    if exc.field in ("currentPassword", "newPassword"):
-        return {exc.field: exc.message}
-    return {"form": exc.message}
+class Security(forms.Feedback, Session):
+    """The session waiting for its revocation's confirmation is "session-<id>" (forms.Feedback)."""
 
-
-class Security(Session):
     sessions: list[SessionRow] = []
     sessions_loaded: bool = False
     sessions_error: str = ""
     password_errors: dict[str, str] = {}
     delete_errors: dict[str, str] = {}
-    # forms.run()'s feedback, and the session waiting for its revocation's confirmation.
-    busy: str = ""
-    notice: str = ""
-    notice_at: str = ""
-    action_error: str = ""
-    confirming: str = ""
 
     @rx.event
     async def load(self):
@@ -73,17 +62,8 @@ class Security(Session):
         self.sessions_loaded = True
 
     @rx.event
-    def ask(self, session_id: str):
-        forms.clear(self, "sessions")
-        self.confirming = session_id
-
-    @rx.event
-    def cancel(self):
-        self.confirming = ""
-
-    @rx.event
     async def revoke(self, session_id: str):
-        if self.confirming != session_id:
+        if self.confirming != f"session-{session_id}":
             return
         self.confirming = ""
         current = any(s.current for s in self.sessions if s.id == session_id)
@@ -115,20 +95,20 @@ class Security(Session):
         if problems:
             forms.refuse(self, "password", "password_errors", problems)
             return
-        forms.clear(self, "password", "password_errors")
-        self.busy = "password"
-        yield
-        try:
-            await self.request("ChangePassword", c=current, n=new)
-        except api.ApiError as exc:
-            self.password_errors = password_errors(exc)
-            self.busy = ""
-            return
-        self.busy = ""
-        self.notice = "Password changed: every other session is logged out; this one stays."
-        yield rx.set_value("field-currentPassword", "")
-        yield rx.set_value("field-newPassword", "")
-        await self._refresh()
+        # The API names the argument at fault: currentPassword or newPassword.
+        async for step in forms.run(
+            self,
+            "password",
+            "ChangePassword",
+            done="Password changed: every other session is logged out; this one stays.",
+            errors="password_errors",
+            fields={"currentPassword", "newPassword"},
+            clear_fields=("currentPassword", "newPassword"),
+            reload=self._refresh,
+            c=current,
+            n=new,
+        ):
+            yield step
 
     @rx.event
     async def delete_account(self, form: dict):
@@ -142,18 +122,19 @@ class Security(Session):
         if problems:
             forms.refuse(self, "delete", "delete_errors", problems)
             return
-        forms.clear(self, "delete", "delete_errors")
-        self.busy = "delete"
-        yield
-        try:
-            await self.request("DeleteAccount", p=password, c=typed)
-        except api.ApiError as exc:
-            self.delete_errors = {
-                (exc.field if exc.field in ("password", "confirm") else "form"): exc.message
-            }
-            self.busy = ""
-            return
-        self.busy = ""
+        async for step in forms.run(
+            self,
+            "delete",
+            "DeleteAccount",
+            done="Deleted.",
+            errors="delete_errors",
+            fields={"password", "confirm"},
+            p=password,
+            c=typed,
+        ):
+            yield step
+        if self.notice_at != "delete" or not self.notice:
+            return  # refused: the errors are next to their fields
         self._sign_out()
         self.farewell = "Your account and its projects are deleted."
         yield rx.redirect("/login")
@@ -161,55 +142,40 @@ class Security(Session):
 
 def _session_line(s: SessionRow) -> rx.Component:
     key = "session-" + s.id
-    return rx.box(
-        rx.flex(
-            rx.box(
-                rx.flex(
-                    rx.text(s.device, weight="bold", class_name="device"),
-                    rx.cond(
-                        s.current,
-                        rx.badge("this device", color_scheme="green", class_name="current"),
-                    ),
-                    spacing="2",
-                    wrap="wrap",
+    return ui.confirmed_row(
+        rx.box(
+            rx.flex(
+                rx.text(s.device, weight="bold", class_name="device"),
+                rx.cond(
+                    s.current,
+                    rx.badge("this device", color_scheme="green", class_name="current"),
                 ),
-                rx.text(
-                    "last used ",
-                    s.last_used,
-                    " · since ",
-                    s.created,
-                    " UTC",
-                    size="1",
-                    color_scheme="gray",
-                ),
+                spacing="2",
+                wrap="wrap",
             ),
-            rx.spacer(),
-            rx.button(
-                rx.cond(s.current, "Log out", "Revoke"),
+            rx.text(
+                "last used ",
+                s.last_used,
+                " · since ",
+                s.created,
+                " UTC",
                 size="1",
-                variant="soft",
-                color_scheme="red",
-                on_click=Security.ask(s.id),
-                id="revoke-" + key,
+                color_scheme="gray",
             ),
-            spacing="2",
-            align="center",
         ),
-        ui.confirm(
-            Security.confirming == s.id,
-            rx.cond(
-                s.current,
-                "Log this browser out? Its session stops working at once.",
-                "Log " + s.device + " out? That device has to log in again.",
-            ),
-            Security.revoke(s.id),
-            Security.cancel,
-            "confirm-revoke-" + key,
-            "Log out",
+        state=Security,
+        key=key,
+        verb="revoke",
+        button=rx.cond(s.current, "Log out", "Revoke"),
+        question=rx.cond(
+            s.current,
+            "Log this browser out? Its session stops working at once.",
+            "Log " + s.device + " out? That device has to log in again.",
         ),
+        on_confirm=Security.revoke(s.id),
+        confirm_label="Log out",
         class_name="session",
         id=key,
-        padding_y="0.25rem",
     )
 
 
@@ -250,35 +216,27 @@ def password_card() -> rx.Component:
             size="2",
             color_scheme="gray",
         ),
-        rx.form(
-            rx.flex(
-                ui.field(
-                    "Current password",
-                    "currentPassword",
-                    Security.password_errors,
-                    type="password",
-                    auto_complete="current-password",
-                ),
-                ui.field(
-                    "New password (10+ characters, not only letters)",
-                    "newPassword",
-                    Security.password_errors,
-                    type="password",
-                    auto_complete="new-password",
-                ),
-                ui.form_error(Security.password_errors),
-                rx.button(
-                    "Change password",
-                    type="submit",
-                    loading=Security.busy == "password",
-                    id="change-password",
-                    width="fit-content",
-                ),
-                direction="column",
-                spacing="2",
+        ui.action_form(
+            ui.field(
+                "Current password",
+                "currentPassword",
+                Security.password_errors,
+                type="password",
+                auto_complete="current-password",
             ),
+            ui.field(
+                "New password (10+ characters, not only letters)",
+                "newPassword",
+                Security.password_errors,
+                type="password",
+                auto_complete="new-password",
+            ),
+            errors=Security.password_errors,
             on_submit=Security.change_password,
-            reset_on_submit=False,
+            submit="Change password",
+            submit_id="change-password",
+            busy=Security.busy == "password",
+            width="fit-content",
         ),
         ui.feedback(Security, "password"),
     )
@@ -294,35 +252,27 @@ def delete_card() -> rx.Component:
             ". This cannot be undone.",
             size="2",
         ),
-        rx.form(
-            rx.flex(
-                ui.field(
-                    "Type your username to confirm",
-                    "confirm",
-                    Security.delete_errors,
-                    auto_complete="off",
-                ),
-                ui.field(
-                    "Password",
-                    "password",
-                    Security.delete_errors,
-                    type="password",
-                    auto_complete="current-password",
-                ),
-                ui.form_error(Security.delete_errors),
-                rx.button(
-                    "Delete my account",
-                    type="submit",
-                    color_scheme="red",
-                    loading=Security.busy == "delete",
-                    id="delete-account",
-                    width="fit-content",
-                ),
-                direction="column",
-                spacing="2",
+        ui.action_form(
+            ui.field(
+                "Type your username to confirm",
+                "confirm",
+                Security.delete_errors,
+                auto_complete="off",
             ),
+            ui.field(
+                "Password",
+                "password",
+                Security.delete_errors,
+                type="password",
+                auto_complete="current-password",
+            ),
+            errors=Security.delete_errors,
             on_submit=Security.delete_account,
-            reset_on_submit=False,
+            submit="Delete my account",
+            submit_id="delete-account",
+            busy=Security.busy == "delete",
+            color_scheme="red",
+            width="fit-content",
         ),
         id="delete-account-section",
         border="1px solid var(--red-a6)",

@@ -42,10 +42,16 @@ async def _load(state: Any, project: str | None) -> bool:
 
 
 async def _follow(state: Any, project: str | None) -> None:
-    """Live records into `state.feed` while `state._wanted(gen, ...)` holds."""
+    """Live records into `state.feed` while the feed that started it is mounted (its unmount
+    bumps `_feed_watch`), on the same websocket, and `state._wanted()` holds.
+
+    Not the page's path as seen when it started: a feed mounted by a client-side navigation
+    (the redirect after a login) sends its mount event with the previous page's path, so a
+    path taken then named the login page and the task ended at once (issue 18: no live feed
+    after a logout and another login on the same tab)."""
     async with state:
         gen, token = state._feed_watch, state._token
-        client, path = state.router.session.client_token, state.router.url.path
+        client, sid = state.router.session.client_token, state.router.session.session_id
     try:
         async with api.subscriptions(token) as subs:
             subs.start("activity", "ActivityEvents", p=project)
@@ -55,7 +61,9 @@ async def _follow(state: Any, project: str | None) -> None:
             while True:
                 events = await subs.next(wait=0.5)
                 async with state:
-                    if not (state._wanted(path) and gen == state._feed_watch and connected(client)):
+                    if not (
+                        gen == state._feed_watch and state._wanted() and connected(client, sid)
+                    ):
                         return
                     new: list[dict[str, Any]] = []
                     for ev in events:
@@ -88,7 +96,7 @@ class ProjectActivity(ProjectPage):
     feed_owner: str = ""
     _feed_watch: int = 0
 
-    def _wanted(self, path: str) -> bool:
+    def _wanted(self) -> bool:
         return self.tab == "activity" and project_from_path(self.router.url.path) == self.name
 
     @rx.event
@@ -120,8 +128,9 @@ class ClientActivity(Session):
     feed_owner: str = ""
     _feed_watch: int = 0
 
-    def _wanted(self, path: str) -> bool:
-        return self.router.url.path == path
+    def _wanted(self) -> bool:
+        # Mounted and unmounted with its section: nothing more to check.
+        return True
 
     @rx.event
     async def open_feed(self):

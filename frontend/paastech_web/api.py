@@ -2,13 +2,16 @@
 (graphql-transport-ws, the token in the connection_init payload) for subscriptions.
 
 Every operation the web app sends is a named operation in `operations/<Name>.graphql` (validated
-against schema.graphql by tests/unit/test_web_operations.py); code names it, never inlines it."""
+against schema.graphql by tests/unit/test_web_operations.py); code names it, never inlines it.
+Selections two operations share are fragments, one per `operations/fragments/<Name>.graphql`,
+sent with each operation that spreads them (`...Name`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import cache
@@ -22,12 +25,34 @@ from gql.transport.httpx import HTTPXAsyncTransport
 from gql.transport.websockets import WebsocketsTransport
 
 OPERATIONS_DIR = Path(__file__).resolve().parent / "operations"
+FRAGMENTS_DIR = OPERATIONS_DIR / "fragments"
+# A fragment spread `...Name`; not an inline fragment (`... on Type`).
+SPREAD = re.compile(r"\.\.\.\s*(?!on\b)([A-Za-z_]\w*)")
+
+
+def spread_fragments(text: str) -> list[str]:
+    """The names of the fragments `text` spreads, and of those they spread, each once."""
+    found: list[str] = []
+    pending = SPREAD.findall(text)
+    while pending:
+        name = pending.pop(0)
+        if name not in found:
+            found.append(name)
+            pending.extend(SPREAD.findall(fragment(name)))
+    return found
+
+
+@cache
+def fragment(name: str) -> str:
+    """The text of operations/fragments/<name>.graphql."""
+    return (FRAGMENTS_DIR / f"{name}.graphql").read_text()
 
 
 @cache
 def operation(name: str) -> str:
-    """The text of operations/<name>.graphql."""
-    return (OPERATIONS_DIR / f"{name}.graphql").read_text()
+    """The document of operations/<name>.graphql, with the fragments it uses."""
+    text = (OPERATIONS_DIR / f"{name}.graphql").read_text()
+    return "\n".join([text, *(fragment(f) for f in spread_fragments(text))])
 
 
 def api_url() -> str:

@@ -3,7 +3,8 @@ reload. Old errors and notices are cleared at each submit, so a page never shows
 contradictory message, and the feedback shows in the section of the action (`where`).
 
 A state using it declares the str vars `busy` (the pressed button), `notice`, `notice_at` (the
-section the outcome belongs to) and `action_error`; ui.feedback(state, where) shows them."""
+section the outcome belongs to) and `action_error` (or mixes in `Feedback`, which declares them
+with the confirmation of ui.confirmed_row); ui.feedback(state, where) shows them."""
 
 from __future__ import annotations
 
@@ -69,3 +70,24 @@ async def run(
     if reload is not None:
         with contextlib.suppress(api.ApiError):
             await reload()
+
+
+class Feedback(rx.State, mixin=True):
+    """forms.run()'s vars, and the row action waiting for its confirmation (ui.confirmed_row):
+    `confirming` names it as "<kind>-<id>" ("key-3", "session-7"); asking clears the feedback
+    of its section, "<kind>s"."""
+
+    busy: str = ""
+    notice: str = ""
+    notice_at: str = ""
+    action_error: str = ""
+    confirming: str = ""
+
+    @rx.event
+    def ask(self, action: str):
+        clear(self, action.split("-", 1)[0] + "s")
+        self.confirming = action
+
+    @rx.event
+    def cancel(self):
+        self.confirming = ""

@@ -21,13 +21,18 @@ import reflex as rx
 from . import api
 
 
-def connected(client_token: str) -> bool:
-    """Whether the browser tab owning a state is still connected (else its tasks stop)."""
+def connected(client_token: str, session_id: str = "") -> bool:
+    """Whether the browser tab owning a state is still connected (else its tasks stop). With
+    `session_id`: still on that websocket, so a reload of the tab (a new socket, the same
+    token) ends a task started for the page it replaced even if its unmount event was lost."""
     try:
         from reflex.utils.prerequisites import get_and_validate_app
 
         namespace = get_and_validate_app().app.event_namespace
-        return namespace is None or client_token in namespace.token_to_sid
+        if namespace is None:
+            return True
+        sid = namespace.token_to_sid.get(client_token)
+        return sid is not None and (not session_id or sid == session_id)
     except Exception:
         return True
 

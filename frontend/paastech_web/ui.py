@@ -229,6 +229,73 @@ def confirm(
     )
 
 
+def confirmed_row(
+    info: rx.Component,
+    *,
+    state: type,
+    key: rx.Var | str,
+    verb: str,
+    button: rx.Var | str,
+    question: rx.Var | str,
+    on_confirm: rx.EventHandler,
+    confirm_label: str,
+    **props,
+) -> rx.Component:
+    """A listed item (`info`) with a red action button that asks first (confirm). `state` mixes
+    in forms.Feedback; `key` ("<kind>-<id>") names the item, and its buttons are #<verb>-<key>
+    and #confirm-<verb>-<key>."""
+    return rx.box(
+        rx.flex(
+            info,
+            rx.spacer(),
+            rx.button(
+                button,
+                size="1",
+                variant="soft",
+                color_scheme="red",
+                on_click=state.ask(key),  # type: ignore[attr-defined]
+                id=verb + "-" + key,
+            ),
+            spacing="2",
+            align="center",
+        ),
+        confirm(
+            state.confirming == key,  # type: ignore[attr-defined]
+            question,
+            on_confirm,
+            state.cancel,  # type: ignore[attr-defined]
+            "confirm-" + verb + "-" + key,
+            confirm_label,
+        ),
+        padding_y="0.25rem",
+        **props,
+    )
+
+
+def action_form(
+    *fields: rx.Component,
+    errors: rx.Var,
+    on_submit: rx.EventHandler,
+    submit: str,
+    submit_id: str,
+    busy: rx.Var,
+    **button_props,
+) -> rx.Component:
+    """The fields, the form-wide error and the submit button (busy while its request runs).
+    The inputs keep their text on submit: forms.run() empties them once the API accepted it."""
+    return rx.form(
+        rx.flex(
+            *fields,
+            form_error(errors),
+            rx.button(submit, type="submit", loading=busy, id=submit_id, **button_props),
+            direction="column",
+            spacing="2",
+        ),
+        on_submit=on_submit,
+        reset_on_submit=False,
+    )
+
+
 def copy_button(value: rx.Var | str, button_id: str) -> rx.Component:
     """Copies `value` to the clipboard; the button then reads "Copied" for two seconds (in the
     browser only: the label is not state, so the copy needs no round trip)."""

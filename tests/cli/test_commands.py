@@ -440,6 +440,8 @@ def test_release_commands_before_any_push(user: Cli) -> None:
         result = user.fails(1, "restart", process, "-p", project)
         assert result.err == "error: nothing is running: deploy first\n", str(result)
     assert "nothing is running" in user.fails(1, "stop", "-p", project).err
+    # Refused (CONFLICT) while a release is in progress: its help says so.
+    assert "release is in progress" in " ".join(user.ok("stop", "--help").out.split())
     assert "nothing to start" in user.fails(1, "start", "-p", project).err
     assert "not found" in user.fails(4, "rollback", "7", "-p", project).err
     assert "no releases yet" in user.fails(1, "logs", "--build", "-p", project).err

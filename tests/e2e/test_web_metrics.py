@@ -8,18 +8,20 @@ photographed at 1280 and 390 px (the README's dashboard tour)."""
 from __future__ import annotations
 
 import re
+import secrets
 
 import httpx
 import pytest
 
 from tests.e2e.browser import Browser
-from tests.e2e.test_web import run, ui_login
+from tests.e2e.test_web import api_signup, run, ui_login
 from tests.e2e.test_web_dashboard import deployed, live_is, state
 
 pytestmark = pytest.mark.browser
 
 METRICS = """query($p: String!, $r: String! = "1h") { metrics(project: $p, range: $r) {
   processes { process points { at } } requests { requests } } }"""
+CREATE = "mutation($n: String!) { createProject(name: $n) { name } }"
 SET_ENV = """mutation($p: String!, $k: String!) {
   setEnvVars(project: $p, vars: [{key: $k, value: "1"}]) { project { name } } }"""
 
@@ -156,3 +158,29 @@ def test_metrics_tab_and_activity_feeds(browser: Browser, web) -> None:
     b.go("/projects")
     feed = b.wait_text("set env FROM_API", "#client-activity", within=30)
     assert f"{project}: deployed v1" in feed and f"{project}: set env COLOR" in feed
+
+    # Another Client, after a logout and its login on the same browser tab: its own feed, live
+    # (issue 18: the feed's task once ended at once after the login's client-side redirect),
+    # never the first Client's records, neither those shown before nor new ones.
+    other, other_api, _ = api_signup(web.platform.api_url)
+    b.click("#logout")
+    b.wait_path("/login")
+    ui_login(b, other)
+    b.wait(
+        lambda: (
+            "logged in" in (t := b.text("#client-activity"))
+            and project not in t
+            and b.els("#client-activity .feed-live")
+        ),
+        30,
+        "the second Client's own feed, live",
+    )
+    theirs, mine = f"web-{secrets.token_hex(3)}", f"web-{secrets.token_hex(3)}"
+    web.platform.projects.extend([theirs, mine])
+    run(api(CREATE, n=theirs))
+    run(other_api(CREATE, n=mine))
+    feed = b.wait_text(f"{mine}: created the project", "#client-activity", within=30)
+    assert project not in feed and theirs not in feed, feed
+    b.go(f"/projects/{project}")
+    b.wait_el("#not-found", 30)
+    assert not b.els("#metrics-section") and not b.els("#activity-section")

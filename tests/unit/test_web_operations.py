@@ -1,5 +1,6 @@
 """The web app's GraphQL: every operation it sends is a file in frontend/paastech_web/operations,
-valid against schema.graphql, and every file is sent; and the pure rules of what the project page
+valid against schema.graphql with the fragments it spreads (operations/fragments), and every file
+is sent; and the pure rules of what the project page
 shows (idle when scaled to 0, what a rollback reverts, the commit shown once)."""
 
 from __future__ import annotations
@@ -9,16 +10,23 @@ import sys
 from pathlib import Path
 
 import pytest
-from graphql import OperationDefinitionNode, build_schema, parse, validate
+from graphql import (
+    FragmentDefinitionNode,
+    OperationDefinitionNode,
+    build_schema,
+    parse,
+    validate,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "frontend" / "paastech_web"
 OPERATIONS = WEB / "operations"
 SCHEMA = build_schema((ROOT / "schema.graphql").read_text())
 FILES = sorted(OPERATIONS.glob("*.graphql"))
+FRAGMENT_FILES = sorted((OPERATIONS / "fragments").glob("*.graphql"))
 
 sys.path.insert(0, str(ROOT / "frontend"))
-from paastech_web import project_model, status  # noqa: E402  (the web app is not installed here)
+from paastech_web import api, project_model, status  # noqa: E402  (the web app is not installed here)
 
 # Where the code names an operation: Session.request / api.call (name first), forms.run (third,
 # after the state and the section), Subscriptions.start (second, after the key), and the
@@ -37,12 +45,36 @@ def test_there_are_operations() -> None:
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
 def test_operation_is_valid_against_the_schema(path: Path) -> None:
-    document = parse(path.read_text())
+    # What api.call and api.subscriptions send: the file and the fragments it spreads.
+    document = parse(api.operation(path.stem))
     errors = validate(SCHEMA, document)
     assert errors == [], [e.message for e in errors]
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     assert len(operations) == 1, "one operation per file"
     assert operations[0].name is not None and operations[0].name.value == path.stem
+
+
+def test_fragments_one_per_file_named_after_it_and_each_used() -> None:
+    assert FRAGMENT_FILES, "Metrics and MetricsLive share their selections as fragments"
+    spread = {f for p in FILES for f in api.spread_fragments(p.read_text())}
+    for path in FRAGMENT_FILES:
+        definitions = parse(path.read_text()).definitions
+        assert len(definitions) == 1 and isinstance(definitions[0], FragmentDefinitionNode), path
+        assert definitions[0].name.value == path.stem
+        assert path.stem in spread, f"{path.stem} is spread by no operation"
+    # The metrics query and its live subscription select the same fields, from one place.
+    for name in ("Metrics", "MetricsLive"):
+        assert {"ProcessSeriesFields", "RequestPointFields"} <= set(
+            api.spread_fragments(api.operation(name))
+        )
+
+
+def test_fragment_spreads_found_and_inline_fragments_left_alone() -> None:
+    text = "query Q { a { ...One ... on B { c } ...  Two ...One } }"
+    assert api.SPREAD.findall(text) == ["One", "Two", "One"]
+    # A spread of a fragment that has no file is an error at once, not a request the API refuses.
+    with pytest.raises(FileNotFoundError):
+        api.spread_fragments("query Q { a { ...NoSuchFragment } }")
 
 
 def test_a_broken_operation_is_caught() -> None:
