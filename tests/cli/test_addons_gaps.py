@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import pytest
 
 from tests.cli.conftest import Cli
+from tests.cli.test_addons import call, env_of
 from tests.cli.test_docker import developer, releases, workdir
+from tests.cli.test_docker import push as git_push
+from tests.support.addon_servers import addon_containers
 from tests.support.platform import Platform, cleanup_project, gitd_process, platform
 from tests.support.servers import free_port
 
@@ -53,33 +55,12 @@ def until(what: str, seconds: float, probe: Callable[[], T | None]) -> T:
     pytest.fail(f"gave up waiting {seconds:g} s: {what}")
 
 
-def call(plat: Platform, project: str, method: str, path: str) -> dict[str, Any] | None:
-    """The app's JSON answer through the ingress; None unless it answers 200."""
-    try:
-        response = httpx.request(
-            method,
-            f"http://127.0.0.1:{plat.ingress_port}{path}",
-            headers={"Host": f"{project}.localhost"},
-            timeout=15,
-        )
-    except httpx.HTTPError:
-        return None
-    return response.json() if response.status_code == 200 else None
-
-
 def app_json(plat: Platform, project: str, method: str, path: str) -> dict[str, Any]:
     return until(f"{method} {path} answered", 120, lambda: call(plat, project, method, path))
 
 
 def push(cli: Cli, work: Path) -> None:
-    pushed = subprocess.run(
-        ["git", "push", "paastech", "main"],
-        cwd=work,
-        env=cli.env(),
-        capture_output=True,
-        text=True,
-        timeout=PUSH_TIMEOUT,
-    )
+    pushed = git_push(cli, work, timeout=PUSH_TIMEOUT)
     assert pushed.returncode == 0, pushed.stderr
 
 
@@ -92,20 +73,10 @@ def live(cli: Cli, project: str) -> int:
 
 def in_server(addon: str, *command: str) -> str:
     """A command in the add-on's container, as its own user (nothing is published)."""
-    [container] = subprocess.run(
-        ["docker", "ps", "-q", "--filter", f"label=paastech.addon={addon}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    [container] = addon_containers(addon, running=True)
     return subprocess.run(
         ["docker", "exec", container, *command], capture_output=True, text=True, check=True
     ).stdout.strip()
-
-
-def env_of(cli: Cli, project: str) -> dict[str, str]:
-    rows = cli.ok("env", "-p", project, "--reveal", "--json").json()
-    return {row["key"]: row["value"] for row in rows}
 
 
 @dataclass

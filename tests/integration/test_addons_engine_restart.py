@@ -7,15 +7,12 @@ servers alone; tests/integration/test_engine_restart.py under pushed apps.)"""
 from __future__ import annotations
 
 import asyncio
-import secrets
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.conftest import PASSWORD
-from tests.support.gqlclient import SIGNUP, Api
+from tests.support.addon_servers import addon_containers, create_addon, owner_with_project
 from tests.support.platform import platform
 from tests.support.polling import within
 from tests.support.private_engine import PrivateEngine, private_engine
@@ -23,7 +20,6 @@ from tests.support.private_engine import PrivateEngine, private_engine
 pytestmark = pytest.mark.docker
 
 ROWS = 120
-CREATE = "mutation($p: String!, $k: String!) { createAddon(project: $p, kind: $k) { name } }"
 STATE = """query($p: String!) {
   project(name: $p) { envVars { key value } addons { name } }
   addons { name status attachments { project configVar } server { running } }
@@ -32,9 +28,7 @@ STATE = """query($p: String!) {
 
 def in_server(engine: PrivateEngine, addon: str, *command: str) -> str | None:
     """A command in the add-on's container (as its own user); None when it cannot run yet."""
-    found = engine.docker(
-        "ps", "-q", "--filter", f"label=paastech.addon={addon}", capture_output=True, text=True
-    ).stdout.split()
+    found = addon_containers(addon, ("docker", "-H", engine.url), running=True)
     if len(found) != 1:
         return None
     done = engine.docker("exec", found[0], *command, capture_output=True, text=True)
@@ -46,19 +40,6 @@ def counts(engine: PrivateEngine, pg: str, redis: str) -> tuple[str | None, str 
         in_server(engine, pg, "psql", "-d", "app", "-tAc", "SELECT count(*) FROM survivors"),
         in_server(engine, redis, "redis-cli", "--no-auth-warning", "SCARD", "survivors"),
     )
-
-
-async def create(api: Api, project: str, kind: str) -> str:
-    """createAddon answers once the server runs: a first initdb can outlast the client's 30 s."""
-    async with httpx.AsyncClient(timeout=300) as http:
-        response = await http.post(
-            api.url,
-            json={"query": CREATE, "variables": {"p": project, "k": kind}},
-            headers={"Authorization": f"Bearer {api.token}"},
-        )
-    body = response.json()
-    assert "errors" not in body, body
-    return str(body["data"]["createAddon"]["name"])
 
 
 def comparable(state: dict[str, Any]) -> dict[str, Any]:
@@ -79,15 +60,9 @@ async def test_addon_rows_and_attachments_survive_a_dockerd_restart(tmp_path: Pa
             health_check_timeout_seconds=20,
             reconcile_interval_seconds=2,
         ) as plat:
-            name = f"r{secrets.token_hex(4)}"
-            data = await Api(plat.api_url)(
-                SIGNUP, email=f"{name}@example.com", username=name, password=PASSWORD
-            )
-            api = Api(plat.api_url, data["signup"]["token"])
-            project = f"er-{secrets.token_hex(4)}"
-            await api("mutation($n: String!) { createProject(name: $n) { name } }", n=project)
-            pg = await create(api, project, "postgres")
-            redis = await create(api, project, "redis")
+            api, project = await owner_with_project(plat.api_url, "er")
+            pg = await create_addon(api, project, "postgres")
+            redis = await create_addon(api, project, "redis")
             sql = (
                 "CREATE TABLE survivors (n int PRIMARY KEY); "
                 f"INSERT INTO survivors SELECT generate_series(1, {ROWS})"
