@@ -132,6 +132,24 @@ def _of_application(application: int) -> Callable[[dict[str, Any]], bool]:
     return check
 
 
+def refuse_volumes(plan: ReleasePlan, instance: str) -> None:
+    """Refuse a release whose services would mount project volumes (issue 15). A service's
+    tasks would start on any node without them, so what the app writes would silently not
+    persist; pinning a volume's process type to its node is not built yet (docs 2.4.8e)."""
+    with_volumes = sorted(
+        {
+            p.type
+            for p in plan.processes
+            if p.type != L.RELEASE_PROCESS and plan.mounts(p.type, instance)
+        }
+    )
+    if with_volumes:
+        raise ReleaseFailed(
+            "persistent volumes are not supported on the Swarm runtime yet (mounted by "
+            f"{', '.join(with_volumes)}): remove them with volumes:remove, or run on one engine"
+        )
+
+
 def _registry_auth(username: str, password: str, address: str) -> str:
     payload = json.dumps({"username": username, "password": password, "serveraddress": address})
     return base64.urlsafe_b64encode(payload.encode()).decode()
@@ -389,6 +407,7 @@ class SwarmRuntime(DockerRuntime):
         and remove the services of process types the plan no longer has. Raises ReleaseFailed
         when a service does not converge: an updated one has been rolled back by Swarm (the old
         release keeps serving), a new one is removed."""
+        refuse_volumes(plan, self.settings.instance)
         await self.ensure_image(plan.image)  # refuses forbidden labels; gives the image's USER
         user = await image_user(self.docker, plan.image)
         network = await self.ensure_overlay(plan.project)

@@ -78,6 +78,9 @@ async def capture(addon: Addon, *, kind: str = MANUAL, now: datetime | None = No
         file_name=file_name,
         size_bytes=size,
         kind=kind,
+        # The time the schedule (or the caller) took it at: the file's name and the next due
+        # time both read it.
+        created_at=now,
     )
     if kind == MANUAL:  # scheduled and final backups are not someone's action
         await activity.record(

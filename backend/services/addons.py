@@ -421,5 +421,9 @@ async def reconcile_all() -> None:
                     # The down time is in the history: the engine's state when found.
                     await addon_status.record(addon, "down", f"server {state.state}")
                     await ensure_server(addon)
+                elif addon.status == "down":
+                    # Back without an ensure of ours (the engine's restart policy after a dockerd
+                    # restart, while our ensure failed on the engine being away).
+                    await addon_status.record(addon, "available", "server running again")
             except PaasError as exc:
                 log.warning("add-on %s not reconciled: %s", addon.name, exc.message)

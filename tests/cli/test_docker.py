@@ -71,14 +71,14 @@ def workdir(cli: Cli, app: str) -> Path:
     return work
 
 
-def push(cli: Cli, work: Path) -> subprocess.CompletedProcess[str]:
+def push(cli: Cli, work: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["git", "push", "paastech", "main"],
         cwd=work,
         env=cli.env(),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from backend.db.models import Addon, AddonStatusChange, Client, Project
+from backend.errors import PaasError
 from backend.events import EventKind, addon_topic, get_bus
 from backend.rpc import pomegranate_types as pt
 from backend.services import addon_status, addons
@@ -196,3 +197,29 @@ async def test_an_interrupted_creation_is_taken_up_by_the_reconcile(
         "down",
         "available",
     ]
+
+
+async def test_a_server_back_on_its_own_is_recorded_available_again(
+    setup: tuple[Client, FakePomegranate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dockerd restart: the reconcile finds the server stopped and cannot ensure it (the engine
+    is away); the engine's restart policy brings it back. It stayed 'down' for good before."""
+    owner, fake = setup
+    addon = await _addon(owner)
+    await addon_status.record(addon, "available")
+
+    async def engine_away(spec: pt.AddonSpec) -> pt.AddonState:
+        raise PaasError("Docker engine unreachable")
+
+    monkeypatch.setattr(fake, "ensure_addon", engine_away)
+    await addons.reconcile_all()
+    assert (await Addon.get(id=addon.id)).status == "down"
+    fake.state = addon_state(running=True, state="running")
+    await addons.reconcile_all()
+    await addons.reconcile_all()  # still running: no new transition
+    assert _statuses(await addon_status.history(addon, 20)) == [
+        ("available", ""),
+        ("down", "server exited"),
+        ("available", "server running again"),
+    ]
+    assert (await Addon.get(id=addon.id)).status == "available"
