@@ -95,7 +95,7 @@ class LeafFastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return _MISS
         return _MISS if coerced is None or coerced is Undefined else coerced
 
-    def execute_fields(  # type: ignore[override]  # the base's signature, untyped in Strawberry
+    def execute_fields(
         self,
         parent_type: GraphQLObjectType,
         source_value: Any,
@@ -115,7 +115,7 @@ class LeafFastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             results[response_name] = value
         return results
 
-    def execute_field(  # type: ignore[override]  # the base's signature, untyped in Strawberry
+    def execute_field(
         self,
         parent_type: GraphQLObjectType,
         source: Any,
