@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import subprocess
 import uuid
@@ -34,7 +33,7 @@ from backend.pomegranate.swarm_addon_tools import start_tool
 from backend.pomegranate.swarm_addons import NODE_LABEL, SwarmAddons, addon_service_name
 from backend.pomegranate.swarm_runtime import SwarmRuntime, overlay_name
 from backend.settings import Settings
-from tests.support.cluster import SCRIPT, Cluster
+from tests.support.cluster import SCRIPT, Cluster, bring_back
 from tests.support.platform import tar_dir
 from tests.support.polling import within
 
@@ -608,12 +607,7 @@ async def test_an_addon_whose_node_is_lost_waits_there_with_its_data(
         assert not (await addons.status(name)).running
         assert await addons.volume_sizes([name]) == {name: -1}
     finally:
-        subprocess.run(
-            [str(SCRIPT), "up", "--registry-port", os.environ["PAASTECH_REGISTRY_PORT"]],
-            check=True,
-            timeout=180,
-            capture_output=True,
-        )
+        bring_back()
     async with within(120, "the add-on running again on its node"):
         while not (await addons.status(name)).running:
             await asyncio.sleep(0.5)

@@ -48,7 +48,7 @@ from tests.integration.swarm_addon_cases import (  # run here, on this module's 
     test_traefik_s_container_joins_each_project_overlay_and_reaches_its_tasks,
     two_projects,
 )
-from tests.support.cluster import SCRIPT, Cluster, swarm_cluster
+from tests.support.cluster import SCRIPT, Cluster, bring_back, swarm_cluster
 from tests.support.platform import tar_dir
 from tests.support.polling import within
 from tests.support.servers import ROOT, free_port, stop_process
@@ -452,12 +452,7 @@ async def test_a_dead_node_s_tasks_are_rescheduled_while_the_app_answers(
         assert traffic.total > 0
     finally:
         # The node comes back (and rejoins) for the tests that run after this one.
-        subprocess.run(
-            [str(SCRIPT), "up", "--registry-port", os.environ["PAASTECH_REGISTRY_PORT"]],
-            check=True,
-            timeout=180,
-            capture_output=True,
-        )
+        bring_back()
 
 
 async def test_reconcile_makes_the_services_match_the_database(

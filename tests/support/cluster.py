@@ -65,6 +65,12 @@ def _run(*args: str) -> str:
     return result.stdout
 
 
+def bring_back() -> None:
+    """`cluster.sh up` again after a test killed a node: the node restarts and rejoins, for the
+    tests that run after it (the running cluster and its registry port are kept)."""
+    _run("up", "--registry-port", os.environ["PAASTECH_REGISTRY_PORT"])
+
+
 @contextmanager
 def swarm_cluster() -> Iterator[Cluster]:
     """Bring the cluster up (with this process's registry reachable), yield it, tear it down."""
