@@ -639,6 +639,19 @@ class IsolatedBuilder:
             try:
                 async with asyncio.timeout(s.build_timeout_seconds):
                     code = await self._watched(args, emit, store, start_kib, cgroup)
+                    if code != 0 and overlay_mount_race(last_lines):
+                        # Seen only under heavy parallel load, never reproducible alone: the
+                        # kernel refuses a step container's fresh overlay mount. Layers built so
+                        # far are cached, so one more run resumes at the failed step.
+                        await emit(
+                            deploy_output.heading(
+                                "The build's overlay mount was refused by the kernel; "
+                                "building once more from the cached layers"
+                            )
+                        )
+                        del last_lines[:]
+                        await asyncio.to_thread(cgroup.kill_all)
+                        code = await self._watched(args, emit, store, start_kib, cgroup)
             except TimeoutError:
                 await asyncio.to_thread(cgroup.kill_all)
                 raise BuildError(
@@ -797,6 +810,18 @@ SOURCES_ALLOWED = (
     "a build can use only the platform's base images, stages of the same Dockerfile and public "
     "images named in full"
 )
+
+
+def overlay_mount_race(last_lines: list[str]) -> bool:
+    """True when buildah failed because the kernel refused a step container's overlay mount
+    (``mounting new container: ... invalid argument``): a transient failure, unlike a user's
+    Dockerfile error, so the build is worth one more run."""
+    return any(
+        line.startswith("Error: ")
+        and "mounting new container" in line
+        and line.rstrip().endswith("invalid argument")
+        for line in last_lines
+    )
 
 
 def _failure_message(last_lines: list[str]) -> str:
