@@ -353,6 +353,23 @@ class SwarmVolumes:
             except (NodeUnreachable, *ENGINE_ERRORS) as exc:
                 log.warning("volume %s not removed from node %s: %s", docker_name, node["ID"], exc)
                 continue
+            await self._remove_ended_tasks(docker, docker_name)
             await ProjectVolumes(self.runtime.settings, lambda d=docker: d).remove(
                 project, docker_name
             )
+
+    @staticmethod
+    async def _remove_ended_tasks(docker: Any, docker_name: str) -> None:
+        """The containers of ended Swarm tasks that mounted the volume (the init job's, and the
+        task history Swarm keeps of a service): they block its removal and never run again."""
+        ended = await docker.containers.list(
+            all=True,
+            filters={
+                "volume": [docker_name],
+                "status": ["exited", "created", "dead"],
+                "label": ["com.docker.swarm.task.id"],
+            },
+        )
+        for container in ended:
+            with contextlib.suppress(DockerError):
+                await container.delete(force=False)
