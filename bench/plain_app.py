@@ -31,6 +31,7 @@ from backend.db.config import close_db, init_db
 from backend.db.models import ApplicationStatus, Client
 from backend.db.rows import datetime_of
 from backend.services import accounts, projects
+from backend.services.applications.status import LIVE
 from backend.settings import get_settings
 
 FIRST = 3
@@ -125,7 +126,7 @@ async def dashboard(request: Request) -> JSONResponse:
     owned = await projects.list_projects(client)
     db = connections.get("default")
     page = await db.execute_query_dict(_DASHBOARD_PAGE_SQL, [client.id, DASHBOARD_RELEASES])
-    live_statuses = [s.value for s in projects.LIVE_STATUSES]
+    live_statuses = [s.value for s in LIVE]
     live_rows = await db.execute_query_dict(_DASHBOARD_LIVE_SQL, [client.id, *live_statuses])
     releases: dict[int, list[dict[str, object]]] = {p.id: [] for p in owned}
     for row in page:

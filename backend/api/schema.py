@@ -31,6 +31,7 @@ from backend.api.addon_types import (
 from backend.api.alert_types import WebhookType
 from backend.api.context import Context, require_client, require_token
 from backend.api.event_kinds import ProjectEventKind
+from backend.api.execution import LeafFastExecutionContext
 from backend.api.extensions import ErrorCodes, RejectNul
 from backend.api.limits import OneAuthMutation, QueryCost, subscription_slot
 from backend.api.metrics_types import MetricsUpdate, ProjectMetrics
@@ -750,7 +751,12 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         # Production: the schema is published as schema.graphql, not probed through the API.
         extensions.append(DisableIntrospection)
     return strawberry.Schema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        # Plain leaf fields read without graphql-core's per-field machinery (issue 17).
+        execution_context_class=LeafFastExecutionContext,
     )
 
 

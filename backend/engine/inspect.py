@@ -1,4 +1,5 @@
-"""Inspecting containers and volumes: the engine's JSON, or None when the object is missing."""
+"""Listing and inspecting containers and volumes: the engine's JSON, or None when the object is
+missing."""
 
 from __future__ import annotations
 
@@ -36,7 +37,19 @@ async def inspect_containers(
     return [d for d in datas if d is not None]
 
 
-def listed_name(listed: DockerContainer) -> str:
+async def list_containers(
+    docker: aiodocker.Docker, label_filters: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The engine's listing of every container (all states) carrying ``label_filters``: one
+    call, no inspect. Each entry has Id, Names, Image, State, Ports, Labels and
+    NetworkSettings.Networks; not the exit code, OOM flag, start time or restart count."""
+    found = await engine_get_json(
+        docker, "containers/json", {"all": "1", "filters": {"label": list(label_filters)}}
+    )
+    return list(found or [])
+
+
+def listed_name(listed: DockerContainer | dict[str, Any]) -> str:
     """The name of a container from a listing (the engine lists names with a leading /)."""
     try:
         names = listed["Names"]

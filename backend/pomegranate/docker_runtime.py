@@ -27,7 +27,13 @@ from backend import labels as L
 from backend.engine.engine import half_close
 from backend.engine.events import EngineEvent, container_events
 from backend.engine.health import delays, probe
-from backend.engine.inspect import inspect_container, inspect_containers, parse_time
+from backend.engine.inspect import (
+    inspect_container,
+    inspect_containers,
+    list_containers,
+    listed_name,
+    parse_time,
+)
 from backend.engine.logs import container_lines, last_lines
 from backend.pomegranate.build_context import GENERATED_DOCKERFILE, read_root_files
 from backend.pomegranate.builder import IsolatedBuilder
@@ -325,11 +331,42 @@ class DockerRuntime:
         data = await inspect_container(self.docker, container_id)
         return None if data is None else self._info(data)
 
-    async def list_containers(self, project: str | None = None) -> list[ContainerInfo]:
-        """Containers labelled paastech.managed=true (all states), optionally of one project."""
+    @staticmethod
+    def _listed_info(entry: dict[str, Any]) -> ContainerInfo:
+        """What the engine's listing says of a container (see Runtime.list_containers(detail=
+        False)): the same values as ``_info`` for every field the listing carries."""
+        labels = entry.get("Labels") or {}
+        state = str(entry.get("State") or "unknown")
+        host_port = next(
+            (int(p["PublicPort"]) for p in entry.get("Ports") or [] if p.get("PublicPort")), None
+        )
+        return ContainerInfo(
+            id=entry["Id"],
+            name=listed_name(entry),
+            ownership=L.parse_labels(labels),
+            state=state,
+            # The inspect's Running and not Restarting: a paused container is Running too.
+            running=state in ("running", "paused"),
+            host_port=host_port,
+            exit_code=None,
+            oom_killed=False,
+            started_at=None,
+            image=str(entry.get("Image") or ""),
+            labels=dict(labels),
+            networks=sorted((entry.get("NetworkSettings") or {}).get("Networks") or {}),
+        )
+
+    async def list_containers(
+        self, project: str | None = None, *, detail: bool = True
+    ) -> list[ContainerInfo]:
+        """Containers labelled paastech.managed=true (all states), optionally of one project.
+        ``detail=False``: the one listing call only, no inspect (Runtime.list_containers)."""
         label_filters = L.instance_filters(self.settings.instance)
         if project is not None:
             label_filters.append(f"{L.PROJECT}={project}")
+        if not detail:
+            listed = await list_containers(self.docker, label_filters)
+            return sorted((self._listed_info(entry) for entry in listed), key=lambda i: i.name)
         found = await inspect_containers(self.docker, label_filters)
         return sorted((self._info(data) for data in found), key=lambda i: i.name)
 

@@ -162,9 +162,11 @@ async def reconcile(
         # Issue 16: Swarm keeps the replicas of a service itself; only the services are made to
         # match (the container-level decisions below would take tasks for forged containers).
         return await runtime.reconcile_services(desired, skip)
+    # One engine listing, no inspect per container (issue 17): every decision reads only what
+    # the listing carries (labels, name, networks, state).
     containers = [
         c
-        for c in await runtime.list_containers()
+        for c in await runtime.list_containers(detail=False)
         if c.ownership is None or c.ownership.project not in skip
     ]
     wanted = [d for d in desired if d.project not in skip]

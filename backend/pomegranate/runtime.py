@@ -227,7 +227,16 @@ class Runtime(Protocol):
 
     async def inspect(self, container_id: str) -> ContainerInfo | None: ...
 
-    async def list_containers(self, project: str | None = None) -> list[ContainerInfo]: ...
+    async def list_containers(
+        self, project: str | None = None, *, detail: bool = True
+    ) -> list[ContainerInfo]:
+        """This installation's containers (all states), of ``project`` only when given.
+
+        ``detail=False`` (the reconcile cycle, issue 17): what one engine listing says, with no
+        inspect per container: id, name, labels, state, running, networks, host port, image.
+        exit_code, oom_killed, started_at and restart_count are then not read (None, False,
+        None, 0): a caller that needs them asks for detail."""
+        ...
 
     def logs(self, container_id: str, *, follow: bool, tail: int | None) -> AsyncGenerator[str]: ...
 

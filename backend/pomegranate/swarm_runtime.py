@@ -669,8 +669,11 @@ class SwarmRuntime(DockerRuntime):
             ],
         )
 
-    async def list_containers(self, project: str | None = None) -> list[ContainerInfo]:
-        """The tasks Swarm wants running of our services (one per slot: the newest)."""
+    async def list_containers(
+        self, project: str | None = None, *, detail: bool = True
+    ) -> list[ContainerInfo]:
+        """The tasks Swarm wants running of our services (one per slot: the newest); the task
+        listing carries every field, so ``detail`` changes nothing here."""
         nodes = await self._node_addresses()
         result: list[ContainerInfo] = []
         for service in await self.services(project):

@@ -11,7 +11,27 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import PASSWORD, Cli
+from tests.cli.api_setup import create_project, sign_up
+from tests.cli.conftest import PASSWORD, Cli, new_cli
+
+
+# Signed up through the API (tests/cli/api_setup.py): most tests here are about other commands;
+# signup and login are tested as commands in test_signup_login_whoami_logout and
+# test_signup_and_login_bad_input, which sign up with `paastech signup`.
+@pytest.fixture
+def user(cli: Cli) -> Cli:
+    """A signed-up, logged-in user."""
+    sign_up(cli)
+    return cli
+
+
+@pytest.fixture
+def other(api_url: str, tmp_path: Path) -> Cli:
+    """Another signed-up Client."""
+    c = new_cli(api_url, tmp_path)
+    sign_up(c)
+    return c
+
 
 # -- account ------------------------------------------------------------------------------------
 
@@ -266,7 +286,7 @@ def test_projects_create_in_git_repo_adds_remote(user: Cli) -> None:
 
 def test_projects_list_info_json_matches_table(user: Cli) -> None:
     project = name()
-    user.ok("projects:create", project)
+    create_project(user, project)
     rows = user.ok("projects", "--json").json()
     row = next(r for r in rows if r["name"] == project)
     assert set(row) == {"name", "url", "release", "status", "state", "createdAt"}
@@ -287,7 +307,7 @@ def test_projects_list_info_json_matches_table(user: Cli) -> None:
 
 def test_projects_bad_paths(user: Cli, other: Cli) -> None:
     project = name()
-    user.ok("projects:create", project)
+    create_project(user, project)
     assert "project name must be" in user.fails(1, "projects:create", "Bad_Name").err
     assert "reserved" in user.fails(1, "projects:create", "admin").err
     taken = user.fails(1, "projects:create", project)
@@ -340,7 +360,7 @@ def test_projects_delete_asks_for_the_name(user: Cli) -> None:
 
 def test_env_set_list_unset(user: Cli, tmp_path: Path) -> None:
     project = name()
-    user.ok("projects:create", project)
+    create_project(user, project)
     pem = tmp_path / "key.pem"
     pem.write_text("-----BEGIN KEY-----\nabc=def\n-----END KEY-----\n")
     result = user.ok(
@@ -384,7 +404,7 @@ def test_env_set_list_unset(user: Cli, tmp_path: Path) -> None:
 
 def test_domains_add_list_remove(user: Cli, other: Cli) -> None:
     project = name()
-    user.ok("projects:create", project)
+    create_project(user, project)
     host = f"{project}.example.com"
     user.ok("domains:add", "-p", project, host.upper())
     rows = user.ok("domains", "-p", project, "--json").json()
@@ -402,7 +422,7 @@ def test_domains_add_list_remove(user: Cli, other: Cli) -> None:
     assert "not a valid hostname" in user.fails(1, "domains:add", "-p", project, "bad").err
     # One hostname, one project: someone else cannot take it.
     theirs = name()
-    other.ok("projects:create", theirs)
+    create_project(other, theirs)
     assert other.fails(1, "domains:add", "-p", theirs, host).err.startswith("error: ")
     user.ok("domains:remove", "-p", project, host)
     assert len(user.ok("domains", "-p", project, "--json").json()) == 1
@@ -411,7 +431,7 @@ def test_domains_add_list_remove(user: Cli, other: Cli) -> None:
 
 def test_scale_and_resources_without_a_running_release(user: Cli) -> None:
     project = name()
-    user.ok("projects:create", project)
+    create_project(user, project)
     result = user.ok("scale", "-p", project, "web=2", "worker=1")
     assert f"Scale of {project}: web=2 worker=1" in result.out
     assert "nothing is running yet" in result.err
@@ -431,7 +451,7 @@ def test_scale_and_resources_without_a_running_release(user: Cli) -> None:
 
 def test_release_commands_before_any_push(user: Cli) -> None:
     project = name()
-    user.ok("projects:create", project)
+    create_project(user, project)
     assert user.ok("releases", "-p", project, "--json").json() == []
     assert "no releases" in user.ok("releases", "-p", project).err
     assert "push your code first" in user.fails(1, "deploy", "-p", project).err

@@ -16,11 +16,22 @@ import pytest
 
 from cli.aliases import ALIASES
 from cli.app import DESTRUCTIVE
+from tests.cli.api_setup import create_project, sign_up
 from tests.cli.conftest import PASSWORD, Cli, new_cli
 
 
 def name() -> str:
     return f"h{secrets.token_hex(4)}"
+
+
+# Signed up through the API (tests/cli/api_setup.py): most tests here are about other commands;
+# signup and login are tested as commands in tests/cli/test_commands.py (and
+# test_signup_asks_again_per_field_with_the_rules_first here).
+@pytest.fixture
+def user(cli: Cli) -> Cli:
+    """A signed-up, logged-in user."""
+    sign_up(cli)
+    return cli
 
 
 # -- aliases, help, version ---------------------------------------------------------------------
@@ -141,7 +152,7 @@ def test_account_password_and_delete(user: Cli, api_url: str, tmp_path: Path) ->
     user.ok("login", "-l", username, input="new-password-42\n")
 
     project = name()
-    user.ok("projects:create", project)
+    create_project(user, project)
     mismatch = user.fails(1, "account:delete", "--confirm", "someone-else")
     assert (
         mismatch.err
@@ -162,7 +173,7 @@ def test_account_password_and_delete(user: Cli, api_url: str, tmp_path: Path) ->
 
 def test_release_numbers_as_tables_show_them(user: Cli) -> None:
     project = name()
-    user.ok("projects:create", project)
+    create_project(user, project)
     for arg in ("v1", "V2", "3"):
         # Parsed; the API then says there is no such release (not a pydantic message).
         result = user(*("rollback", arg, "-p", project))
@@ -176,7 +187,7 @@ def test_release_numbers_as_tables_show_them(user: Cli) -> None:
 
 def test_fixed_messages(user: Cli, api_url: str) -> None:
     project = name()
-    user.ok("projects:create", project)
+    create_project(user, project)
 
     # The flag's own name, not the API's expiresInDays.
     err = user.fails(2, "tokens:create", "ci", "--expires-in-days", "0").err
@@ -217,7 +228,7 @@ def test_fixed_messages(user: Cli, api_url: str) -> None:
 
 def test_logs_flags_as_heroku(user: Cli) -> None:
     project = name()
-    user.ok("projects:create", project)
+    create_project(user, project)
     # -n/--num is the line count; --tail/-t is a flag (follow), it takes no value. (No
     # deployment manager runs here: the options parse, then the API says it is unavailable.)
     for args in (("-n", "5"), ("--num", "5")):
@@ -230,7 +241,7 @@ def test_logs_flags_as_heroku(user: Cli) -> None:
 
 def test_open_prints_the_url_without_a_browser(user: Cli) -> None:
     project = name()
-    user.ok("projects:create", project)
+    create_project(user, project)
     url = user.ok("projects:info", project, "--json").json()["url"]
     assert user.ok("open", "-p", project).out == f"{url}\n"  # no DISPLAY: printed
     assert user.ok("open", "-a", project, "--json").json() == {"name": project, "url": url}
@@ -241,7 +252,7 @@ def test_open_prints_the_url_without_a_browser(user: Cli) -> None:
 
 def test_mutations_print_the_object_they_changed(user: Cli) -> None:
     project = name()
-    user.ok("projects:create", project)
+    create_project(user, project)
     env = user.ok("env:set", "-p", project, "A=1", "--json").json()
     assert env["name"] == project and env["envVars"] == [{"key": "A"}]
     assert env["release"] is None
@@ -333,8 +344,8 @@ def test_bash_completion_with_colons(cli: Cli) -> None:
 
 def test_bash_completion_of_projects_processes_and_releases(user: Cli, tmp_path: Path) -> None:
     first, second = name(), name()
-    user.ok("projects:create", first)
-    user.ok("projects:create", second)
+    create_project(user, first)
+    create_project(user, second)
     # `-p <Tab>` completes project names from the API, not files.
     found = bash_complete(user, ["paastech", "env", ":", "set", "-p", ""], 5)
     assert sorted(found) == sorted([first, second])

@@ -82,6 +82,9 @@ def web(plat: Platform, tmp_path_factory: pytest.TempPathFactory) -> Iterator[We
         PAASTECH_HOST="127.0.0.1",
         REFLEX_LOGLEVEL="info",
         REFLEX_WEB_WORKDIR=str(private_web_dir(workdir)),
+        # Reflex empties its states directory (frontend/.states by default) at each start: two
+        # workers starting together unlinked the same files.
+        REFLEX_STATES_WORKDIR=str(workdir / ".states"),
     )
     started = time.monotonic()
     with log.open("wb") as out:

@@ -188,6 +188,19 @@ async def test_worker_app(runtime: DockerRuntime, project: str):
     assert "worker tick 1" in lines
     listed = await runtime.list_containers(project)
     assert {c.ownership.process for c in listed if c.ownership} == {"web", "worker"}
+    # Issue 17: the reconcile cycle's single listing says what the inspects say, running (with
+    # and without a published port) and exited.
+    assert _listed(await runtime.list_containers(project, detail=False)) == _listed(listed)
+    await runtime.stop(worker.id, timeout=1)
+    full = await runtime.list_containers(project)
+    assert {c.name: c.state for c in full} == {web.name: "running", worker.name: "exited"}
+    assert _listed(await runtime.list_containers(project, detail=False)) == _listed(full)
+
+
+def _listed(infos: list[ContainerInfo]) -> list[tuple[object, ...]]:
+    """The fields a listing carries (Runtime.list_containers(detail=False))."""
+    fields = ("id", "name", "ownership", "state", "running", "host_port", "image", "labels")
+    return [(*(getattr(c, f) for f in fields), c.networks) for c in infos]
 
 
 async def test_build_failure_names_the_run_step(runtime: DockerRuntime, project: str):

@@ -5,6 +5,7 @@ embedded ingress. Pushes build and run real containers (marked docker)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -18,8 +19,9 @@ import httpx
 import pytest
 
 from tests.conftest import PASSWORD
-from tests.support.gqlclient import SIGNUP, Api
+from tests.support.gqlclient import SIGNUP, Api, GraphQLErrors
 from tests.support.platform import (
+    LIGHT_DOCKERFILE,
     Platform,
     cleanup_project,
     fixture,
@@ -71,6 +73,8 @@ class Gitd:
 
 
 GITD_PORT = free_port()  # the API knows it too: its gitUrl fields point at this gitd
+# gitd_login_timeout_seconds of this module's gitd (20 s by default): test_login_timeout waits it.
+LOGIN_TIMEOUT = 8
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +86,7 @@ def plat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 
 @pytest.fixture(scope="module")
 def gitd(plat: Platform) -> Iterator[Gitd]:
-    with gitd_process(plat, GITD_PORT) as log_path:
+    with gitd_process(plat, GITD_PORT, gitd_login_timeout_seconds=LOGIN_TIMEOUT) as log_path:
         yield Gitd(GITD_PORT, plat.data_dir, log_path)
 
 
@@ -181,10 +185,13 @@ class User:
             raise AssertionError(f"git {' '.join(args)} failed:\n{result.stderr}")
         return result
 
-    def workdir(self, app: str, project: str) -> Path:
-        """A git working copy of a fixture app with the project as remote `paastech`."""
+    def workdir(self, app: str, project: str, light: bool = False) -> Path:
+        """A git working copy of a fixture app with the project as remote `paastech`; ``light``:
+        with LIGHT_DOCKERFILE, for pushes whose subject is gitd rather than the Python stack."""
         work = self.home / f"work-{project}-{secrets.token_hex(2)}"
         shutil.copytree(fixture(app), work)
+        if light:
+            (work / "Dockerfile").write_text(LIGHT_DOCKERFILE)
         self.git("init", "-q", "-b", "main", cwd=work)
         self.git("add", "-A", cwd=work)
         self.git("commit", "-q", "-m", f"{app} fixture", cwd=work)
@@ -242,8 +249,13 @@ async def make_user(plat: Platform, gitd: Gitd, homes: Path, register_key: bool 
 @pytest.fixture
 async def alice(plat: Platform, gitd: Gitd, homes: Path) -> AsyncIterator[User]:
     before = len(plat.projects)
-    yield await make_user(plat, gitd, homes)
+    user = await make_user(plat, gitd, homes)
+    yield user
     for project in plat.projects[before:]:
+        # Through the API: containers removed behind its back would be started again by the
+        # periodic reconcile and run until the module ends.
+        with contextlib.suppress(GraphQLErrors):
+            await user.api("mutation($n: String!) { deleteProject(name: $n) { name } }", n=project)
         cleanup_project(project)
 
 
@@ -402,9 +414,10 @@ async def test_non_deploy_branch_stored_without_deploy(alice: User, gitd: Gitd) 
 
 
 async def test_login_timeout(gitd: Gitd) -> None:
-    """A connection that never authenticates is closed by gitd after the login timeout (20 s):
-    the socket reads end of file; the client's own 40 s timeout would raise instead."""
-    with socket.create_connection(("127.0.0.1", gitd.port), timeout=40) as s:
+    """A connection that never authenticates is closed by gitd after the login timeout
+    (LOGIN_TIMEOUT): the socket reads end of file; the client's own timeout, twice as long,
+    would raise instead."""
+    with socket.create_connection(("127.0.0.1", gitd.port), timeout=2 * LOGIN_TIMEOUT) as s:
         assert s.recv(100).startswith(b"SSH-2.0-")
         while s.recv(4096):
             pass
@@ -416,7 +429,7 @@ async def test_login_timeout(gitd: Gitd) -> None:
 @pytest.mark.docker
 async def test_push_deploys_clone_and_branch_rules(alice: User, bob: User, gitd: Gitd) -> None:
     project = await alice.project()
-    work = alice.workdir("python", project)
+    work = alice.workdir("python", project, light=True)
     sha = alice.head(work)
     result = alice.push(work)
     save_transcript(gitd, "ok", result)
@@ -488,7 +501,7 @@ async def test_push_deploys_clone_and_branch_rules(alice: User, bob: User, gitd:
 @pytest.mark.docker
 async def test_failed_build_rejects_push(alice: User, gitd: Gitd) -> None:
     project = await alice.project()
-    work = alice.workdir("python", project)
+    work = alice.workdir("python", project, light=True)
     good = alice.head(work)
     assert alice.push(work).returncode == 0
     port = await alice.web_port(project)
@@ -512,7 +525,7 @@ async def test_second_version_switches_without_failed_requests(
     alice: User, gitd: Gitd, ingress: Ingress
 ) -> None:
     project = await alice.project()
-    work = alice.workdir("python", project)
+    work = alice.workdir("python", project, light=True)
     assert alice.push(work).returncode == 0
     async with ingress.client(project) as http:
         async with within(30, "the ingress to route the app"):
@@ -556,7 +569,7 @@ async def test_second_version_switches_without_failed_requests(
 @pytest.mark.docker
 async def test_concurrent_pushes_stay_consistent(alice: User, gitd: Gitd) -> None:
     project = await alice.project()
-    base = alice.workdir("python", project)
+    base = alice.workdir("python", project, light=True)
     assert alice.push(base).returncode == 0
     clones = []
     for i in (1, 2):
@@ -584,7 +597,7 @@ async def test_concurrent_pushes_stay_consistent(alice: User, gitd: Gitd) -> Non
 @pytest.mark.docker
 async def test_50mb_push(alice: User, gitd: Gitd) -> None:
     project = await alice.project()
-    work = alice.workdir("python", project)
+    work = alice.workdir("python", project, light=True)
     sha = alice.commit(work, {"blob.bin": os.urandom(50 * 1024 * 1024)}, "50 MB")
     result = alice.push(work)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -27,7 +27,7 @@ from backend.rpc import pomegranate_pb2 as pb
 from backend.rpc.pomegranate_pb2_grpc import PomegranateStub
 from backend.security import internal_secret
 from backend.settings import Settings
-from tests.support.platform import tar_dir
+from tests.support.platform import light_tar, tar_dir
 from tests.support.polling import within
 from tests.support.servers import ROOT, base_env, free_port, stop_process
 
@@ -121,6 +121,15 @@ async def chunks_of(project: str, application: int, source: bytes) -> AsyncItera
         yield pb.BuildChunk(data=source[start : start + CHUNK])
 
 
+def source_of(app: str) -> bytes:
+    """A fixture's tar. Procfile apps come with LIGHT_DOCKERFILE: this module is about
+    Pomegranate's contract, and the Python stack's first build in each project (a virtualenv)
+    is the slowest step of a push (the stack is tested in tests/unit and test_deployments)."""
+    if (APPS / app / "Procfile").exists() and not (APPS / app / "Dockerfile").exists():
+        return light_tar(app)
+    return tar_dir(APPS / app)
+
+
 async def build(
     stub: PomegranateStub, project: str, app: str, application: int = 1, source: bytes = b""
 ) -> tuple[list[str], pb.BuildEvent]:
@@ -128,7 +137,7 @@ async def build(
     events = [
         e
         async for e in stub.Build(
-            chunks_of(project, application, source or tar_dir(APPS / app)), metadata=MD
+            chunks_of(project, application, source or source_of(app)), metadata=MD
         )
     ]
     assert events, "Build streamed nothing"

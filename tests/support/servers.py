@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -60,13 +60,22 @@ def migrate(env: dict[str, str]) -> None:
 
 
 @contextmanager
-def api_server(data_dir: Path, database_url: str = "", **settings: object) -> Iterator[str]:
-    """Migrate, start `python -m backend api`, wait for /healthz; yields the /graphql URL."""
+def api_server(
+    data_dir: Path,
+    database_url: str = "",
+    before_start: Callable[[], None] | None = None,
+    **settings: object,
+) -> Iterator[str]:
+    """Migrate, start `python -m backend api`, wait for /healthz; yields the /graphql URL.
+    ``before_start`` runs between the migration and the start (e.g. waits for the processes the
+    API connects to, started before the migration so that they boot meanwhile)."""
     port = free_port()
     settings.setdefault("api_grpc_port", free_port())
     settings.setdefault("pomegranate_port", free_port())  # nothing listens: no deploys
     env = base_env(data_dir, database_url, api_port=port, **settings)
     migrate(env)
+    if before_start is not None:
+        before_start()
     log = (data_dir / f"api-{port}.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "backend", "api"], env=env, cwd=ROOT, stdout=log, stderr=log

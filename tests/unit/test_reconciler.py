@@ -134,7 +134,9 @@ class FakeRuntime:
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         return self.containers.get(container_id)
 
-    async def list_containers(self, project: str | None = None) -> list[ContainerInfo]:
+    async def list_containers(
+        self, project: str | None = None, *, detail: bool = True
+    ) -> list[ContainerInfo]:
         return sorted(
             (
                 c
