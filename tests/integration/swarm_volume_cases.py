@@ -1,5 +1,6 @@
-"""Project volumes (issue 15) on a real 3-node Swarm (scripts/cluster.sh, as in
-test_swarm_runtime.py): the process type that mounts a volume runs pinned to one node, a worker;
+"""Project volumes (issue 15) on a real 3-node Swarm, run by tests/integration/test_swarm_runtime.py
+on its cluster (imported there: the cluster script's bridge and namespaces are fixed, so two
+modules must not each bring one up): the process type that mounts a volume runs pinned to one node, a worker;
 its replicas share the volume there; a file written survives a new release, which lands on the
 same node. The volume is listed with its size from that node's engine, cannot be removed while a
 service uses it, and is removed from the node once none does.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -23,37 +24,12 @@ from backend.pomegranate.runtime import BuiltImage, VolumeInUse
 from backend.pomegranate.swarm_runtime import SwarmRuntime, overlay_name
 from backend.pomegranate.swarm_volumes import NODE_LABEL
 from backend.settings import Settings
-from tests.support.cluster import Cluster, swarm_cluster
+from tests.support.cluster import Cluster
 from tests.support.platform import tar_dir
 from tests.support.polling import within
 
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
-
 APPS = Path(__file__).resolve().parents[1] / "fixtures" / "apps"
 HEALTH_TIMEOUT = 20.0
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    with swarm_cluster() as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def settings(cluster: Cluster) -> Settings:
-    return Settings(
-        runtime="swarm",
-        swarm_docker_url=cluster.manager_url,
-        swarm_registry_address=cluster.env["PAASTECH_SWARM_REGISTRY_ADDRESS"],
-        swarm_node_docker_urls=cluster.worker_urls,  # volume sizes and removal on the workers
-    )
-
-
-@pytest.fixture(scope="module")
-async def runtime(settings: Settings) -> AsyncIterator[SwarmRuntime]:
-    rt = SwarmRuntime(settings)
-    yield rt
-    await rt.close()
 
 
 async def ignore(line: str) -> None:
@@ -61,7 +37,7 @@ async def ignore(line: str) -> None:
 
 
 @pytest.fixture(scope="module")
-async def built(runtime: SwarmRuntime) -> AsyncIterator[BuiltImage]:
+async def volume_built(runtime: SwarmRuntime) -> AsyncIterator[BuiltImage]:
     """The volume fixture app, built once on this host and pushed to the registry."""
     owner = f"swarm-vol-{uuid.uuid4().hex[:6]}"
     yield await runtime.build(owner, 1, tar_dir(APPS / "volume"), ignore)
@@ -72,7 +48,7 @@ async def built(runtime: SwarmRuntime) -> AsyncIterator[BuiltImage]:
 
 
 @pytest.fixture
-async def project(runtime: SwarmRuntime) -> AsyncIterator[str]:
+async def volume_project(runtime: SwarmRuntime) -> AsyncIterator[str]:
     """A unique project; its services, overlay network and volumes are removed afterwards."""
     name = f"v-{uuid.uuid4().hex[:8]}"
     yield name
@@ -123,9 +99,12 @@ async def web_tasks(runtime: SwarmRuntime, project: str) -> list[tuple[str, int]
     )
 
 
+@pytest.mark.docker
+@pytest.mark.timeout(600)
 async def test_a_volume_pins_its_type_to_one_worker_and_its_data_survives_a_release(
-    runtime: SwarmRuntime, built: BuiltImage, project: str, cluster: Cluster
+    runtime: SwarmRuntime, volume_built: BuiltImage, volume_project: str, cluster: Cluster
 ) -> None:
+    built, project = volume_built, volume_project
     first = plan(project, built, 1)
     logs: list[str] = []
 
