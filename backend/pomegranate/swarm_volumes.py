@@ -30,8 +30,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import aiodocker
 from aiodocker.exceptions import DockerError
 
 from backend import labels as L
@@ -96,9 +98,9 @@ def assign_nodes(
     while changed:  # spread known nodes to the volumes that share a process type with them
         changed = False
         for volumes in volumes_of.values():
-            placed = {nodes[v] for v in volumes if v in nodes}
-            if len(placed) == 1:
-                (node,) = placed
+            known_here = {nodes[v] for v in volumes if v in nodes}
+            if len(known_here) == 1:
+                (node,) = known_here
                 for v in volumes:
                     if v not in nodes:
                         nodes[v] = node
@@ -320,7 +322,7 @@ class SwarmVolumes:
         for node in await self.runtime.manager.nodes.list() or []:
             try:
                 docker = await self.engines.engine(node["ID"])
-                on_node = ProjectVolumes(self.runtime.settings, lambda d=docker: d)
+                on_node = ProjectVolumes(self.runtime.settings, _always(docker))
                 for info in await on_node.list_volumes(projects, sizes=sizes):
                     found.setdefault(info.docker_name, info)
             except (NodeUnreachable, *ENGINE_ERRORS) as exc:
@@ -332,8 +334,8 @@ class SwarmVolumes:
             project = labels.get(L.PROJECT, "")
             if wanted is not None and project not in wanted:
                 continue
-            for name, node in pinned_volumes([service]).items():
-                if node in unreachable and name not in found:
+            for name, pinned_to in pinned_volumes([service]).items():
+                if pinned_to in unreachable and name not in found:
                     volume = name.split(L.NAME_SEPARATOR)[2] if name.count(".") >= 3 else ""
                     found[name] = VolumeInfo(
                         project=project,
@@ -354,7 +356,7 @@ class SwarmVolumes:
                 log.warning("volume %s not removed from node %s: %s", docker_name, node["ID"], exc)
                 continue
             await self._remove_ended_tasks(docker, docker_name)
-            await ProjectVolumes(self.runtime.settings, lambda d=docker: d).remove(
+            await ProjectVolumes(self.runtime.settings, _always(docker)).remove(
                 project, docker_name
             )
 
@@ -373,3 +375,8 @@ class SwarmVolumes:
         for container in ended:
             with contextlib.suppress(DockerError):
                 await container.delete(force=False)
+
+
+def _always(docker: aiodocker.Docker) -> Callable[[], aiodocker.Docker]:
+    """The engine getter ProjectVolumes takes, for one node's engine."""
+    return lambda: docker
