@@ -57,7 +57,15 @@ from backend.pomegranate.networks import NetworkError, delete_network, get_netwo
 from backend.pomegranate.procfile import shell_command
 from backend.pomegranate.reconciler import DesiredProject, ReconcileResult
 from backend.pomegranate.release import Process, ReleaseFailed, ReleasePlan, ReleaseResult
-from backend.pomegranate.runtime import ContainerInfo, HealthCheckError, NotOwned, RuntimeEvent
+from backend.pomegranate.runtime import (
+    ContainerInfo,
+    HealthCheckError,
+    NotOwned,
+    RuntimeEvent,
+    VolumeInfo,
+)
+from backend.pomegranate.swarm_volumes import NODE_LABEL as VOLUME_NODE_LABEL
+from backend.pomegranate.swarm_volumes import SwarmVolumes, placement, service_mounts
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -132,24 +140,6 @@ def _of_application(application: int) -> Callable[[dict[str, Any]], bool]:
     return check
 
 
-def refuse_volumes(plan: ReleasePlan, instance: str) -> None:
-    """Refuse a release whose services would mount project volumes (issue 15). A service's
-    tasks would start on any node without them, so what the app writes would silently not
-    persist; pinning a volume's process type to its node is not built yet (docs 2.4.8e)."""
-    with_volumes = sorted(
-        {
-            p.type
-            for p in plan.processes
-            if p.type != L.RELEASE_PROCESS and plan.mounts(p.type, instance)
-        }
-    )
-    if with_volumes:
-        raise ReleaseFailed(
-            "persistent volumes are not supported on the Swarm runtime yet (mounted by "
-            f"{', '.join(with_volumes)}): remove them with volumes:remove, or run on one engine"
-        )
-
-
 def _registry_auth(username: str, password: str, address: str) -> str:
     payload = json.dumps({"username": username, "password": password, "serveraddress": address})
     return base64.urlsafe_b64encode(payload.encode()).decode()
@@ -171,6 +161,7 @@ class SwarmRuntime(DockerRuntime):
         self._service_locks: dict[str, asyncio.Lock] = {}
         # The running tasks each listing saw, handed to every events() watch (see there).
         self._watches: list[dict[str, tuple[ContainerInfo, float]]] = []
+        self.node_volumes = SwarmVolumes(self)  # project volumes on the nodes (issue 15)
 
     @property
     def manager(self) -> aiodocker.Docker:
@@ -179,6 +170,7 @@ class SwarmRuntime(DockerRuntime):
         return self._manager
 
     async def close(self) -> None:
+        await self.node_volumes.close()
         await super().close()
         if self._manager is not None:
             await self._manager.close()
@@ -229,9 +221,15 @@ class SwarmRuntime(DockerRuntime):
         )
 
     def service_spec(
-        self, plan: ReleasePlan, process: Process, network: str, image_user: str
+        self,
+        plan: ReleasePlan,
+        process: Process,
+        network: str,
+        image_user: str,
+        node: str | None = None,
     ) -> dict[str, Any]:
-        """The Swarm service of one process type of ``plan``."""
+        """The Swarm service of one process type of ``plan``; one that mounts project volumes
+        is pinned to ``node``, where they are (swarm_volumes.py)."""
         s = self.settings
         web = process.type == L.WEB_PROCESS
         spec = plan.process_spec(process, 1, s)
@@ -301,6 +299,13 @@ class SwarmRuntime(DockerRuntime):
             "Networks": [{"Target": network}],
             "LogDriver": {"Name": "json-file", "Options": {"max-size": "10m", "max-file": "3"}},
         }
+        mounts = service_mounts(plan, process.type, s.instance)
+        if mounts:
+            if node is None:
+                raise ReleaseFailed(f"{process.type} mounts volumes but has no node")
+            container["Mounts"] = mounts
+            task["Placement"] = placement(node)
+            labels = {**labels, VOLUME_NODE_LABEL: node}
         endpoint: dict[str, Any] = {"Mode": "dnsrr"}
         if web:
             endpoint["Ports"] = [
@@ -322,6 +327,24 @@ class SwarmRuntime(DockerRuntime):
             "RollbackConfig": {**rolling, "FailureAction": "pause"},
             "EndpointSpec": endpoint,
         }
+
+    # ---------------------------------------------------------------------------------- volumes
+
+    async def list_volumes(
+        self, projects: list[str] | None = None, *, sizes: bool = False
+    ) -> list[VolumeInfo]:
+        """The project volumes on the nodes (swarm_volumes.py), and those of the release phase
+        and one-off commands on the host engine; a node's copy first when both have one."""
+        found = {
+            v.docker_name: v for v in await self.node_volumes.list_volumes(projects, sizes=sizes)
+        }
+        for info in await super().list_volumes(projects, sizes=sizes):
+            found.setdefault(info.docker_name, info)
+        return sorted(found.values(), key=lambda v: (v.project, v.volume, v.docker_name))
+
+    async def remove_volume(self, project: str, docker_name: str) -> None:
+        await self.node_volumes.remove(project, docker_name)
+        await super().remove_volume(project, docker_name)
 
     # ---------------------------------------------------------------------------------- network
 
@@ -407,14 +430,21 @@ class SwarmRuntime(DockerRuntime):
         and remove the services of process types the plan no longer has. Raises ReleaseFailed
         when a service does not converge: an updated one has been rolled back by Swarm (the old
         release keeps serving), a new one is removed."""
-        refuse_volumes(plan, self.settings.instance)
         await self.ensure_image(plan.image)  # refuses forbidden labels; gives the image's USER
         user = await image_user(self.docker, plan.image)
         network = await self.ensure_overlay(plan.project)
+        nodes = await self.node_volumes.nodes_for(plan)
+        if nodes:
+            await on_log(
+                "Volumes pin " + ", ".join(f"{t} to node {n}" for t, n in sorted(nodes.items()))
+            )
+            await self.node_volumes.prepare(
+                plan, nodes, run_as_user(user, self.settings.container_user)
+            )
         wanted = [p for p in plan.processes if p.type != L.RELEASE_PROCESS]
         previous: set[int] = set()
         for process in wanted:
-            spec = self.service_spec(plan, process, network, user)
+            spec = self.service_spec(plan, process, network, user, nodes.get(process.type))
             name = spec["Name"]
             lock = self._service_locks.setdefault(name, asyncio.Lock())
             async with lock:

@@ -48,6 +48,11 @@ from tests.integration.swarm_addon_cases import (  # run here, on this module's 
     test_traefik_s_container_joins_each_project_overlay_and_reaches_its_tasks,
     two_projects,
 )
+from tests.integration.swarm_volume_cases import (  # run here, on this module's cluster
+    test_a_volume_pins_its_type_to_one_worker_and_its_data_survives_a_release,
+    volume_built,
+    volume_project,
+)
 from tests.support.cluster import SCRIPT, Cluster, bring_back, swarm_cluster
 from tests.support.platform import tar_dir
 from tests.support.polling import within
@@ -61,12 +66,15 @@ __all__ = [
     "test_a_postgres_addon_is_pinned_to_one_node_and_serves_its_project_only",
     "test_a_postgres_addon_on_a_worker_is_backed_up_destroyed_and_restored",
     "test_a_redis_addon_on_a_worker_is_backed_up_and_restored_into_a_new_one",
+    "test_a_volume_pins_its_type_to_one_worker_and_its_data_survives_a_release",
     "test_an_addon_whose_node_engine_is_not_reachable_is_a_clear_failure",
     "test_an_addon_whose_node_is_lost_waits_there_with_its_data",
     "test_bad_addon_input_changes_nothing",
     "test_psql_and_redis_cli_run_beside_the_addon_on_its_node",
     "test_traefik_s_container_joins_each_project_overlay_and_reaches_its_tasks",
     "two_projects",
+    "volume_built",
+    "volume_project",
 ]
 
 APPS = Path(__file__).resolve().parents[1] / "fixtures" / "apps"
