@@ -9,8 +9,9 @@ function joins such pieces back before asking, then trims the part before the la
 answers, as bash only replaces what follows it.
 
 Project names, process types, release numbers and env var names come from the API, cached for
-CACHE_SECONDS in `~/.cache/paastech/completion.json`; a lookup gives up after LOOKUP_SECONDS so
-that a slow or unreachable API never blocks the shell (it completes nothing instead).
+CACHE_SECONDS in `~/.cache/paastech/completion.json`; a lookup gives up after LOOKUP_SECONDS
+(`PAASTECH_COMPLETION_TIMEOUT` overrides it) so that a slow or unreachable API never blocks the
+shell (it completes nothing instead).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from cli.client import EXIT_USAGE, Api, CliError
 
 CACHE_SECONDS = 30.0
 LOOKUP_SECONDS = 2.0
+TIMEOUT_ENV = "PAASTECH_COMPLETION_TIMEOUT"
 PROJECT_OPTS = ("-p", "--project", "-a", "--app")
 SHELLS = ("bash", "zsh", "fish")
 
@@ -237,6 +239,16 @@ def _write_cache(data: dict[str, Any]) -> None:
         os.replace(tmp, path)
 
 
+def lookup_seconds() -> float:
+    """LOOKUP_SECONDS, or PAASTECH_COMPLETION_TIMEOUT when it is a positive number (a bad value
+    is ignored: completion must never fail the shell)."""
+    try:
+        value = float(os.environ.get(TIMEOUT_ENV, ""))
+    except ValueError:
+        return LOOKUP_SECONDS
+    return value if 0 < value < float("inf") else LOOKUP_SECONDS
+
+
 def _lookup(api_url: str, kind: str, project: str | None) -> list[str]:
     """Names from the API, cached briefly; [] when it cannot answer within LOOKUP_SECONDS."""
     if kind != "projects" and not project:
@@ -255,11 +267,10 @@ def _lookup(api_url: str, kind: str, project: str | None) -> list[str]:
     now = time.time()
     if isinstance(entry, dict) and now - float(entry.get("at", 0)) < CACHE_SECONDS:
         return [str(v) for v in entry.get("values", [])]
+    seconds = lookup_seconds()
     try:
         values = asyncio.run(
-            asyncio.wait_for(
-                _fetch(Api(api_url, token, LOOKUP_SECONDS), kind, project), LOOKUP_SECONDS
-            )
+            asyncio.wait_for(_fetch(Api(api_url, token, seconds), kind, project), seconds)
         )
     except Exception:
         return []
