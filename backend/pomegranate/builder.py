@@ -96,6 +96,9 @@ class BuildOutput:
     image: str  # registry/paastech/app-<project>@sha256:...
     digest: str  # sha256:...
     stripped_labels: list[str]
+    # Uncompressed, as `docker images` shows it: the registry's figure depends on which copy of
+    # a shared base layer (plain or gzip, from any earlier push) the push happened to reuse.
+    size_bytes: int = 0
 
 
 class _Limit(Exception):
@@ -670,9 +673,14 @@ class IsolatedBuilder:
                 message = hit or _failure_message(last_lines)
                 raise BuildError(step, message, last_lines)
             stripped = await self._strip_labels(project, local, emit)
-            digest = await self._push(project, application, local, emit)
+            digest, info = await asyncio.gather(
+                self._push(project, application, local, emit), self._inspect(project, local)
+            )
             return BuildOutput(
-                image=f"{repository(s, project)}@{digest}", digest=digest, stripped_labels=stripped
+                image=f"{repository(s, project)}@{digest}",
+                digest=digest,
+                stripped_labels=stripped,
+                size_bytes=image_size(info),
             )
         finally:
             await asyncio.to_thread(cgroup.kill_all)
@@ -810,6 +818,15 @@ SOURCES_ALLOWED = (
     "a build can use only the platform's base images, stages of the same Dockerfile and public "
     "images named in full"
 )
+
+
+def image_size(info: dict[str, Any]) -> int:
+    """An image's size in the build store (``buildah inspect``): its config and its layers as
+    stored there, uncompressed (a local store keeps layers as plain tar, whatever media type
+    the manifest names); the same source always gives the same figure."""
+    manifest = json.loads(info.get("Manifest") or "{}")
+    parts = [manifest.get("config") or {}, *(manifest.get("layers") or [])]
+    return sum(int(part.get("size") or 0) for part in parts)
 
 
 def overlay_mount_race(last_lines: list[str]) -> bool:

@@ -135,7 +135,9 @@ class DockerRuntime:
             await on_log("-----> Building with the repository's Dockerfile")
         output = await self.builder.build(project, application, source, plan, generated, on_log)
         self.images.prefetch(output.image)
-        return BuiltImage(image=output.image, plan=plan, image_id=output.digest)
+        return BuiltImage(
+            image=output.image, plan=plan, image_id=output.digest, size_bytes=output.size_bytes
+        )
 
     async def remove_build_cache(self, project: str) -> None:
         """Drop the project's build storage (its layer cache), e.g. when it is deleted."""
@@ -502,9 +504,6 @@ class DockerRuntime:
 
     async def list_images(self, project: str) -> list[str]:
         return await self.images.list_images(project)
-
-    async def image_bytes(self, image: str) -> int:
-        return await self.images.image_bytes(image)
 
     async def remove_image(self, tag: str, *, force: bool = False) -> None:
         await self.images.remove(tag, force=force)

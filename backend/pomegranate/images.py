@@ -127,21 +127,6 @@ class Images:
                 refs.append(ref)
         return refs
 
-    async def image_bytes(self, image: str) -> int:
-        """Size of an image in bytes (the image_mb_per_project quota); 0 when it is missing.
-        A platform-registry image is measured in the registry (the engine has not pulled it)."""
-        if self.in_registry(image):
-            repository, _, digest = image.partition("@")
-            project = repository.rsplit("/app-", 1)[-1]
-            return await self.registry.image_bytes(project, digest)
-        try:
-            data = await self._docker().images.inspect(image)
-        except DockerError as exc:
-            if exc.status == 404:
-                return 0
-            raise
-        return int(data.get("Size") or 0)
-
     async def remove(self, tag: str, *, force: bool = False) -> None:
         """Remove an image from the engine and, for a platform-registry image, its manifest from
         the registry. A missing one is fine. In use by a container: DockerError 409 unless

@@ -59,21 +59,6 @@ class Registry:
             )
             return head.status_code == 200
 
-    async def image_bytes(self, project: str, digest: str) -> int:
-        """What the image stores in the registry: its config and compressed layers; 0 when the
-        manifest is missing."""
-        async with self._client() as client:
-            response = await client.get(
-                f"{self.repository(project)}/manifests/{digest}",
-                headers={"Accept": MANIFEST_TYPES},
-            )
-            if response.status_code == 404:
-                return 0
-            response.raise_for_status()
-            manifest = response.json()
-        parts = [manifest.get("config") or {}, *(manifest.get("layers") or [])]
-        return sum(int(part.get("size") or 0) for part in parts)
-
     async def delete(self, project: str, digest: str) -> None:
         """Delete a manifest (every tag pointing at it goes too); a missing one is fine."""
         async with self._client() as client:

@@ -117,6 +117,7 @@ class BuiltImage:
     image: str
     plan: BuildPlan
     image_id: str | None = None  # the manifest digest (sha256:...)
+    size_bytes: int = 0  # uncompressed (builder.image_size): the image_mb_per_project quota
 
 
 @dataclass(slots=True)
@@ -248,10 +249,6 @@ class Runtime(Protocol):
 
     async def remove_build_cache(self, project: str) -> None:
         """Drop the project's build cache (the project was deleted)."""
-        ...
-
-    async def image_bytes(self, image: str) -> int:
-        """Size of an image in bytes; 0 when it does not exist."""
         ...
 
     async def remove_project_network(self, project: str) -> None:

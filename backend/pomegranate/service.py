@@ -269,7 +269,7 @@ class PomegranateService(NodeRpcs, pb_grpc.PomegranateServicer):
                     yield pb.BuildEvent(failure=_failure(f"build failed: {exc}"))
                     return
                 result = convert.build_result(built)
-                result.image_bytes = await self.runtime.image_bytes(built.image)
+                result.image_bytes = built.size_bytes
                 yield pb.BuildEvent(result=result)
             finally:
                 self._builds_running -= 1

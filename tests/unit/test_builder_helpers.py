@@ -1,6 +1,9 @@
-"""Which buildah failures the isolated builder runs once more (backend/pomegranate/builder.py)."""
+"""The isolated builder's pure helpers: which buildah failures run once more, an image's size
+(backend/pomegranate/builder.py)."""
 
-from backend.pomegranate.builder import overlay_mount_race
+import json
+
+from backend.pomegranate.builder import image_size, overlay_mount_race
 
 RACE = (
     "Error: preparing container for next step: mounting new container: mounting "
@@ -23,3 +26,13 @@ def test_user_errors_are_not_retried() -> None:
     assert not overlay_mount_race(["invalid argument"])  # app output, not buildah's error
     assert not overlay_mount_race(["Error: mounting new container: no space left on device"])
     assert not overlay_mount_race([])
+
+
+def test_the_image_size_is_its_config_and_layers_as_stored() -> None:
+    manifest = {
+        "config": {"size": 1121},
+        "layers": [{"size": 123975680}, {"size": 4096}],
+    }
+    assert image_size({"Manifest": json.dumps(manifest)}) == 1121 + 123975680 + 4096
+    assert image_size({"Manifest": ""}) == 0
+    assert image_size({}) == 0

@@ -181,9 +181,6 @@ class FakeRuntime:
             raise VolumeInUse(docker_name)
         del self.volumes[docker_name]
 
-    async def image_bytes(self, image: str) -> int:
-        return 0
-
     async def close(self) -> None:
         return None
 
