@@ -114,7 +114,7 @@ def columns_for(info: Info) -> Columns:
 def release_fields(
     listing_nodes: Iterable[FieldNode], fragments: Mapping[str, FragmentDefinitionNode]
 ) -> list[tuple[str, list[FieldNode]]]:
-    """The release fields (`applications`, `liveApplication`) a project listing selects of each
+    """The release fields (RELEASE_FIELDS) a project listing selects of each
     project, through fragments: (field name, its nodes) per response key, as graphql-core
     merges them (so each group's columns are what the resolver computes)."""
     groups: dict[str, tuple[str, list[FieldNode]]] = {}
@@ -145,4 +145,5 @@ def _release_nodes(
             _release_nodes(selection.selection_set, fragments, groups, seen)
 
 
-RELEASE_FIELDS = ("applications", "liveApplication")
+# Project fields that read releases through the loaders (`state`: its live one's status).
+RELEASE_FIELDS = ("applications", "liveApplication", "state")

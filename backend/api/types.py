@@ -430,8 +430,9 @@ def _then(value: Awaitable[T], convert: Callable[[T], R]) -> R:
 
 
 async def _prefetch_releases(info: strawberry.Info, project_ids: list[int]) -> None:
-    """Load `applications(...)` and `liveApplication` of every listed project in one query each,
-    before graphql-core resolves them object by object (they then resolve synchronously).
+    """Load `applications(...)`, `liveApplication` and `state` of every listed project in one
+    query each (the live release's keys share one), before graphql-core resolves them object by
+    object (they then resolve without waiting).
 
     The keys are the resolvers' own: the arguments, the columns of the selection
     (release_columns.py). A key they do not ask for only costs its query."""
@@ -450,7 +451,8 @@ async def _prefetch_releases(info: strawberry.Info, project_ids: list[int]) -> N
             if first is not None and offset is not None and 1 <= first <= max_page and offset >= 0:
                 keys = [(i, first, offset, columns) for i in project_ids]
                 pending.append(loaders.applications.load_many(keys))
-        else:
+        else:  # liveApplication, or state (its live release's status and replicas)
+            columns = columns if name == "liveApplication" else STATE_COLUMNS
             pending.append(loaders.live_application.load_many([(i, columns) for i in project_ids]))
     if pending:
         # A failure stays in the loaders' futures: each field then reports it, as unprefetched.

@@ -91,6 +91,11 @@ async def test_every_field_of_a_listed_release_is_the_models(
             alone = await alice.api(one.format(selection), p=name, n=release["number"])
             assert release == alone["application"], field
         assert project["liveApplication"] == project["applications"][1], field
+    # Project.state is loaded with the live release in one batch: the same as alone.
+    listed = await alice.api("{ projects { state liveApplication { number } } }")
+    alone = await alice.api("query($p: String!) { project(name: $p) { state } }", p=name)
+    assert listed["projects"][0]["state"] == alone["project"]["state"] == "RUNNING"
+    assert listed["projects"][0]["liveApplication"] == {"number": 2}
     # The values are not all empty: the comparison above saw real ones.
     full = await alice.api(one.format(" ".join(_selections().values())), p=name, n=2)
     live = full["application"]
