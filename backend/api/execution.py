@@ -111,8 +111,8 @@ def coercion(leaf: GraphQLLeafType) -> Callable[[Any], Any]:
 
         return string
     if isinstance(leaf, CustomGraphQLEnumType):
-        members = leaf.wrapped_cls
-        names = {}
+        members: Any = leaf.wrapped_cls  # the Python enum
+        names: dict[Any, Any] = {}
         for member in members:
             name = general(member)
             if name is not _MISS:
@@ -264,13 +264,14 @@ class LeafFastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         found = self._readers.get(id(grouped_field_set))
         if found is not None:
             return found[1]
-        readers: Readers = []
+        built: list[tuple[str, Callable[[Any, str], Any], str, Callable[[Any], Any]]] = []
+        readers: Readers = built
         for response_name, field_details_list in grouped_field_set.items():
             plain = self._plain(parent_type, field_details_list[0].node.name.value)
             if plain is None:
                 readers = None
                 break
-            readers.append((response_name, plain.resolve, plain.python_name, plain.coerce))
+            built.append((response_name, plain.resolve, plain.python_name, plain.coerce))
         self._readers[id(grouped_field_set)] = (grouped_field_set, readers)
         return readers
 

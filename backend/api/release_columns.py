@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from graphql import FieldNode, FragmentDefinitionNode, FragmentSpreadNode, SelectionSetNode
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    SelectionSetNode,
+)
 from strawberry.types import Info
 
 from backend.db.rows import APPLICATION_COLUMNS
@@ -92,8 +98,10 @@ def _collect(
             seen.add(name)
             fragment = fragments.get(name)
             inner = fragment.selection_set if fragment is not None else None
-        else:  # an inline fragment
+        elif isinstance(selection, InlineFragmentNode):
             inner = selection.selection_set
+        else:
+            return False
         if inner is None or not _collect(inner, fragments, wanted, seen):
             return False
     return True
@@ -141,7 +149,7 @@ def _release_nodes(
             if fragment is not None and selection.name.value not in seen:
                 seen.add(selection.name.value)
                 _release_nodes(fragment.selection_set, fragments, groups, seen)
-        else:  # an inline fragment
+        elif isinstance(selection, InlineFragmentNode):
             _release_nodes(selection.selection_set, fragments, groups, seen)
 
 

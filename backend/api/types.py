@@ -442,11 +442,14 @@ async def _prefetch_releases(info: strawberry.Info, project_ids: list[int]) -> N
     loaders = info.context.loaders
     max_page = get_settings().applications_page_max
     pending = []
+    # Strawberry gives resolvers the coerced dict, not graphql-core's VariableValues.
+    given: Any = raw.variable_values
+    variables: dict[str, Any] = getattr(given, "coerced", given)
     for name, nodes in release_fields(raw.field_nodes, raw.fragments):
         columns = columns_of(nodes, raw.fragments)
         if name == "applications":
-            first = _int_argument(nodes[0], "first", APPLICATIONS_PAGE, raw.variable_values)
-            offset = _int_argument(nodes[0], "offset", 0, raw.variable_values)
+            first = _int_argument(nodes[0], "first", APPLICATIONS_PAGE, variables)
+            offset = _int_argument(nodes[0], "offset", 0, variables)
             # A page the resolver refuses is not loaded: the resolver reports the error.
             if first is not None and offset is not None and 1 <= first <= max_page and offset >= 0:
                 keys = [(i, first, offset, columns) for i in project_ids]
