@@ -1,8 +1,9 @@
 """Per-request DataLoaders: one SQL query for a field asked of many objects (no N+1).
 
-They return plain application rows (APPLICATION_COLUMNS, as the database gives them; types.py
-converts them: ApplicationType.of_row), not models: a listing of 1,000
-projects reads 3,000 releases, and building a model per row was most of its time (issue 17).
+They return plain application rows (as the database gives them; types.py converts them:
+ApplicationType.of_row), not models: a listing of 1,000 projects reads 3,000 releases, and
+building a model per row was most of its time (issue 17). Each key names the columns its field
+needs (release_columns.py); a batch reads the union of its keys' columns.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from typing import Any, TypeVar
 from strawberry.dataloader import DataLoader
 from tortoise import connections
 
+from backend.api.release_columns import Columns
 from backend.db.rows import APPLICATION_COLUMNS
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 Row = dict[str, Any]
-_COLUMNS = ", ".join(APPLICATION_COLUMNS)
+PageKey = tuple[int, int, int, Columns]  # (project id, first, offset, columns)
+LiveKey = tuple[int, Columns]  # (project id, columns)
 
 
 async def load(loader: DataLoader[K, V], key: K) -> V:
@@ -55,16 +58,23 @@ def _marks(count: int) -> list[str]:
     return [f"${i + 1}" if postgres else "?" for i in range(count)]
 
 
-async def _applications_page(keys: list[tuple[int, int, int]]) -> list[list[Row]]:
-    """keys: (project_id, first, offset) -> that page of releases, newest first.
+def _select(keys: list[Any]) -> str:
+    """The union of the keys' columns (the last part of each key), for a SELECT list."""
+    wanted = {column for key in keys for column in key[-1]}
+    return ", ".join(c for c in APPLICATION_COLUMNS if c in wanted)
+
+
+async def _applications_page(keys: list[PageKey]) -> list[list[Row]]:
+    """keys: (project_id, first, offset, columns) -> that page of releases, newest first.
 
     One windowed query for every project of the request (SQLite >= 3.25 and PostgreSQL).
     """
     ids = sorted({k[0] for k in keys})
-    upper = max(first + offset for _, first, offset in keys)
+    upper = max(first + offset for _, first, offset, _ in keys)
     marks = _marks(len(ids) + 1)
+    columns = _select(keys)
     sql = (
-        f"SELECT {_COLUMNS} FROM (SELECT {_COLUMNS}, ROW_NUMBER() OVER "
+        f"SELECT {columns} FROM (SELECT {columns}, ROW_NUMBER() OVER "
         "(PARTITION BY project_id ORDER BY number DESC) AS rn FROM application "
         f"WHERE project_id IN ({', '.join(marks[:-1])})) ranked WHERE rn <= {marks[-1]} "
         "ORDER BY project_id, number DESC"
@@ -73,29 +83,32 @@ async def _applications_page(keys: list[tuple[int, int, int]]) -> list[list[Row]
     by_project: dict[int, list[Row]] = defaultdict(list)
     for row in rows:
         by_project[row["project_id"]].append(row)
-    return [by_project[pid][offset : offset + first] for pid, first, offset in keys]
+    return [by_project[pid][offset : offset + first] for pid, first, offset, _ in keys]
 
 
-async def _live_application(project_ids: list[int]) -> list[Row | None]:
+async def _live_application(keys: list[LiveKey]) -> list[Row | None]:
     from backend.services.applications.status import LIVE
 
-    ids = sorted(set(project_ids))
+    ids = sorted({k[0] for k in keys})
     marks = _marks(len(ids) + len(LIVE))
     sql = (
-        f"SELECT {_COLUMNS} FROM application WHERE project_id IN ({', '.join(marks[: len(ids)])})"
+        f"SELECT {_select(keys)} FROM application"
+        f" WHERE project_id IN ({', '.join(marks[: len(ids)])})"
         f" AND status IN ({', '.join(marks[len(ids) :])}) ORDER BY number"
     )
     params = [*ids, *(s.value for s in LIVE)]
     rows = await connections.get("default").execute_query_dict(sql, params)
     live = {row["project_id"]: row for row in rows}  # highest number wins
-    return [live.get(pid) for pid in project_ids]
+    return [live.get(pid) for pid, _ in keys]
 
 
 @dataclass
 class Loaders:
-    applications: DataLoader[tuple[int, int, int], list[Row]] = field(
+    applications: DataLoader[PageKey, list[Row]] = field(
         default_factory=lambda: DataLoader(load_fn=_applications_page)
     )
-    live_application: DataLoader[int, Row | None] = field(
+    live_application: DataLoader[LiveKey, Row | None] = field(
         default_factory=lambda: DataLoader(load_fn=_live_application)
     )
+    # release_columns.columns_for's memo: the columns of each release field of the request.
+    columns: dict[tuple[int, ...], Columns] = field(default_factory=dict)

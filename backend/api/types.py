@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import strawberry
-from strawberry.types.nodes import SelectedField, Selection
+from graphql import FieldNode, IntValueNode, VariableNode
 
 from backend import dnscheck, repos, security
 from backend.api.addon_types import AddonType
 from backend.api.event_kinds import ProjectEventKind, public_kind
 from backend.api.loaders import loaded
+from backend.api.release_columns import STATE_COLUMNS, columns_for, columns_of, release_fields
 from backend.db import models
 from backend.db.columns import column
 from backend.db.rows import datetime_of, json_of
@@ -146,27 +147,39 @@ class ApplicationType:
 
     @classmethod
     def of_row(cls, row: dict[str, Any], project_name: str) -> ApplicationType:
-        """From a plain row of APPLICATION_COLUMNS (the batched listings: no model per release;
-        backend/db/rows.py converts as the model would). `replicas` is decoded when asked."""
-        return cls(
-            id=row["id"],
-            replica_counts=row["replicas"],
-            env_snapshot=row["env_snapshot"],
-            project_name=project_name,
-            number=row["number"],
-            status=_STATUS[row["status"]],
-            cause=row["cause"],
-            commit_sha=row["commit_sha"],
-            image=row["image"],
-            image_digest=row["image_digest"],
-            created_at=datetime_of(row["created_at"]),
-            finished_at=datetime_of(row["finished_at"]),
-            failure_reason=row["failure_reason"],
-            domains=list(json_of(row["domains"])),
-        )
+        """From a plain row of `application` (the batched listings: no model per release;
+        backend/db/rows.py converts as the model would). The row holds only the columns the
+        query selects (release_columns.py): only those become attributes, so a field read
+        from a column that was not read fails loudly. `replicas` is decoded when asked."""
+        release = cls.__new__(cls)  # not __init__: it wants every attribute
+        values = release.__dict__
+        values["project_name"] = project_name
+        for db_column, value in row.items():
+            attribute = _ROW_ATTRIBUTES.get(db_column)
+            if attribute is not None:
+                name, convert = attribute
+                values[name] = value if convert is None else convert(value)
+        return release
 
 
 _STATUS = {s.value: s for s in models.ApplicationStatus}
+
+# Column of `application` -> (attribute of ApplicationType, conversion or None).
+_ROW_ATTRIBUTES: dict[str, tuple[str, Callable[[Any], Any] | None]] = {
+    "id": ("id", None),
+    "replicas": ("replica_counts", None),  # JSON text: decoded when asked
+    "env_snapshot": ("env_snapshot", None),
+    "number": ("number", None),
+    "status": ("status", _STATUS.__getitem__),
+    "cause": ("cause", None),
+    "commit_sha": ("commit_sha", None),
+    "image": ("image", None),
+    "image_digest": ("image_digest", None),
+    "created_at": ("created_at", datetime_of),
+    "finished_at": ("finished_at", datetime_of),
+    "failure_reason": ("failure_reason", None),
+    "domains": ("domains", lambda value: list(json_of(value))),
+}
 
 
 @strawberry.type(name="EnvVar")
@@ -350,7 +363,8 @@ class ProjectType:
         self, info: strawberry.Info, first: int = APPLICATIONS_PAGE, offset: int = 0
     ) -> list[ApplicationType]:
         projects.check_page(first, offset, get_settings().applications_page_max)
-        rows = loaded(info.context.loaders.applications, (self.model.id, first, offset))
+        key = (self.model.id, first, offset, columns_for(info))
+        rows = loaded(info.context.loaders.applications, key)
         if isinstance(rows, list):
             return [ApplicationType.of_row(row, self.name) for row in rows]
         return _then(rows, lambda rows: [ApplicationType.of_row(r, self.name) for r in rows])
@@ -375,7 +389,7 @@ class ProjectType:
         "replicas (its URL answers); IDLE when live with 0 web replicas."
     )
     async def state(self, info: strawberry.Info) -> ProjectState:
-        row = loaded(info.context.loaders.live_application, self.model.id)
+        row = loaded(info.context.loaders.live_application, (self.model.id, STATE_COLUMNS))
         if row is not None and not isinstance(row, dict):
             row = await row
         if row:
@@ -389,7 +403,7 @@ class ProjectType:
 
     @strawberry.field(description="The release serving traffic, if any.")
     def live_application(self, info: strawberry.Info) -> ApplicationType | None:
-        row = loaded(info.context.loaders.live_application, self.model.id)
+        row = loaded(info.context.loaders.live_application, (self.model.id, columns_for(info)))
         if row is None or isinstance(row, dict):
             return ApplicationType.of_row(row, self.name) if row else None
         return _then(row, lambda r: ApplicationType.of_row(r, self.name) if r else None)
@@ -416,51 +430,52 @@ def _then(value: Awaitable[T], convert: Callable[[T], R]) -> R:
 
 
 async def _prefetch_releases(info: strawberry.Info, project_ids: list[int]) -> None:
-    """Load `applications(...)` and `liveApplication` of every listed project in one query each,
-    before graphql-core resolves them object by object (they then resolve synchronously)."""
+    """Load `applications(...)`, `liveApplication` and `state` of every listed project in one
+    query each (the live release's keys share one), before graphql-core resolves them object by
+    object (they then resolve without waiting).
+
+    The keys are the resolvers' own: the arguments, the columns of the selection
+    (release_columns.py). A key they do not ask for only costs its query."""
     if not project_ids:
         return
+    raw = info._raw_info
     loaders = info.context.loaders
     max_page = get_settings().applications_page_max
     pending = []
-    for selection in _project_fields(info.selected_fields):
-        if selection.name == "applications":
-            first = _int_argument(selection.arguments.get("first", APPLICATIONS_PAGE))
-            offset = _int_argument(selection.arguments.get("offset", 0))
+    # Strawberry gives resolvers the coerced dict, not graphql-core's VariableValues.
+    given: Any = raw.variable_values
+    variables: dict[str, Any] = getattr(given, "coerced", given)
+    for name, nodes in release_fields(raw.field_nodes, raw.fragments):
+        columns = columns_of(nodes, raw.fragments)
+        if name == "applications":
+            first = _int_argument(nodes[0], "first", APPLICATIONS_PAGE, variables)
+            offset = _int_argument(nodes[0], "offset", 0, variables)
             # A page the resolver refuses is not loaded: the resolver reports the error.
             if first is not None and offset is not None and 1 <= first <= max_page and offset >= 0:
-                keys = [(i, first, offset) for i in project_ids]
+                keys = [(i, first, offset, columns) for i in project_ids]
                 pending.append(loaders.applications.load_many(keys))
-        elif selection.name == "liveApplication":
-            pending.append(loaders.live_application.load_many(project_ids))
+        else:  # liveApplication, or state (its live release's status and replicas)
+            columns = columns if name == "liveApplication" else STATE_COLUMNS
+            pending.append(loaders.live_application.load_many([(i, columns) for i in project_ids]))
     if pending:
         # A failure stays in the loaders' futures: each field then reports it, as unprefetched.
         await asyncio.gather(*pending, return_exceptions=True)
 
 
-def _int_argument(value: object) -> int | None:
-    """An Int argument as the selection gives it: a literal's text or a variable's value.
-    Only a guess of what to prefetch: the resolver checks what it receives."""
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            return None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _project_fields(selected: list[Selection]) -> Iterator[SelectedField]:
-    """The fields selected on each element of the listing field, through fragments."""
-    for listing in selected:
-        yield from _fields_of(getattr(listing, "selections", []))
-
-
-def _fields_of(selections: list[Selection]) -> Iterator[SelectedField]:
-    for selection in selections:
-        if isinstance(selection, SelectedField):
-            yield selection
-        else:  # a fragment spread or an inline fragment
-            yield from _fields_of(selection.selections)
+def _int_argument(
+    node: FieldNode, name: str, default: int, variables: dict[str, Any]
+) -> int | None:
+    """An Int argument of ``node``: its literal, its variable's value, else the default. Only a
+    guess of what to prefetch: the resolver checks what it receives."""
+    found = next((a.value for a in node.arguments or () if a.name.value == name), None)
+    if found is None:
+        return default
+    if isinstance(found, IntValueNode):
+        return int(found.value)
+    if isinstance(found, VariableNode):
+        value = variables.get(found.name.value, default)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return None
 
 
 @strawberry.type(name="SSHKey")

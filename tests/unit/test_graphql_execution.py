@@ -1,5 +1,7 @@
-"""Issue 17: plain leaf fields are read without graphql-core's per-field machinery
-(backend/api/execution.py), and every answer, error and null stays graphql-core's own.
+"""Issue 17: plain leaf fields are read without graphql-core's per-field machinery, lists of
+plain objects are completed at once, resolvers with plain scalar arguments are called without
+Strawberry's wrapper (backend/api/execution.py), and every answer, error and null stays
+graphql-core's and Strawberry's own.
 
 Each query runs on the same Strawberry schema twice, with Strawberry's execution context and
 with LeafFastExecutionContext, and the whole results (data and formatted errors, with their
@@ -53,6 +55,25 @@ class Item:
     def scaled(self, by: int = 3) -> int:
         return self.number * by
 
+    @strawberry.field
+    def label(self, info: strawberry.Info, prefix: str, upper: bool | None = None) -> str:
+        text = f"{prefix}{info.field_name}-{info.path.prev.key}-{self.number}"
+        return text.upper() if upper else text
+
+    @strawberry.field
+    def refuse(self, limit: int, ratio: float = 0.5) -> float:
+        if limit < 0:
+            raise ValueError(f"limit must not be negative, got {limit}")
+        return limit * ratio
+
+    @strawberry.field
+    def colored(self, color: Color) -> bool:  # an enum argument: Strawberry converts it
+        return self.color == color
+
+    @strawberry.field
+    async def later(self, times: int = 2) -> int:
+        return self.number * times
+
 
 class Broken(Item):
     """Reading ``name`` fails: the error must be graphql-core's, located at the field."""
@@ -100,6 +121,10 @@ class Query:
         return Broken(**vars(item(5)))
 
     @strawberry.field
+    def maybe_items(self) -> list[Item | None]:
+        return [item(1), None, item(3)]
+
+    @strawberry.field
     def wrong_type(self) -> Item:
         wrong = item(1)
         wrong.number = "not a number"  # type: ignore[assignment]
@@ -139,17 +164,59 @@ QUERIES = [
     "{ broken { number name color } }",
     # A value of the wrong type for Int.
     "{ wrongType { number name } }",
+    # Lists of plain objects: every leaf kind, a null item, an alias, __typename.
+    "{ items { number name color at note must odd n: number __typename } }",
+    "{ maybeItems { number color } }",
+    # Resolvers with scalar arguments: literals, variables, defaults, info, an enum argument.
+    """query($p: String!, $limit: Int!) { items { label(prefix: $p) loud: label(prefix: "x",
+       upper: true) refuse(limit: $limit) half: refuse(limit: 3, ratio: 0.25)
+       colored(color: RED) scaled } }""",
+    # A resolver with arguments that raises: the error at each item, as Strawberry's.
+    "{ items { number refuse(limit: -1) } }",
 ]
+
+VARIABLES = {"skip": True, "p": "pre-", "limit": 4}
 
 
 @pytest.mark.parametrize("query", QUERIES)
 def test_the_same_answer_and_errors_as_graphql_core(query: str) -> None:
-    variables = {"skip": True} if "$skip" in query else {}
+    variables = {k: v for k, v in VARIABLES.items() if f"${k}" in query}
     base = run(False, query, **variables)
     fast = run(True, query, **variables)
     assert fast == base
-    if "items" in query:
+    if "items" in query and "limit: -1" not in query:  # the queries that succeed
         assert base["data"] and not base["errors"]
+
+
+async def test_an_async_resolver_with_arguments_answers_the_same() -> None:
+    query = '{ items { later twice: later(times: 3) label(prefix: "a") } }'
+    results = [await schema(fast).execute(query) for fast in (False, True)]
+    assert results[0].data == results[1].data and not results[1].errors
+    assert results[1].data == {
+        "items": [
+            {"later": n * 2, "twice": n * 3, "label": f"alabel-{i}-{n}"}
+            for i, n in enumerate((1, 2, 3))
+        ]
+    }
+
+
+def test_only_plain_scalar_arguments_take_the_direct_path() -> None:
+    graphql_schema = schema(True)._schema
+    fields = graphql_schema.type_map["Item"].fields  # type: ignore[union-attr]
+    direct = {
+        name
+        for name, field in fields.items()
+        if execution.direct_resolver(field, strawberry.Info, lambda a: a.python_name)
+    }
+    # Not: an enum argument (colored), no arguments (double), no resolver (number).
+    assert direct == {"scaled", "label", "refuse", "later"}
+    api = build_schema(Settings(secret_key="unit"))._schema
+    replaced = execution._direct_resolvers(api)
+    assert replaced is not None
+    project = api.type_map["Project"].fields  # type: ignore[union-attr]
+    assert project["applications"].resolve in replaced.replacements
+    query = api.type_map["Query"].fields  # type: ignore[union-attr]
+    assert query["project"].resolve not in replaced.replacements  # root fields keep Strawberry's
 
 
 def test_the_error_cases_are_errors() -> None:
@@ -169,6 +236,12 @@ def test_the_error_cases_are_errors() -> None:
     assert odd["data"] is None and odd["errors"][0]["path"] == ["badOdd", 1, "odd"]
     wrong = run(True, "{ wrongType { number } }")
     assert wrong["data"] is None and "Int cannot represent" in wrong["errors"][0]["message"]
+    refused = run(True, "{ items { number refuse(limit: -1) } }")
+    assert refused["data"] is None
+    assert refused["errors"][0]["message"] == "limit must not be negative, got -1"
+    assert refused["errors"][0]["path"] == ["items", 0, "refuse"]
+    maybe = run(True, "{ maybeItems { number } }")
+    assert maybe["data"] == {"maybeItems": [{"number": 1}, None, {"number": 3}]}
 
 
 def test_only_plain_leaves_take_the_fast_path() -> None:
@@ -195,11 +268,13 @@ def test_a_resolver_middleware_still_sees_every_field() -> None:
     seen = {}
     for fast in (False, True):
         CountLeaves.seen = []
-        result = schema(fast, [CountLeaves]).execute_sync("{ items { number name color } }")
+        result = schema(fast, [CountLeaves]).execute_sync(
+            "{ items { number name color scaled(by: 2) } }"
+        )
         assert not result.errors
         seen[fast] = list(CountLeaves.seen)
     assert seen[True] == seen[False]
-    assert seen[True].count("number") == 3
+    assert seen[True].count("number") == 3 and seen[True].count("scaled") == 3
 
 
 def test_the_api_schema_uses_it() -> None:
