@@ -1,6 +1,10 @@
 """The GraphQL client of the CLI: gql over HTTP (httpx) and websockets, errors as exit codes.
 
 Every operation the CLI sends is a named operation in `cli/operations/<Name>.graphql`.
+
+gql, graphql-core and httpx are imported on the first request, not with this module: they are
+about half of the CLI's start-up (0.2-0.5 s), which `--help`, completion and every command that
+fails before asking the API would otherwise pay (tests/cli/test_startup.py keeps it so).
 """
 
 from __future__ import annotations
@@ -12,20 +16,10 @@ from contextlib import asynccontextmanager
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-from gql import Client, GraphQLRequest
-from gql.transport.exceptions import (
-    TransportClosed,
-    TransportConnectionFailed,
-    TransportError,
-    TransportProtocolError,
-    TransportQueryError,
-    TransportServerError,
-)
-from gql.transport.httpx import HTTPXAsyncTransport
-from gql.transport.websockets import WebsocketsTransport
+if TYPE_CHECKING:
+    from gql.transport.exceptions import TransportQueryError
 
 OPERATIONS_DIR = Path(__file__).resolve().parent / "operations"
 # gql logs its own housekeeping ("Timer close_timeout fired in wait_closed") as warnings; the CLI
@@ -142,6 +136,17 @@ class Api:
 
     async def execute(self, name: str, /, **variables: Any) -> dict[str, Any]:
         """Run a query or mutation from `operations/<name>.graphql`; its `data`."""
+        import httpx
+        from gql import Client, GraphQLRequest
+        from gql.transport.exceptions import (
+            TransportClosed,
+            TransportConnectionFailed,
+            TransportProtocolError,
+            TransportQueryError,
+            TransportServerError,
+        )
+        from gql.transport.httpx import HTTPXAsyncTransport
+
         headers = self._headers()
         transport = HTTPXAsyncTransport(url=self.url, headers=headers, timeout=self.timeout)
         # gql's own execute_timeout (10 s by default) would cut every request shorter than ours.
@@ -186,6 +191,10 @@ class Api:
         GraphQL errors are raised as ApiError; a connection that cannot be opened or drops as
         ConnectionLost (callers may reconnect); a rejected token as CliError with exit 3.
         """
+        from gql import Client, GraphQLRequest
+        from gql.transport.exceptions import TransportError, TransportQueryError
+        from gql.transport.websockets import WebsocketsTransport
+
         transport = WebsocketsTransport(
             url=_ws_url(self.url),
             init_payload={"token": self.token} if self.token else {},
@@ -217,6 +226,8 @@ class Api:
     async def _translate(
         self, events: AsyncIterator[dict[str, Any]]
     ) -> AsyncIterator[dict[str, Any]]:
+        from gql.transport.exceptions import TransportError, TransportQueryError
+
         try:
             async for event in events:
                 yield event

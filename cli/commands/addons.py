@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 
 from cli import follow, output
@@ -282,6 +281,8 @@ def pg_backups_download(
     """Download a backup file (PostgreSQL: for pg_restore; Redis: an RDB file)."""
     if not backup_id.isdigit():
         raise CliError(f"backup ids are numbers, not {backup_id!r}", EXIT_USAGE, "USAGE")
+    import httpx  # here, not at the top: see cli/client.py (start-up time)
+
     api = authed()
     url = backup_url(api.url, backup_id)
     try:
