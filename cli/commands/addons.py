@@ -15,7 +15,7 @@ import typer
 
 from cli import follow, output
 from cli.app import JsonOpt, ProjectOpt, app, authed, run
-from cli.client import EXIT_BY_CODE, EXIT_FAILURE, EXIT_USAGE, Api, CliError
+from cli.client import EXIT_BY_CODE, EXIT_FAILURE, EXIT_USAGE, Api, CliError, tls_options
 from cli.commands.run import _raw_terminal, _session
 from cli.gitremote import resolve_project
 
@@ -287,7 +287,11 @@ def pg_backups_download(
     url = backup_url(api.url, backup_id)
     try:
         with httpx.stream(
-            "GET", url, headers={"Authorization": f"Bearer {api.token}"}, timeout=60
+            "GET",
+            url,
+            headers={"Authorization": f"Bearer {api.token}"},
+            timeout=60,
+            **tls_options(url),
         ) as response:
             if response.status_code != 200:
                 response.read()
