@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.tls import ssl_context
+
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PG_ADMIN_URL = "postgres://paastech:paastech@127.0.0.1:55432/paastech"
 
@@ -106,7 +108,7 @@ def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 3
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process for {url} exited with {proc.returncode}")
         try:
-            if httpx.get(url, timeout=1).status_code < 500:
+            if httpx.get(url, timeout=1, verify=ssl_context()).status_code < 500:
                 return
         except httpx.HTTPError:
             pass
