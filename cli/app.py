@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - older typer raises click's own
     from click.exceptions import Abort, ClickException, UsageError  # type: ignore[assignment]  # idem
 
 from cli import config, output
-from cli.client import EXIT_USAGE, Api, CliError, NotLoggedIn
+from cli.client import EXIT_USAGE, Api, CliError, NotLoggedIn, asyncio_only
 
 T = TypeVar("T")
 
@@ -105,6 +105,7 @@ class App(typer.Typer):
     --json) and an exit code."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        asyncio_only()
         if sys.argv[1:2] == ["__complete"]:
             from cli import completion  # before click: the words are data, not options
 

@@ -1,31 +1,26 @@
 """The GraphQL client of the CLI: gql over HTTP (httpx) and websockets, errors as exit codes.
 
 Every operation the CLI sends is a named operation in `cli/operations/<Name>.graphql`.
+
+gql, graphql-core and httpx are imported on the first request, not with this module: they are
+about half of the CLI's start-up (0.2-0.5 s), which `--help`, completion and every command that
+fails before asking the API would otherwise pay (tests/cli/test_startup.py keeps it so).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-from gql import Client, GraphQLRequest
-from gql.transport.exceptions import (
-    TransportClosed,
-    TransportConnectionFailed,
-    TransportError,
-    TransportProtocolError,
-    TransportQueryError,
-    TransportServerError,
-)
-from gql.transport.httpx import HTTPXAsyncTransport
-from gql.transport.websockets import WebsocketsTransport
+if TYPE_CHECKING:
+    from gql.transport.exceptions import TransportQueryError
 
 OPERATIONS_DIR = Path(__file__).resolve().parent / "operations"
 # gql logs its own housekeeping ("Timer close_timeout fired in wait_closed") as warnings; the CLI
@@ -94,6 +89,28 @@ def _ws_url(url: str) -> str:
     return url
 
 
+def asyncio_only() -> None:
+    """For the `paastech` program (App.__call__), not for a process that imports this module
+    (a test using selenium needs trio). httpcore imports trio whenever it is installed (selenium
+    brings it to a shared environment), 0.1 s of CPU per command; the CLI runs on asyncio only,
+    so the import is answered "not installed" (httpcore then uses anyio, as without trio)."""
+    sys.modules.setdefault("trio", None)  # type: ignore[arg-type]  # None: what import treats as absent
+
+
+def tls_options(url: str) -> dict[str, Any]:
+    """httpx options for ``url``. A plain-HTTP URL reached directly never does TLS: it gets a
+    context that trusts no CA (a TLS handshake through it would fail) instead of httpx's default,
+    which loads the whole CA bundle, 0.15 s of CPU per command. Through a proxy (which may speak
+    TLS) the default stays."""
+    import urllib.request
+
+    if url.startswith("http://") and not urllib.request.getproxies():
+        import ssl
+
+        return {"verify": ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)}
+    return {}
+
+
 def _query_error(exc: TransportQueryError) -> ApiError:
     errors = exc.errors or [{"message": str(exc)}]
     return ApiError(errors[0])
@@ -142,8 +159,21 @@ class Api:
 
     async def execute(self, name: str, /, **variables: Any) -> dict[str, Any]:
         """Run a query or mutation from `operations/<name>.graphql`; its `data`."""
+        import httpx
+        from gql import Client, GraphQLRequest
+        from gql.transport.exceptions import (
+            TransportClosed,
+            TransportConnectionFailed,
+            TransportProtocolError,
+            TransportQueryError,
+            TransportServerError,
+        )
+        from gql.transport.httpx import HTTPXAsyncTransport
+
         headers = self._headers()
-        transport = HTTPXAsyncTransport(url=self.url, headers=headers, timeout=self.timeout)
+        transport = HTTPXAsyncTransport(
+            url=self.url, headers=headers, timeout=self.timeout, **tls_options(self.url)
+        )
         # gql's own execute_timeout (10 s by default) would cut every request shorter than ours.
         client = Client(
             transport=transport, fetch_schema_from_transport=False, execute_timeout=self.timeout
@@ -186,6 +216,10 @@ class Api:
         GraphQL errors are raised as ApiError; a connection that cannot be opened or drops as
         ConnectionLost (callers may reconnect); a rejected token as CliError with exit 3.
         """
+        from gql import Client, GraphQLRequest
+        from gql.transport.exceptions import TransportError, TransportQueryError
+        from gql.transport.websockets import WebsocketsTransport
+
         transport = WebsocketsTransport(
             url=_ws_url(self.url),
             init_payload={"token": self.token} if self.token else {},
@@ -217,6 +251,8 @@ class Api:
     async def _translate(
         self, events: AsyncIterator[dict[str, Any]]
     ) -> AsyncIterator[dict[str, Any]]:
+        from gql.transport.exceptions import TransportError, TransportQueryError
+
         try:
             async for event in events:
                 yield event

@@ -86,16 +86,19 @@ class Account:
 SignUp = Callable[[], Awaitable[Account]]
 
 
+async def sign_up(server: Server) -> Account:
+    """A new Client on ``server``, signed up through the API."""
+    username = unique()
+    email = f"{username}@example.com"
+    data = await Api(server.url)(SIGNUP, email=email, username=username, password=PASSWORD)
+    token = data["signup"]["token"]
+    return Account(Api(server.url, token), username, email, data["signup"]["client"]["id"], token)
+
+
 @pytest.fixture
 def signup(server: Server) -> SignUp:
     async def make() -> Account:
-        username = unique()
-        email = f"{username}@example.com"
-        data = await Api(server.url)(SIGNUP, email=email, username=username, password=PASSWORD)
-        token = data["signup"]["token"]
-        return Account(
-            Api(server.url, token), username, email, data["signup"]["client"]["id"], token
-        )
+        return await sign_up(server)
 
     return make
 

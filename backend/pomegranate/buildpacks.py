@@ -289,8 +289,10 @@ def _python(files: Mapping[str, str | bytes | None], settings: Settings) -> Buil
         f"FROM {image}",
         "ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "
         f"VIRTUAL_ENV={VENV} PATH={VENV}/bin:$PATH",
-        # A virtualenv of its own: the image's Debian Python stays untouched (PEP 668).
-        f"RUN python3 -m venv {VENV}",
+        # A virtualenv of its own: the image's Debian Python stays untouched (PEP 668). The
+        # platform's Python images carry it pre-made (scripts/base-images.sh); another image
+        # (an operator's runtime, an image of an older revision) gets it made here.
+        f"RUN [ -x {VENV}/bin/python ] || python3 -m venv {VENV}",
         "WORKDIR /app",
     ]
     pip = "pip install --no-cache-dir"

@@ -11,12 +11,11 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 
 from cli import follow, output
 from cli.app import JsonOpt, ProjectOpt, app, authed, run
-from cli.client import EXIT_BY_CODE, EXIT_FAILURE, EXIT_USAGE, Api, CliError
+from cli.client import EXIT_BY_CODE, EXIT_FAILURE, EXIT_USAGE, Api, CliError, tls_options
 from cli.commands.run import _raw_terminal, _session
 from cli.gitremote import resolve_project
 
@@ -282,11 +281,17 @@ def pg_backups_download(
     """Download a backup file (PostgreSQL: for pg_restore; Redis: an RDB file)."""
     if not backup_id.isdigit():
         raise CliError(f"backup ids are numbers, not {backup_id!r}", EXIT_USAGE, "USAGE")
+    import httpx  # here, not at the top: see cli/client.py (start-up time)
+
     api = authed()
     url = backup_url(api.url, backup_id)
     try:
         with httpx.stream(
-            "GET", url, headers={"Authorization": f"Bearer {api.token}"}, timeout=60
+            "GET",
+            url,
+            headers={"Authorization": f"Bearer {api.token}"},
+            timeout=60,
+            **tls_options(url),
         ) as response:
             if response.status_code != 200:
                 response.read()

@@ -11,16 +11,17 @@ import shutil
 import signal
 import sys
 import threading
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from cli import output
 from cli.app import ProjectOpt, app, authed, run
 from cli.client import EXIT_BY_CODE, EXIT_FAILURE, EXIT_USAGE, Api, CliError
 from cli.gitremote import resolve_project
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
 
 PANEL = "Releases and processes"
 STDOUT, STDERR = 1, 2
@@ -69,6 +70,10 @@ async def _session(
     api: Api, project: str, command: list[str], tty: bool, detach: bool, addon: str | None = None
 ) -> int:
     """One /run session; with ``addon``: the add-on's client tool (pg:psql, redis:cli)."""
+    # Imported here, not at the top: see cli/client.py (start-up time).
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
     rows, cols = _size() if tty else (0, 0)
     start: dict[str, Any] = {
         "project": project,

@@ -4,8 +4,8 @@ start-up, about 0.4 s of CPU), here a few requests. The CLI's client and credent
 the work, so what the step leaves behind is what the command leaves.
 
 The commands themselves stay tested as subprocesses: `signup`, `login` and `projects:create`
-in tests/cli/test_commands.py, and the `user` fixture of the other CLI modules signs up with
-the CLI.
+in tests/cli/test_commands.py and test_heroku.py (the `user` and `other` fixtures of every CLI
+module sign up here).
 """
 
 from __future__ import annotations

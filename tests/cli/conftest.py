@@ -136,16 +136,22 @@ def cli(api_url: str, tmp_path: Path) -> Cli:
 
 @pytest.fixture
 def user(cli: Cli) -> Cli:
-    """A signed-up, logged-in user."""
-    cli.signup()
+    """A signed-up, logged-in user: signed up through the API in-process, as `paastech signup`
+    leaves it (tests/cli/api_setup.py; one CLI subprocess less per test). `signup` itself is
+    tested as a command in test_commands.py and test_heroku.py."""
+    from tests.cli.api_setup import sign_up  # it imports this module
+
+    sign_up(cli)
     return cli
 
 
 @pytest.fixture
 def other(api_url: str, tmp_path: Path) -> Cli:
     """Another signed-up Client."""
+    from tests.cli.api_setup import sign_up
+
     c = new_cli(api_url, tmp_path)
-    c.signup()
+    sign_up(c)
     return c
 
 

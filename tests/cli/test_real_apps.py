@@ -23,6 +23,7 @@ from tests.cli.conftest import Cli
 from tests.cli.test_docker import developer, push, releases, workdir
 from tests.support.platform import Platform, cleanup_project, gitd_process, platform
 from tests.support.servers import free_port
+from tests.support.tls import ssl_context
 
 pytestmark = pytest.mark.docker
 
@@ -57,7 +58,7 @@ def app_json(plat: Platform, project: str, version: str | None = None) -> dict:
     last: object = None
     while time.monotonic() < deadline:
         try:
-            resp = httpx.get(url, headers=headers, timeout=5)
+            resp = httpx.get(url, headers=headers, timeout=5, verify=ssl_context())
             last = resp.status_code
             if resp.status_code == 200:
                 body = resp.json()

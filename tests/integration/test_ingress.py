@@ -35,6 +35,7 @@ from tests.integration.test_docker_runtime import Logs
 from tests.support.platform import tar_dir
 from tests.support.polling import within
 from tests.support.servers import ROOT, free_port, stop_process
+from tests.support.tls import ssl_context
 
 docker = pytest.mark.docker
 
@@ -78,7 +79,11 @@ def ingress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ingress]:
                 if proc.poll() is not None:
                     pytest.fail(f"ingress exited with {proc.returncode}:\n{log_path.read_text()}")
                 try:
-                    r = httpx.get(f"http://127.0.0.1:{port}/", headers={"Host": "x.invalid"})
+                    r = httpx.get(
+                        f"http://127.0.0.1:{port}/",
+                        headers={"Host": "x.invalid"},
+                        verify=ssl_context(),
+                    )
                     if r.status_code == 404:
                         break
                 except httpx.HTTPError:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from backend.api.schema import build_schema
-from tests.conftest import Account, Server, unique
+from tests.conftest import Account, Server, sign_up, unique
 from tests.support.gqlclient import Api, GraphQLErrors
 from tests.support.keys import new_public_key
 
@@ -464,12 +464,21 @@ async def _snapshot(server: Server, alice: Account, owned: Owned) -> dict:
     )
 
 
+@pytest.fixture(scope="module")
+async def alice_owned(server: Server) -> tuple[Account, Owned]:
+    """Alice and her objects, made once per backend (a sign-up and about twenty requests and
+    inserts, which each of the 120 cases made for itself): a case only lets Bob try them, and
+    fails if they differ after his attempt from before it. Bob stays one per case."""
+    alice = await sign_up(server)
+    return alice, await _setup_alice(server, alice)
+
+
 @pytest.mark.parametrize("operation", sorted(op for op, c in CASES.items() if c.expect != "PUBLIC"))
 async def test_second_client_cannot_reach_first_clients_objects(
-    server: Server, alice: Account, bob: Account, operation: str
+    server: Server, alice_owned: tuple[Account, Owned], bob: Account, operation: str
 ) -> None:
     case = CASES[operation]
-    owned = await _setup_alice(server, alice)
+    alice, owned = alice_owned
     before = await _snapshot(server, alice, owned)
     variables = case.variables(owned)
 

@@ -33,6 +33,7 @@ from tests.conftest import PASSWORD
 from tests.support.databases import database
 from tests.support.gqlclient import SIGNUP
 from tests.support.servers import api_server
+from tests.support.tls import ssl_context
 
 EXAMPLES = int(os.environ.get("PAASTECH_FUZZ_EXAMPLES", "500"))
 # make fuzz asks for as many subscriptions as operations; make test for a quarter.
@@ -61,6 +62,7 @@ def gql(url: str, token: str, query: str, **variables: object) -> httpx.Response
         json={"query": query, "variables": variables},
         headers={"Authorization": f"Bearer {token}"} if token else {},
         timeout=30,
+        verify=ssl_context(),  # one CA-bundle load per process, not per generated operation
     )
 
 

@@ -11,6 +11,8 @@ from gql.transport.exceptions import TransportQueryError
 from gql.transport.httpx import HTTPXAsyncTransport
 from gql.transport.websockets import WebsocketsTransport
 
+from tests.support.tls import ssl_context
+
 
 class GraphQLErrors(Exception):
     def __init__(self, errors: list[dict[str, Any]]) -> None:
@@ -36,7 +38,9 @@ class Api:
 
     async def __call__(self, query: str, **variables: Any) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        transport = HTTPXAsyncTransport(url=self.url, headers=headers, timeout=30)
+        transport = HTTPXAsyncTransport(
+            url=self.url, headers=headers, timeout=30, verify=ssl_context()
+        )
         client = Client(transport=transport, fetch_schema_from_transport=False)
         try:
             async with client as session:

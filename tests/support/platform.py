@@ -23,6 +23,7 @@ from backend.rpc import platform_pb2 as pb
 from backend.rpc import platform_pb2_grpc as pb_grpc
 from backend.security import internal_secret
 from tests.support.servers import ROOT, api_server, base_env, free_port, stop_process
+from tests.support.tls import ssl_context
 
 TEST_SECRET = "test-secret-key-0123456789"  # what base_env gives every process
 FIXTURES = ROOT / "tests" / "fixtures" / "apps"
@@ -257,7 +258,7 @@ async def get_json(port: int, path: str = "/", within: float = 20) -> dict:
     """GET 127.0.0.1:<port><path>, retrying while the app is not yet answering."""
     deadline = time.monotonic() + within
     last: Exception | None = None
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with httpx.AsyncClient(timeout=5, verify=ssl_context()) as http:
         while time.monotonic() < deadline:
             try:
                 resp = await http.get(f"http://127.0.0.1:{port}{path}")

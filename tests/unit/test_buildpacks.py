@@ -81,7 +81,7 @@ def test_python_with_requirements():
     assert lines[0] == "FROM img/python:1"
     assert "WORKDIR /app" in lines
     # A virtualenv, first on PATH, never pip into the system Python.
-    venv = lines.index("RUN python3 -m venv /opt/venv")
+    venv = lines.index("RUN [ -x /opt/venv/bin/python ] || python3 -m venv /opt/venv")
     assert "VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH" in lines[1]
     assert "break-system-packages" not in result.dockerfile
     copy_req = lines.index("COPY requirements.txt /app/requirements.txt")
