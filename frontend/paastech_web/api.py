@@ -88,6 +88,37 @@ class ApiError(Exception):
 
 UNREACHABLE = "The PaaSTech API is not reachable right now. Try again in a moment."
 
+# How long a request may take, in seconds. gql's own execute_timeout (10 s) would cut every
+# request shorter than this and call a busy API unreachable while it carries the change out.
+# The add-on operations answer once the server runs (EnsureAddon waits up to 90 s), or once
+# a backup is captured or restored: the CLI gives them as long.
+REQUEST_TIMEOUT = 60.0
+LONG_REQUEST_TIMEOUT = 300.0
+LONG_OPERATIONS = frozenset(
+    {
+        "CreateAddon",
+        "AttachAddon",
+        "DetachAddon",
+        "RotateAddonCredentials",
+        "BackupAddon",
+        "RestoreAddon",
+        "RemoveAddon",
+    }
+)
+
+
+def request_timeout(name: str) -> float:
+    return LONG_REQUEST_TIMEOUT if name in LONG_OPERATIONS else REQUEST_TIMEOUT
+
+
+def timed_out(seconds: float) -> str:
+    """Said when the API took too long: the change may still be under way, not lost."""
+    return (
+        f"The PaaSTech API did not answer within {seconds:g} s; the change may still be under "
+        "way. Refresh in a moment to see where it stands."
+    )
+
+
 # Every request and subscription says it comes from the web app, and from which browser: the
 # API's activity feed and login sessions show "web" and e.g. "Chrome on Linux" (its requests
 # come from this server, so its own user agent would name nothing useful).
@@ -125,13 +156,16 @@ async def call(
     if token:
         headers["Authorization"] = f"Bearer {token}"
     headers.update(visitor_headers(client_address))
-    transport = HTTPXAsyncTransport(url=api_url(), headers=headers, timeout=30)
-    client = Client(transport=transport, fetch_schema_from_transport=False)
+    seconds = request_timeout(name)
+    transport = HTTPXAsyncTransport(url=api_url(), headers=headers, timeout=seconds)
+    client = Client(transport=transport, fetch_schema_from_transport=False, execute_timeout=seconds)
     try:
         async with client as session:
             return await session.execute(GraphQLRequest(query, variable_values=variables or None))
     except TransportQueryError as exc:
         raise ApiError.from_errors(exc.errors, str(exc)) from None
+    except (TimeoutError, httpx.TimeoutException) as exc:
+        raise ApiError(timed_out(seconds), "TIMEOUT") from exc
     except (TransportError, httpx.HTTPError, OSError) as exc:
         raise ApiError(UNREACHABLE, "UNAVAILABLE") from exc
 

@@ -13,10 +13,12 @@ import re
 import secrets
 import subprocess
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
+from backend.metrics import store
 from tests.conftest import PASSWORD
 from tests.integration.test_deployments import User
 from tests.support.gqlclient import SIGNUP, Api
@@ -118,12 +120,17 @@ def engine_stats(container: str) -> tuple[float, int]:
     return float(stats["CPUPerc"].rstrip("%")) / 100, int(float(number) * _UNITS[unit])
 
 
-async def latest_web(user: User, project: str) -> dict | None:
+async def web_points(user: User, project: str) -> list[dict]:
     data = await user.api(METRICS, p=project, r="15m")
     for series in data["metrics"]["processes"]:
-        if series["process"] == "web" and series["points"]:
-            return series["points"][-1]
-    return None
+        if series["process"] == "web":
+            return list(series["points"])
+    return []
+
+
+# A stored point is the first sample of its 10 s bucket (FINE), taken at most a sample period
+# after the bucket starts; the window the test compares it over spans the bucket and a margin.
+WINDOW = timedelta(seconds=store.FINE + 2)
 
 
 async def test_cpu_and_memory_follow_the_engine(plat: Platform, user: User, burner: str) -> None:
@@ -132,23 +139,32 @@ async def test_cpu_and_memory_follow_the_engine(plat: Platform, user: User, burn
     assert (await ingress_get(plat, burner, "/burn?seconds=120")).status_code == 200
     limit = docker_inspect(container)["HostConfig"]["Memory"]
 
-    last: dict | None = None
-    engine: tuple[float, int] = (0.0, 0)
-    async with within(90, lambda: f"web's points to reach the engine's {engine}: {last}"):
-        while True:
-            last = await latest_web(user, burner)
-            engine = await asyncio.to_thread(engine_stats, container)
-            # The machine may be busy: the burning thread gets what the scheduler gives it.
-            if last and last["memoryBytes"] >= 96 * MB and last["cpuCores"] >= 0.03:
-                break
-            await asyncio.sleep(0.5)
-    assert last is not None
-    cores, memory = engine
-    # Two readings a few seconds apart of a steady load: close, not equal.
-    assert abs(last["memoryBytes"] - memory) <= max(0.15 * memory, 16 * MB), (last, engine)
-    assert abs(last["cpuCores"] - cores) <= 0.25, (last, engine)
-    assert last["memoryLimitBytes"] == limit
-    assert last["replicas"] == 1 and last["restarts"] == 0
+    # The engine's readings, each over about a second, as the test goes: a busy machine gives
+    # the burning thread a share that varies from second to second, so the platform's point is
+    # compared with the engine's readings over the same bucket, not with one reading later.
+    readings: list[tuple[datetime, float, int]] = []
+    point: dict | None = None
+    span: list[tuple[datetime, float, int]] = []
+    async with within(120, lambda: f"a web point with the engine's readings around it: {span}"):
+        while point is None:
+            cores, memory = await asyncio.to_thread(engine_stats, container)
+            readings.append((datetime.now(UTC), cores, memory))
+            for p in reversed(await web_points(user, burner)):
+                at = datetime.fromisoformat(p["at"])
+                span = [r for r in readings if at - timedelta(seconds=1) <= r[0] <= at + WINDOW]
+                # The burning thread gets what the scheduler gives it, but some of it.
+                ready = p["memoryBytes"] >= 96 * MB and p["cpuCores"] >= 0.03
+                if ready and readings[-1][0] > at + WINDOW and len(span) >= 2:
+                    point = p
+                    break
+    low = min(cores for _, cores, _ in span)
+    high = max(cores for _, cores, _ in span)
+    assert low - 0.15 <= point["cpuCores"] <= high + 0.15, (point, span)
+    memory = span[-1][2]
+    # Two readings a few seconds apart of a steady allocation: close, not equal.
+    assert abs(point["memoryBytes"] - memory) <= max(0.15 * memory, 16 * MB), (point, span)
+    assert point["memoryLimitBytes"] == limit
+    assert point["replicas"] == 1 and point["restarts"] == 0
 
 
 async def test_requests_are_counted_per_status_class(

@@ -28,6 +28,9 @@ class GraphQLErrors(Exception):
         return (self.errors[0].get("extensions") or {}).get("field")
 
 
+REQUEST_SECONDS = 300.0
+
+
 class Api:
     def __init__(self, url: str, token: str | None = None) -> None:
         self.url = url
@@ -38,10 +41,14 @@ class Api:
 
     async def __call__(self, query: str, **variables: Any) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        # As long as the CLI's longest wait (an add-on's first start on a busy host); gql's own
+        # execute_timeout (10 s) would otherwise cut a slow mutation short.
         transport = HTTPXAsyncTransport(
-            url=self.url, headers=headers, timeout=30, verify=ssl_context()
+            url=self.url, headers=headers, timeout=REQUEST_SECONDS, verify=ssl_context()
         )
-        client = Client(transport=transport, fetch_schema_from_transport=False)
+        client = Client(
+            transport=transport, fetch_schema_from_transport=False, execute_timeout=REQUEST_SECONDS
+        )
         try:
             async with client as session:
                 return await session.execute(
