@@ -717,14 +717,32 @@ class SwarmRuntime(DockerRuntime):
             info.ownership.project, info.ownership.process, instance=self.settings.instance
         )
 
+    async def _is_task(self, container_id: str) -> bool:
+        try:
+            await self.manager.tasks.inspect(container_id)
+        except DockerError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     async def stop(self, container_id: str, timeout: float = 10) -> None:  # noqa: ASYNC109
         """Stopping a task removes its service (a StopProject); Swarm stops every task gracefully
-        (StopGracePeriod). A missing task is fine."""
+        (StopGracePeriod). Any other id is a container on the host engine (the release phase, a
+        one-off command), stopped there. A missing one is fine."""
+        if not await self._is_task(container_id):
+            await super().stop(container_id, timeout)
+            return
         name = await self._service_of(container_id)
         if name is not None:
             await self.remove_service(name)
 
     async def remove(self, container_id: str) -> None:
+        """A task: as stop. A container on the host engine (the release phase, a one-off
+        command): removed there; without this each release phase left its container behind."""
+        if not await self._is_task(container_id):
+            await super().remove(container_id)
+            return
         await self.stop(container_id)
 
     async def restart(

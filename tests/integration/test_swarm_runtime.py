@@ -301,6 +301,14 @@ async def test_release_spreads_replicas_over_nodes(
     first.processes.append(Process(L.RELEASE_PROCESS, "echo migrated-$PAASTECH_RELEASE", 1))
     result = await release(runtime, first, logs, settings)
     assert "release: migrated-1" in logs.lines
+    # Its container is removed from the host engine once it has run (it used to stay, exited).
+    left = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label={L.PROJECT}={project}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert left == [], left
     assert logs.lines.index("Release phase done") < next(
         i for i, line in enumerate(logs.lines) if line.startswith("Creating service")
     )
