@@ -58,7 +58,9 @@ from tests.support.platform import tar_dir
 from tests.support.polling import within
 from tests.support.servers import ROOT, free_port, stop_process
 
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
+# func_only: the cluster fixture may first wait for another test run's cluster (machine_lock,
+# bounded on its own), which is no part of a test's time.
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(600, func_only=True)]
 # Imported, so collected and run here (tests/integration/swarm_addon_cases.py says why).
 __all__ = [
     "addon_app",

@@ -6,21 +6,28 @@ exactly what its state file names). The platform registry of this pytest process
 is made reachable from the nodes at BRIDGE_IP:port by the script.
 
 The cluster is one per machine (fixed bridge, namespace names, subnet and state directory): only
-one pytest process may run a Swarm module at a time (`make test` runs each module in one worker).
+one pytest process may run a Swarm module at a time. `make test` runs each module in one worker,
+and a second `make test` on the same machine waits for the first one's cluster to be torn down
+(LOCK, held from `up` to `down`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from tests.support.registry import ensure_registry
 from tests.support.servers import ROOT
 
 SCRIPT = ROOT / "scripts" / "cluster.sh"
+LOCK = Path("/run/lock/paastech-test-cluster.lock")
+LOCK_WAIT_SECONDS = 2400  # another suite's whole Swarm module, with room to spare
 
 
 @dataclass(frozen=True)
@@ -72,13 +79,37 @@ def bring_back() -> None:
 
 
 @contextmanager
+def machine_lock(path: Path = LOCK, wait: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (the kernel drops it if this process dies), waiting
+    up to ``wait`` s for another holder to let go."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    message = f"{path} still held by another test run after {wait:g} s"
+                    raise TimeoutError(message) from None
+                time.sleep(1)  # polling the lock, not waiting for an event
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
 def swarm_cluster() -> Iterator[Cluster]:
-    """Bring the cluster up (with this process's registry reachable), yield it, tear it down."""
-    ensure_registry()
-    port = os.environ["PAASTECH_REGISTRY_PORT"]
-    try:
-        out = _run("up", "--registry-port", port)
-        env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-        yield Cluster(env)
-    finally:
-        _run("down")
+    """Bring the cluster up (with this process's registry reachable), yield it, tear it down;
+    another test run's cluster first goes away (machine_lock)."""
+    with machine_lock():
+        ensure_registry()
+        port = os.environ["PAASTECH_REGISTRY_PORT"]
+        try:
+            out = _run("up", "--registry-port", port)
+            env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+            yield Cluster(env)
+        finally:
+            _run("down")
