@@ -9,9 +9,12 @@ shared ClientSession whose TCPConnector keeps connections to upstreams alive.
   replica stopped between its headers and the end of its body (a release switch: SIGTERM to an
   app that exits at once) then costs a retry on the next replica, not a truncated answer.
 * Retry: when connecting to a replica fails, the next one is tried (each at most once), as long as
-  the request body was not consumed. When a connection dies before any response byte (e.g. a
-  reused keep-alive connection to a replica that just stopped), only idempotent methods are
-  retried, as nginx does: a POST might already have been processed.
+  the request body was not consumed. The next one comes from the table as it is then, not as it
+  was when the request came in: a request that reached the old release's only replica just before
+  the new one was ready, and lost it to the switch's SIGTERM, is answered by the new one. When a
+  connection dies before any response byte (e.g. a reused keep-alive connection to a replica
+  that just stopped), only idempotent methods are retried, as nginx does: a POST might already
+  have been processed.
 * Timeouts: CONNECT_TIMEOUT to open a connection; RESPONSE_HEADERS_TIMEOUT for the response
   headers, counted from the last request-body byte sent. No idle limit while a response body
   streams (server-sent events stay open); a client that goes away cancels the handler.
@@ -25,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 from aiohttp import WSMsgType, hdrs, web
@@ -266,6 +269,20 @@ class Proxy:
             return plain(413, f"Request body larger than {MAX_BODY_BYTES} bytes")
         return await self._forward(request, route, body)
 
+    def _candidates(self, route: Route) -> Iterator[Upstream]:
+        """The replicas to try, each at most once: the route's first, then after each failure
+        the first untried one of the table as it is now (a replica made ready meanwhile, e.g. a
+        release switch's new one, is tried too)."""
+        tried: set[tuple[str, int]] = set()
+        current = route
+        while True:
+            upstream = next((u for u in current.upstreams if (u.host, u.port) not in tried), None)
+            if upstream is None:
+                return
+            tried.add((upstream.host, upstream.port))
+            yield upstream
+            current = self.table.lookup(route.host, rotate=False) or current
+
     # ------------------------------------------------------------------------------ HTTP
 
     async def _forward(
@@ -275,7 +292,7 @@ class Proxy:
         idempotent = request.method in IDEMPOTENT
         timed_out = False
         upstream_response: aiohttp.ClientResponse | None = None
-        for upstream in route.upstreams:
+        for upstream in self._candidates(route):
             if not body.replayable:
                 break
             try:
@@ -396,7 +413,7 @@ class Proxy:
         ]
         upstream_ws: aiohttp.ClientWebSocketResponse | None = None
         timed_out = False
-        for upstream in route.upstreams:
+        for upstream in self._candidates(route):
             try:
                 async with asyncio.timeout(CONNECT_TIMEOUT + RESPONSE_HEADERS_TIMEOUT):
                     upstream_ws = await self.session.ws_connect(

@@ -148,9 +148,10 @@ class RouteTable:
 
     # ------------------------------------------------------------------------------- reading
 
-    def lookup(self, host: str | None) -> Route | None:
+    def lookup(self, host: str | None, *, rotate: bool = True) -> Route | None:
         """None for an unknown host; else its routable upstreams rotated for round robin (the
-        list is empty when the host is known but nothing can serve it now)."""
+        list is empty when the host is known but nothing can serve it now). ``rotate=False``
+        reads without moving the rotation on (a retry of the same request)."""
         key = normalise_host(host)
         ids = self._hosts.get(key) or self._hosts.get(self._aliases.get(key, ""))
         if not ids:
@@ -163,7 +164,8 @@ class RouteTable:
         ]
         if len(upstreams) > 1:
             start = self._next.get(key, 0) % len(upstreams)
-            self._next[key] = start + 1
+            if rotate:
+                self._next[key] = start + 1
             upstreams = upstreams[start:] + upstreams[:start]
         newest = max((self._entries[cid].container for cid in ids), key=lambda c: c.application)
         return Route(key, upstreams, newest.hsts_seconds, newest.project)

@@ -542,3 +542,42 @@ async def test_answer_cut_short_is_retried_on_the_next_replica_when_idempotent()
         assert [o.json() for o in outcomes if isinstance(o, httpx.Response)] == [
             {"received": 10, "chunked": False}
         ]
+
+
+async def test_a_replica_made_ready_during_a_request_answers_it_when_the_old_one_goes():
+    """A release switch's other race (CI, stop 27: one 502 in a Flask redeploy under load): a
+    GET reached the old release's only replica just before the new one was ready, and the old
+    one closed it unanswered on SIGTERM. The retry reads the table again and tries the new one."""
+    taken = asyncio.Event()
+    switched = asyncio.Event()
+
+    async def old_replica(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        taken.set()
+        await switched.wait()
+        writer.close()  # SIGTERM: gone without an answer
+
+    old = await asyncio.start_server(old_replica, "127.0.0.1", 0)
+    table = RouteTable()
+    table.sync([local_container("old", old.sockets[0].getsockname()[1])], trust_running=True)
+    session = make_session()
+    try:
+        async with (
+            serving(await upstream_app()) as new_port,
+            serving(create_app(Proxy(table, session))) as port,
+            httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}", headers={"Host": LOCAL_HOST}, timeout=30
+            ) as client,
+        ):
+            request = asyncio.create_task(client.get("/headers"))
+            await taken.wait()
+            # The new replica is ready and the old one out of rotation, as the switch leaves them.
+            table.sync([local_container("new", new_port, 2)], trust_running=True)
+            switched.set()
+            response = await request
+        assert response.status_code == 200, response.text
+        assert response.json()["path"] == "/headers"
+    finally:
+        await session.close()
+        old.close()
+        await old.wait_closed()

@@ -100,6 +100,9 @@ def settings(cluster: Cluster) -> Settings:
     )
 
 
+INGRESS_LOGS: dict[str, Path] = {}  # the ingress fixture's URL -> its log
+
+
 @pytest.fixture(scope="module")
 def ingress(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The embedded ingress, in Swarm mode (PAASTECH_RUNTIME=swarm), as `make up` runs it; its
@@ -116,6 +119,7 @@ def ingress(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
     )
     log_path = data_dir / "ingress.log"
     url = f"http://127.0.0.1:{port}"
+    INGRESS_LOGS[url] = log_path
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "backend", "ingress"], env=env, cwd=ROOT, stdout=log, stderr=log
@@ -466,7 +470,16 @@ async def test_a_dead_node_s_tasks_are_rescheduled_while_the_app_answers(
             rescheduled = time.monotonic() - killed
             await routed(ingress, project, "1")
         print(f"node {node} died: its tasks ran again elsewhere after {rescheduled:.1f}s")
-        assert traffic.failures == [], traffic.failures[:5]
+        placement = [c.labels["paastech.swarm.node"] for c in running]
+        # What the ingress saw (its warnings), should a request have failed.
+        log_path = INGRESS_LOGS[ingress]
+        warnings = [line for line in log_path.read_text().splitlines() if "WARNING" in line]
+        assert traffic.failures == [], (
+            f"{len(traffic.failures)} of {traffic.total} failed; tasks were on {placement}, "
+            f"{victim} died",
+            traffic.failures[:3],
+            warnings[-15:],
+        )
         assert traffic.total > 0
     finally:
         # The node comes back (and rejoins) for the tests that run after this one.
