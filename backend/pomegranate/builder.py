@@ -260,6 +260,21 @@ def unmount_under(path: Path) -> None:
 libc = ctypes.CDLL(None, use_errno=True)
 
 
+def clean_leftovers(settings: Settings) -> int:
+    """With no build running (Pomegranate starting, or stopped after its drain): detach the
+    mounts under the builder's home and remove the work directories that builds killed with
+    their process left behind (their own cleanup never ran). Returns how many were found."""
+    home = (settings.data_dir / "builder").resolve()
+    found = len(_mounts_under(home))
+    unmount_under(home)
+    work = home / "work"
+    if work.is_dir():
+        for child in work.iterdir():
+            found += 1
+            shutil.rmtree(child, ignore_errors=True)
+    return found
+
+
 def _dir_kib(path: Path) -> int:
     """Disk use of a directory tree in KiB, staying on its filesystem (overlay mounts skipped)."""
     total = 0

@@ -9,6 +9,7 @@ import signal
 
 import grpc
 
+from backend.pomegranate import builder
 from backend.pomegranate.runtime import Runtime
 from backend.pomegranate.service import PomegranateService
 from backend.rpc import pomegranate_pb2_grpc as pb_grpc
@@ -60,6 +61,9 @@ async def serve(settings: Settings | None = None, runtime: Runtime | None = None
     removed = service.clean_tmp()
     if removed:
         log.info("removed %d leftover build source file(s)", removed)
+    leftovers = await asyncio.to_thread(builder.clean_leftovers, s)
+    if leftovers:
+        log.info("removed %d build mount(s) and work dir(s) a killed build left", leftovers)
     server, port = create_server(service, f"{s.host}:{s.pomegranate_port}")
     await server.start()
     log.info("pomegranate listening on %s:%d", s.host, port)
@@ -76,3 +80,6 @@ async def serve(settings: Settings | None = None, runtime: Runtime | None = None
         await server.stop(SHUTDOWN_GRACE_SECONDS)
         await service.drain()
         await runtime.close()
+        # No build runs any more: nothing of one may stay mounted (a build cancelled at the
+        # stop may not have reached its own cleanup).
+        await asyncio.to_thread(builder.clean_leftovers, s)
