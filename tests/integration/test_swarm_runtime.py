@@ -54,7 +54,7 @@ from tests.integration.swarm_volume_cases import (  # run here, on this module's
     volume_project,
 )
 from tests.support.cluster import SCRIPT, Cluster, bring_back, swarm_cluster
-from tests.support.platform import tar_dir
+from tests.support.platform import docker_containers, tar_dir
 from tests.support.polling import within
 from tests.support.servers import ROOT, free_port, stop_process
 
@@ -308,12 +308,7 @@ async def test_release_spreads_replicas_over_nodes(
     result = await release(runtime, first, logs, settings)
     assert "release: migrated-1" in logs.lines
     # Its container is removed from the host engine once it has run (it used to stay, exited).
-    left = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label={L.PROJECT}={project}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    left = docker_containers(project)
     assert left == [], left
     assert logs.lines.index("Release phase done") < next(
         i for i, line in enumerate(logs.lines) if line.startswith("Creating service")
