@@ -730,20 +730,23 @@ class SwarmRuntime(DockerRuntime):
         """Stopping a task removes its service (a StopProject); Swarm stops every task gracefully
         (StopGracePeriod). Any other id is a container on the host engine (the release phase, a
         one-off command), stopped there. A missing one is fine."""
-        if not await self._is_task(container_id):
+        if await self._is_task(container_id):
+            await self._remove_service_of(container_id)
+        else:
             await super().stop(container_id, timeout)
-            return
-        name = await self._service_of(container_id)
-        if name is not None:
-            await self.remove_service(name)
 
     async def remove(self, container_id: str) -> None:
         """A task: as stop. A container on the host engine (the release phase, a one-off
         command): removed there; without this each release phase left its container behind."""
-        if not await self._is_task(container_id):
+        if await self._is_task(container_id):
+            await self._remove_service_of(container_id)
+        else:
             await super().remove(container_id)
-            return
-        await self.stop(container_id)
+
+    async def _remove_service_of(self, task_id: str) -> None:
+        name = await self._service_of(task_id)
+        if name is not None:
+            await self.remove_service(name)
 
     async def restart(
         self,
