@@ -65,7 +65,11 @@ async def shared() -> AsyncIterator[tuple[DockerAddons, str]]:
 async def test_the_data_survives_a_dockerd_restart() -> None:
     with private_engine() as engine:
         await asyncio.to_thread(engine.load_images, PG_IMAGE, REDIS_IMAGE)
-        settings = Settings(instance=f"pt{secrets.token_hex(3)}", docker_url=engine.url)
+        settings = Settings(
+            instance=f"pt{secrets.token_hex(3)}",
+            docker_url=engine.url,
+            **engine.network_settings,  # type: ignore[arg-type]
+        )
         runtime = DockerRuntime(settings)
         addons = DockerAddons(runtime)
         try:

@@ -59,6 +59,7 @@ async def test_addon_rows_and_attachments_survive_a_dockerd_restart(tmp_path: Pa
             docker_url=engine.url,
             health_check_timeout_seconds=20,
             reconcile_interval_seconds=2,
+            **engine.network_settings,
         ) as plat:
             api, project = await owner_with_project(plat.api_url, "er")
             pg = await create_addon(api, project, "postgres")

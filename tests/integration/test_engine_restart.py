@@ -40,7 +40,12 @@ async def test_every_app_answers_again_after_a_dockerd_restart(
 ) -> None:
     with private_engine(live_restore=live_restore) as engine:
         engine.load_images("paastech/busybox:latest")
-        with platform(tmp_path, docker_url=engine.url, health_check_timeout_seconds=60) as plat:
+        with platform(
+            tmp_path,
+            docker_url=engine.url,
+            health_check_timeout_seconds=60,
+            **engine.network_settings,
+        ) as plat:
             name = f"u{secrets.token_hex(4)}"
             data = await Api(plat.api_url)(
                 SIGNUP, email=f"{name}@example.com", username=name, password=PASSWORD

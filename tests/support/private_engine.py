@@ -5,14 +5,22 @@ containerd namespace; no iptables rules, and a default bridge of its own that th
 and deletes. Never ``--bridge=none`` nor ``--default-address-pool``: a dockerd started with the first, or
 restarted with the second (without live-restore), deletes the host's ``docker0`` (moby's
 configureNetworking, removeDefaultBridgeInterface): the shared engine's default bridge, and
-every build on the shared engine fails after it. The networks the platform creates on it get
-subnets from Docker's default pools that no host route uses yet. Published 127.0.0.1 ports work
-through its userland proxy. Everything is removed afterwards.
+every build on the shared engine fails after it. Published 127.0.0.1 ports work through its
+userland proxy. Everything is removed afterwards.
+
+Addresses: engines on one host don't see each other's networks, so a project network the
+platform carves on this engine from the shared default pool (10.210.0.0/16) could take a subnet
+a platform on the shared engine also holds; the host then routes the userland proxy's connection
+to the other bridge and the health check times out. Each private engine therefore holds a slot
+(a flock, released even when the test process dies) that gives it a bridge and a project network
+pool nothing else on the machine uses: pass ``engine.network_settings`` to its platform.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -25,13 +33,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
+SLOTS = 64  # private engines alive at once on this machine
+LOCKS = Path("/run/lock")
 
 
 @dataclass
 class PrivateEngine:
     root: Path
     args: list[str]
+    slot: int
     proc: subprocess.Popen | None = None
+
+    @property
+    def network_pool(self) -> str:
+        """Project networks on this engine: 16 /26s that only this engine uses."""
+        return f"10.221.{self.slot * 4}.0/22"
+
+    @property
+    def network_settings(self) -> dict[str, object]:
+        return {"project_network_pool": self.network_pool, "project_network_prefix": 26}
 
     @property
     def socket(self) -> Path:
@@ -77,13 +97,37 @@ class PrivateEngine:
 
 
 @contextmanager
+def _network_slot() -> Iterator[int]:
+    """A slot number no other live private engine on this machine holds."""
+    LOCKS.mkdir(parents=True, exist_ok=True)
+    for slot in range(SLOTS):
+        fd = os.open(LOCKS / f"paastech-test-engine-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        try:
+            yield slot
+        finally:
+            os.close(fd)  # releases the lock
+        return
+    raise RuntimeError(f"all {SLOTS} private engine slots are taken")
+
+
+@contextmanager
 def private_engine(*, live_restore: bool = False) -> Iterator[PrivateEngine]:
+    with _network_slot() as slot:
+        yield from _private_engine(slot, live_restore)
+
+
+def _private_engine(slot: int, live_restore: bool) -> Iterator[PrivateEngine]:
     # Short path: unix socket paths (containerd's, under the exec root) have a 108-byte limit.
     root = Path(tempfile.mkdtemp(prefix="pt-engine-", dir="/tmp"))
     tag = secrets.token_hex(3)
     bridge = f"ptb{tag}"  # its default bridge
     subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
-    subnet = f"10.{200 + secrets.randbelow(50)}.{secrets.randbelow(256)}.1/24"
+    subnet = f"10.220.{slot}.1/24"
     subprocess.run(["ip", "addr", "add", subnet, "dev", bridge], check=True)
     subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
     args = [
@@ -100,7 +144,7 @@ def private_engine(*, live_restore: bool = False) -> Iterator[PrivateEngine]:
     ]
     if live_restore:
         args.append("--live-restore")
-    engine = PrivateEngine(root, args)
+    engine = PrivateEngine(root, args, slot)
     try:
         engine.start()
         yield engine
