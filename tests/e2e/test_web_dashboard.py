@@ -23,7 +23,7 @@ from tests.support.platform import fixture, push, tar_dir
 pytestmark = pytest.mark.browser
 
 STATE = """query($p: String!) { project(name: $p) { applicationCount
-  liveApplication { number status }
+  liveApplication { number status } applications(first: 1) { number finished }
   settings { replicas { processType replicas } memoryMb cpu healthCheckPath deployBranch } } }"""
 TABS = ("overview", "releases", "logs", "settings", "addons")
 
@@ -243,6 +243,8 @@ def test_tabs_confirmations_logs_prefilled_forms_and_idle(
     b.wait_el("#idle-note")
 
     # Stop asks first; stopped, the header says so; Start brings the release back (still idle).
+    # The scale's release may still be finishing after "idle" shows: stop is refused until then.
+    b.wait(lambda: state(api, project)["applications"][0]["finished"], 120, "the scale released")
     count = state(api, project)["applicationCount"]
     b.click("#stop")
     assert "serves nothing" in b.wait_text("serves nothing", ".confirm")
