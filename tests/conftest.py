@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,12 @@ PASSWORD = "correct-horse-7"
 # In-process services hash with argon2id's cheapest parameters, as the test servers do
 # (tests/support/servers.py); tests of hashing itself choose the production profile.
 os.environ.setdefault("PAASTECH_PASSWORD_HASH_PROFILE", "cheapest")
+
+# A shell without job control starts a backgrounded `make test` (`make test &`, nohup) with
+# SIGINT ignored, and an ignored signal stays ignored across exec: the CLIs the tests interrupt
+# with Ctrl-C would never see it. Handled here, it is back to the default in every child.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_configure(config: pytest.Config) -> None:
