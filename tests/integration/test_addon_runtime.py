@@ -68,7 +68,7 @@ async def test_the_data_survives_a_dockerd_restart() -> None:
         settings = Settings(
             instance=f"pt{secrets.token_hex(3)}",
             docker_url=engine.url,
-            **engine.network_settings,  # type: ignore[arg-type]
+            **engine.network_settings,
         )
         runtime = DockerRuntime(settings)
         addons = DockerAddons(runtime)

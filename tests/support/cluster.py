@@ -13,7 +13,6 @@ and a second `make test` on the same machine waits for the first one's cluster t
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import time
@@ -22,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.locks import try_lock
 from tests.support.registry import ensure_registry
 from tests.support.servers import ROOT
 
@@ -82,22 +82,13 @@ def bring_back() -> None:
 def machine_lock(path: Path = LOCK, wait: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (the kernel drops it if this process dies), waiting
     up to ``wait`` s for another holder to let go."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    message = f"{path} still held by another test run after {wait:g} s"
-                    raise TimeoutError(message) from None
-                time.sleep(1)  # polling the lock, not waiting for an event
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    deadline = time.monotonic() + wait
+    while (handle := try_lock(path)) is None:
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{path} still held by another test run after {wait:g} s")
+        time.sleep(1)  # polling the lock, not waiting for an event
+    with handle:  # closing it releases the lock
+        yield
 
 
 @contextmanager

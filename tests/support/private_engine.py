@@ -18,9 +18,7 @@ pool nothing else on the machine uses: pass ``engine.network_settings`` to its p
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import secrets
 import shutil
 import signal
@@ -31,6 +29,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.locks import try_lock
 
 DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
 SLOTS = 64  # private engines alive at once on this machine
@@ -99,18 +99,12 @@ class PrivateEngine:
 @contextmanager
 def _network_slot() -> Iterator[int]:
     """A slot number no other live private engine on this machine holds."""
-    LOCKS.mkdir(parents=True, exist_ok=True)
     for slot in range(SLOTS):
-        fd = os.open(LOCKS / f"paastech-test-engine-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        handle = try_lock(LOCKS / f"paastech-test-engine-{slot}.lock")
+        if handle is None:
             continue
-        try:
+        with handle:  # closing it releases the lock
             yield slot
-        finally:
-            os.close(fd)  # releases the lock
         return
     raise RuntimeError(f"all {SLOTS} private engine slots are taken")
 
