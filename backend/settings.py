@@ -208,6 +208,10 @@ class Settings(BaseSettings):
     # releases side by side during a switch.
     project_network_pool: str = "10.210.0.0/16"
     project_network_prefix: int = Field(default=26, ge=16, le=29)
+    # Pomegranate installs scripts/project-network-firewall.sh for the pool on this host (it
+    # drops what is routed between two project networks, through the gap Docker's own rules
+    # leave each time the engine creates a network). Off only for an engine on another host.
+    project_network_firewall: bool = True
     # The uid:gid a container runs as when its image names no numeric non-root USER.
     container_user: str = "10001:10001"
     # Quotas per Client (issue 11), generous defaults; an administrator overrides them per Client

@@ -1,6 +1,8 @@
 """Docker networks of the platform on the host engine: each project's bridge network, with a
 subnet of its own from the pool (settings.project_network_pool), and the add-ons' internal
-networks. A same-named network carrying other labels is never taken over.
+networks. A same-named network carrying other labels is never taken over. Before a network of
+the pool is used, scripts/project-network-firewall.sh drops what is routed between two of them
+(Docker's own isolation rules have a gap each time the engine creates a network; see there).
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiodocker
@@ -24,9 +28,34 @@ log = logging.getLogger(__name__)
 
 network_name = L.network_name
 
+FIREWALL_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "project-network-firewall.sh"
+_firewalled: set[str] = set()  # pools whose firewall this process installed
+
 
 class NetworkError(Exception):
     """A project network could not be created or is not ours."""
+
+
+async def ensure_firewall(settings: Settings) -> None:
+    """Install the pool's firewall on this host (once per process; the script is idempotent and
+    takes a lock, so concurrent installers are fine). Fails closed: NetworkError, and nothing
+    is started on a network whose isolation is not in place. Off (project_network_firewall)
+    only for an engine whose bridges are on another host, where its operator installs it."""
+    pool = settings.project_network_pool
+    if not settings.project_network_firewall or pool in _firewalled:
+        return
+    proc = await asyncio.create_subprocess_exec(
+        str(FIREWALL_SCRIPT),
+        "install",
+        env={**os.environ, "PAASTECH_PROJECT_NETWORK_POOL": pool},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        detail = out.decode(errors="replace").strip()
+        raise NetworkError(f"the project networks' firewall could not be set up: {detail}")
+    _firewalled.add(pool)
 
 
 async def get_network(docker: aiodocker.Docker, name: str) -> dict[str, Any] | None:
@@ -70,6 +99,7 @@ async def create_network(
     if pool.version != 4 or prefix < pool.prefixlen:
         raise NetworkError(f"project_network_pool {pool} must be IPv4 and hold /{prefix}s")
     count = 2 ** (prefix - pool.prefixlen)
+    await ensure_firewall(settings)
     used = await used_subnets(docker)
     first = zlib.crc32(name.encode()) % count
     for i in range(count):
@@ -135,6 +165,7 @@ class ProjectNetworks:
         docker = self._docker()
         name = network_name(project, instance=self.settings.instance)
         wanted = self.labels(project)
+        await ensure_firewall(self.settings)  # networks made before it was installed, too
         async with self.lock(name):
             existing = await get_network(docker, name)
             if existing is None:

@@ -19,6 +19,7 @@ pool nothing else on the machine uses: pass ``engine.network_settings`` to its p
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -30,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend.pomegranate.networks import FIREWALL_SCRIPT
 from tests.support.locks import try_lock
 
 DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
@@ -159,6 +161,12 @@ def _private_engine(slot: int, live_restore: bool) -> Iterator[PrivateEngine]:
             _umount_below(root)
             shutil.rmtree(root, ignore_errors=True)
             subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+            # The project networks' firewall its platform installed for the slot's pool.
+            subprocess.run(
+                [str(FIREWALL_SCRIPT), "remove"],
+                env={**os.environ, "PAASTECH_PROJECT_NETWORK_POOL": engine.network_pool},
+                capture_output=True,
+            )
 
 
 def _umount_below(root: Path) -> None:

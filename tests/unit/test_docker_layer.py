@@ -25,6 +25,7 @@ from aiohttp import web
 from backend import labels as L
 from backend.engine.engine import task_logs, update_service
 from backend.metrics.containers import ContainerSample
+from backend.pomegranate import networks as networks_module
 from backend.pomegranate.networks import NetworkError, ProjectNetworks, create_network
 from backend.pomegranate.server import create_server
 from backend.pomegranate.service import PomegranateService
@@ -161,7 +162,10 @@ def _subnet(config: dict[str, Any]) -> ipaddress.IPv4Network:
     return ipaddress.IPv4Network(config["IPAM"]["Config"][0]["Subnet"])
 
 
-SMALL_POOL = Settings(project_network_pool="10.99.0.0/23", project_network_prefix=24)
+# The host firewall is tested below with a stand-in script; these never touch iptables.
+SMALL_POOL = Settings(
+    project_network_pool="10.99.0.0/23", project_network_prefix=24, project_network_firewall=False
+)
 
 
 async def test_a_network_gets_a_free_subnet_of_the_pool() -> None:
@@ -192,7 +196,11 @@ async def test_an_overlapping_subnet_moves_on_and_a_full_pool_is_refused() -> No
 
 async def test_a_pool_that_cannot_hold_the_prefix_is_refused() -> None:
     networks = FakeNetworks()
-    bad = Settings(project_network_pool="10.99.0.0/24", project_network_prefix=16)
+    bad = Settings(
+        project_network_pool="10.99.0.0/24",
+        project_network_prefix=16,
+        project_network_firewall=False,
+    )
     with pytest.raises(NetworkError, match="must be IPv4"):
         await create_network(FakeDocker(networks), bad, "n1", {})  # type: ignore[arg-type]
     assert networks.created == []
@@ -212,6 +220,46 @@ async def test_a_project_network_is_made_once_and_a_foreign_one_refused() -> Non
     with pytest.raises(NetworkError, match="not project blog's"):
         await projects.ensure("blog")
     assert len(networks.created) == 1
+
+
+def _firewall_script(tmp_path: Path, body: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    script = tmp_path / "firewall.sh"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    monkeypatch.setattr(networks_module, "FIREWALL_SCRIPT", script)
+    monkeypatch.setattr(networks_module, "_firewalled", set())
+    return script
+
+
+async def test_the_pools_firewall_is_installed_once_before_a_network_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = tmp_path / "calls"
+    _firewall_script(tmp_path, f'echo "$1 $PAASTECH_PROJECT_NETWORK_POOL" >> {calls}', monkeypatch)
+    settings = SMALL_POOL.model_copy(update={"project_network_firewall": True})
+    networks = FakeNetworks()
+    docker = FakeDocker(networks)
+    projects = ProjectNetworks(settings, lambda: docker)  # type: ignore[arg-type, return-value]
+    await projects.ensure("shop")
+    await projects.ensure("shop")
+    await create_network(docker, settings, "addon", {}, internal=True)  # type: ignore[arg-type]
+    assert calls.read_text() == "install 10.99.0.0/23\n"
+    assert len(networks.created) == 2
+
+
+async def test_a_firewall_that_cannot_be_installed_stops_the_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _firewall_script(tmp_path, 'echo "iptables: Permission denied"; exit 4', monkeypatch)
+    settings = SMALL_POOL.model_copy(update={"project_network_firewall": True})
+    networks = FakeNetworks()
+    docker = FakeDocker(networks)
+    projects = ProjectNetworks(settings, lambda: docker)  # type: ignore[arg-type, return-value]
+    with pytest.raises(NetworkError, match="firewall could not be set up: iptables: Permission"):
+        await projects.ensure("shop")
+    with pytest.raises(NetworkError, match="firewall could not be set up"):
+        await create_network(docker, settings, "addon", {})  # type: ignore[arg-type]
+    assert networks.created == []
 
 
 # ------------------------------------------------------------------ the gRPC edge

@@ -279,6 +279,7 @@ def test_only_pomegranate_runs_privileged_with_the_builder(compose):
     for package in ("buildah", "runc", "containernetworking-plugins", "iptables"):
         assert package in dockerfile
     assert "scripts/build-network.sh" in dockerfile
+    assert "scripts/project-network-firewall.sh" in dockerfile  # issue 11, Docker's gap
 
 
 def test_platform_environment_names_real_settings(compose):
