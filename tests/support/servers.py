@@ -104,23 +104,55 @@ def api_server(
     """Migrate, start `python -m backend api`, wait for /healthz; yields the /graphql URL.
     ``before_start`` runs between the migration and the start (e.g. waits for the processes the
     API connects to, started before the migration so that they boot meanwhile)."""
-    port = free_port()
-    settings.setdefault("api_grpc_port", free_port())
-    settings.setdefault("pomegranate_port", free_port())  # nothing listens: no deploys
-    env = base_env(data_dir, database_url, api_port=port, **settings)
-    migrate(env)
-    if before_start is not None:
-        before_start()
-    log = (data_dir / f"api-{port}.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "backend", "api"], env=env, cwd=ROOT, stdout=log, stderr=log
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", proc)
-        yield f"http://127.0.0.1:{port}/graphql"
-    finally:
-        stop_process(proc)
-        log.close()
+    fixed = {k: settings.pop(k) for k in ("api_grpc_port", "pomegranate_port") if k in settings}
+    for attempt in range(BIND_ATTEMPTS):
+        port = free_port()
+        ports = {
+            "api_grpc_port": fixed.get("api_grpc_port") or free_port(),
+            "pomegranate_port": fixed.get("pomegranate_port") or free_port(),  # no deploys
+        }
+        env = base_env(data_dir, database_url, api_port=port, **ports, **settings)
+        if attempt == 0:
+            migrate(env)
+            if before_start is not None:
+                before_start()
+        log_path = data_dir / f"api-{port}.log"
+        log = log_path.open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "backend", "api"], env=env, cwd=ROOT, stdout=log, stderr=log
+        )
+        try:
+            # A free_port() taken by another process before the API bound it (two suites on one
+            # machine): the API logs the failed bind; start again on new ports.
+            wait_http(
+                f"http://127.0.0.1:{port}/healthz",
+                proc,
+                failed=lambda path=log_path: _bind_failed(path),
+            )
+        except PortTaken:
+            stop_process(proc)
+            log.close()
+            if attempt + 1 == BIND_ATTEMPTS or fixed:
+                raise
+            continue
+        try:
+            yield f"http://127.0.0.1:{port}/graphql"
+        finally:
+            stop_process(proc)
+            log.close()
+        return
+
+
+BIND_ATTEMPTS = 3
+
+
+class PortTaken(RuntimeError):
+    """The server logged that its port was taken before it could bind it."""
+
+
+def _bind_failed(log: Path) -> bool:
+    text = log.read_bytes()
+    return b"Failed to bind to address" in text or b"address already in use" in text
 
 
 def stop_process(proc: subprocess.Popen, grace: float = 15) -> None:
@@ -135,9 +167,17 @@ def stop_process(proc: subprocess.Popen, grace: float = 15) -> None:
         proc.wait()
 
 
-def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 30) -> None:
+def wait_http(
+    url: str,
+    proc: subprocess.Popen | None = None,
+    timeout: float = 30,
+    failed: Callable[[], bool] | None = None,
+) -> None:
+    """Until ``url`` answers; PortTaken as soon as ``failed()`` says the server cannot bind."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if failed is not None and failed():
+            raise PortTaken(f"the server for {url} could not bind its ports")
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process for {url} exited with {proc.returncode}")
         try:
