@@ -103,10 +103,8 @@ async def churn(docker: aiodocker.Docker, cycles: int) -> None:
             if "overlap" in exc.message.lower():
                 continue
             raise
-        try:
-            made += 1
-        finally:
-            await network.delete()
+        await network.delete()
+        made += 1
 
 
 @contextlib.contextmanager
