@@ -262,36 +262,38 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await init_db(settings)
-        # The hash logins of unknown accounts are checked against: made now, off the loop.
-        await asyncio.to_thread(security.dummy_hash)
-        await routing.publish(settings)  # custom domains -> ingress/Traefik (backend/routing.py)
-        deployer = Deployer(PomegranateClient(settings), settings)
-        set_deployer(deployer)
-        await deployer.start()
-        collector = MetricsCollector(deployer.pomegranate, settings)  # issue 18
-        set_collector(collector)
-        await collector.start()
-        scraper = None
-        if settings.traefik_metrics_url:  # production behind Traefik (backend/metrics/traefik.py)
-            scraper = TraefikScraper(
-                settings.traefik_metrics_url,
-                collector.record_windows,
-                settings.metrics_sample_seconds,
-            )
-            await scraper.start()
-        internal = await start_internal_server(settings)
-        try:
+        # One exit stack: when a step fails (a taken port, an unmigrated database), what started
+        # before it is stopped too, so the process exits instead of hanging on the database
+        # thread and the deployer's tasks after uvicorn's "Application startup failed".
+        async with contextlib.AsyncExitStack() as stack:
+            await init_db(settings)
+            stack.push_async_callback(close_db)
+            # The hash logins of unknown accounts are checked against: made now, off the loop.
+            await asyncio.to_thread(security.dummy_hash)
+            # Custom domains -> ingress/Traefik (backend/routing.py).
+            await routing.publish(settings)
+            deployer = Deployer(PomegranateClient(settings), settings)
+            set_deployer(deployer)
+            stack.callback(set_deployer, None)
+            stack.push_async_callback(deployer.stop)
+            await deployer.start()
+            collector = MetricsCollector(deployer.pomegranate, settings)  # issue 18
+            set_collector(collector)
+            stack.callback(set_collector, None)
+            stack.push_async_callback(collector.stop)
+            await collector.start()
+            # Production behind Traefik (backend/metrics/traefik.py).
+            if settings.traefik_metrics_url:
+                scraper = TraefikScraper(
+                    settings.traefik_metrics_url,
+                    collector.record_windows,
+                    settings.metrics_sample_seconds,
+                )
+                stack.push_async_callback(scraper.stop)
+                await scraper.start()
+            internal = await start_internal_server(settings)
+            stack.push_async_callback(internal.stop, 2)
             yield
-        finally:
-            await internal.stop(grace=2)
-            if scraper is not None:
-                await scraper.stop()
-            await collector.stop()
-            set_collector(None)
-            await deployer.stop()
-            set_deployer(None)
-            await close_db()
 
     graphql = PaasGraphQL(
         build_schema(settings),
