@@ -20,6 +20,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiodocker
+import aiohttp
 from aiodocker.exceptions import DockerError
 from aiodocker.stream import Stream
 
@@ -392,37 +393,48 @@ class DockerRuntime:
         reason = "not checked"
         settle_until = loop.time() + min(WORKER_SETTLE_SECONDS, timeout / 2)
         schedule = delays()  # fast at first, then one probe a second (issue 17)
-        while True:
-            info = await self.inspect(container.id)
-            if info is None:
-                raise HealthCheckError(f"container {container.name} was removed")
-            if not info.running or info.restart_count > container.restart_count:
-                await asyncio.sleep(0.2)  # let the last output reach the log
-                lines = await last_lines(self.docker, container.id)
-                code = (await self.inspect(container.id) or info).exit_code
-                if info.oom_killed:
-                    what = "was killed: out of memory"
-                elif info.running:  # it exited and the restart policy already started it again
-                    what = f"exited and is restarting (restart #{info.restart_count})"
-                elif code is not None:
-                    what = f"exited with code {code}"
+        port = container.host_port
+        # One client session for the whole wait: a session per probe costs its setup each time.
+        async with aiohttp.ClientSession() as session:
+            while True:
+                if port is not None:
+                    # The probe runs beside the inspect (not after it): a healthy answer ends the
+                    # wait without the engine's round trip (issue 17, release switch).
+                    problem, info = await asyncio.gather(
+                        probe(port, path, session=session), self.inspect(container.id)
+                    )
+                    if problem is None:
+                        return
+                    reason = problem
                 else:
-                    what = f"is {info.state}"
-                raise HealthCheckError(f"container {info.name} {what}", lines)
-            if info.host_port is None:
-                if loop.time() >= settle_until:
-                    return
-            else:
-                problem = await probe(info.host_port, path)
-                if problem is None:
-                    return
-                reason = problem
-            if loop.time() >= deadline:
-                lines = await last_lines(self.docker, container.id)
-                raise HealthCheckError(
-                    f"container {info.name} not healthy after {timeout:g}s: {reason}", lines
-                )
-            await asyncio.sleep(min(next(schedule), max(0.0, deadline - loop.time())))
+                    info = await self.inspect(container.id)
+                if info is None:
+                    raise HealthCheckError(f"container {container.name} was removed")
+                if not info.running or info.restart_count > container.restart_count:
+                    await asyncio.sleep(0.2)  # let the last output reach the log
+                    lines = await last_lines(self.docker, container.id)
+                    code = (await self.inspect(container.id) or info).exit_code
+                    if info.oom_killed:
+                        what = "was killed: out of memory"
+                    elif info.running:  # it exited and the restart policy already started it again
+                        what = f"exited and is restarting (restart #{info.restart_count})"
+                    elif code is not None:
+                        what = f"exited with code {code}"
+                    else:
+                        what = f"is {info.state}"
+                    raise HealthCheckError(f"container {info.name} {what}", lines)
+                if info.host_port is None:
+                    if loop.time() >= settle_until:
+                        return
+                elif port != info.host_port:  # first seen now: probed on the next turn
+                    port = info.host_port
+                    continue
+                if loop.time() >= deadline:
+                    lines = await last_lines(self.docker, container.id)
+                    raise HealthCheckError(
+                        f"container {info.name} not healthy after {timeout:g}s: {reason}", lines
+                    )
+                await asyncio.sleep(min(next(schedule), max(0.0, deadline - loop.time())))
 
     # ---------------------------------------------------------------------------------- stop
 

@@ -49,8 +49,9 @@ def test_pomegranate_and_the_ingress_probe_with_the_same_code() -> None:
 
 def test_probe_schedule_backs_off_to_one_second() -> None:
     schedule = health.delays()
-    first = [next(schedule) for _ in range(40)]
-    assert first[0] == health.FIRST_DELAY
+    first = [next(schedule) for _ in range(health.FAST_PROBES + 40)]
+    assert first[: health.FAST_PROBES] == [health.FIRST_DELAY] * health.FAST_PROBES
+    assert first[health.FAST_PROBES] > health.FIRST_DELAY
     assert all(a <= b for a, b in itertools.pairwise(first))
     assert first[-1] == health.MAX_DELAY
 
