@@ -16,8 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from backend.db.models import WebhookDelivery
 from backend.settings import Settings
 
@@ -52,6 +50,10 @@ async def deliver(
 ) -> WebhookDelivery:
     """Up to settings.webhook_attempts POSTs; a 2xx answer ends it. The row is saved after each
     attempt, so the log shows a delivery in progress."""
+    # Imported here: httpx loads its CLI's rich and pygments (about 5 MB), and most API
+    # processes never send a webhook (issue 17).
+    import httpx
+
     delay = settings.webhook_retry_seconds
     async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as http:
         for attempt in range(1, settings.webhook_attempts + 1):

@@ -29,13 +29,16 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from backend.metrics.histogram import BOUNDS_MS, BUCKETS, bucket_of
 from backend.metrics.store import RequestCounts
 from backend.validation import PROJECT_NAME_RE
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("paastech.metrics.traefik")
 
@@ -199,6 +202,8 @@ class TraefikScraper:
             self._task = None
 
     async def _run(self) -> None:
+        import httpx  # here: only an API behind Traefik scrapes (httpx costs about 5 MB)
+
         failing = False
         async with httpx.AsyncClient(follow_redirects=False) as http:
             while True:

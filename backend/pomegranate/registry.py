@@ -4,7 +4,7 @@ disk by itself: `docker-registry garbage-collect` does (docs/architecture.md).""
 
 from __future__ import annotations
 
-import httpx
+import aiohttp
 
 from backend.settings import Settings
 
@@ -19,15 +19,19 @@ MANIFEST_TYPES = ", ".join(
 
 
 class Registry:
+    """aiohttp, which Pomegranate loads for the engine already (aiodocker): httpx would bring
+    its own stack and its CLI's (rich, pygments, click), about 5 MB (issue 17)."""
+
     def __init__(self, settings: Settings):
         self.settings = settings
 
-    def _client(self) -> httpx.AsyncClient:
+    def _client(self) -> aiohttp.ClientSession:
         s = self.settings
-        return httpx.AsyncClient(
-            base_url=f"http://{s.registry_address}/v2/",
-            auth=(s.registry_username, s.resolved_registry_password()),
-            timeout=30,
+        return aiohttp.ClientSession(
+            base_url=f"http://{s.registry_address}",
+            auth=aiohttp.BasicAuth(s.registry_username, s.resolved_registry_password()),
+            timeout=aiohttp.ClientTimeout(total=30),
+            raise_for_status=False,
         )
 
     @staticmethod
@@ -36,32 +40,38 @@ class Registry:
 
     async def tags(self, project: str) -> dict[str, str]:
         """Tag -> manifest digest of the project's repository (empty when it has none)."""
-        repo = self.repository(project)
+        repo = f"/v2/{self.repository(project)}"
         async with self._client() as client:
-            response = await client.get(f"{repo}/tags/list")
-            if response.status_code == 404:
-                return {}
-            response.raise_for_status()
+            async with client.get(f"{repo}/tags/list") as response:
+                if response.status == 404:
+                    return {}
+                response.raise_for_status()
+                listed = await response.json()
             result: dict[str, str] = {}
-            for tag in response.json().get("tags") or []:
-                head = await client.head(
+            for tag in listed.get("tags") or []:
+                async with client.head(
                     f"{repo}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES}
-                )
-                if head.status_code == 200 and head.headers.get("Docker-Content-Digest"):
-                    result[tag] = head.headers["Docker-Content-Digest"]
+                ) as head:
+                    digest = head.headers.get("Docker-Content-Digest")
+                    if head.status == 200 and digest:
+                        result[tag] = digest
             return result
 
     async def has(self, project: str, digest: str) -> bool:
-        async with self._client() as client:
-            head = await client.head(
-                f"{self.repository(project)}/manifests/{digest}",
+        async with (
+            self._client() as client,
+            client.head(
+                f"/v2/{self.repository(project)}/manifests/{digest}",
                 headers={"Accept": MANIFEST_TYPES},
-            )
-            return head.status_code == 200
+            ) as head,
+        ):
+            return head.status == 200
 
     async def delete(self, project: str, digest: str) -> None:
         """Delete a manifest (every tag pointing at it goes too); a missing one is fine."""
-        async with self._client() as client:
-            response = await client.delete(f"{self.repository(project)}/manifests/{digest}")
-            if response.status_code not in (202, 404):
+        async with (
+            self._client() as client,
+            client.delete(f"/v2/{self.repository(project)}/manifests/{digest}") as response,
+        ):
+            if response.status not in (202, 404):
                 response.raise_for_status()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,8 @@ class Context:
     built: BuildOutput | None = None
     released: ReleaseOutput | None = None
     stage: str = ""
+    # Milliseconds per finished stage, logged once per release: where a release's time went.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 Stage = Callable[[Context], Awaitable[None]]
@@ -162,7 +165,15 @@ async def run(ctx: Context) -> None:
     try:
         for name, stage in STAGES:
             ctx.stage = name
+            started = time.perf_counter()
             await stage(ctx)
+            ctx.timings[name] = (time.perf_counter() - started) * 1000
+        log.info(
+            "v%d of %s is live; stages (ms): %s",
+            ctx.app.number,
+            ctx.project.name,
+            ", ".join(f"{name} {ms:.0f}" for name, ms in ctx.timings.items()),
+        )
     except DeployFailed as exc:
         await _failed(ctx, exc)
     except Exception:

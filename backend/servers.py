@@ -1,0 +1,67 @@
+"""The four long-running platform processes, started without the admin CLI's typer.
+
+`python -m backend api|pomegranate|gitd|ingress` (the Procfile's lines) come here straight from
+backend/__main__.py: typer and click cost about 5 MB of every process's private memory, four
+times over (issue 17); the other commands (`migrate`, `quota`, ...) are backend/admin_cli.py's.
+Each function imports only its own server, so no process loads another's libraries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+
+def api() -> None:
+    """Run the GraphQL API."""
+    import uvicorn
+
+    from backend.settings import get_settings
+
+    s = get_settings()
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    uvicorn.run(
+        "backend.api.app:create_app",
+        factory=True,
+        host=s.host,
+        port=s.api_port,
+        proxy_headers=bool(s.trusted_proxies),
+        forwarded_allow_ips=s.trusted_proxies or None,
+        log_level="info",
+    )
+
+
+def pomegranate() -> None:
+    """Run Pomegranate, the deployment manager (gRPC, the only process that talks to Docker)."""
+    from backend.pomegranate.server import serve
+
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    asyncio.run(serve())
+
+
+def ingress() -> None:
+    """Run the embedded ingress: routes app hostnames to containers, from their labels."""
+    from backend.ingress.server import serve
+
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    asyncio.run(serve())
+
+
+def gitd() -> None:
+    """Run gitd, the SSH server of `git push` (deploys) and `git fetch`/`git clone`."""
+    from gitd.server import serve
+
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)  # several lines per connection
+    asyncio.run(serve())
+
+
+SERVERS: dict[str, Callable[[], None]] = {
+    "api": api,
+    "pomegranate": pomegranate,
+    "gitd": gitd,
+    "ingress": ingress,
+}

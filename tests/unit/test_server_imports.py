@@ -1,0 +1,48 @@
+"""Each platform server loads only its own libraries (issue 17: memory per process).
+
+`python -m backend api|pomegranate|gitd|ingress` skips the admin CLI (typer, click), and no
+server loads httpx at start: httpx imports its command line's rich and pygments with it (about
+5 MB per process). Checked in a fresh interpreter, as the Procfile starts them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.servers import ROOT
+
+HEAVY_AND_UNUSED = ("typer", "rich", "pygments", "httpx")
+SERVER_MODULES = {
+    "api": "backend.api.app",
+    "pomegranate": "backend.pomegranate.server",
+    "gitd": "gitd.server",
+    "ingress": "backend.ingress.server",
+}
+
+
+@pytest.mark.parametrize("server", sorted(SERVER_MODULES))
+def test_a_server_process_does_not_load_the_cli_or_httpx(server: str) -> None:
+    code = (
+        "import sys\n"
+        "import backend.servers\n"
+        f"import {SERVER_MODULES[server]}\n"
+        f"print(' '.join(m for m in {HEAVY_AND_UNUSED!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == ""
+
+
+def test_the_admin_commands_still_run_through_typer() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "backend", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for command in ("migrate", "quota", "supervise", "api", "pomegranate", "gitd", "ingress"):
+        assert command in done.stdout
