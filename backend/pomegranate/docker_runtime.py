@@ -17,7 +17,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, cast
 
 import aiodocker
 import aiohttp
@@ -154,6 +154,22 @@ class DockerRuntime:
         """Remove the project's network (its containers must be gone); a missing one is fine."""
         await self.networks.remove(project)
 
+    async def _network_and_user(self, spec: ProcessSpec) -> tuple[str, str]:
+        """The project's network and the image's user, their engine round trips overlapped
+        (each start waits for both: issue 17). Both run to the end before an error is raised."""
+
+        async def image_then_user() -> str:
+            await self.ensure_image(spec.image)
+            return await image_user(self.docker, spec.image)
+
+        network, user = await asyncio.gather(
+            self.ensure_project_network(spec.project), image_then_user(), return_exceptions=True
+        )
+        for result in (network, user):
+            if isinstance(result, BaseException):
+                raise result
+        return cast(str, network), cast(str, user)
+
     async def _create(self, spec: ProcessSpec, *, once: bool = False) -> Any:
         """Create (not start) the container of ``spec``, named
         <instance>.<project>.<app>.<process>.<replica>, on the project's network.
@@ -162,9 +178,7 @@ class DockerRuntime:
         replaced only when it is this project's, of this instance; anything else is refused.
         ``once``: a one-shot command (the release phase), never restarted by the engine.
         """
-        await self.ensure_image(spec.image)
-        network = await self.ensure_project_network(spec.project)
-        user = await image_user(self.docker, spec.image)
+        network, user = await self._network_and_user(spec)
         await self.prepare_mounts(spec, run_as_user(user, self.settings.container_user))
         config = app_config(spec, self.settings, network, user, once=once)
         name = container_name(
@@ -241,9 +255,7 @@ class DockerRuntime:
         """A one-off command (issue 14): the app's container config (user, caps, limits, network,
         env) with the one-off label, ``command`` as the argv, no restart, stdin open when
         attached. Named <instance>.<project>.<app>.run.<random>; a name taken is never replaced."""
-        await self.ensure_image(spec.image)
-        network = await self.ensure_project_network(spec.project)
-        user = await image_user(self.docker, spec.image)
+        network, user = await self._network_and_user(spec)
         await self.prepare_mounts(spec, run_as_user(user, self.settings.container_user))
         for _ in range(5):
             spec.replica = L.ONEOFF_FIRST_REPLICA + secrets.randbelow(900_000)
