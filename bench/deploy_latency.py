@@ -555,7 +555,7 @@ async def release_switch(opts: Options) -> list[Row]:
             "PaaSTech: setEnvVars -> RUNNING + 200",
             False,
             [
-                "liveApplication polled every 50 ms, then GET / via the ingress",
+                f"liveApplication polled every {POLL * 1000:.0f} ms, then GET / via the ingress",
                 "compare the cached deploy rows",
             ],
         ),

@@ -14,7 +14,7 @@ it on, as a code change does. The two ways alternate in the same project:
 - push-to-live (the measured row): from the start of `git push paastech main` (the real OpenSSH
   client and git, key auth, receive-pack, the pre-receive hook, `git archive`, the API's
   Deployments.Deploy) to the first HTTP 200 of the new release through the embedded ingress
-  (`Host: <project>.localhost`), polled every 50 ms; the answer must come from the new release
+  (`Host: <project>.localhost`), polled every 10 ms; the answer must come from the new release
   (its PAASTECH_RELEASE). The push must exit 0 with "Application deployed".
 - Pomegranate-only (the baseline): the same change as a tar handed to the API's internal
   Deployments gRPC by push() (tests/support/platform.py), i.e. without git, ssh or the hook, to

@@ -9,7 +9,7 @@ with a package-lock):
 - cold: `git push` of the fixture to a new project (the isolated builder keeps one layer store
   per project, so nothing but the base image is cached; dependencies are downloaded from PyPI/npm
   through this machine's TLS-intercepting proxy) until the first HTTP 200 of its v1 through the
-  embedded ingress (`Host: <project>.localhost`, polled every 50 ms).
+  embedded ingress (`Host: <project>.localhost`, polled every 10 ms).
 - warm: a code-only change (the app's VERSION) pushed to the same project, until the new version
   answers through the ingress; the dependency layer must come from the cache.
 

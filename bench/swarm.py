@@ -13,7 +13,7 @@ column is the median, p99 the slowest run, ms):
 - build-to-live: from the start of a build of the app (warm cache: one untimed build first)
   through release() (Pomegranate's release path: the runtime's rolling deploy on Swarm, start +
   health + switch on one engine) to the first HTTP 200 of that release through the ingress,
-  polled every 50 ms. This is push-to-live without git, ssh and the API, which are the same
+  polled every 10 ms. This is push-to-live without git, ssh and the API, which are the same
   for both runtimes (the push-to-live benchmark measures those on one engine).
 - release switch: a new release of the already built image (another env): from the start of
   release() to the first 200 of the new release through the ingress.

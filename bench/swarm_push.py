@@ -12,7 +12,7 @@ Row (repeated 3 times at the default --duration 10; --duration scales it, 1..10;
 median, p99: the slowest run, ms): from the start of `git push paastech main` of a code change
 (a comment appended to app.py: the build reuses the layers before the COPY) through gitd, the
 API and Pomegranate to the first HTTP 200 of the new release through that platform's ingress,
-polled every 50 ms; the answer must come from the new release. One untimed push first warms the
+polled every 10 ms; the answer must come from the new release. One untimed push first warms the
 cache. Checks (fail loudly, no timing asserted): every push exits 0 with "Application deployed",
 every answer is the new release. Everything is removed: projects, processes, the cluster.
 """
