@@ -30,6 +30,9 @@ REPLICA = "paastech.replica"
 # Which PaaSTech installation owns the object: several can share one Docker engine (and the
 # tests run many), and each manages, routes and reconciles only its own.
 INSTANCE = "paastech.instance"
+# On a container started with more CPU than its limit (the startup boost): the limit, in
+# nano-CPUs, it is set to once healthy (backend/pomegranate/docker_runtime.py).
+CPU_LIMIT = "paastech.cpu-limit"
 DEFAULT_INSTANCE = "paastech"
 
 # For Docker API filters, e.g. {"label": [MANAGED_FILTER]}.

@@ -100,6 +100,15 @@ async def engine_get_json(
         return await response.json(content_type=None)
 
 
+async def update_container(
+    docker: aiodocker.Docker, container_id: str, resources: Mapping[str, Any]
+) -> None:
+    """Change a container's resources in place (`docker update`: NanoCpus, Memory, ...); the
+    engine writes them to its cgroup at once and keeps them across restarts."""
+    async with engine_request(docker, "POST", f"containers/{container_id}/update", body=resources):
+        pass
+
+
 async def update_service(
     docker: aiodocker.Docker,
     service_id: str,

@@ -44,6 +44,11 @@ def run_as_user(image_user: str, fallback: str) -> str:
     return fallback
 
 
+def nano_cpus(cpu: float) -> int:
+    """The engine's unit of a CPU limit."""
+    return int(cpu * 1_000_000_000)
+
+
 def app_config(
     spec: ProcessSpec,
     settings: Settings,
@@ -69,7 +74,7 @@ def app_config(
         "NetworkMode": network,
         "Memory": memory,
         "MemorySwap": memory,  # equal to Memory: no swap on top, the limit is real
-        "NanoCpus": int(spec.cpu * 1_000_000_000),
+        "NanoCpus": nano_cpus(max(spec.cpu, spec.startup_cpu)),
         "PidsLimit": spec.pids_limit,
         "CapDrop": list(CAP_DROP),
         "SecurityOpt": list(SECURITY_OPT),
@@ -116,6 +121,8 @@ def app_config(
         "AttachStdin": False,
         "OpenStdin": False,
     }
+    if spec.startup_cpu > spec.cpu:
+        config["Labels"][L.CPU_LIMIT] = str(nano_cpus(spec.cpu))
     if spec.command is not None:
         config["Entrypoint"] = []
         config["Cmd"] = ["/bin/sh", "-c", shell_command(spec.command)]

@@ -25,7 +25,7 @@ from aiodocker.exceptions import DockerError
 from aiodocker.stream import Stream
 
 from backend import labels as L
-from backend.engine.engine import half_close
+from backend.engine.engine import half_close, update_container
 from backend.engine.events import EngineEvent, container_events
 from backend.engine.health import delays, probe
 from backend.engine.inspect import (
@@ -416,6 +416,7 @@ class DockerRuntime:
                         probe(port, path, session=session), self.inspect(container.id)
                     )
                     if problem is None:
+                        await self._settle_cpu(container)
                         return
                     reason = problem
                 else:
@@ -437,6 +438,7 @@ class DockerRuntime:
                     raise HealthCheckError(f"container {info.name} {what}", lines)
                 if info.host_port is None:
                     if loop.time() >= settle_until:
+                        await self._settle_cpu(container)
                         return
                 elif port != info.host_port:  # first seen now: probed on the next turn
                     port = info.host_port
@@ -447,6 +449,19 @@ class DockerRuntime:
                         f"container {info.name} not healthy after {timeout:g}s: {reason}", lines
                     )
                 await asyncio.sleep(min(next(schedule), max(0.0, deadline - loop.time())))
+
+    async def _settle_cpu(self, container: ContainerInfo) -> None:
+        """A container started with the startup boost gets its own CPU limit back, now that it
+        is healthy. Failing that, the health check fails: it must not serve above its limit."""
+        limit = container.labels.get(L.CPU_LIMIT)
+        if not limit:
+            return
+        try:
+            await update_container(self.docker, container.id, {"NanoCpus": int(limit)})
+        except (DockerError, ValueError) as exc:
+            raise HealthCheckError(
+                f"container {container.name}: its CPU limit could not be applied: {exc}"
+            ) from None
 
     # ---------------------------------------------------------------------------------- stop
 

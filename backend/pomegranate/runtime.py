@@ -88,6 +88,8 @@ class ProcessSpec:
     cpu: float
     pids_limit: int
     health_path: str | None = None
+    # > cpu: the CPU it may use until healthy (a release's startup boost), then cpu applies.
+    startup_cpu: float = 0.0
     hsts_seconds: int = 0  # > 0: the routing labels ask for HSTS (issue 21)
     # Project volumes (issue 15), created on first use, writable by the container's user.
     mounts: list[Mount] = field(default_factory=list)

@@ -242,6 +242,21 @@ async def test_never_healthy_times_out(runtime: DockerRuntime, project: str):
     assert "answered 500" in error.value.reason
 
 
+async def test_startup_cpu_boost_ends_when_the_container_is_healthy(
+    runtime: DockerRuntime, project: str
+):
+    built, _ = await build(runtime, project, "dockerfile")
+    info = await runtime.start(spec(project, built, cpu=0.25, startup_cpu=1.0))
+    async with aiodocker.Docker() as docker:
+        started = (await docker.containers.get(info.id))._container["HostConfig"]
+        assert started["NanoCpus"] == 1_000_000_000
+        await runtime.wait_healthy(info, None, 60)
+        healthy = (await docker.containers.get(info.id))._container["HostConfig"]
+    assert healthy["NanoCpus"] == 250_000_000
+    # The engine applied it to the running container's cgroup, not only to its config.
+    assert (await get(info)).status_code == 200
+
+
 async def test_resource_limits_and_hardening(runtime: DockerRuntime, project: str):
     built, _ = await build(runtime, project, "dockerfile")
     info = await runtime.start(spec(project, built, memory_mb=96, cpu=0.25, pids_limit=64))

@@ -210,3 +210,17 @@ def test_volume_init_config() -> None:
 def test_volume_init_refuses_a_non_numeric_user(user: str) -> None:
     with pytest.raises(ValueError, match="not a numeric uid:gid"):
         volume_init_config("ptest.vol.shop.data", user, SETTINGS)
+
+
+def test_a_startup_boost_starts_above_the_limit_and_labels_the_limit() -> None:
+    config = app_config(_spec(cpu=0.25, startup_cpu=1.0), SETTINGS, NETWORK, "")
+    assert config["HostConfig"]["NanoCpus"] == 1_000_000_000
+    # What the runtime sets once the container is healthy (docker_runtime._settle_cpu).
+    assert config["Labels"][L.CPU_LIMIT] == "250000000"
+
+
+@pytest.mark.parametrize("startup_cpu", [0.0, 0.25, 0.1])
+def test_no_boost_when_the_startup_cpu_is_not_above_the_limit(startup_cpu: float) -> None:
+    config = app_config(_spec(cpu=0.25, startup_cpu=startup_cpu), SETTINGS, NETWORK, "")
+    assert config["HostConfig"]["NanoCpus"] == 250_000_000
+    assert L.CPU_LIMIT not in config["Labels"]
