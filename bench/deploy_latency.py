@@ -25,8 +25,9 @@ is platform / docker CLI (the docker CLI row is the baseline).
   redeploy for comparison.)
 
 The platform also does work the baseline does not: a LABEL step in its build, resource limits
-(0.5 CPU, 256 MB), a health check before the switch, stopping the previous release, persisting
-and publishing statuses. Checks (fail loudly, no timing is asserted): every push succeeds, the
+(256 MB; 0.5 CPU once healthy, 1.0 while it starts), its own network per project, a health
+check before the switch, stopping the previous release, persisting and publishing statuses.
+Checks (fail loudly, no timing is asserted): every push succeeds, the
 "Using cache" counts show the build was (un)cached as intended, the answering container is the
 new release. Everything created is removed: projects (deleteProject, then by label), the
 docker CLI containers and images.
