@@ -10,7 +10,6 @@ import json
 import re
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from tests.cli.conftest import Cli, new_cli
 from tests.cli.test_docker import developer, push, releases, workdir
 from tests.support.gqlclient import Api
 from tests.support.platform import Platform, cleanup_project, docker_inspect, gitd_process, platform
-from tests.support.servers import ROOT, base_env, free_port
+from tests.support.servers import admin_quota, free_port
 
 # Each test makes up to three releases: on a loaded machine that takes longer than the default.
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
@@ -116,18 +115,6 @@ def docker_volumes(project: str) -> list[str]:
 
 def volume_names(cli: Cli, project: str) -> list[tuple[str, str]]:
     return [(v["name"], v["mountPath"]) for v in cli.ok("volumes", "-p", project, "--json").json()]
-
-
-def admin_quota(plat: Platform, username: str, name: str, limit: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "backend", "quota", username, name, limit],
-        env=base_env(plat.data_dir),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
 
 
 def test_the_app_writes_and_the_data_outlives_restart_and_rollback(
@@ -260,7 +247,7 @@ def test_quotas_refuse_and_removal_deletes_the_data(plat: Platform, app: tuple[C
     # volume_mb: the volumes use about 3 MB; a limit of 2 refuses a new one; nothing changes.
     big = served(plat, project, f"/write?file=big&size={3 * 1024 * 1024}")
     assert big.json() == {"wrote": "big"}
-    admin_quota(plat, username, "volume_mb", "2")
+    admin_quota(plat.data_dir, username, "volume_mb", "2")
     refused = asyncio.run(api.error(ADD, p=project, path="/files"))
     assert (
         refused.code == "VALIDATION" and "quota volume_mb exceeded" in refused.errors[0]["message"]
@@ -268,7 +255,7 @@ def test_quotas_refuse_and_removal_deletes_the_data(plat: Platform, app: tuple[C
     quotas = {q["name"]: q for q in cli.ok("quotas", "--json").json()}
     assert quotas["volume_mb"]["limit"] == 2 and quotas["volume_mb"]["used"] >= 3
     assert quotas["volumes_per_project"]["used"] == 1
-    admin_quota(plat, username, "volume_mb", "default")
+    admin_quota(plat.data_dir, username, "volume_mb", "default")
 
     # volumes_per_project is 2 on this platform: a second one is added (a release), a third not.
     cli.ok("volumes:add", "/srv/files", "--name", "files", "-p", project, timeout=180)

@@ -8,24 +8,16 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.support.servers import ROOT, base_env, free_port, migrate
+from tests.support.servers import base_env, free_port, migrate, run_backend
 
 # A guard against the hang this file tests for, not a duration being measured.
 HANG_GUARD_S = 120
 
 
 def run_api(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "backend", "api"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=HANG_GUARD_S,
-    )
+    return run_backend("api", env=env, timeout=HANG_GUARD_S)
 
 
 def test_api_exits_when_the_database_is_not_migrated(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from backend import security
 from tests.conftest import PASSWORD, unique
 from tests.support.databases import BACKENDS, RawDb, database
 from tests.support.gqlclient import SIGNUP, Api
-from tests.support.servers import ROOT, api_server, base_env
+from tests.support.servers import api_server, base_env, run_backend
 
 OLD, NEW = "test-secret-key-0123456789", "rotated-master-key-9876543210"
 VALUES = {"DATABASE_URL": "postgres://u:p@db/x", "EMOJI": "clé ☃ \n two lines", "EMPTY": ""}
@@ -27,14 +26,7 @@ ENV = "query($p: String!) { project(name: $p) { envVars { key value } } }"
 def rotate(data_dir: Path, url: str, **extra: str) -> subprocess.CompletedProcess[str]:
     env = base_env(data_dir, url)
     env.update(extra)
-    return subprocess.run(
-        [sys.executable, "-m", "backend", "rotate-key"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_backend("rotate-key", env=env)
 
 
 async def stored(db: RawDb) -> dict[str, str]:

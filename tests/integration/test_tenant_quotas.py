@@ -12,7 +12,6 @@ import asyncio
 import secrets
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from tests.support.platform import (
     tar_dir,
 )
 from tests.support.polling import within
-from tests.support.servers import ROOT, base_env
+from tests.support.servers import admin_quota
 
 pytestmark = pytest.mark.docker
 
@@ -88,20 +87,6 @@ async def victim_answers(plat: Platform, project: str) -> None:
     assert response.status_code == 200 and response.json()["app"] == "dockerfile", response.text
 
 
-def admin_quota(plat: Platform, username: str, name: str, limit: str) -> str:
-    """The administrator's command, against the platform's own database."""
-    result = subprocess.run(
-        [sys.executable, "-m", "backend", "quota", username, name, limit],
-        env=base_env(plat.data_dir),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
 async def quota_table(user: User) -> dict[str, tuple[float, float]]:
     rows = (await user.api(QUOTAS))["me"]["quotas"]
     return {q["name"]: (q["limit"], q["used"]) for q in rows}
@@ -137,7 +122,7 @@ async def test_project_quota_at_its_edge(plat: Platform, bob):
     bob_user, bob_project = bob
     alice, username = await new_user(plat)
     await alice.project(plat)
-    admin_quota(plat, username, "projects", "2")
+    admin_quota(plat.data_dir, username, "projects", "2")
     await alice.project(plat)  # the second: exactly at the limit, accepted
     name = f"t-{secrets.token_hex(4)}"
     message = await refused(lambda: alice.api(CREATE, n=name))
@@ -147,7 +132,7 @@ async def test_project_quota_at_its_edge(plat: Platform, bob):
     await bob_user.project(plat)
     await victim_answers(plat, bob_project)
     # The override can be dropped again.
-    assert "projects" in admin_quota(plat, username, "projects", "default")
+    assert "projects" in admin_quota(plat.data_dir, username, "projects", "default")
     assert (await quota_table(alice))["projects"] == (50, 2)
 
 
@@ -155,9 +140,9 @@ async def test_replicas_memory_and_cpu_quotas_at_their_edges(plat: Platform, bob
     _, bob_project = bob
     alice, username = await new_user(plat)
     project = await alice.project(plat)
-    admin_quota(plat, username, "replicas", "3")
-    admin_quota(plat, username, "memory_mb", "1536")
-    admin_quota(plat, username, "cpu", "1.5")
+    admin_quota(plat.data_dir, username, "replicas", "3")
+    admin_quota(plat.data_dir, username, "memory_mb", "1536")
+    admin_quota(plat.data_dir, username, "cpu", "1.5")
 
     await alice.api(SCALE, p=project, n=3)  # 3 of 3
     message = await refused(lambda: alice.api(SCALE, p=project, n=4))
@@ -178,7 +163,7 @@ async def test_replicas_memory_and_cpu_quotas_at_their_edges(plat: Platform, bob
         (1.5, 1.5),
     )
     # Going down is always possible, even over a limit lowered meanwhile.
-    admin_quota(plat, username, "replicas", "1")
+    admin_quota(plat.data_dir, username, "replicas", "1")
     await alice.api(SCALE, p=project, n=2)
     await victim_answers(plat, bob_project)
 
@@ -189,14 +174,14 @@ async def test_build_minutes_and_build_log_lines_quotas(plat: Platform, bob):
     project = await alice.project(plat)
     source = tar_dir(fixture("python"))
 
-    admin_quota(plat, username, "build_minutes_per_hour", "0")
+    admin_quota(plat.data_dir, username, "build_minutes_per_hour", "0")
     outcome = await push(plat, alice.id, project, source)
     assert not outcome.ok and outcome.code == "RATE_LIMITED"
     assert outcome.reason == "quota build_minutes_per_hour exceeded: limit 0, in use 0"
     assert (await alice.state(project))["applications"] == []  # nothing was queued
 
-    admin_quota(plat, username, "build_minutes_per_hour", "1")  # none used yet: under
-    admin_quota(plat, username, "build_log_lines", "2")
+    admin_quota(plat.data_dir, username, "build_minutes_per_hour", "1")  # none used yet: under
+    admin_quota(plat.data_dir, username, "build_log_lines", "2")
     outcome = await push(plat, alice.id, project, source)
     assert outcome.ok, outcome
     start = next(i for i, line in enumerate(outcome.lines) if line.startswith("-----> Building"))
@@ -214,12 +199,12 @@ async def test_repository_quota_at_its_edge(plat: Platform, bob):
     used = (await quota_table(alice))["repository_mb"][1]
     assert used > 0
     limit = f"{used / 2:.4f}"
-    admin_quota(plat, username, "repository_mb", limit)
+    admin_quota(plat.data_dir, username, "repository_mb", limit)
     outcome = await push(plat, alice.id, project, tar_dir(fixture("python")))
     assert not outcome.ok and outcome.code == "VALIDATION"
     assert outcome.reason == quotas.refusal_message("repository_mb", float(limit), used)
     assert (await alice.state(project))["applications"] == []
-    admin_quota(plat, username, "repository_mb", f"{used + 1:.4f}")
+    admin_quota(plat.data_dir, username, "repository_mb", f"{used + 1:.4f}")
     assert (await push(plat, alice.id, project, tar_dir(fixture("python")))).ok
     await victim_answers(plat, bob_project)
 
@@ -228,7 +213,7 @@ async def test_image_quota_at_its_edge(plat: Platform, bob):
     _, bob_project = bob
     alice, username = await new_user(plat)
     project = await alice.project(plat)
-    admin_quota(plat, username, "image_mb_per_project", "1")  # far below any image
+    admin_quota(plat.data_dir, username, "image_mb_per_project", "1")  # far below any image
     outcome = await push(plat, alice.id, project, tar_dir(fixture("dockerfile")))
     assert not outcome.ok
     prefix = "quota image_mb_per_project exceeded: limit 1, in use "
@@ -238,7 +223,7 @@ async def test_image_quota_at_its_edge(plat: Platform, bob):
     assert outcome.lines[-1] == f" !     {outcome.reason}"
     assert (await alice.state(project))["liveApplication"] is None
     # Exactly at the image's size: accepted.
-    admin_quota(plat, username, "image_mb_per_project", f"{size:g}")
+    admin_quota(plat.data_dir, username, "image_mb_per_project", f"{size:g}")
     outcome = await push(plat, alice.id, project, tar_dir(fixture("dockerfile")))
     assert outcome.ok, outcome
     await victim_answers(plat, bob_project)
@@ -246,7 +231,7 @@ async def test_image_quota_at_its_edge(plat: Platform, bob):
 
 async def test_git_refuses_a_pack_over_the_repository_quota(plat: Platform, tmp_path: Path):
     alice, username = await new_user(plat)
-    admin_quota(plat, username, "repository_mb", "1")
+    admin_quota(plat.data_dir, username, "repository_mb", "1")
     project = await alice.project(plat)  # created with receive.maxInputSize = 1 MB
     repo = plat.data_dir / "repos" / f"{project}.git"
     configured = subprocess.run(

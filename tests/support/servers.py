@@ -65,15 +65,32 @@ def migrate(env: dict[str, str]) -> None:
     _run_migrate(env)
 
 
-def _run_migrate(env: dict[str, str]) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "backend", "migrate"],
+def run_backend(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`python -m backend ARGS` run to its end in the checkout, its output captured as text.
+
+    The timeout guards against a hang; it is not a duration under test.
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "backend", *args],
         env=env,
         cwd=ROOT,
-        check=True,
         capture_output=True,
-        timeout=120,
+        text=True,
+        timeout=timeout,
     )
+
+
+def admin_quota(data_dir: Path, username: str, name: str, limit: str) -> str:
+    """The administrator's `quota` command against a platform's own database; its output."""
+    result = run_backend("quota", username, name, limit, env=base_env(data_dir), timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _run_migrate(env: dict[str, str]) -> None:
+    run_backend("migrate", env=env).check_returncode()
 
 
 SQLITE_FILE = "paastech.sqlite3"  # Settings.db_url's file in the data dir

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.support.servers import ROOT
+from tests.support.servers import ROOT, run_backend
 
 HEAVY_AND_UNUSED = ("typer", "rich", "pygments", "httpx")
 SERVER_MODULES = {
@@ -37,12 +37,7 @@ def test_a_server_process_does_not_load_the_cli_or_httpx(server: str) -> None:
 
 
 def test_the_admin_commands_still_run_through_typer() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "backend", "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = run_backend("--help")
+    done.check_returncode()
     for command in ("migrate", "quota", "supervise", "api", "pomegranate", "gitd", "ingress"):
         assert command in done.stdout
