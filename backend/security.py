@@ -10,33 +10,39 @@ import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from argon2 import PasswordHasher, profiles
-from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from backend.settings import get_settings
 
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
 T = TypeVar("T")
 TOKEN_PREFIX = "pt_"
 
-# argon2id parameter sets maintained by argon2-cffi. A hash carries its own parameters, so a
-# hash made under one profile still verifies under another.
+# argon2id parameter sets maintained by argon2-cffi (names in argon2.profiles). A hash carries
+# its own parameters, so a hash made under one profile still verifies under another.
 PROFILES = {
-    "rfc_9106_low_memory": profiles.RFC_9106_LOW_MEMORY,
-    "rfc_9106_high_memory": profiles.RFC_9106_HIGH_MEMORY,
+    "rfc_9106_low_memory": "RFC_9106_LOW_MEMORY",
+    "rfc_9106_high_memory": "RFC_9106_HIGH_MEMORY",
     # Tests only: thousands of sign-ups and logins per run, where the default's 64 MiB and
     # three passes per hash dominated the suite's time (and the fuzzer's).
-    "cheapest": profiles.CHEAPEST,
+    "cheapest": "CHEAPEST",
 }
 
 
 @lru_cache
 def _hasher() -> PasswordHasher:
-    return PasswordHasher.from_parameters(PROFILES[get_settings().password_hash_profile])
+    # Imported here: only the API hashes passwords; Pomegranate, gitd and the ingress load this
+    # module for its keys and would carry argon2-cffi's 2 MB each (issue 17).
+    from argon2 import PasswordHasher, profiles
+
+    parameters = getattr(profiles, PROFILES[get_settings().password_hash_profile])
+    return PasswordHasher.from_parameters(parameters)
 
 
 def hash_password(password: str) -> str:
@@ -44,6 +50,8 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password_hash: str, password: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError
+
     try:
         return _hasher().verify(password_hash, password)
     except (VerificationError, InvalidHashError):

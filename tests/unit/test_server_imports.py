@@ -36,6 +36,16 @@ def test_a_server_process_does_not_load_the_cli_or_httpx(server: str) -> None:
     assert done.stdout.strip() == ""
 
 
+@pytest.mark.parametrize("server", ["pomegranate", "gitd", "ingress"])
+def test_only_the_api_loads_the_password_hasher(server: str) -> None:
+    # backend.security (keys, encryption) is everyone's; argon2-cffi is the API's alone.
+    code = f"import sys\nimport {SERVER_MODULES[server]}\nprint('argon2' in sys.modules)\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "False"
+
+
 def test_the_admin_commands_still_run_through_typer() -> None:
     done = run_backend("--help")
     done.check_returncode()
