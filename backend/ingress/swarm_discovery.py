@@ -19,7 +19,7 @@ from typing import Any
 import aiodocker
 
 from backend import labels as L
-from backend.ingress.routes import Container, RouteTable, normalise_host
+from backend.ingress.routes import Container, RouteTable, Upstream, normalise_host
 
 log = logging.getLogger(__name__)
 
@@ -116,5 +116,16 @@ class SwarmDiscovery:
             n["ID"]: (n.get("Status") or {}).get("Addr", "")
             for n in await self.manager.nodes.list() or []
         }
+        before = self.table.hosts()
         self.table.sync(containers_from_swarm(services or [], tasks or [], nodes))
+        log_changes(before, self.table.hosts())
         self.ready.set()
+
+
+def log_changes(before: Mapping[str, list[Upstream]], after: Mapping[str, list[Upstream]]) -> None:
+    """One line per host whose routable replicas changed: what an operator (or a failed test)
+    reads to know where requests went while Swarm moved tasks."""
+    for host in sorted(before.keys() | after.keys()):
+        old, new = before.get(host, []), after.get(host, [])
+        if {u.base_url for u in old} != {u.base_url for u in new}:
+            log.info("%s: routed to %s", host, ", ".join(u.base_url for u in new) or "nothing")

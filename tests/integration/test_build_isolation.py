@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiodocker
 import httpx
 import pytest
 
@@ -25,6 +26,7 @@ from backend.pomegranate.runtime import ProcessSpec
 from backend.settings import Settings
 from tests.conftest import PASSWORD
 from tests.support.gqlclient import SIGNUP, Api
+from tests.support.networks import churn
 from tests.support.platform import (
     DeployOutcome,
     Platform,
@@ -304,6 +306,51 @@ async def test_build_steps_reach_nothing_local(scene: Scene, target: str) -> Non
         address = f"10.89.0.1:{port}" if target == "host-wildcard-listener" else None
         address = address or _targets(scene)[target]
         await _probe(scene, address)
+
+
+async def test_build_steps_reach_no_tenant_while_networks_are_created(scene: Scene) -> None:
+    """Docker 20.10 rewrites its filter FORWARD rules each time it creates a network (any tenant's
+    first deploy does); a build step probing another tenant's container in a loop meanwhile
+    never connects. The same step reaches a package index (the control: its probe works)."""
+    script = (
+        "import socket, time\n"
+        f"host, port = {_targets(scene)['other-tenant-container']!r}.split(':')\n"
+        "attempts = connected = 0\n"
+        "end = time.monotonic() + 10\n"
+        "while time.monotonic() < end:\n"
+        "    attempts += 1\n"
+        "    try:\n"
+        "        socket.create_connection((host, int(port)), timeout=0.05).close()\n"
+        "        connected += 1\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "control = socket.create_connection(('pypi.org', 443), timeout=20)\n"
+        "print('CONTROL', control.getpeername()[1], flush=True)\n"
+        "print('FLOOD', attempts, connected, flush=True)\n"
+        "raise SystemExit(1)\n"
+    )
+    dockerfile = f"FROM {PYTHON}\nCOPY flood.py /flood.py\nRUN python3 /flood.py\n"
+    done = asyncio.Event()
+    creations = 0
+
+    async def keep_churning() -> None:
+        nonlocal creations
+        async with aiodocker.Docker() as docker:
+            while not done.is_set():
+                await churn(docker, 1)
+                creations += 1
+
+    churner = asyncio.create_task(keep_churning())
+    try:
+        outcome = await attack(scene, tree({"Dockerfile": dockerfile, "flood.py": script}))
+    finally:
+        done.set()
+        await churner
+    failed(outcome)
+    assert "CONTROL 443" in outcome.lines, outcome.lines[-5:]
+    flood = next(line.split() for line in outcome.lines if line.startswith("FLOOD "))
+    attempts, connected = int(flood[1]), int(flood[2])
+    assert creations > 0 and attempts > 0 and connected == 0, (creations, attempts, connected)
 
 
 async def _probe(scene: Scene, address: str) -> None:

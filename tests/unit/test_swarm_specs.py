@@ -4,6 +4,7 @@ is tested on a real Swarm in tests/integration/test_swarm_runtime.py."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 from pathlib import Path
 
@@ -11,8 +12,8 @@ import pydantic
 import pytest
 
 from backend import labels as L
-from backend.ingress.routes import RouteTable
-from backend.ingress.swarm_discovery import containers_from_swarm
+from backend.ingress.routes import RouteTable, Upstream
+from backend.ingress.swarm_discovery import containers_from_swarm, log_changes
 from backend.pomegranate.docker_runtime import DockerRuntime
 from backend.pomegranate.release import Process, ReleasePlan, RollingRuntime
 from backend.pomegranate.server import create_runtime
@@ -240,3 +241,20 @@ def test_services_without_our_labels_are_never_routed():
         [service(unlabelled)], [task("t1", 1, "n1", 30001)], {"n1": "10.0.0.1"}
     )
     assert containers == []
+
+
+def test_the_ingress_logs_where_a_host_is_routed_when_it_changes(
+    caplog: pytest.LogCaptureFixture,
+):
+    one = Upstream("t1", "10.231.7.11", 30001)
+    two = Upstream("t2", "10.231.7.12", 30002)
+    with caplog.at_level(logging.INFO, logger="backend.ingress.swarm_discovery"):
+        log_changes({"a.localhost": [one, two]}, {"a.localhost": [two, one]})  # same set
+        assert caplog.messages == []
+        log_changes({"a.localhost": [one, two]}, {"a.localhost": [one], "b.localhost": [two]})
+        log_changes({"b.localhost": [two]}, {})
+    assert caplog.messages == [
+        "a.localhost: routed to http://10.231.7.11:30001",
+        "b.localhost: routed to http://10.231.7.12:30002",
+        "b.localhost: routed to nothing",
+    ]
