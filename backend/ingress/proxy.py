@@ -326,7 +326,13 @@ class Proxy:
                 return plain(504, f"Gateway timeout: {display_host(route.host)} did not answer")
             except aiohttp.ClientConnectorError as exc:
                 log.warning("%s: connect to %s failed: %s", route.host, upstream.base_url, exc)
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            # Closed before any answer; a pooled keep-alive connection the upstream closed
+            # meanwhile ends as a reset ("Cannot write to closing transport").
+            except (
+                aiohttp.ServerDisconnectedError,
+                aiohttp.ClientOSError,
+                aiohttp.ClientConnectionResetError,
+            ) as exc:
                 if body.total > MAX_BODY_BYTES:
                     return plain(413, f"Request body larger than {MAX_BODY_BYTES} bytes")
                 log.warning(

@@ -398,12 +398,12 @@ def local_container(cid: str, port: int, replica: int = 1) -> Container:
 
 
 @contextlib.asynccontextmanager
-async def local_ingress(*ports: int):
+async def local_ingress(*ports: int, session: aiohttp.ClientSession | None = None):
     table = RouteTable()
     table.sync(
         [local_container(f"c{i}", p, i + 1) for i, p in enumerate(ports)], trust_running=True
     )
-    session = make_session()
+    session = session or make_session()
     try:
         async with (
             serving(create_app(Proxy(table, session))) as port,
@@ -471,6 +471,33 @@ async def test_refused_replica_is_skipped_and_all_refused_is_502():
         response = await client.get("/headers")
         assert response.status_code == 502
         assert response.text.strip() == f"Bad gateway: {LOCAL_HOST} is not answering"
+
+
+class ResettingSession(aiohttp.ClientSession):
+    """Every request to ``port`` fails as a pooled connection the upstream closed meanwhile
+    does: aiohttp's "Cannot write to closing transport" (ClientConnectionResetError)."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(auto_decompress=False)
+        self.port = port
+
+    async def _request(self, method, str_or_url, **kwargs):  # type: ignore[override]
+        if f":{self.port}/" in str(str_or_url):
+            raise aiohttp.ClientConnectionResetError("Cannot write to closing transport")
+        return await super()._request(method, str_or_url, **kwargs)
+
+
+async def test_a_connection_reset_before_the_answer_is_retried_when_idempotent():
+    resetting = free_port()
+    async with (
+        serving(await upstream_app()) as up,
+        local_ingress(resetting, up, session=ResettingSession(resetting)) as client,
+    ):
+        for _ in range(6):  # round robin: every other request goes to the resetting one first
+            assert (await client.get("/headers")).status_code == 200
+        # A POST may have reached the upstream: never sent twice, a 502 instead.
+        statuses = [(await client.post("/count", content=b"x")).status_code for _ in range(2)]
+        assert sorted(statuses) == [200, 502]
 
 
 async def test_upstream_timeout_is_504_and_oversized_body_is_413(monkeypatch):
