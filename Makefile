@@ -16,7 +16,8 @@ engine:
 test-deps: engine
 	scripts/bootstrap.sh test
 	scripts/postgres.sh >/dev/null
-	scripts/web.sh test
+	# The web app's shared build, before the suite loads the machine (the e2e tests reuse it).
+	scripts/web.sh build
 
 # The web app (frontend/): its own venv, bun from the npm registry, the production build.
 web: deps
