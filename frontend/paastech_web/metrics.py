@@ -36,9 +36,6 @@ COLORS = {
 class MetricsTab(ProjectPage):
     m_range: str = DEFAULT_RANGE
     m_rows: list[dict[str, Any]] = []
-    # One row (a new app's first 5-minute point): a line or area of one point is drawn as
-    # nothing at all, so its points are drawn as dots.
-    m_sparse: bool = False
     m_markers: list[dict[str, str]] = []
     m_summary: dict[str, str] = {}
     m_loaded: bool = False
@@ -52,7 +49,7 @@ class MetricsTab(ProjectPage):
     async def open_metrics(self):
         """The tab is shown: its points, then live ones (nothing of another project's first)."""
         self.m_rows, self.m_markers, self.m_summary = [], [], {}
-        self.m_loaded, self.m_error, self.m_sparse = False, "", False
+        self.m_loaded, self.m_error = False, ""
         yield
         if await self._reload():
             yield MetricsTab.watch_metrics
@@ -93,7 +90,6 @@ class MetricsTab(ProjectPage):
 
     def _show(self, rows: list[dict[str, Any]]) -> None:
         self.m_rows = rows
-        self.m_sparse = len(rows) == 1
         self.m_markers = markers(rows, self._m_releases)
         self.m_summary = summary(rows)
 
@@ -197,7 +193,7 @@ def _axes() -> list[rx.Component]:
 
 
 def _line(key: str, name: str, color: str, **props: Any) -> rx.Component:
-    props.setdefault("dot", M.m_sparse)
+    props.setdefault("dot", False)
     return rx.recharts.line(
         data_key=key,
         name=name,
@@ -234,7 +230,6 @@ def charts() -> rx.Component:
             name="memory (MB)",
             stroke=COLORS["memory"],
             fill="var(--indigo-a5)",
-            dot=M.m_sparse,
             is_animation_active=False,
             connect_nulls=True,
             type_="monotone",

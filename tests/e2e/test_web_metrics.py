@@ -50,8 +50,8 @@ def points(api, project: str, range_: str) -> tuple[int, int]:
 
 
 def drawn_as_the_api_has_it(b: Browser, api, project: str, range_: str) -> bool:
-    """A chart drawn for each kind of point the API has (a single row's points are dots: a
-    curve of one point draws nothing), or the page's "no data" when it has none."""
+    """A chart drawn for each kind of point the API has (Recharts draws a single point as a
+    dot, with no curve), or the page's "no data" when it has none."""
     processes, requests = points(api, project, range_)
     if not (processes or requests):
         return bool(b.els("#metrics-section .empty"))
