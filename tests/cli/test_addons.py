@@ -29,11 +29,11 @@ from tests.support.platform import (
     gitd_process,
     platform,
 )
-from tests.support.servers import free_port
+from tests.support.servers import reserved_port
 
 pytestmark = pytest.mark.docker
 
-GITD_PORT = free_port()
+GITD_PORT = reserved_port()
 PUSH_TIMEOUT = 600  # the addons fixture installs psycopg and redis from PyPI
 
 

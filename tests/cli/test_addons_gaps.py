@@ -24,11 +24,11 @@ from tests.cli.test_docker import developer, releases, workdir
 from tests.cli.test_docker import push as git_push
 from tests.support.addon_servers import addon_containers
 from tests.support.platform import Platform, cleanup_project, gitd_process, platform
-from tests.support.servers import free_port
+from tests.support.servers import reserved_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
-GITD_PORT = free_port()
+GITD_PORT = reserved_port()
 PUSH_TIMEOUT = 600  # the fixture installs psycopg and redis from PyPI
 T = TypeVar("T")
 

@@ -19,11 +19,11 @@ import pytest
 
 from tests.cli.conftest import Cli, new_cli
 from tests.support.platform import Platform, cleanup_project, fixture, gitd_process, platform
-from tests.support.servers import free_port
+from tests.support.servers import reserved_port
 
 pytestmark = pytest.mark.docker
 
-GITD_PORT = free_port()  # the API's gitUrl fields point at this gitd
+GITD_PORT = reserved_port()  # the API's gitUrl fields point at this gitd
 SSH_OPTS = (
     "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes "
     "-o BatchMode=yes -o LogLevel=ERROR"

@@ -22,12 +22,12 @@ import pytest
 from tests.cli.conftest import Cli
 from tests.cli.test_docker import developer, push, releases, workdir
 from tests.support.platform import Platform, cleanup_project, gitd_process, platform
-from tests.support.servers import free_port
+from tests.support.servers import reserved_port
 from tests.support.tls import ssl_context
 
 pytestmark = pytest.mark.docker
 
-GITD_PORT = free_port()
+GITD_PORT = reserved_port()
 DEADLINE = 60.0  # seconds an app gets to answer through the ingress after a push
 
 

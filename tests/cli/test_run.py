@@ -27,11 +27,11 @@ from tests.support.platform import (
     gitd_process,
     platform,
 )
-from tests.support.servers import free_port
+from tests.support.servers import reserved_port
 
 pytestmark = pytest.mark.docker
 
-GITD_PORT = free_port()
+GITD_PORT = reserved_port()
 SSH_OPTS = [
     "-o",
     "StrictHostKeyChecking=no",

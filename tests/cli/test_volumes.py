@@ -22,12 +22,12 @@ from tests.cli.conftest import Cli, new_cli
 from tests.cli.test_docker import developer, push, releases, workdir
 from tests.support.gqlclient import Api
 from tests.support.platform import Platform, cleanup_project, docker_inspect, gitd_process, platform
-from tests.support.servers import admin_quota, free_port
+from tests.support.servers import admin_quota, reserved_port
 
 # Each test makes up to three releases: on a loaded machine that takes longer than the default.
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
-GITD_PORT = free_port()
+GITD_PORT = reserved_port()
 T = TypeVar("T")
 ADD = """mutation($p: String!, $path: String!, $types: [String!], $name: String) {
   addVolume(project: $p, mountPath: $path, processTypes: $types, name: $name) { project { name } }

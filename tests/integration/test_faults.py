@@ -140,7 +140,7 @@ async def test_api_killed_while_building_resumes_and_the_push_follows(
         await kill_when(sup, "api", user, project, 2, "building")
         result = await push
         await asyncio.sleep(0.5)
-        assert load.failures_since(mark) == 0
+        assert load.failures_since(mark) == []
     finally:
         await load.stop()
     lines = remote_lines(result.stderr)
@@ -170,7 +170,7 @@ async def test_api_killed_with_a_queued_release_resumes_the_newest(
         result = await push
         state = await assert_settled(user, project)
         await asyncio.sleep(0.5)
-        assert load.failures_since(mark) == 0
+        assert load.failures_since(mark) == []
     finally:
         await load.stop()
     # v2 lost to the newer v3 (the push is told), v3 was resumed and runs 2 replicas.
@@ -192,7 +192,7 @@ async def test_api_killed_while_deploying_a_rollback(sup: Supervised, user: User
         await kill_when(sup, "api", user, project, 3, "deploying")
         state = await assert_settled(user, project)
         await asyncio.sleep(0.5)
-        assert load.failures_since(mark) == 0
+        assert load.failures_since(mark) == []
     finally:
         await load.stop()
     assert state["liveApplication"]["number"] == 3
@@ -208,7 +208,7 @@ async def test_pomegranate_killed_while_building(sup: Supervised, user: User) ->
         result = await push
         state = await assert_settled(user, project)
         await asyncio.sleep(0.5)
-        assert load.failures_since(mark) == 0
+        assert load.failures_since(mark) == []
     finally:
         await load.stop()
     # The build died with Pomegranate: v2 failed with the reason, the push was rejected, v1 serves.
@@ -228,7 +228,7 @@ async def test_gitd_killed_during_a_push(sup: Supervised, user: User) -> None:
         await kill_when(sup, "gitd", user, project, 2, "building")
         result = await push
         state = await assert_settled(user, project)
-        assert load.failures_since(mark) == 0
+        assert load.failures_since(mark) == []
     finally:
         await load.stop()
     # The pusher's connection died with gitd: git says so (never a hang). The release itself

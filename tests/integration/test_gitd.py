@@ -30,7 +30,7 @@ from tests.support.platform import (
     platform,
 )
 from tests.support.polling import within
-from tests.support.servers import free_port
+from tests.support.servers import reserved_port
 
 STATE = """query($p: String!) { project(name: $p) {
   gitUrl applicationCount
@@ -72,7 +72,7 @@ class Gitd:
         return f"ssh://git@127.0.0.1:{self.port}/{project}.git"
 
 
-GITD_PORT = free_port()  # the API knows it too: its gitUrl fields point at this gitd
+GITD_PORT = reserved_port()  # the API knows it too: its gitUrl fields point at this gitd
 # gitd_login_timeout_seconds of this module's gitd (20 s by default): test_login_timeout waits it.
 LOGIN_TIMEOUT = 8
 

@@ -14,9 +14,9 @@ import pytest
 
 from tests.integration.test_gitd import SSH_OPTS, Gitd, User, make_user
 from tests.support.platform import Platform, cleanup_project, gitd_process, platform
-from tests.support.servers import free_port
+from tests.support.servers import free_port, reserved_port
 
-GITD_PORT = free_port()
+GITD_PORT = reserved_port()
 PER_ADDRESS = 4
 TOTAL = 8
 

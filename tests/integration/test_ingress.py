@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import httpx
@@ -473,25 +474,24 @@ async def test_refused_replica_is_skipped_and_all_refused_is_502():
         assert response.text.strip() == f"Bad gateway: {LOCAL_HOST} is not answering"
 
 
-class ResettingSession(aiohttp.ClientSession):
+def resetting_session(port: int) -> aiohttp.ClientSession:
     """Every request to ``port`` fails as a pooled connection the upstream closed meanwhile
     does: aiohttp's "Cannot write to closing transport" (ClientConnectionResetError)."""
 
-    def __init__(self, port: int) -> None:
-        super().__init__(auto_decompress=False)
-        self.port = port
-
-    async def _request(self, method, str_or_url, **kwargs):  # type: ignore[override]
-        if f":{self.port}/" in str(str_or_url):
+    async def reset(_session: object, _context: object, params: Any) -> None:
+        if params.url.port == port:
             raise aiohttp.ClientConnectionResetError("Cannot write to closing transport")
-        return await super()._request(method, str_or_url, **kwargs)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(reset)
+    return aiohttp.ClientSession(trace_configs=[trace], auto_decompress=False)
 
 
 async def test_a_connection_reset_before_the_answer_is_retried_when_idempotent():
     resetting = free_port()
     async with (
         serving(await upstream_app()) as up,
-        local_ingress(resetting, up, session=ResettingSession(resetting)) as client,
+        local_ingress(resetting, up, session=resetting_session(resetting)) as client,
     ):
         for _ in range(6):  # round robin: every other request goes to the resetting one first
             assert (await client.get("/headers")).status_code == 200

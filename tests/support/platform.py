@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -86,8 +87,6 @@ class Platform:
 
 
 def wait_tcp(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
-    import socket
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -335,6 +334,12 @@ def gitd_process(plat: Platform, port: int, **settings: object) -> Iterator[Path
         )
         try:
             wait_tcp(port, proc)
+            # Connecting is not enough: something else listening there accepts too (a port
+            # Docker published once took a module's gitd port, and a push reached an app).
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                banner = conn.recv(64)
+            if not banner.startswith(b"SSH-2.0-") or proc.poll() is not None:
+                raise RuntimeError(f"port {port} answers {banner!r}, not this gitd: {log_path}")
             yield log_path
         finally:
             stop_process(proc)

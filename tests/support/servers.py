@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -27,6 +28,35 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+_RESERVED: list[socket.socket] = []  # held for the life of the process
+
+
+def reserved_port() -> int:
+    """A port for a server started long after it is chosen (a module's gitd, whose port the
+    API is told at its start), held until this process ends.
+
+    free_port()'s port is only free when it is chosen: one chosen at collection time was
+    taken by a container's published port (Docker picks those from the same ephemeral range)
+    before the module ran, and its test's git push reached the app instead of gitd. This one
+    is below the kernel's ephemeral range, where neither the kernel nor Docker picks, and a
+    bound socket holds it: another reserved_port() cannot bind it, and the server can (both
+    sides set SO_REUSEADDR, and ours never listens)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    candidates = list(range(max(1024, low - 12_000), low))
+    random.shuffle(candidates)
+    for port in candidates:
+        holder = socket.socket()
+        try:
+            holder.bind(("127.0.0.1", port))  # fails while anyone else holds it
+        except OSError:
+            holder.close()
+            continue
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        _RESERVED.append(holder)
+        return port
+    raise RuntimeError(f"no free port below {low}")
 
 
 def base_env(data_dir: Path, database_url: str = "", **settings: object) -> dict[str, str]:

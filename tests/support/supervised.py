@@ -188,24 +188,31 @@ def supervised(
 
 
 class Load:
-    """One client requesting the app through the ingress without pause; records every result."""
+    """One client requesting the app through the ingress without pause; records every result,
+    and for a failure what it was (a status and the start of its body, or the error)."""
 
     def __init__(self, port: int, project: str) -> None:
         self.url = f"http://127.0.0.1:{port}/"
         self.headers = {"Host": f"{project}.localhost"}
         self.results: list[tuple[float, bool]] = []
+        self.reasons: dict[int, str] = {}  # index in results -> why it failed
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
         async with httpx.AsyncClient(timeout=5) as http:
             while not self._stop.is_set():
+                reason = ""
                 try:
-                    ok = (await http.get(self.url, headers=self.headers)).status_code == 200
-                except httpx.HTTPError:
-                    ok = False
+                    response = await http.get(self.url, headers=self.headers)
+                    if response.status_code != 200:
+                        reason = f"{response.status_code}: {response.text[:120].strip()}"
+                except httpx.HTTPError as exc:
+                    reason = f"{type(exc).__name__}: {exc}"
                     await asyncio.sleep(0.05)  # refused at once while the ingress is down
-                self.results.append((time.monotonic(), ok))
+                if reason:
+                    self.reasons[len(self.results)] = reason
+                self.results.append((time.monotonic(), not reason))
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -215,8 +222,14 @@ class Load:
         assert self._task is not None
         await self._task
 
-    def failures_since(self, index: int) -> int:
-        return sum(1 for _, ok in self.results[index:] if not ok)
+    def failures_since(self, index: int) -> list[str]:
+        """What failed from ``index`` on, each with its time from the first result after it."""
+        start = self.results[index][0] if index < len(self.results) else time.monotonic()
+        return [
+            f"+{self.results[i][0] - start:.2f}s {reason}"
+            for i, reason in sorted(self.reasons.items())
+            if i >= index
+        ]
 
     def gap_since(self, index: int) -> float:
         """Seconds from the first failed request after ``index`` to the next success."""
