@@ -43,8 +43,9 @@ def web_points(api, project: str) -> int:
 
 
 def points(api, project: str, range_: str) -> tuple[int, int]:
-    """(process points, request points) the API has for ``range_``: 5-minute request points
-    and process samples are rolled up apart, so either may exist without the other."""
+    """(process points, request points) the API has for ``range_``: a new app's first
+    5-minute interval may hold its first requests and no process sample yet (the collector
+    samples every 10 s), so either may exist without the other."""
     data = run(api(METRICS, p=project, r=range_))["metrics"]
     return sum(len(s["points"]) for s in data["processes"]), len(data["requests"])
 

@@ -348,7 +348,8 @@ async def test_build_steps_reach_no_tenant_while_networks_are_created(scene: Sce
         await churner
     failed(outcome)
     assert "CONTROL 443" in outcome.lines, outcome.lines[-5:]
-    flood = next(line.split() for line in outcome.lines if line.startswith("FLOOD "))
+    flood = next((line.split() for line in outcome.lines if line.startswith("FLOOD ")), None)
+    assert flood is not None, outcome.lines[-5:]
     attempts, connected = int(flood[1]), int(flood[2])
     assert creations > 0 and attempts > 0 and connected == 0, (creations, attempts, connected)
 

@@ -466,19 +466,24 @@ async def test_a_dead_node_s_tasks_are_rescheduled_while_the_app_answers(
             await routed(ingress, project, "1")
         print(f"node {node} died: its tasks ran again elsewhere after {rescheduled:.1f}s")
         placement = [c.labels["paastech.swarm.node"] for c in running]
-        # What the ingress saw, should a request have failed: where it routed the project
-        # (its changes) and its warnings, each kind counted once with its first time.
-        lines = INGRESS_LOGS[ingress].read_text().splitlines()
-        seen: dict[str, str] = {}
-        for line in lines:
-            if "WARNING" in line or f"{host(project)}: routed to" in line:
-                seen.setdefault(line[24:], line[11:23])
+        # What the ingress saw, should a request have failed: every change of where it routed
+        # the project, and each distinct warning once, at its first time ("date time text").
+        seen: dict[str, str] = {}  # what makes a line distinct -> the line shown
+        for line in INGRESS_LOGS[ingress].read_text().splitlines():
+            parts = line.split(" ", 2)
+            if len(parts) < 3:  # a traceback's continuation line
+                continue
+            _, at, text = parts
+            if f"{host(project)}: routed to" in text:
+                seen[f"{at} {text}"] = f"{at} {text}"  # each change, even back to an earlier set
+            elif "WARNING" in text:
+                seen.setdefault(text, f"{at} {text}")
         assert traffic.failures == [], "\n".join(
             [
                 f"{len(traffic.failures)} of {traffic.total} failed; tasks were on {placement}, "
                 f"{victim} died",
                 *[f"{text} x{n}" for text, n in Counter(traffic.failures).most_common(5)],
-                *[f"{at} {text}" for text, at in list(seen.items())[-30:]],
+                *list(seen.values())[-30:],
             ]
         )
         assert traffic.total > 0
