@@ -47,7 +47,9 @@ from typing import Any, cast
 
 from backend import deploy_output
 from backend.pomegranate.build_context import extract_context
+from backend.pomegranate.build_reuse import Reused, ReuseRecords, build_key
 from backend.pomegranate.buildpacks import DOCKERFILE, BuildPlan, runtime_table
+from backend.pomegranate.registry import Registry
 from backend.pomegranate.runtime import BuildError, LogCallback, SourceTar
 from backend.settings import Settings
 
@@ -305,6 +307,7 @@ class IsolatedBuilder:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.home = (settings.data_dir / "builder").resolve()
+        self.registry = Registry(settings)
         self._base_lock = asyncio.Lock()
         # Image IDs this process saw in the base store: it only grows, so a build whose base
         # images are all known skips listing it.
@@ -440,9 +443,9 @@ class IsolatedBuilder:
             raise BuildError(None, f"the build network's firewall could not be set up: {out!r}")
         _network_ready = True
 
-    async def _ensure_base_images(self, on_log: LogCallback) -> None:
+    async def _ensure_base_images(self, on_log: LogCallback) -> dict[str, str]:
         """Copy the platform's base images from the Docker engine into the read-only base store
-        (once, and again when the engine's image changed)."""
+        (once, and again when the engine's image changed); their names and engine image IDs."""
         async with self._base_lock:
             store = self._storage_args(self.base_store)
             s = self.settings
@@ -463,7 +466,7 @@ class IsolatedBuilder:
                 if name in engine  # not built on this machine: a FROM of it fails clearly
             }
             if set(wanted.values()) <= self._base_ids:
-                return
+                return wanted
             _, listing = await self._run(
                 ["buildah", *store, "images", "--no-trunc", "--format", "{{.ID}}"], check=False
             )
@@ -478,6 +481,7 @@ class IsolatedBuilder:
                 )
                 await self._run(["buildah", *store, "pull", "--quiet", f"docker-daemon:{name}"])
                 self._base_ids.add(image_id)
+            return wanted
 
     async def _clear_cache_if_large(self, project: str, on_log: LogCallback) -> int:
         """Clear the project's layer cache when over its limit; its size in KiB after (one walk
@@ -586,6 +590,16 @@ class IsolatedBuilder:
             extract_context(source, context)
 
         context = work / "context"
+        # Milliseconds per step, logged once per build: where a build's time went (issue 17).
+        steps: dict[str, float] = {}
+        began = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal began
+            now = time.perf_counter()
+            steps[name] = (now - began) * 1000
+            began = now
+
         try:
             await asyncio.to_thread(self._write_config)  # buildah reads it at start
             await asyncio.to_thread(cgroup.create)
@@ -608,6 +622,28 @@ class IsolatedBuilder:
                 name, text = generated_dockerfile
                 dockerfile = work / name  # outside the context: no user file can clash with it
                 dockerfile.write_text(text)
+            records = ReuseRecords(self.project_store(project))
+            key = await asyncio.to_thread(
+                _reuse_key, context, dockerfile, cast(dict[str, str], results[1])
+            )
+            lap("set-up")
+            if key is not None:
+                reused = await self._reuse(project, application, records, key, emit)
+                if reused is not None:
+                    lap("reuse")
+                    log.info(
+                        "build of %s v%d: reused v%d's image; steps (ms): %s",
+                        project,
+                        application,
+                        reused.application,
+                        ", ".join(f"{name} {ms:.0f}" for name, ms in steps.items()),
+                    )
+                    return BuildOutput(
+                        image=f"{repository(s, project)}@{reused.digest}",
+                        digest=reused.digest,
+                        stripped_labels=reused.stripped_labels,
+                        size_bytes=reused.size_bytes,
+                    )
             run_env: dict[str, str] = {}
             volumes: list[str] = []
             ca = self.ca_bundle()
@@ -687,21 +723,59 @@ class IsolatedBuilder:
                     hit = f"a file exceeded its disk limit (build disk limit {s.build_disk_mb} MB)"
                 message = hit or _failure_message(last_lines)
                 raise BuildError(step, message, last_lines)
+            lap("buildah bud")
             stripped = await self._strip_labels(project, local, emit)
+            lap("labels")
             digest, info = await asyncio.gather(
                 self._push(project, application, local, emit), self._inspect(project, local)
             )
+            lap("push")
+            log.info(
+                "build of %s v%d: steps (ms): %s",
+                project,
+                application,
+                ", ".join(f"{name} {ms:.0f}" for name, ms in steps.items()),
+            )
+            size = image_size(info)
+            if key is not None:
+                built = Reused(digest, size, stripped, application)
+                await asyncio.to_thread(records.put, key, built)
             return BuildOutput(
                 image=f"{repository(s, project)}@{digest}",
                 digest=digest,
                 stripped_labels=stripped,
-                size_bytes=image_size(info),
+                size_bytes=size,
             )
         finally:
             await asyncio.to_thread(cgroup.kill_all)
             await asyncio.to_thread(cgroup.remove)
             await asyncio.to_thread(unmount_under, self.project_store(project))
             await asyncio.to_thread(shutil.rmtree, work, True)
+
+    async def _reuse(
+        self,
+        project: str,
+        application: int,
+        records: ReuseRecords,
+        key: str,
+        emit: LogCallback,
+    ) -> Reused | None:
+        """The image of an earlier build with the same key, tagged for ``application`` in the
+        registry; None when there is none or the registry no longer has it (retention)."""
+        found = await asyncio.to_thread(records.get, key)
+        if found is None:
+            return None
+        if not await self.registry.tag(project, found.digest, str(application)):
+            return None
+        await emit(
+            deploy_output.heading(
+                f"Same source, Dockerfile and base images as v{found.application}: "
+                "reusing its image (every build step would come from the cache)"
+            )
+        )
+        if found.stripped_labels:
+            await emit(_stripped_line(found.stripped_labels))
+        return found
 
     async def _watched(
         self,
@@ -750,12 +824,7 @@ class IsolatedBuilder:
         stripped = forbidden_labels(labels)
         if not stripped:
             return []
-        await emit(
-            deploy_output.heading(
-                "Removed labels the platform does not allow (only org.opencontainers.* are "
-                f"kept): {', '.join(stripped)}"
-            )
-        )
+        await emit(_stripped_line(stripped))
         store = self._project_args(project)
         _, container = await self._run(
             ["buildah", *store, "from", "--pull=never", "--quiet", local]
@@ -833,6 +902,22 @@ SOURCES_ALLOWED = (
     "a build can use only the platform's base images, stages of the same Dockerfile and public "
     "images named in full"
 )
+
+
+def _stripped_line(labels: list[str]) -> str:
+    return deploy_output.heading(
+        "Removed labels the platform does not allow (only org.opencontainers.* are kept): "
+        + ", ".join(labels)
+    )
+
+
+def _reuse_key(context: Path, dockerfile: Path, base_ids: dict[str, str]) -> str | None:
+    """build_reuse's key, or None when the Dockerfile cannot be read (buildah reports that)."""
+    try:
+        text = dockerfile.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return build_key(context, text, base_ids)
 
 
 def image_size(info: dict[str, Any]) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -85,6 +86,7 @@ class Images:
             if exc.status != 404 or not self.in_registry(image):
                 raise
         s = self.settings
+        began = time.perf_counter()
         await docker.images.pull(
             image,
             auth={
@@ -93,6 +95,7 @@ class Images:
                 "serveraddress": s.registry_address,
             },
         )
+        log.info("pulled %s in %.0f ms", image, (time.perf_counter() - began) * 1000)
         return await docker.images.inspect(image)
 
     async def ensure(self, image: str) -> None:

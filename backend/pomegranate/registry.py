@@ -29,7 +29,11 @@ class Registry:
         s = self.settings
         return aiohttp.ClientSession(
             base_url=f"http://{s.registry_address}",
-            auth=aiohttp.BasicAuth(s.registry_username, s.resolved_registry_password()),
+            headers={
+                "Authorization": aiohttp.encode_basic_auth(
+                    s.registry_username, s.resolved_registry_password()
+                )
+            },
             timeout=aiohttp.ClientTimeout(total=30),
             raise_for_status=False,
         )
@@ -66,6 +70,23 @@ class Registry:
             ) as head,
         ):
             return head.status == 200
+
+    async def tag(self, project: str, digest: str, tag: str) -> bool:
+        """Point ``tag`` at the manifest ``digest`` (the same bytes, so the same digest); False
+        when the registry no longer has that manifest."""
+        path = f"/v2/{self.repository(project)}/manifests"
+        async with self._client() as client:
+            async with client.get(f"{path}/{digest}", headers={"Accept": MANIFEST_TYPES}) as got:
+                if got.status == 404:
+                    return False
+                got.raise_for_status()
+                body = await got.read()
+                media_type = got.headers.get("Content-Type", "")
+            async with client.put(
+                f"{path}/{tag}", data=body, headers={"Content-Type": media_type}
+            ) as put:
+                put.raise_for_status()
+                return put.headers.get("Docker-Content-Digest", digest) == digest
 
     async def delete(self, project: str, digest: str) -> None:
         """Delete a manifest (every tag pointing at it goes too); a missing one is fine."""

@@ -430,3 +430,43 @@ async def test_generated_dockerfile_does_not_clobber_a_user_file(
     assert (await get(info, "/Dockerfile.paastech")).text == "user file, kept as is\n"
     # The generated Dockerfile lives outside the build context: it never lands in the image.
     assert (await get(info, "/Dockerfile.paastech.1")).status_code == 404
+
+
+async def test_an_unchanged_push_reuses_its_image(runtime: DockerRuntime, project: str, tmp_path):
+    """The same tree and Dockerfile again: no buildah run, the first build's image (tagged for
+    the new release in the registry), its stripped labels reported again; a changed file, or
+    the image gone from the registry (retention), builds."""
+    source = tmp_path / "app"
+    shutil.copytree(APPS / "dockerfile", source)
+    dockerfile = source / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "LABEL traefik.enable=true\n")
+    first, first_logs = await build(runtime, project, "", 1, source=tar_dir(source))
+    assert any(line.startswith("STEP 1/") for line in first_logs.lines)
+    assert any("Removed labels" in line for line in first_logs.lines)
+
+    second, logs = await build(runtime, project, "", 2, source=tar_dir(source))
+    assert second.image == first.image
+    assert not any(line.startswith("STEP ") for line in logs.lines), logs.lines
+    assert "-----> Same source, Dockerfile and base images as v1: reusing its image" in "\n".join(
+        logs.lines
+    )
+    assert any("Removed labels" in line and "traefik.enable" in line for line in logs.lines)
+    tags = await runtime.registry.tags(project)
+    assert tags["1"] == tags["2"] == first.image_id
+
+    info = await runtime.start(spec(project, second, application=2, health_path="/health"))
+    await runtime.wait_healthy(info, "/health", 20)
+    assert (await get(info)).json()["app"] == "dockerfile"
+    await runtime.stop(info.id)
+    await runtime.remove(info.id)
+
+    (source / "app.py").write_text((source / "app.py").read_text() + "\n# changed\n")
+    third, logs = await build(runtime, project, "", 3, source=tar_dir(source))
+    assert third.image != first.image
+    assert any(line.startswith("STEP ") for line in logs.lines)
+
+    await runtime.images.remove(third.image, force=True)  # what retention does to an old one
+    fourth, logs = await build(runtime, project, "", 4, source=tar_dir(source))
+    assert any(line.startswith("STEP ") for line in logs.lines)
+    assert not any("reusing its image" in line for line in logs.lines)
+    assert (await runtime.registry.tags(project)).get("4") == fourth.image_id
