@@ -1,7 +1,13 @@
-"""SSH public keys: parsed and fingerprinted with asyncssh; a key belongs to one Client."""
+"""SSH public keys: parsed and fingerprinted (cryptography); a key belongs to one Client."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from tortoise.exceptions import IntegrityError
 
@@ -24,36 +30,49 @@ MIN_RSA_BITS = 2048
 
 
 def parse_public_key(text: str) -> tuple[str, str, str]:
-    """-> (normalised OpenSSH line, SHA256 fingerprint, comment). Raises ValidationFailed."""
+    """-> (normalised OpenSSH line, SHA256 fingerprint, comment). Raises ValidationFailed.
+
+    Parsed with cryptography, which the API loads anyway (asyncssh, 18 MB of modules, stays in
+    gitd: issue 17). The fingerprint is OpenSSH's: SHA-256 of the key blob, base64 unpadded."""
     text = text.strip()
     if not text or len(text) > MAX_KEY_LENGTH or "\n" in text:
         raise ValidationFailed("paste exactly one OpenSSH public key line", field="publicKey")
-    # asyncssh (about 18 MB of modules) is loaded by the API only once a key is added.
-    import asyncssh
-
+    invalid = ValidationFailed(
+        "not a valid OpenSSH public key (expected e.g. 'ssh-ed25519 AAAA... you@host')",
+        field="publicKey",
+    )
+    fields = text.split(None, 2)
+    if len(fields) < 2:
+        raise invalid
+    algorithm, data = fields[0], fields[1]
+    comment = fields[2].strip() if len(fields) == 3 else ""
     try:
-        key = asyncssh.import_public_key(text)
-    except (asyncssh.KeyImportError, ValueError) as exc:
-        raise ValidationFailed(
-            "not a valid OpenSSH public key (expected e.g. 'ssh-ed25519 AAAA... you@host')",
-            field="publicKey",
-        ) from exc
-    if key.algorithm not in ALLOWED_ALGORITHMS:
-        raise ValidationFailed(
-            f"key type {key.algorithm.decode()} is not accepted", field="publicKey"
-        )
-    pyca_key = key.pyca_key  # an ssh-rsa key is an RSAPublicKey
-    if (
-        key.algorithm == b"ssh-rsa"
-        and isinstance(pyca_key, rsa.RSAPublicKey)
-        and pyca_key.key_size < MIN_RSA_BITS
-    ):
+        blob = base64.b64decode(data, validate=True)
+    except binascii.Error:
+        raise invalid from None
+    if _blob_type(blob) != algorithm.encode():
+        raise invalid
+    if algorithm.encode() not in ALLOWED_ALGORITHMS:
+        raise ValidationFailed(f"key type {algorithm} is not accepted", field="publicKey")
+    try:
+        key = serialization.load_ssh_public_key(f"{algorithm} {data}".encode())
+    except (ValueError, UnsupportedAlgorithm):
+        raise invalid from None
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
         raise ValidationFailed(
             f"RSA keys must have at least {MIN_RSA_BITS} bits", field="publicKey"
         )
-    comment = (key.get_comment() or "").strip()
-    line = key.export_public_key("openssh").decode().strip()
-    return line, key.get_fingerprint("sha256"), comment
+    line = f"{algorithm} {base64.b64encode(blob).decode()}" + (f" {comment}" if comment else "")
+    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    return line, f"SHA256:{digest}", comment
+
+
+def _blob_type(blob: bytes) -> bytes | None:
+    """The key type a public key blob starts with (an SSH string: 4-byte length, then bytes)."""
+    if len(blob) < 4:
+        return None
+    size = int.from_bytes(blob[:4], "big")
+    return blob[4 : 4 + size] if 0 < size <= len(blob) - 4 else None
 
 
 async def add_key(client: Client, public_key: str, title: str | None) -> SSHKey:

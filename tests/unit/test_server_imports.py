@@ -52,3 +52,21 @@ def test_the_admin_commands_still_run_through_typer() -> None:
     done.check_returncode()
     for command in ("migrate", "quota", "supervise", "api", "pomegranate", "gitd", "ingress"):
         assert command in done.stdout
+
+
+def test_the_api_parses_ssh_keys_without_asyncssh() -> None:
+    # asyncssh (about 18 MB of modules) is gitd's: the API parses keys with cryptography.
+    code = (
+        "import sys\n"
+        "import backend.servers, backend.api.app\n"
+        "from cryptography.hazmat.primitives.asymmetric import ed25519\n"
+        "from cryptography.hazmat.primitives import serialization as s\n"
+        "from backend.services.keys import parse_public_key\n"
+        "key = ed25519.Ed25519PrivateKey.generate().public_key()\n"
+        "parse_public_key(key.public_bytes(s.Encoding.OpenSSH, s.PublicFormat.OpenSSH).decode())\n"
+        "print('asyncssh' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "False"
