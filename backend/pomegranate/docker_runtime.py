@@ -111,6 +111,7 @@ class DockerRuntime:
 
     async def close(self) -> None:
         await self.images.close()
+        await self.builder.close()
         if self._docker is not None:
             await self._docker.close()
             self._docker = None

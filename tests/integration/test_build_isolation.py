@@ -22,6 +22,7 @@ import pytest
 
 from backend.pomegranate.builder import CA_MOUNT, CA_VARIABLES, SOURCES_ALLOWED
 from backend.pomegranate.docker_runtime import DockerRuntime, ForbiddenImage
+from backend.pomegranate.registry import Registry
 from backend.pomegranate.runtime import ProcessSpec
 from backend.settings import Settings
 from tests.conftest import PASSWORD
@@ -221,6 +222,10 @@ async def test_routing_and_ownership_labels_are_stripped(scene: Scene) -> None:
     # when the base image has one).
     assert labels.get("org.opencontainers.image.title") == "attacker"
     assert all(key.startswith("org.opencontainers.") for key in labels), labels
+    # The registry keeps no unstripped copy (the label check runs beside the first push, whose
+    # manifest is deleted once the stripped image is pushed): only the live image is tagged.
+    digest = image.partition("@")[2]
+    assert set((await Registry(Settings()).tags(scene.attacker.project)).values()) == {digest}
     number = (await scene.attacker.api(STATE, p=scene.attacker.project))["project"][
         "liveApplication"
     ]["number"]
