@@ -40,6 +40,8 @@ from backend.metrics.requests import RequestMeter
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("backend.ingress.access")
+# The request's route once _handle knows the host: for the access log and the request metrics.
+ROUTE_KEY = web.RequestKey("route", Route)
 
 CONNECT_TIMEOUT = 5.0
 RESPONSE_HEADERS_TIMEOUT = 60.0
@@ -228,7 +230,6 @@ class Proxy:
         started = loop.time()
         host = normalise_host(request.headers.get(hdrs.HOST))
         status: int | str = "-"
-        request["route"] = None  # set by _handle when the host is known
         try:
             response = await self._handle(request, host)
             status = response.status
@@ -237,7 +238,7 @@ class Proxy:
             status = "cancelled"
             raise
         finally:
-            route = request.get("route")
+            route = request.get(ROUTE_KEY)
             if self.meter is not None and route is not None and route.project:
                 self.meter.record(
                     route.project, status if isinstance(status, int) else 0, loop.time() - started
@@ -255,7 +256,7 @@ class Proxy:
         route = self.table.lookup(host)
         if route is None:
             return plain(404, f"No app at {display_host(host)}")
-        request["route"] = route
+        request[ROUTE_KEY] = route
         if not route.upstreams:
             return plain(503, f"{display_host(host)} is starting or stopped")
         if _is_websocket(request):
