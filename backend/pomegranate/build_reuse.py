@@ -25,6 +25,7 @@ import json
 import os
 import re
 import stat
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -176,14 +177,20 @@ class ReuseRecords:
             return None
 
     def put(self, key: str, built: Reused) -> None:
+        """Record a build. Two builds of one project may end together: each writes its own
+        temporary file and renames it over the records (atomic), so a reader sees one whole
+        version; the other build's record may be lost, which only means a future build runs."""
         records = self._load()
         records.pop(key, None)
         records[key] = asdict(built)
         kept = dict(list(records.items())[-RECORDS_KEPT:])
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(kept))
-        tmp.replace(self.path)
+        tmp = self.path.with_name(f"{RECORD_FILE}.{uuid.uuid4().hex}.tmp")
+        try:
+            tmp.write_text(json.dumps(kept))
+            tmp.replace(self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)

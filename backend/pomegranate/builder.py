@@ -750,7 +750,12 @@ class IsolatedBuilder:
             size = image_size(info)
             if key is not None:
                 built = Reused(digest, size, stripped, application)
-                await asyncio.to_thread(records.put, key, built)
+                try:
+                    await asyncio.to_thread(records.put, key, built)
+                except OSError as exc:  # the build stands; only a later reuse is lost
+                    log.warning(
+                        "build of %s v%d: reuse record not kept: %s", project, application, exc
+                    )
             return BuildOutput(
                 image=f"{repository(s, project)}@{digest}",
                 digest=digest,

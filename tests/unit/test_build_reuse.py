@@ -3,6 +3,7 @@ Dockerfile whose build may read something outside the key gets no key at all."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -136,3 +137,18 @@ def test_records_keep_the_newest_and_survive_garbage(tmp_path: Path) -> None:
     assert records.get("k") is None
     records.clear()
     assert not records.path.exists()
+
+
+def test_builds_ending_together_never_leave_a_torn_record(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    records = ReuseRecords(tmp_path / "store")
+
+    def put(n: int) -> None:
+        records.put(f"k{n % 12}", Reused(f"sha256:{n}", n, ["x"] * (n % 5), n))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, range(400)))
+    loaded = json.loads(records.path.read_text())  # one whole version, never a partial write
+    assert 1 <= len(loaded) <= RECORDS_KEPT
+    assert sorted(p.name for p in records.path.parent.iterdir()) == ["reuse.json"]
