@@ -517,8 +517,8 @@ async def test_only_the_last_images_are_kept(plat: Platform, user: User) -> None
     for version in ("a", "b", "c"):
         assert (await push(plat, user.id, project, light_tar("python", {"VERSION": version}))).ok
         live_images.append((await user.state(project))["liveApplication"]["image"])
-    # Retention deletes the registry's manifests too (issue 10). It runs right after the
-    # release is reported running: wait for it, within a bound.
+    # Retention deletes the registry's manifests too (issue 10). It runs once the project's
+    # queue is idle, after the release is reported running: wait for it, within a bound.
     registry = Registry(Settings())
     async with asyncio.timeout(30):
         while sorted(await registry.tags(project)) != ["2", "3"]:

@@ -172,6 +172,67 @@ async def test_a_newer_queued_release_replaces_the_older_one(setup) -> None:
     assert fake.built == [1, 3]
 
 
+async def test_retention_waits_until_the_project_has_no_release_waiting(setup) -> None:
+    """A release queued behind another starts right after it; the clean-up runs once, after
+    both, in the project's worker (never beside one of its builds)."""
+    deployer, fake, project = setup
+    fake.hold_build = asyncio.Event()
+    first = await _push(deployer, project, "one")
+    async with within(10, "the first build to start"):
+        await fake.building.wait()
+    second = await _push(deployer, project, "two")
+    order: list[str] = []
+    prune = fake.prune_images
+
+    async def recorded(project_name: str, keep: list[str]) -> list[str]:
+        order.append(f"prune after {len(fake.released)} releases")
+        return await prune(project_name, keep)
+
+    fake.prune_images = recorded  # type: ignore[method-assign]
+    fake.hold_build.set()
+    second = await _until(second, S.RUNNING)
+    async with within(10, "the queue worker to finish"):
+        await asyncio.gather(*deployer.queue.tasks())
+    assert order == ["prune after 2 releases"]
+    assert fake.pruned == [[second.image, (await _until(first, S.SUPERSEDED)).image]]
+
+    # A release that comes while the clean-up runs waits for it, then it runs again after.
+    gate = asyncio.Event()
+
+    async def held(project_name: str, keep: list[str]) -> list[str]:
+        order.append(f"prune after {len(fake.released)} releases")
+        await gate.wait()
+        return []
+
+    fake.prune_images = held  # type: ignore[method-assign]
+    await _until(await _push(deployer, project, "three"), S.RUNNING)
+    async with within(10, "the clean-up to start"):
+        while order[-1:] != ["prune after 3 releases"]:
+            await asyncio.sleep(0.01)
+    fourth = await _push(deployer, project, "four")
+    await asyncio.sleep(0.05)  # a chance to start for a release that would not wait (none)
+    await fourth.refresh_from_db()
+    assert fourth.status == S.QUEUED and len(fake.released) == 3
+    gate.set()
+    await _until(fourth, S.RUNNING)
+    async with within(10, "the queue worker to finish"):
+        await asyncio.gather(*deployer.queue.tasks())
+    assert order[-2:] == ["prune after 3 releases", "prune after 4 releases"]
+
+
+async def test_a_failing_clean_up_leaves_the_queue_working(setup) -> None:
+    deployer, fake, project = setup
+
+    async def broken(project_name: str, keep: list[str]) -> list[str]:
+        raise RuntimeError("registry on fire")
+
+    fake.prune_images = broken  # type: ignore[method-assign]
+    await _until(await _push(deployer, project, "one"), S.RUNNING)
+    async with within(10, "the queue worker to finish"):
+        await asyncio.gather(*deployer.queue.tasks())
+    await _until(await _push(deployer, project, "two"), S.RUNNING)
+
+
 async def test_a_failed_stage_fails_the_release_with_its_reason(setup) -> None:
     deployer, fake, project = setup
     live = await _until(await _push(deployer, project, "one"), S.RUNNING)

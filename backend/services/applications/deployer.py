@@ -49,7 +49,7 @@ class Deployer:
         self.settings = settings or get_settings()
         self.controller = Controller(pomegranate, self.settings)
         self.queue = ReleaseQueue(
-            JobStore(self.settings.data_dir), self._run, self.controller.connected
+            JobStore(self.settings.data_dir), self._run, self.controller.connected, self._tidy
         )
         self._background: list[asyncio.Task[None]] = []
         # Builds of all projects share these slots round-robin across Clients (issue 11).
@@ -93,6 +93,17 @@ class Deployer:
             job, self.pomegranate, self.settings, self.build_slots, self.source_path
         )
         await pipeline.run(ctx)
+
+    async def _tidy(self, project_id: int) -> None:
+        """Retention after a project's releases: the images no kept release runs, the volumes
+        the project no longer names (each skipped, logged, while Pomegranate is away)."""
+        project = await Project.get_or_none(id=project_id)
+        if project is None:
+            return
+        await retention.prune_images(
+            self.pomegranate, project, self.settings.images_kept_per_project
+        )
+        await retention.prune_volumes(self.pomegranate, project)
 
     # -- entry points -------------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ from backend.rpc.pomegranate_client import (
     ReleaseOutput,
 )
 from backend.services import quotas, serving
-from backend.services.applications import retention, spec
+from backend.services.applications import spec
 from backend.services.applications.buildlog import BuildLogWriter
 from backend.services.applications.queue import Job
 from backend.services.applications.status import LIVE, set_status
@@ -146,8 +146,7 @@ async def finish(ctx: Context) -> None:
     for old in previous:
         await set_status(old, S.SUPERSEDED, f"replaced by v{app.number}")
     await set_status(app, S.RUNNING)
-    await retention.prune_images(ctx.pomegranate, project, ctx.settings.images_kept_per_project)
-    await retention.prune_volumes(ctx.pomegranate, project)
+    # Old images and volumes go once the project's queue is idle (queue.py, tidy).
 
 
 STAGES: tuple[tuple[str, Stage], ...] = (

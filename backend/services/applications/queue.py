@@ -96,11 +96,24 @@ Runner = Callable[[Job], Awaitable[None]]
 
 class ReleaseQueue:
     """Per project: at most one job running and one pending; a new job replaces the pending one
-    (its release fails "replaced by vN before it started")."""
+    (its release fails "replaced by vN before it started").
 
-    def __init__(self, store: JobStore, run: Runner, ready: asyncio.Event) -> None:
+    ``tidy(project_id)`` (retention: old images and volumes) runs in the project's worker once
+    no job is waiting, after the jobs it follows: a release pushed or configured right after
+    another starts at once instead of after the other's clean-up (issue 17), and the clean-up
+    still never runs beside one of the project's builds (it would see that build's image in
+    the registry as no release's, and delete it)."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        run: Runner,
+        ready: asyncio.Event,
+        tidy: Callable[[int], Awaitable[None]] | None = None,
+    ) -> None:
         self.store = store
         self._run = run
+        self._tidy = tidy
         # Set while Pomegranate is connected; a job waits for it (up to POMEGRANATE_WAIT_SECONDS).
         self._ready = ready
         self._pending: dict[int, Job] = {}
@@ -137,7 +150,21 @@ class ReleaseQueue:
         return list(self._workers.values())
 
     async def _work(self, project_id: int) -> None:
-        while (job := self._pending.pop(project_id, None)) is not None:
+        untidy = False
+        while True:
+            job = self._pending.pop(project_id, None)
+            if job is None:
+                if not untidy or self._tidy is None:
+                    break
+                untidy = False
+                try:
+                    await self._tidy(project_id)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("clean-up after the releases of project %s failed", project_id)
+                continue  # a job may have come meanwhile
+            untidy = True
             try:
                 # Pomegranate may be restarting (its supervisor brings it back in seconds).
                 with contextlib.suppress(TimeoutError):
