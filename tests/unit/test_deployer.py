@@ -86,6 +86,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[tuple[Deployer, FakePomegranate
     settings = Settings(secret_key="unit", data_dir=tmp_path, images_kept_per_project=2)
     deployer = Deployer(fake, settings)  # type: ignore[arg-type]  # the fake has what it uses
     deployer.connected.set()  # as if the watch stream were up
+    deployer.queue.tidy_delay = 0  # retention as soon as the queue is idle (one test sets it)
     yield deployer, fake, project
     await deployer.stop()
     await Tortoise.close_connections()
@@ -218,6 +219,20 @@ async def test_retention_waits_until_the_project_has_no_release_waiting(setup) -
     async with within(10, "the queue worker to finish"):
         await asyncio.gather(*deployer.queue.tasks())
     assert order[-2:] == ["prune after 3 releases", "prune after 4 releases"]
+
+
+async def test_a_release_soon_after_another_does_not_wait_for_its_clean_up(setup) -> None:
+    """The queue waits tidy_delay after its last release before the clean-up: a push, then a
+    config change a moment later, go live one after the other with no clean-up between."""
+    deployer, fake, project = setup
+    deployer.queue.tidy_delay = 3600  # never reached: the test wakes the worker itself
+    first = await _until(await _push(deployer, project, "one"), S.RUNNING)
+    second = await _until(await _push(deployer, project, "two"), S.RUNNING)
+    assert fake.pruned == []  # the worker waits, idle, for another release
+    deployer.queue._arrived[project.id].set()  # as if tidy_delay had passed: no release came
+    async with within(10, "the queue worker to finish"):
+        await asyncio.gather(*deployer.queue.tasks())
+    assert fake.pruned == [[second.image, first.image]]
 
 
 async def test_a_failing_clean_up_leaves_the_queue_working(setup) -> None:

@@ -27,6 +27,9 @@ log = logging.getLogger("paastech.deployments")
 # How long a release waits for Pomegranate to (re)connect before it fails: long enough for the
 # supervisor to restart a crashed Pomegranate (issue 20).
 POMEGRANATE_WAIT_SECONDS = 30.0
+# How long a project's queue stays idle before its clean-up (retention) runs: a release that
+# follows within it starts at once (issue 17). Clean-up is disk space, never urgent.
+TIDY_DELAY_SECONDS = 2.0
 
 
 @dataclass
@@ -99,10 +102,10 @@ class ReleaseQueue:
     (its release fails "replaced by vN before it started").
 
     ``tidy(project_id)`` (retention: old images and volumes) runs in the project's worker once
-    no job is waiting, after the jobs it follows: a release pushed or configured right after
-    another starts at once instead of after the other's clean-up (issue 17), and the clean-up
-    still never runs beside one of the project's builds (it would see that build's image in
-    the registry as no release's, and delete it)."""
+    no job has come for ``tidy_delay`` seconds after the last one: a release pushed or
+    configured right after another starts at once instead of after the other's clean-up
+    (issue 17), and the clean-up never runs beside one of the project's builds (it would see
+    that build's image in the registry as no release's, and delete it)."""
 
     def __init__(
         self,
@@ -114,6 +117,8 @@ class ReleaseQueue:
         self.store = store
         self._run = run
         self._tidy = tidy
+        self.tidy_delay = TIDY_DELAY_SECONDS
+        self._arrived: dict[int, asyncio.Event] = {}  # set by enqueue: a worker waiting wakes
         # Set while Pomegranate is connected; a job waits for it (up to POMEGRANATE_WAIT_SECONDS).
         self._ready = ready
         self._pending: dict[int, Job] = {}
@@ -128,6 +133,7 @@ class ReleaseQueue:
             new = await Application.get(id=job.application_id)
             await set_status(old, S.FAILED, f"replaced by v{new.number} before it started")
             self.store.drop(replaced)
+        self._arrived.setdefault(project.id, asyncio.Event()).set()
         worker = self._workers.get(project.id)
         if worker is None or worker.done():
             self._workers[project.id] = asyncio.create_task(
@@ -141,6 +147,7 @@ class ReleaseQueue:
         """The project goes away: its running job is cancelled, its pending one dropped."""
         pending = self._pending.pop(project_id, None)
         worker = self._workers.pop(project_id, None)
+        self._arrived.pop(project_id, None)
         if worker is not None:
             worker.cancel()
         if pending:
@@ -151,11 +158,19 @@ class ReleaseQueue:
 
     async def _work(self, project_id: int) -> None:
         untidy = False
+        arrived = self._arrived.setdefault(project_id, asyncio.Event())
         while True:
+            arrived.clear()
             job = self._pending.pop(project_id, None)
             if job is None:
                 if not untidy or self._tidy is None:
                     break
+                # A release often follows another within a second (a push, then a config
+                # change): it runs first, the clean-up after.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(arrived.wait(), self.tidy_delay)
+                if project_id in self._pending:
+                    continue
                 untidy = False
                 try:
                     await self._tidy(project_id)
@@ -181,6 +196,7 @@ class ReleaseQueue:
             self.store.drop(job)  # finished, one way or another (not on cancel: see above)
         # No await between the empty queue and this line: an enqueue cannot slip in between.
         self._workers.pop(project_id, None)
+        self._arrived.pop(project_id, None)
 
 
 async def _fail_if_in_progress(job: Job, reason: str) -> None:
