@@ -154,13 +154,20 @@ async def test_a_push_goes_through_every_stage(setup) -> None:
     assert not list((settings.data_dir / "queue").glob("*.json"))  # the job is done
 
 
-async def test_a_newer_queued_release_replaces_the_older_one(setup) -> None:
-    deployer, fake, project = setup
+async def _second_queued_behind_a_held_build(
+    deployer: Deployer, fake: FakePomegranate, project: Project
+) -> tuple[Application, Application]:
+    """v1 building (held until fake.hold_build is set), v2 queued behind it."""
     fake.hold_build = asyncio.Event()
     first = await _push(deployer, project, "one")
     async with within(10, "the first build to start"):
         await fake.building.wait()
-    second = await _push(deployer, project, "two")
+    return first, await _push(deployer, project, "two")
+
+
+async def test_a_newer_queued_release_replaces_the_older_one(setup) -> None:
+    deployer, fake, project = setup
+    first, second = await _second_queued_behind_a_held_build(deployer, fake, project)
     second_source = _source(deployer, "two")
     third = await _push(deployer, project, "three")
     second = await _until(second, S.FAILED)
@@ -177,11 +184,7 @@ async def test_retention_waits_until_the_project_has_no_release_waiting(setup) -
     """A release queued behind another starts right after it; the clean-up runs once, after
     both, in the project's worker (never beside one of its builds)."""
     deployer, fake, project = setup
-    fake.hold_build = asyncio.Event()
-    first = await _push(deployer, project, "one")
-    async with within(10, "the first build to start"):
-        await fake.building.wait()
-    second = await _push(deployer, project, "two")
+    first, second = await _second_queued_behind_a_held_build(deployer, fake, project)
     order: list[str] = []
     prune = fake.prune_images
 
