@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import aiodocker
+import aiohttp
 
 from backend import deploy_output
 from backend.pomegranate.build_context import extract_context
@@ -781,7 +782,13 @@ class IsolatedBuilder:
         found = await asyncio.to_thread(records.get, key)
         if found is None:
             return None
-        if not await self.registry.tag(project, found.digest, str(application)):
+        try:
+            tagged = await self.registry.tag(project, found.digest, str(application))
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            # The build runs instead; its push says what is wrong with the registry.
+            log.warning("build of %s v%d: reuse skipped, registry: %r", project, application, exc)
+            return None
+        if not tagged:
             return None
         await emit(
             deploy_output.heading(

@@ -1,5 +1,6 @@
-"""The builder checks an image's labels beside its push (backend/pomegranate/builder.py,
-issue 17): the order of what it asks buildah and the registry, with both faked."""
+"""The builder checks an image's labels beside its push, and reuses a recorded image only
+when the registry tags it (backend/pomegranate/builder.py, issue 17): what it asks buildah and
+the registry, with both faked."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
+from backend.pomegranate.build_reuse import Reused, ReuseRecords
 from backend.pomegranate.builder import IsolatedBuilder
 from backend.settings import Settings
 
@@ -91,3 +94,37 @@ async def test_a_failed_inspect_stops_the_push(builder: IsolatedBuilder) -> None
     with pytest.raises(RuntimeError, match="inspect failed"):
         await builder._labels_and_push("p", 3, "local", emit)
     assert seen == ["push started", "push cancelled"] and fake.calls == []
+
+
+async def test_a_recorded_image_is_reused_only_when_the_registry_tags_it(
+    builder: IsolatedBuilder, tmp_path: Path
+) -> None:
+    """The registry answering, missing the manifest (retention), or unreachable: the last two
+    build instead (its push then says what is wrong), nothing is reported reused."""
+    records = ReuseRecords(tmp_path / "store")
+    records.put("key", Reused("sha256:abc", 10, ["traefik.enable"], 2))
+    lines: list[str] = []
+
+    async def collect(line: str) -> None:
+        lines.append(line)
+
+    outcomes: list[object] = [True, False, aiohttp.ClientConnectionError("refused"), OSError(111)]
+    tagged: list[tuple[str, str, str]] = []
+
+    async def tag(project: str, digest: str, tag: str) -> bool:
+        tagged.append((project, digest, tag))
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return bool(outcome)
+
+    builder.registry.tag = tag  # type: ignore[method-assign]
+    found = await builder._reuse("p", 5, records, "key", collect)
+    assert found == Reused("sha256:abc", 10, ["traefik.enable"], 2)
+    assert "as v2: reusing its image" in lines[0] and "traefik.enable" in lines[1]
+    lines.clear()
+    for _ in range(3):
+        assert await builder._reuse("p", 5, records, "key", collect) is None
+    assert lines == [] and tagged == [("p", "sha256:abc", "5")] * 4
+    assert await builder._reuse("p", 5, records, "other key", collect) is None
+    assert len(tagged) == 4  # no record: the registry is not asked
