@@ -254,6 +254,8 @@ async def test_runtime_refuses_an_image_with_forbidden_labels(tmp_path: Path) ->
             await runtime.start(spec)
         assert await runtime.list_containers("t-forbidden") == []
     finally:
+        # The start made the project's network beside the image check (docker_runtime.py).
+        await runtime.remove_project_network("t-forbidden")
         await runtime.close()
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
 
