@@ -232,7 +232,12 @@ async def test_a_release_soon_after_another_does_not_wait_for_its_clean_up(setup
     first = await _until(await _push(deployer, project, "one"), S.RUNNING)
     second = await _until(await _push(deployer, project, "two"), S.RUNNING)
     assert fake.pruned == []  # the worker waits, idle, for another release
-    deployer.queue._arrived[project.id].set()  # as if tidy_delay had passed: no release came
+    # As if tidy_delay had passed with no release: wake the worker. It may still be finishing
+    # v2's job, and clears the signal before it waits: signal until the clean-up ran.
+    async with within(10, "the clean-up once the worker is woken"):
+        while not fake.pruned:
+            deployer.queue._arrived[project.id].set()
+            await asyncio.sleep(0.01)
     async with within(10, "the queue worker to finish"):
         await asyncio.gather(*deployer.queue.tasks())
     assert fake.pruned == [[second.image, first.image]]
