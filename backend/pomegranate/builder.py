@@ -652,7 +652,7 @@ class IsolatedBuilder:
                         project,
                         application,
                         reused.application,
-                        ", ".join(f"{name} {ms:.0f}" for name, ms in steps.items()),
+                        _steps_text(steps),
                     )
                     return BuildOutput(
                         image=f"{repository(s, project)}@{reused.digest}",
@@ -742,12 +742,7 @@ class IsolatedBuilder:
             lap("buildah bud")
             digest, info, stripped = await self._labels_and_push(project, application, local, emit)
             lap("labels and push")
-            log.info(
-                "build of %s v%d: steps (ms): %s",
-                project,
-                application,
-                ", ".join(f"{name} {ms:.0f}" for name, ms in steps.items()),
-            )
+            log.info("build of %s v%d: steps (ms): %s", project, application, _steps_text(steps))
             size = image_size(info)
             if key is not None:
                 built = Reused(digest, size, stripped, application)
@@ -951,6 +946,11 @@ SOURCES_ALLOWED = (
     "a build can use only the platform's base images, stages of the same Dockerfile and public "
     "images named in full"
 )
+
+
+def _steps_text(steps: dict[str, float]) -> str:
+    """A build's step times for its log line: "set-up 8, buildah bud 336, ..."."""
+    return ", ".join(f"{name} {ms:.0f}" for name, ms in steps.items())
 
 
 def _labels(info: dict[str, Any]) -> dict[str, str]:
