@@ -1,20 +1,86 @@
-"""All platform settings in one place, read from the environment with the PAASTECH_ prefix."""
+"""All platform settings in one place, read from the environment with the PAASTECH_ prefix.
+
+`Settings(**overrides)` reads every PAASTECH_<FIELD> variable (any case), lets the keyword
+arguments win, and converts and checks the whole with msgspec: ints, floats and bools from their
+text, JSON for list fields, Literal choices and the Meta bounds below. A bad value raises
+SettingsError naming the variable. msgspec, not pydantic-settings: the same typed reading cost
+about 6 MB of private memory in each of the four server processes (issue 17, docs/architecture.md
+2.4.15), where msgspec's compiled decoder costs well under one.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import msgspec
+from msgspec import Meta, field
+
+ENV_PREFIX = "PAASTECH_"
+# What pydantic-settings accepted for a bool, kept so existing environments still read.
+_TRUE = {"1", "true", "t", "yes", "y", "on"}
+_FALSE = {"0", "false", "f", "no", "n", "off"}
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PAASTECH_", extra="ignore")
+class SettingsError(ValueError):
+    """A setting (an environment variable or a keyword argument) has a value of the wrong kind."""
 
+
+class _FromEnvironment(msgspec.StructMeta):
+    """`Settings(**overrides)`: the environment, then the overrides, converted and checked."""
+
+    def __call__(cls, **overrides: Any) -> Any:
+        given = {**_environment(cls), **overrides}
+        try:
+            settings = msgspec.convert(given, cls, strict=False, dec_hook=_decode)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(_explain(str(exc))) from None
+        settings._fill_defaults(set(given))
+        return settings
+
+
+def _environment(cls: type) -> dict[str, Any]:
+    """The PAASTECH_ variables of the fields, as msgspec's lax conversion takes them."""
+    kinds = {f.name: f.type for f in msgspec.structs.fields(cls)}
+    out: dict[str, Any] = {}
+    for key, text in os.environ.items():
+        name = key[len(ENV_PREFIX) :].lower() if key.upper().startswith(ENV_PREFIX) else ""
+        kind = kinds.get(name)
+        if kind is None or (text == "" and kind is not str):
+            continue  # not a setting, or empty: the default (as an unset variable)
+        if kind in (bool, bool | None) and text.lower() in _TRUE | _FALSE:
+            out[name] = text.lower() in _TRUE
+        elif kind == list[str]:
+            try:
+                out[name] = msgspec.json.decode(text)
+            except msgspec.DecodeError:
+                raise SettingsError(f"{key}: expected a JSON list of strings") from None
+        else:
+            out[name] = text
+    return out
+
+
+def _decode(kind: type, value: object) -> object:
+    # Types msgspec leaves to us: paths, and lists given as JSON text (as an env var is).
+    if kind is Path and isinstance(value, str | os.PathLike):
+        return Path(value)
+    raise NotImplementedError
+
+
+def _explain(message: str) -> str:
+    found = re.search(r"at `\$\.(\w+)[^`]*`", message)
+    if not found:
+        return f"invalid settings: {message}"
+    name = found.group(1)
+    detail = message[: found.start()].rstrip(" -")
+    return f"setting {name} ({ENV_PREFIX}{name.upper()}): {detail}"
+
+
+class Settings(msgspec.Struct, kw_only=True, metaclass=_FromEnvironment):
     data_dir: Path = Path(".data")
     # Empty means the embedded default: a SQLite file in the data dir.
     database_url: str = ""
@@ -86,7 +152,7 @@ class Settings(BaseSettings):
     max_query_tokens: int = 2000
     max_request_bytes: int = 1_000_000
 
-    applications_page_max: int = Field(default=100, ge=1)
+    applications_page_max: Annotated[int, Meta(ge=1)] = 100
 
     # Pomegranate (deployment manager). Base images are built locally by scripts/base-images.sh.
     docker_url: str = ""  # empty: the local engine (DOCKER_HOST or /var/run/docker.sock)
@@ -102,9 +168,9 @@ class Settings(BaseSettings):
     # reaches a node's through its URL for the tasks' stats (issue 18, backend/metrics/swarm.py)
     # and for the add-ons pinned there: backups, restores, volume sizes, pg:psql/redis:cli
     # (backend/pomegranate/swarm_node_engines.py). Read both through swarm_node_engine_urls.
-    swarm_node_docker_urls: list[str] = Field(default_factory=list)
+    swarm_node_docker_urls: list[str] = field(default_factory=list)
     # The setting's former name (stats only), still read: its URLs join swarm_node_docker_urls.
-    swarm_stats_docker_urls: list[str] = Field(default_factory=list)
+    swarm_stats_docker_urls: list[str] = field(default_factory=list)
     # The platform registry as the Swarm nodes reach it ("host:port"); empty: registry_address.
     swarm_registry_address: str = ""
     # Traefik's container on the Swarm manager (traefik/compose.swarm.yaml names it
@@ -124,7 +190,7 @@ class Settings(BaseSettings):
     # The CPU a new release's container may use until it is healthy, then its limit applies
     # (Cloud Run's "startup CPU boost"): a Python app starting under 0.5 CPU took about 200 ms
     # longer to answer (issue 17). 0: containers start at their limit.
-    startup_cpu: float = Field(default=1.0, ge=0, le=64)
+    startup_cpu: Annotated[float, Meta(ge=0, le=64)] = 1.0
     pids_limit: int = 256
     build_timeout_seconds: int = 600
     health_check_timeout_seconds: float = 30.0
@@ -135,7 +201,7 @@ class Settings(BaseSettings):
     build_log_line_max: int = 4000
     # HTTPS for apps (Traefik's websecure entry point, or the embedded ingress's own TLS).
     # Unset: on for a real base domain, off for localhost (no CA issues certificates for it).
-    tls: bool = Field(default=None, validate_default=True)
+    tls: bool = False  # unset: see _fill_defaults
     certresolver: str = "letsencrypt"
 
     # Issue 19: where the API writes the custom-domain routing table (backend/routing.py) that
@@ -168,18 +234,18 @@ class Settings(BaseSettings):
     acme_resolver: str = ""
     # This box's public addresses, comma separated; empty: found from the network interfaces.
     acme_public_addresses: str = ""
-    acme_orders_per_hour: int = Field(default=20, ge=1)  # all hostnames together
-    acme_backoff_seconds: float = Field(default=60.0, gt=0)  # first retry after a failure
-    acme_backoff_max_seconds: float = Field(default=86400.0, gt=0)
-    acme_renew_fraction: float = Field(default=1 / 3, gt=0, lt=1)  # of the lifetime left
-    acme_check_interval_seconds: float = Field(default=10.0, gt=0)
-    acme_order_timeout_seconds: float = Field(default=90.0, gt=0)
+    acme_orders_per_hour: Annotated[int, Meta(ge=1)] = 20  # all hostnames together
+    acme_backoff_seconds: Annotated[float, Meta(gt=0)] = 60.0  # first retry after a failure
+    acme_backoff_max_seconds: Annotated[float, Meta(gt=0)] = 86400.0
+    acme_renew_fraction: Annotated[float, Meta(gt=0, lt=1)] = 1 / 3  # of the lifetime left
+    acme_check_interval_seconds: Annotated[float, Meta(gt=0)] = 10.0
+    acme_order_timeout_seconds: Annotated[float, Meta(gt=0)] = 90.0
     hsts_max_age_seconds: int = 31536000  # for projects that turn HSTS on
 
     # Issue 18: metrics. Operators read the API's /metrics (Prometheus format) with this token as
     # a bearer token; empty: /metrics answers 401 to everyone.
     metrics_token: str = ""
-    metrics_sample_seconds: float = Field(default=10.0, gt=0)  # container samples
+    metrics_sample_seconds: Annotated[float, Meta(gt=0)] = 10.0  # container samples
     # Production behind Traefik: its Prometheus endpoint (traefik.yml's `metrics` entry point,
     # e.g. http://127.0.0.1:8082/metrics), scraped for per-project request metrics
     # (backend/metrics/traefik.py). Empty: the embedded ingress reports them instead.
@@ -187,31 +253,16 @@ class Settings(BaseSettings):
     # Alert webhooks: attempts per alert, the first retry's delay (doubling), and whether a
     # webhook may point at a loopback/private address (a local receiver; off: tenants could
     # make the platform call its own internal ports).
-    webhook_attempts: int = Field(default=3, ge=1, le=10)
-    webhook_retry_seconds: float = Field(default=2.0, ge=0)
+    webhook_attempts: Annotated[int, Meta(ge=1, le=10)] = 3
+    webhook_retry_seconds: Annotated[float, Meta(ge=0)] = 2.0
     webhook_allow_private: bool = False
-
-    @model_validator(mode="after")
-    def _public_port_default(self) -> Settings:
-        # Unset with TLS on: app URLs point at the ingress's HTTPS port, not the HTTP one.
-        if "public_port" not in self.model_fields_set and self.tls:
-            self.public_port = self.public_https_port or self.ingress_https_port
-        return self
-
-    @field_validator("tls", mode="before")
-    @classmethod
-    def _tls_default(cls, value: object, info: ValidationInfo) -> object:
-        if value is None or value == "":
-            domain = str(info.data.get("base_domain", "localhost"))
-            return not (domain == "localhost" or domain.endswith(".localhost"))
-        return value
 
     # Issue 11: tenant isolation at run time (docs/architecture.md, "Tenant isolation").
     # Each project gets a bridge network of its own with an explicit subnet carved from this pool
     # (Docker's default pools hold only ~30 bridges); /26 leaves room for 60 containers, i.e. two
     # releases side by side during a switch.
     project_network_pool: str = "10.210.0.0/16"
-    project_network_prefix: int = Field(default=26, ge=16, le=29)
+    project_network_prefix: Annotated[int, Meta(ge=16, le=29)] = 26
     # Pomegranate installs scripts/project-network-firewall.sh for the pool on this host (it
     # drops what is routed between two project networks, through the gap Docker's own rules
     # leave each time the engine creates a network). Off only for an engine on another host.
@@ -245,8 +296,8 @@ class Settings(BaseSettings):
     # Issue 14: one-off commands (`paastech run`, `ssh git@HOST run NAME -- CMD`). A command
     # running longer is killed and its container removed; a Client may run this many at once
     # (attached and detached together, all projects).
-    run_timeout_seconds: int = Field(default=3600, ge=1)
-    run_max_per_client: int = Field(default=5, ge=0)
+    run_timeout_seconds: Annotated[int, Meta(ge=1)] = 3600
+    run_max_per_client: Annotated[int, Meta(ge=0)] = 5
     # Issue 15: add-ons. Server images (scripts/base-images.sh builds them); plans are
     # "plan=memory MB" comma separated, the first is the default; backups go under
     # data_dir/addon-backups, a scheduled one per add-on every addon_backup_interval_hours,
@@ -255,9 +306,22 @@ class Settings(BaseSettings):
     addon_postgres_image: str = "paastech/postgres:15"
     addon_redis_image: str = "paastech/redis:7"
     addon_plans: str = "mini=128,standard=512,premium=2048"
-    addon_backup_interval_hours: float = Field(default=24, gt=0)
-    addon_backup_retention: int = Field(default=7, ge=1)
-    addon_restore_max_bytes: int = Field(default=1024 * 1024 * 1024, ge=1)
+    addon_backup_interval_hours: Annotated[float, Meta(gt=0)] = 24
+    addon_backup_retention: Annotated[int, Meta(ge=1)] = 7
+    addon_restore_max_bytes: Annotated[int, Meta(ge=1)] = 1024 * 1024 * 1024
+
+    def _fill_defaults(self, given: set[str]) -> None:
+        # Unset TLS: on for a real base domain, off for localhost (no CA issues certificates).
+        if "tls" not in given:
+            domain = self.base_domain
+            self.tls = not (domain == "localhost" or domain.endswith(".localhost"))
+        # Unset with TLS on: app URLs point at the ingress's HTTPS port, not the HTTP one.
+        if "public_port" not in given and self.tls:
+            self.public_port = self.public_https_port or self.ingress_https_port
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with these fields changed (as given: not converted or checked again)."""
+        return msgspec.structs.replace(self, **changes)
 
     @property
     def db_url(self) -> str:

@@ -257,7 +257,7 @@ async def test_traefik_s_container_joins_each_project_overlay_and_reaches_its_ta
         {"Image": image, "Cmd": ["sleep", "600"], "Labels": {"paastech.test": "swarm"}},
         name=name,
     )
-    wired = SwarmRuntime(settings.model_copy(update={"swarm_traefik_container": name}))
+    wired = SwarmRuntime(settings.replace(swarm_traefik_container=name))
     try:
         plan = app_plan(project, built, "postgres://nowhere/app")
         await release(wired, plan, _ignore, settings)
@@ -437,7 +437,7 @@ async def test_an_addon_whose_node_engine_is_not_reachable_is_a_clear_failure(
         "dead": ([missing], f"not answering: {missing}"),
     }
     for urls, reason in cases.values():
-        blind_runtime = SwarmRuntime(settings.model_copy(update={"swarm_node_docker_urls": urls}))
+        blind_runtime = SwarmRuntime(settings.replace(swarm_node_docker_urls=urls))
         blind = SwarmAddons(blind_runtime)
         try:
             with pytest.raises(AddonError) as refused:
@@ -459,9 +459,7 @@ async def test_an_addon_whose_node_engine_is_not_reachable_is_a_clear_failure(
 
     # The setting's former name (stats only until now) reaches the node as well.
     former = SwarmRuntime(
-        settings.model_copy(
-            update={"swarm_node_docker_urls": [], "swarm_stats_docker_urls": cluster.worker_urls}
-        )
+        settings.replace(swarm_node_docker_urls=[], swarm_stats_docker_urls=cluster.worker_urls)
     )
     former_addons = SwarmAddons(former)
     try:
@@ -557,7 +555,7 @@ async def test_psql_and_redis_cli_run_beside_the_addon_on_its_node(
     assert (code, out) == (0, "PONG"), out
 
     # Its node's engine not reachable: a clear error, and no container is left anywhere.
-    blind_runtime = SwarmRuntime(settings.model_copy(update={"swarm_node_docker_urls": []}))
+    blind_runtime = SwarmRuntime(settings.replace(swarm_node_docker_urls=[]))
     blind = SwarmAddons(blind_runtime)
     try:
         with pytest.raises(AddonError, match="swarm_node_docker_urls"):

@@ -236,7 +236,7 @@ async def test_the_pools_firewall_is_installed_once_before_a_network_is_used(
 ) -> None:
     calls = tmp_path / "calls"
     _firewall_script(tmp_path, f'echo "$1 $PAASTECH_PROJECT_NETWORK_POOL" >> {calls}', monkeypatch)
-    settings = SMALL_POOL.model_copy(update={"project_network_firewall": True})
+    settings = SMALL_POOL.replace(project_network_firewall=True)
     networks = FakeNetworks()
     docker = FakeDocker(networks)
     projects = ProjectNetworks(settings, lambda: docker)  # type: ignore[arg-type, return-value]
@@ -251,7 +251,7 @@ async def test_a_firewall_that_cannot_be_installed_stops_the_network(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _firewall_script(tmp_path, 'echo "iptables: Permission denied"; exit 4', monkeypatch)
-    settings = SMALL_POOL.model_copy(update={"project_network_firewall": True})
+    settings = SMALL_POOL.replace(project_network_firewall=True)
     networks = FakeNetworks()
     docker = FakeDocker(networks)
     projects = ProjectNetworks(settings, lambda: docker)  # type: ignore[arg-type, return-value]

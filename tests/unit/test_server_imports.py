@@ -70,3 +70,21 @@ def test_the_api_parses_ssh_keys_without_asyncssh() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("server", ["pomegranate", "gitd", "ingress"])
+def test_settings_are_read_without_pydantic(server: str) -> None:
+    # pydantic-settings cost about 6 MB in each process that loads pydantic for nothing else
+    # (issue 17); the API still loads pydantic, through Tortoise's JSON fields.
+    assert loaded(server, ("pydantic", "pydantic_settings", "pydantic_core")) == []
+
+
+@pytest.mark.parametrize("command", ["api", "migrate"])
+def test_a_bad_setting_stops_a_command_with_one_line(command: str) -> None:
+    import os
+
+    done = run_backend(command, env={**os.environ, "PAASTECH_API_PORT": "eighty"})
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "paastech: setting api_port (PAASTECH_API_PORT): Expected `int`, got `str`"
+    )

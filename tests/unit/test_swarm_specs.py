@@ -8,7 +8,6 @@ import logging
 import subprocess
 from pathlib import Path
 
-import pydantic
 import pytest
 
 from backend import labels as L
@@ -23,7 +22,7 @@ from backend.pomegranate.swarm_runtime import (
     overlay_name,
     service_name,
 )
-from backend.settings import Settings
+from backend.settings import Settings, SettingsError
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -182,7 +181,7 @@ def test_the_runtime_is_chosen_by_the_setting():
     assert not isinstance(DockerRuntime(Settings()), RollingRuntime)
     with pytest.raises(ValueError, match="swarm_docker_url"):
         SwarmRuntime(settings(swarm_docker_url=""))
-    with pytest.raises(pydantic.ValidationError):
+    with pytest.raises(SettingsError, match="PAASTECH_RUNTIME"):
         Settings(runtime="kubernetes")  # type: ignore[arg-type]
 
 

@@ -283,7 +283,7 @@ def test_only_pomegranate_runs_privileged_with_the_builder(compose):
 
 
 def test_platform_environment_names_real_settings(compose):
-    fields = set(Settings.model_fields)
+    fields = set(Settings.__struct_fields__)
     env = compose["x-platform"]["environment"]
     for key in env:
         assert key.startswith("PAASTECH_")
