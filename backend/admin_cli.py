@@ -91,19 +91,24 @@ def quota(
 def supervise(
     procfile: Path = Path("Procfile"), config_only: bool = typer.Option(False, "--config-only")
 ) -> None:
-    """Run every Procfile line under supervisord (restarts crashed processes); `make up` uses it."""
+    """Run every Procfile line under runit (restarts crashed processes); `make up` uses it."""
     from backend import supervise as sup
 
+    missing = sup.missing_tools()
+    if missing and not config_only:
+        tools = ", ".join(missing)
+        typer.echo(f"cannot supervise: {tools} missing (apt-get install runit)", err=True)
+        raise typer.Exit(2)
     layout = sup.Layout.for_data_dir(procfile.resolve().parent, get_settings().data_dir)
     try:
-        config = sup.write_config(procfile, layout)
+        services = sup.write_services(procfile, layout)
     except (OSError, ValueError) as exc:
         typer.echo(f"cannot supervise {procfile}: {exc}", err=True)
         raise typer.Exit(2) from None
     if config_only:
-        typer.echo(str(config))
+        typer.echo(str(services))
         return
-    sup.exec_supervisord(config)
+    sup.exec_runsvdir(services)
 
 
 @cli.command("export-schema")

@@ -1,49 +1,52 @@
-"""`make up` under supervision: supervisord runs every Procfile line and restarts what crashes.
+"""`make up` under supervision: runit runs every Procfile line and restarts what crashes.
 
-honcho (the previous runner) stops every process when one exits, so one crash took the ingress
-and every app with it. supervisord (maintained, from PyPI) restarts each program on its own:
+runit (Debian's package: runsvdir, runsv, svlogd, sv; small C programs) replaced supervisord and
+its Python event listener, which cost about 17 MB of the platform's 200 MB budget (issue 17);
+runit's dozen processes cost about 1.5 MB. Each Procfile line becomes a runit service in
+``DATA_DIR/run/sv/<name>``:
 
-* a program that dies is restarted at once; one that dies within START_SECONDS of its start is
-  retried with a growing delay (1 s, 2 s, ... START_RETRIES times) and then given up (FATAL):
-  the crash-loop limit, reported on the terminal with the command to start it again;
-* the other programs keep running;
-* the terminal shows every line of every program prefixed with its name (the event listener,
-  backend/supervise_listener.py, prints supervisord's PROCESS_LOG events), and each program
-  also logs to ``DATA_DIR/logs/<name>.log`` (rotated);
-* Ctrl-C (SIGINT) or SIGTERM stops every program (their whole process group) and supervisord.
+* ``run`` starts the command in a session of its own (so a stop reaches its children too);
+  runsv starts it again when it exits;
+* ``finish`` (runsv runs it after each exit) tells a crash from a stop: a program that dies is
+  restarted at once; one that dies within START_SECONDS of its start is retried after a growing
+  delay (1 s, 2 s, ...) and after START_RETRIES such crashes in a row is given up (left down):
+  the crash-loop limit, reported with the command that starts it again;
+* ``control/t`` and ``control/k`` signal the program's whole process group (web.sh starts
+  children), not just its first process;
+* ``log/run`` is svlogd: every line, stamped and prefixed with the program's name, goes to the
+  terminal and to ``DATA_DIR/logs/<name>/current`` (rotated at LOG_MAX_BYTES, LOG_BACKUPS kept).
 
-The config is generated from the Procfile, so a new Procfile line is supervised with no change
-here. ``supervisorctl -c DATA_DIR/run/supervisord.conf status|restart <name>`` controls it.
+The other programs keep running whatever one does. Ctrl-C (SIGINT) or SIGTERM stops every program
+(TERM, then KILL after STOP_WAIT_SECONDS) and the supervisor. ``sv status DATA_DIR/run/sv/*`` and
+``sv restart DATA_DIR/run/sv/<name>`` control them. The services are generated from the Procfile,
+so a new Procfile line is supervised with no change here.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-import sys
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
-from backend import supervise_listener
 from backend.pomegranate.procfile import parse_procfile
-from backend.supervise_listener import LinePrefixer
 
-__all__ = ["Layout", "LinePrefixer", "exec_supervisord", "listen", "render_config", "write_config"]
+__all__ = ["Layout", "exec_runsvdir", "render_services", "write_services"]
 
 START_SECONDS = 3  # a program must stay up this long for its start to count
 START_RETRIES = 5  # quick crashes in a row before giving up (the crash-loop limit)
 STOP_WAIT_SECONDS = 15  # SIGTERM, then SIGKILL after this
 LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 3
-LISTENER = "logs"  # the event listener's program name (must not clash with a Procfile type)
+RUNIT_TOOLS = ("runsvdir", "runsv", "svlogd", "sv")
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Where supervisord keeps its config, socket, pid file and the programs' logs."""
+    """Where the services, and the programs' logs, live."""
 
-    root: Path  # the checkout: programs run here, as with honcho
+    root: Path  # the checkout: programs run here
     run_dir: Path
     log_dir: Path
 
@@ -52,119 +55,126 @@ class Layout:
         return cls(root.resolve(), (data_dir / "run").resolve(), (data_dir / "logs").resolve())
 
     @property
-    def config(self) -> Path:
-        return self.run_dir / "supervisord.conf"
+    def services(self) -> Path:
+        return self.run_dir / "sv"
 
-    @property
-    def socket(self) -> Path:
-        return self.run_dir / "supervisor.sock"
+    def service(self, name: str) -> Path:
+        return self.services / name
 
-
-def _value(text: str) -> str:
-    # supervisord reads its config with ConfigParser interpolation: a literal % is %%.
-    return text.replace("%", "%%")
+    def log(self, name: str) -> Path:
+        """The program's current log file (svlogd's; rotated ones sit beside it)."""
+        return self.log_dir / name / "current"
 
 
-def render_config(procfile_text: str, layout: Layout) -> str:
-    """supervisord.conf for the programs of a Procfile (raises ValueError on a bad Procfile)."""
+def _script(*lines: str) -> str:
+    return "\n".join(["#!/bin/sh", *lines, ""])
+
+
+def _run(name: str, command: str, layout: Layout) -> str:
+    return _script(
+        f"# {name}: {command}",
+        "exec 2>&1",
+        "date +%s > started",
+        f"cd {shlex.quote(str(layout.root))}",
+        # bash -c like honcho; bash execs a simple command, so the pid stays the program's.
+        # setsid (no fork: runsv's child is no group leader) makes its process group its own.
+        f"exec setsid /bin/bash -c {shlex.quote(command)}",
+    )
+
+
+def _finish(name: str, layout: Layout) -> str:
+    service = shlex.quote(str(layout.service(name)))
+    return _script(
+        f"# runsv runs this after each exit of {name}: $1 its exit code (-1: signal $2).",
+        # A stop asked for (sv down/exit, Ctrl-C) is not a crash.
+        'case "$(sv status .)" in *"want down"*|*"want exit"*) exit 0 ;; esac',
+        'if [ "$1" = -1 ]; then why="killed by signal $2"; else why="exit code $1"; fi',
+        'say() { echo "[supervisor] $*"; }',
+        "started=$(cat started 2>/dev/null || echo 0)",
+        f"if [ $(($(date +%s) - started)) -ge {START_SECONDS} ]; then",
+        "    echo 0 > quick",
+        f'    say "{name} exited unexpectedly ($why): restarting it"',
+        "    exit 0",
+        "fi",
+        "quick=$(($(cat quick 2>/dev/null || echo 0) + 1))",
+        f"if [ $quick -ge {START_RETRIES} ]; then",
+        "    echo 0 > quick",
+        f'    say "{name} crashed {START_RETRIES} times in a row within {START_SECONDS} s of'
+        f' starting ($why): crash loop, giving up. Fix it, then: sv start {service}"',
+        "    sv down . >/dev/null",
+        "    exit 0",
+        "fi",
+        "echo $quick > quick",
+        f'say "{name} crashed while starting ($why, attempt $quick): retrying in $quick s"',
+        "sleep $quick",
+    )
+
+
+def _signal_group(signal: str) -> str:
+    # Exit 0: runsv then sends nothing itself. CONT wakes a stopped program to take the TERM.
+    return _script(
+        "pid=$(cat supervise/pid 2>/dev/null) || exit 1",
+        '[ -n "$pid" ] || exit 1',
+        f'kill -{signal} -"$pid" 2>/dev/null || kill -{signal} "$pid" 2>/dev/null',
+        'kill -CONT -"$pid" 2>/dev/null',
+        "exit 0",
+    )
+
+
+def render_services(procfile_text: str, layout: Layout) -> dict[Path, str]:
+    """Every file of every service (path -> text), for a Procfile; ValueError if it is bad."""
     programs = parse_procfile(procfile_text)
-    if LISTENER in programs:
-        raise ValueError(f"Procfile: the process type {LISTENER!r} is reserved for the supervisor")
-    # Column width of the name prefix, as honcho aligned it.
-    width = max(len(n) for n in programs)
-    lines = [
-        "[supervisord]",
-        "nodaemon=true",
-        f"logfile={_value(str(layout.log_dir / 'supervisord.log'))}",
-        f"logfile_maxbytes={LOG_MAX_BYTES}",
-        f"logfile_backups={LOG_BACKUPS}",
-        f"pidfile={_value(str(layout.run_dir / 'supervisord.pid'))}",
-        f"directory={_value(str(layout.root))}",
-        "loglevel=warn",  # its restarts are reported by the listener, with the reason
-        "",
-        "[unix_http_server]",
-        f"file={_value(str(layout.socket))}",
-        "chmod=0700",
-        "",
-        "[rpcinterface:supervisor]",
-        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
-        "",
-        "[supervisorctl]",
-        f"serverurl=unix://{_value(str(layout.socket))}",
-        "",
-        f"[eventlistener:{LISTENER}]",
-        # The listener's stdout is supervisord's protocol channel; it prints on stderr, which
-        # supervisord copies to its own stdout: the terminal.
-        # A script run isolated and without site-packages: a bare interpreter's memory.
-        "command="
-        + _value(
-            shlex.join(
-                [
-                    sys.executable,
-                    "-I",
-                    "-S",
-                    str(Path(supervise_listener.__file__).resolve()),
-                    str(width),
-                    str(START_RETRIES),
-                    str(START_SECONDS),
-                    str(layout.config),
-                ]
-            )
-        ),
-        "events=PROCESS_LOG,PROCESS_STATE",
-        "buffer_size=1000",
-        "autorestart=true",
-        "stderr_logfile=/dev/stdout",
-        "stderr_logfile_maxbytes=0",
-        "stdout_logfile=NONE",
-        "",
-    ]
+    # Column width of the name prefix, as honcho aligned it (and "supervisor" fits).
+    width = max(len("supervisor"), *(len(n) for n in programs))
+    files: dict[Path, str] = {}
     for name, command in programs.items():
-        log = _value(str(layout.log_dir / f"{name}.log"))
-        lines += [
-            f"[program:{name}]",
-            # bash -c like honcho; bash execs a simple command, so the pid is the program's.
-            f"command=/bin/bash -c {_value(shlex.quote(command))}",
-            f"directory={_value(str(layout.root))}",
-            "autostart=true",
-            "autorestart=true",
-            f"startsecs={START_SECONDS}",
-            f"startretries={START_RETRIES}",
-            "stopsignal=TERM",
-            f"stopwaitsecs={STOP_WAIT_SECONDS}",
-            # web.sh and the like start children: signal the whole group.
-            "stopasgroup=true",
-            "killasgroup=true",
-            "redirect_stderr=true",
-            f"stdout_logfile={log}",
-            f"stdout_logfile_maxbytes={LOG_MAX_BYTES}",
-            f"stdout_logfile_backups={LOG_BACKUPS}",
-            "stdout_events_enabled=true",
-            "",
-        ]
-    return "\n".join(lines)
+        service = layout.service(name)
+        files[service / "run"] = _run(name, command, layout)
+        files[service / "finish"] = _finish(name, layout)
+        files[service / "control" / "t"] = _signal_group("TERM")
+        files[service / "control" / "k"] = _signal_group("KILL")
+        log_dir = layout.log(name).parent
+        # svlogd: stamped lines, rotated; `p` prefixes them, `e*` copies each to the terminal.
+        files[service / "log" / "run"] = _script(
+            f"exec svlogd -tt -b 65536 {shlex.quote(str(log_dir))}"
+        )
+        files[log_dir / "config"] = f"s{LOG_MAX_BYTES}\nn{LOG_BACKUPS}\np{name:<{width}} | \ne*\n"
+    return files
 
 
-def write_config(procfile: Path, layout: Layout) -> Path:
-    text = render_config(procfile.read_text(), layout)
-    layout.run_dir.mkdir(parents=True, exist_ok=True)
-    layout.log_dir.mkdir(parents=True, exist_ok=True)
-    layout.config.write_text(text)
-    return layout.config
+def write_services(procfile: Path, layout: Layout) -> Path:
+    """Write the services of a Procfile afresh (a removed line leaves none); their directory."""
+    files = render_services(procfile.read_text(), layout)
+    shutil.rmtree(layout.services, ignore_errors=True)
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        if path.name != "config":
+            path.chmod(0o755)
+    return layout.services
 
 
-def exec_supervisord(config: Path) -> None:
-    """Replace this process with supervisord in the foreground (Ctrl-C reaches it)."""
-    supervisord = Path(sys.executable).with_name("supervisord")
-    os.execv(str(supervisord), [str(supervisord), "-n", "-c", str(config)])
+def missing_tools() -> list[str]:
+    return [tool for tool in RUNIT_TOOLS if shutil.which(tool) is None]
 
 
-def listen(
-    width: int,
-    config: str,
-    stdin: TextIO = sys.stdin,
-    stdout: TextIO = sys.stdout,
-    stderr: TextIO = sys.stderr,
-) -> None:
-    """The event listener (backend/supervise_listener.py) with this config's crash-loop limit."""
-    supervise_listener.listen(width, config, START_RETRIES, START_SECONDS, stdin, stdout, stderr)
+# The foreground process `make up` leaves on the terminal: runsvdir supervises the services;
+# on Ctrl-C or TERM every service is stopped (TERM, KILL after the wait) and runsv exits.
+SUPERVISOR_SH = f"""
+services=$1
+runsvdir -P "$services" &
+runsvdir=$!
+stop() {{
+    kill -TERM $runsvdir 2>/dev/null
+    sv -w {STOP_WAIT_SECONDS} force-shutdown "$services"/* >/dev/null 2>&1
+    exit 0
+}}
+trap stop INT TERM
+wait
+stop
+"""
+
+
+def exec_runsvdir(services: Path) -> None:
+    """Replace this process with the supervisor in the foreground (Ctrl-C reaches it)."""
+    os.execv("/bin/sh", ["/bin/sh", "-c", SUPERVISOR_SH, "paastech-supervise", str(services)])

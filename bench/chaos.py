@@ -1,6 +1,6 @@
 """`make chaos` (`python -m bench.chaos --minutes N [--seed S]`): a long randomised fault run.
 
-The platform runs as `make up` runs it (supervisord, tests/support/supervised.py) on a private
+The platform runs as `make up` runs it (runit, tests/support/supervised.py) on a private
 Docker engine (live-restore, as scripts/docker.sh starts one) so that the engine itself can be
 restarted. Three static apps are deployed; a load generator requests each through the ingress
 without pause, and a pusher deploys new releases one after another. Every few seconds a fault is

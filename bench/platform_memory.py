@@ -1,11 +1,12 @@
 """Platform memory (issue 17): each process's RSS idle, after 10 deploys and after 100.
 
 The platform runs as `make up` runs it (tests/support/supervised.py: `python -m backend
-supervise` on the Procfile, i.e. supervisord, its event listener and every Procfile line but
-the web app, on free ports, a fresh data dir, SQLite). What is counted where:
+supervise` on the Procfile, i.e. runit and every Procfile line but the web app, on free ports, a
+fresh data dir, SQLite). What is counted where:
 
 - platform: api, pomegranate, gitd, ingress (each program's whole process tree);
-- supervisor: supervisord and its event listener (`logs`), the cost of running the Procfile;
+- supervisor: every other process of the supervisor's tree (the shell `make up` leaves in the
+  foreground, runsvdir, and per program a runsv and an svlogd), the cost of running the Procfile;
 - the target (< 200 MB) is on platform + supervisor;
 - registry (Debian's docker-registry, a Go program) is reported on its own row, outside the
   total: it is the image store, a separate program the platform talks to. The web app (Reflex
@@ -40,7 +41,7 @@ from bench.registry import BenchmarkFailed, Options, Row, register
 
 NAME = "platform memory"
 PLATFORM = ("api", "pomegranate", "gitd", "ingress")
-SUPERVISOR = ("supervisord", "logs")
+SUPERVISOR = ("runit",)
 OUTSIDE = ("registry",)
 TARGET_MB = 200
 FIRST = 10
@@ -59,12 +60,19 @@ class Usage:
     # Shared pages of each mapped file (libpython, the extension modules): a group counts each
     # file once (its largest share in one process), not once per process as a sum of RSS does.
     files: dict[str, int] = field(default_factory=dict)
+    processes: int = 0  # of the supervisor's (the programs' are one tree each)
 
     def __add__(self, other: Usage) -> Usage:
         files = dict(self.files)
         for path, kb in other.files.items():
             files[path] = max(kb, files.get(path, 0))
-        return Usage(self.rss + other.rss, self.pss + other.pss, self.uss + other.uss, files)
+        return Usage(
+            self.rss + other.rss,
+            self.pss + other.pss,
+            self.uss + other.uss,
+            files,
+            self.processes + other.processes,
+        )
 
     @property
     def once(self) -> int:
@@ -115,19 +123,26 @@ def children() -> dict[int, list[int]]:
     return out
 
 
-def tree_usage(pid: int, kids: dict[int, list[int]], recurse: bool = True) -> Usage:
-    total = smaps(pid)
-    if recurse:
-        for child in kids.get(pid, []):
-            total = total + tree_usage(child, kids)
-    return total
+def tree(pid: int, kids: dict[int, list[int]]) -> list[int]:
+    """A process and all its descendants."""
+    out = [pid]
+    for child in kids.get(pid, []):
+        out += tree(child, kids)
+    return out
 
 
-def sample(supervisord: int, pids: dict[str, int]) -> dict[str, Usage]:
-    """Usage of each program (its process tree) and of supervisord alone."""
+def tree_usage(pid: int, kids: dict[int, list[int]]) -> Usage:
+    return sum((smaps(p) for p in tree(pid, kids)), Usage())
+
+
+def sample(supervisor: int, pids: dict[str, int]) -> dict[str, Usage]:
+    """Usage of each program (its process tree), and as "runit" of the supervisor's other
+    processes (the supervisor's tree without the programs')."""
     kids = children()
     out = {name: tree_usage(pid, kids) for name, pid in pids.items()}
-    out["supervisord"] = tree_usage(supervisord, kids, recurse=False)
+    programs = {p for pid in pids.values() for p in tree(pid, kids)}
+    own = [p for p in tree(supervisor, kids) if p not in programs]
+    out["runit"] = sum((smaps(p) for p in own), Usage(processes=len(own)))
     return out
 
 
@@ -193,7 +208,7 @@ async def platform_memory(opts: Options) -> list[Row]:
         home.mkdir()
         with supervised(data_dir, health_check_timeout_seconds=60) as sup:
             states = sup.states()
-            pids = {n: states[n][1] for n in (*PLATFORM, "logs", *OUTSIDE)}
+            pids = {n: states[n][1] for n in sup.names}
             if not all(pids.values()):
                 raise BenchmarkFailed(f"not every program runs: {states}")
             samples = [sample(sup.proc.pid, pids)]
@@ -227,13 +242,15 @@ async def platform_memory(opts: Options) -> list[Row]:
                         raise BenchmarkFailed(f"a program restarted: {sup.states()} vs {states}")
                 finally:
                     await s.cleanup()
-    names = {"logs": "logs (supervisord's event listener)"}
-    rows = [
-        memory_row(names.get(name, name), samples, (name,), total)
-        for name in (*PLATFORM, *SUPERVISOR)
-    ]
+    rows = [memory_row(name, samples, (name,), total) for name in PLATFORM]
     plat = memory_row("platform (api+pomegranate+gitd+ingress)", samples, PLATFORM, total)
-    sup_row = memory_row("supervisor (supervisord+listener)", samples, SUPERVISOR, total)
+    count = samples[-1]["runit"].processes
+    sup_row = memory_row(
+        f"supervisor (runit: {count} processes, runsvdir, runsv and svlogd per program, sh)",
+        samples,
+        SUPERVISOR,
+        total,
+    )
     everything = memory_row("platform + supervisor", samples, (*PLATFORM, *SUPERVISOR), total)
     group = [sum((x[n] for n in (*PLATFORM, *SUPERVISOR)), Usage()) for x in samples]
     everything.notes.insert(

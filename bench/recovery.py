@@ -1,4 +1,4 @@
-"""Recovery after a crash (issue 20): the platform as `make up` runs it (supervisord) on a private
+"""Recovery after a crash (issue 20): the platform as `make up` runs it (runit) on a private
 Docker engine; one app under continuous load through the ingress. For each fault (kill -9 of
 each process, a dockerd restart with and without live-restore): how long until the process (or
 engine) serves again, and the failed-request gap the app's clients saw through the ingress."""

@@ -3,7 +3,7 @@
 Not in the default `make bench` run (the deploys take minutes): `python -m bench --only scale`.
 `BENCH_SCALE_APPS` (default 100, a multiple of 10) sets the number of apps for a quicker look.
 
-The platform runs as `make up` runs it (tests/support/supervised.py: supervisord on the Procfile,
+The platform runs as `make up` runs it (tests/support/supervised.py: runit on the Procfile,
 SQLite, fresh data dir, periodic reconcile every RECONCILE_INTERVAL seconds). 10 Clients sign up;
 each creates APPS/10 projects and deploys the `static` fixture (tests/fixtures/apps/static,
 1 web replica) to each by push() (the tar handed to the API's internal Deployments gRPC, as gitd

@@ -14,6 +14,8 @@ need_cmds=(git ssh ssh-keygen make curl)
 pkgs_up=(git openssh-client make curl ca-certificates docker.io debootstrap busybox-static)
 # Issue 10: the isolated builder (buildah with runc, CNI plugins, iptables) and the registry.
 pkgs_up+=(buildah runc containernetworking-plugins iptables docker-registry apache2-utils)
+# `make up`'s supervisor (backend/supervise.py): runsvdir, runsv, svlogd and sv.
+pkgs_up+=(runit)
 # browser tests: Debian's Chromium + chromedriver; pebble: the ACME test server (issue 21);
 # iproute2: private engines of the reliability tests (issue 20)
 pkgs_test=(postgresql chromium chromium-driver pebble iproute2)

@@ -26,8 +26,8 @@ if s.tls:  # issue 21: the ingress terminates TLS with ACME certificates
 print(f"  git push      {git_url('<project>', s)}")
 print(f"  Registry      http://{s.registry_address}/v2/  (platform images; credentials in {s.data_dir.resolve() / 'registry'})")
 print(f"  Internal gRPC API {s.host}:{s.api_grpc_port}, Pomegranate {s.host}:{s.pomegranate_port}")
-print(f"  Supervisor    supervisorctl -c {(s.data_dir / 'run' / 'supervisord.conf').resolve()} status")
+print(f"  Supervisor    sv status {(s.data_dir / 'run' / 'sv').resolve()}/*  (logs in {(s.data_dir / 'logs').resolve()}/<name>/current)")
 print()
 PY
-# supervisord runs every Procfile line and restarts the one that crashes (backend/supervise.py).
+# runit runs every Procfile line and restarts the one that crashes (backend/supervise.py).
 exec python -m backend supervise --procfile Procfile

@@ -1,4 +1,4 @@
-"""Add-ons (issue 15) through a kill -9 of every platform process under supervisord (`make up`:
+"""Add-ons (issue 15) through a kill -9 of every platform process under runit (`make up`:
 the API, Pomegranate, gitd, the ingress and the registry; the web app's line is left out, see
 tests/support/supervised.py): rows written before are all there after, the add-on is still
 attached with the same config var value, and its server was never re-created or restarted (the

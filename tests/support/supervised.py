@@ -1,4 +1,4 @@
-"""The whole platform as `make up` runs it: the Procfile under supervisord (backend/supervise.py).
+"""The whole platform as `make up` runs it: the Procfile under runit (backend/supervise.py).
 
 The web app's line is left out (tests/e2e covers it; it needs the frontend build); every other
 Procfile line runs as in production, on free ports and in its own data dir and engine instance.
@@ -25,36 +25,37 @@ from tests.support.platform import Platform, Pomegranate, remove_instance
 from tests.support.registry import remove_registry_images
 from tests.support.servers import ROOT, base_env, free_port, migrate, wait_http
 
-SUPERVISORCTL = Path(sys.executable).with_name("supervisorctl")
+# `sv status` words -> the states the tests wait for.
+STATES = {"run": "RUNNING", "down": "DOWN", "finish": "FINISH"}
 LEFT_OUT = {"web"}
 
 
 @dataclass
 class Supervised:
     proc: subprocess.Popen
-    config: Path
+    services: Path  # DATA_DIR/run/sv: one runit service per Procfile line
     output: Path  # what the terminal of `make up` shows
     ports: dict[str, int]
     env: dict[str, str]
     platform: Platform
     names: list[str] = field(default_factory=list)
 
-    def ctl(self, *args: str) -> str:
+    def sv(self, *args: str) -> str:
         return subprocess.run(
-            [str(SUPERVISORCTL), "-c", str(self.config), *args],
-            capture_output=True,
-            text=True,
-            timeout=30,
+            ["sv", *args], capture_output=True, text=True, timeout=30, cwd=self.services
         ).stdout
 
     def states(self) -> dict[str, tuple[str, int]]:
-        """name -> (state, pid) as supervisord reports them."""
+        """name -> (state, pid) as runit reports them (RUNNING, DOWN or FINISH)."""
         out: dict[str, tuple[str, int]] = {}
-        for line in self.ctl("status").splitlines():
-            parts = line.split()
-            if len(parts) >= 2:
-                pid = int(parts[3].rstrip(",")) if len(parts) > 3 and parts[2] == "pid" else 0
-                out[parts[0]] = (parts[1], pid)
+        paths = [str(self.services / n) for n in self.names]
+        # e.g. "run: /d/run/sv/api: (pid 123) 5s; run: log: (pid 120) 5s"
+        for line in self.sv("status", *paths).splitlines():
+            service = line.split(";", 1)[0]
+            state, _, rest = service.partition(": ")
+            path, _, detail = rest.partition(": ")
+            pid = int(detail.split(")")[0].removeprefix("(pid ")) if "(pid " in detail else 0
+            out[Path(path).name] = (STATES.get(state, state), pid)
         return out
 
     def pid(self, name: str) -> int:
@@ -156,19 +157,19 @@ def supervised(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C of the test runner must not reach it first
         )
-    config = data_dir / "run" / "supervisord.conf"
-    pom = Pomegranate(ports["pomegranate"], env, data_dir / "logs" / "pomegranate.log")
+    services = data_dir / "run" / "sv"
+    pom = Pomegranate(ports["pomegranate"], env, data_dir / "logs" / "pomegranate" / "current")
     plat = Platform(
         f"http://127.0.0.1:{ports['api']}/graphql", grpc_port, pom, data_dir, ports["ingress"]
     )
-    sup = Supervised(
-        proc, config, output, ports, env, plat, list(parse_procfile(procfile_path.read_text()))
-    )
+    names = list(parse_procfile(procfile_path.read_text()))
+    sup = Supervised(proc, services, output, ports, env, plat, names)
     try:
         deadline = time.monotonic() + 60
-        while not config.exists() or not (data_dir / "run" / "supervisor.sock").exists():
+        # runsv makes supervise/ok once it supervises the service.
+        while not all((services / n / "supervise" / "ok").exists() for n in names):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"supervisord did not start: {output.read_text()}")
+                raise RuntimeError(f"the supervisor did not start: {output.read_text()}")
             time.sleep(0.1)
         if procfile is None:
             wait_http(f"http://127.0.0.1:{ports['api']}/healthz", timeout=60)

@@ -1,41 +1,45 @@
-"""The supervisord config generated from a Procfile, and the listener's line handling."""
+"""The runit services generated from a Procfile, and their finish script's crash-loop rules.
+
+The finish script runs here for real (/bin/sh), in a service directory of its own, with a
+stand-in `sv` on PATH that reports the wanted state and records the commands it was given."""
 
 from __future__ import annotations
 
-import configparser
-import io
-import shlex
+import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from backend import supervise, supervise_listener
-from backend.supervise import Layout, LinePrefixer, listen, render_config
+from backend import supervise
+from backend.supervise import Layout, render_services, write_services
 
 LAYOUT = Layout(Path("/srv/pt"), Path("/srv/pt/.data/run"), Path("/srv/pt/.data/logs"))
 
 
-def test_every_procfile_line_is_a_restarted_program() -> None:
-    text = render_config(
+def test_every_procfile_line_is_a_service_with_its_log() -> None:
+    files = render_services(
         "api: python -m backend api\n# comment\nweb: scripts/web.sh run 100%\n", LAYOUT
     )
-    parser = configparser.ConfigParser()
-    parser.read_string(text)  # supervisord reads it the same way, with % interpolation
-    assert [s for s in parser.sections() if s.startswith("program:")] == [
-        "program:api",
-        "program:web",
+    sv = Path("/srv/pt/.data/run/sv")
+    assert {p.relative_to(sv).parts[0] for p in files if p.is_relative_to(sv)} == {"api", "web"}
+    run = files[sv / "web" / "run"]
+    assert run.startswith("#!/bin/sh\n")
+    assert "cd /srv/pt\n" in run
+    assert "exec setsid /bin/bash -c 'scripts/web.sh run 100%'" in run
+    assert "exec 2>&1" in run  # stderr goes to the log too
+    for signal in ("t", "k"):  # stop and kill reach the program's whole process group
+        assert "kill -" in files[sv / "web" / "control" / signal]
+    assert files[sv / "web" / "log" / "run"].endswith(
+        "exec svlogd -tt -b 65536 /srv/pt/.data/logs/web\n"
+    )
+    config = files[Path("/srv/pt/.data/logs/web/config")].splitlines()
+    assert config == [
+        f"s{supervise.LOG_MAX_BYTES}",
+        f"n{supervise.LOG_BACKUPS}",
+        "pweb        | ",
+        "e*",
     ]
-    web = parser["program:web"]
-    assert web["command"] == "/bin/bash -c 'scripts/web.sh run 100%'"
-    assert web["autorestart"] == "true"
-    assert web["startretries"] == str(supervise.START_RETRIES)
-    assert web["stopasgroup"] == web["killasgroup"] == "true"
-    assert web["stdout_events_enabled"] == "true"
-    assert web["stdout_logfile"] == "/srv/pt/.data/logs/web.log"
-    assert parser["supervisord"]["nodaemon"] == "true"
-    assert "PROCESS_LOG" in parser["eventlistener:logs"]["events"]
 
 
 @pytest.mark.parametrize(
@@ -43,74 +47,103 @@ def test_every_procfile_line_is_a_restarted_program() -> None:
     [
         ("", "defines no process"),
         ("api python\n", "expected 'type: command'"),
-        ("logs: tail -f x\n", "reserved for the supervisor"),
         ("api: a\napi: b\n", "defined twice"),
     ],
 )
 def test_bad_procfile_is_refused(procfile: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        render_config(procfile, LAYOUT)
+        render_services(procfile, LAYOUT)
 
 
-def test_prefixer_joins_partial_chunks_per_process() -> None:
-    p = LinePrefixer(5)
-    assert p.feed("api", "one\ntw") == [p.line("api", "one")]
-    assert p.feed("gitd", "x\n") == [p.line("gitd", "x")]
-    assert p.feed("api", "o\n") == [p.line("api", "two")]
-    assert p.line("api", "z").endswith(" api   | z")
+def test_services_are_written_afresh(tmp_path: Path) -> None:
+    layout = Layout(tmp_path, tmp_path / "run", tmp_path / "logs")
+    procfile = tmp_path / "Procfile"
+    procfile.write_text("api: sleep 1\nold: sleep 2\n")
+    write_services(procfile, layout)
+    procfile.write_text("api: sleep 1\n")
+    services = write_services(procfile, layout)
+    assert sorted(p.name for p in services.iterdir()) == ["api"]  # a removed line is gone
+    assert os.access(services / "api" / "run", os.X_OK)
+    assert os.access(services / "api" / "finish", os.X_OK)
+    assert (tmp_path / "logs" / "api" / "config").exists()
 
 
-def _event(eventname: str, body: str) -> str:
-    return f"ver:3.0 server:s serial:1 pool:logs poolserial:1 eventname:{eventname} len:{len(body)}\n{body}"
+class Service:
+    """One service directory with the generated finish script and a stand-in `sv`."""
 
-
-def test_listener_speaks_the_protocol_and_reports_crash_loops() -> None:
-    stdin = io.StringIO(
-        _event("PROCESS_LOG_STDOUT", "processname:api groupname:api pid:7 channel:stdout\nhello\n")
-        + _event(
-            "PROCESS_STATE_EXITED",
-            "processname:api groupname:api from_state:RUNNING expected:0 pid:7",
+    def __init__(self, root: Path, want: str = "up") -> None:
+        layout = Layout(root, root / "run", root / "logs")
+        procfile = root / "Procfile"
+        procfile.write_text("api: python -m backend api\n")
+        self.dir = write_services(procfile, layout) / "api"
+        bin_dir = root / "bin"
+        bin_dir.mkdir()
+        self.calls = root / "sv-calls"
+        fake = bin_dir / "sv"
+        fake.write_text(
+            "#!/bin/sh\n"
+            f'echo "$*" >> {self.calls}\n'
+            f'[ "$1" = status ] && echo "finish: .: (pid 7) 1s{", want down" if want == "down" else ""}"\n'
+            "exit 0\n"
         )
-        + _event("PROCESS_STATE_FATAL", "processname:gitd groupname:gitd from_state:BACKOFF")
+        fake.chmod(0o755)
+        self.env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+    def finish(self, *args: str, up_for: int) -> str:
+        started = int(subprocess.run(["date", "+%s"], capture_output=True, text=True).stdout)
+        (self.dir / "started").write_text(f"{started - up_for}\n")
+        done = subprocess.run(
+            [str(self.dir / "finish"), *args],
+            cwd=self.dir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def sv_calls(self) -> list[str]:
+        return self.calls.read_text().splitlines() if self.calls.exists() else []
+
+
+def test_a_stop_asked_for_is_not_a_crash(tmp_path: Path) -> None:
+    service = Service(tmp_path, want="down")
+    assert service.finish("-1", "15", up_for=0) == ""
+    assert service.sv_calls() == ["status ."]
+
+
+def test_a_crash_after_a_good_start_restarts_at_once(tmp_path: Path) -> None:
+    service = Service(tmp_path)
+    said = service.finish("-1", "9", up_for=supervise.START_SECONDS + 5)
+    assert said == "[supervisor] api exited unexpectedly (killed by signal 9): restarting it"
+    assert (service.dir / "quick").read_text().strip() == "0"
+
+
+def test_quick_crashes_back_off_then_give_up(tmp_path: Path) -> None:
+    service = Service(tmp_path)
+    # Attempts before the limit wait 1, 2, ... s: three here keep the test short.
+    (service.dir / "quick").write_text(f"{supervise.START_RETRIES - 2}\n")
+    said = service.finish("3", "0", up_for=0)
+    attempt = supervise.START_RETRIES - 1
+    assert said == (
+        f"[supervisor] api crashed while starting (exit code 3, attempt {attempt}): "
+        f"retrying in {attempt} s"
     )
-    stdout, stderr = io.StringIO(), io.StringIO()
-    listen(4, "/x/supervisord.conf", stdin, stdout, stderr)  # returns at the end of input
-    assert stdout.getvalue() == "READY\nRESULT 2\nOK" * 3 + "READY\n"
-    lines = stderr.getvalue().splitlines()
-    assert lines[0].endswith("api        | hello")
-    assert lines[1].endswith("supervisor | api exited unexpectedly (pid 7): restarting it")
-    assert "gitd crashed 5 times in a row" in lines[2]
-    assert "supervisorctl -c /x/supervisord.conf start gitd" in lines[2]
-
-
-def test_listener_runs_as_configured_with_the_standard_library_only(tmp_path: Path) -> None:
-    """The config's listener command (python -I -S on the script: no site-packages, no
-    backend package) speaks the protocol, with the config's crash-loop limit in its words."""
-    layout = Layout(tmp_path, tmp_path / "run d%", tmp_path / "logs")
-    parser = configparser.ConfigParser()
-    parser.read_string(render_config("api: python -m backend api\n", layout))
-    command = shlex.split(parser["eventlistener:logs"]["command"])
-    assert command[1:3] == ["-I", "-S"]
-    assert command[-1] == str(layout.config)  # the % survived ConfigParser's interpolation
-    events = _event(
-        "PROCESS_LOG_STDOUT", "processname:api groupname:api pid:7 channel:stdout\nhi\n"
-    ) + _event("PROCESS_STATE_FATAL", "processname:api groupname:api from_state:BACKOFF")
-    done = subprocess.run(command, input=events, capture_output=True, text=True, timeout=30)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == "READY\nRESULT 2\nOK" * 2 + "READY\n"
-    lines = done.stderr.splitlines()
-    assert lines[0].endswith("api        | hi")
-    assert (
-        f"api crashed {supervise.START_RETRIES} times in a row within {supervise.START_SECONDS} s"
-        in lines[1]
+    assert "down ." not in service.sv_calls()
+    said = service.finish("3", "0", up_for=0)
+    assert said.startswith(
+        f"[supervisor] api crashed {supervise.START_RETRIES} times in a row within "
+        f"{supervise.START_SECONDS} s of starting (exit code 3): crash loop, giving up."
     )
-    assert f"supervisorctl -c {layout.config} start api" in lines[1]
+    assert said.endswith(f"Fix it, then: sv start {service.dir}")
+    assert service.sv_calls()[-1] == "down ."  # left down: runsv does not start it again
+    assert (service.dir / "quick").read_text().strip() == "0"  # a later start counts afresh
+    # A good run in between resets the count.
+    (service.dir / "quick").write_text("3\n")
+    service.finish("1", "0", up_for=supervise.START_SECONDS)
+    assert (service.dir / "quick").read_text().strip() == "0"
 
 
-@pytest.mark.parametrize("args", [[], ["4", "5", "3"], ["four", "5", "3", "/x.conf"]])
-def test_listener_refuses_bad_arguments(args: list[str]) -> None:
-    command = [sys.executable, "-I", "-S", supervise_listener.__file__, *args]
-    done = subprocess.run(command, input="", capture_output=True, text=True, timeout=30)
-    assert done.returncode == 2
-    assert "usage: supervise_listener.py WIDTH RETRIES START_SECONDS CONFIG" in done.stderr
-    assert done.stdout == ""  # never READY: supervisord sees it fail, not a silent listener
+def test_the_supervisor_needs_runit() -> None:
+    assert supervise.missing_tools() == []  # make's bootstrap installs Debian's runit
