@@ -86,8 +86,9 @@ def _finish(name: str, layout: Layout) -> str:
     service = shlex.quote(str(layout.service(name)))
     return _script(
         f"# runsv runs this after each exit of {name}: $1 its exit code (-1: signal $2).",
-        # A stop asked for (sv down/exit, Ctrl-C) is not a crash.
-        'case "$(sv status .)" in *"want down"*|*"want exit"*) exit 0 ;; esac',
+        # A stop asked for (sv down/exit, Ctrl-C) is not a crash. runsv's own words in stat
+        # (`sv status` may show pid 0 and no "want" while finish starts).
+        'case "$(cat supervise/stat)" in *"want down"*|*"want exit"*) exit 0 ;; esac',
         'if [ "$1" = -1 ]; then why="killed by signal $2"; else why="exit code $1"; fi',
         'say() { echo "[supervisor] $*"; }',
         "started=$(cat started 2>/dev/null || echo 0)",

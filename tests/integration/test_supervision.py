@@ -86,11 +86,14 @@ async def test_kill9_of_each_process_is_restarted_and_the_app_keeps_serving(
             assert f" {name:<11} | " in terminal  # its own lines, with its name
         # Ctrl-C stops every process and the supervisor itself.
         pids = [sup.pid(n) for n in sup.names]
+        before = len(sup.output.read_text())
         sup.proc.send_signal(signal.SIGINT)
         await asyncio.to_thread(sup.proc.wait, 60)
         for pid in pids:
             with pytest.raises(ProcessLookupError):
                 os.kill(pid, 0)
+        # A stop is not reported as a crash.
+        assert "[supervisor]" not in sup.output.read_text()[before:]
 
 
 async def test_crash_loop_is_reported_and_the_others_keep_running(tmp_path: Path) -> None:
