@@ -100,9 +100,10 @@ def _finish(name: str, layout: Layout) -> str:
         "quick=$(($(cat quick 2>/dev/null || echo 0) + 1))",
         f"if [ $quick -ge {START_RETRIES} ]; then",
         "    echo 0 > quick",
+        # Down first: whoever reads the message and starts it again is not undone by this.
+        "    sv down . >/dev/null",
         f'    say "{name} crashed {START_RETRIES} times in a row within {START_SECONDS} s of'
         f' starting ($why): crash loop, giving up. Fix it, then: sv start {service}"',
-        "    sv down . >/dev/null",
         "    exit 0",
         "fi",
         "echo $quick > quick",

@@ -26,7 +26,7 @@ from tests.support.registry import remove_registry_images
 from tests.support.servers import ROOT, base_env, free_port, migrate, wait_http
 
 # `sv status` words -> the states the tests wait for.
-STATES = {"run": "RUNNING", "down": "DOWN", "finish": "FINISH"}
+STATES = {"run": "RUNNING", "down": "DOWN", "finish": "FINISH", "starting": "STARTING"}
 LEFT_OUT = {"web"}
 
 
@@ -46,7 +46,8 @@ class Supervised:
         ).stdout
 
     def states(self) -> dict[str, tuple[str, int]]:
-        """name -> (state, pid) as runit reports them (RUNNING, DOWN or FINISH)."""
+        """name -> (state, pid) as runit reports them: RUNNING, FINISH (its finish script
+        runs), STARTING (down, to be started again) or DOWN (down and meant to stay down)."""
         out: dict[str, tuple[str, int]] = {}
         paths = [str(self.services / n) for n in self.names]
         # e.g. "run: /d/run/sv/api: (pid 123) 5s; run: log: (pid 120) 5s"
@@ -55,6 +56,8 @@ class Supervised:
             state, _, rest = service.partition(": ")
             path, _, detail = rest.partition(": ")
             pid = int(detail.split(")")[0].removeprefix("(pid ")) if "(pid " in detail else 0
+            if state == "down" and "want up" in detail:
+                state = "starting"  # between an exit and runsv's restart: not settled down
             out[Path(path).name] = (STATES.get(state, state), pid)
         return out
 
