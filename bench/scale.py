@@ -151,8 +151,10 @@ async def reconcile_cycles(log: Path, projects: int, since: int, want: int = 3) 
             await asyncio.sleep(1)
 
 
-def _read(path: Path) -> str:
-    return path.read_text(errors="replace") if path.exists() else ""
+def _read(log_dir: Path) -> str:
+    """A program's whole log: svlogd's rotated files (named by time, oldest first), then current."""
+    files = [*sorted(log_dir.glob("@*")), log_dir / "current"]
+    return "".join(f.read_text(errors="replace") for f in files if f.exists())
 
 
 def rss_mb(usage: dict, names: tuple[str, ...]) -> float:
@@ -194,10 +196,10 @@ async def scale(opts: Options) -> list[Row]:
                     deploys_took = time.monotonic() - started
                     hosts = [f"{p}.localhost" for _, p in owned]
                     await all_answer(sup.platform.ingress_port, hosts)
-                    logs = sorted((data_dir / "logs").glob("api*.log"))
-                    if not logs:
-                        raise BenchmarkFailed(f"no API log in {data_dir / 'logs'}")
-                    since = len(await asyncio.to_thread(_read, logs[0]))  # cycles from now on
+                    api_log = data_dir / "logs" / "api"  # svlogd's directory (backend/supervise.py)
+                    if not (api_log / "current").exists():
+                        raise BenchmarkFailed(f"no API log in {api_log}")
+                    since = len(await asyncio.to_thread(_read, api_log))  # cycles from now on
                     waits = [await queue_wait_ms(s, p) for s, p in owned]
                     after = sample(sup.proc.pid, pids)
                     first = sessions[0]
@@ -212,7 +214,7 @@ async def scale(opts: Options) -> list[Row]:
                         check=lambda r: None if "errors" not in r.json() else "GraphQL errors",
                     )
                     ingress = await ingress_load(sup.platform.ingress_port, hosts, opts)
-                    cycles = await reconcile_cycles(logs[0], apps, since)
+                    cycles = await reconcile_cycles(api_log, apps, since)
                     if sup.states() != states:
                         raise BenchmarkFailed(f"a program restarted: {sup.states()} vs {states}")
                 finally:
