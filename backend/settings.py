@@ -4,8 +4,8 @@
 arguments win, and converts and checks the whole with msgspec: ints, floats and bools from their
 text, JSON for list fields, Literal choices and the Meta bounds below. A bad value raises
 SettingsError naming the variable. msgspec, not pydantic-settings: the same typed reading cost
-about 6 MB of private memory in each of the four server processes (issue 17, docs/architecture.md
-2.4.15), where msgspec's compiled decoder costs well under one.
+up to 7 MB of private memory in each server process, 22 MB in all four (issue 17,
+docs/architecture.md 2.4.15 "Eighth pass"), where msgspec's compiled decoder costs under one.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _environment(cls: type) -> dict[str, Any]:
         kind = kinds.get(name)
         if kind is None or (text == "" and kind is not str):
             continue  # not a setting, or empty: the default (as an unset variable)
-        if kind in (bool, bool | None) and text.lower() in _TRUE | _FALSE:
+        if kind is bool and text.lower() in _TRUE | _FALSE:
             out[name] = text.lower() in _TRUE
         elif kind == list[str]:
             try:
@@ -65,7 +65,7 @@ def _environment(cls: type) -> dict[str, Any]:
 
 
 def _decode(kind: type, value: object) -> object:
-    # Types msgspec leaves to us: paths, and lists given as JSON text (as an env var is).
+    # The one field type msgspec leaves to us: paths.
     if kind is Path and isinstance(value, str | os.PathLike):
         return Path(value)
     raise NotImplementedError
