@@ -126,8 +126,7 @@ def _signal_group(signal: str) -> str:
 def render_services(procfile_text: str, layout: Layout) -> dict[Path, str]:
     """Every file of every service (path -> text), for a Procfile; ValueError if it is bad."""
     programs = parse_procfile(procfile_text)
-    # Column width of the name prefix, as honcho aligned it (and "supervisor" fits).
-    width = max(len("supervisor"), *(len(n) for n in programs))
+    width = max(len(n) for n in programs)  # the names' column, aligned as honcho did
     files: dict[Path, str] = {}
     for name, command in programs.items():
         service = layout.service(name)

@@ -104,13 +104,13 @@ async def test_crash_loop_is_reported_and_the_others_keep_running(tmp_path: Path
             while sup.states().get("broken", ("?", 0))[0] != "DOWN":
                 await asyncio.sleep(0.5)
         terminal = sup.output.read_text()
-        assert "broken     | cannot start" in terminal
+        assert "broken | cannot start" in terminal
         assert "broken crashed 5 times in a row" in terminal
         assert sup.states()["steady"] == ("RUNNING", steady)
         # The command the message gives starts it again (and it crashes again: still broken).
         assert f"Fix it, then: sv start {sup.services / 'broken'}" in terminal
         sup.sv("start", str(sup.services / "broken"))
         async with asyncio.timeout(90):
-            while sup.output.read_text().count("broken     | cannot start") < 6:
+            while sup.output.read_text().count("broken | cannot start") < 6:
                 await asyncio.sleep(0.2)
         assert sup.states()["steady"] == ("RUNNING", steady)

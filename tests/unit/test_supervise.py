@@ -37,7 +37,7 @@ def test_every_procfile_line_is_a_service_with_its_log() -> None:
     assert config == [
         f"s{supervise.LOG_MAX_BYTES}",
         f"n{supervise.LOG_BACKUPS}",
-        "pweb        | ",
+        "pweb | ",
         "e*",
     ]
 
