@@ -61,9 +61,9 @@ class Layout:
     def service(self, name: str) -> Path:
         return self.services / name
 
-    def log(self, name: str) -> Path:
-        """The program's current log file (svlogd's; rotated ones sit beside it)."""
-        return self.log_dir / name / "current"
+    def logs(self, name: str) -> Path:
+        """The program's log directory: svlogd's `current`, the rotated files beside it."""
+        return self.log_dir / name
 
 
 def _script(*lines: str) -> str:
@@ -134,7 +134,7 @@ def render_services(procfile_text: str, layout: Layout) -> dict[Path, str]:
         files[service / "finish"] = _finish(name, layout)
         files[service / "control" / "t"] = _signal_group("TERM")
         files[service / "control" / "k"] = _signal_group("KILL")
-        log_dir = layout.log(name).parent
+        log_dir = layout.logs(name)
         # svlogd: stamped lines, rotated; `p` prefixes them, `e*` copies each to the terminal.
         files[service / "log" / "run"] = _script(
             f"exec svlogd -tt -b 65536 {shlex.quote(str(log_dir))}"

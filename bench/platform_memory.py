@@ -131,18 +131,19 @@ def tree(pid: int, kids: dict[int, list[int]]) -> list[int]:
     return out
 
 
-def tree_usage(pid: int, kids: dict[int, list[int]]) -> Usage:
-    return sum((smaps(p) for p in tree(pid, kids)), Usage())
+def usage(pids: list[int], **extra: int) -> Usage:
+    return sum((smaps(p) for p in pids), Usage(**extra))
 
 
 def sample(supervisor: int, pids: dict[str, int]) -> dict[str, Usage]:
     """Usage of each program (its process tree), and as "runit" of the supervisor's other
     processes (the supervisor's tree without the programs')."""
     kids = children()
-    out = {name: tree_usage(pid, kids) for name, pid in pids.items()}
-    programs = {p for pid in pids.values() for p in tree(pid, kids)}
+    trees = {name: tree(pid, kids) for name, pid in pids.items()}
+    out = {name: usage(members) for name, members in trees.items()}
+    programs = {p for members in trees.values() for p in members}
     own = [p for p in tree(supervisor, kids) if p not in programs]
-    out["runit"] = sum((smaps(p) for p in own), Usage(processes=len(own)))
+    out["runit"] = usage(own, processes=len(own))
     return out
 
 

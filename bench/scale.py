@@ -196,7 +196,7 @@ async def scale(opts: Options) -> list[Row]:
                     deploys_took = time.monotonic() - started
                     hosts = [f"{p}.localhost" for _, p in owned]
                     await all_answer(sup.platform.ingress_port, hosts)
-                    api_log = data_dir / "logs" / "api"  # svlogd's directory (backend/supervise.py)
+                    api_log = sup.layout.logs("api")  # svlogd's directory
                     if not (api_log / "current").exists():
                         raise BenchmarkFailed(f"no API log in {api_log}")
                     since = len(await asyncio.to_thread(_read, api_log))  # cycles from now on

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from backend.pomegranate.procfile import parse_procfile
+from backend.supervise import Layout
 from tests.support.platform import Platform, Pomegranate, remove_instance
 from tests.support.registry import remove_registry_images
 from tests.support.servers import ROOT, base_env, free_port, migrate, wait_http
@@ -33,12 +34,16 @@ LEFT_OUT = {"web"}
 @dataclass
 class Supervised:
     proc: subprocess.Popen
-    services: Path  # DATA_DIR/run/sv: one runit service per Procfile line
+    layout: Layout  # DATA_DIR/run/sv: one runit service per Procfile line; DATA_DIR/logs
     output: Path  # what the terminal of `make up` shows
     ports: dict[str, int]
     env: dict[str, str]
     platform: Platform
     names: list[str] = field(default_factory=list)
+
+    @property
+    def services(self) -> Path:
+        return self.layout.services
 
     def sv(self, *args: str) -> str:
         return subprocess.run(
@@ -160,17 +165,17 @@ def supervised(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C of the test runner must not reach it first
         )
-    services = data_dir / "run" / "sv"
-    pom = Pomegranate(ports["pomegranate"], env, data_dir / "logs" / "pomegranate" / "current")
+    layout = Layout.for_data_dir(workdir, data_dir)  # as `python -m backend supervise` makes it
+    pom = Pomegranate(ports["pomegranate"], env, layout.logs("pomegranate") / "current")
     plat = Platform(
         f"http://127.0.0.1:{ports['api']}/graphql", grpc_port, pom, data_dir, ports["ingress"]
     )
     names = list(parse_procfile(procfile_path.read_text()))
-    sup = Supervised(proc, services, output, ports, env, plat, names)
+    sup = Supervised(proc, layout, output, ports, env, plat, names)
     try:
         deadline = time.monotonic() + 60
         # runsv makes supervise/ok once it supervises the service.
-        while not all((services / n / "supervise" / "ok").exists() for n in names):
+        while not all((layout.service(n) / "supervise" / "ok").exists() for n in names):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the supervisor did not start: {output.read_text()}")
             time.sleep(0.1)
