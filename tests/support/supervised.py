@@ -34,7 +34,7 @@ LEFT_OUT = {"web"}
 @dataclass
 class Supervised:
     proc: subprocess.Popen
-    layout: Layout  # DATA_DIR/run/sv: one runit service per Procfile line; DATA_DIR/logs
+    layout: Layout  # where the runit services and the programs' logs are
     output: Path  # what the terminal of `make up` shows
     ports: dict[str, int]
     env: dict[str, str]
@@ -54,7 +54,7 @@ class Supervised:
         """name -> (state, pid) as runit reports them: RUNNING, FINISH (its finish script
         runs), STARTING (down, to be started again) or DOWN (down and meant to stay down)."""
         out: dict[str, tuple[str, int]] = {}
-        paths = [str(self.services / n) for n in self.names]
+        paths = [str(self.layout.service(n)) for n in self.names]
         # e.g. "run: /d/run/sv/api: (pid 123) 5s; run: log: (pid 120) 5s"
         for line in self.sv("status", *paths).splitlines():
             service = line.split(";", 1)[0]
