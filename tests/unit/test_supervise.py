@@ -13,6 +13,7 @@ import pytest
 
 from backend import supervise
 from backend.supervise import Layout, render_services, write_services
+from tests.support.servers import run_backend
 
 LAYOUT = Layout(Path("/srv/pt"), Path("/srv/pt/.data/run"), Path("/srv/pt/.data/logs"))
 
@@ -147,3 +148,28 @@ def test_quick_crashes_back_off_then_give_up(tmp_path: Path) -> None:
 
 def test_the_supervisor_needs_runit() -> None:
     assert supervise.missing_tools() == []  # make's bootstrap installs Debian's runit
+
+
+def _supervise(tmp_path: Path, procfile: str, path: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "Procfile").write_text(procfile)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAASTECH_")}
+    env.update(PAASTECH_DATA_DIR=str(tmp_path / "data"), PATH=path)
+    return run_backend("supervise", "--procfile", str(tmp_path / "Procfile"), env=env)
+
+
+def test_without_runit_the_supervisor_refuses_and_writes_nothing(tmp_path: Path) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    done = _supervise(tmp_path, "api: sleep 1\n", str(empty))
+    assert done.returncode == 2
+    assert "cannot supervise: runsvdir, runsv, svlogd, sv missing (apt-get install runit)" in (
+        done.stderr
+    )
+    assert not (tmp_path / "data" / "run").exists()
+
+
+def test_a_bad_procfile_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    done = _supervise(tmp_path, "api python\n", os.environ["PATH"])
+    assert done.returncode == 2
+    assert "cannot supervise" in done.stderr and "expected 'type: command'" in done.stderr
+    assert not (tmp_path / "data" / "run" / "sv").exists()
